@@ -1,0 +1,257 @@
+//! Where answers to prompts come from: an answers file (`--answers FILE`, YAML keyed by prompt
+//! id), `RUNBOOK_ANSWER_<ID>` environment variables, `--yes` / `--approve`, or a person.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde_yaml::Value;
+
+use crate::error::Error;
+
+/// How an answer was given; recorded in the journal and the checklist artifact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Terminal,
+    File(String),
+    Env(String),
+    YesFlag,
+    ApproveFlag,
+    Default,
+}
+
+impl Source {
+    pub fn describe(&self) -> String {
+        match self {
+            Source::Terminal => "at the terminal".into(),
+            Source::File(f) => format!("answers file {f}"),
+            Source::Env(v) => format!("environment {v}"),
+            Source::YesFlag => "--yes".into(),
+            Source::ApproveFlag => "--approve".into(),
+            Source::Default => "default".into(),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Answers {
+    file: Option<PathBuf>,
+    map: BTreeMap<String, Value>,
+    /// How many times each id was asked, so a list answers repeated prompts in order.
+    asked: BTreeMap<String, usize>,
+    used: BTreeSet<String>,
+    pub yes: bool,
+    pub approve: bool,
+}
+
+pub fn env_var_for(id: &str) -> String {
+    let mut s = String::from("RUNBOOK_ANSWER_");
+    for c in id.chars() {
+        if c.is_ascii_alphanumeric() {
+            s.push(c.to_ascii_uppercase());
+        } else {
+            s.push('_');
+        }
+    }
+    s
+}
+
+/// A stable id from a prompt's text: "How would you like to deploy?" -> "how-would-you-like-to-deploy".
+pub fn slug(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    let mut out = out.trim_matches('-').to_string();
+    if out.len() > 48 {
+        let cut = out[..48].rfind('-').unwrap_or(48);
+        out.truncate(cut);
+    }
+    if out.is_empty() {
+        "prompt".into()
+    } else {
+        out
+    }
+}
+
+impl Answers {
+    pub fn load(file: Option<&Path>) -> Result<Answers, Error> {
+        let mut a = Answers::default();
+        let Some(path) = file else { return Ok(a) };
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io("read answers", path, e))?;
+        let v: Value = serde_yaml::from_str(&text).map_err(|e| Error::Answers {
+            file: match e.location() {
+                Some(l) => format!("{shown}:{}:{}", l.line(), l.column()),
+                None => shown.clone(),
+            },
+            id: None,
+            message: {
+                let m = e.to_string();
+                m.split(" at line ").next().unwrap_or(&m).to_string()
+            },
+            help: Some("an answers file is a YAML map from prompt id to answer, e.g. `strategy: canary`".into()),
+        })?;
+        match v {
+            Value::Null => {}
+            Value::Mapping(m) => {
+                for (k, v) in m {
+                    let key = match k {
+                        Value::String(s) => s,
+                        Value::Number(n) => n.to_string(),
+                        Value::Bool(b) => b.to_string(),
+                        other => {
+                            return Err(Error::Answers {
+                                file: shown,
+                                id: None,
+                                message: format!("a key must be a prompt id, not {}", kind_of(&other)),
+                                help: None,
+                            })
+                        }
+                    };
+                    a.map.insert(key, v);
+                }
+            }
+            other => {
+                return Err(Error::Answers {
+                    file: shown,
+                    id: None,
+                    message: format!("expected a map from prompt id to answer, found {}", kind_of(&other)),
+                    help: Some("write one `id: answer` per line".into()),
+                })
+            }
+        }
+        a.file = Some(path.to_path_buf());
+        Ok(a)
+    }
+
+    pub fn file_name(&self) -> String {
+        self.file.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
+    }
+
+    /// The explicit answer for `id`, from the environment or the answers file.
+    /// A list in the file answers the same prompt asked again, in order.
+    pub fn explicit(&mut self, id: &str) -> Option<(Value, Source)> {
+        let n = {
+            let c = self.asked.entry(id.to_string()).or_default();
+            *c += 1;
+            *c - 1
+        };
+        let var = env_var_for(id);
+        if let Ok(v) = std::env::var(&var) {
+            return Some((Value::String(v), Source::Env(var)));
+        }
+        let v = self.map.get(id)?.clone();
+        self.used.insert(id.to_string());
+        let src = Source::File(self.file_name());
+        match v {
+            Value::Sequence(items) => items.get(n).cloned().map(|v| (v, src)),
+            v => Some((v, src)),
+        }
+    }
+
+    /// An explicit answer for a checklist item: the checklist's entry may be one yes/no for all
+    /// items or a map of item id to yes/no.
+    pub fn checklist_item(&mut self, list_id: &str, item_id: &str) -> Option<(Value, Source)> {
+        let item_var = env_var_for(&format!("{list_id}.{item_id}"));
+        if let Ok(v) = std::env::var(&item_var) {
+            return Some((Value::String(v), Source::Env(item_var)));
+        }
+        let list_var = env_var_for(list_id);
+        if let Ok(v) = std::env::var(&list_var) {
+            return Some((Value::String(v), Source::Env(list_var)));
+        }
+        let v = self.map.get(list_id)?.clone();
+        self.used.insert(list_id.to_string());
+        let src = Source::File(self.file_name());
+        match v {
+            Value::Mapping(m) => m
+                .get(Value::String(item_id.into()))
+                .or_else(|| m.get(Value::String("all".into())))
+                .cloned()
+                .map(|v| (v, src)),
+            v => Some((v, src)),
+        }
+    }
+
+    /// Ids in the answers file that no prompt asked for.
+    pub fn unused(&self) -> Vec<String> {
+        self.map
+            .keys()
+            .filter(|k| !self.used.contains(*k))
+            .cloned()
+            .collect()
+    }
+
+    pub fn asked_ids(&self) -> impl Iterator<Item = &str> {
+        self.asked.keys().map(String::as_str)
+    }
+
+    pub fn has_file(&self) -> bool {
+        self.file.is_some()
+    }
+
+    pub fn error(&self, id: &str, message: String, help: Option<String>) -> Error {
+        Error::Answers {
+            file: self.file_name(),
+            id: Some(id.to_string()),
+            message,
+            help,
+        }
+    }
+}
+
+pub fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "nothing",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "text",
+        Value::Sequence(_) => "a list",
+        Value::Mapping(_) => "a map",
+        Value::Tagged(_) => "a tagged value",
+    }
+}
+
+/// Read yes/no from an answer: y, yes, true, n, no, false (any case).
+pub fn yes_no(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) => parse_yes_no(s),
+        _ => None,
+    }
+}
+
+pub fn parse_yes_no(s: &str) -> Option<bool> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "y" | "yes" | "true" => Some(true),
+        "n" | "no" | "false" => Some(false),
+        _ => None,
+    }
+}
+
+pub fn scalar_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_are_stable_and_short() {
+        assert_eq!(slug("How would you like to deploy this feature?"), "how-would-you-like-to-deploy-this-feature");
+        assert_eq!(slug("⚠️ Issue detected! Initiate rollback?"), "issue-detected-initiate-rollback");
+        assert!(slug(&"word ".repeat(30)).len() <= 48);
+        assert_eq!(slug("!!!"), "prompt");
+        assert_eq!(env_var_for("pre-deployment.all-tests"), "RUNBOOK_ANSWER_PRE_DEPLOYMENT_ALL_TESTS");
+    }
+}

@@ -1,0 +1,207 @@
+//! The command line. The only file that knows clap: it turns arguments into plain values.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+
+use crate::subcommand::{Command, Common, RunOptions};
+use crate::ui::{ColorChoice, LogFormat, Verbosity};
+
+const EXAMPLES: &str = "\
+Examples:
+  runbook deploy.rhai                          run the deploy runbook (yours, or the shipped one)
+  runbook deploy --set feature=checkout        name the feature for this run
+  runbook deploy --answers answers.yaml        answer prompts from a file (CI, pipes)
+  runbook deploy --dry-run --yes               show every command that would run; change nothing
+  runbook check deploy.rhai                    compile a runbook and its imports, validate config
+  runbook list                                 the runbooks found and where each comes from
+  runbook init                                 write a starter runbook.yaml and copy the shipped runbooks
+
+Exit codes:
+  0 completed    1 failed    2 usage, config, answers or script error (nothing changed)
+  3 rolled back  4 declined at a gate    130 interrupted";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "runbook",
+    version,
+    about = "Run deployment runbooks written in Rhai: every command, prompt, check and undo journaled.",
+    after_help = EXAMPLES,
+    args_conflicts_with_subcommands = true,
+    arg_required_else_help = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Sub>,
+
+    /// The runbook to run: a path, or a name looked up in ./runbooks, the team's `runbook_dirs`,
+    /// then the runbooks shipped in the binary.
+    #[arg(value_name = "FILE_OR_NAME")]
+    runbook: Option<String>,
+
+    #[command(flatten)]
+    run: RunArgs,
+
+    #[command(flatten)]
+    global: GlobalArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+struct GlobalArgs {
+    /// Team config file [default: ./runbook.yaml when it exists]
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Override a config value, e.g. `--set feature=checkout` or `--set limits.operations=1000`
+    #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+
+    /// When to use colour (NO_COLOR is honoured by `auto`)
+    #[arg(long, global = true, value_enum, default_value_t = ColorArg::Auto)]
+    color: ColorArg,
+
+    /// Terminal output as text, or as JSON lines (one event per line)
+    #[arg(long, global = true, value_enum, default_value_t = FormatArg::Text)]
+    log_format: FormatArg,
+
+    /// Show only prompts, failures and the outcome
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+
+    /// Show more: every step's timing and each registered undo
+    #[arg(short, long, global = true)]
+    verbose: bool,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+struct RunArgs {
+    /// Answers to prompts: a YAML map from prompt id to answer
+    #[arg(long, value_name = "FILE")]
+    answers: Option<PathBuf>,
+
+    /// Answer confirmations and checklists yes (never an approval: see --approve)
+    #[arg(long)]
+    yes: bool,
+
+    /// Approve the critical approval gates (recorded as approved by you, with --approve)
+    #[arg(long)]
+    approve: bool,
+
+    /// Run nothing and change nothing: prompts still ask, and deployment-plan.md lists every command
+    #[arg(long)]
+    dry_run: bool,
+
+    /// Where run directories are written [default: ./deployments]
+    #[arg(long, value_name = "DIR")]
+    deployments_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Sub {
+    /// Run a runbook (the same as `runbook FILE_OR_NAME`)
+    #[command(after_help = "Examples:\n  runbook run deploy.rhai --answers answers.yaml\n  runbook run ./ops/hotfix.rhai --dry-run --yes")]
+    Run {
+        #[arg(value_name = "FILE_OR_NAME")]
+        runbook: String,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// List the runbooks found, where each comes from, and what it does
+    #[command(after_help = "Examples:\n  runbook list\n  runbook list --config ops/runbook.yaml")]
+    List,
+    /// Compile a runbook and its imports, and validate config and answers; runs nothing
+    #[command(after_help = "Examples:\n  runbook check deploy.rhai\n  runbook check deploy --answers answers.yaml --set feature=checkout")]
+    Check {
+        #[arg(value_name = "FILE_OR_NAME")]
+        runbook: String,
+        /// An answers file to validate too
+        #[arg(long, value_name = "FILE")]
+        answers: Option<PathBuf>,
+    },
+    /// Write a commented starter runbook.yaml and copy the shipped runbooks for a team to edit
+    #[command(after_help = "Examples:\n  runbook init\n  runbook init ops/deploy")]
+    Init {
+        /// Where to write them [default: .]
+        #[arg(value_name = "DIR", default_value = ".")]
+        dir: PathBuf,
+        /// Overwrite files that already exist
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print a shell completion script
+    #[command(after_help = "Examples:\n  runbook completions bash > /etc/bash_completion.d/runbook\n  runbook completions zsh > \"${fpath[1]}/_runbook\"\n  runbook completions fish > ~/.config/fish/completions/runbook.fish")]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum ColorArg {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum FormatArg {
+    Text,
+    Json,
+}
+
+impl RunArgs {
+    fn into_options(self, runbook: String) -> RunOptions {
+        RunOptions {
+            runbook,
+            answers: self.answers,
+            yes: self.yes,
+            approve: self.approve,
+            dry_run: self.dry_run,
+            deployments_dir: self.deployments_dir,
+        }
+    }
+}
+
+/// Parse the command line. Help and version are returned as `Err` too: clap prints them.
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Common, Command), clap::Error> {
+    let cli = Cli::try_parse_from(args)?;
+    let g = cli.global;
+    let common = Common {
+        config_file: g.config,
+        sets: g.sets,
+        color: match g.color {
+            ColorArg::Auto => ColorChoice::Auto,
+            ColorArg::Always => ColorChoice::Always,
+            ColorArg::Never => ColorChoice::Never,
+        },
+        log_format: match g.log_format {
+            FormatArg::Text => LogFormat::Text,
+            FormatArg::Json => LogFormat::Json,
+        },
+        verbosity: if g.quiet {
+            Verbosity::Quiet
+        } else if g.verbose {
+            Verbosity::Verbose
+        } else {
+            Verbosity::Normal
+        },
+    };
+    let command = match (cli.command, cli.runbook) {
+        (Some(Sub::Run { runbook, run }), _) => Command::Run(run.into_options(runbook)),
+        (Some(Sub::List), _) => Command::List,
+        (Some(Sub::Check { runbook, answers }), _) => Command::Check { runbook, answers },
+        (Some(Sub::Init { dir, force }), _) => Command::Init { dir, force },
+        (Some(Sub::Completions { shell }), _) => {
+            let mut cmd = Cli::command();
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "runbook", &mut out);
+            Command::Completions(String::from_utf8_lossy(&out).into_owned())
+        }
+        (None, Some(runbook)) => Command::Run(cli.run.into_options(runbook)),
+        (None, None) => {
+            return Err(Cli::command().error(clap::error::ErrorKind::MissingRequiredArgument, "a runbook to run, or a command"))
+        }
+    };
+    Ok((common, command))
+}

@@ -1,0 +1,306 @@
+//! Team config: `runbook.yaml` merged with `--set key.path=value`. Unknown keys are errors that
+//! name the key's path; nothing is silently ignored.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_yaml::Value;
+
+use crate::error::Error;
+
+pub const FILE_NAME: &str = "runbook.yaml";
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The feature being deployed: names the run's directory `deployments/<date>-<feature>/`.
+    pub feature: Option<String>,
+    /// The version being deployed, shown in the plan and the approval box.
+    pub version: Option<String>,
+    /// Where run directories go (default `deployments`, relative to the current directory).
+    pub deployments_dir: Option<PathBuf>,
+    /// Extra directories searched for runbooks, after ./runbooks and before the shipped ones.
+    pub runbook_dirs: Vec<PathBuf>,
+    pub limits: Limits,
+    pub commands: Commands,
+    pub secrets: Secrets,
+    pub notify: BTreeMap<String, Channel>,
+    pub rollback: Rollback,
+    /// Free-form values for the team's own scripts.
+    pub vars: serde_yaml::Mapping,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Script operations before the run is stopped (an endless loop ends here).
+    pub operations: u64,
+    pub call_depth: usize,
+    pub expr_depth: usize,
+    pub string_size: usize,
+    pub array_size: usize,
+    pub map_size: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            operations: 100_000_000,
+            call_depth: 64,
+            expr_depth: 64,
+            string_size: 16 * 1024 * 1024,
+            array_size: 1_000_000,
+            map_size: 100_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Commands {
+    /// Default timeout for `sh` (e.g. "10m"); none when absent.
+    pub timeout: Option<String>,
+    /// How long a stopped command gets between SIGTERM and SIGKILL.
+    pub kill_grace: String,
+    /// Bytes of each stream kept for the script and the journal; the rest streams through.
+    pub capture_limit: usize,
+}
+
+impl Default for Commands {
+    fn default() -> Self {
+        Commands {
+            timeout: None,
+            kill_grace: "3s".into(),
+            capture_limit: 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Secrets {
+    /// Environment variables whose values are secret (redacted everywhere).
+    pub env: Vec<String>,
+    /// Named secret values, readable by scripts with `secret(name)`; never shown.
+    #[serde(skip_serializing)]
+    pub values: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Channel {
+    /// POST a JSON object `{text, feature, run, channel}` to `url`.
+    Webhook {
+        url: String,
+        #[serde(default)]
+        headers: BTreeMap<String, String>,
+    },
+    /// A Slack-compatible incoming webhook: POST `{"text": ...}`.
+    Slack { url: String },
+    /// Append one line per notification to a file.
+    File { path: PathBuf },
+    /// Print the notification on the terminal.
+    Stdout,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnFailure {
+    /// Ask a person; roll back on its own when nobody is there to ask.
+    #[default]
+    Ask,
+    /// Roll back without asking.
+    Auto,
+    /// Leave things as they are (the undo stack stays in rollback-plan.md).
+    Never,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Rollback {
+    pub on_failure: OnFailure,
+}
+
+/// Where the config came from, for error messages and relative paths.
+#[derive(Debug, Clone, Default)]
+pub struct Loaded {
+    pub config: Config,
+    pub file: Option<PathBuf>,
+    /// The merged YAML, as scripts see it through `config()`.
+    pub value: Value,
+}
+
+impl Loaded {
+    pub fn base_dir(&self) -> PathBuf {
+        self.file
+            .as_ref()
+            .and_then(|f| f.parent().map(Path::to_path_buf))
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from("."))
+    }
+}
+
+/// Load `explicit` (or ./runbook.yaml when it exists) and apply `--set` overrides.
+pub fn load(explicit: Option<&Path>, sets: &[String]) -> Result<Loaded, Error> {
+    let file = match explicit {
+        Some(p) => Some(p.to_path_buf()),
+        None => {
+            let p = PathBuf::from(FILE_NAME);
+            p.is_file().then_some(p)
+        }
+    };
+    let mut value = match &file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| Error::io("read config", path, e))?;
+            let shown = path.display().to_string();
+            // Deserialize straight from the text first: that way errors carry line and column.
+            let de = serde_yaml::Deserializer::from_str(&text);
+            if let Err(err) = serde_path_to_error::deserialize::<_, Config>(de) {
+                return Err(config_error(&shown, err));
+            }
+            let v: Value = serde_yaml::from_str(&text).map_err(|e| Error::Config {
+                file: shown.clone(),
+                key: String::new(),
+                message: e.to_string(),
+                location: e.location().map(|l| (l.line(), l.column())),
+            })?;
+            if v.is_null() {
+                Value::Mapping(Default::default())
+            } else {
+                v
+            }
+        }
+        None => Value::Mapping(Default::default()),
+    };
+
+    for set in sets {
+        apply_set(&mut value, set)?;
+    }
+    let config = match serde_path_to_error::deserialize::<_, Config>(value.clone()) {
+        Ok(c) => c,
+        Err(err) => {
+            let key = err.path().to_string();
+            let message = strip_location(&err.inner().to_string());
+            return Err(match sets.iter().find(|s| s.split('=').next() == Some(key.as_str())) {
+                Some(arg) => Error::SetOverride {
+                    arg: arg.clone(),
+                    message,
+                },
+                None => Error::SetOverride {
+                    arg: sets.join(" "),
+                    message: format!("at `{key}`: {message}"),
+                },
+            });
+        }
+    };
+    Ok(Loaded {
+        config,
+        file,
+        value,
+    })
+}
+
+fn config_error(file: &str, err: serde_path_to_error::Error<serde_yaml::Error>) -> Error {
+    let key = err.path().to_string();
+    let inner = err.inner();
+    Error::Config {
+        file: file.to_string(),
+        key: if key == "." { String::new() } else { key },
+        message: strip_location(&inner.to_string()),
+        location: inner.location().map(|l| (l.line(), l.column())),
+    }
+}
+
+/// serde_yaml appends " at line L column C"; we show the place ourselves.
+fn strip_location(msg: &str) -> String {
+    match msg.find(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+/// `key.path=value`: the value is read as a YAML scalar (so numbers and booleans keep their type),
+/// and kept as text when the key expects text.
+fn apply_set(root: &mut Value, arg: &str) -> Result<(), Error> {
+    let bad = |message: &str| Error::SetOverride {
+        arg: arg.to_string(),
+        message: message.to_string(),
+    };
+    let (key, raw) = arg.split_once('=').ok_or_else(|| bad("there is no `=`"))?;
+    if key.is_empty() || key.split('.').any(str::is_empty) {
+        return Err(bad("the key is empty or has an empty part"));
+    }
+    let parsed: Value = serde_yaml::from_str(raw).unwrap_or_else(|_| Value::String(raw.into()));
+    let parsed = match parsed {
+        Value::Null if !raw.trim().is_empty() && raw.trim() != "null" && raw.trim() != "~" => {
+            Value::String(raw.into())
+        }
+        // A number that does not print back as written (1.10, 007) is text, e.g. a version.
+        Value::Number(n) if n.to_string() != raw.trim() => Value::String(raw.into()),
+        v => v,
+    };
+    let parts: Vec<&str> = key.split('.').collect();
+    let mut node = root;
+    for (i, part) in parts.iter().enumerate() {
+        let map = match node {
+            Value::Mapping(m) => m,
+            other => {
+                *other = Value::Mapping(Default::default());
+                match other {
+                    Value::Mapping(m) => m,
+                    _ => unreachable!("just assigned a mapping"),
+                }
+            }
+        };
+        let k = Value::String((*part).to_string());
+        if i + 1 == parts.len() {
+            map.insert(k, parsed);
+            return Ok(());
+        }
+        node = map.entry(k).or_insert_with(|| Value::Mapping(Default::default()));
+    }
+    Ok(())
+}
+
+/// The value scripts see as `config()`: the merged file, with defaults for what it leaves out,
+/// and without secret values.
+pub fn script_view(loaded: &Loaded) -> serde_json::Value {
+    let mut v = serde_json::to_value(&loaded.config).unwrap_or(serde_json::Value::Null);
+    if let serde_json::Value::Object(map) = &mut v {
+        map.retain(|_, v| !v.is_null());
+    }
+    v
+}
+
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(text.trim())
+        .map_err(|e| format!("`{text}` is not a duration ({e}); write e.g. \"500ms\", \"5s\", \"10m\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_keeps_versions_as_text_and_numbers_as_numbers() {
+        let mut v = Value::Mapping(Default::default());
+        apply_set(&mut v, "version=1.10").unwrap();
+        apply_set(&mut v, "limits.operations=500").unwrap();
+        apply_set(&mut v, "vars.region=eu-west-1").unwrap();
+        let c: Config = serde_yaml::from_value(v).unwrap();
+        assert_eq!(c.version.as_deref(), Some("1.10"));
+        assert_eq!(c.limits.operations, 500);
+        assert_eq!(
+            c.vars.get("region").and_then(Value::as_str),
+            Some("eu-west-1")
+        );
+    }
+
+    #[test]
+    fn set_without_equals_is_an_error() {
+        let mut v = Value::Mapping(Default::default());
+        assert!(apply_set(&mut v, "feature").is_err());
+        assert!(apply_set(&mut v, "a..b=1").is_err());
+    }
+}

@@ -1,0 +1,120 @@
+//! The gate every side effect passes through.
+//!
+//! For each effect: a number and a name, an intent record in the journal before anything happens,
+//! a planned result instead of the act in dry-run, redaction of everything written, and a result
+//! record after. Dry-run, the audit log, the artifacts and the post-mortem timeline are this one
+//! mechanism read different ways.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+use std::time::Instant;
+
+use serde_json::{json, Value};
+
+use crate::error::Error;
+use crate::journal::Journal;
+use crate::secrets::Redactor;
+
+pub struct Effects {
+    journal: Journal,
+    log: Option<File>,
+    redactor: Redactor,
+    dry_run: bool,
+    next_effect: u64,
+    /// Set when the journal could not be written: the run must stop rather than act unrecorded.
+    broken: Option<String>,
+}
+
+/// An effect whose intent is recorded and whose result is not yet.
+#[derive(Debug)]
+pub struct Pending {
+    pub effect: u64,
+    kind: String,
+    name: String,
+    started: Instant,
+}
+
+impl Effects {
+    pub fn new(journal: Journal, log_path: Option<&Path>, redactor: Redactor, dry_run: bool) -> Result<Effects, Error> {
+        let log = match log_path {
+            Some(p) => Some(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .map_err(|e| Error::io("create log", p, e))?,
+            ),
+            None => None,
+        };
+        Ok(Effects {
+            journal,
+            log,
+            redactor,
+            dry_run,
+            next_effect: 0,
+            broken: None,
+        })
+    }
+
+    pub fn dry_run(&self) -> bool {
+        self.dry_run
+    }
+
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
+    }
+
+    pub fn journal_path(&self) -> &Path {
+        self.journal.path()
+    }
+
+    /// A record that is not an effect (stage boundaries, registrations, the run's start and end).
+    pub fn record(&mut self, kind: &str, fields: Value) -> Result<u64, Error> {
+        self.journal.write(kind, fields).inspect_err(|e| {
+            self.broken = Some(format!("{e:?}"));
+        })
+    }
+
+    /// A line of the human log (deployment-log.txt), time-stamped and redacted.
+    pub fn log(&mut self, line: &str) {
+        if let Some(f) = &mut self.log {
+            let ts = crate::journal::now_rfc3339();
+            let clock = ts.get(11..19).unwrap_or(&ts);
+            let line = self.redactor.redact(line);
+            let _ = writeln!(f, "[{clock}] {line}");
+        }
+    }
+
+    /// Record the intent. Nothing has happened yet when this returns.
+    pub fn begin(&mut self, kind: &str, name: &str, intent: Value) -> Result<Pending, Error> {
+        if let Some(why) = &self.broken {
+            return Err(Error::Journal {
+                file: self.journal.path().display().to_string(),
+                message: format!("the journal could not be written earlier ({why}); refusing to act unrecorded"),
+            });
+        }
+        self.next_effect += 1;
+        let effect = self.next_effect;
+        self.journal.write(
+            "effect.intent",
+            json!({ "effect": effect, "kind": kind, "name": name, "intent": intent, "dry_run": self.dry_run }),
+        )?;
+        Ok(Pending {
+            effect,
+            kind: kind.to_string(),
+            name: name.to_string(),
+            started: Instant::now(),
+        })
+    }
+
+    /// Record the result of an effect that was acted on (or planned, in dry-run).
+    pub fn finish(&mut self, p: Pending, outcome: &Result<Value, String>) {
+        let ms = p.started.elapsed().as_millis() as u64;
+        let fields = match outcome {
+            Ok(v) => json!({ "effect": p.effect, "kind": p.kind, "name": p.name, "ok": true, "ms": ms, "result": v, "dry_run": self.dry_run }),
+            Err(e) => json!({ "effect": p.effect, "kind": p.kind, "name": p.name, "ok": false, "ms": ms, "error": e, "dry_run": self.dry_run }),
+        };
+        let _ = self.record("effect.result", fields);
+    }
+}

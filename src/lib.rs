@@ -1,0 +1,44 @@
+//! `runbook`: run deployment runbooks written in Rhai, with every side effect passing one gate.
+//!
+//! The layering is described in docs/architecture.md.
+
+pub mod answers;
+pub mod arguments;
+pub mod artifacts;
+pub mod config;
+pub mod effects;
+pub mod embedded;
+pub mod engine;
+pub mod error;
+pub mod journal;
+pub mod modules;
+pub mod primitives;
+pub mod process;
+pub mod runbooks;
+pub mod runner;
+pub mod secrets;
+pub mod session;
+pub mod signals;
+pub mod subcommand;
+pub mod ui;
+pub mod undo;
+
+use std::ffi::OsString;
+
+/// Run the program with `args` (the first is the program name). `Err` carries a non-zero exit
+/// code; everything the user should see has been printed.
+pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<(), i32> {
+    let (common, command) = match arguments::parse(args) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            let code = if e.use_stderr() { error::exit::USAGE } else { error::exit::OK };
+            let _ = e.print();
+            return if code == 0 { Ok(()) } else { Err(code) };
+        }
+    };
+    match subcommand::dispatch(&common, &command) {
+        Ok(0) => Ok(()),
+        Ok(code) => Err(code),
+        Err(e) => Err(e.exit_code()),
+    }
+}

@@ -1,0 +1,5 @@
+fn main() {
+    if let Err(code) = runbook::run(std::env::args_os()) {
+        std::process::exit(code);
+    }
+}

@@ -1,0 +1,389 @@
+//! `check(spec)` and `check_all(specs)`: HTTP, TCP and command health checks, with a timeout and
+//! retries; `check_all` runs them concurrently and prints one summary table.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rhai::{Array, Dynamic, Map};
+use serde_json::{json, Value};
+
+use super::{fail, gate_error, Opts, RhaiResult};
+use crate::session::{GateError, Session, Shared, Stop};
+use crate::signals::Interrupt;
+
+const OPTIONS: &[&str] = &[
+    "name", "http", "tcp", "cmd", "status", "contains", "latency", "timeout", "retries", "interval",
+    "method", "allow_fail",
+];
+
+#[derive(Debug, Clone)]
+enum Target {
+    Http {
+        url: String,
+        method: String,
+        status: Vec<u16>,
+        contains: Option<String>,
+    },
+    Tcp(String),
+    Cmd(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Spec {
+    name: String,
+    target: Target,
+    latency: Option<Duration>,
+    timeout: Duration,
+    retries: u32,
+    interval: Duration,
+    allow_fail: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    name: String,
+    ok: bool,
+    detail: String,
+    elapsed: Duration,
+    attempts: u32,
+}
+
+pub fn register(engine: &mut rhai::Engine, session: &Shared) {
+    let s = session.clone();
+    engine.register_fn("check", move |spec: Map| check(&s, &spec));
+    let s = session.clone();
+    engine.register_fn("check_all", move |specs: Array| check_all(&s, specs));
+}
+
+fn parse(spec: &Map) -> RhaiResult<Spec> {
+    let o = Opts::new(spec, "check", OPTIONS)?;
+    let http = o.string("http")?;
+    let tcp = o.string("tcp")?;
+    let cmd = o.string("cmd")?;
+    let target = match (http, tcp, cmd) {
+        (Some(url), None, None) => {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(fail(format!("check `http` needs a URL starting with http:// or https://, not `{url}`")));
+            }
+            let status = match o.get("status") {
+                None => vec![],
+                Some(v) if v.is_int() => vec![v.as_int().unwrap_or(200) as u16],
+                Some(v) => v
+                    .read_lock::<Array>()
+                    .ok_or_else(|| fail("check `status` is a status code or an array of them"))?
+                    .iter()
+                    .map(|s| s.as_int().map(|i| i as u16).map_err(|_| fail("check `status` codes are numbers")))
+                    .collect::<RhaiResult<_>>()?,
+            };
+            Target::Http {
+                url,
+                method: o.string("method")?.unwrap_or_else(|| "GET".into()).to_uppercase(),
+                status,
+                contains: o.string("contains")?,
+            }
+        }
+        (None, Some(addr), None) => Target::Tcp(addr),
+        (None, None, Some(c)) => Target::Cmd(c),
+        _ => return Err(fail("a check needs exactly one of `http`, `tcp` or `cmd`")),
+    };
+    let name = match o.string("name")? {
+        Some(n) => n,
+        None => match &target {
+            Target::Http { url, .. } => url.clone(),
+            Target::Tcp(a) => format!("tcp {a}"),
+            Target::Cmd(c) => c.clone(),
+        },
+    };
+    Ok(Spec {
+        name,
+        target,
+        latency: o.duration("latency")?,
+        timeout: o.duration("timeout")?.unwrap_or(Duration::from_secs(5)),
+        retries: o.int("retries")?.unwrap_or(0).clamp(0, 1000) as u32,
+        interval: o.duration("interval")?.unwrap_or(Duration::from_secs(1)),
+        allow_fail: o.bool("allow_fail")?.unwrap_or(false),
+    })
+}
+
+fn spec_json(s: &Spec) -> Value {
+    let target = match &s.target {
+        Target::Http { url, method, status, contains } => json!({ "http": url, "method": method, "status": status, "contains": contains }),
+        Target::Tcp(a) => json!({ "tcp": a }),
+        Target::Cmd(c) => json!({ "cmd": c }),
+    };
+    json!({ "name": s.name, "target": target, "timeout_ms": s.timeout.as_millis() as u64, "retries": s.retries,
+            "latency_ms": s.latency.map(|l| l.as_millis() as u64) })
+}
+
+async fn attempt(client: &reqwest::Client, spec: &Spec) -> Result<String, String> {
+    let started = Instant::now();
+    let detail = match &spec.target {
+        Target::Http { url, method, status, contains } => {
+            let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|_| format!("`{method}` is not an HTTP method"))?;
+            let resp = tokio::time::timeout(spec.timeout, client.request(method, url).send())
+                .await
+                .map_err(|_| format!("no answer within {}", crate::ui::format_duration(spec.timeout)))?
+                .map_err(|e| describe_reqwest(&e))?;
+            let code = resp.status().as_u16();
+            let ok_status = if status.is_empty() { resp.status().is_success() } else { status.contains(&code) };
+            let body = if contains.is_some() {
+                // Read at most 1 MiB: a health endpoint that streams forever must not hang the run.
+                let limit = 1 << 20;
+                let mut body = Vec::new();
+                let mut resp = resp;
+                loop {
+                    let left = spec.timeout.saturating_sub(started.elapsed());
+                    match tokio::time::timeout(left, resp.chunk()).await {
+                        Err(_) => return Err("the body did not finish in time".into()),
+                        Ok(Err(e)) => return Err(describe_reqwest(&e)),
+                        Ok(Ok(None)) => break,
+                        Ok(Ok(Some(c))) => {
+                            body.extend_from_slice(&c);
+                            if body.len() >= limit {
+                                break;
+                            }
+                        }
+                    }
+                }
+                String::from_utf8_lossy(&body).into_owned()
+            } else {
+                String::new()
+            };
+            if !ok_status {
+                let want = if status.is_empty() { "2xx".to_string() } else { format!("{status:?}") };
+                return Err(format!("status {code}, expected {want}"));
+            }
+            if let Some(needle) = contains {
+                if !body.contains(needle.as_str()) {
+                    return Err(format!("status {code}, but the body does not contain `{needle}`"));
+                }
+            }
+            format!("status {code}")
+        }
+        Target::Tcp(addr) => {
+            tokio::time::timeout(spec.timeout, tokio::net::TcpStream::connect(addr.as_str()))
+                .await
+                .map_err(|_| format!("no connection within {}", crate::ui::format_duration(spec.timeout)))?
+                .map_err(|e| format!("cannot connect: {e}"))?;
+            "connected".to_string()
+        }
+        Target::Cmd(line) => {
+            let mut cmd = tokio::process::Command::new("/bin/sh");
+            cmd.arg("-c").arg(line).stdin(std::process::Stdio::null()).kill_on_drop(true);
+            cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+            cmd.process_group(0);
+            let child = cmd.spawn().map_err(|e| format!("cannot run: {e}"))?;
+            let group = child.id().unwrap_or(0) as i32;
+            match tokio::time::timeout(spec.timeout, child.wait_with_output()).await {
+                Err(_) => {
+                    crate::signals::kill_group(group, libc::SIGKILL);
+                    return Err(format!("did not finish within {}", crate::ui::format_duration(spec.timeout)));
+                }
+                Ok(Err(e)) => return Err(format!("cannot run: {e}")),
+                Ok(Ok(out)) if out.status.success() => "exit 0".to_string(),
+                Ok(Ok(out)) => {
+                    let err = String::from_utf8_lossy(&out.stderr);
+                    let last = err.lines().last().unwrap_or("").trim().to_string();
+                    return Err(match out.status.code() {
+                        Some(c) if last.is_empty() => format!("exit {c}"),
+                        Some(c) => format!("exit {c}: {last}"),
+                        None => "killed by a signal".to_string(),
+                    });
+                }
+            }
+        }
+    };
+    let took = started.elapsed();
+    if let Some(budget) = spec.latency {
+        if took > budget {
+            return Err(format!(
+                "{detail} in {}, over the {} budget",
+                crate::ui::format_duration(took),
+                crate::ui::format_duration(budget)
+            ));
+        }
+    }
+    Ok(detail)
+}
+
+fn describe_reqwest(e: &reqwest::Error) -> String {
+    let mut msg = if e.is_connect() {
+        "cannot connect".to_string()
+    } else if e.is_timeout() {
+        "timed out".to_string()
+    } else {
+        e.to_string()
+    };
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg = format!("{msg}: {s}");
+        src = s.source();
+    }
+    msg
+}
+
+/// Run one check with its retries.
+pub async fn run(client: reqwest::Client, spec: Spec, interrupt: Arc<Interrupt>) -> Outcome {
+    let started = Instant::now();
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let r = attempt(&client, &spec).await;
+        let last = attempts > spec.retries;
+        match r {
+            Ok(detail) => return Outcome { name: spec.name, ok: true, detail, elapsed: started.elapsed(), attempts },
+            Err(detail) if last || interrupt.is_set() => {
+                return Outcome { name: spec.name, ok: false, detail, elapsed: started.elapsed(), attempts }
+            }
+            Err(_) => tokio::time::sleep(spec.interval).await,
+        }
+    }
+}
+
+fn outcome_map(o: &Outcome) -> Map {
+    let mut m = Map::new();
+    m.insert("name".into(), Dynamic::from(o.name.clone()));
+    m.insert("ok".into(), Dynamic::from(o.ok));
+    m.insert("detail".into(), Dynamic::from(o.detail.clone()));
+    m.insert("duration".into(), Dynamic::from(o.elapsed.as_millis() as i64));
+    m.insert("attempts".into(), Dynamic::from(o.attempts as i64));
+    m
+}
+
+fn outcome_json(o: &Outcome) -> Value {
+    json!({ "name": o.name, "ok": o.ok, "detail": o.detail, "ms": o.elapsed.as_millis() as u64, "attempts": o.attempts })
+}
+
+fn show(session: &Session, o: &Outcome) {
+    let took = crate::ui::format_duration(o.elapsed);
+    if o.ok {
+        session.say_styled(&format!("  ✓ {} ({}, {took})", o.name, o.detail), |ui, s| ui.green(s));
+    } else {
+        session.say_styled(&format!("  ✗ {}: {} ({took})", o.name, o.detail), |ui, s| ui.red(s));
+    }
+}
+
+fn check(session: &Session, spec: &Map) -> RhaiResult<Map> {
+    let spec = parse(spec)?;
+    let allow_fail = spec.allow_fail;
+    let name = spec.name.clone();
+    let mut got: Option<Outcome> = None;
+    let r = session.gate(
+        "check",
+        &name,
+        spec_json(&spec),
+        || json!({ "ok": true, "planned": true }),
+        || {
+            let client = session.http();
+            let o = session.rt.block_on(run(client, spec.clone(), session.interrupt.clone()));
+            let v = outcome_json(&o);
+            let ok = o.ok;
+            let detail = format!("check `{}` failed: {}", o.name, o.detail);
+            got = Some(o);
+            if ok { Ok(v) } else { Err(detail) }
+        },
+    );
+    if session.interrupt.is_set() {
+        return Err(session.stop(Stop::Interrupted));
+    }
+    match (r, got) {
+        (Err(e @ GateError::Fatal(_)), _) => Err(gate_error(session, e)),
+        (_, Some(o)) => {
+            show(session, &o);
+            if !o.ok && !allow_fail {
+                return Err(fail(format!("check `{}` failed: {}", o.name, o.detail)));
+            }
+            Ok(outcome_map(&o))
+        }
+        (_, None) => {
+            session.say(&format!("  (dry-run) check {name}"));
+            let mut m = Map::new();
+            m.insert("name".into(), Dynamic::from(name));
+            m.insert("ok".into(), Dynamic::from(true));
+            m.insert("planned".into(), Dynamic::from(true));
+            Ok(m)
+        }
+    }
+}
+
+fn check_all(session: &Session, specs: Array) -> RhaiResult<Array> {
+    let mut parsed = Vec::with_capacity(specs.len());
+    for s in &specs {
+        let m = s
+            .read_lock::<Map>()
+            .ok_or_else(|| fail(format!("`check_all` takes an array of check maps; one is {}", s.type_name())))?;
+        parsed.push(parse(&m)?);
+    }
+    let allow_fail = parsed.iter().all(|s| s.allow_fail);
+    let intent = json!({ "checks": parsed.iter().map(spec_json).collect::<Vec<_>>() });
+    let mut got: Vec<Outcome> = Vec::new();
+    let name = format!("{} checks", parsed.len());
+    let r = session.gate(
+        "check_all",
+        &name,
+        intent,
+        || json!({ "planned": true }),
+        || {
+            let client = session.http();
+            let handles: Vec<_> = parsed
+                .iter()
+                .map(|s| session.rt.spawn(run(client.clone(), s.clone(), session.interrupt.clone())))
+                .collect();
+            got = session.rt.block_on(async {
+                let mut out = Vec::with_capacity(handles.len());
+                for h in handles {
+                    if let Ok(o) = h.await {
+                        out.push(o);
+                    }
+                }
+                out
+            });
+            let failed = got.iter().filter(|o| !o.ok).count();
+            let v = json!({ "results": got.iter().map(outcome_json).collect::<Vec<_>>(), "failed": failed });
+            if failed == 0 { Ok(v) } else { Err(format!("{failed} of {} checks failed", got.len())) }
+        },
+    );
+    if session.interrupt.is_set() {
+        return Err(session.stop(Stop::Interrupted));
+    }
+    if let Err(e @ GateError::Fatal(_)) = r {
+        return Err(gate_error(session, e));
+    }
+    if session.dry_run() {
+        session.say(&format!("  (dry-run) {name}"));
+        return Ok(parsed
+            .iter()
+            .map(|s| {
+                let mut m = Map::new();
+                m.insert("name".into(), Dynamic::from(s.name.clone()));
+                m.insert("ok".into(), Dynamic::from(true));
+                m.insert("planned".into(), Dynamic::from(true));
+                Dynamic::from_map(m)
+            })
+            .collect());
+    }
+    print_table(session, &got);
+    let failed: Vec<&Outcome> = got.iter().filter(|o| !o.ok).collect();
+    if !failed.is_empty() && !allow_fail {
+        let names: Vec<String> = failed.iter().map(|o| format!("`{}` ({})", o.name, o.detail)).collect();
+        return Err(fail(format!("{} of {} checks failed: {}", failed.len(), got.len(), names.join(", "))));
+    }
+    Ok(got.iter().map(|o| Dynamic::from_map(outcome_map(o))).collect())
+}
+
+fn print_table(session: &Session, rows: &[Outcome]) {
+    let w = rows.iter().map(|o| o.name.chars().count()).max().unwrap_or(5).clamp(5, 60);
+    session.say(&format!("  {:<w$}  {:<6}  {:>7}  DETAIL", "CHECK", "RESULT", "TIME"));
+    for o in rows {
+        let name: String = o.name.chars().take(w).collect();
+        let res = if o.ok { "✓ ok" } else { "✗ FAIL" };
+        let line = format!("  {name:<w$}  {res:<6}  {:>7}  {}", crate::ui::format_duration(o.elapsed), o.detail);
+        if o.ok {
+            session.say(&line);
+        } else {
+            session.say_styled(&line, |ui, s| ui.red(s));
+        }
+    }
+    let ok = rows.iter().filter(|o| o.ok).count();
+    session.say(&format!("  {ok}/{} passed", rows.len()));
+}

@@ -1,0 +1,100 @@
+//! Small things scripts need: durations, sleep, time, log, environment, config and secrets.
+
+use rhai::Dynamic;
+use serde_json::json;
+
+use super::{fail, from_json, to_duration, RhaiResult};
+use crate::session::{Session, Shared, Stop};
+
+pub fn register(engine: &mut rhai::Engine, session: &Shared) {
+    engine.register_fn("duration", |d: Dynamic| -> RhaiResult<i64> {
+        to_duration(&d).map(|d| d.as_millis() as i64).map_err(fail)
+    });
+    let s = session.clone();
+    engine.register_fn("sleep", move |d: Dynamic| -> RhaiResult<()> { sleep(&s, d) });
+    engine.register_fn("now", crate::journal::now_rfc3339);
+    engine.register_fn("timestamp_ms", || -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    });
+    let s = session.clone();
+    engine.register_fn("log", move |msg: Dynamic| log(&s, &msg.to_string()));
+    let s = session.clone();
+    engine.register_fn("env", move |name: &str| -> RhaiResult<String> {
+        std::env::var(name).map_err(|_| {
+            let _ = &s;
+            fail(format!("environment variable `{name}` is not set (use env(\"{name}\", default) for a fallback)"))
+        })
+    });
+    engine.register_fn("env", |name: &str, default: &str| -> String {
+        std::env::var(name).unwrap_or_else(|_| default.to_string())
+    });
+    let s = session.clone();
+    engine.register_fn("config", move || -> Dynamic { from_json(&crate::config::script_view(&s.config)) });
+    let s = session.clone();
+    engine.register_fn("config", move |path: &str| -> RhaiResult<Dynamic> {
+        lookup(&s, path).ok_or_else(|| fail(format!("config has no `{path}` (set it in runbook.yaml or with --set {path}=...)")))
+    });
+    let s = session.clone();
+    engine.register_fn("config", move |path: &str, default: Dynamic| -> Dynamic { lookup(&s, path).unwrap_or(default) });
+    let s = session.clone();
+    engine.register_fn("secret", move |name: &str| -> RhaiResult<String> {
+        s.config.config.secrets.values.get(name).cloned().ok_or_else(|| {
+            let known = s.config.config.secrets.values.keys().map(String::as_str);
+            let hint = crate::error::did_you_mean(name, known).map(|k| format!(" (did you mean `{k}`?)")).unwrap_or_default();
+            fail(format!("no secret `{name}` under `secrets.values` in runbook.yaml{hint}"))
+        })
+    });
+    let s = session.clone();
+    engine.register_fn("feature", move || s.feature.clone());
+    let s = session.clone();
+    engine.register_fn("dry_run", move || s.dry_run());
+    let s = session.clone();
+    engine.register_fn("run_dir", move || {
+        s.run_dir.borrow().as_ref().map(|d| d.display().to_string()).unwrap_or_default()
+    });
+    let s = session.clone();
+    engine.register_fn("set_strategy", move |name: &str| {
+        *s.strategy.borrow_mut() = Some(name.to_string());
+        s.record("strategy", json!({ "strategy": name }));
+    });
+}
+
+fn sleep(session: &Session, d: Dynamic) -> RhaiResult<()> {
+    let d = to_duration(&d).map_err(fail)?;
+    if session.dry_run() {
+        session.ui.verbose(&format!("  (dry-run) sleep {}", crate::ui::format_duration(d)));
+        return Ok(());
+    }
+    session.sleep(d).map_err(|_| session.stop(Stop::Interrupted))
+}
+
+pub fn log(session: &Session, msg: &str) {
+    session.say(msg);
+    session.record("log", json!({ "message": session.redact(msg), "stage": session.current_stage() }));
+}
+
+/// A dotted path into the merged config, e.g. "vars.region".
+fn lookup(session: &Session, path: &str) -> Option<Dynamic> {
+    let mut v = crate::config::script_view(&session.config);
+    for part in path.split('.') {
+        v = match v {
+            serde_json::Value::Object(mut m) => m.remove(part)?,
+            serde_json::Value::Array(mut a) => {
+                let i: usize = part.parse().ok()?;
+                if i < a.len() {
+                    a.swap_remove(i)
+                } else {
+                    return None;
+                }
+            }
+            _ => return None,
+        };
+    }
+    if v.is_null() {
+        return None;
+    }
+    Some(from_json(&v))
+}

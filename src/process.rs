@@ -1,0 +1,312 @@
+//! Running one command: its own process group, output streamed line by line as it comes, a
+//! bounded capture, a timeout, and SIGTERM then SIGKILL to the whole group when it must stop.
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::signals::{kill_group, Interrupt};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Program {
+    /// A command line: run through `sh -c` when it needs a shell, directly when it does not.
+    Line(String),
+    /// A program and its arguments, never through a shell.
+    Argv(Vec<String>),
+}
+
+impl Program {
+    pub fn display(&self) -> String {
+        match self {
+            Program::Line(s) => s.clone(),
+            Program::Argv(v) => v
+                .iter()
+                .map(|a| {
+                    if a.is_empty() || a.contains(|c: char| c.is_whitespace() || "'\"\\$`".contains(c)) {
+                        format!("'{}'", a.replace('\'', r"'\''"))
+                    } else {
+                        a.clone()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub program: Program,
+    pub env: Vec<(String, String)>,
+    pub cwd: Option<PathBuf>,
+    pub timeout: Option<Duration>,
+    pub kill_grace: Duration,
+    pub capture_limit: usize,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub duration: Duration,
+    pub timed_out: bool,
+    pub interrupted: bool,
+    pub truncated: bool,
+}
+
+impl Outcome {
+    pub fn success(&self) -> bool {
+        self.code == Some(0) && !self.timed_out && !self.interrupted
+    }
+}
+
+/// Words that mean something only to a shell: a line starting with one goes through `sh -c`.
+const SHELL_WORDS: &[&str] = &[
+    "cd", "export", "set", "unset", "exit", "source", ".", "alias", "exec", "eval", "if", "for",
+    "while", "until", "case", "function", "local", "readonly", "trap", "ulimit", "umask", "wait",
+    "shift", "return", "break", "continue", "{", "!", "[[", "time", "select", "type", "command",
+    "hash", "read", "getopts", "jobs", "fg", "bg", "kill",
+];
+
+/// Like GNU make: a line without shell syntax is split on blanks and executed directly, saving a
+/// shell per step; anything else goes through `sh -c`.
+pub fn direct_argv(line: &str) -> Option<Vec<String>> {
+    if line.contains(|c: char| "#;\"'*?[]&|<>(){}$\\`^~!\n\r%=".contains(c)) {
+        return None;
+    }
+    let words: Vec<String> = line.split_whitespace().map(str::to_string).collect();
+    let first = words.first()?;
+    if SHELL_WORDS.contains(&first.as_str()) {
+        return None;
+    }
+    Some(words)
+}
+
+enum Msg {
+    Line(bool, String),
+    Eof,
+}
+
+const MAX_LINE: usize = 64 * 1024;
+
+fn read_lines(stream: impl Read, is_err: bool, tx: mpsc::Sender<Msg>) {
+    let mut reader = BufReader::with_capacity(64 * 1024, stream);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        // A line longer than MAX_LINE is passed on in pieces, so memory stays bounded.
+        let n = match (&mut reader).take(MAX_LINE as u64).read_until(b'\n', &mut buf) {
+            Ok(n) => n,
+            Err(_) => 0,
+        };
+        if n == 0 {
+            break;
+        }
+        while buf.last() == Some(&b'\n') || buf.last() == Some(&b'\r') {
+            buf.pop();
+        }
+        let line = String::from_utf8_lossy(&buf).into_owned();
+        if tx.send(Msg::Line(is_err, line)).is_err() {
+            break;
+        }
+    }
+    let _ = tx.send(Msg::Eof);
+}
+
+/// Run `spec`, calling `on_line(is_stderr, line)` for each line of output as it arrives.
+pub fn run(
+    spec: &Spec,
+    interrupt: &Interrupt,
+    on_line: &mut dyn FnMut(bool, &str),
+) -> std::io::Result<Outcome> {
+    let argv: Vec<String> = match &spec.program {
+        Program::Argv(v) if v.is_empty() => {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "empty command"))
+        }
+        Program::Argv(v) => v.clone(),
+        Program::Line(l) => match direct_argv(l) {
+            Some(v) if program_exists(&v[0]) => v,
+            _ => vec!["/bin/sh".into(), "-c".into(), l.clone()],
+        },
+    };
+    let (out_r, out_w) = os_pipe::pipe()?;
+    let (err_r, err_w) = os_pipe::pipe()?;
+    let started = Instant::now();
+    let handle = {
+        let mut expr = duct::cmd(&argv[0], &argv[1..])
+            .stdin_null()
+            .stdout_file(out_w)
+            .stderr_file(err_w)
+            .unchecked()
+            .before_spawn(|c| {
+                // Its own group, so a timeout or Ctrl-C stops the command and all it started.
+                c.process_group(0);
+                Ok(())
+            });
+        for (k, v) in &spec.env {
+            expr = expr.env(k, v);
+        }
+        if let Some(dir) = &spec.cwd {
+            expr = expr.dir(dir);
+        }
+        // The expression holds the pipes' write ends: it must be gone before we read to EOF.
+        expr.start()?
+    };
+    let group = handle.pids().first().copied().unwrap_or(0) as i32;
+    interrupt.set_child_group(group);
+
+    let (tx, rx) = mpsc::channel();
+    let tx2 = tx.clone();
+    let t_out = std::thread::spawn(move || read_lines(out_r, false, tx));
+    let t_err = std::thread::spawn(move || read_lines(err_r, true, tx2));
+
+    let mut out = Outcome::default();
+    let mut open_streams = 2;
+    let mut exited_at: Option<Instant> = None;
+    let mut term_sent: Option<Instant> = None;
+    let mut killed = false;
+    let deadline = spec.timeout.map(|t| started + t);
+    // After the command exits, a background grandchild may hold the pipes open: stop waiting
+    // for its output after this long.
+    let drain = Duration::from_millis(250);
+
+    let capture = |is_err: bool, line: &str, out: &mut Outcome| {
+        let buf = if is_err { &mut out.stderr } else { &mut out.stdout };
+        if buf.len() + line.len() < spec.capture_limit {
+            buf.push_str(line);
+            buf.push('\n');
+        } else {
+            out.truncated = true;
+        }
+    };
+
+    loop {
+        if open_streams == 0 {
+            break;
+        }
+        if let Some(t) = exited_at {
+            if t.elapsed() > drain {
+                break;
+            }
+        }
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(Msg::Line(is_err, line)) => {
+                capture(is_err, &line, &mut out);
+                on_line(is_err, &line);
+                continue;
+            }
+            Ok(Msg::Eof) => {
+                open_streams -= 1;
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        // Nothing to read for a moment: check the clock, the interrupt, and the child.
+        if exited_at.is_none() && matches!(handle.try_wait(), Ok(Some(_))) {
+            exited_at = Some(Instant::now());
+        }
+        let stop = if interrupt.is_set() {
+            out.interrupted = true;
+            true
+        } else if deadline.is_some_and(|d| Instant::now() >= d) {
+            out.timed_out = true;
+            true
+        } else {
+            false
+        };
+        if stop && exited_at.is_none() {
+            match term_sent {
+                None => {
+                    kill_group(group, libc::SIGTERM);
+                    term_sent = Some(Instant::now());
+                }
+                Some(t) if !killed && t.elapsed() >= spec.kill_grace => {
+                    kill_group(group, libc::SIGKILL);
+                    killed = true;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    // Wait for the child itself, still honouring the clock and the interrupt.
+    let status = loop {
+        match handle.wait_timeout(Duration::from_millis(50))? {
+            Some(output) => break output.status,
+            None => {
+                if interrupt.is_set() {
+                    out.interrupted = true;
+                } else if deadline.is_some_and(|d| Instant::now() >= d) {
+                    out.timed_out = true;
+                }
+                if out.interrupted || out.timed_out {
+                    match term_sent {
+                        None => {
+                            kill_group(group, libc::SIGTERM);
+                            term_sent = Some(Instant::now());
+                        }
+                        Some(t) if t.elapsed() >= spec.kill_grace => kill_group(group, libc::SIGKILL),
+                        _ => {}
+                    }
+                }
+            }
+        }
+    };
+    if out.timed_out || out.interrupted {
+        // No orphans: whatever the command started goes with it.
+        kill_group(group, libc::SIGKILL);
+    }
+    interrupt.clear_child_group();
+    // The readers end once every holder of the pipes is gone; do not wait on a daemon that kept them.
+    if open_streams == 0 {
+        let _ = t_out.join();
+        let _ = t_err.join();
+    }
+    // Lines that arrived while we were waiting for the exit status.
+    while let Ok(Msg::Line(is_err, line)) = rx.try_recv() {
+        capture(is_err, &line, &mut out);
+        on_line(is_err, &line);
+    }
+    out.code = status.code();
+    out.signal = status.signal();
+    out.duration = started.elapsed();
+    Ok(out)
+}
+
+fn program_exists(program: &str) -> bool {
+    if program.contains('/') {
+        return std::path::Path::new(program).is_file();
+    }
+    let Some(path) = std::env::var_os("PATH") else {
+        return false;
+    };
+    std::env::split_paths(&path).any(|dir| {
+        let p = dir.join(program);
+        p.is_file()
+            && std::fs::metadata(&p)
+                .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0)
+                .unwrap_or(false)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_lines_run_directly_and_shell_syntax_does_not() {
+        assert_eq!(direct_argv("/bin/true"), Some(vec!["/bin/true".to_string()]));
+        assert_eq!(
+            direct_argv("kubectl apply -f k8s/staging/"),
+            Some(vec!["kubectl".into(), "apply".into(), "-f".into(), "k8s/staging/".into()])
+        );
+        for line in ["echo $HOME", "a | b", "a && b", "FOO=1 cmd", "cd /tmp", "echo 'x'", "ls *.rs", "a > f"] {
+            assert_eq!(direct_argv(line), None, "{line}");
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! One run of a runbook, from finding it to the last artifact: compile everything first (errors
+//! exit 2 before anything changes), then run, then decide the outcome and its exit code.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rhai::{EvalAltResult, AST};
+use serde_json::json;
+
+use crate::answers::Answers;
+use crate::config::{self, Loaded};
+use crate::effects::Effects;
+use crate::error::{exit, Error};
+use crate::journal::Journal;
+use crate::modules::Sources;
+use crate::runbooks::{self, Found};
+use crate::secrets::Redactor;
+use crate::session::{Session, SessionParts, Shared, Stop};
+use crate::signals::Interrupt;
+use crate::subcommand::{Common, RunOptions};
+use crate::ui::Ui;
+
+/// Everything compiled and checked, nothing run yet.
+pub struct Prepared {
+    pub session: Shared,
+    pub engine: rhai::Engine,
+    pub ast: AST,
+    pub sources: Sources,
+    pub found: Found,
+    pub runtime: tokio::runtime::Runtime,
+}
+
+pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("start the async runtime", PathBuf::from("-"), e))
+}
+
+pub fn prepare(common: &Common, ui: &Ui, runbook: &str, answers: Option<&Path>, flags: (bool, bool, bool)) -> Result<Prepared, Error> {
+    let (yes, approve, dry_run) = flags;
+    let loaded: Loaded = config::load(common.config_file.as_deref(), &common.sets)?;
+    let team_dirs: Vec<PathBuf> = loaded.config.runbook_dirs.iter().map(|d| loaded.base_dir().join(d)).collect();
+    let found = runbooks::find(runbook, &team_dirs)?;
+    let mut answers = Answers::load(answers)?;
+    answers.yes = yes;
+    answers.approve = approve;
+
+    let runtime = runtime()?;
+    let interrupt: Arc<Interrupt> = Interrupt::install(&runtime);
+    let feature = loaded
+        .config
+        .feature
+        .clone()
+        .unwrap_or_else(|| found.shown.rsplit('/').next().unwrap_or("run").trim_end_matches(".rhai").to_string());
+    let redactor = Redactor::from_config(&loaded.config);
+    let effects = Effects::new(Journal::none(), None, redactor, dry_run)?;
+    let base = found
+        .path
+        .as_ref()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("."));
+    let session = Session::new(SessionParts {
+        ui: ui.clone(),
+        config: loaded,
+        rt: runtime.handle().clone(),
+        interrupt,
+        effects,
+        answers,
+        feature,
+        script: found.path.clone().unwrap_or_else(|| PathBuf::from(&found.shown)),
+    });
+    let sources = Sources::default();
+    let engine = crate::engine::build(&session, &sources, base.clone());
+    sources.insert(&found.shown, &found.text);
+    let mut ast = engine
+        .compile(&found.text)
+        .map_err(|e| crate::engine::parse_error(&e, &found.shown, &sources))?;
+    ast.set_source(found.shown.clone());
+    crate::modules::precompile_imports(&engine, &sources, &found.shown, &ast, &base)
+        .map_err(|e| crate::engine::script_error(&e, &found.shown, &sources, true))?;
+    Ok(Prepared {
+        session,
+        engine,
+        ast,
+        sources,
+        found,
+        runtime,
+    })
+}
+
+/// A fresh directory `<deployments>/<date>-<feature>[-N]`.
+fn make_run_dir(root: &Path, feature: &str, dry_run: bool) -> Result<PathBuf, Error> {
+    let date = &crate::journal::now_rfc3339()[..10];
+    let mut base = format!("{date}-{}", crate::answers::slug(feature));
+    if dry_run {
+        base.push_str("-dry-run");
+    }
+    std::fs::create_dir_all(root).map_err(|e| Error::io("create deployments directory", root, e))?;
+    for n in 1.. {
+        let name = if n == 1 { base.clone() } else { format!("{base}-{n}") };
+        let dir = root.join(name);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(Error::io("create run directory", &dir, e)),
+        }
+    }
+    unreachable!("an unbounded counter always finds a free name")
+}
+
+/// Run a runbook; returns the exit code.
+pub fn run(common: &Common, opts: &RunOptions, ui: &Ui) -> Result<i32, Error> {
+    let p = prepare(common, ui, &opts.runbook, opts.answers.as_deref(), (opts.yes, opts.approve, opts.dry_run))?;
+    let cfg = &p.session.config;
+    let root = opts
+        .deployments_dir
+        .clone()
+        .or_else(|| cfg.config.deployments_dir.as_ref().map(|d| cfg.base_dir().join(d)))
+        .unwrap_or_else(|| PathBuf::from("deployments"));
+    let dir = make_run_dir(&root, &p.session.feature, opts.dry_run)?;
+    let redactor = p.session.effects.borrow().redactor().clone();
+    let journal = Journal::create(&dir.join(crate::journal::FILE_NAME), redactor.clone())?;
+    *p.session.effects.borrow_mut() = Effects::new(journal, Some(&dir.join(crate::artifacts::LOG)), redactor.clone(), opts.dry_run)?;
+    let session = p.session.clone();
+    *session.run_dir.borrow_mut() = Some(dir.clone());
+
+    session.record(
+        "run.start",
+        json!({
+            "script": p.found.shown,
+            "feature": session.feature,
+            "version": env!("CARGO_PKG_VERSION"),
+            "dry_run": opts.dry_run,
+            "user": crate::primitives::prompt::user(),
+            "host": crate::primitives::prompt::host(),
+            "pid": std::process::id(),
+            "config_file": session.config.file.as_ref().map(|f| f.display().to_string()),
+            "answers_file": opts.answers.as_ref().map(|f| f.display().to_string()),
+            "sets": common.sets,
+            "run_dir": dir.display().to_string(),
+        }),
+    );
+    let mode = if opts.dry_run { " (dry-run: nothing will be executed)" } else { "" };
+    session.say_styled(
+        &format!("▶ {} — feature `{}`{mode}", p.found.shown, session.feature),
+        |ui, s| ui.bold(s),
+    );
+    session.say(&format!("  run directory: {}", dir.display()));
+
+    let result = p.engine.run_ast(&p.ast);
+    let (code, outcome, error_text) = conclude(&session, &p, result);
+
+    for id in session.answers.borrow().unused() {
+        let asked: Vec<String> = session.answers.borrow().asked_ids().map(str::to_string).collect();
+        let hint = crate::error::did_you_mean(&id, asked.iter().map(String::as_str))
+            .map(|s| format!(" (did you mean `{s}`?)"))
+            .unwrap_or_default();
+        session.warn(&format!(
+            "answers file `{}` has an answer for `{id}` that no prompt asked for{hint}",
+            session.answers.borrow().file_name()
+        ));
+        session.record("answers.unused", json!({ "id": id }));
+    }
+    session.record("run.end", json!({ "outcome": outcome, "exit_code": code, "error": error_text }));
+    match crate::artifacts::render(&dir, &redactor) {
+        Ok(files) => {
+            session.say(&format!("  artifacts in {}: {}, {}, {}", dir.display(), crate::artifacts::LOG, crate::journal::FILE_NAME, files.join(", ")));
+        }
+        Err(e) => ui.error_text(&redactor.redact(&e.render(ui))),
+    }
+    session.ui.event(&json!({ "event": "run.end", "outcome": outcome, "exit_code": code, "run_dir": dir }));
+    Ok(code)
+}
+
+/// Decide how the run ended: (exit code, outcome word, error text).
+fn conclude(session: &Session, p: &Prepared, result: Result<(), Box<EvalAltResult>>) -> (i32, &'static str, String) {
+    let ui = &session.ui;
+    let err = match result {
+        Ok(()) => {
+            session.shout(&ui.green(&ui.bold("✅ Run completed.")));
+            return (exit::OK, "completed", String::new());
+        }
+        Err(e) => e,
+    };
+    if let EvalAltResult::Exit(..) = *err {
+        session.shout(&ui.green(&ui.bold("✅ Run completed (the script called exit).")));
+        return (exit::OK, "completed", String::new());
+    }
+    let stop = session.stop.borrow_mut().take();
+    match stop {
+        Some(Stop::Declined { gate, by }) => {
+            let e = Error::Declined { gate, by };
+            let text = show_error(session, &e);
+            (exit::DECLINED, "declined", text)
+        }
+        Some(Stop::RolledBack { ok: true, reason }) => {
+            session.shout(&ui.yellow(&ui.bold(&format!("↩ Rolled back: {reason}"))));
+            (exit::ROLLED_BACK, "rolled back", reason)
+        }
+        Some(Stop::RolledBack { ok: false, reason }) => {
+            session.shout(&ui.red(&ui.bold("✗ Rollback failed: see rollback-plan.md for what still stands")));
+            (exit::FAILED, "rollback failed", reason)
+        }
+        Some(Stop::Interrupted) => interrupted(session, p),
+        Some(Stop::Error(e)) => {
+            let text = show_error(session, &e);
+            let outcome = if e.exit_code() == exit::USAGE { "stopped" } else { "failed" };
+            (e.exit_code(), outcome, text)
+        }
+        None => {
+            let e = crate::engine::script_error(&err, &p.found.shown, &p.sources, false);
+            let text = show_error(session, &e);
+            failed(session, p, text)
+        }
+    }
+}
+
+fn show_error(session: &Session, e: &Error) -> String {
+    let text = session.redact(&e.render(&session.ui));
+    session.ui.error_text(&text);
+    let plain = session.redact(&e.render(&Ui::plain()));
+    session.effects.borrow_mut().log(&plain);
+    session.redact(&e.summary())
+}
+
+/// A step failed and the script did not catch it: offer rollback, or roll back on our own.
+fn failed(session: &Session, p: &Prepared, error: String) -> (i32, &'static str, String) {
+    use crate::config::OnFailure;
+    let standing = session.undo.borrow().len();
+    if standing == 0 {
+        session.shout(&session.ui.red(&session.ui.bold("✗ Run failed (nothing was registered to undo).")));
+        return (exit::FAILED, "failed", error);
+    }
+    let go = match session.config.config.rollback.on_failure {
+        OnFailure::Never => false,
+        OnFailure::Auto => true,
+        OnFailure::Ask => match crate::primitives::prompt::offer(session, "initiate-rollback", "⚠️ Issue detected! Initiate rollback?") {
+            Some(answer) => answer,
+            None => {
+                session.say("Nobody to ask (no terminal, no answer): rolling back on its own (rollback.on_failure: ask).");
+                true
+            }
+        },
+    };
+    if !go {
+        session.shout(&session.ui.red(&format!(
+            "✗ Run failed; {standing} undo step(s) still stand: see rollback-plan.md"
+        )));
+        return (exit::FAILED, "failed", error);
+    }
+    let report = crate::undo::rollback(session, &p.engine, "a step failed");
+    if report.ok() {
+        (exit::ROLLED_BACK, "rolled back", error)
+    } else {
+        (exit::FAILED, "rollback failed", error)
+    }
+}
+
+fn interrupted(session: &Session, p: &Prepared) -> (i32, &'static str, String) {
+    session.interrupt.acknowledge();
+    session.record("interrupted", json!({}));
+    session.shout(&session.ui.yellow("\n⚠️ Interrupted."));
+    let standing = session.undo.borrow().len();
+    if standing > 0 && session.terminal.tty {
+        session.shout("(Ctrl-C again to abort now)");
+        if crate::primitives::prompt::offer(session, "rollback-after-interrupt", "Roll back what this run changed?") == Some(true) {
+            let report = crate::undo::rollback(session, &p.engine, "interrupted");
+            return if report.ok() {
+                (exit::ROLLED_BACK, "rolled back", "interrupted".into())
+            } else {
+                (exit::FAILED, "rollback failed", "interrupted".into())
+            };
+        }
+    }
+    if standing > 0 {
+        session.shout(&format!("{standing} undo step(s) still stand: see rollback-plan.md"));
+    }
+    (exit::INTERRUPTED, "interrupted", "interrupted".into())
+}
+
+impl Prepared {
+    /// How many source files were compiled: the runbook and its imports.
+    pub fn sources_count(&self) -> usize {
+        self.sources.len()
+    }
+}

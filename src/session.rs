@@ -1,0 +1,258 @@
+//! The state one run shares among its primitives: config, the gate, answers, the undo stack,
+//! the interrupt flag and the async runtime. Runbooks and the REPL both run on a `Session`.
+
+use std::cell::{Cell, RefCell};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use rhai::{Dynamic, EvalAltResult, Position};
+use serde_json::Value;
+
+use crate::answers::Answers;
+use crate::config::Loaded;
+use crate::effects::{Effects, Pending};
+use crate::error::Error;
+use crate::signals::Interrupt;
+use crate::ui::Ui;
+use crate::undo::Undo;
+
+/// Why a script was stopped from inside a primitive (these are not catchable by `try`).
+#[derive(Debug)]
+pub enum Stop {
+    Declined { gate: String, by: String },
+    RolledBack { ok: bool, reason: String },
+    Interrupted,
+    Error(Error),
+}
+
+pub struct Session {
+    pub ui: Ui,
+    pub config: Loaded,
+    pub rt: tokio::runtime::Handle,
+    pub interrupt: Arc<Interrupt>,
+    pub effects: RefCell<Effects>,
+    pub answers: RefCell<Answers>,
+    pub undo: RefCell<Vec<Undo>>,
+    pub stop: RefCell<Option<Stop>>,
+    pub terminal: Terminal,
+    pub feature: String,
+    pub script: PathBuf,
+    pub run_dir: RefCell<Option<PathBuf>>,
+    pub stages: RefCell<Vec<String>>,
+    pub strategy: RefCell<Option<String>>,
+    next_undo: Cell<u64>,
+    http: RefCell<Option<reqwest::Client>>,
+}
+
+pub type Shared = Rc<Session>;
+
+pub struct SessionParts {
+    pub ui: Ui,
+    pub config: Loaded,
+    pub rt: tokio::runtime::Handle,
+    pub interrupt: Arc<Interrupt>,
+    pub effects: Effects,
+    pub answers: Answers,
+    pub feature: String,
+    pub script: PathBuf,
+}
+
+impl Session {
+    pub fn new(p: SessionParts) -> Shared {
+        Rc::new(Session {
+            ui: p.ui,
+            config: p.config,
+            rt: p.rt,
+            interrupt: p.interrupt,
+            effects: RefCell::new(p.effects),
+            answers: RefCell::new(p.answers),
+            undo: RefCell::new(Vec::new()),
+            stop: RefCell::new(None),
+            terminal: Terminal::new(),
+            feature: p.feature,
+            script: p.script,
+            run_dir: RefCell::new(None),
+            stages: RefCell::new(Vec::new()),
+            strategy: RefCell::new(None),
+            next_undo: Cell::new(1),
+            http: RefCell::new(None),
+        })
+    }
+
+    pub fn dry_run(&self) -> bool {
+        self.effects.borrow().dry_run()
+    }
+
+    pub fn redact(&self, text: &str) -> String {
+        self.effects.borrow().redactor().redact(text)
+    }
+
+    /// Show a line (redacted) and put it in the human log.
+    pub fn say(&self, text: &str) {
+        let text = self.redact(text);
+        self.ui.say(&text);
+        self.effects.borrow_mut().log(&text);
+    }
+
+    /// Like `say`, with a style applied on the terminal only.
+    pub fn say_styled(&self, text: &str, style: impl Fn(&Ui, &str) -> String) {
+        let text = self.redact(text);
+        self.ui.say(&style(&self.ui, &text));
+        self.effects.borrow_mut().log(&text);
+    }
+
+    /// Shown even with -q.
+    pub fn shout(&self, text: &str) {
+        let text = self.redact(text);
+        self.ui.shout(&text);
+        self.effects.borrow_mut().log(&text);
+    }
+
+    pub fn warn(&self, text: &str) {
+        let text = self.redact(text);
+        self.ui.warn(&text);
+        self.effects.borrow_mut().log(&format!("warning: {text}"));
+    }
+
+    pub fn record(&self, kind: &str, fields: Value) {
+        let _ = self.effects.borrow_mut().record(kind, fields);
+    }
+
+    pub fn current_stage(&self) -> Option<String> {
+        self.stages.borrow().last().cloned()
+    }
+
+    /// Pass one effect through the gate: intent, then the act (or the plan), then the result.
+    pub fn gate(
+        &self,
+        kind: &str,
+        name: &str,
+        intent: Value,
+        planned: impl FnOnce() -> Value,
+        act: impl FnOnce() -> Result<Value, String>,
+    ) -> Result<Value, GateError> {
+        let mut intent = intent;
+        if let (Value::Object(m), Some(stage)) = (&mut intent, self.current_stage()) {
+            m.insert("stage".into(), Value::String(stage));
+        }
+        let pending: Pending = self.effects.borrow_mut().begin(kind, name, intent).map_err(GateError::Fatal)?;
+        if self.dry_run() {
+            let v = planned();
+            self.effects.borrow_mut().finish(pending, &Ok(v.clone()));
+            return Ok(v);
+        }
+        let outcome = act();
+        self.effects.borrow_mut().finish(pending, &outcome);
+        outcome.map_err(GateError::Failed)
+    }
+
+    /// An input effect (a prompt's answer): recorded like any effect, and taken in dry-run too.
+    pub fn gate_input(&self, kind: &str, name: &str, intent: Value, result: Value) -> Result<(), GateError> {
+        let pending = self.effects.borrow_mut().begin(kind, name, intent).map_err(GateError::Fatal)?;
+        self.effects.borrow_mut().finish(pending, &Ok(result));
+        Ok(())
+    }
+
+    pub fn push_undo(&self, label: String, action: crate::undo::Action) -> Undo {
+        let id = self.next_undo.get();
+        self.next_undo.set(id + 1);
+        let undo = Undo { id, label, action };
+        self.undo.borrow_mut().push(undo.clone());
+        undo
+    }
+
+    pub fn http(&self) -> reqwest::Client {
+        self.http
+            .borrow_mut()
+            .get_or_insert_with(|| {
+                reqwest::Client::builder()
+                    .no_proxy()
+                    .build()
+                    .unwrap_or_else(|_| reqwest::Client::new())
+            })
+            .clone()
+    }
+
+    /// Stop the script with `why`: raised as Rhai's (uncatchable) termination.
+    pub fn stop(&self, why: Stop) -> Box<EvalAltResult> {
+        *self.stop.borrow_mut() = Some(why);
+        EvalAltResult::ErrorTerminated(Dynamic::UNIT, Position::NONE).into()
+    }
+
+    /// Sleep that wakes for an interrupt.
+    pub fn sleep(&self, d: Duration) -> Result<(), ()> {
+        let end = std::time::Instant::now() + d;
+        loop {
+            if self.interrupt.is_set() {
+                return Err(());
+            }
+            let now = std::time::Instant::now();
+            if now >= end {
+                return Ok(());
+            }
+            std::thread::sleep((end - now).min(Duration::from_millis(50)));
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum GateError {
+    /// The act failed: the script may catch this.
+    Failed(String),
+    /// The gate itself failed (the journal cannot be written): the run must stop.
+    Fatal(Error),
+}
+
+/// Lines typed at the terminal, read on a thread so a prompt can still notice Ctrl-C.
+pub struct Terminal {
+    pub tty: bool,
+    rx: RefCell<Option<mpsc::Receiver<Option<String>>>>,
+}
+
+impl Terminal {
+    fn new() -> Terminal {
+        Terminal {
+            tty: std::io::stdin().is_terminal(),
+            rx: RefCell::new(None),
+        }
+    }
+
+    /// One line from the terminal; `Ok(None)` at end of input, `Err(())` when interrupted.
+    pub fn read_line(&self, interrupt: &Interrupt) -> Result<Option<String>, ()> {
+        let mut rx = self.rx.borrow_mut();
+        let rx = rx.get_or_insert_with(|| {
+            let (tx, rx) = mpsc::channel();
+            std::thread::spawn(move || {
+                let stdin = std::io::stdin();
+                loop {
+                    let mut line = String::new();
+                    match stdin.read_line(&mut line) {
+                        Ok(0) | Err(_) => {
+                            let _ = tx.send(None);
+                            return;
+                        }
+                        Ok(_) => {
+                            if tx.send(Some(line)).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+            rx
+        });
+        loop {
+            if interrupt.is_set() {
+                return Err(());
+            }
+            match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(line) => return Ok(line.map(|l| l.trim_end_matches(['\n', '\r']).to_string())),
+                Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(None),
+            }
+        }
+    }
+}

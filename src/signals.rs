@@ -1,0 +1,80 @@
+//! Ctrl-C and SIGTERM. The first stops the running command (its whole process group) and lets the
+//! run end in order; the second aborts at once with exit 130. The journal is flushed per record,
+//! so it is complete up to the moment of the abort either way.
+
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+#[derive(Debug, Default)]
+pub struct Interrupt {
+    count: AtomicUsize,
+    /// Interrupts already dealt with: only a newer one stops what runs now.
+    handled: AtomicUsize,
+    /// Process group of the command running now (0: none).
+    child_group: AtomicI32,
+}
+
+impl Interrupt {
+    /// Listen for SIGINT and SIGTERM on the runtime.
+    pub fn install(rt: &tokio::runtime::Runtime) -> Arc<Interrupt> {
+        let me = Arc::new(Interrupt::default());
+        let it = me.clone();
+        rt.spawn(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut int), Ok(mut term)) =
+                (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+            else {
+                return;
+            };
+            loop {
+                tokio::select! {
+                    _ = int.recv() => it.fire(),
+                    _ = term.recv() => it.fire(),
+                }
+            }
+        });
+        me
+    }
+
+    fn fire(&self) {
+        let n = self.count.fetch_add(1, Ordering::SeqCst) + 1;
+        let group = self.child_group.load(Ordering::SeqCst);
+        if group > 0 {
+            kill_group(group, libc::SIGTERM);
+        }
+        if n >= 2 {
+            if group > 0 {
+                kill_group(group, libc::SIGKILL);
+            }
+            eprintln!("\ninterrupted twice: aborting now (the journal is complete up to here)");
+            std::process::exit(crate::error::exit::INTERRUPTED);
+        }
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.count.load(Ordering::SeqCst) > self.handled.load(Ordering::SeqCst)
+    }
+
+    /// The run has stopped for the interrupt and is now asking what to do: a prompt may read
+    /// again, and a second interrupt still aborts at once.
+    pub fn acknowledge(&self) {
+        self.handled.store(self.count.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+
+    pub fn set_child_group(&self, group: i32) {
+        self.child_group.store(group, Ordering::SeqCst);
+    }
+
+    pub fn clear_child_group(&self) {
+        self.child_group.store(0, Ordering::SeqCst);
+    }
+}
+
+pub fn kill_group(group: i32, signal: i32) {
+    if group > 0 {
+        // SAFETY: killpg has no memory-safety preconditions; ESRCH (already gone) is fine.
+        unsafe {
+            libc::killpg(group, signal);
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! What the command line asked for, as plain values, and the dispatch to each command.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::Error;
+use crate::ui::{ColorChoice, LogFormat, Ui, Verbosity};
+
+#[derive(Debug, Clone, Default)]
+pub struct Common {
+    pub config_file: Option<PathBuf>,
+    pub sets: Vec<String>,
+    pub color: ColorChoice,
+    pub log_format: LogFormat,
+    pub verbosity: Verbosity,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub runbook: String,
+    pub answers: Option<PathBuf>,
+    pub yes: bool,
+    pub approve: bool,
+    pub dry_run: bool,
+    pub deployments_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Command {
+    Run(RunOptions),
+    List,
+    Check { runbook: String, answers: Option<PathBuf> },
+    Init { dir: PathBuf, force: bool },
+    Completions(String),
+}
+
+pub fn dispatch(common: &Common, command: &Command) -> Result<i32, Error> {
+    let ui = Ui::new(common.color, common.log_format, common.verbosity);
+    let result = match command {
+        Command::Run(opts) => crate::runner::run(common, opts, &ui),
+        Command::List => list(common, &ui),
+        Command::Check { runbook, answers } => check(common, &ui, runbook, answers.as_deref()),
+        Command::Init { dir, force } => init(&ui, dir, *force),
+        Command::Completions(script) => {
+            print!("{script}");
+            Ok(0)
+        }
+    };
+    result.or_else(|e| {
+        ui.error_text(&e.render(&ui));
+        Ok(e.exit_code())
+    })
+}
+
+fn list(common: &Common, ui: &Ui) -> Result<i32, Error> {
+    let loaded = crate::config::load(common.config_file.as_deref(), &common.sets)?;
+    let dirs: Vec<PathBuf> = loaded.config.runbook_dirs.iter().map(|d| loaded.base_dir().join(d)).collect();
+    let entries = crate::runbooks::list(&dirs);
+    if entries.is_empty() {
+        println!("No runbooks found (looked in ./runbooks, the team's runbook_dirs, and the shipped runbooks).");
+        return Ok(0);
+    }
+    let w = entries.iter().map(|e| e.name.len()).max().unwrap_or(4).max(4);
+    let sw = entries.iter().map(|e| e.source.len() + if e.shadows { 17 } else { 0 }).max().unwrap_or(6).max(6);
+    println!("{}", ui.bold(&format!("{:<w$}  {:<sw$}  DESCRIPTION", "NAME", "SOURCE")));
+    for e in entries {
+        let source = if e.shadows { format!("{} (shadows shipped)", e.source) } else { e.source };
+        println!("{:<w$}  {:<sw$}  {}", e.name, source, e.description);
+    }
+    Ok(0)
+}
+
+fn check(common: &Common, ui: &Ui, runbook: &str, answers: Option<&Path>) -> Result<i32, Error> {
+    let p = crate::runner::prepare(common, ui, runbook, answers, (false, false, true))?;
+    let modules = p.sources_count();
+    println!(
+        "{} {} compiles{}; config {}; answers {}",
+        ui.green("ok:"),
+        p.found.shown,
+        if modules > 1 { format!(" with {} module(s)", modules - 1) } else { String::new() },
+        match &p.session.config.file {
+            Some(f) => format!("`{}` is valid", f.display()),
+            None => "defaults (no runbook.yaml)".into(),
+        },
+        match answers {
+            Some(f) => format!("`{}` is valid", f.display()),
+            None => "not given".into(),
+        }
+    );
+    Ok(0)
+}
+
+const STARTER_CONFIG: &str = include_str!("../docs/runbook.example.yaml");
+
+fn init(ui: &Ui, dir: &Path, force: bool) -> Result<i32, Error> {
+    std::fs::create_dir_all(dir.join("runbooks")).map_err(|e| Error::io("create directory", dir.join("runbooks"), e))?;
+    let mut files: Vec<(PathBuf, &str)> = vec![(dir.join(crate::config::FILE_NAME), STARTER_CONFIG)];
+    for (name, text) in crate::embedded::RUNBOOKS {
+        files.push((dir.join("runbooks").join(name), text));
+    }
+    let mut skipped = 0;
+    for (path, text) in files {
+        if path.exists() && !force {
+            println!("{} {} (exists; --force overwrites)", ui.yellow("skip"), path.display());
+            skipped += 1;
+            continue;
+        }
+        std::fs::write(&path, text).map_err(|e| Error::io("write", &path, e))?;
+        println!("{} {}", ui.green("wrote"), path.display());
+    }
+    if crate::embedded::RUNBOOKS.is_empty() {
+        println!("(this build ships no runbooks to copy)");
+    }
+    if skipped == 0 {
+        println!("Next: edit {}, then `runbook list`.", dir.join(crate::config::FILE_NAME).display());
+    }
+    Ok(0)
+}

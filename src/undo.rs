@@ -1,0 +1,184 @@
+//! Undo actions: data, not closures, so the journal can hold them and a later process (the
+//! REPL, `runbook rollback`, a resumed run) can carry out what a dead one registered.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::session::{GateError, Session};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Undo {
+    pub id: u64,
+    pub label: String,
+    pub action: Action,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Action {
+    /// A command line (through the shell when it needs one).
+    Command { line: String },
+    /// A program and its arguments.
+    Argv { argv: Vec<String> },
+    /// A function of an importable module (a stdlib name or a path), with its arguments.
+    Call {
+        module: String,
+        function: String,
+        args: Vec<Value>,
+    },
+}
+
+impl Action {
+    pub fn describe(&self) -> String {
+        match self {
+            Action::Command { line } => line.clone(),
+            Action::Argv { argv } => crate::process::Program::Argv(argv.clone()).display(),
+            Action::Call {
+                module,
+                function,
+                args,
+            } => {
+                let args: Vec<String> = args.iter().map(Value::to_string).collect();
+                format!("{module}::{function}({})", args.join(", "))
+            }
+        }
+    }
+}
+
+/// What happened to one undo during a rollback.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub undo: Undo,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub steps: Vec<Step>,
+}
+
+impl Report {
+    pub fn ok(&self) -> bool {
+        self.steps.iter().all(|s| s.error.is_none())
+    }
+}
+
+/// Carry out the undo stack, last in first out; a failing undo is reported and the rest still run.
+pub fn rollback(session: &Session, engine: &rhai::Engine, reason: &str) -> Report {
+    let undos: Vec<Undo> = std::mem::take(&mut *session.undo.borrow_mut());
+    session.record("rollback.start", json!({ "reason": reason, "undos": undos.len() }));
+    session.ui.banner("Rollback");
+    session.shout(&format!("Rolling back: {reason}"));
+    if undos.is_empty() {
+        session.say("Nothing to undo: no step registered an undo.");
+    }
+    let mut report = Report::default();
+    for undo in undos.into_iter().rev() {
+        let name = format!("undo: {}", undo.label);
+        let intent = json!({ "undo": undo.id, "label": undo.label, "action": undo.action });
+        session.say(&format!("↩ {} ({})", undo.label, undo.action.describe()));
+        let result = session.gate(
+            "undo",
+            &name,
+            intent,
+            || json!({ "planned": true }),
+            || match &undo.action {
+                Action::Command { line } => {
+                    crate::primitives::shell::run_program(session, crate::process::Program::Line(line.clone()), None)
+                        .and_then(|o| check_exit(&o, &undo.action))
+                }
+                Action::Argv { argv } => {
+                    crate::primitives::shell::run_program(session, crate::process::Program::Argv(argv.clone()), None)
+                        .and_then(|o| check_exit(&o, &undo.action))
+                }
+                Action::Call {
+                    module,
+                    function,
+                    args,
+                } => call(session, engine, module, function, args).map(|v| json!({ "returned": v })),
+            },
+        );
+        let error = match result {
+            Ok(_) => {
+                session.say_styled(&format!("  ✓ {}", undo.label), |ui, s| ui.green(s));
+                None
+            }
+            Err(e) => {
+                let e = match e {
+                    GateError::Failed(s) => s,
+                    GateError::Fatal(err) => err.render(&crate::ui::Ui::plain()).trim().to_string(),
+                };
+                session.say_styled(&format!("  ✗ {}: {e}", undo.label), |ui, s| ui.red(s));
+                Some(e)
+            }
+        };
+        report.steps.push(Step { undo, error });
+    }
+    let failed: Vec<&str> = report
+        .steps
+        .iter()
+        .filter(|s| s.error.is_some())
+        .map(|s| s.undo.label.as_str())
+        .collect();
+    session.record("rollback.end", json!({ "ok": report.ok(), "failed": failed }));
+    if report.ok() {
+        session.shout(&session.ui.green(&format!("Rollback complete: {} step(s) undone.", report.steps.len())));
+    } else {
+        session.shout(&session.ui.red(&format!(
+            "Rollback incomplete: {} of {} undo step(s) failed: {}",
+            failed.len(),
+            report.steps.len(),
+            failed.join(", ")
+        )));
+    }
+    report
+}
+
+fn check_exit(o: &crate::process::Outcome, action: &Action) -> Result<Value, String> {
+    if o.success() {
+        Ok(json!({ "code": o.code }))
+    } else {
+        Err(crate::primitives::shell::failure_message(&action.describe(), o))
+    }
+}
+
+fn is_ident(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// `module::function(args...)`, evaluated with the same engine, imports resolved from the script.
+fn call(session: &Session, engine: &rhai::Engine, module: &str, function: &str, args: &[Value]) -> Result<Value, String> {
+    if !is_ident(function) {
+        return Err(format!("`{function}` is not a function name"));
+    }
+    if module.contains('"') || module.contains('\n') {
+        return Err(format!("`{module}` is not a module name"));
+    }
+    let mut scope = rhai::Scope::new();
+    let mut names = Vec::new();
+    for (i, a) in args.iter().enumerate() {
+        let name = format!("__undo_arg{i}");
+        let v: rhai::Dynamic = rhai::serde::to_dynamic(a).map_err(|e| e.to_string())?;
+        scope.push(name.clone(), v);
+        names.push(name);
+    }
+    let src = format!(
+        "import \"{module}\" as __undo_module; __undo_module::{function}({})",
+        names.join(", ")
+    );
+    let mut ast = engine.compile_with_scope(&scope, &src).map_err(|e| e.to_string())?;
+    ast.set_source(session.script.display().to_string());
+    let v: rhai::Dynamic = engine
+        .eval_ast_with_scope(&mut scope, &ast)
+        .map_err(|e| crate::engine::describe_runtime_error(&e))?;
+    rhai::serde::from_dynamic::<Value>(&v).or(Ok(Value::Null))
+}
+
+/// Describe an action as the journal holds it.
+pub fn describe_json(v: &Value) -> String {
+    serde_json::from_value::<Action>(v.clone())
+        .map(|a| a.describe())
+        .unwrap_or_else(|_| v.to_string())
+}
