@@ -22,6 +22,8 @@ pub struct Config {
     pub deployments_dir: Option<PathBuf>,
     /// Extra directories searched for runbooks, after ./runbooks and before the shipped ones.
     pub runbook_dirs: Vec<PathBuf>,
+    /// The automated pre-deployment checks (Step 2): each a command line, or absent.
+    pub checks: Checks,
     pub limits: Limits,
     pub commands: Commands,
     pub secrets: Secrets,
@@ -29,6 +31,17 @@ pub struct Config {
     pub rollback: Rollback,
     /// Free-form values for the team's own scripts.
     pub vars: serde_yaml::Mapping,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Checks {
+    pub tests: Option<String>,
+    pub integration: Option<String>,
+    pub e2e: Option<String>,
+    pub security: Option<String>,
+    pub performance: Option<String>,
+    pub build: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -204,10 +217,16 @@ pub fn load(explicit: Option<&Path>, sets: &[String]) -> Result<Loaded, Error> {
 fn config_error(file: &str, err: serde_path_to_error::Error<serde_yaml::Error>) -> Error {
     let key = err.path().to_string();
     let inner = err.inner();
+    let message = strip_location(&inner.to_string());
+    // serde_yaml starts nested messages with the parent's path ("limits: unknown field ...").
+    let message = match message.split_once(": ") {
+        Some((prefix, rest)) if key.starts_with(prefix) && !prefix.contains(' ') => rest.to_string(),
+        _ => message,
+    };
     Error::Config {
         file: file.to_string(),
         key: if key == "." { String::new() } else { key },
-        message: strip_location(&inner.to_string()),
+        message,
         location: inner.location().map(|l| (l.line(), l.column())),
     }
 }

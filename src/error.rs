@@ -260,15 +260,15 @@ fn render_snippet(out: &mut String, ui: &Ui, loc: &Location) {
     let num = loc.line.to_string();
     let pad = " ".repeat(num.len());
     let bar = ui.blue("|");
-    let _ = writeln!(out, " {pad} {bar}");
-    let _ = writeln!(out, " {} {bar} {}", ui.blue(&num), src);
+    let _ = writeln!(out, "{pad} {bar}");
+    let _ = writeln!(out, "{} {bar} {}", ui.blue(&num), src);
     // Tabs keep their width so the caret lines up under them.
     let lead: String = src
         .chars()
         .take(loc.column.saturating_sub(1))
         .map(|c| if c == '\t' { '\t' } else { ' ' })
         .collect();
-    let _ = writeln!(out, " {pad} {bar} {lead}{}", ui.red_bold("^"));
+    let _ = writeln!(out, "{pad} {bar} {lead}{}", ui.red_bold("^"));
 }
 
 /// The closest of `candidates` to `name`, if close enough to be a likely typo.

@@ -257,6 +257,9 @@ pub fn run(
             }
         }
     };
+    if interrupt.is_set() {
+        out.interrupted = true;
+    }
     if out.timed_out || out.interrupted {
         // No orphans: whatever the command started goes with it.
         kill_group(group, libc::SIGKILL);

@@ -165,6 +165,8 @@ impl Session {
     }
 
     pub fn http(&self) -> reqwest::Client {
+        // reqwest's client registers with the runtime's reactor as it is built.
+        let _in_runtime = self.rt.enter();
         self.http
             .borrow_mut()
             .get_or_insert_with(|| {

@@ -90,17 +90,20 @@ fn send(session: &Session, name: &str, ch: &Channel, text: &str) -> Result<serde
 fn post(session: &Session, url: &str, headers: Vec<(&String, &String)>, body: serde_json::Value) -> Result<serde_json::Value, String> {
     let client = session.http();
     let body = session.redact(&body.to_string());
-    let mut req = client
-        .post(url)
-        .header("content-type", "application/json")
-        .body(body)
-        .timeout(Duration::from_secs(10));
-    for (k, v) in headers {
-        req = req.header(k.as_str(), v.as_str());
-    }
+    let headers: Vec<(String, String)> = headers.into_iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let resp = session
         .rt
-        .block_on(req.send())
+        .block_on(async move {
+            let mut req = client
+                .post(url)
+                .header("content-type", "application/json")
+                .body(body)
+                .timeout(Duration::from_secs(10));
+            for (k, v) in &headers {
+                req = req.header(k.as_str(), v.as_str());
+            }
+            req.send().await
+        })
         .map_err(|e| format!("cannot reach the webhook: {}", if e.is_timeout() { "timed out".to_string() } else { e.to_string() }))?;
     let status = resp.status();
     if status.is_success() {

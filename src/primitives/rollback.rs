@@ -46,7 +46,7 @@ pub fn register(engine: &mut rhai::Engine, session: &Shared) {
     });
 }
 
-/// An action as data: a command line, an argv array, or `#{ call: "module::function", args: [...] }`.
+/// An action as data: a command line, an argv array, or `#{ function: "module::function", args: [...] }`.
 pub fn parse_action(action: &Dynamic) -> RhaiResult<Action> {
     if action.is_string() {
         return Ok(Action::Command { line: action.to_string() });
@@ -59,13 +59,13 @@ pub fn parse_action(action: &Dynamic) -> RhaiResult<Action> {
         return Ok(Action::Argv { argv });
     }
     if let Some(m) = action.read_lock::<Map>() {
-        let o = super::Opts::new(&m, "on_rollback", &["call", "args"])?;
+        let o = super::Opts::new(&m, "on_rollback", &["function", "args"])?;
         let call = o
-            .string("call")?
-            .ok_or_else(|| fail("an undo map needs `call: \"module::function\"`"))?;
+            .string("function")?
+            .ok_or_else(|| fail("an undo map needs `function: \"module::function\"`"))?;
         let Some((module, function)) = call.rsplit_once("::") else {
             return Err(fail(format!(
-                "undo `call` names a module function as \"module::function\", not `{call}`"
+                "undo `function` names a module function as \"module::function\", not `{call}`"
             )));
         };
         let args = match o.get("args") {
@@ -85,7 +85,7 @@ pub fn parse_action(action: &Dynamic) -> RhaiResult<Action> {
     }
     if action.is_fnptr() {
         return Err(fail(
-            "an undo must be data the journal can hold (a command, or #{ call: \"module::function\", args: [...] }), not a closure: \
+            "an undo must be data the journal can hold (a command, or #{ function: \"module::function\", args: [...] }), not a closure: \
              a closure dies with the process, and `runbook rollback` must be able to undo what a dead run did",
         ));
     }

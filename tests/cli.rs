@@ -1,0 +1,750 @@
+//! The real `runbook` binary, run in temp dirs. Error text and exit codes are the interface, so
+//! they are asserted exactly.
+
+mod support;
+
+use support::{Server, Test};
+
+// ---------------------------------------------------------------- sh
+
+#[test]
+fn sh_streams_output_and_returns_a_map() {
+    let out = Test::new()
+        .script(
+            r#"
+            let r = sh("echo out; echo err >&2");
+            if r.code != 0 || r.stdout != "out\n" || r.stderr != "err\n" { throw "bad result " + r; }
+            let a = sh(["printf", "%s|%s", "a b", "c"]);
+            if a.stdout != "a b|c\n" && a.stdout != "a b|c" { throw "argv: " + a.stdout; }
+            print("duration is int: " + type_of(r.duration));
+            "#,
+        )
+        .run();
+    out.code(0);
+    assert!(out.stdout.contains("$ echo out; echo err >&2\n  │ out\n  ! err\n"), "{}", out.stdout);
+    assert!(out.stdout.contains("duration is int: i64"), "{}", out.stdout);
+    let log = out.artifact("deployment-log.txt");
+    assert!(log.contains("| out") && log.contains("! err"), "{log}");
+}
+
+#[test]
+fn a_failing_command_is_a_catchable_error_unless_allowed() {
+    let out = Test::new()
+        .script(
+            r#"
+            let r = sh("exit 3", #{ allow_fail: true });
+            print(`allowed code ${r.code}`);
+            try { sh("echo bad >&2; exit 7"); } catch (e) { print(`caught: ${e}`); }
+            "#,
+        )
+        .run();
+    out.code(0);
+    assert!(out.stdout.contains("allowed code 3"), "{}", out.stdout);
+    assert!(out.stdout.contains("caught: command `echo bad >&2; exit 7` failed with exit code 7: bad"), "{}", out.stdout);
+}
+
+#[test]
+fn retries_with_backoff_until_the_command_succeeds() {
+    let out = Test::new()
+        .script(
+            r#"
+            let r = sh("n=$(cat count 2>/dev/null || echo 0); n=$((n+1)); echo $n > count; [ $n -ge 3 ]",
+                       #{ retries: 3, backoff: "10ms" });
+            print(`attempts ${r.attempts}`);
+            "#,
+        )
+        .run();
+    out.code(0);
+    assert!(out.stdout.contains("attempts 3"), "{}", out.stdout);
+    assert_eq!(out.records("effect.intent").iter().filter(|r| r["kind"] == "sh").count(), 3);
+}
+
+#[test]
+fn env_and_cwd_options_reach_the_command() {
+    let out = Test::new()
+        .file("sub/x.txt", "")
+        .script(r#"let r = sh("echo $GREETING; ls", #{ env: #{ GREETING: "hi" }, cwd: "sub" }); print(r.stdout);"#)
+        .run();
+    out.code(0);
+    assert!(out.stdout.contains("hi\nx.txt"), "{}", out.stdout);
+}
+
+#[test]
+fn an_unknown_option_is_named_with_a_suggestion() {
+    let out = Test::new().script(r#"sh("true", #{ timout: "1s" });"#).run();
+    out.code(1);
+    assert_eq!(
+        out.stderr,
+        "error: `sh` has no option `timout` (did you mean `timeout`?); its options are: timeout, env, cwd, retries, backoff, allow_fail, quiet, name\n --> deploy.rhai:1:1\n  |\n1 | sh(\"true\", #{ timout: \"1s\" });\n  | ^\n"
+    );
+}
+
+#[test]
+fn a_command_that_ignores_sigterm_is_killed_after_the_grace_period_with_its_children() {
+    let start = std::time::Instant::now();
+    let out = Test::new()
+        .script(
+            r#"
+            try {
+                sh("trap '' TERM; (trap '' TERM; sleep 30; touch orphan-survived) & sleep 30", #{ timeout: "300ms" });
+            } catch (e) { print(`caught: ${e}`); }
+            "#,
+        )
+        .args(&["--set", "commands.kill_grace=200ms"])
+        .run();
+    out.code(0);
+    assert!(start.elapsed() < std::time::Duration::from_secs(10), "took {:?}", start.elapsed());
+    assert!(out.stdout.contains("caught: command `trap '' TERM;"), "{}", out.stdout);
+    assert!(out.stdout.contains("timed out after"), "{}", out.stdout);
+    // The background grandchild was in the same process group: it must be gone too.
+    let pgrep = std::process::Command::new("pgrep").args(["-f", "touch orphan-survived"]).output();
+    if let Ok(p) = pgrep {
+        assert!(p.stdout.is_empty(), "a grandchild survived: {}", String::from_utf8_lossy(&p.stdout));
+    }
+}
+
+// ---------------------------------------------------------------- prompts and answers
+
+const PROMPTS: &str = r#"
+let s = choose("How would you like to deploy this feature?", [
+    #{ key: "blue-green", label: "Blue-Green Deployment", notes: ["Zero downtime", "Easy rollback", "Resource intensive"] },
+    #{ key: "rolling", label: "Rolling Deployment", notes: ["Gradual update"] },
+    #{ key: "canary", label: "Canary Release", notes: ["Test with small traffic %"] },
+    #{ key: "feature-flag", label: "Feature Flag", notes: ["Deploy dark"] },
+], #{ id: "strategy" });
+print(`strategy=${s}`);
+let name = input("Release name", "r1");
+print(`name=${name}`);
+let unchecked = checklist("Pre-deployment checklist:", ["All tests passing?", "Security scan clean?"]);
+print(`unchecked=${unchecked}`);
+if confirm("Proceed to production?") { print("proceeding"); }
+"#;
+
+#[test]
+fn answers_come_from_a_file_keyed_by_prompt_id() {
+    let out = Test::new()
+        .file(
+            "answers.yaml",
+            "strategy: 3\nrelease-name: spring\npre-deployment-checklist:\n  all-tests-passing: yes\n  security-scan-clean: no\nproceed-to-production: y\n",
+        )
+        .script(PROMPTS)
+        .args(&["--answers", "answers.yaml"])
+        .run();
+    out.code(0);
+    assert!(out.stdout.contains("1️⃣ Blue-Green Deployment\n   - Zero downtime\n   - Easy rollback\n   - Resource intensive\n"), "{}", out.stdout);
+    assert!(out.stdout.contains("strategy=canary"), "{}", out.stdout);
+    assert!(out.stdout.contains("name=spring"), "{}", out.stdout);
+    assert!(out.stdout.contains("unchecked=[\"Security scan clean?\"]"), "{}", out.stdout);
+    assert!(out.stdout.contains("proceeding"), "{}", out.stdout);
+    let checklist = out.artifact("pre-deployment-checklist.md");
+    assert!(checklist.contains("| All tests passing? | ✅ yes | tester | answers file answers.yaml |"), "{checklist}");
+    assert!(checklist.contains("| Security scan clean? | ❌ no | tester | answers file answers.yaml |"), "{checklist}");
+    let plan = out.artifact("deployment-plan.md");
+    assert!(plan.contains("- Strategy: Canary Release"), "{plan}");
+}
+
+#[test]
+fn answers_come_from_the_environment_too() {
+    let out = Test::new()
+        .script(PROMPTS)
+        .env("RUNBOOK_ANSWER_STRATEGY", "Feature Flag")
+        .env("RUNBOOK_ANSWER_RELEASE_NAME", "env-name")
+        .env("RUNBOOK_ANSWER_PRE_DEPLOYMENT_CHECKLIST", "yes")
+        .env("RUNBOOK_ANSWER_PROCEED_TO_PRODUCTION", "no")
+        .run();
+    out.code(0);
+    assert!(out.stdout.contains("strategy=feature-flag"), "{}", out.stdout);
+    assert!(out.stdout.contains("name=env-name"), "{}", out.stdout);
+    assert!(out.stdout.contains("unchecked=[]"), "{}", out.stdout);
+    assert!(!out.stdout.contains("proceeding"), "{}", out.stdout);
+}
+
+#[test]
+fn a_missing_answer_without_a_terminal_stops_before_the_prompt_with_exit_2() {
+    let out = Test::new()
+        .file("answers.yaml", "strategy: 1\n")
+        .script(PROMPTS)
+        .args(&["--answers", "answers.yaml"])
+        .run();
+    out.code(2);
+    assert_eq!(
+        out.stderr,
+        "error: input `release-name` needs an answer and there is no terminal to ask\n  \
+         question: Release name\n  \
+         help: answer it in a file given with `--answers FILE`, as `release-name: some text`\n  \
+         help: or set the environment variable RUNBOOK_ANSWER_RELEASE_NAME\n"
+    );
+    assert!(!out.stdout.contains("name="));
+}
+
+#[test]
+fn an_answer_no_prompt_asked_for_is_reported_as_unused() {
+    let out = Test::new()
+        .file("answers.yaml", "strategy: 1\nrelease-name: x\npre-deployment-checklist: yes\nproceed-to-production: yes\nproced-to-production: no\n")
+        .script(PROMPTS)
+        .args(&["--answers", "answers.yaml"])
+        .run();
+    out.code(0);
+    assert_eq!(
+        out.stderr,
+        "warning: answers file `answers.yaml` has an answer for `proced-to-production` that no prompt asked for (did you mean `proceed-to-production`?)\n"
+    );
+}
+
+#[test]
+fn a_bad_answer_names_the_file_the_id_and_the_fix() {
+    let out = Test::new()
+        .file("answers.yaml", "strategy: 9\n")
+        .script(PROMPTS)
+        .args(&["--answers", "answers.yaml"])
+        .run();
+    out.code(2);
+    assert_eq!(
+        out.stderr,
+        "error: answer `strategy` in `answers.yaml`: `9` is not one of the choices; press 1, 2, 3, or 4\n  help: for example `strategy: 1`\n"
+    );
+}
+
+#[test]
+fn an_answers_file_that_is_not_yaml_is_an_error_with_its_place() {
+    let out = Test::new().file("answers.yaml", "strategy: [1\n").script(PROMPTS).args(&["--answers", "answers.yaml"]).run();
+    out.code(2);
+    assert!(out.stderr.starts_with("error: answers file `answers.yaml:2:1`:"), "{}", out.stderr);
+    assert!(!out.dir.join("deployments").exists(), "nothing should be created before the run");
+}
+
+#[test]
+fn a_list_answers_the_same_prompt_asked_again_in_order() {
+    let out = Test::new()
+        .file("answers.yaml", "canary-looks-healthy-increase-traffic: [a, b, c]\n")
+        .script(
+            r#"
+            for i in 0..3 {
+                let c = choose("Canary looks healthy. Increase traffic?", [
+                    #{ key: "25", label: "Yes, increase to 25%" }, #{ key: "50", label: "Yes, increase to 50%" },
+                    #{ key: "100", label: "Complete rollout (100%)" }, #{ key: "hold", label: "Hold at current %" },
+                    #{ key: "rollback", label: "Rollback" }], #{ style: "letters" });
+                print(`step ${c}`);
+            }
+            "#,
+        )
+        .args(&["--answers", "answers.yaml"])
+        .run();
+    out.code(0);
+    assert!(out.stdout.contains("a) Yes, increase to 25%\nb) Yes, increase to 50%\n"), "{}", out.stdout);
+    assert!(out.stdout.contains("step 25") && out.stdout.contains("step 50") && out.stdout.contains("step 100"), "{}", out.stdout);
+}
+
+const APPROVE: &str = r#"
+approve(#{ feature: "checkout", changes: "new payment flow", risk: "Medium", rollback_time: "5 minutes" });
+sh("touch approved-marker");
+"#;
+
+#[test]
+fn yes_never_approves() {
+    let out = Test::new().script(APPROVE).args(&["--yes"]).run();
+    out.code(2);
+    assert!(out.stderr.starts_with("error: approval `approve-deployment` needs an answer and there is no terminal to ask\n"), "{}", out.stderr);
+    assert!(!out.dir.join("approved-marker").exists());
+}
+
+#[test]
+fn the_approval_box_and_the_record_of_who_approved() {
+    let out = Test::new()
+        .file("answers.yaml", "approve-deployment: { approved: yes, by: alice }\n")
+        .script(APPROVE)
+        .args(&["--answers", "answers.yaml"])
+        .run();
+    out.code(0);
+    assert!(out.stdout.contains(
+        "⚠️ CRITICAL DECISION: Deploy to Production\n━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━\nFeature: checkout\nChanges: new payment flow\nRisk Level: Medium\nRollback Time: 5 minutes\n\nDo you approve deployment? (y/n):\n"
+    ), "{}", out.stdout);
+    let rec = out.records("effect.result").into_iter().find(|r| r["kind"] == "prompt.approve").unwrap();
+    assert_eq!(rec["result"]["approved"], true);
+    assert_eq!(rec["result"]["by"], "alice");
+    assert_eq!(rec["result"]["how"], "answers file answers.yaml");
+    assert!(rec["result"]["host"].as_str().is_some_and(|h| !h.is_empty()));
+    assert!(rec["result"]["at"].as_str().is_some_and(|t| t.starts_with("20")));
+    assert!(out.artifact("pre-deployment-checklist.md").contains("- Decision: approved\n- By: alice\n- How: answers file answers.yaml\n"));
+}
+
+#[test]
+fn approve_flag_approves_and_is_recorded_as_such() {
+    let out = Test::new().script(APPROVE).args(&["--approve"]).run();
+    out.code(0);
+    let rec = out.records("effect.result").into_iter().find(|r| r["kind"] == "prompt.approve").unwrap();
+    assert_eq!(rec["result"]["by"], "tester");
+    assert_eq!(rec["result"]["how"], "--approve");
+}
+
+#[test]
+fn a_declined_approval_exits_4_and_changes_nothing_further() {
+    let out = Test::new().script(APPROVE).env("RUNBOOK_ANSWER_APPROVE_DEPLOYMENT", "n").run();
+    out.code(4);
+    assert_eq!(out.stderr, "error: `CRITICAL DECISION: Deploy to Production` was declined by tester; nothing further was changed\n");
+    assert!(!out.dir.join("approved-marker").exists());
+    assert!(!out.run_dir().join("post-mortem.md").exists());
+}
+
+// ---------------------------------------------------------------- checks
+
+#[test]
+fn http_tcp_and_command_checks() {
+    let server = Server::start(|path| match path {
+        "/health" => (200, "status: ok".into()),
+        _ => (503, "down".into()),
+    });
+    let script = format!(
+        r#"
+        let a = check(#{{ name: "api", http: "{0}", status: 200, contains: "ok", latency: "2s" }});
+        print(`api ${{a.ok}}`);
+        let t = check(#{{ tcp: "{1}" }});
+        print(`tcp ${{t.ok}}`);
+        let c = check(#{{ name: "cmd", cmd: "test -d ." }});
+        print(`cmd ${{c.ok}}`);
+        let bad = check(#{{ name: "down", http: "{2}", allow_fail: true, retries: 1, interval: "10ms" }});
+        print(`down ${{bad.ok}} ${{bad.detail}} after ${{bad.attempts}}`);
+        try {{ check(#{{ name: "closed", tcp: "127.0.0.1:1", timeout: "500ms" }}); }} catch (e) {{ print(`caught ${{e}}`); }}
+        "#,
+        server.url("/health"),
+        server.addr,
+        server.url("/down"),
+    );
+    let out = Test::new().script(&script).run();
+    out.code(0);
+    for want in ["api true", "tcp true", "cmd true", "down false status 503, expected 2xx after 2", "caught check `closed` failed: cannot connect"] {
+        assert!(out.stdout.contains(want), "missing {want:?} in\n{}", out.stdout);
+    }
+}
+
+#[test]
+fn check_all_runs_concurrently_and_prints_one_table() {
+    let server = Server::start(|path| if path == "/slow" { std::thread::sleep(std::time::Duration::from_millis(400)); (200, "ok".into()) } else { (200, "ok".into()) });
+    let checks: Vec<String> = (0..5).map(|i| format!("#{{ name: \"slow{i}\", http: \"{}\" }}", server.url("/slow"))).collect();
+    let script = format!(
+        "let started = timestamp_ms(); let r = check_all([{}]); print(`took ${{timestamp_ms() - started}}`); print(`n ${{r.len()}}`);",
+        checks.join(", ")
+    );
+    let out = Test::new().script(&script).run();
+    out.code(0);
+    assert!(out.stdout.contains("  CHECK  RESULT     TIME  DETAIL\n"), "{}", out.stdout);
+    assert!(out.stdout.contains("  5/5 passed"), "{}", out.stdout);
+    let took: u64 = out.stdout.lines().find_map(|l| l.strip_prefix("took ")).unwrap().parse().unwrap();
+    // Five 400 ms checks one after another would take 2 s.
+    assert!(took < 1500, "check_all took {took} ms: not concurrent");
+}
+
+// ---------------------------------------------------------------- stages, rollback
+
+#[test]
+fn rollback_runs_undos_last_in_first_out_and_exits_3() {
+    let out = Test::new()
+        .script(
+            r#"
+            stage("Deploy", || {
+                on_rollback("first", "echo undo-first >> order");
+                on_rollback("second", ["sh", "-c", "echo undo-second >> order"]);
+                on_rollback("third", "echo undo-third >> order");
+            });
+            rollback("error rate above 5%");
+            sh("touch never");
+            "#,
+        )
+        .run();
+    out.code(3);
+    assert_eq!(std::fs::read_to_string(out.dir.join("order")).unwrap(), "undo-third\nundo-second\nundo-first\n");
+    assert!(!out.dir.join("never").exists());
+    let pm = out.artifact("post-mortem.md");
+    assert!(pm.contains("- Outcome: rolled back"), "{pm}");
+    assert!(pm.contains("rollback started: error rate above 5%"), "{pm}");
+    let rp = out.artifact("rollback-plan.md");
+    assert!(rp.contains("None: nothing this run did is waiting to be undone."), "{rp}");
+    assert!(rp.contains("- third: exit 0"), "{rp}");
+}
+
+#[test]
+fn a_failing_undo_is_reported_the_rest_still_run_and_the_exit_is_1() {
+    let out = Test::new()
+        .script(
+            r#"
+            on_rollback("first", "echo first >> order");
+            on_rollback("broken", "echo broken >&2; exit 9");
+            on_rollback("last", "echo last >> order");
+            rollback("manual");
+            "#,
+        )
+        .run();
+    out.code(1);
+    assert_eq!(std::fs::read_to_string(out.dir.join("order")).unwrap(), "last\nfirst\n");
+    assert!(out.stdout.contains("  ✗ broken: command `echo broken >&2; exit 9` failed with exit code 9: broken"), "{}", out.stdout);
+    assert!(out.stdout.contains("Rollback incomplete: 1 of 3 undo step(s) failed: broken"), "{}", out.stdout);
+    assert!(out.artifact("post-mortem.md").contains("- Outcome: rollback failed"));
+}
+
+#[test]
+fn an_uncaught_failure_rolls_back_on_its_own_when_nobody_can_be_asked() {
+    let out = Test::new()
+        .script(
+            r#"
+            stage("Deploy", || {
+                sh("touch deployed");
+                on_rollback("remove deployed", "rm deployed");
+                sh("echo boom >&2; exit 1");
+            });
+            "#,
+        )
+        .run();
+    out.code(3);
+    assert!(!out.dir.join("deployed").exists());
+    assert!(out.stdout.contains("Nobody to ask (no terminal, no answer): rolling back on its own"), "{}", out.stdout);
+    assert!(out.stderr.starts_with("error: command `echo boom >&2; exit 1` failed with exit code 1: boom\n --> deploy.rhai:5:17\n"), "{}", out.stderr);
+}
+
+#[test]
+fn on_failure_never_leaves_the_undo_stack_standing_with_exit_1() {
+    let out = Test::new()
+        .script("on_rollback(\"undo it\", \"rm deployed\"); sh(\"touch deployed\"); sh(\"false\");")
+        .args(&["--set", "rollback.on_failure=never"])
+        .run();
+    out.code(1);
+    assert!(out.dir.join("deployed").exists());
+    let rp = out.artifact("rollback-plan.md");
+    assert!(rp.contains("1. undo it: `rm deployed`"), "{rp}");
+}
+
+#[test]
+fn a_stdlib_function_undo_is_data_and_runs_from_its_module() {
+    let out = Test::new()
+        .file("ops.rhai", "fn restore(name, n) { sh(`echo restored ${name} ${n} >> order`); }\n")
+        .script(r#"on_rollback("restore", #{ function: "ops::restore", args: ["blue", 2] }); rollback("test");"#)
+        .run();
+    out.code(3);
+    assert_eq!(std::fs::read_to_string(out.dir.join("order")).unwrap(), "restored blue 2\n");
+    let reg = &out.records("undo.register")[0];
+    assert_eq!(reg["action"], serde_json::json!({ "kind": "call", "module": "ops", "function": "restore", "args": ["blue", 2] }));
+}
+
+#[test]
+fn a_closure_cannot_be_an_undo() {
+    let out = Test::new().script("on_rollback(\"x\", || sh(\"true\"));").run();
+    out.code(1);
+    assert!(out.stderr.starts_with("error: an undo must be data the journal can hold"), "{}", out.stderr);
+}
+
+// ---------------------------------------------------------------- notify
+
+#[test]
+fn notifications_reach_webhook_slack_file_and_stdout_and_a_failure_never_fails_the_run() {
+    let server = Server::start(|path| if path == "/broken" { (500, "no".into()) } else { (200, "ok".into()) });
+    let config = format!(
+        "notify:\n  ops: {{ type: webhook, url: \"{}\", headers: {{ X-Token: abc }} }}\n  team: {{ type: slack, url: \"{}\" }}\n  audit: {{ type: file, path: audit.jsonl }}\n  console: {{ type: stdout }}\n  broken: {{ type: webhook, url: \"{}\" }}\n",
+        server.url("/ops"),
+        server.url("/slack"),
+        server.url("/broken")
+    );
+    let out = Test::new()
+        .file("runbook.yaml", &config)
+        .args(&["--set", "feature=checkout"])
+        .script(r#"notify(["ops", "team", "audit", "console"], "deployed v2"); let ok = notify("broken", "x"); print(`broken ok=${ok}`);"#)
+        .run();
+    out.code(0);
+    let bodies = server.bodies();
+    let ops = bodies.iter().find(|(p, _)| p == "/ops").unwrap();
+    let v: serde_json::Value = serde_json::from_str(&ops.1).unwrap();
+    assert_eq!(v["text"], "deployed v2");
+    assert_eq!(v["feature"], "checkout");
+    let slack = bodies.iter().find(|(p, _)| p == "/slack").unwrap();
+    assert_eq!(slack.1, r#"{"text":"deployed v2"}"#);
+    assert!(std::fs::read_to_string(out.dir.join("audit.jsonl")).unwrap().contains("\"text\":\"deployed v2\""));
+    assert!(out.stdout.contains("📣 [console] deployed v2"), "{}", out.stdout);
+    assert!(out.stdout.contains("broken ok=false"), "{}", out.stdout);
+    assert_eq!(out.stderr, "warning: notification to `broken` failed: the webhook answered 500 Internal Server Error\n");
+}
+
+#[test]
+fn an_unknown_channel_is_an_error_with_a_suggestion() {
+    let out = Test::new()
+        .file("runbook.yaml", "notify:\n  team: { type: stdout }\n")
+        .script(r#"notify("tema", "x");"#)
+        .run();
+    out.code(1);
+    assert!(out.stderr.starts_with("error: no notification channel `tema` (did you mean `team`?); channels are configured under `notify:` in runbook.yaml (configured: team)\n"), "{}", out.stderr);
+}
+
+// ---------------------------------------------------------------- secrets
+
+#[test]
+fn secrets_never_appear_in_any_output() {
+    let server = Server::start(|_| (200, "ok".into()));
+    let config = format!(
+        "secrets:\n  env: [DEPLOY_TOKEN]\n  values:\n    db_password: hunter2-secret\nnotify:\n  ops: {{ type: webhook, url: \"{}\" }}\n  console: {{ type: stdout }}\n",
+        server.url("/ops")
+    );
+    let out = Test::new()
+        .file("runbook.yaml", &config)
+        .env("DEPLOY_TOKEN", "tok-12345-abcdef")
+        .script(
+            r#"
+            let token = env("DEPLOY_TOKEN");
+            sh(`echo using ${token}; echo ${secret("db_password")} >&2`);
+            print(`token is ${token}`);
+            on_rollback("revoke", `echo revoke ${token}`);
+            notify(["ops", "console"], `deployed with ${token}`);
+            sh(`echo ${token}; exit 1`);
+            "#,
+        )
+        .run();
+    out.code(3);
+    let mut everything = format!("{}{}", out.stdout, out.stderr);
+    for entry in std::fs::read_dir(out.run_dir()).unwrap() {
+        everything.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
+    }
+    for (_, body) in server.bodies() {
+        everything.push_str(&body);
+    }
+    assert!(everything.contains("[REDACTED]"));
+    assert!(!everything.contains("tok-12345-abcdef"), "token leaked:\n{everything}");
+    assert!(!everything.contains("hunter2-secret"), "password leaked:\n{everything}");
+}
+
+// ---------------------------------------------------------------- dry-run
+
+#[test]
+fn dry_run_executes_nothing_and_writes_the_plan() {
+    let out = Test::new()
+        .file("answers.yaml", "strategy: 3\n")
+        .script(
+            r#"
+            let s = choose("How would you like to deploy this feature?", ["Blue-Green Deployment", "Rolling Deployment", "Canary Release", "Feature Flag"], #{ id: "strategy" });
+            stage("Stage 1: Staging Deployment", || {
+                sh("touch marker");
+                on_rollback("remove marker", "rm marker");
+                check(#{ http: "http://127.0.0.1:1/health" });
+            });
+            stage("Stage 2: Production Deployment", || { sh(["kubectl", "apply", "-f", "k8s/canary/"]); sleep("1h"); });
+            "#,
+        )
+        .args(&["--dry-run", "--answers", "answers.yaml"])
+        .run();
+    out.code(0);
+    assert!(!out.dir.join("marker").exists(), "dry-run ran a command");
+    let plan = out.artifact("deployment-plan.md");
+    assert!(plan.contains("- Mode: dry-run (nothing was executed; every command below is what would run)"), "{plan}");
+    assert!(plan.contains("- Strategy: Canary Release"), "{plan}");
+    assert!(plan.contains("1. Stage 1: Staging Deployment (done"), "{plan}");
+    assert!(plan.contains("| Stage 1: Staging Deployment | `touch marker` | planned |"), "{plan}");
+    assert!(plan.contains("| Stage 2: Production Deployment | `kubectl apply -f k8s/canary/` | planned |"), "{plan}");
+    assert!(out.run_dir().file_name().unwrap().to_string_lossy().ends_with("-dry-run"));
+    assert!(out.artifact("rollback-plan.md").contains("1. remove marker: `rm marker`"));
+}
+
+// ---------------------------------------------------------------- errors, limits, modules
+
+#[test]
+fn a_script_error_in_a_module_points_at_the_module_line_and_the_call_site() {
+    let out = Test::new()
+        .file("lib/helpers.rhai", "fn explode(x) {\n    let y = x + 1;\n    throw `boom ${y}`;\n}\n")
+        .file("deploy.rhai", "import \"lib/helpers\" as helpers;\n\nhelpers::explode(1);\n")
+        .args(&["deploy.rhai"])
+        .run();
+    out.code(1);
+    assert_eq!(
+        out.stderr,
+        "error: boom 2\n --> lib/helpers.rhai:3:5\n  |\n3 |     throw `boom ${y}`;\n  |     ^\n  note: called from deploy.rhai:3:10\n  |\n3 | helpers::explode(1);\n  |          ^\n"
+    );
+}
+
+#[test]
+fn a_syntax_error_in_a_module_is_found_before_anything_runs() {
+    let out = Test::new()
+        .file("helpers.rhai", "fn ok() { 1 }\nfn broken( { }\n")
+        .file("deploy.rhai", "sh(\"touch marker\");\nimport \"helpers\" as h;\n")
+        .args(&["deploy.rhai"])
+        .run();
+    out.code(2);
+    assert!(out.stderr.starts_with("error: "), "{}", out.stderr);
+    assert!(out.stderr.contains(" --> helpers.rhai:2:"), "{}", out.stderr);
+    assert!(out.stderr.contains("  note: called from deploy.rhai:2:1\n"), "{}", out.stderr);
+    assert!(!out.dir.join("marker").exists());
+    assert!(!out.dir.join("deployments").exists());
+}
+
+#[test]
+fn an_undefined_variable_is_a_compile_error_with_a_suggestion() {
+    let out = Test::new().script("let version = 1;\nprint(verison);\n").run();
+    out.code(2);
+    assert_eq!(
+        out.stderr,
+        "error: variable `verison` is not defined\n --> deploy.rhai:2:7\n  |\n2 | print(verison);\n  |       ^\n  help: did you mean `version`?\n"
+    );
+}
+
+#[test]
+fn a_mistyped_primitive_gets_a_did_you_mean() {
+    let out = Test::new().script("shh(\"true\");\n").run();
+    out.code(1);
+    assert_eq!(out.stderr, "error: no function `shh`\n --> deploy.rhai:1:1\n  |\n1 | shh(\"true\");\n  | ^\n  help: did you mean `sh`?\n");
+}
+
+#[test]
+fn an_endless_loop_is_stopped_by_the_operation_limit() {
+    let out = Test::new().script("let i = 0;\nloop { i += 1; }\n").args(&["--set", "limits.operations=100000"]).run();
+    out.code(1);
+    assert!(out.stderr.starts_with("error: the script ran past its operation limit (`limits.operations`): is there an endless loop?\n --> deploy.rhai:2:"), "{}", out.stderr);
+}
+
+#[test]
+fn an_imported_stdlib_name_that_does_not_exist_is_named() {
+    let out = Test::new().script("import \"no_such_module\" as m;\n").run();
+    out.code(2);
+    assert!(out.stderr.starts_with("error: no module `no_such_module`: no file beside the script"), "{}", out.stderr);
+}
+
+// ---------------------------------------------------------------- config
+
+#[test]
+fn an_unknown_config_key_is_an_error_with_its_path_and_place() {
+    let out = Test::new().file("runbook.yaml", "limits:\n  operatons: 5\n").script("print(1);").run();
+    out.code(2);
+    assert_eq!(
+        out.stderr,
+        "error: invalid config at `limits.operatons`: unknown field `operatons`, expected one of `operations`, `call_depth`, `expr_depth`, `string_size`, `array_size`, `map_size`\n --> runbook.yaml:2:3\n  help: docs/configuration.md lists every key; `runbook init` writes a commented starter\n"
+    );
+}
+
+#[test]
+fn set_overrides_merge_into_config_and_are_checked() {
+    let out = Test::new()
+        .file("runbook.yaml", "feature: from-file\nvars:\n  region: eu\n")
+        .script("print(`${feature()} ${config(\"vars.region\")} ${config(\"version\")}`);")
+        .args(&["--set", "feature=from-set", "--set", "version=1.10"])
+        .run();
+    out.code(0);
+    assert!(out.stdout.contains("from-set eu 1.10"), "{}", out.stdout);
+    assert!(out.run_dir().ends_with(format!("{}-from-set", &out.run_dir().file_name().unwrap().to_string_lossy()[..10])));
+
+    let bad = Test::new().script("print(1);").args(&["--set", "limits.operations=lots"]).run();
+    bad.code(2);
+    assert_eq!(
+        bad.stderr,
+        "error: invalid `--set limits.operations=lots`: invalid type: string \"lots\", expected u64\n  help: write it as `--set key.path=value`, e.g. `--set feature=checkout`\n"
+    );
+}
+
+// ---------------------------------------------------------------- exit codes, runbook lookup
+
+#[test]
+fn exit_code_0_on_completion_and_a_summary() {
+    let out = Test::new().script("sh(\"true\");").run();
+    out.code(0);
+    assert!(out.stdout.contains("✅ Run completed."), "{}", out.stdout);
+    let end = &out.records("run.end")[0];
+    assert_eq!(end["outcome"], "completed");
+    assert_eq!(end["exit_code"], 0);
+}
+
+#[test]
+fn exit_code_130_on_sigterm_with_the_journal_complete() {
+    let t = Test::new().script("on_rollback(\"u\", \"true\");\nsh(\"sleep 30\");\nsh(\"touch after\");\n");
+    let mut child = t.command().stdout(std::process::Stdio::piped()).spawn().unwrap();
+    // Wait until the command is running (its intent is journaled).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let started = std::fs::read_dir(t.path().join("deployments"))
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| std::fs::read_to_string(e.unwrap().path().join("journal.jsonl")).ok())
+            .is_some_and(|j| j.contains("sleep 30"));
+        if started {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the run did not start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(!t.path().join("after").exists());
+    let dir = std::fs::read_dir(t.path().join("deployments")).unwrap().next().unwrap().unwrap().path();
+    let journal = std::fs::read_to_string(dir.join("journal.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(journal.lines().last().unwrap()).unwrap();
+    assert_eq!(last["type"], "run.end");
+    assert_eq!(last["outcome"], "interrupted");
+    assert!(journal.contains("command `sleep 30` was interrupted"), "the sleep's result records the interrupt:\n{journal}");
+    assert!(std::fs::read_to_string(dir.join("post-mortem.md")).unwrap().contains("- Outcome: interrupted"));
+}
+
+#[test]
+fn the_shipped_runbooks_are_found_by_name_and_a_local_file_shadows_them() {
+    let local = Test::new().file("runbooks/preflight.rhai", "// Our own preflight.\nprint(\"local preflight\");\n").args(&["preflight"]).run();
+    local.code(0);
+    assert!(local.stdout.contains("local preflight"), "{}", local.stdout);
+    let list = Test::new().file("runbooks/preflight.rhai", "// Our own preflight.\nprint(1);\n").args(&["list"]).run();
+    list.code(0);
+    assert!(list.stdout.contains("preflight  runbooks/preflight.rhai (shadows shipped)  Our own preflight."), "{}", list.stdout);
+}
+
+#[test]
+fn an_unknown_runbook_name_lists_where_it_looked() {
+    let out = Test::new().args(&["deplyo"]).run();
+    out.code(2);
+    assert!(out.stderr.starts_with("error: no runbook named `deplyo`\n  searched: runbooks/\n  searched: the runbooks shipped in this binary\n"), "{}", out.stderr);
+}
+
+#[test]
+fn check_compiles_without_running_and_reports_errors_with_exit_2() {
+    let ok = Test::new().file("helpers.rhai", "fn f() { 1 }").script("import \"helpers\" as h;\nsh(\"touch marker\");\n").args(&[]).run();
+    ok.code(0);
+    let t = Test::new().file("helpers.rhai", "fn f() { 1 }").file("deploy.rhai", "import \"helpers\" as h;\nsh(\"touch marker\");\n");
+    let out = t.args(&["check", "deploy.rhai"]).run();
+    out.code(0);
+    assert_eq!(out.stdout, "ok: deploy.rhai compiles with 1 module(s); config defaults (no runbook.yaml); answers not given\n");
+    assert!(!out.dir.join("marker").exists());
+    assert!(!out.dir.join("deployments").exists());
+    let bad = Test::new().file("deploy.rhai", "let x = ;\n").args(&["check", "deploy.rhai"]).run();
+    bad.code(2);
+    assert!(bad.stderr.starts_with("error: "), "{}", bad.stderr);
+    assert!(bad.stderr.contains(" --> deploy.rhai:1:9\n"), "{}", bad.stderr);
+}
+
+#[test]
+fn init_writes_a_starter_config_that_loads() {
+    let out = Test::new().args(&["init"]).run();
+    out.code(0);
+    let cfg = std::fs::read_to_string(out.dir.join("runbook.yaml")).unwrap();
+    assert!(cfg.contains("# notify:"));
+    let check = Test::new().file("runbook.yaml", &cfg).args(&["list"]).run();
+    check.code(0);
+    let second = Test::new().file("runbook.yaml", "feature: x\n").args(&["init"]).run();
+    second.code(0);
+    assert!(second.stdout.contains("skip ./runbook.yaml (exists; --force overwrites)"), "{}", second.stdout);
+}
+
+#[test]
+fn help_has_examples_and_completions_print() {
+    let out = Test::new().args(&["--help"]).run();
+    out.code(0);
+    assert!(out.stdout.contains("Examples:\n  runbook deploy.rhai"), "{}", out.stdout);
+    assert!(out.stdout.contains("Exit codes:"), "{}", out.stdout);
+    let check = Test::new().args(&["check", "--help"]).run();
+    check.code(0);
+    assert!(check.stdout.contains("Examples:\n  runbook check deploy.rhai"), "{}", check.stdout);
+    for shell in ["bash", "zsh", "fish"] {
+        let c = Test::new().args(&["completions", shell]).run();
+        c.code(0);
+        assert!(c.stdout.contains("runbook"), "{shell}");
+    }
+    let bad = Test::new().args(&["--colour", "x"]).run();
+    bad.code(2);
+}
+
+#[test]
+fn json_log_format_prints_events() {
+    let out = Test::new().script("sh(\"true\");").args(&["--log-format", "json"]).run();
+    out.code(0);
+    let last: serde_json::Value = serde_json::from_str(out.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(last["event"], "run.end");
+    assert_eq!(last["outcome"], "completed");
+}

@@ -1,0 +1,188 @@
+//! The test builder: a temp dir with files, the real `runbook` binary, and its output.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_runbook");
+
+pub struct Test {
+    pub dir: tempfile::TempDir,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+pub struct Output {
+    /// Kept so the directory lives as long as the output is inspected.
+    _temp: tempfile::TempDir,
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub dir: PathBuf,
+}
+
+impl Test {
+    pub fn new() -> Test {
+        Test {
+            dir: tempfile::tempdir().expect("temp dir"),
+            args: Vec::new(),
+            env: Vec::new(),
+        }
+    }
+
+    pub fn file(self, path: &str, text: &str) -> Test {
+        let p = self.dir.path().join(path);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(p, text).unwrap();
+        self
+    }
+
+    pub fn script(self, text: &str) -> Test {
+        self.file("deploy.rhai", text).args(&["deploy.rhai"])
+    }
+
+    pub fn args(mut self, args: &[&str]) -> Test {
+        self.args.extend(args.iter().map(|s| s.to_string()));
+        self
+    }
+
+    pub fn env(mut self, k: &str, v: &str) -> Test {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.args(&self.args)
+            .current_dir(self.dir.path())
+            .env("NO_COLOR", "1")
+            .env("USER", "tester")
+            .stdin(Stdio::null());
+        for (k, _) in std::env::vars() {
+            if k.starts_with("RUNBOOK_") {
+                cmd.env_remove(k);
+            }
+        }
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    pub fn run(self) -> Output {
+        let out = self.command().output().expect("run runbook");
+        let dir = self.dir.path().to_path_buf();
+        Output {
+            _temp: self.dir,
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            dir,
+        }
+    }
+}
+
+impl Output {
+    #[track_caller]
+    pub fn code(&self, want: i32) -> &Output {
+        assert_eq!(self.code, want, "exit code\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr);
+        self
+    }
+
+    /// The single run directory under deployments/.
+    pub fn run_dir(&self) -> PathBuf {
+        let root = self.dir.join("deployments");
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+            .unwrap_or_else(|_| panic!("no deployments dir\n{}\n{}", self.stdout, self.stderr))
+            .map(|e| e.unwrap().path())
+            .collect();
+        dirs.sort();
+        assert_eq!(dirs.len(), 1, "expected one run dir, found {dirs:?}");
+        dirs.pop().unwrap()
+    }
+
+    pub fn artifact(&self, name: &str) -> String {
+        let p = self.run_dir().join(name);
+        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    }
+
+    pub fn journal(&self) -> Vec<serde_json::Value> {
+        self.artifact("journal.jsonl")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("journal line is JSON"))
+            .collect()
+    }
+
+    pub fn records(&self, kind: &str) -> Vec<serde_json::Value> {
+        self.journal().into_iter().filter(|r| r["type"] == kind).collect()
+    }
+}
+
+/// A real HTTP server on loopback that records each request and answers from a table.
+pub struct Server {
+    pub addr: String,
+    pub requests: Arc<Mutex<Vec<(String, String)>>>,
+}
+
+impl Server {
+    /// `answer(path) -> (status, body)`.
+    pub fn start(answer: fn(&str) -> (u16, String)) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let seen = seen.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut first = String::new();
+                    if reader.read_line(&mut first).is_err() {
+                        return;
+                    }
+                    let mut len = 0usize;
+                    loop {
+                        let mut h = String::new();
+                        if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                            break;
+                        }
+                        let lower = h.to_ascii_lowercase();
+                        if let Some(v) = lower.strip_prefix("content-length:") {
+                            len = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0u8; len];
+                    let _ = reader.read_exact(&mut body);
+                    let path = first.split_whitespace().nth(1).unwrap_or("/").to_string();
+                    seen.lock().unwrap().push((path.clone(), String::from_utf8_lossy(&body).into_owned()));
+                    let (status, text) = answer(&path);
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
+                        text.len()
+                    );
+                });
+            }
+        });
+        Server { addr, requests }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn bodies(&self) -> Vec<(String, String)> {
+        self.requests.lock().unwrap().clone()
+    }
+}
