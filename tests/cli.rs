@@ -750,3 +750,73 @@ fn json_log_format_prints_events() {
     assert_eq!(last["event"], "run.end");
     assert_eq!(last["outcome"], "completed");
 }
+
+// ---------------------------------------------------------------- a person at a real terminal
+
+#[test]
+fn prompts_at_a_real_terminal_re_ask_on_a_bad_answer_and_record_the_person() {
+    let t = Test::new().script(
+        r#"
+        let s = choose("How would you like to deploy this feature?", ["Blue-Green Deployment", "Rolling Deployment", "Canary Release", "Feature Flag"], #{ id: "strategy" });
+        print(`strategy=${s}`);
+        let missing = checklist("Pre-deployment checklist:", ["All tests passing?", "Team notified?"]);
+        print(`missing=${missing}`);
+        approve(#{ feature: "checkout", changes: "payments", risk: "High", rollback_time: "1m" });
+        sh("touch approved-marker");
+        "#,
+    );
+    let mut cmd = t.command();
+    cmd.stdin(std::process::Stdio::inherit());
+    let mut p = rexpect::session::spawn_command(cmd, Some(10_000)).expect("spawn in a pty");
+    p.exp_string("Press 1, 2, 3, or 4:").unwrap();
+    p.send_line("7").unwrap();
+    p.exp_string("`7` is not one of the choices; press 1, 2, 3, or 4").unwrap();
+    p.send_line("3").unwrap();
+    p.exp_string("strategy=Canary Release").unwrap();
+    p.exp_string("- [ ] All tests passing? (y/n):").unwrap();
+    p.send_line("y").unwrap();
+    p.exp_string("- [ ] Team notified? (y/n):").unwrap();
+    p.send_line("n").unwrap();
+    p.exp_string("missing=[\"Team notified?\"]").unwrap();
+    p.exp_string("Do you approve deployment? (y/n):").unwrap();
+    p.send_line("yes").unwrap();
+    p.exp_string("Run completed.").unwrap();
+    p.exp_eof().unwrap();
+    let status = p.process().wait().unwrap();
+    assert!(format!("{status:?}").ends_with(", 0)"), "{status:?}");
+    assert!(t.path().join("approved-marker").exists());
+    let dir = std::fs::read_dir(t.path().join("deployments")).unwrap().next().unwrap().unwrap().path();
+    let journal = std::fs::read_to_string(dir.join("journal.jsonl")).unwrap();
+    let approval: serde_json::Value = journal
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|r| r["type"] == "effect.result" && r["kind"] == "prompt.approve")
+        .expect("an approval record");
+    assert_eq!(approval["result"]["approved"], true);
+    assert_eq!(approval["result"]["by"], "tester");
+    assert!(journal.contains(r#""how":"at the terminal""#), "{journal}");
+}
+
+#[test]
+fn ctrl_c_at_a_terminal_stops_the_command_and_offers_rollback() {
+    let t = Test::new().script(
+        r#"
+        on_rollback("undo deploy", "touch rolled-back");
+        sh("echo deploying; sleep 30");
+        sh("touch never");
+        "#,
+    );
+    let mut cmd = t.command();
+    cmd.stdin(std::process::Stdio::inherit());
+    let mut p = rexpect::session::spawn_command(cmd, Some(10_000)).expect("spawn in a pty");
+    p.exp_string("deploying").unwrap();
+    p.send_control('c').unwrap();
+    p.exp_string("Roll back what this run changed? (y/n):").unwrap();
+    p.send_line("y").unwrap();
+    p.exp_string("Rollback complete").unwrap();
+    p.exp_eof().unwrap();
+    let status = p.process().wait().unwrap();
+    assert!(format!("{status:?}").ends_with(", 3)"), "{status:?}");
+    assert!(t.path().join("rolled-back").exists());
+    assert!(!t.path().join("never").exists());
+}
