@@ -15,7 +15,11 @@ fn list(dir: &str) -> String {
     for p in files {
         println!("cargo:rerun-if-changed={}", p.display());
         let name = p.file_name().unwrap().to_string_lossy().into_owned();
-        let _ = writeln!(out, "    ({name:?}, include_str!({:?})),", p.display().to_string());
+        let _ = writeln!(
+            out,
+            "    ({name:?}, include_str!({:?})),",
+            p.display().to_string()
+        );
     }
     out.push(']');
     out

@@ -93,7 +93,10 @@ impl Answers {
                 let m = e.to_string();
                 m.split(" at line ").next().unwrap_or(&m).to_string()
             },
-            help: Some("an answers file is a YAML map from prompt id to answer, e.g. `strategy: canary`".into()),
+            help: Some(
+                "an answers file is a YAML map from prompt id to answer, e.g. `strategy: canary`"
+                    .into(),
+            ),
         })?;
         match v {
             Value::Null => {}
@@ -107,7 +110,10 @@ impl Answers {
                             return Err(Error::Answers {
                                 file: shown,
                                 id: None,
-                                message: format!("a key must be a prompt id, not {}", kind_of(&other)),
+                                message: format!(
+                                    "a key must be a prompt id, not {}",
+                                    kind_of(&other)
+                                ),
                                 help: None,
                             })
                         }
@@ -119,7 +125,10 @@ impl Answers {
                 return Err(Error::Answers {
                     file: shown,
                     id: None,
-                    message: format!("expected a map from prompt id to answer, found {}", kind_of(&other)),
+                    message: format!(
+                        "expected a map from prompt id to answer, found {}",
+                        kind_of(&other)
+                    ),
                     help: Some("write one `id: answer` per line".into()),
                 })
             }
@@ -129,7 +138,10 @@ impl Answers {
     }
 
     pub fn file_name(&self) -> String {
-        self.file.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
+        self.file
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
     }
 
     /// The explicit answer for `id`, from the environment or the answers file.
@@ -248,10 +260,19 @@ mod tests {
 
     #[test]
     fn slugs_are_stable_and_short() {
-        assert_eq!(slug("How would you like to deploy this feature?"), "how-would-you-like-to-deploy-this-feature");
-        assert_eq!(slug("⚠️ Issue detected! Initiate rollback?"), "issue-detected-initiate-rollback");
+        assert_eq!(
+            slug("How would you like to deploy this feature?"),
+            "how-would-you-like-to-deploy-this-feature"
+        );
+        assert_eq!(
+            slug("⚠️ Issue detected! Initiate rollback?"),
+            "issue-detected-initiate-rollback"
+        );
         assert!(slug(&"word ".repeat(30)).len() <= 48);
         assert_eq!(slug("!!!"), "prompt");
-        assert_eq!(env_var_for("pre-deployment.all-tests"), "RUNBOOK_ANSWER_PRE_DEPLOYMENT_ALL_TESTS");
+        assert_eq!(
+            env_var_for("pre-deployment.all-tests"),
+            "RUNBOOK_ANSWER_PRE_DEPLOYMENT_ALL_TESTS"
+        );
     }
 }

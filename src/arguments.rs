@@ -100,7 +100,9 @@ struct RunArgs {
 #[derive(Subcommand, Debug)]
 enum Sub {
     /// Run a runbook (the same as `runbook FILE_OR_NAME`)
-    #[command(after_help = "Examples:\n  runbook run deploy.rhai --answers answers.yaml\n  runbook run ./ops/hotfix.rhai --dry-run --yes")]
+    #[command(
+        after_help = "Examples:\n  runbook run deploy.rhai --answers answers.yaml\n  runbook run ./ops/hotfix.rhai --dry-run --yes"
+    )]
     Run {
         #[arg(value_name = "FILE_OR_NAME")]
         runbook: String,
@@ -111,7 +113,9 @@ enum Sub {
     #[command(after_help = "Examples:\n  runbook list\n  runbook list --config ops/runbook.yaml")]
     List,
     /// Compile a runbook and its imports, and validate config and answers; runs nothing
-    #[command(after_help = "Examples:\n  runbook check deploy.rhai\n  runbook check deploy --answers answers.yaml --set feature=checkout")]
+    #[command(
+        after_help = "Examples:\n  runbook check deploy.rhai\n  runbook check deploy --answers answers.yaml --set feature=checkout"
+    )]
     Check {
         #[arg(value_name = "FILE_OR_NAME")]
         runbook: String,
@@ -130,7 +134,9 @@ enum Sub {
         force: bool,
     },
     /// Print a shell completion script
-    #[command(after_help = "Examples:\n  runbook completions bash > /etc/bash_completion.d/runbook\n  runbook completions zsh > \"${fpath[1]}/_runbook\"\n  runbook completions fish > ~/.config/fish/completions/runbook.fish")]
+    #[command(
+        after_help = "Examples:\n  runbook completions bash > /etc/bash_completion.d/runbook\n  runbook completions zsh > \"${fpath[1]}/_runbook\"\n  runbook completions fish > ~/.config/fish/completions/runbook.fish"
+    )]
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
@@ -200,7 +206,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Common, Comman
         }
         (None, Some(runbook)) => Command::Run(cli.run.into_options(runbook)),
         (None, None) => {
-            return Err(Cli::command().error(clap::error::ErrorKind::MissingRequiredArgument, "a runbook to run, or a command"))
+            return Err(Cli::command().error(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "a runbook to run, or a command",
+            ))
         }
     };
     Ok((common, command))

@@ -50,7 +50,10 @@ fn header(records: &[Value]) -> Header<'_> {
         feature: get("feature"),
         script: get("script"),
         started: start.map(|r| s(r, "ts")).unwrap_or(""),
-        dry_run: start.and_then(|r| r.get("dry_run")).and_then(Value::as_bool).unwrap_or(false),
+        dry_run: start
+            .and_then(|r| r.get("dry_run"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
         by: get("user"),
         host: get("host"),
     }
@@ -59,7 +62,10 @@ fn header(records: &[Value]) -> Header<'_> {
 fn outcome(records: &[Value]) -> (String, String) {
     match of_type(records, "run.end").last() {
         Some(r) => (s(r, "outcome").to_string(), s(r, "error").to_string()),
-        None => ("unfinished (the journal has no end record)".into(), String::new()),
+        None => (
+            "unfinished (the journal has no end record)".into(),
+            String::new(),
+        ),
     }
 }
 
@@ -74,7 +80,10 @@ fn command_of(intent: &Value) -> String {
     let i = intent.get("intent").unwrap_or(&Value::Null);
     match s(intent, "kind") {
         "sh" => s(i, "command").to_string(),
-        "undo" => i.get("action").map(crate::undo::describe_json).unwrap_or_default(),
+        "undo" => i
+            .get("action")
+            .map(crate::undo::describe_json)
+            .unwrap_or_default(),
         _ => s(intent, "name").to_string(),
     }
 }
@@ -86,8 +95,14 @@ fn result_text(r: Option<&&Value>, dry: bool) -> String {
         Some(r) if r.get("ok").and_then(Value::as_bool) == Some(true) => {
             let res = r.get("result").unwrap_or(&Value::Null);
             match res.get("code").and_then(Value::as_i64) {
-                Some(c) => format!("exit {c}, {} ms", r.get("ms").and_then(Value::as_u64).unwrap_or(0)),
-                None => format!("ok, {} ms", r.get("ms").and_then(Value::as_u64).unwrap_or(0)),
+                Some(c) => format!(
+                    "exit {c}, {} ms",
+                    r.get("ms").and_then(Value::as_u64).unwrap_or(0)
+                ),
+                None => format!(
+                    "ok, {} ms",
+                    r.get("ms").and_then(Value::as_u64).unwrap_or(0)
+                ),
             }
         }
         Some(r) => format!("FAILED: {}", s(r, "error")),
@@ -109,7 +124,11 @@ pub fn plan(records: &[Value]) -> String {
     let _ = writeln!(
         out,
         "- Mode: {}",
-        if h.dry_run { "dry-run (nothing was executed; every command below is what would run)" } else { "live" }
+        if h.dry_run {
+            "dry-run (nothing was executed; every command below is what would run)"
+        } else {
+            "live"
+        }
     );
     let _ = writeln!(out, "- Strategy: {}", strategy(records));
     let _ = writeln!(out, "- Outcome: {outcome}\n");
@@ -118,12 +137,22 @@ pub fn plan(records: &[Value]) -> String {
     let mut n = 0;
     for r in of_type(records, "stage.end") {
         n += 1;
-        let status = if r.get("ok").and_then(Value::as_bool) == Some(true) { "done" } else { "FAILED" };
-        let _ = writeln!(out, "{n}. {} ({status}, {} ms)", s(r, "stage"), r.get("ms").and_then(Value::as_u64).unwrap_or(0));
+        let status = if r.get("ok").and_then(Value::as_bool) == Some(true) {
+            "done"
+        } else {
+            "FAILED"
+        };
+        let _ = writeln!(
+            out,
+            "{n}. {} ({status}, {} ms)",
+            s(r, "stage"),
+            r.get("ms").and_then(Value::as_u64).unwrap_or(0)
+        );
     }
     for r in of_type(records, "stage.start") {
         let name = s(r, "stage");
-        let ended = of_type(records, "stage.end").any(|e| s(e, "stage") == name && e["seq"].as_u64() > r["seq"].as_u64());
+        let ended = of_type(records, "stage.end")
+            .any(|e| s(e, "stage") == name && e["seq"].as_u64() > r["seq"].as_u64());
         if !ended {
             n += 1;
             let _ = writeln!(out, "{n}. {name} (not finished)");
@@ -160,15 +189,25 @@ pub fn plan(records: &[Value]) -> String {
         let _ = writeln!(out, "\n## Checks and notifications\n");
         for i in others {
             let e = i.get("effect").and_then(Value::as_u64).unwrap_or(0);
-            let _ = writeln!(out, "- {} `{}`: {}", s(i, "kind"), s(i, "name"), result_text(res.get(&e), h.dry_run));
+            let _ = writeln!(
+                out,
+                "- {} `{}`: {}",
+                s(i, "kind"),
+                s(i, "name"),
+                result_text(res.get(&e), h.dry_run)
+            );
         }
     }
     out
 }
 
 pub fn checklist(records: &[Value]) -> Option<String> {
-    let lists: Vec<&Value> = of_type(records, "effect.result").filter(|r| s(r, "kind") == "prompt.checklist").collect();
-    let approvals: Vec<&Value> = of_type(records, "effect.result").filter(|r| s(r, "kind") == "prompt.approve").collect();
+    let lists: Vec<&Value> = of_type(records, "effect.result")
+        .filter(|r| s(r, "kind") == "prompt.checklist")
+        .collect();
+    let approvals: Vec<&Value> = of_type(records, "effect.result")
+        .filter(|r| s(r, "kind") == "prompt.approve")
+        .collect();
     if lists.is_empty() && approvals.is_empty() {
         return None;
     }
@@ -197,7 +236,11 @@ pub fn checklist(records: &[Value]) -> Option<String> {
         let r = &a["result"];
         let approved = r["approved"].as_bool() == Some(true);
         let _ = writeln!(out, "## Critical approval\n");
-        let _ = writeln!(out, "- Decision: {}", if approved { "approved" } else { "declined" });
+        let _ = writeln!(
+            out,
+            "- Decision: {}",
+            if approved { "approved" } else { "declined" }
+        );
         let _ = writeln!(out, "- By: {}", s(r, "by"));
         let _ = writeln!(out, "- How: {}", s(r, "how"));
         let _ = writeln!(out, "- Host: {}", s(r, "host"));
@@ -214,11 +257,19 @@ pub fn standing_undos(records: &[Value]) -> Vec<Value> {
         match s(r, "type") {
             "undo.register" => standing.push(r.clone()),
             "undo.discard" => {
-                let ids: Vec<u64> = r["undos"].as_array().into_iter().flatten().filter_map(Value::as_u64).collect();
+                let ids: Vec<u64> = r["undos"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_u64)
+                    .collect();
                 standing.retain(|u| !ids.contains(&u["undo"].as_u64().unwrap_or(0)));
             }
             "effect.intent" if s(r, "kind") == "undo" => {
-                let done = r["effect"].as_u64().and_then(|e| res.get(&e)).is_some_and(|x| x["ok"].as_bool() == Some(true));
+                let done = r["effect"]
+                    .as_u64()
+                    .and_then(|e| res.get(&e))
+                    .is_some_and(|x| x["ok"].as_bool() == Some(true));
                 let dry = r["dry_run"].as_bool() == Some(true);
                 if done && !dry {
                     let id = r["intent"]["undo"].as_u64();
@@ -241,7 +292,10 @@ pub fn rollback_plan(records: &[Value]) -> String {
     if standing.is_empty() {
         let _ = writeln!(out, "None: nothing this run did is waiting to be undone.\n");
     } else {
-        let _ = writeln!(out, "In the order they would run (last registered first):\n");
+        let _ = writeln!(
+            out,
+            "In the order they would run (last registered first):\n"
+        );
         for (i, u) in standing.iter().enumerate() {
             let stage = s(u, "stage");
             let _ = writeln!(
@@ -250,21 +304,35 @@ pub fn rollback_plan(records: &[Value]) -> String {
                 i + 1,
                 s(u, "label"),
                 crate::undo::describe_json(&u["action"]),
-                if stage.is_empty() { String::new() } else { format!(" (registered in stage \"{stage}\")") }
+                if stage.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (registered in stage \"{stage}\")")
+                }
             );
         }
         out.push('\n');
     }
-    let done: Vec<&Value> = of_type(records, "effect.intent").filter(|r| s(r, "kind") == "undo").collect();
+    let done: Vec<&Value> = of_type(records, "effect.intent")
+        .filter(|r| s(r, "kind") == "undo")
+        .collect();
     if !done.is_empty() {
         let _ = writeln!(out, "## Rollback carried out\n");
         for i in done {
             let e = i["effect"].as_u64().unwrap_or(0);
-            let _ = writeln!(out, "- {}: {}", s(&i["intent"], "label"), result_text(res.get(&e), h.dry_run));
+            let _ = writeln!(
+                out,
+                "- {}: {}",
+                s(&i["intent"], "label"),
+                result_text(res.get(&e), h.dry_run)
+            );
         }
         out.push('\n');
     }
-    let _ = writeln!(out, "The undo steps are recorded as data in `journal.jsonl` (`undo.register` records).");
+    let _ = writeln!(
+        out,
+        "The undo steps are recorded as data in `journal.jsonl` (`undo.register` records)."
+    );
     out
 }
 
@@ -285,7 +353,9 @@ pub fn post_mortem(records: &[Value]) -> String {
         let line = match s(r, "type") {
             "run.start" => format!("run started: `{}`", s(r, "script")),
             "stage.start" => format!("stage \"{}\" started", s(r, "stage")),
-            "stage.end" if r["ok"].as_bool() == Some(true) => format!("stage \"{}\" done", s(r, "stage")),
+            "stage.end" if r["ok"].as_bool() == Some(true) => {
+                format!("stage \"{}\" done", s(r, "stage"))
+            }
             "stage.end" => format!("stage \"{}\" FAILED: {}", s(r, "stage"), s(r, "error")),
             "effect.intent" => {
                 let e = r["effect"].as_u64().unwrap_or(0);
@@ -293,8 +363,19 @@ pub fn post_mortem(records: &[Value]) -> String {
                     "sh" => format!("ran `{}`", command_of(r)),
                     "undo" => format!("undo \"{}\"", s(&r["intent"], "label")),
                     k if k.starts_with("prompt.") => {
-                        let ans = res.get(&e).map(|x| x["result"]["answer"].to_string()).unwrap_or_default();
-                        format!("asked `{}`{}", s(r, "name"), if ans.is_empty() || ans == "null" { String::new() } else { format!(": {ans}") })
+                        let ans = res
+                            .get(&e)
+                            .map(|x| x["result"]["answer"].to_string())
+                            .unwrap_or_default();
+                        format!(
+                            "asked `{}`{}",
+                            s(r, "name"),
+                            if ans.is_empty() || ans == "null" {
+                                String::new()
+                            } else {
+                                format!(": {ans}")
+                            }
+                        )
                     }
                     k => format!("{k} `{}`", s(r, "name")),
                 };
@@ -302,7 +383,14 @@ pub fn post_mortem(records: &[Value]) -> String {
             }
             "undo.register" => format!("registered undo \"{}\"", s(r, "label")),
             "rollback.start" => format!("rollback started: {}", s(r, "reason")),
-            "rollback.end" => format!("rollback {}", if r["ok"].as_bool() == Some(true) { "complete" } else { "INCOMPLETE" }),
+            "rollback.end" => format!(
+                "rollback {}",
+                if r["ok"].as_bool() == Some(true) {
+                    "complete"
+                } else {
+                    "INCOMPLETE"
+                }
+            ),
             "log" => format!("log: {}", s(r, "message")),
             "interrupted" => "interrupted (Ctrl-C or SIGTERM)".to_string(),
             "run.end" => format!("run ended: {}", s(r, "outcome")),
@@ -319,18 +407,27 @@ pub fn post_mortem(records: &[Value]) -> String {
 pub fn render(dir: &Path, redactor: &Redactor) -> Result<Vec<String>, Error> {
     let (records, _) = crate::journal::read(&dir.join(crate::journal::FILE_NAME))?;
     let (outcome, _) = outcome(&records);
-    let mut files: Vec<(&str, String)> = vec![(PLAN, plan(&records)), (ROLLBACK_PLAN, rollback_plan(&records))];
+    let mut files: Vec<(&str, String)> = vec![
+        (PLAN, plan(&records)),
+        (ROLLBACK_PLAN, rollback_plan(&records)),
+    ];
     if let Some(c) = checklist(&records) {
         files.push((CHECKLIST, c));
     }
     let dry = header(&records).dry_run;
-    if !dry && matches!(outcome.as_str(), "failed" | "rolled back" | "rollback failed" | "interrupted") {
+    if !dry
+        && matches!(
+            outcome.as_str(),
+            "failed" | "rolled back" | "rollback failed" | "interrupted"
+        )
+    {
         files.push((POST_MORTEM, post_mortem(&records)));
     }
     let mut written = Vec::new();
     for (name, text) in files {
         let p = dir.join(name);
-        std::fs::write(&p, redactor.redact(&text)).map_err(|e| Error::io("write artifact", &p, e))?;
+        std::fs::write(&p, redactor.redact(&text))
+            .map_err(|e| Error::io("write artifact", &p, e))?;
         written.push(name.to_string());
     }
     Ok(written)

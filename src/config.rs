@@ -165,7 +165,8 @@ pub fn load(explicit: Option<&Path>, sets: &[String]) -> Result<Loaded, Error> {
     };
     let mut value = match &file {
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| Error::io("read config", path, e))?;
+            let text =
+                std::fs::read_to_string(path).map_err(|e| Error::io("read config", path, e))?;
             let shown = path.display().to_string();
             // Deserialize straight from the text first: that way errors carry line and column.
             let de = serde_yaml::Deserializer::from_str(&text);
@@ -195,16 +196,21 @@ pub fn load(explicit: Option<&Path>, sets: &[String]) -> Result<Loaded, Error> {
         Err(err) => {
             let key = err.path().to_string();
             let message = strip_location(&err.inner().to_string());
-            return Err(match sets.iter().find(|s| s.split('=').next() == Some(key.as_str())) {
-                Some(arg) => Error::SetOverride {
-                    arg: arg.clone(),
-                    message,
+            return Err(
+                match sets
+                    .iter()
+                    .find(|s| s.split('=').next() == Some(key.as_str()))
+                {
+                    Some(arg) => Error::SetOverride {
+                        arg: arg.clone(),
+                        message,
+                    },
+                    None => Error::SetOverride {
+                        arg: sets.join(" "),
+                        message: format!("at `{key}`: {message}"),
+                    },
                 },
-                None => Error::SetOverride {
-                    arg: sets.join(" "),
-                    message: format!("at `{key}`: {message}"),
-                },
-            });
+            );
         }
     };
     Ok(Loaded {
@@ -220,7 +226,9 @@ fn config_error(file: &str, err: serde_path_to_error::Error<serde_yaml::Error>) 
     let message = strip_location(&inner.to_string());
     // serde_yaml starts nested messages with the parent's path ("limits: unknown field ...").
     let message = match message.split_once(": ") {
-        Some((prefix, rest)) if key.starts_with(prefix) && !prefix.contains(' ') => rest.to_string(),
+        Some((prefix, rest)) if key.starts_with(prefix) && !prefix.contains(' ') => {
+            rest.to_string()
+        }
         _ => message,
     };
     Error::Config {
@@ -277,7 +285,9 @@ fn apply_set(root: &mut Value, arg: &str) -> Result<(), Error> {
             map.insert(k, parsed);
             return Ok(());
         }
-        node = map.entry(k).or_insert_with(|| Value::Mapping(Default::default()));
+        node = map
+            .entry(k)
+            .or_insert_with(|| Value::Mapping(Default::default()));
     }
     Ok(())
 }
@@ -293,8 +303,9 @@ pub fn script_view(loaded: &Loaded) -> serde_json::Value {
 }
 
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    humantime::parse_duration(text.trim())
-        .map_err(|e| format!("`{text}` is not a duration ({e}); write e.g. \"500ms\", \"5s\", \"10m\""))
+    humantime::parse_duration(text.trim()).map_err(|e| {
+        format!("`{text}` is not a duration ({e}); write e.g. \"500ms\", \"5s\", \"10m\"")
+    })
 }
 
 #[cfg(test)]

@@ -36,7 +36,12 @@ pub struct Pending {
 }
 
 impl Effects {
-    pub fn new(journal: Journal, log_path: Option<&Path>, redactor: Redactor, dry_run: bool) -> Result<Effects, Error> {
+    pub fn new(
+        journal: Journal,
+        log_path: Option<&Path>,
+        redactor: Redactor,
+        dry_run: bool,
+    ) -> Result<Effects, Error> {
         let log = match log_path {
             Some(p) => Some(
                 std::fs::OpenOptions::new()
@@ -91,7 +96,9 @@ impl Effects {
         if let Some(why) = &self.broken {
             return Err(Error::Journal {
                 file: self.journal.path().display().to_string(),
-                message: format!("the journal could not be written earlier ({why}); refusing to act unrecorded"),
+                message: format!(
+                    "the journal could not be written earlier ({why}); refusing to act unrecorded"
+                ),
             });
         }
         self.next_effect += 1;
@@ -112,8 +119,12 @@ impl Effects {
     pub fn finish(&mut self, p: Pending, outcome: &Result<Value, String>) {
         let ms = p.started.elapsed().as_millis() as u64;
         let fields = match outcome {
-            Ok(v) => json!({ "effect": p.effect, "kind": p.kind, "name": p.name, "ok": true, "ms": ms, "result": v, "dry_run": self.dry_run }),
-            Err(e) => json!({ "effect": p.effect, "kind": p.kind, "name": p.name, "ok": false, "ms": ms, "error": e, "dry_run": self.dry_run }),
+            Ok(v) => {
+                json!({ "effect": p.effect, "kind": p.kind, "name": p.name, "ok": true, "ms": ms, "result": v, "dry_run": self.dry_run })
+            }
+            Err(e) => {
+                json!({ "effect": p.effect, "kind": p.kind, "name": p.name, "ok": false, "ms": ms, "error": e, "dry_run": self.dry_run })
+            }
         };
         let _ = self.record("effect.result", fields);
     }

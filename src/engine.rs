@@ -11,10 +11,35 @@ use crate::session::{Shared, Stop};
 
 /// Names scripts can call, for "did you mean" on a mistyped function.
 pub const PRIMITIVES: &[&str] = &[
-    "sh", "choose", "confirm", "checklist", "input", "approve", "decline", "check", "check_all",
-    "stage", "on_rollback", "rollback", "discard_rollback", "rollback_stack", "notify", "duration",
-    "sleep", "now", "timestamp_ms", "log", "env", "config", "secret", "feature", "dry_run", "run_dir",
-    "set_strategy", "print", "debug",
+    "sh",
+    "choose",
+    "confirm",
+    "checklist",
+    "input",
+    "approve",
+    "decline",
+    "check",
+    "check_all",
+    "stage",
+    "on_rollback",
+    "rollback",
+    "discard_rollback",
+    "rollback_stack",
+    "notify",
+    "duration",
+    "sleep",
+    "now",
+    "timestamp_ms",
+    "log",
+    "env",
+    "config",
+    "secret",
+    "feature",
+    "dry_run",
+    "run_dir",
+    "set_strategy",
+    "print",
+    "debug",
 ];
 
 pub fn build(session: &Shared, sources: &Sources, base: PathBuf) -> Engine {
@@ -62,7 +87,8 @@ pub fn describe_runtime_error(err: &EvalAltResult) -> String {
 
 fn innermost(err: &EvalAltResult) -> (String, Position) {
     match err {
-        EvalAltResult::ErrorInFunctionCall(_, _, inner, _) | EvalAltResult::ErrorInModule(_, inner, _) => innermost(inner),
+        EvalAltResult::ErrorInFunctionCall(_, _, inner, _)
+        | EvalAltResult::ErrorInModule(_, inner, _) => innermost(inner),
         other => (message_of(other), other.position()),
     }
 }
@@ -126,13 +152,13 @@ pub fn script_error(err: &EvalAltResult, main: &str, sources: &Sources, compile:
     let location = location(sources, &file, cur.position());
     let suggestion = suggest(cur, sources, &file);
     let is_compile = compile || matches!(cur, EvalAltResult::ErrorParsing(..));
-    Error::Script {
+    Error::Script(Box::new(crate::error::ScriptError {
         message,
         location,
         call_sites: sites,
         suggestion,
         is_compile,
-    }
+    }))
 }
 
 pub fn parse_error(err: &rhai::ParseError, file: &str, sources: &Sources) -> Error {
@@ -164,9 +190,13 @@ fn suggest(err: &EvalAltResult, sources: &Sources, file: &str) -> Option<String>
             if let Some(text) = sources.text(file) {
                 names.extend(fn_names(&text));
             }
-            crate::error::did_you_mean(name, names.iter().map(String::as_str).filter(|n| *n != name))
+            crate::error::did_you_mean(
+                name,
+                names.iter().map(String::as_str).filter(|n| *n != name),
+            )
         }
-        EvalAltResult::ErrorParsing(ParseErrorType::VariableUndefined(name), _) | EvalAltResult::ErrorVariableNotFound(name, _) => {
+        EvalAltResult::ErrorParsing(ParseErrorType::VariableUndefined(name), _)
+        | EvalAltResult::ErrorVariableNotFound(name, _) => {
             let text = sources.text(file)?;
             let words = identifiers(&text);
             crate::error::did_you_mean(name, words.iter().map(String::as_str).filter(|w| w != name))
@@ -178,7 +208,12 @@ fn suggest(err: &EvalAltResult, sources: &Sources, file: &str) -> Option<String>
 fn identifiers(text: &str) -> Vec<String> {
     let mut out: Vec<String> = text
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .filter(|w| w.len() > 1 && w.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_'))
+        .filter(|w| {
+            w.len() > 1
+                && w.chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        })
         .map(str::to_string)
         .collect();
     out.sort();

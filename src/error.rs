@@ -28,6 +28,17 @@ pub struct Location {
 }
 
 #[derive(Debug)]
+pub struct ScriptError {
+    pub message: String,
+    pub location: Option<Location>,
+    /// Where the failing function was called from, outermost first.
+    pub call_sites: Vec<Location>,
+    pub suggestion: Option<String>,
+    /// Found before the run started (syntax, undefined variable, missing module): exit 2.
+    pub is_compile: bool,
+}
+
+#[derive(Debug)]
 pub enum Error {
     Io {
         action: &'static str,
@@ -56,15 +67,7 @@ pub enum Error {
         help: Option<String>,
     },
     /// A script failed to compile or raised an error at run time.
-    Script {
-        message: String,
-        location: Option<Location>,
-        /// Where the failing function was called from, outermost first.
-        call_sites: Vec<Location>,
-        suggestion: Option<String>,
-        /// Rhai's own error kind: lets tests and the run tell a parse error from a limit.
-        is_compile: bool,
-    },
+    Script(Box<ScriptError>),
     PromptUnanswered {
         id: String,
         question: String,
@@ -98,8 +101,8 @@ impl Error {
             Error::Declined { .. } => exit::DECLINED,
             Error::Interrupted => exit::INTERRUPTED,
             Error::Io { .. } | Error::Journal { .. } => exit::FAILED,
-            Error::Script { is_compile, .. } => {
-                if *is_compile {
+            Error::Script(e) => {
+                if e.is_compile {
                     exit::USAGE
                 } else {
                     exit::FAILED
@@ -117,10 +120,17 @@ impl Error {
     /// One line: the message and, for script errors, where.
     pub fn summary(&self) -> String {
         match self {
-            Error::Script { message, location: Some(l), .. } => format!("{message} ({}:{}:{})", l.file, l.line, l.column),
+            Error::Script(e) if e.location.is_some() => {
+                let l = e.location.as_ref().expect("checked by the guard");
+                format!("{} ({}:{}:{})", e.message, l.file, l.line, l.column)
+            }
             other => {
                 let text = other.render(&Ui::plain());
-                text.lines().next().unwrap_or("").trim_start_matches("error: ").to_string()
+                text.lines()
+                    .next()
+                    .unwrap_or("")
+                    .trim_start_matches("error: ")
+                    .to_string()
             }
         }
     }
@@ -196,13 +206,14 @@ impl Error {
                     let _ = writeln!(out, "  help: {h}");
                 }
             }
-            Error::Script {
-                message,
-                location,
-                call_sites,
-                suggestion,
-                ..
-            } => {
+            Error::Script(e) => {
+                let ScriptError {
+                    message,
+                    location,
+                    call_sites,
+                    suggestion,
+                    ..
+                } = &**e;
                 head(&mut out, message);
                 if let Some(loc) = location {
                     render_location(&mut out, ui, loc);
@@ -238,7 +249,10 @@ impl Error {
                 let _ = writeln!(out, "  help: or set the environment variable {env_var}");
             }
             Error::Declined { gate, by } => {
-                head(&mut out, &format!("`{gate}` was declined by {by}; nothing further was changed"));
+                head(
+                    &mut out,
+                    &format!("`{gate}` was declined by {by}; nothing further was changed"),
+                );
             }
             Error::Interrupted => head(&mut out, "interrupted"),
             Error::Journal { file, message } => {
@@ -251,7 +265,14 @@ impl Error {
 }
 
 fn render_location(out: &mut String, ui: &Ui, loc: &Location) {
-    let _ = writeln!(out, " {} {}:{}:{}", ui.blue("-->"), loc.file, loc.line, loc.column);
+    let _ = writeln!(
+        out,
+        " {} {}:{}:{}",
+        ui.blue("-->"),
+        loc.file,
+        loc.line,
+        loc.column
+    );
     render_snippet(out, ui, loc);
 }
 

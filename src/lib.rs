@@ -31,7 +31,11 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<(), i32> {
     let (common, command) = match arguments::parse(args) {
         Ok(parsed) => parsed,
         Err(e) => {
-            let code = if e.use_stderr() { error::exit::USAGE } else { error::exit::OK };
+            let code = if e.use_stderr() {
+                error::exit::USAGE
+            } else {
+                error::exit::OK
+            };
             let _ = e.print();
             return if code == 0 { Ok(()) } else { Err(code) };
         }

@@ -19,7 +19,9 @@ pub struct Sources(Rc<RefCell<HashMap<String, String>>>);
 
 impl Sources {
     pub fn insert(&self, name: &str, text: &str) {
-        self.0.borrow_mut().insert(name.to_string(), text.to_string());
+        self.0
+            .borrow_mut()
+            .insert(name.to_string(), text.to_string());
     }
     pub fn line(&self, name: &str, line: usize) -> Option<String> {
         self.0
@@ -71,12 +73,21 @@ pub fn locate(importer: Option<&str>, path: &str, base: &Path) -> Result<(String
         .filter(|s| !s.starts_with("<shipped>"))
         .and_then(|s| Path::new(s).parent().map(Path::to_path_buf))
         .unwrap_or_else(|| base.to_path_buf());
-    let file = if path.ends_with(".rhai") { path.to_string() } else { format!("{path}.rhai") };
+    let file = if path.ends_with(".rhai") {
+        path.to_string()
+    } else {
+        format!("{path}.rhai")
+    };
     let candidate = dir.join(&file);
     let is_self = importer.is_some_and(|i| Path::new(i) == candidate);
     if !is_self && candidate.is_file() {
-        let text = std::fs::read_to_string(&candidate).map_err(|e| format!("cannot read `{}`: {e}", candidate.display()))?;
-        let shown = candidate.strip_prefix("./").unwrap_or(&candidate).display().to_string();
+        let text = std::fs::read_to_string(&candidate)
+            .map_err(|e| format!("cannot read `{}`: {e}", candidate.display()))?;
+        let shown = candidate
+            .strip_prefix("./")
+            .unwrap_or(&candidate)
+            .display()
+            .to_string();
         return Ok((shown, text));
     }
     if path.contains('/') || path.ends_with(".rhai") {
@@ -94,19 +105,34 @@ fn stdlib(name: &str) -> Option<(String, String)> {
 }
 
 fn not_found(path: &str) -> String {
-    let names: Vec<String> = embedded::STDLIB.iter().map(|(f, _)| f.trim_end_matches(".rhai").to_string()).collect();
-    let hint = crate::error::did_you_mean(path.trim_start_matches(STDLIB_PREFIX), names.iter().map(String::as_str))
-        .map(|s| format!(" (did you mean `{s}`?)"))
-        .unwrap_or_default();
+    let names: Vec<String> = embedded::STDLIB
+        .iter()
+        .map(|(f, _)| f.trim_end_matches(".rhai").to_string())
+        .collect();
+    let hint = crate::error::did_you_mean(
+        path.trim_start_matches(STDLIB_PREFIX),
+        names.iter().map(String::as_str),
+    )
+    .map(|s| format!(" (did you mean `{s}`?)"))
+    .unwrap_or_default();
     if names.is_empty() {
         format!("no module `{path}`: no file beside the script, and the stdlib is empty{hint}")
     } else {
-        format!("no module `{path}`: no file beside the script, and the stdlib has {}{hint}", names.join(", "))
+        format!(
+            "no module `{path}`: no file beside the script, and the stdlib has {}{hint}",
+            names.join(", ")
+        )
     }
 }
 
 impl rhai::ModuleResolver for Resolver {
-    fn resolve(&self, engine: &Engine, source: Option<&str>, path: &str, pos: Position) -> Result<SharedModule, Box<EvalAltResult>> {
+    fn resolve(
+        &self,
+        engine: &Engine,
+        source: Option<&str>,
+        path: &str,
+        pos: Position,
+    ) -> Result<SharedModule, Box<EvalAltResult>> {
         let (name, text) = locate(source, path, &self.base)
             .map_err(|msg| EvalAltResult::ErrorRuntime(msg.into(), pos))?;
         if let Some(m) = self.cache.borrow().get(&name) {
@@ -129,16 +155,22 @@ impl rhai::ModuleResolver for Resolver {
 
 /// Compile the script's imports (and theirs) without running them, so a syntax error in a module
 /// is reported before the run changes anything.
-pub fn precompile_imports(engine: &Engine, sources: &Sources, importer: &str, ast: &rhai::AST, base: &Path) -> Result<(), Box<EvalAltResult>> {
+pub fn precompile_imports(
+    engine: &Engine,
+    sources: &Sources,
+    importer: &str,
+    ast: &rhai::AST,
+    base: &Path,
+) -> Result<(), Box<EvalAltResult>> {
     // Each queued module carries the chain of imports that led to it, to wrap its errors in.
     type Chain = Vec<(String, Position)>;
     let mut seen = std::collections::HashSet::new();
-    let mut queue: Vec<(String, rhai::AST, Chain)> = vec![(importer.to_string(), ast.clone(), vec![])];
+    let mut queue: Vec<(String, rhai::AST, Chain)> =
+        vec![(importer.to_string(), ast.clone(), vec![])];
     let wrap = |chain: &Chain, err: Box<EvalAltResult>| {
-        chain
-            .iter()
-            .rev()
-            .fold(err, |inner, (name, pos)| Box::new(EvalAltResult::ErrorInModule(name.clone(), inner, *pos)))
+        chain.iter().rev().fold(err, |inner, (name, pos)| {
+            Box::new(EvalAltResult::ErrorInModule(name.clone(), inner, *pos))
+        })
     };
     while let Some((from, ast, chain)) = queue.pop() {
         let mut imports = Vec::new();

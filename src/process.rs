@@ -24,7 +24,9 @@ impl Program {
             Program::Argv(v) => v
                 .iter()
                 .map(|a| {
-                    if a.is_empty() || a.contains(|c: char| c.is_whitespace() || "'\"\\$`".contains(c)) {
+                    if a.is_empty()
+                        || a.contains(|c: char| c.is_whitespace() || "'\"\\$`".contains(c))
+                    {
                         format!("'{}'", a.replace('\'', r"'\''"))
                     } else {
                         a.clone()
@@ -99,10 +101,10 @@ fn read_lines(stream: impl Read, is_err: bool, tx: mpsc::Sender<Msg>) {
     loop {
         buf.clear();
         // A line longer than MAX_LINE is passed on in pieces, so memory stays bounded.
-        let n = match (&mut reader).take(MAX_LINE as u64).read_until(b'\n', &mut buf) {
-            Ok(n) => n,
-            Err(_) => 0,
-        };
+        let n = (&mut reader)
+            .take(MAX_LINE as u64)
+            .read_until(b'\n', &mut buf)
+            .unwrap_or_default();
         if n == 0 {
             break;
         }
@@ -125,7 +127,10 @@ pub fn run(
 ) -> std::io::Result<Outcome> {
     let argv: Vec<String> = match &spec.program {
         Program::Argv(v) if v.is_empty() => {
-            return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "empty command"))
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "empty command",
+            ))
         }
         Program::Argv(v) => v.clone(),
         Program::Line(l) => match direct_argv(l) {
@@ -175,7 +180,11 @@ pub fn run(
     let drain = Duration::from_millis(250);
 
     let capture = |is_err: bool, line: &str, out: &mut Outcome| {
-        let buf = if is_err { &mut out.stderr } else { &mut out.stdout };
+        let buf = if is_err {
+            &mut out.stderr
+        } else {
+            &mut out.stdout
+        };
         if buf.len() + line.len() < spec.capture_limit {
             buf.push_str(line);
             buf.push('\n');
@@ -250,7 +259,9 @@ pub fn run(
                             kill_group(group, libc::SIGTERM);
                             term_sent = Some(Instant::now());
                         }
-                        Some(t) if t.elapsed() >= spec.kill_grace => kill_group(group, libc::SIGKILL),
+                        Some(t) if t.elapsed() >= spec.kill_grace => {
+                            kill_group(group, libc::SIGKILL)
+                        }
                         _ => {}
                     }
                 }
@@ -303,12 +314,29 @@ mod tests {
 
     #[test]
     fn plain_lines_run_directly_and_shell_syntax_does_not() {
-        assert_eq!(direct_argv("/bin/true"), Some(vec!["/bin/true".to_string()]));
+        assert_eq!(
+            direct_argv("/bin/true"),
+            Some(vec!["/bin/true".to_string()])
+        );
         assert_eq!(
             direct_argv("kubectl apply -f k8s/staging/"),
-            Some(vec!["kubectl".into(), "apply".into(), "-f".into(), "k8s/staging/".into()])
+            Some(vec![
+                "kubectl".into(),
+                "apply".into(),
+                "-f".into(),
+                "k8s/staging/".into()
+            ])
         );
-        for line in ["echo $HOME", "a | b", "a && b", "FOO=1 cmd", "cd /tmp", "echo 'x'", "ls *.rs", "a > f"] {
+        for line in [
+            "echo $HOME",
+            "a | b",
+            "a && b",
+            "FOO=1 cmd",
+            "cd /tmp",
+            "echo 'x'",
+            "ls *.rs",
+            "a > f",
+        ] {
             assert_eq!(direct_argv(line), None, "{line}");
         }
     }

@@ -72,7 +72,10 @@ pub fn find(name: &str, team_dirs: &[PathBuf]) -> Result<Found, Error> {
     Err(Error::RunbookNotFound {
         name: name.to_string(),
         searched,
-        suggestion: crate::error::did_you_mean(name.trim_end_matches(".rhai"), names.iter().map(String::as_str)),
+        suggestion: crate::error::did_you_mean(
+            name.trim_end_matches(".rhai"),
+            names.iter().map(String::as_str),
+        ),
     })
 }
 
@@ -123,14 +126,20 @@ pub struct Entry {
 pub fn list(team_dirs: &[PathBuf]) -> Vec<Entry> {
     let mut out: Vec<Entry> = Vec::new();
     for (dir, _) in search_dirs(team_dirs) {
-        let Ok(rd) = std::fs::read_dir(&dir) else { continue };
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         let mut files: Vec<PathBuf> = rd.filter_map(Result::ok).map(|e| e.path()).collect();
         files.sort();
         for p in files {
             if p.extension().is_none_or(|e| e != "rhai") {
                 continue;
             }
-            let name = p.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+            let name = p
+                .file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
             if out.iter().any(|e| e.name == name) {
                 continue;
             }

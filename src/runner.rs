@@ -38,10 +38,21 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         .map_err(|e| Error::io("start the async runtime", PathBuf::from("-"), e))
 }
 
-pub fn prepare(common: &Common, ui: &Ui, runbook: &str, answers: Option<&Path>, flags: (bool, bool, bool)) -> Result<Prepared, Error> {
+pub fn prepare(
+    common: &Common,
+    ui: &Ui,
+    runbook: &str,
+    answers: Option<&Path>,
+    flags: (bool, bool, bool),
+) -> Result<Prepared, Error> {
     let (yes, approve, dry_run) = flags;
     let loaded: Loaded = config::load(common.config_file.as_deref(), &common.sets)?;
-    let team_dirs: Vec<PathBuf> = loaded.config.runbook_dirs.iter().map(|d| loaded.base_dir().join(d)).collect();
+    let team_dirs: Vec<PathBuf> = loaded
+        .config
+        .runbook_dirs
+        .iter()
+        .map(|d| loaded.base_dir().join(d))
+        .collect();
     let found = runbooks::find(runbook, &team_dirs)?;
     let mut answers = Answers::load(answers)?;
     answers.yes = yes;
@@ -49,11 +60,15 @@ pub fn prepare(common: &Common, ui: &Ui, runbook: &str, answers: Option<&Path>, 
 
     let runtime = runtime()?;
     let interrupt: Arc<Interrupt> = Interrupt::install(&runtime);
-    let feature = loaded
-        .config
-        .feature
-        .clone()
-        .unwrap_or_else(|| found.shown.rsplit('/').next().unwrap_or("run").trim_end_matches(".rhai").to_string());
+    let feature = loaded.config.feature.clone().unwrap_or_else(|| {
+        found
+            .shown
+            .rsplit('/')
+            .next()
+            .unwrap_or("run")
+            .trim_end_matches(".rhai")
+            .to_string()
+    });
     let redactor = Redactor::from_config(&loaded.config);
     let effects = Effects::new(Journal::none(), None, redactor, dry_run)?;
     let base = found
@@ -70,7 +85,10 @@ pub fn prepare(common: &Common, ui: &Ui, runbook: &str, answers: Option<&Path>, 
         effects,
         answers,
         feature,
-        script: found.path.clone().unwrap_or_else(|| PathBuf::from(&found.shown)),
+        script: found
+            .path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(&found.shown)),
     });
     let sources = Sources::default();
     let engine = crate::engine::build(&session, &sources, base.clone());
@@ -98,9 +116,14 @@ fn make_run_dir(root: &Path, feature: &str, dry_run: bool) -> Result<PathBuf, Er
     if dry_run {
         base.push_str("-dry-run");
     }
-    std::fs::create_dir_all(root).map_err(|e| Error::io("create deployments directory", root, e))?;
+    std::fs::create_dir_all(root)
+        .map_err(|e| Error::io("create deployments directory", root, e))?;
     for n in 1.. {
-        let name = if n == 1 { base.clone() } else { format!("{base}-{n}") };
+        let name = if n == 1 {
+            base.clone()
+        } else {
+            format!("{base}-{n}")
+        };
         let dir = root.join(name);
         match std::fs::create_dir(&dir) {
             Ok(()) => return Ok(dir),
@@ -113,17 +136,33 @@ fn make_run_dir(root: &Path, feature: &str, dry_run: bool) -> Result<PathBuf, Er
 
 /// Run a runbook; returns the exit code.
 pub fn run(common: &Common, opts: &RunOptions, ui: &Ui) -> Result<i32, Error> {
-    let p = prepare(common, ui, &opts.runbook, opts.answers.as_deref(), (opts.yes, opts.approve, opts.dry_run))?;
+    let p = prepare(
+        common,
+        ui,
+        &opts.runbook,
+        opts.answers.as_deref(),
+        (opts.yes, opts.approve, opts.dry_run),
+    )?;
     let cfg = &p.session.config;
     let root = opts
         .deployments_dir
         .clone()
-        .or_else(|| cfg.config.deployments_dir.as_ref().map(|d| cfg.base_dir().join(d)))
+        .or_else(|| {
+            cfg.config
+                .deployments_dir
+                .as_ref()
+                .map(|d| cfg.base_dir().join(d))
+        })
         .unwrap_or_else(|| PathBuf::from("deployments"));
     let dir = make_run_dir(&root, &p.session.feature, opts.dry_run)?;
     let redactor = p.session.effects.borrow().redactor().clone();
     let journal = Journal::create(&dir.join(crate::journal::FILE_NAME), redactor.clone())?;
-    *p.session.effects.borrow_mut() = Effects::new(journal, Some(&dir.join(crate::artifacts::LOG)), redactor.clone(), opts.dry_run)?;
+    *p.session.effects.borrow_mut() = Effects::new(
+        journal,
+        Some(&dir.join(crate::artifacts::LOG)),
+        redactor.clone(),
+        opts.dry_run,
+    )?;
     let session = p.session.clone();
     *session.run_dir.borrow_mut() = Some(dir.clone());
 
@@ -143,7 +182,11 @@ pub fn run(common: &Common, opts: &RunOptions, ui: &Ui) -> Result<i32, Error> {
             "run_dir": dir.display().to_string(),
         }),
     );
-    let mode = if opts.dry_run { " (dry-run: nothing will be executed)" } else { "" };
+    let mode = if opts.dry_run {
+        " (dry-run: nothing will be executed)"
+    } else {
+        ""
+    };
     session.say_styled(
         &format!("▶ {} — feature `{}`{mode}", p.found.shown, session.feature),
         |ui, s| ui.bold(s),
@@ -154,7 +197,12 @@ pub fn run(common: &Common, opts: &RunOptions, ui: &Ui) -> Result<i32, Error> {
     let (code, outcome, error_text) = conclude(&session, &p, result);
 
     for id in session.answers.borrow().unused() {
-        let asked: Vec<String> = session.answers.borrow().asked_ids().map(str::to_string).collect();
+        let asked: Vec<String> = session
+            .answers
+            .borrow()
+            .asked_ids()
+            .map(str::to_string)
+            .collect();
         let hint = crate::error::did_you_mean(&id, asked.iter().map(String::as_str))
             .map(|s| format!(" (did you mean `{s}`?)"))
             .unwrap_or_default();
@@ -164,19 +212,34 @@ pub fn run(common: &Common, opts: &RunOptions, ui: &Ui) -> Result<i32, Error> {
         ));
         session.record("answers.unused", json!({ "id": id }));
     }
-    session.record("run.end", json!({ "outcome": outcome, "exit_code": code, "error": error_text }));
+    session.record(
+        "run.end",
+        json!({ "outcome": outcome, "exit_code": code, "error": error_text }),
+    );
     match crate::artifacts::render(&dir, &redactor) {
         Ok(files) => {
-            session.say(&format!("  artifacts in {}: {}, {}, {}", dir.display(), crate::artifacts::LOG, crate::journal::FILE_NAME, files.join(", ")));
+            session.say(&format!(
+                "  artifacts in {}: {}, {}, {}",
+                dir.display(),
+                crate::artifacts::LOG,
+                crate::journal::FILE_NAME,
+                files.join(", ")
+            ));
         }
         Err(e) => ui.error_text(&redactor.redact(&e.render(ui))),
     }
-    session.ui.event(&json!({ "event": "run.end", "outcome": outcome, "exit_code": code, "run_dir": dir }));
+    session.ui.event(
+        &json!({ "event": "run.end", "outcome": outcome, "exit_code": code, "run_dir": dir }),
+    );
     Ok(code)
 }
 
 /// Decide how the run ended: (exit code, outcome word, error text).
-fn conclude(session: &Session, p: &Prepared, result: Result<(), Box<EvalAltResult>>) -> (i32, &'static str, String) {
+fn conclude(
+    session: &Session,
+    p: &Prepared,
+    result: Result<(), Box<EvalAltResult>>,
+) -> (i32, &'static str, String) {
     let ui = &session.ui;
     let err = match result {
         Ok(()) => {
@@ -201,13 +264,19 @@ fn conclude(session: &Session, p: &Prepared, result: Result<(), Box<EvalAltResul
             (exit::ROLLED_BACK, "rolled back", reason)
         }
         Some(Stop::RolledBack { ok: false, reason }) => {
-            session.shout(&ui.red(&ui.bold("✗ Rollback failed: see rollback-plan.md for what still stands")));
+            session.shout(
+                &ui.red(&ui.bold("✗ Rollback failed: see rollback-plan.md for what still stands")),
+            );
             (exit::FAILED, "rollback failed", reason)
         }
         Some(Stop::Interrupted) => interrupted(session, p),
         Some(Stop::Error(e)) => {
             let text = show_error(session, &e);
-            let outcome = if e.exit_code() == exit::USAGE { "stopped" } else { "failed" };
+            let outcome = if e.exit_code() == exit::USAGE {
+                "stopped"
+            } else {
+                "failed"
+            };
             (e.exit_code(), outcome, text)
         }
         None => {
@@ -231,13 +300,23 @@ fn failed(session: &Session, p: &Prepared, error: String) -> (i32, &'static str,
     use crate::config::OnFailure;
     let standing = session.undo.borrow().len();
     if standing == 0 {
-        session.shout(&session.ui.red(&session.ui.bold("✗ Run failed (nothing was registered to undo).")));
+        session.shout(
+            &session.ui.red(
+                &session
+                    .ui
+                    .bold("✗ Run failed (nothing was registered to undo)."),
+            ),
+        );
         return (exit::FAILED, "failed", error);
     }
     let go = match session.config.config.rollback.on_failure {
         OnFailure::Never => false,
         OnFailure::Auto => true,
-        OnFailure::Ask => match crate::primitives::prompt::offer(session, "initiate-rollback", "⚠️ Issue detected! Initiate rollback?") {
+        OnFailure::Ask => match crate::primitives::prompt::offer(
+            session,
+            "initiate-rollback",
+            "⚠️ Issue detected! Initiate rollback?",
+        ) {
             Some(answer) => answer,
             None => {
                 session.say("Nobody to ask (no terminal, no answer): rolling back on its own (rollback.on_failure: ask).");
@@ -266,7 +345,12 @@ fn interrupted(session: &Session, p: &Prepared) -> (i32, &'static str, String) {
     let standing = session.undo.borrow().len();
     if standing > 0 && session.terminal.tty {
         session.shout("(Ctrl-C again to abort now)");
-        if crate::primitives::prompt::offer(session, "rollback-after-interrupt", "Roll back what this run changed?") == Some(true) {
+        if crate::primitives::prompt::offer(
+            session,
+            "rollback-after-interrupt",
+            "Roll back what this run changed?",
+        ) == Some(true)
+        {
             let report = crate::undo::rollback(session, &p.engine, "interrupted");
             return if report.ok() {
                 (exit::ROLLED_BACK, "rolled back", "interrupted".into())
@@ -276,7 +360,9 @@ fn interrupted(session: &Session, p: &Prepared) -> (i32, &'static str, String) {
         }
     }
     if standing > 0 {
-        session.shout(&format!("{standing} undo step(s) still stand: see rollback-plan.md"));
+        session.shout(&format!(
+            "{standing} undo step(s) still stand: see rollback-plan.md"
+        ));
     }
     (exit::INTERRUPTED, "interrupted", "interrupted".into())
 }

@@ -69,7 +69,10 @@ mod tests {
         let mut r = Redactor::default();
         r.add("s3cr\"et");
         assert_eq!(r.redact("a s3cr\"et b"), format!("a {MASK} b"));
-        assert_eq!(r.redact(r#"{"x":"s3cr\"et"}"#), format!(r#"{{"x":"{MASK}"}}"#));
+        assert_eq!(
+            r.redact(r#"{"x":"s3cr\"et"}"#),
+            format!(r#"{{"x":"{MASK}"}}"#)
+        );
         r.add("ab");
         assert_eq!(r.redact("ab"), "ab");
     }

@@ -15,7 +15,7 @@ use crate::answers::Answers;
 use crate::config::Loaded;
 use crate::effects::{Effects, Pending};
 use crate::error::Error;
-use crate::signals::Interrupt;
+use crate::signals::{Interrupt, Interrupted};
 use crate::ui::Ui;
 use crate::undo::Undo;
 
@@ -138,7 +138,11 @@ impl Session {
         if let (Value::Object(m), Some(stage)) = (&mut intent, self.current_stage()) {
             m.insert("stage".into(), Value::String(stage));
         }
-        let pending: Pending = self.effects.borrow_mut().begin(kind, name, intent).map_err(GateError::Fatal)?;
+        let pending: Pending = self
+            .effects
+            .borrow_mut()
+            .begin(kind, name, intent)
+            .map_err(GateError::Fatal)?;
         if self.dry_run() {
             let v = planned();
             self.effects.borrow_mut().finish(pending, &Ok(v.clone()));
@@ -150,8 +154,18 @@ impl Session {
     }
 
     /// An input effect (a prompt's answer): recorded like any effect, and taken in dry-run too.
-    pub fn gate_input(&self, kind: &str, name: &str, intent: Value, result: Value) -> Result<(), GateError> {
-        let pending = self.effects.borrow_mut().begin(kind, name, intent).map_err(GateError::Fatal)?;
+    pub fn gate_input(
+        &self,
+        kind: &str,
+        name: &str,
+        intent: Value,
+        result: Value,
+    ) -> Result<(), GateError> {
+        let pending = self
+            .effects
+            .borrow_mut()
+            .begin(kind, name, intent)
+            .map_err(GateError::Fatal)?;
         self.effects.borrow_mut().finish(pending, &Ok(result));
         Ok(())
     }
@@ -185,11 +199,11 @@ impl Session {
     }
 
     /// Sleep that wakes for an interrupt.
-    pub fn sleep(&self, d: Duration) -> Result<(), ()> {
+    pub fn sleep(&self, d: Duration) -> Result<(), Interrupted> {
         let end = std::time::Instant::now() + d;
         loop {
             if self.interrupt.is_set() {
-                return Err(());
+                return Err(Interrupted);
             }
             let now = std::time::Instant::now();
             if now >= end {
@@ -222,8 +236,8 @@ impl Terminal {
         }
     }
 
-    /// One line from the terminal; `Ok(None)` at end of input, `Err(())` when interrupted.
-    pub fn read_line(&self, interrupt: &Interrupt) -> Result<Option<String>, ()> {
+    /// One line from the terminal; `Ok(None)` at end of input.
+    pub fn read_line(&self, interrupt: &Interrupt) -> Result<Option<String>, Interrupted> {
         let mut rx = self.rx.borrow_mut();
         let rx = rx.get_or_insert_with(|| {
             let (tx, rx) = mpsc::channel();
@@ -248,7 +262,7 @@ impl Terminal {
         });
         loop {
             if interrupt.is_set() {
-                return Err(());
+                return Err(Interrupted);
             }
             match rx.recv_timeout(Duration::from_millis(50)) {
                 Ok(line) => return Ok(line.map(|l| l.trim_end_matches(['\n', '\r']).to_string())),

@@ -5,6 +5,10 @@
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+/// A wait ended because of Ctrl-C or SIGTERM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interrupted;
+
 #[derive(Debug, Default)]
 pub struct Interrupt {
     count: AtomicUsize,
@@ -21,9 +25,10 @@ impl Interrupt {
         let it = me.clone();
         rt.spawn(async move {
             use tokio::signal::unix::{signal, SignalKind};
-            let (Ok(mut int), Ok(mut term)) =
-                (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
-            else {
+            let (Ok(mut int), Ok(mut term)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) else {
                 return;
             };
             loop {
@@ -58,7 +63,8 @@ impl Interrupt {
     /// The run has stopped for the interrupt and is now asking what to do: a prompt may read
     /// again, and a second interrupt still aborts at once.
     pub fn acknowledge(&self) {
-        self.handled.store(self.count.load(Ordering::SeqCst), Ordering::SeqCst);
+        self.handled
+            .store(self.count.load(Ordering::SeqCst), Ordering::SeqCst);
     }
 
     pub fn set_child_group(&self, group: i32) {

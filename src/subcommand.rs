@@ -28,8 +28,14 @@ pub struct RunOptions {
 pub enum Command {
     Run(RunOptions),
     List,
-    Check { runbook: String, answers: Option<PathBuf> },
-    Init { dir: PathBuf, force: bool },
+    Check {
+        runbook: String,
+        answers: Option<PathBuf>,
+    },
+    Init {
+        dir: PathBuf,
+        force: bool,
+    },
     Completions(String),
 }
 
@@ -53,17 +59,39 @@ pub fn dispatch(common: &Common, command: &Command) -> Result<i32, Error> {
 
 fn list(common: &Common, ui: &Ui) -> Result<i32, Error> {
     let loaded = crate::config::load(common.config_file.as_deref(), &common.sets)?;
-    let dirs: Vec<PathBuf> = loaded.config.runbook_dirs.iter().map(|d| loaded.base_dir().join(d)).collect();
+    let dirs: Vec<PathBuf> = loaded
+        .config
+        .runbook_dirs
+        .iter()
+        .map(|d| loaded.base_dir().join(d))
+        .collect();
     let entries = crate::runbooks::list(&dirs);
     if entries.is_empty() {
         println!("No runbooks found (looked in ./runbooks, the team's runbook_dirs, and the shipped runbooks).");
         return Ok(0);
     }
-    let w = entries.iter().map(|e| e.name.len()).max().unwrap_or(4).max(4);
-    let sw = entries.iter().map(|e| e.source.len() + if e.shadows { 17 } else { 0 }).max().unwrap_or(6).max(6);
-    println!("{}", ui.bold(&format!("{:<w$}  {:<sw$}  DESCRIPTION", "NAME", "SOURCE")));
+    let w = entries
+        .iter()
+        .map(|e| e.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let sw = entries
+        .iter()
+        .map(|e| e.source.len() + if e.shadows { 17 } else { 0 })
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    println!(
+        "{}",
+        ui.bold(&format!("{:<w$}  {:<sw$}  DESCRIPTION", "NAME", "SOURCE"))
+    );
     for e in entries {
-        let source = if e.shadows { format!("{} (shadows shipped)", e.source) } else { e.source };
+        let source = if e.shadows {
+            format!("{} (shadows shipped)", e.source)
+        } else {
+            e.source
+        };
         println!("{:<w$}  {:<sw$}  {}", e.name, source, e.description);
     }
     Ok(0)
@@ -76,7 +104,11 @@ fn check(common: &Common, ui: &Ui, runbook: &str, answers: Option<&Path>) -> Res
         "{} {} compiles{}; config {}; answers {}",
         ui.green("ok:"),
         p.found.shown,
-        if modules > 1 { format!(" with {} module(s)", modules - 1) } else { String::new() },
+        if modules > 1 {
+            format!(" with {} module(s)", modules - 1)
+        } else {
+            String::new()
+        },
         match &p.session.config.file {
             Some(f) => format!("`{}` is valid", f.display()),
             None => "defaults (no runbook.yaml)".into(),
@@ -92,15 +124,21 @@ fn check(common: &Common, ui: &Ui, runbook: &str, answers: Option<&Path>) -> Res
 const STARTER_CONFIG: &str = include_str!("../docs/runbook.example.yaml");
 
 fn init(ui: &Ui, dir: &Path, force: bool) -> Result<i32, Error> {
-    std::fs::create_dir_all(dir.join("runbooks")).map_err(|e| Error::io("create directory", dir.join("runbooks"), e))?;
-    let mut files: Vec<(PathBuf, &str)> = vec![(dir.join(crate::config::FILE_NAME), STARTER_CONFIG)];
+    std::fs::create_dir_all(dir.join("runbooks"))
+        .map_err(|e| Error::io("create directory", dir.join("runbooks"), e))?;
+    let mut files: Vec<(PathBuf, &str)> =
+        vec![(dir.join(crate::config::FILE_NAME), STARTER_CONFIG)];
     for (name, text) in crate::embedded::RUNBOOKS {
         files.push((dir.join("runbooks").join(name), text));
     }
     let mut skipped = 0;
     for (path, text) in files {
         if path.exists() && !force {
-            println!("{} {} (exists; --force overwrites)", ui.yellow("skip"), path.display());
+            println!(
+                "{} {} (exists; --force overwrites)",
+                ui.yellow("skip"),
+                path.display()
+            );
             skipped += 1;
             continue;
         }
@@ -111,7 +149,10 @@ fn init(ui: &Ui, dir: &Path, force: bool) -> Result<i32, Error> {
         println!("(this build ships no runbooks to copy)");
     }
     if skipped == 0 {
-        println!("Next: edit {}, then `runbook list`.", dir.join(crate::config::FILE_NAME).display());
+        println!(
+            "Next: edit {}, then `runbook list`.",
+            dir.join(crate::config::FILE_NAME).display()
+        );
     }
     Ok(0)
 }

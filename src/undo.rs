@@ -66,7 +66,10 @@ impl Report {
 /// Carry out the undo stack, last in first out; a failing undo is reported and the rest still run.
 pub fn rollback(session: &Session, engine: &rhai::Engine, reason: &str) -> Report {
     let undos: Vec<Undo> = std::mem::take(&mut *session.undo.borrow_mut());
-    session.record("rollback.start", json!({ "reason": reason, "undos": undos.len() }));
+    session.record(
+        "rollback.start",
+        json!({ "reason": reason, "undos": undos.len() }),
+    );
     session.ui.banner("Rollback");
     session.shout(&format!("Rolling back: {reason}"));
     if undos.is_empty() {
@@ -83,19 +86,25 @@ pub fn rollback(session: &Session, engine: &rhai::Engine, reason: &str) -> Repor
             intent,
             || json!({ "planned": true }),
             || match &undo.action {
-                Action::Command { line } => {
-                    crate::primitives::shell::run_program(session, crate::process::Program::Line(line.clone()), None)
-                        .and_then(|o| check_exit(&o, &undo.action))
-                }
-                Action::Argv { argv } => {
-                    crate::primitives::shell::run_program(session, crate::process::Program::Argv(argv.clone()), None)
-                        .and_then(|o| check_exit(&o, &undo.action))
-                }
+                Action::Command { line } => crate::primitives::shell::run_program(
+                    session,
+                    crate::process::Program::Line(line.clone()),
+                    None,
+                )
+                .and_then(|o| check_exit(&o, &undo.action)),
+                Action::Argv { argv } => crate::primitives::shell::run_program(
+                    session,
+                    crate::process::Program::Argv(argv.clone()),
+                    None,
+                )
+                .and_then(|o| check_exit(&o, &undo.action)),
                 Action::Call {
                     module,
                     function,
                     args,
-                } => call(session, engine, module, function, args).map(|v| json!({ "returned": v })),
+                } => {
+                    call(session, engine, module, function, args).map(|v| json!({ "returned": v }))
+                }
             },
         );
         let error = match result {
@@ -120,9 +129,15 @@ pub fn rollback(session: &Session, engine: &rhai::Engine, reason: &str) -> Repor
         .filter(|s| s.error.is_some())
         .map(|s| s.undo.label.as_str())
         .collect();
-    session.record("rollback.end", json!({ "ok": report.ok(), "failed": failed }));
+    session.record(
+        "rollback.end",
+        json!({ "ok": report.ok(), "failed": failed }),
+    );
     if report.ok() {
-        session.shout(&session.ui.green(&format!("Rollback complete: {} step(s) undone.", report.steps.len())));
+        session.shout(&session.ui.green(&format!(
+            "Rollback complete: {} step(s) undone.",
+            report.steps.len()
+        )));
     } else {
         session.shout(&session.ui.red(&format!(
             "Rollback incomplete: {} of {} undo step(s) failed: {}",
@@ -138,18 +153,29 @@ fn check_exit(o: &crate::process::Outcome, action: &Action) -> Result<Value, Str
     if o.success() {
         Ok(json!({ "code": o.code }))
     } else {
-        Err(crate::primitives::shell::failure_message(&action.describe(), o))
+        Err(crate::primitives::shell::failure_message(
+            &action.describe(),
+            o,
+        ))
     }
 }
 
 fn is_ident(s: &str) -> bool {
     let mut chars = s.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// `module::function(args...)`, evaluated with the same engine, imports resolved from the script.
-fn call(session: &Session, engine: &rhai::Engine, module: &str, function: &str, args: &[Value]) -> Result<Value, String> {
+fn call(
+    session: &Session,
+    engine: &rhai::Engine,
+    module: &str,
+    function: &str,
+    args: &[Value],
+) -> Result<Value, String> {
     if !is_ident(function) {
         return Err(format!("`{function}` is not a function name"));
     }
@@ -168,7 +194,9 @@ fn call(session: &Session, engine: &rhai::Engine, module: &str, function: &str, 
         "import \"{module}\" as __undo_module; __undo_module::{function}({})",
         names.join(", ")
     );
-    let mut ast = engine.compile_with_scope(&scope, &src).map_err(|e| e.to_string())?;
+    let mut ast = engine
+        .compile_with_scope(&scope, &src)
+        .map_err(|e| e.to_string())?;
     ast.set_source(session.script.display().to_string());
     let v: rhai::Dynamic = engine
         .eval_ast_with_scope(&mut scope, &ast)

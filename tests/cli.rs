@@ -22,9 +22,21 @@ fn sh_streams_output_and_returns_a_map() {
         .run();
     out.code(0);
     // The two streams are read concurrently: their relative order is not fixed.
-    assert!(out.stdout.contains("$ echo out; echo err >&2\n"), "{}", out.stdout);
-    assert!(out.stdout.contains("  │ out\n") && out.stdout.contains("  ! err\n"), "{}", out.stdout);
-    assert!(out.stdout.contains("duration is int: i64"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("$ echo out; echo err >&2\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("  │ out\n") && out.stdout.contains("  ! err\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("duration is int: i64"),
+        "{}",
+        out.stdout
+    );
     let log = out.artifact("deployment-log.txt");
     assert!(log.contains("| out") && log.contains("! err"), "{log}");
 }
@@ -42,7 +54,12 @@ fn a_failing_command_is_a_catchable_error_unless_allowed() {
         .run();
     out.code(0);
     assert!(out.stdout.contains("allowed code 3"), "{}", out.stdout);
-    assert!(out.stdout.contains("caught: command `echo bad >&2; exit 7` failed with exit code 7: bad"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("caught: command `echo bad >&2; exit 7` failed with exit code 7: bad"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]
@@ -58,7 +75,13 @@ fn retries_with_backoff_until_the_command_succeeds() {
         .run();
     out.code(0);
     assert!(out.stdout.contains("attempts 3"), "{}", out.stdout);
-    assert_eq!(out.records("effect.intent").iter().filter(|r| r["kind"] == "sh").count(), 3);
+    assert_eq!(
+        out.records("effect.intent")
+            .iter()
+            .filter(|r| r["kind"] == "sh")
+            .count(),
+        3
+    );
 }
 
 #[test]
@@ -73,7 +96,9 @@ fn env_and_cwd_options_reach_the_command() {
 
 #[test]
 fn an_unknown_option_is_named_with_a_suggestion() {
-    let out = Test::new().script(r#"sh("true", #{ timout: "1s" });"#).run();
+    let out = Test::new()
+        .script(r#"sh("true", #{ timout: "1s" });"#)
+        .run();
     out.code(1);
     assert_eq!(
         out.stderr,
@@ -95,13 +120,27 @@ fn a_command_that_ignores_sigterm_is_killed_after_the_grace_period_with_its_chil
         .args(&["--set", "commands.kill_grace=200ms"])
         .run();
     out.code(0);
-    assert!(start.elapsed() < std::time::Duration::from_secs(10), "took {:?}", start.elapsed());
-    assert!(out.stdout.contains("caught: command `trap '' TERM;"), "{}", out.stdout);
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(10),
+        "took {:?}",
+        start.elapsed()
+    );
+    assert!(
+        out.stdout.contains("caught: command `trap '' TERM;"),
+        "{}",
+        out.stdout
+    );
     assert!(out.stdout.contains("timed out after"), "{}", out.stdout);
     // The background grandchild was in the same process group: it must be gone too.
-    let pgrep = std::process::Command::new("pgrep").args(["-f", "touch orphan-survived"]).output();
+    let pgrep = std::process::Command::new("pgrep")
+        .args(["-f", "touch orphan-survived"])
+        .output();
     if let Ok(p) = pgrep {
-        assert!(p.stdout.is_empty(), "a grandchild survived: {}", String::from_utf8_lossy(&p.stdout));
+        assert!(
+            p.stdout.is_empty(),
+            "a grandchild survived: {}",
+            String::from_utf8_lossy(&p.stdout)
+        );
     }
 }
 
@@ -136,11 +175,21 @@ fn answers_come_from_a_file_keyed_by_prompt_id() {
     assert!(out.stdout.contains("1️⃣ Blue-Green Deployment\n   - Zero downtime\n   - Easy rollback\n   - Resource intensive\n"), "{}", out.stdout);
     assert!(out.stdout.contains("strategy=canary"), "{}", out.stdout);
     assert!(out.stdout.contains("name=spring"), "{}", out.stdout);
-    assert!(out.stdout.contains("unchecked=[\"Security scan clean?\"]"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("unchecked=[\"Security scan clean?\"]"),
+        "{}",
+        out.stdout
+    );
     assert!(out.stdout.contains("proceeding"), "{}", out.stdout);
     let checklist = out.artifact("pre-deployment-checklist.md");
-    assert!(checklist.contains("| All tests passing? | ✅ yes | tester | answers file answers.yaml |"), "{checklist}");
-    assert!(checklist.contains("| Security scan clean? | ❌ no | tester | answers file answers.yaml |"), "{checklist}");
+    assert!(
+        checklist.contains("| All tests passing? | ✅ yes | tester | answers file answers.yaml |"),
+        "{checklist}"
+    );
+    assert!(
+        checklist.contains("| Security scan clean? | ❌ no | tester | answers file answers.yaml |"),
+        "{checklist}"
+    );
     let plan = out.artifact("deployment-plan.md");
     assert!(plan.contains("- Strategy: Canary Release"), "{plan}");
 }
@@ -155,7 +204,11 @@ fn answers_come_from_the_environment_too() {
         .env("RUNBOOK_ANSWER_PROCEED_TO_PRODUCTION", "no")
         .run();
     out.code(0);
-    assert!(out.stdout.contains("strategy=feature-flag"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("strategy=feature-flag"),
+        "{}",
+        out.stdout
+    );
     assert!(out.stdout.contains("name=env-name"), "{}", out.stdout);
     assert!(out.stdout.contains("unchecked=[]"), "{}", out.stdout);
     assert!(!out.stdout.contains("proceeding"), "{}", out.stdout);
@@ -209,10 +262,22 @@ fn a_bad_answer_names_the_file_the_id_and_the_fix() {
 
 #[test]
 fn an_answers_file_that_is_not_yaml_is_an_error_with_its_place() {
-    let out = Test::new().file("answers.yaml", "strategy: [1\n").script(PROMPTS).args(&["--answers", "answers.yaml"]).run();
+    let out = Test::new()
+        .file("answers.yaml", "strategy: [1\n")
+        .script(PROMPTS)
+        .args(&["--answers", "answers.yaml"])
+        .run();
     out.code(2);
-    assert!(out.stderr.starts_with("error: answers file `answers.yaml:2:1`:"), "{}", out.stderr);
-    assert!(!out.dir.join("deployments").exists(), "nothing should be created before the run");
+    assert!(
+        out.stderr
+            .starts_with("error: answers file `answers.yaml:2:1`:"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !out.dir.join("deployments").exists(),
+        "nothing should be created before the run"
+    );
 }
 
 #[test]
@@ -233,8 +298,19 @@ fn a_list_answers_the_same_prompt_asked_again_in_order() {
         .args(&["--answers", "answers.yaml"])
         .run();
     out.code(0);
-    assert!(out.stdout.contains("a) Yes, increase to 25%\nb) Yes, increase to 50%\n"), "{}", out.stdout);
-    assert!(out.stdout.contains("step 25") && out.stdout.contains("step 50") && out.stdout.contains("step 100"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("a) Yes, increase to 25%\nb) Yes, increase to 50%\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("step 25")
+            && out.stdout.contains("step 50")
+            && out.stdout.contains("step 100"),
+        "{}",
+        out.stdout
+    );
 }
 
 const APPROVE: &str = r#"
@@ -253,7 +329,10 @@ fn yes_never_approves() {
 #[test]
 fn the_approval_box_and_the_record_of_who_approved() {
     let out = Test::new()
-        .file("answers.yaml", "approve-deployment: { approved: yes, by: alice }\n")
+        .file(
+            "answers.yaml",
+            "approve-deployment: { approved: yes, by: alice }\n",
+        )
         .script(APPROVE)
         .args(&["--answers", "answers.yaml"])
         .run();
@@ -261,27 +340,44 @@ fn the_approval_box_and_the_record_of_who_approved() {
     assert!(out.stdout.contains(
         "⚠️ CRITICAL DECISION: Deploy to Production\n━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━\nFeature: checkout\nChanges: new payment flow\nRisk Level: Medium\nRollback Time: 5 minutes\n\nDo you approve deployment? (y/n):\n"
     ), "{}", out.stdout);
-    let rec = out.records("effect.result").into_iter().find(|r| r["kind"] == "prompt.approve").unwrap();
+    let rec = out
+        .records("effect.result")
+        .into_iter()
+        .find(|r| r["kind"] == "prompt.approve")
+        .unwrap();
     assert_eq!(rec["result"]["approved"], true);
     assert_eq!(rec["result"]["by"], "alice");
     assert_eq!(rec["result"]["how"], "answers file answers.yaml");
-    assert!(rec["result"]["host"].as_str().is_some_and(|h| !h.is_empty()));
-    assert!(rec["result"]["at"].as_str().is_some_and(|t| t.starts_with("20")));
-    assert!(out.artifact("pre-deployment-checklist.md").contains("- Decision: approved\n- By: alice\n- How: answers file answers.yaml\n"));
+    assert!(rec["result"]["host"]
+        .as_str()
+        .is_some_and(|h| !h.is_empty()));
+    assert!(rec["result"]["at"]
+        .as_str()
+        .is_some_and(|t| t.starts_with("20")));
+    assert!(out
+        .artifact("pre-deployment-checklist.md")
+        .contains("- Decision: approved\n- By: alice\n- How: answers file answers.yaml\n"));
 }
 
 #[test]
 fn approve_flag_approves_and_is_recorded_as_such() {
     let out = Test::new().script(APPROVE).args(&["--approve"]).run();
     out.code(0);
-    let rec = out.records("effect.result").into_iter().find(|r| r["kind"] == "prompt.approve").unwrap();
+    let rec = out
+        .records("effect.result")
+        .into_iter()
+        .find(|r| r["kind"] == "prompt.approve")
+        .unwrap();
     assert_eq!(rec["result"]["by"], "tester");
     assert_eq!(rec["result"]["how"], "--approve");
 }
 
 #[test]
 fn a_declined_approval_exits_4_and_changes_nothing_further() {
-    let out = Test::new().script(APPROVE).env("RUNBOOK_ANSWER_APPROVE_DEPLOYMENT", "n").run();
+    let out = Test::new()
+        .script(APPROVE)
+        .env("RUNBOOK_ANSWER_APPROVE_DEPLOYMENT", "n")
+        .run();
     out.code(4);
     assert_eq!(out.stderr, "error: `CRITICAL DECISION: Deploy to Production` was declined by tester; nothing further was changed\n");
     assert!(!out.dir.join("approved-marker").exists());
@@ -314,24 +410,58 @@ fn http_tcp_and_command_checks() {
     );
     let out = Test::new().script(&script).run();
     out.code(0);
-    for want in ["api true", "tcp true", "cmd true", "down false status 503, expected 2xx after 2", "caught check `closed` failed: cannot connect"] {
-        assert!(out.stdout.contains(want), "missing {want:?} in\n{}", out.stdout);
+    for want in [
+        "api true",
+        "tcp true",
+        "cmd true",
+        "down false status 503, expected 2xx after 2",
+        "caught check `closed` failed: cannot connect",
+    ] {
+        assert!(
+            out.stdout.contains(want),
+            "missing {want:?} in\n{}",
+            out.stdout
+        );
     }
 }
 
 #[test]
 fn check_all_runs_concurrently_and_prints_one_table() {
-    let server = Server::start(|path| if path == "/slow" { std::thread::sleep(std::time::Duration::from_millis(400)); (200, "ok".into()) } else { (200, "ok".into()) });
-    let checks: Vec<String> = (0..5).map(|i| format!("#{{ name: \"slow{i}\", http: \"{}\" }}", server.url("/slow"))).collect();
+    let server = Server::start(|path| {
+        if path == "/slow" {
+            std::thread::sleep(std::time::Duration::from_millis(400));
+            (200, "ok".into())
+        } else {
+            (200, "ok".into())
+        }
+    });
+    let checks: Vec<String> = (0..5)
+        .map(|i| {
+            format!(
+                "#{{ name: \"slow{i}\", http: \"{}\" }}",
+                server.url("/slow")
+            )
+        })
+        .collect();
     let script = format!(
         "let started = timestamp_ms(); let r = check_all([{}]); print(`took ${{timestamp_ms() - started}}`); print(`n ${{r.len()}}`);",
         checks.join(", ")
     );
     let out = Test::new().script(&script).run();
     out.code(0);
-    assert!(out.stdout.contains("  CHECK  RESULT     TIME  DETAIL\n"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("  CHECK  RESULT     TIME  DETAIL\n"),
+        "{}",
+        out.stdout
+    );
     assert!(out.stdout.contains("  5/5 passed"), "{}", out.stdout);
-    let took: u64 = out.stdout.lines().find_map(|l| l.strip_prefix("took ")).unwrap().parse().unwrap();
+    let took: u64 = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("took "))
+        .unwrap()
+        .parse()
+        .unwrap();
     // Five 400 ms checks one after another would take 2 s.
     assert!(took < 1500, "check_all took {took} ms: not concurrent");
 }
@@ -354,13 +484,19 @@ fn rollback_runs_undos_last_in_first_out_and_exits_3() {
         )
         .run();
     out.code(3);
-    assert_eq!(std::fs::read_to_string(out.dir.join("order")).unwrap(), "undo-third\nundo-second\nundo-first\n");
+    assert_eq!(
+        std::fs::read_to_string(out.dir.join("order")).unwrap(),
+        "undo-third\nundo-second\nundo-first\n"
+    );
     assert!(!out.dir.join("never").exists());
     let pm = out.artifact("post-mortem.md");
     assert!(pm.contains("- Outcome: rolled back"), "{pm}");
     assert!(pm.contains("rollback started: error rate above 5%"), "{pm}");
     let rp = out.artifact("rollback-plan.md");
-    assert!(rp.contains("None: nothing this run did is waiting to be undone."), "{rp}");
+    assert!(
+        rp.contains("None: nothing this run did is waiting to be undone."),
+        "{rp}"
+    );
     assert!(rp.contains("- third: exit 0"), "{rp}");
 }
 
@@ -377,10 +513,26 @@ fn a_failing_undo_is_reported_the_rest_still_run_and_the_exit_is_1() {
         )
         .run();
     out.code(1);
-    assert_eq!(std::fs::read_to_string(out.dir.join("order")).unwrap(), "last\nfirst\n");
-    assert!(out.stdout.contains("  ✗ broken: command `echo broken >&2; exit 9` failed with exit code 9: broken"), "{}", out.stdout);
-    assert!(out.stdout.contains("Rollback incomplete: 1 of 3 undo step(s) failed: broken"), "{}", out.stdout);
-    assert!(out.artifact("post-mortem.md").contains("- Outcome: rollback failed"));
+    assert_eq!(
+        std::fs::read_to_string(out.dir.join("order")).unwrap(),
+        "last\nfirst\n"
+    );
+    assert!(
+        out.stdout.contains(
+            "  ✗ broken: command `echo broken >&2; exit 9` failed with exit code 9: broken"
+        ),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("Rollback incomplete: 1 of 3 undo step(s) failed: broken"),
+        "{}",
+        out.stdout
+    );
+    assert!(out
+        .artifact("post-mortem.md")
+        .contains("- Outcome: rollback failed"));
 }
 
 #[test]
@@ -398,7 +550,12 @@ fn an_uncaught_failure_rolls_back_on_its_own_when_nobody_can_be_asked() {
         .run();
     out.code(3);
     assert!(!out.dir.join("deployed").exists());
-    assert!(out.stdout.contains("Nobody to ask (no terminal, no answer): rolling back on its own"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("Nobody to ask (no terminal, no answer): rolling back on its own"),
+        "{}",
+        out.stdout
+    );
     assert!(out.stderr.starts_with("error: command `echo boom >&2; exit 1` failed with exit code 1: boom\n --> deploy.rhai:5:17\n"), "{}", out.stderr);
 }
 
@@ -421,23 +578,42 @@ fn a_stdlib_function_undo_is_data_and_runs_from_its_module() {
         .script(r#"on_rollback("restore", #{ function: "ops::restore", args: ["blue", 2] }); rollback("test");"#)
         .run();
     out.code(3);
-    assert_eq!(std::fs::read_to_string(out.dir.join("order")).unwrap(), "restored blue 2\n");
+    assert_eq!(
+        std::fs::read_to_string(out.dir.join("order")).unwrap(),
+        "restored blue 2\n"
+    );
     let reg = &out.records("undo.register")[0];
-    assert_eq!(reg["action"], serde_json::json!({ "kind": "call", "module": "ops", "function": "restore", "args": ["blue", 2] }));
+    assert_eq!(
+        reg["action"],
+        serde_json::json!({ "kind": "call", "module": "ops", "function": "restore", "args": ["blue", 2] })
+    );
 }
 
 #[test]
 fn a_closure_cannot_be_an_undo() {
-    let out = Test::new().script("on_rollback(\"x\", || sh(\"true\"));").run();
+    let out = Test::new()
+        .script("on_rollback(\"x\", || sh(\"true\"));")
+        .run();
     out.code(1);
-    assert!(out.stderr.starts_with("error: an undo must be data the journal can hold"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .starts_with("error: an undo must be data the journal can hold"),
+        "{}",
+        out.stderr
+    );
 }
 
 // ---------------------------------------------------------------- notify
 
 #[test]
 fn notifications_reach_webhook_slack_file_and_stdout_and_a_failure_never_fails_the_run() {
-    let server = Server::start(|path| if path == "/broken" { (500, "no".into()) } else { (200, "ok".into()) });
+    let server = Server::start(|path| {
+        if path == "/broken" {
+            (500, "no".into())
+        } else {
+            (200, "ok".into())
+        }
+    });
     let config = format!(
         "notify:\n  ops: {{ type: webhook, url: \"{}\", headers: {{ X-Token: abc }} }}\n  team: {{ type: slack, url: \"{}\" }}\n  audit: {{ type: file, path: audit.jsonl }}\n  console: {{ type: stdout }}\n  broken: {{ type: webhook, url: \"{}\" }}\n",
         server.url("/ops"),
@@ -457,8 +633,14 @@ fn notifications_reach_webhook_slack_file_and_stdout_and_a_failure_never_fails_t
     assert_eq!(v["feature"], "checkout");
     let slack = bodies.iter().find(|(p, _)| p == "/slack").unwrap();
     assert_eq!(slack.1, r#"{"text":"deployed v2"}"#);
-    assert!(std::fs::read_to_string(out.dir.join("audit.jsonl")).unwrap().contains("\"text\":\"deployed v2\""));
-    assert!(out.stdout.contains("📣 [console] deployed v2"), "{}", out.stdout);
+    assert!(std::fs::read_to_string(out.dir.join("audit.jsonl"))
+        .unwrap()
+        .contains("\"text\":\"deployed v2\""));
+    assert!(
+        out.stdout.contains("📣 [console] deployed v2"),
+        "{}",
+        out.stdout
+    );
     assert!(out.stdout.contains("broken ok=false"), "{}", out.stdout);
     assert_eq!(out.stderr, "warning: notification to `broken` failed: the webhook answered 500 Internal Server Error\n");
 }
@@ -505,8 +687,14 @@ fn secrets_never_appear_in_any_output() {
         everything.push_str(&body);
     }
     assert!(everything.contains("[REDACTED]"));
-    assert!(!everything.contains("tok-12345-abcdef"), "token leaked:\n{everything}");
-    assert!(!everything.contains("hunter2-secret"), "password leaked:\n{everything}");
+    assert!(
+        !everything.contains("tok-12345-abcdef"),
+        "token leaked:\n{everything}"
+    );
+    assert!(
+        !everything.contains("hunter2-secret"),
+        "password leaked:\n{everything}"
+    );
 }
 
 // ---------------------------------------------------------------- dry-run
@@ -531,13 +719,36 @@ fn dry_run_executes_nothing_and_writes_the_plan() {
     out.code(0);
     assert!(!out.dir.join("marker").exists(), "dry-run ran a command");
     let plan = out.artifact("deployment-plan.md");
-    assert!(plan.contains("- Mode: dry-run (nothing was executed; every command below is what would run)"), "{plan}");
+    assert!(
+        plan.contains(
+            "- Mode: dry-run (nothing was executed; every command below is what would run)"
+        ),
+        "{plan}"
+    );
     assert!(plan.contains("- Strategy: Canary Release"), "{plan}");
-    assert!(plan.contains("1. Stage 1: Staging Deployment (done"), "{plan}");
-    assert!(plan.contains("| Stage 1: Staging Deployment | `touch marker` | planned |"), "{plan}");
-    assert!(plan.contains("| Stage 2: Production Deployment | `kubectl apply -f k8s/canary/` | planned |"), "{plan}");
-    assert!(out.run_dir().file_name().unwrap().to_string_lossy().ends_with("-dry-run"));
-    assert!(out.artifact("rollback-plan.md").contains("1. remove marker: `rm marker`"));
+    assert!(
+        plan.contains("1. Stage 1: Staging Deployment (done"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("| Stage 1: Staging Deployment | `touch marker` | planned |"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains(
+            "| Stage 2: Production Deployment | `kubectl apply -f k8s/canary/` | planned |"
+        ),
+        "{plan}"
+    );
+    assert!(out
+        .run_dir()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .ends_with("-dry-run"));
+    assert!(out
+        .artifact("rollback-plan.md")
+        .contains("1. remove marker: `rm marker`"));
 }
 
 // ---------------------------------------------------------------- errors, limits, modules
@@ -545,8 +756,14 @@ fn dry_run_executes_nothing_and_writes_the_plan() {
 #[test]
 fn a_script_error_in_a_module_points_at_the_module_line_and_the_call_site() {
     let out = Test::new()
-        .file("lib/helpers.rhai", "fn explode(x) {\n    let y = x + 1;\n    throw `boom ${y}`;\n}\n")
-        .file("deploy.rhai", "import \"lib/helpers\" as helpers;\n\nhelpers::explode(1);\n")
+        .file(
+            "lib/helpers.rhai",
+            "fn explode(x) {\n    let y = x + 1;\n    throw `boom ${y}`;\n}\n",
+        )
+        .file(
+            "deploy.rhai",
+            "import \"lib/helpers\" as helpers;\n\nhelpers::explode(1);\n",
+        )
         .args(&["deploy.rhai"])
         .run();
     out.code(1);
@@ -560,20 +777,33 @@ fn a_script_error_in_a_module_points_at_the_module_line_and_the_call_site() {
 fn a_syntax_error_in_a_module_is_found_before_anything_runs() {
     let out = Test::new()
         .file("helpers.rhai", "fn ok() { 1 }\nfn broken( { }\n")
-        .file("deploy.rhai", "sh(\"touch marker\");\nimport \"helpers\" as h;\n")
+        .file(
+            "deploy.rhai",
+            "sh(\"touch marker\");\nimport \"helpers\" as h;\n",
+        )
         .args(&["deploy.rhai"])
         .run();
     out.code(2);
     assert!(out.stderr.starts_with("error: "), "{}", out.stderr);
-    assert!(out.stderr.contains(" --> helpers.rhai:2:"), "{}", out.stderr);
-    assert!(out.stderr.contains("  note: called from deploy.rhai:2:1\n"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(" --> helpers.rhai:2:"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("  note: called from deploy.rhai:2:1\n"),
+        "{}",
+        out.stderr
+    );
     assert!(!out.dir.join("marker").exists());
     assert!(!out.dir.join("deployments").exists());
 }
 
 #[test]
 fn an_undefined_variable_is_a_compile_error_with_a_suggestion() {
-    let out = Test::new().script("let version = 1;\nprint(verison);\n").run();
+    let out = Test::new()
+        .script("let version = 1;\nprint(verison);\n")
+        .run();
     out.code(2);
     assert_eq!(
         out.stderr,
@@ -590,23 +820,36 @@ fn a_mistyped_primitive_gets_a_did_you_mean() {
 
 #[test]
 fn an_endless_loop_is_stopped_by_the_operation_limit() {
-    let out = Test::new().script("let i = 0;\nloop { i += 1; }\n").args(&["--set", "limits.operations=100000"]).run();
+    let out = Test::new()
+        .script("let i = 0;\nloop { i += 1; }\n")
+        .args(&["--set", "limits.operations=100000"])
+        .run();
     out.code(1);
     assert!(out.stderr.starts_with("error: the script ran past its operation limit (`limits.operations`): is there an endless loop?\n --> deploy.rhai:2:"), "{}", out.stderr);
 }
 
 #[test]
 fn an_imported_stdlib_name_that_does_not_exist_is_named() {
-    let out = Test::new().script("import \"no_such_module\" as m;\n").run();
+    let out = Test::new()
+        .script("import \"no_such_module\" as m;\n")
+        .run();
     out.code(2);
-    assert!(out.stderr.starts_with("error: no module `no_such_module`: no file beside the script"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .starts_with("error: no module `no_such_module`: no file beside the script"),
+        "{}",
+        out.stderr
+    );
 }
 
 // ---------------------------------------------------------------- config
 
 #[test]
 fn an_unknown_config_key_is_an_error_with_its_path_and_place() {
-    let out = Test::new().file("runbook.yaml", "limits:\n  operatons: 5\n").script("print(1);").run();
+    let out = Test::new()
+        .file("runbook.yaml", "limits:\n  operatons: 5\n")
+        .script("print(1);")
+        .run();
     out.code(2);
     assert_eq!(
         out.stderr,
@@ -623,9 +866,15 @@ fn set_overrides_merge_into_config_and_are_checked() {
         .run();
     out.code(0);
     assert!(out.stdout.contains("from-set eu 1.10"), "{}", out.stdout);
-    assert!(out.run_dir().ends_with(format!("{}-from-set", &out.run_dir().file_name().unwrap().to_string_lossy()[..10])));
+    assert!(out.run_dir().ends_with(format!(
+        "{}-from-set",
+        &out.run_dir().file_name().unwrap().to_string_lossy()[..10]
+    )));
 
-    let bad = Test::new().script("print(1);").args(&["--set", "limits.operations=lots"]).run();
+    let bad = Test::new()
+        .script("print(1);")
+        .args(&["--set", "limits.operations=lots"])
+        .run();
     bad.code(2);
     assert_eq!(
         bad.stderr,
@@ -647,8 +896,13 @@ fn exit_code_0_on_completion_and_a_summary() {
 
 #[test]
 fn exit_code_130_on_sigterm_with_the_journal_complete() {
-    let t = Test::new().script("on_rollback(\"u\", \"true\");\nsh(\"sleep 30\");\nsh(\"touch after\");\n");
-    let mut child = t.command().stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let t = Test::new()
+        .script("on_rollback(\"u\", \"true\");\nsh(\"sleep 30\");\nsh(\"touch after\");\n");
+    let mut child = t
+        .command()
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     // Wait until the command is running (its intent is journaled).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
@@ -660,7 +914,10 @@ fn exit_code_130_on_sigterm_with_the_journal_complete() {
         if started {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the run did not start");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run did not start"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     unsafe {
@@ -669,23 +926,50 @@ fn exit_code_130_on_sigterm_with_the_journal_complete() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
     assert!(!t.path().join("after").exists());
-    let dir = std::fs::read_dir(t.path().join("deployments")).unwrap().next().unwrap().unwrap().path();
+    let dir = std::fs::read_dir(t.path().join("deployments"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let journal = std::fs::read_to_string(dir.join("journal.jsonl")).unwrap();
     let last: serde_json::Value = serde_json::from_str(journal.lines().last().unwrap()).unwrap();
     assert_eq!(last["type"], "run.end");
     assert_eq!(last["outcome"], "interrupted");
-    assert!(journal.contains("command `sleep 30` was interrupted"), "the sleep's result records the interrupt:\n{journal}");
-    assert!(std::fs::read_to_string(dir.join("post-mortem.md")).unwrap().contains("- Outcome: interrupted"));
+    assert!(
+        journal.contains("command `sleep 30` was interrupted"),
+        "the sleep's result records the interrupt:\n{journal}"
+    );
+    assert!(std::fs::read_to_string(dir.join("post-mortem.md"))
+        .unwrap()
+        .contains("- Outcome: interrupted"));
 }
 
 #[test]
 fn the_shipped_runbooks_are_found_by_name_and_a_local_file_shadows_them() {
-    let local = Test::new().file("runbooks/preflight.rhai", "// Our own preflight.\nprint(\"local preflight\");\n").args(&["preflight"]).run();
+    let local = Test::new()
+        .file(
+            "runbooks/preflight.rhai",
+            "// Our own preflight.\nprint(\"local preflight\");\n",
+        )
+        .args(&["preflight"])
+        .run();
     local.code(0);
     assert!(local.stdout.contains("local preflight"), "{}", local.stdout);
-    let list = Test::new().file("runbooks/preflight.rhai", "// Our own preflight.\nprint(1);\n").args(&["list"]).run();
+    let list = Test::new()
+        .file(
+            "runbooks/preflight.rhai",
+            "// Our own preflight.\nprint(1);\n",
+        )
+        .args(&["list"])
+        .run();
     list.code(0);
-    assert!(list.stdout.contains("preflight  runbooks/preflight.rhai (shadows shipped)  Our own preflight."), "{}", list.stdout);
+    assert!(
+        list.stdout
+            .contains("preflight  runbooks/preflight.rhai (shadows shipped)  Our own preflight."),
+        "{}",
+        list.stdout
+    );
 }
 
 #[test]
@@ -697,18 +981,32 @@ fn an_unknown_runbook_name_lists_where_it_looked() {
 
 #[test]
 fn check_compiles_without_running_and_reports_errors_with_exit_2() {
-    let ok = Test::new().file("helpers.rhai", "fn f() { 1 }").script("import \"helpers\" as h;\nsh(\"touch marker\");\n").args(&[]).run();
+    let ok = Test::new()
+        .file("helpers.rhai", "fn f() { 1 }")
+        .script("import \"helpers\" as h;\nsh(\"touch marker\");\n")
+        .args(&[])
+        .run();
     ok.code(0);
-    let t = Test::new().file("helpers.rhai", "fn f() { 1 }").file("deploy.rhai", "import \"helpers\" as h;\nsh(\"touch marker\");\n");
+    let t = Test::new().file("helpers.rhai", "fn f() { 1 }").file(
+        "deploy.rhai",
+        "import \"helpers\" as h;\nsh(\"touch marker\");\n",
+    );
     let out = t.args(&["check", "deploy.rhai"]).run();
     out.code(0);
     assert_eq!(out.stdout, "ok: deploy.rhai compiles with 1 module(s); config defaults (no runbook.yaml); answers not given\n");
     assert!(!out.dir.join("marker").exists());
     assert!(!out.dir.join("deployments").exists());
-    let bad = Test::new().file("deploy.rhai", "let x = ;\n").args(&["check", "deploy.rhai"]).run();
+    let bad = Test::new()
+        .file("deploy.rhai", "let x = ;\n")
+        .args(&["check", "deploy.rhai"])
+        .run();
     bad.code(2);
     assert!(bad.stderr.starts_with("error: "), "{}", bad.stderr);
-    assert!(bad.stderr.contains(" --> deploy.rhai:1:9\n"), "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains(" --> deploy.rhai:1:9\n"),
+        "{}",
+        bad.stderr
+    );
 }
 
 #[test]
@@ -719,20 +1017,39 @@ fn init_writes_a_starter_config_that_loads() {
     assert!(cfg.contains("# notify:"));
     let check = Test::new().file("runbook.yaml", &cfg).args(&["list"]).run();
     check.code(0);
-    let second = Test::new().file("runbook.yaml", "feature: x\n").args(&["init"]).run();
+    let second = Test::new()
+        .file("runbook.yaml", "feature: x\n")
+        .args(&["init"])
+        .run();
     second.code(0);
-    assert!(second.stdout.contains("skip ./runbook.yaml (exists; --force overwrites)"), "{}", second.stdout);
+    assert!(
+        second
+            .stdout
+            .contains("skip ./runbook.yaml (exists; --force overwrites)"),
+        "{}",
+        second.stdout
+    );
 }
 
 #[test]
 fn help_has_examples_and_completions_print() {
     let out = Test::new().args(&["--help"]).run();
     out.code(0);
-    assert!(out.stdout.contains("Examples:\n  runbook deploy.rhai"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("Examples:\n  runbook deploy.rhai"),
+        "{}",
+        out.stdout
+    );
     assert!(out.stdout.contains("Exit codes:"), "{}", out.stdout);
     let check = Test::new().args(&["check", "--help"]).run();
     check.code(0);
-    assert!(check.stdout.contains("Examples:\n  runbook check deploy.rhai"), "{}", check.stdout);
+    assert!(
+        check
+            .stdout
+            .contains("Examples:\n  runbook check deploy.rhai"),
+        "{}",
+        check.stdout
+    );
     for shell in ["bash", "zsh", "fish"] {
         let c = Test::new().args(&["completions", shell]).run();
         c.code(0);
@@ -744,7 +1061,10 @@ fn help_has_examples_and_completions_print() {
 
 #[test]
 fn json_log_format_prints_events() {
-    let out = Test::new().script("sh(\"true\");").args(&["--log-format", "json"]).run();
+    let out = Test::new()
+        .script("sh(\"true\");")
+        .args(&["--log-format", "json"])
+        .run();
     out.code(0);
     let last: serde_json::Value = serde_json::from_str(out.stdout.lines().last().unwrap()).unwrap();
     assert_eq!(last["event"], "run.end");
@@ -770,7 +1090,8 @@ fn prompts_at_a_real_terminal_re_ask_on_a_bad_answer_and_record_the_person() {
     let mut p = rexpect::session::spawn_command(cmd, Some(10_000)).expect("spawn in a pty");
     p.exp_string("Press 1, 2, 3, or 4:").unwrap();
     p.send_line("7").unwrap();
-    p.exp_string("`7` is not one of the choices; press 1, 2, 3, or 4").unwrap();
+    p.exp_string("`7` is not one of the choices; press 1, 2, 3, or 4")
+        .unwrap();
     p.send_line("3").unwrap();
     p.exp_string("strategy=Canary Release").unwrap();
     p.exp_string("- [ ] All tests passing? (y/n):").unwrap();
@@ -785,7 +1106,12 @@ fn prompts_at_a_real_terminal_re_ask_on_a_bad_answer_and_record_the_person() {
     let status = p.process().wait().unwrap();
     assert!(format!("{status:?}").ends_with(", 0)"), "{status:?}");
     assert!(t.path().join("approved-marker").exists());
-    let dir = std::fs::read_dir(t.path().join("deployments")).unwrap().next().unwrap().unwrap().path();
+    let dir = std::fs::read_dir(t.path().join("deployments"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let journal = std::fs::read_to_string(dir.join("journal.jsonl")).unwrap();
     let approval: serde_json::Value = journal
         .lines()
@@ -811,7 +1137,8 @@ fn ctrl_c_at_a_terminal_stops_the_command_and_offers_rollback() {
     let mut p = rexpect::session::spawn_command(cmd, Some(10_000)).expect("spawn in a pty");
     p.exp_string("deploying").unwrap();
     p.send_control('c').unwrap();
-    p.exp_string("Roll back what this run changed? (y/n):").unwrap();
+    p.exp_string("Roll back what this run changed? (y/n):")
+        .unwrap();
     p.send_line("y").unwrap();
     p.exp_string("Rollback complete").unwrap();
     p.exp_eof().unwrap();

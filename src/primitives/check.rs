@@ -12,8 +12,18 @@ use crate::session::{GateError, Session, Shared, Stop};
 use crate::signals::Interrupt;
 
 const OPTIONS: &[&str] = &[
-    "name", "http", "tcp", "cmd", "status", "contains", "latency", "timeout", "retries", "interval",
-    "method", "allow_fail",
+    "name",
+    "http",
+    "tcp",
+    "cmd",
+    "status",
+    "contains",
+    "latency",
+    "timeout",
+    "retries",
+    "interval",
+    "method",
+    "allow_fail",
 ];
 
 #[derive(Debug, Clone)]
@@ -63,7 +73,9 @@ fn parse(spec: &Map) -> RhaiResult<Spec> {
     let target = match (http, tcp, cmd) {
         (Some(url), None, None) => {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(fail(format!("check `http` needs a URL starting with http:// or https://, not `{url}`")));
+                return Err(fail(format!(
+                    "check `http` needs a URL starting with http:// or https://, not `{url}`"
+                )));
             }
             let status = match o.get("status") {
                 None => vec![],
@@ -72,12 +84,19 @@ fn parse(spec: &Map) -> RhaiResult<Spec> {
                     .read_lock::<Array>()
                     .ok_or_else(|| fail("check `status` is a status code or an array of them"))?
                     .iter()
-                    .map(|s| s.as_int().map(|i| i as u16).map_err(|_| fail("check `status` codes are numbers")))
+                    .map(|s| {
+                        s.as_int()
+                            .map(|i| i as u16)
+                            .map_err(|_| fail("check `status` codes are numbers"))
+                    })
                     .collect::<RhaiResult<_>>()?,
             };
             Target::Http {
                 url,
-                method: o.string("method")?.unwrap_or_else(|| "GET".into()).to_uppercase(),
+                method: o
+                    .string("method")?
+                    .unwrap_or_else(|| "GET".into())
+                    .to_uppercase(),
                 status,
                 contains: o.string("contains")?,
             }
@@ -107,7 +126,12 @@ fn parse(spec: &Map) -> RhaiResult<Spec> {
 
 fn spec_json(s: &Spec) -> Value {
     let target = match &s.target {
-        Target::Http { url, method, status, contains } => json!({ "http": url, "method": method, "status": status, "contains": contains }),
+        Target::Http {
+            url,
+            method,
+            status,
+            contains,
+        } => json!({ "http": url, "method": method, "status": status, "contains": contains }),
         Target::Tcp(a) => json!({ "tcp": a }),
         Target::Cmd(c) => json!({ "cmd": c }),
     };
@@ -118,14 +142,29 @@ fn spec_json(s: &Spec) -> Value {
 async fn attempt(client: &reqwest::Client, spec: &Spec) -> Result<String, String> {
     let started = Instant::now();
     let detail = match &spec.target {
-        Target::Http { url, method, status, contains } => {
-            let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|_| format!("`{method}` is not an HTTP method"))?;
+        Target::Http {
+            url,
+            method,
+            status,
+            contains,
+        } => {
+            let method = reqwest::Method::from_bytes(method.as_bytes())
+                .map_err(|_| format!("`{method}` is not an HTTP method"))?;
             let resp = tokio::time::timeout(spec.timeout, client.request(method, url).send())
                 .await
-                .map_err(|_| format!("no answer within {}", crate::ui::format_duration(spec.timeout)))?
+                .map_err(|_| {
+                    format!(
+                        "no answer within {}",
+                        crate::ui::format_duration(spec.timeout)
+                    )
+                })?
                 .map_err(|e| describe_reqwest(&e))?;
             let code = resp.status().as_u16();
-            let ok_status = if status.is_empty() { resp.status().is_success() } else { status.contains(&code) };
+            let ok_status = if status.is_empty() {
+                resp.status().is_success()
+            } else {
+                status.contains(&code)
+            };
             let body = if contains.is_some() {
                 // Read at most 1 MiB: a health endpoint that streams forever must not hang the run.
                 let limit = 1 << 20;
@@ -150,12 +189,18 @@ async fn attempt(client: &reqwest::Client, spec: &Spec) -> Result<String, String
                 String::new()
             };
             if !ok_status {
-                let want = if status.is_empty() { "2xx".to_string() } else { format!("{status:?}") };
+                let want = if status.is_empty() {
+                    "2xx".to_string()
+                } else {
+                    format!("{status:?}")
+                };
                 return Err(format!("status {code}, expected {want}"));
             }
             if let Some(needle) = contains {
                 if !body.contains(needle.as_str()) {
-                    return Err(format!("status {code}, but the body does not contain `{needle}`"));
+                    return Err(format!(
+                        "status {code}, but the body does not contain `{needle}`"
+                    ));
                 }
             }
             format!("status {code}")
@@ -163,21 +208,33 @@ async fn attempt(client: &reqwest::Client, spec: &Spec) -> Result<String, String
         Target::Tcp(addr) => {
             tokio::time::timeout(spec.timeout, tokio::net::TcpStream::connect(addr.as_str()))
                 .await
-                .map_err(|_| format!("no connection within {}", crate::ui::format_duration(spec.timeout)))?
+                .map_err(|_| {
+                    format!(
+                        "no connection within {}",
+                        crate::ui::format_duration(spec.timeout)
+                    )
+                })?
                 .map_err(|e| format!("cannot connect: {e}"))?;
             "connected".to_string()
         }
         Target::Cmd(line) => {
             let mut cmd = tokio::process::Command::new("/bin/sh");
-            cmd.arg("-c").arg(line).stdin(std::process::Stdio::null()).kill_on_drop(true);
-            cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+            cmd.arg("-c")
+                .arg(line)
+                .stdin(std::process::Stdio::null())
+                .kill_on_drop(true);
+            cmd.stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
             cmd.process_group(0);
             let child = cmd.spawn().map_err(|e| format!("cannot run: {e}"))?;
             let group = child.id().unwrap_or(0) as i32;
             match tokio::time::timeout(spec.timeout, child.wait_with_output()).await {
                 Err(_) => {
                     crate::signals::kill_group(group, libc::SIGKILL);
-                    return Err(format!("did not finish within {}", crate::ui::format_duration(spec.timeout)));
+                    return Err(format!(
+                        "did not finish within {}",
+                        crate::ui::format_duration(spec.timeout)
+                    ));
                 }
                 Ok(Err(e)) => return Err(format!("cannot run: {e}")),
                 Ok(Ok(out)) if out.status.success() => "exit 0".to_string(),
@@ -231,9 +288,23 @@ pub async fn run(client: reqwest::Client, spec: Spec, interrupt: Arc<Interrupt>)
         let r = attempt(&client, &spec).await;
         let last = attempts > spec.retries;
         match r {
-            Ok(detail) => return Outcome { name: spec.name, ok: true, detail, elapsed: started.elapsed(), attempts },
+            Ok(detail) => {
+                return Outcome {
+                    name: spec.name,
+                    ok: true,
+                    detail,
+                    elapsed: started.elapsed(),
+                    attempts,
+                }
+            }
             Err(detail) if last || interrupt.is_set() => {
-                return Outcome { name: spec.name, ok: false, detail, elapsed: started.elapsed(), attempts }
+                return Outcome {
+                    name: spec.name,
+                    ok: false,
+                    detail,
+                    elapsed: started.elapsed(),
+                    attempts,
+                }
             }
             Err(_) => tokio::time::sleep(spec.interval).await,
         }
@@ -245,7 +316,10 @@ fn outcome_map(o: &Outcome) -> Map {
     m.insert("name".into(), Dynamic::from(o.name.clone()));
     m.insert("ok".into(), Dynamic::from(o.ok));
     m.insert("detail".into(), Dynamic::from(o.detail.clone()));
-    m.insert("duration".into(), Dynamic::from(o.elapsed.as_millis() as i64));
+    m.insert(
+        "duration".into(),
+        Dynamic::from(o.elapsed.as_millis() as i64),
+    );
     m.insert("attempts".into(), Dynamic::from(o.attempts as i64));
     m
 }
@@ -257,9 +331,15 @@ fn outcome_json(o: &Outcome) -> Value {
 fn show(session: &Session, o: &Outcome) {
     let took = crate::ui::format_duration(o.elapsed);
     if o.ok {
-        session.say_styled(&format!("  ✓ {} ({}, {took})", o.name, o.detail), |ui, s| ui.green(s));
+        session.say_styled(
+            &format!("  ✓ {} ({}, {took})", o.name, o.detail),
+            |ui, s| ui.green(s),
+        );
     } else {
-        session.say_styled(&format!("  ✗ {}: {} ({took})", o.name, o.detail), |ui, s| ui.red(s));
+        session.say_styled(
+            &format!("  ✗ {}: {} ({took})", o.name, o.detail),
+            |ui, s| ui.red(s),
+        );
     }
 }
 
@@ -275,12 +355,18 @@ fn check(session: &Session, spec: &Map) -> RhaiResult<Map> {
         || json!({ "ok": true, "planned": true }),
         || {
             let client = session.http();
-            let o = session.rt.block_on(run(client, spec.clone(), session.interrupt.clone()));
+            let o = session
+                .rt
+                .block_on(run(client, spec.clone(), session.interrupt.clone()));
             let v = outcome_json(&o);
             let ok = o.ok;
             let detail = format!("check `{}` failed: {}", o.name, o.detail);
             got = Some(o);
-            if ok { Ok(v) } else { Err(detail) }
+            if ok {
+                Ok(v)
+            } else {
+                Err(detail)
+            }
         },
     );
     if session.interrupt.is_set() {
@@ -309,9 +395,12 @@ fn check(session: &Session, spec: &Map) -> RhaiResult<Map> {
 fn check_all(session: &Session, specs: Array) -> RhaiResult<Array> {
     let mut parsed = Vec::with_capacity(specs.len());
     for s in &specs {
-        let m = s
-            .read_lock::<Map>()
-            .ok_or_else(|| fail(format!("`check_all` takes an array of check maps; one is {}", s.type_name())))?;
+        let m = s.read_lock::<Map>().ok_or_else(|| {
+            fail(format!(
+                "`check_all` takes an array of check maps; one is {}",
+                s.type_name()
+            ))
+        })?;
         parsed.push(parse(&m)?);
     }
     let allow_fail = parsed.iter().all(|s| s.allow_fail);
@@ -365,19 +454,42 @@ fn check_all(session: &Session, specs: Array) -> RhaiResult<Array> {
     print_table(session, &got);
     let failed: Vec<&Outcome> = got.iter().filter(|o| !o.ok).collect();
     if !failed.is_empty() && !allow_fail {
-        let names: Vec<String> = failed.iter().map(|o| format!("`{}` ({})", o.name, o.detail)).collect();
-        return Err(fail(format!("{} of {} checks failed: {}", failed.len(), got.len(), names.join(", "))));
+        let names: Vec<String> = failed
+            .iter()
+            .map(|o| format!("`{}` ({})", o.name, o.detail))
+            .collect();
+        return Err(fail(format!(
+            "{} of {} checks failed: {}",
+            failed.len(),
+            got.len(),
+            names.join(", ")
+        )));
     }
-    Ok(got.iter().map(|o| Dynamic::from_map(outcome_map(o))).collect())
+    Ok(got
+        .iter()
+        .map(|o| Dynamic::from_map(outcome_map(o)))
+        .collect())
 }
 
 fn print_table(session: &Session, rows: &[Outcome]) {
-    let w = rows.iter().map(|o| o.name.chars().count()).max().unwrap_or(5).clamp(5, 60);
-    session.say(&format!("  {:<w$}  {:<6}  {:>7}  DETAIL", "CHECK", "RESULT", "TIME"));
+    let w = rows
+        .iter()
+        .map(|o| o.name.chars().count())
+        .max()
+        .unwrap_or(5)
+        .clamp(5, 60);
+    session.say(&format!(
+        "  {:<w$}  {:<6}  {:>7}  DETAIL",
+        "CHECK", "RESULT", "TIME"
+    ));
     for o in rows {
         let name: String = o.name.chars().take(w).collect();
         let res = if o.ok { "✓ ok" } else { "✗ FAIL" };
-        let line = format!("  {name:<w$}  {res:<6}  {:>7}  {}", crate::ui::format_duration(o.elapsed), o.detail);
+        let line = format!(
+            "  {name:<w$}  {res:<6}  {:>7}  {}",
+            crate::ui::format_duration(o.elapsed),
+            o.detail
+        );
         if o.ok {
             session.say(&line);
         } else {

@@ -11,7 +11,9 @@ pub fn register(engine: &mut rhai::Engine, session: &Shared) {
         to_duration(&d).map(|d| d.as_millis() as i64).map_err(fail)
     });
     let s = session.clone();
-    engine.register_fn("sleep", move |d: Dynamic| -> RhaiResult<()> { sleep(&s, d) });
+    engine.register_fn("sleep", move |d: Dynamic| -> RhaiResult<()> {
+        sleep(&s, d)
+    });
     engine.register_fn("now", crate::journal::now_rfc3339);
     engine.register_fn("timestamp_ms", || -> i64 {
         std::time::SystemTime::now()
@@ -32,20 +34,38 @@ pub fn register(engine: &mut rhai::Engine, session: &Shared) {
         std::env::var(name).unwrap_or_else(|_| default.to_string())
     });
     let s = session.clone();
-    engine.register_fn("config", move || -> Dynamic { from_json(&crate::config::script_view(&s.config)) });
-    let s = session.clone();
-    engine.register_fn("config", move |path: &str| -> RhaiResult<Dynamic> {
-        lookup(&s, path).ok_or_else(|| fail(format!("config has no `{path}` (set it in runbook.yaml or with --set {path}=...)")))
+    engine.register_fn("config", move || -> Dynamic {
+        from_json(&crate::config::script_view(&s.config))
     });
     let s = session.clone();
-    engine.register_fn("config", move |path: &str, default: Dynamic| -> Dynamic { lookup(&s, path).unwrap_or(default) });
+    engine.register_fn("config", move |path: &str| -> RhaiResult<Dynamic> {
+        lookup(&s, path).ok_or_else(|| {
+            fail(format!(
+                "config has no `{path}` (set it in runbook.yaml or with --set {path}=...)"
+            ))
+        })
+    });
+    let s = session.clone();
+    engine.register_fn("config", move |path: &str, default: Dynamic| -> Dynamic {
+        lookup(&s, path).unwrap_or(default)
+    });
     let s = session.clone();
     engine.register_fn("secret", move |name: &str| -> RhaiResult<String> {
-        s.config.config.secrets.values.get(name).cloned().ok_or_else(|| {
-            let known = s.config.config.secrets.values.keys().map(String::as_str);
-            let hint = crate::error::did_you_mean(name, known).map(|k| format!(" (did you mean `{k}`?)")).unwrap_or_default();
-            fail(format!("no secret `{name}` under `secrets.values` in runbook.yaml{hint}"))
-        })
+        s.config
+            .config
+            .secrets
+            .values
+            .get(name)
+            .cloned()
+            .ok_or_else(|| {
+                let known = s.config.config.secrets.values.keys().map(String::as_str);
+                let hint = crate::error::did_you_mean(name, known)
+                    .map(|k| format!(" (did you mean `{k}`?)"))
+                    .unwrap_or_default();
+                fail(format!(
+                    "no secret `{name}` under `secrets.values` in runbook.yaml{hint}"
+                ))
+            })
     });
     let s = session.clone();
     engine.register_fn("feature", move || s.feature.clone());
@@ -53,7 +73,11 @@ pub fn register(engine: &mut rhai::Engine, session: &Shared) {
     engine.register_fn("dry_run", move || s.dry_run());
     let s = session.clone();
     engine.register_fn("run_dir", move || {
-        s.run_dir.borrow().as_ref().map(|d| d.display().to_string()).unwrap_or_default()
+        s.run_dir
+            .borrow()
+            .as_ref()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default()
     });
     let s = session.clone();
     engine.register_fn("set_strategy", move |name: &str| {
@@ -65,15 +89,23 @@ pub fn register(engine: &mut rhai::Engine, session: &Shared) {
 fn sleep(session: &Session, d: Dynamic) -> RhaiResult<()> {
     let d = to_duration(&d).map_err(fail)?;
     if session.dry_run() {
-        session.ui.verbose(&format!("  (dry-run) sleep {}", crate::ui::format_duration(d)));
+        session.ui.verbose(&format!(
+            "  (dry-run) sleep {}",
+            crate::ui::format_duration(d)
+        ));
         return Ok(());
     }
-    session.sleep(d).map_err(|_| session.stop(Stop::Interrupted))
+    session
+        .sleep(d)
+        .map_err(|_| session.stop(Stop::Interrupted))
 }
 
 pub fn log(session: &Session, msg: &str) {
     session.say(msg);
-    session.record("log", json!({ "message": session.redact(msg), "stage": session.current_stage() }));
+    session.record(
+        "log",
+        json!({ "message": session.redact(msg), "stage": session.current_stage() }),
+    );
 }
 
 /// A dotted path into the merged config, e.g. "vars.region".

@@ -75,21 +75,29 @@ impl<'a> Opts<'a> {
     pub fn bool(&self, key: &str) -> RhaiResult<Option<bool>> {
         match self.get(key) {
             None => Ok(None),
-            Some(v) => v.as_bool().map(Some).map_err(|_| self.wrong(key, "true or false", v)),
+            Some(v) => v
+                .as_bool()
+                .map(Some)
+                .map_err(|_| self.wrong(key, "true or false", v)),
         }
     }
 
     pub fn int(&self, key: &str) -> RhaiResult<Option<i64>> {
         match self.get(key) {
             None => Ok(None),
-            Some(v) => v.as_int().map(Some).map_err(|_| self.wrong(key, "a whole number", v)),
+            Some(v) => v
+                .as_int()
+                .map(Some)
+                .map_err(|_| self.wrong(key, "a whole number", v)),
         }
     }
 
     pub fn duration(&self, key: &str) -> RhaiResult<Option<Duration>> {
         match self.get(key) {
             None => Ok(None),
-            Some(v) => to_duration(v).map(Some).map_err(|e| fail(format!("option `{key}` of `{}`: {e}", self.what))),
+            Some(v) => to_duration(v)
+                .map(Some)
+                .map_err(|e| fail(format!("option `{key}` of `{}`: {e}", self.what))),
         }
     }
 }
@@ -104,7 +112,10 @@ pub fn to_duration(v: &Dynamic) -> Result<Duration, String> {
     if v.is_string() {
         return crate::config::parse_duration(&v.to_string());
     }
-    Err(format!("expected a duration such as \"5s\", not {}", v.type_name()))
+    Err(format!(
+        "expected a duration such as \"5s\", not {}",
+        v.type_name()
+    ))
 }
 
 pub fn to_json(v: &Dynamic) -> serde_json::Value {

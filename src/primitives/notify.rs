@@ -13,7 +13,9 @@ use crate::session::{GateError, Session, Shared, Stop};
 
 pub fn register(engine: &mut rhai::Engine, session: &Shared) {
     let s = session.clone();
-    engine.register_fn("notify", move |channel: Dynamic, message: &str| notify(&s, channel, message));
+    engine.register_fn("notify", move |channel: Dynamic, message: &str| {
+        notify(&s, channel, message)
+    });
 }
 
 fn notify(session: &Session, channel: Dynamic, message: &str) -> RhaiResult<bool> {
@@ -22,12 +24,21 @@ fn notify(session: &Session, channel: Dynamic, message: &str) -> RhaiResult<bool
     } else if let Some(a) = channel.read_lock::<Array>() {
         a.iter().map(|c| c.to_string()).collect()
     } else {
-        return Err(fail(format!("`notify` takes a channel name or an array of them, not {}", channel.type_name())));
+        return Err(fail(format!(
+            "`notify` takes a channel name or an array of them, not {}",
+            channel.type_name()
+        )));
     };
     let mut all_ok = true;
     for name in names {
         let Some(ch) = session.config.config.notify.get(&name).cloned() else {
-            let known: Vec<&str> = session.config.config.notify.keys().map(String::as_str).collect();
+            let known: Vec<&str> = session
+                .config
+                .config
+                .notify
+                .keys()
+                .map(String::as_str)
+                .collect();
             let hint = crate::error::did_you_mean(&name, known.iter().copied())
                 .map(|s| format!(" (did you mean `{s}`?)"))
                 .unwrap_or_default();
@@ -45,7 +56,9 @@ fn notify(session: &Session, channel: Dynamic, message: &str) -> RhaiResult<bool
             || send(session, &name, &ch, &text),
         );
         match r {
-            Ok(_) if session.dry_run() => session.say(&format!("  (dry-run) notify {name}: {text}")),
+            Ok(_) if session.dry_run() => {
+                session.say(&format!("  (dry-run) notify {name}: {text}"))
+            }
             Ok(_) => session.say_styled(&format!("  ✉ {name}: {text}"), |ui, s| ui.green(s)),
             Err(GateError::Failed(e)) => {
                 all_ok = false;
@@ -57,14 +70,23 @@ fn notify(session: &Session, channel: Dynamic, message: &str) -> RhaiResult<bool
     Ok(all_ok)
 }
 
-fn send(session: &Session, name: &str, ch: &Channel, text: &str) -> Result<serde_json::Value, String> {
+fn send(
+    session: &Session,
+    name: &str,
+    ch: &Channel,
+    text: &str,
+) -> Result<serde_json::Value, String> {
     match ch {
         Channel::Stdout => {
             session.ui.shout(&format!("📣 [{name}] {text}"));
             Ok(json!({ "delivered": "stdout" }))
         }
         Channel::File { path } => {
-            let path = if path.is_absolute() { path.clone() } else { session.config.base_dir().join(path) };
+            let path = if path.is_absolute() {
+                path.clone()
+            } else {
+                session.config.base_dir().join(path)
+            };
             let line = json!({ "ts": crate::journal::now_rfc3339(), "channel": name, "feature": session.feature, "text": text });
             std::fs::OpenOptions::new()
                 .create(true)
@@ -87,10 +109,18 @@ fn send(session: &Session, name: &str, ch: &Channel, text: &str) -> Result<serde
     }
 }
 
-fn post(session: &Session, url: &str, headers: Vec<(&String, &String)>, body: serde_json::Value) -> Result<serde_json::Value, String> {
+fn post(
+    session: &Session,
+    url: &str,
+    headers: Vec<(&String, &String)>,
+    body: serde_json::Value,
+) -> Result<serde_json::Value, String> {
     let client = session.http();
     let body = session.redact(&body.to_string());
-    let headers: Vec<(String, String)> = headers.into_iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let headers: Vec<(String, String)> = headers
+        .into_iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     let resp = session
         .rt
         .block_on(async move {
@@ -104,7 +134,16 @@ fn post(session: &Session, url: &str, headers: Vec<(&String, &String)>, body: se
             }
             req.send().await
         })
-        .map_err(|e| format!("cannot reach the webhook: {}", if e.is_timeout() { "timed out".to_string() } else { e.to_string() }))?;
+        .map_err(|e| {
+            format!(
+                "cannot reach the webhook: {}",
+                if e.is_timeout() {
+                    "timed out".to_string()
+                } else {
+                    e.to_string()
+                }
+            )
+        })?;
     let status = resp.status();
     if status.is_success() {
         Ok(json!({ "status": status.as_u16() }))

@@ -16,21 +16,33 @@ use crate::ui::menu::{self, MenuOption, MenuStyle};
 
 pub fn register(engine: &mut rhai::Engine, session: &Shared) {
     let s = session.clone();
-    engine.register_fn("choose", move |q: &str, options: Array| choose(&s, q, options, &Map::new()));
+    engine.register_fn("choose", move |q: &str, options: Array| {
+        choose(&s, q, options, &Map::new())
+    });
     let s = session.clone();
-    engine.register_fn("choose", move |q: &str, options: Array, opts: Map| choose(&s, q, options, &opts));
+    engine.register_fn("choose", move |q: &str, options: Array, opts: Map| {
+        choose(&s, q, options, &opts)
+    });
     let s = session.clone();
     engine.register_fn("confirm", move |q: &str| confirm(&s, q, &Map::new()));
     let s = session.clone();
     engine.register_fn("confirm", move |q: &str, opts: Map| confirm(&s, q, &opts));
     let s = session.clone();
-    engine.register_fn("checklist", move |title: &str, items: Array| checklist(&s, title, items, &Map::new()));
+    engine.register_fn("checklist", move |title: &str, items: Array| {
+        checklist(&s, title, items, &Map::new())
+    });
     let s = session.clone();
-    engine.register_fn("checklist", move |title: &str, items: Array, opts: Map| checklist(&s, title, items, &opts));
+    engine.register_fn("checklist", move |title: &str, items: Array, opts: Map| {
+        checklist(&s, title, items, &opts)
+    });
     let s = session.clone();
-    engine.register_fn("input", move |q: &str, default: &str| input(&s, q, default, &Map::new()));
+    engine.register_fn("input", move |q: &str, default: &str| {
+        input(&s, q, default, &Map::new())
+    });
     let s = session.clone();
-    engine.register_fn("input", move |q: &str, default: &str, opts: Map| input(&s, q, default, &opts));
+    engine.register_fn("input", move |q: &str, default: &str, opts: Map| {
+        input(&s, q, default, &opts)
+    });
     let s = session.clone();
     engine.register_fn("approve", move |details: Map| approve(&s, &details));
     let s = session.clone();
@@ -53,7 +65,9 @@ pub fn user() -> String {
     unsafe {
         let pw = libc::getpwuid(libc::getuid());
         if !pw.is_null() && !(*pw).pw_name.is_null() {
-            return std::ffi::CStr::from_ptr((*pw).pw_name).to_string_lossy().into_owned();
+            return std::ffi::CStr::from_ptr((*pw).pw_name)
+                .to_string_lossy()
+                .into_owned();
         }
     }
     "unknown".into()
@@ -111,7 +125,11 @@ fn ask<T: Clone>(
                         message: why,
                         help: Some(format!("for example {var}={example}")),
                     },
-                    _ => session.answers.borrow().error(id, why, Some(format!("for example `{id}: {example}`"))),
+                    _ => session.answers.borrow().error(
+                        id,
+                        why,
+                        Some(format!("for example `{id}: {example}`")),
+                    ),
                 };
                 Err(session.stop(Stop::Error(err)))
             }
@@ -132,7 +150,7 @@ fn ask<T: Clone>(
     loop {
         crate::ui::print_prompt(&format!("{shown} "));
         match session.terminal.read_line(&session.interrupt) {
-            Err(()) => return Err(session.stop(Stop::Interrupted)),
+            Err(_) => return Err(session.stop(Stop::Interrupted)),
             Ok(None) => {
                 return Err(session.stop(Stop::Error(Error::PromptUnanswered {
                     id: id.to_string(),
@@ -160,7 +178,14 @@ fn prompt_id(opts: &Opts, text: &str) -> RhaiResult<String> {
 }
 
 /// Journal a prompt and its answer as one effect (prompts act in dry-run too).
-fn journal_answer(session: &Session, kind: &str, id: &str, question: &str, answer: serde_json::Value, source: &Source) -> RhaiResult<()> {
+fn journal_answer(
+    session: &Session,
+    kind: &str,
+    id: &str,
+    question: &str,
+    answer: serde_json::Value,
+    source: &Source,
+) -> RhaiResult<()> {
     let intent = json!({ "id": id, "question": question });
     let result = json!({
         "id": id,
@@ -178,7 +203,10 @@ fn echo_answer(session: &Session, text: &str, source: &Source) {
     if *source != Source::Terminal {
         session.say(&format!("  → {text} ({})", source.describe()));
     } else {
-        session.effects.borrow_mut().log(&format!("  → {text} (typed by {})", user()));
+        session
+            .effects
+            .borrow_mut()
+            .log(&format!("  → {text} (typed by {})", user()));
     }
 }
 
@@ -197,9 +225,12 @@ fn parse_options(options: &Array) -> RhaiResult<Vec<MenuOption>> {
                     notes: vec![],
                 });
             }
-            let m = o
-                .read_lock::<Map>()
-                .ok_or_else(|| fail(format!("a `choose` option is a string or a map, not {}", o.type_name())))?;
+            let m = o.read_lock::<Map>().ok_or_else(|| {
+                fail(format!(
+                    "a `choose` option is a string or a map, not {}",
+                    o.type_name()
+                ))
+            })?;
             let opts = Opts::new(&m, "choose option", &["key", "label", "notes"])?;
             let label = opts
                 .string("label")?
@@ -209,7 +240,9 @@ fn parse_options(options: &Array) -> RhaiResult<Vec<MenuOption>> {
                 None => vec![],
                 Some(n) => n
                     .read_lock::<Array>()
-                    .ok_or_else(|| fail("`notes` of a `choose` option must be an array of strings"))?
+                    .ok_or_else(|| {
+                        fail("`notes` of a `choose` option must be an array of strings")
+                    })?
                     .iter()
                     .map(|d| d.to_string())
                     .collect(),
@@ -225,7 +258,11 @@ fn choose(session: &Session, question: &str, options: Array, opts: &Map) -> Rhai
     let style = match o.string("style")?.as_deref() {
         None | Some("numbers") => MenuStyle::Numbers,
         Some("letters") => MenuStyle::Letters,
-        Some(other) => return Err(fail(format!("`choose` style is \"numbers\" or \"letters\", not \"{other}\""))),
+        Some(other) => {
+            return Err(fail(format!(
+                "`choose` style is \"numbers\" or \"letters\", not \"{other}\""
+            )))
+        }
     };
     let options = parse_options(&options)?;
     session.say("");
@@ -249,10 +286,19 @@ fn choose(session: &Session, question: &str, options: Array, opts: &Map) -> Rhai
     };
     let explicit = session.answers.borrow_mut().explicit(&id);
     let example = style.key(0);
-    let a = ask(session, "choice", &id, question, &press, &example, explicit, None, &parse)?;
+    let a = ask(
+        session, "choice", &id, question, &press, &example, explicit, None, &parse,
+    )?;
     let chosen = &options[a.value];
     echo_answer(session, &chosen.label, &a.source);
-    journal_answer(session, "choose", &id, question, json!(chosen.key), &a.source)?;
+    journal_answer(
+        session,
+        "choose",
+        &id,
+        question,
+        json!(chosen.key),
+        &a.source,
+    )?;
     if id == "strategy" || id.contains("deploy-this-feature") {
         *session.strategy.borrow_mut() = Some(chosen.label.clone());
         session.record("strategy", json!({ "strategy": chosen.label }));
@@ -271,11 +317,25 @@ fn confirm(session: &Session, question: &str, opts: &Map) -> RhaiResult<bool> {
     let shown = format!("{} (y/n):", session.ui.bold(question));
     session.effects.borrow_mut().log(&format!("? {question}"));
     let explicit = session.answers.borrow_mut().explicit(&id);
-    let flag = session.answers.borrow().yes.then_some((true, Source::YesFlag));
+    let flag = session
+        .answers
+        .borrow()
+        .yes
+        .then_some((true, Source::YesFlag));
     if explicit.is_some() || flag.is_some() {
         session.ui.say(&shown);
     }
-    let a = ask(session, "confirmation", &id, question, &shown, "yes", explicit, flag, &yes_no_parse)?;
+    let a = ask(
+        session,
+        "confirmation",
+        &id,
+        question,
+        &shown,
+        "yes",
+        explicit,
+        flag,
+        &yes_no_parse,
+    )?;
     echo_answer(session, if a.value { "yes" } else { "no" }, &a.source);
     journal_answer(session, "confirm", &id, question, json!(a.value), &a.source)?;
     Ok(a.value)
@@ -291,7 +351,8 @@ fn input(session: &Session, question: &str, default: &str, opts: &Map) -> RhaiRe
     };
     session.effects.borrow_mut().log(&format!("? {question}"));
     let explicit = session.answers.borrow_mut().explicit(&id);
-    let flag = (session.answers.borrow().yes && !default.is_empty()).then(|| (default.to_string(), Source::Default));
+    let flag = (session.answers.borrow().yes && !default.is_empty())
+        .then(|| (default.to_string(), Source::Default));
     let parse = |t: &str| -> Result<String, String> {
         let t = t.trim();
         if t.is_empty() {
@@ -304,7 +365,17 @@ fn input(session: &Session, question: &str, default: &str, opts: &Map) -> RhaiRe
             Ok(t.to_string())
         }
     };
-    let a = ask(session, "input", &id, question, &shown, "some text", explicit, flag, &parse)?;
+    let a = ask(
+        session,
+        "input",
+        &id,
+        question,
+        &shown,
+        "some text",
+        explicit,
+        flag,
+        &parse,
+    )?;
     echo_answer(session, &a.value, &a.source);
     journal_answer(session, "input", &id, question, json!(a.value), &a.source)?;
     Ok(a.value)
@@ -321,10 +392,18 @@ fn checklist(session: &Session, title: &str, items: Array, opts: &Map) -> RhaiRe
                 Ok((answers::slug(&text), text))
             } else if let Some(m) = it.read_lock::<Map>() {
                 let io = Opts::new(&m, "checklist item", &["id", "text"])?;
-                let text = io.string("text")?.ok_or_else(|| fail("a checklist item map needs `text`"))?;
-                Ok((io.string("id")?.unwrap_or_else(|| answers::slug(&text)), text))
+                let text = io
+                    .string("text")?
+                    .ok_or_else(|| fail("a checklist item map needs `text`"))?;
+                Ok((
+                    io.string("id")?.unwrap_or_else(|| answers::slug(&text)),
+                    text,
+                ))
             } else {
-                Err(fail(format!("a checklist item is a string or a map, not {}", it.type_name())))
+                Err(fail(format!(
+                    "a checklist item is a string or a map, not {}",
+                    it.type_name()
+                )))
             }
         })
         .collect::<RhaiResult<_>>()?;
@@ -334,19 +413,45 @@ fn checklist(session: &Session, title: &str, items: Array, opts: &Map) -> RhaiRe
     let mut unchecked = Array::new();
     let mut records = Vec::new();
     for (item_id, text) in &items {
-        let explicit = session.answers.borrow_mut().checklist_item(&list_id, item_id);
-        let flag = session.answers.borrow().yes.then_some((true, Source::YesFlag));
+        let explicit = session
+            .answers
+            .borrow_mut()
+            .checklist_item(&list_id, item_id);
+        let flag = session
+            .answers
+            .borrow()
+            .yes
+            .then_some((true, Source::YesFlag));
         let full_id = format!("{list_id}.{item_id}");
         let shown = format!("- [ ] {text} (y/n):");
-        let a = ask(session, "checklist item", &full_id, text, &shown, "yes", explicit, flag, &yes_no_parse)?;
+        let a = ask(
+            session,
+            "checklist item",
+            &full_id,
+            text,
+            &shown,
+            "yes",
+            explicit,
+            flag,
+            &yes_no_parse,
+        )?;
         let mark = if a.value { "x" } else { " " };
         let line = format!("- [{mark}] {text}");
         if a.source == Source::Terminal {
             session.effects.borrow_mut().log(&line);
         } else {
-            let styled = if a.value { session.ui.green(&line) } else { session.ui.red(&line) };
-            session.ui.say(&format!("{styled} ({})", a.source.describe()));
-            session.effects.borrow_mut().log(&format!("{line} ({})", a.source.describe()));
+            let styled = if a.value {
+                session.ui.green(&line)
+            } else {
+                session.ui.red(&line)
+            };
+            session
+                .ui
+                .say(&format!("{styled} ({})", a.source.describe()));
+            session
+                .effects
+                .borrow_mut()
+                .log(&format!("{line} ({})", a.source.describe()));
         }
         if !a.value {
             unchecked.push(Dynamic::from(text.clone()));
@@ -369,16 +474,39 @@ fn checklist(session: &Session, title: &str, items: Array, opts: &Map) -> RhaiRe
 }
 
 fn approve(session: &Session, details: &Map) -> RhaiResult<bool> {
-    let o = Opts::new(details, "approve", &["id", "title", "feature", "changes", "risk", "rollback_time", "question"])?;
-    let id = o.string("id")?.unwrap_or_else(|| "approve-deployment".into());
-    let title = o.string("title")?.unwrap_or_else(|| menu::APPROVAL_TITLE.into());
-    let question = o.string("question")?.unwrap_or_else(|| menu::APPROVAL_QUESTION.into());
-    let field = |k: &str, default: &str| -> RhaiResult<String> { Ok(o.string(k)?.unwrap_or_else(|| default.to_string())) };
+    let o = Opts::new(
+        details,
+        "approve",
+        &[
+            "id",
+            "title",
+            "feature",
+            "changes",
+            "risk",
+            "rollback_time",
+            "question",
+        ],
+    )?;
+    let id = o
+        .string("id")?
+        .unwrap_or_else(|| "approve-deployment".into());
+    let title = o
+        .string("title")?
+        .unwrap_or_else(|| menu::APPROVAL_TITLE.into());
+    let question = o
+        .string("question")?
+        .unwrap_or_else(|| menu::APPROVAL_QUESTION.into());
+    let field = |k: &str, default: &str| -> RhaiResult<String> {
+        Ok(o.string(k)?.unwrap_or_else(|| default.to_string()))
+    };
     let fields = vec![
         ("Feature".to_string(), field("feature", &session.feature)?),
         ("Changes".to_string(), field("changes", "(not stated)")?),
         ("Risk Level".to_string(), field("risk", "(not stated)")?),
-        ("Rollback Time".to_string(), field("rollback_time", "(not stated)")?),
+        (
+            "Rollback Time".to_string(),
+            field("rollback_time", "(not stated)")?,
+        ),
     ];
     session.say("");
     for line in menu::render_approval(&session.ui, &title, &fields).lines() {
@@ -388,7 +516,11 @@ fn approve(session: &Session, details: &Map) -> RhaiResult<bool> {
     session.ui.shout("");
     let explicit = session.answers.borrow_mut().explicit(&id);
     // `--yes` never approves: that needs a person, `--approve`, or an explicit answer.
-    let flag = session.answers.borrow().approve.then_some((true, Source::ApproveFlag));
+    let flag = session
+        .answers
+        .borrow()
+        .approve
+        .then_some((true, Source::ApproveFlag));
     let mut approver: Option<String> = None;
     let explicit = match explicit {
         Some((Yaml::Mapping(m), src)) => {
@@ -413,7 +545,17 @@ fn approve(session: &Session, details: &Map) -> RhaiResult<bool> {
     if explicit.is_some() || flag.is_some() {
         session.ui.say(&shown);
     }
-    let a = ask(session, "approval", &id, &title, &shown, "yes", explicit, flag, &yes_no_parse)?;
+    let a = ask(
+        session,
+        "approval",
+        &id,
+        &title,
+        &shown,
+        "yes",
+        explicit,
+        flag,
+        &yes_no_parse,
+    )?;
     let by = approver.unwrap_or_else(user);
     let how = a.source.describe();
     echo_answer(
@@ -446,7 +588,11 @@ fn approve(session: &Session, details: &Map) -> RhaiResult<bool> {
 /// `None` when nobody can answer: no explicit answer, no `--yes`, no terminal.
 pub fn offer(session: &Session, id: &str, question: &str) -> Option<bool> {
     let explicit = session.answers.borrow_mut().explicit(id);
-    let flag = session.answers.borrow().yes.then_some((true, Source::YesFlag));
+    let flag = session
+        .answers
+        .borrow()
+        .yes
+        .then_some((true, Source::YesFlag));
     if explicit.is_none() && flag.is_none() && !session.terminal.tty {
         return None;
     }
@@ -454,7 +600,18 @@ pub fn offer(session: &Session, id: &str, question: &str) -> Option<bool> {
     if explicit.is_some() || flag.is_some() {
         session.ui.shout(&shown);
     }
-    let a = ask(session, "confirmation", id, question, &shown, "yes", explicit, flag, &yes_no_parse).ok()?;
+    let a = ask(
+        session,
+        "confirmation",
+        id,
+        question,
+        &shown,
+        "yes",
+        explicit,
+        flag,
+        &yes_no_parse,
+    )
+    .ok()?;
     echo_answer(session, if a.value { "yes" } else { "no" }, &a.source);
     let _ = journal_answer(session, "confirm", id, question, json!(a.value), &a.source);
     Some(a.value)

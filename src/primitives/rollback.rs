@@ -10,20 +10,29 @@ use crate::undo::Action;
 
 pub fn register(engine: &mut rhai::Engine, session: &Shared) {
     let s = session.clone();
-    engine.register_fn("on_rollback", move |label: &str, action: Dynamic| on_rollback(&s, label, action));
-    let s = session.clone();
-    engine.register_fn("rollback", move |ctx: NativeCallContext, reason: &str| -> RhaiResult<()> {
-        let report = crate::undo::rollback(&s, ctx.engine(), reason);
-        Err(s.stop(Stop::RolledBack {
-            ok: report.ok(),
-            reason: reason.to_string(),
-        }))
+    engine.register_fn("on_rollback", move |label: &str, action: Dynamic| {
+        on_rollback(&s, label, action)
     });
+    let s = session.clone();
+    engine.register_fn(
+        "rollback",
+        move |ctx: NativeCallContext, reason: &str| -> RhaiResult<()> {
+            let report = crate::undo::rollback(&s, ctx.engine(), reason);
+            Err(s.stop(Stop::RolledBack {
+                ok: report.ok(),
+                reason: reason.to_string(),
+            }))
+        },
+    );
     let s = session.clone();
     engine.register_fn("discard_rollback", move |label: &str| -> i64 {
         let mut undo = s.undo.borrow_mut();
         let before = undo.len();
-        let dropped: Vec<u64> = undo.iter().filter(|u| u.label == label).map(|u| u.id).collect();
+        let dropped: Vec<u64> = undo
+            .iter()
+            .filter(|u| u.label == label)
+            .map(|u| u.id)
+            .collect();
         undo.retain(|u| u.label != label);
         drop(undo);
         if !dropped.is_empty() {
@@ -49,7 +58,9 @@ pub fn register(engine: &mut rhai::Engine, session: &Shared) {
 /// An action as data: a command line, an argv array, or `#{ function: "module::function", args: [...] }`.
 pub fn parse_action(action: &Dynamic) -> RhaiResult<Action> {
     if action.is_string() {
-        return Ok(Action::Command { line: action.to_string() });
+        return Ok(Action::Command {
+            line: action.to_string(),
+        });
     }
     if let Some(items) = action.read_lock::<Array>() {
         let argv: Vec<String> = items.iter().map(|d| d.to_string()).collect();
@@ -89,7 +100,10 @@ pub fn parse_action(action: &Dynamic) -> RhaiResult<Action> {
              a closure dies with the process, and `runbook rollback` must be able to undo what a dead run did",
         ));
     }
-    Err(fail(format!("an undo is a command or a call map, not {}", action.type_name())))
+    Err(fail(format!(
+        "an undo is a command or a call map, not {}",
+        action.type_name()
+    )))
 }
 
 fn on_rollback(session: &Session, label: &str, action: Dynamic) -> RhaiResult<()> {
@@ -99,6 +113,10 @@ fn on_rollback(session: &Session, label: &str, action: Dynamic) -> RhaiResult<()
         "undo.register",
         json!({ "undo": undo.id, "label": undo.label, "action": undo.action, "stage": session.current_stage() }),
     );
-    session.ui.verbose(&format!("  ↩ registered undo: {} ({})", undo.label, undo.action.describe()));
+    session.ui.verbose(&format!(
+        "  ↩ registered undo: {} ({})",
+        undo.label,
+        undo.action.describe()
+    ));
     Ok(())
 }

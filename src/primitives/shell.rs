@@ -9,7 +9,16 @@ use super::{fail, gate_error, Opts, RhaiResult};
 use crate::process::{Outcome, Program, Spec};
 use crate::session::{GateError, Session, Shared, Stop};
 
-const OPTIONS: &[&str] = &["timeout", "env", "cwd", "retries", "backoff", "allow_fail", "quiet", "name"];
+const OPTIONS: &[&str] = &[
+    "timeout",
+    "env",
+    "cwd",
+    "retries",
+    "backoff",
+    "allow_fail",
+    "quiet",
+    "name",
+];
 
 pub fn register(engine: &mut rhai::Engine, session: &Shared) {
     let s = session.clone();
@@ -29,7 +38,13 @@ pub fn program_of(cmd: &Dynamic) -> RhaiResult<Program> {
     if let Some(items) = cmd.read_lock::<rhai::Array>() {
         let argv: Vec<String> = items
             .iter()
-            .map(|a| if a.is_string() { Ok(a.to_string()) } else { Err(a.type_name()) })
+            .map(|a| {
+                if a.is_string() {
+                    Ok(a.to_string())
+                } else {
+                    Err(a.type_name())
+                }
+            })
             .collect::<Result<_, _>>()
             .map_err(|t| fail(format!("`sh` arguments must all be strings; one is {t}")))?;
         if argv.is_empty() {
@@ -119,14 +134,20 @@ fn sh(session: &Session, cmd: Dynamic, opts: &Map) -> RhaiResult<Map> {
             return Err(session.stop(Stop::Interrupted));
         }
         if out.success() {
-            session.ui.verbose(&format!("  ✓ {shown} ({})", crate::ui::format_duration(out.duration)));
+            session.ui.verbose(&format!(
+                "  ✓ {shown} ({})",
+                crate::ui::format_duration(out.duration)
+            ));
             return Ok(to_map(&out, attempt));
         }
         let msg = failure_message(&shown, &out);
         if attempt <= retries {
             let wait = backoff.saturating_mul(1 << (attempt - 1).min(10));
             session.say_styled(
-                &format!("  ✗ {msg}; retry {attempt} of {retries} in {}", crate::ui::format_duration(wait)),
+                &format!(
+                    "  ✗ {msg}; retry {attempt} of {retries} in {}",
+                    crate::ui::format_duration(wait)
+                ),
                 |ui, s| ui.yellow(s),
             );
             if session.sleep(wait).is_err() {
@@ -153,7 +174,8 @@ fn default_timeout(session: &Session) -> RhaiResult<Option<Duration>> {
 }
 
 pub fn kill_grace(session: &Session) -> Duration {
-    crate::config::parse_duration(&session.config.config.commands.kill_grace).unwrap_or(Duration::from_secs(3))
+    crate::config::parse_duration(&session.config.config.commands.kill_grace)
+        .unwrap_or(Duration::from_secs(3))
 }
 
 fn planned_map() -> Map {
@@ -169,10 +191,16 @@ fn planned_map() -> Map {
 
 fn to_map(o: &Outcome, attempts: u32) -> Map {
     let mut m = Map::new();
-    m.insert("code".into(), Dynamic::from(o.code.map(i64::from).unwrap_or(-1)));
+    m.insert(
+        "code".into(),
+        Dynamic::from(o.code.map(i64::from).unwrap_or(-1)),
+    );
     m.insert("stdout".into(), Dynamic::from(o.stdout.clone()));
     m.insert("stderr".into(), Dynamic::from(o.stderr.clone()));
-    m.insert("duration".into(), Dynamic::from(o.duration.as_millis() as i64));
+    m.insert(
+        "duration".into(),
+        Dynamic::from(o.duration.as_millis() as i64),
+    );
     m.insert("ok".into(), Dynamic::from(o.success()));
     m.insert("timed_out".into(), Dynamic::from(o.timed_out));
     m.insert("attempts".into(), Dynamic::from(attempts as i64));
@@ -228,7 +256,11 @@ pub fn run_spec(session: &Session, spec: &Spec, quiet: bool) -> Result<Outcome, 
 }
 
 /// Run a program with the session's defaults (used by undo and command checks).
-pub fn run_program(session: &Session, program: Program, timeout: Option<Duration>) -> Result<Outcome, String> {
+pub fn run_program(
+    session: &Session,
+    program: Program,
+    timeout: Option<Duration>,
+) -> Result<Outcome, String> {
     let spec = Spec {
         program,
         env: Vec::new(),

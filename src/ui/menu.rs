@@ -19,9 +19,7 @@ impl MenuStyle {
     pub fn marker(self, index: usize) -> String {
         match self {
             MenuStyle::Numbers => {
-                const KEYCAPS: [&str; 9] = [
-                    "1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣", "6️⃣", "7️⃣", "8️⃣", "9️⃣",
-                ];
+                const KEYCAPS: [&str; 9] = ["1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣", "6️⃣", "7️⃣", "8️⃣", "9️⃣"];
                 KEYCAPS
                     .get(index)
                     .map(|s| s.to_string())

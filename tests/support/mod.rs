@@ -95,7 +95,11 @@ impl Test {
 impl Output {
     #[track_caller]
     pub fn code(&self, want: i32) -> &Output {
-        assert_eq!(self.code, want, "exit code\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, want,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 
@@ -124,7 +128,10 @@ impl Output {
     }
 
     pub fn records(&self, kind: &str) -> Vec<serde_json::Value> {
-        self.journal().into_iter().filter(|r| r["type"] == kind).collect()
+        self.journal()
+            .into_iter()
+            .filter(|r| r["type"] == kind)
+            .collect()
     }
 }
 
@@ -165,7 +172,9 @@ impl Server {
                     let mut body = vec![0u8; len];
                     let _ = reader.read_exact(&mut body);
                     let path = first.split_whitespace().nth(1).unwrap_or("/").to_string();
-                    seen.lock().unwrap().push((path.clone(), String::from_utf8_lossy(&body).into_owned()));
+                    seen.lock()
+                        .unwrap()
+                        .push((path.clone(), String::from_utf8_lossy(&body).into_owned()));
                     let (status, text) = answer(&path);
                     let _ = write!(
                         stream,
