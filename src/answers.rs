@@ -66,8 +66,8 @@ pub fn slug(text: &str) -> String {
         }
     }
     let mut out = out.trim_matches('-').to_string();
-    if out.len() > 48 {
-        let cut = out[..48].rfind('-').unwrap_or(48);
+    if out.len() > 64 {
+        let cut = out[..64].rfind('-').unwrap_or(64);
         out.truncate(cut);
     }
     if out.is_empty() {
@@ -268,7 +268,7 @@ mod tests {
             slug("⚠️ Issue detected! Initiate rollback?"),
             "issue-detected-initiate-rollback"
         );
-        assert!(slug(&"word ".repeat(30)).len() <= 48);
+        assert!(slug(&"word ".repeat(30)).len() <= 64);
         assert_eq!(slug("!!!"), "prompt");
         assert_eq!(
             env_var_for("pre-deployment.all-tests"),

@@ -17,6 +17,8 @@ pub struct Journal {
     file: Option<File>,
     seq: u64,
     redactor: Redactor,
+    /// `--log-format json`: every record is also printed on stdout as it is written.
+    echo: bool,
 }
 
 pub fn now_rfc3339() -> String {
@@ -35,6 +37,7 @@ impl Journal {
             file: Some(file),
             seq: 0,
             redactor,
+            echo: false,
         })
     }
 
@@ -45,7 +48,13 @@ impl Journal {
             file: None,
             seq: 0,
             redactor: Redactor::default(),
+            echo: false,
         }
+    }
+
+    pub fn echo(mut self, on: bool) -> Journal {
+        self.echo = on;
+        self
     }
 
     pub fn path(&self) -> &Path {
@@ -64,6 +73,10 @@ impl Journal {
         }
         if let Some(file) = &mut self.file {
             let line = self.redactor.redact(&Value::Object(rec).to_string());
+            if self.echo {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{line}");
+            }
             file.write_all(line.as_bytes())
                 .and_then(|_| file.write_all(b"\n"))
                 .and_then(|_| file.flush())

@@ -156,7 +156,8 @@ pub fn run(common: &Common, opts: &RunOptions, ui: &Ui) -> Result<i32, Error> {
         .unwrap_or_else(|| PathBuf::from("deployments"));
     let dir = make_run_dir(&root, &p.session.feature, opts.dry_run)?;
     let redactor = p.session.effects.borrow().redactor().clone();
-    let journal = Journal::create(&dir.join(crate::journal::FILE_NAME), redactor.clone())?;
+    let journal = Journal::create(&dir.join(crate::journal::FILE_NAME), redactor.clone())?
+        .echo(ui.format == crate::ui::LogFormat::Json);
     *p.session.effects.borrow_mut() = Effects::new(
         journal,
         Some(&dir.join(crate::artifacts::LOG)),
@@ -228,9 +229,6 @@ pub fn run(common: &Common, opts: &RunOptions, ui: &Ui) -> Result<i32, Error> {
         }
         Err(e) => ui.error_text(&redactor.redact(&e.render(ui))),
     }
-    session.ui.event(
-        &json!({ "event": "run.end", "outcome": outcome, "exit_code": code, "run_dir": dir }),
-    );
     Ok(code)
 }
 

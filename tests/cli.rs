@@ -1060,8 +1060,18 @@ fn json_log_format_prints_events() {
         .args(&["--log-format", "json"])
         .run();
     out.code(0);
-    let last: serde_json::Value = serde_json::from_str(out.stdout.lines().last().unwrap()).unwrap();
-    assert_eq!(last["event"], "run.end");
+    // Every line is a journal record, as it was written.
+    let records: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(records.first().unwrap()["type"], "run.start");
+    assert!(records
+        .iter()
+        .any(|r| r["type"] == "effect.result" && r["kind"] == "sh" && r["ok"] == true));
+    let last = records.last().unwrap();
+    assert_eq!(last["type"], "run.end");
     assert_eq!(last["outcome"], "completed");
 }
 
@@ -1140,4 +1150,76 @@ fn ctrl_c_at_a_terminal_stops_the_command_and_offers_rollback() {
     assert!(format!("{status:?}").ends_with(", 3)"), "{status:?}");
     assert!(t.path().join("rolled-back").exists());
     assert!(!t.path().join("never").exists());
+}
+
+#[test]
+fn a_second_ctrl_c_aborts_at_once_with_130() {
+    let t = Test::new().script(
+        "on_rollback(\"undo\", \"touch rolled-back\");\nsh(\"echo deploying; sleep 30\");\n",
+    );
+    let mut cmd = t.command();
+    cmd.stdin(std::process::Stdio::inherit());
+    let mut p = rexpect::session::spawn_command(cmd, Some(10_000)).expect("spawn in a pty");
+    p.exp_string("deploying").unwrap();
+    p.send_control('c').unwrap();
+    p.exp_string("(Ctrl-C again to abort now)").unwrap();
+    p.exp_string("(y/n):").unwrap();
+    p.send_control('c').unwrap();
+    p.exp_string("interrupted twice: aborting now").unwrap();
+    p.exp_eof().unwrap();
+    let status = p.process().wait().unwrap();
+    assert!(format!("{status:?}").ends_with(", 130)"), "{status:?}");
+    assert!(!t.path().join("rolled-back").exists());
+}
+
+#[test]
+fn the_quickstart_example_runs_and_its_module_undo_rolls_back() {
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart");
+    let mut t = Test::new();
+    for f in [
+        "runbook.yaml",
+        "deploy.rhai",
+        "answers.yaml",
+        "lib/app.rhai",
+    ] {
+        t = t.file(f, &std::fs::read_to_string(example.join(f)).unwrap());
+    }
+    let out = t.args(&["deploy.rhai", "--answers", "answers.yaml"]).run();
+    out.code(0);
+    assert_eq!(
+        std::fs::read_to_string(out.dir.join("releases/production")).unwrap(),
+        "1.0.0\n"
+    );
+    assert!(
+        out.stdout.contains(
+            "○ Integration tests: not configured (set checks.integration in runbook.yaml)"
+        ),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("2 of 6 automated checks configured and passing"),
+        "{}",
+        out.stdout
+    );
+
+    // The same deploy with a failing production step: the module-function undos restore both.
+    let mut t = Test::new();
+    for f in ["runbook.yaml", "answers.yaml", "lib/app.rhai"] {
+        t = t.file(f, &std::fs::read_to_string(example.join(f)).unwrap());
+    }
+    let script = std::fs::read_to_string(example.join("deploy.rhai"))
+        .unwrap()
+        .replace(
+            "app::deploy(\"production\", config(\"version\"));",
+            "app::deploy(\"production\", config(\"version\")); sh(\"exit 1\");",
+        );
+    let out = t
+        .file("deploy.rhai", &script)
+        .args(&["deploy.rhai", "--answers", "answers.yaml"])
+        .run();
+    out.code(3);
+    assert!(!out.dir.join("releases/production").exists());
+    assert!(!out.dir.join("releases/staging").exists());
 }

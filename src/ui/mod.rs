@@ -119,13 +119,6 @@ impl Ui {
         }
     }
 
-    /// An event in machine form, for `--log-format json`.
-    pub fn event(&self, value: &serde_json::Value) {
-        if self.format == LogFormat::Json {
-            println_out(&value.to_string());
-        }
-    }
-
     pub fn warn(&self, msg: &str) {
         eprintln!("{}: {msg}", self.yellow("warning"));
     }
