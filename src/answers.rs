@@ -17,6 +17,7 @@ pub enum Source {
     YesFlag,
     ApproveFlag,
     Default,
+    Preset,
 }
 
 impl Source {
@@ -28,6 +29,7 @@ impl Source {
             Source::YesFlag => "--yes".into(),
             Source::ApproveFlag => "--approve".into(),
             Source::Default => "default".into(),
+            Source::Preset => "given on the command line".into(),
         }
     }
 }
@@ -41,6 +43,8 @@ pub struct Answers {
     used: BTreeSet<String>,
     pub yes: bool,
     pub approve: bool,
+    /// Answers the program gives itself (the demo's --strategy).
+    pub presets: BTreeMap<String, String>,
 }
 
 pub fn env_var_for(id: &str) -> String {
@@ -155,6 +159,9 @@ impl Answers {
         let var = env_var_for(id);
         if let Ok(v) = std::env::var(&var) {
             return Some((Value::String(v), Source::Env(var)));
+        }
+        if let Some(p) = self.presets.get(id) {
+            return Some((Value::String(p.clone()), Source::Preset));
         }
         let v = self.map.get(id)?.clone();
         self.used.insert(id.to_string());

@@ -10,13 +10,14 @@ use crate::ui::{ColorChoice, LogFormat, Verbosity};
 
 const EXAMPLES: &str = "\
 Examples:
+  runbook demo --unattended                    a whole canary deploy on a local fleet
   runbook deploy.rhai                          run the deploy runbook (yours, or the shipped one)
   runbook deploy --set feature=checkout        name the feature for this run
   runbook deploy --answers answers.yaml        answer prompts from a file (CI, pipes)
   runbook deploy --dry-run --yes               show every command that would run; change nothing
   runbook check deploy.rhai                    compile a runbook and its imports, validate config
   runbook list                                 the runbooks found and where each comes from
-  runbook init                                 write a starter runbook.yaml and copy the shipped runbooks
+  runbook init                                 a starter runbook.yaml + the shipped runbooks
 
 Exit codes:
   0 completed    1 failed    2 usage, config, answers or script error (nothing changed)
@@ -109,6 +110,24 @@ enum Sub {
         #[command(flatten)]
         run: RunArgs,
     },
+    /// Run the whole deployment workflow against an embedded local fleet: a real canary, a real rollback
+    #[command(
+        after_help = "Examples:\n  runbook demo                          choose at the prompts\n  runbook demo --unattended             the happy path, no questions\n  runbook demo --strategy blue-green --bad-release --unattended\n\nExit codes: 0 the release went out; 3 it was rolled back (as --bad-release should be)."
+    )]
+    Demo {
+        /// The strategy (otherwise chosen at the menu; canary when unattended)
+        #[arg(long, value_parser = ["blue-green", "rolling", "canary", "feature-flag"])]
+        strategy: Option<String>,
+        /// Make the new version fail about 20% of requests and answer slowly
+        #[arg(long)]
+        bad_release: bool,
+        /// Answer every prompt on the happy path and follow the rollout schedule
+        #[arg(long)]
+        unattended: bool,
+        /// Where run directories are written [default: ./deployments]
+        #[arg(long, value_name = "DIR")]
+        deployments_dir: Option<PathBuf>,
+    },
     /// List the runbooks found, where each comes from, and what it does
     #[command(after_help = "Examples:\n  runbook list\n  runbook list --config ops/runbook.yaml")]
     List,
@@ -165,6 +184,7 @@ impl RunArgs {
             approve: self.approve,
             dry_run: self.dry_run,
             deployments_dir: self.deployments_dir,
+            presets: Default::default(),
         }
     }
 }
@@ -196,6 +216,20 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Common, Comman
     let command = match (cli.command, cli.runbook) {
         (Some(Sub::Run { runbook, run }), _) => Command::Run(run.into_options(runbook)),
         (Some(Sub::List), _) => Command::List,
+        (
+            Some(Sub::Demo {
+                strategy,
+                bad_release,
+                unattended,
+                deployments_dir,
+            }),
+            _,
+        ) => Command::Demo(crate::demo::DemoOptions {
+            strategy,
+            bad_release,
+            unattended,
+            deployments_dir,
+        }),
         (Some(Sub::Check { runbook, answers }), _) => Command::Check { runbook, answers },
         (Some(Sub::Init { dir, force }), _) => Command::Init { dir, force },
         (Some(Sub::Completions { shell }), _) => {

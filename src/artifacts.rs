@@ -13,6 +13,7 @@ pub const CHECKLIST: &str = "pre-deployment-checklist.md";
 pub const LOG: &str = "deployment-log.txt";
 pub const ROLLBACK_PLAN: &str = "rollback-plan.md";
 pub const POST_MORTEM: &str = "post-mortem.md";
+pub const SNAPSHOT: &str = "monitoring-snapshot.json";
 
 fn s<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key).and_then(Value::as_str).unwrap_or("")
@@ -403,6 +404,36 @@ pub fn post_mortem(records: &[Value]) -> String {
     out
 }
 
+/// Every measurement and verdict of the run's monitoring, as the journal holds them.
+pub fn snapshot(records: &[Value]) -> Option<String> {
+    let stamp = |r: &Value, key: &str| {
+        let mut v = r.get(key).cloned().unwrap_or(Value::Null);
+        if let Value::Object(m) = &mut v {
+            m.insert("ts".into(), r["ts"].clone());
+            m.insert("stage".into(), r["stage"].clone());
+        }
+        v
+    };
+    let measurements: Vec<Value> = of_type(records, "measurement")
+        .map(|r| stamp(r, "measurement"))
+        .collect();
+    let verdicts: Vec<Value> = of_type(records, "verdict")
+        .map(|r| stamp(r, "verdict"))
+        .collect();
+    if measurements.is_empty() && verdicts.is_empty() {
+        return None;
+    }
+    let h = header(records);
+    let v = serde_json::json!({
+        "feature": h.feature,
+        "started": h.started,
+        "outcome": outcome(records).0,
+        "measurements": measurements,
+        "verdicts": verdicts,
+    });
+    serde_json::to_string_pretty(&v).ok()
+}
+
 /// Render every artifact the journal supports into `dir`.
 pub fn render(dir: &Path, redactor: &Redactor) -> Result<Vec<String>, Error> {
     let (records, _) = crate::journal::read(&dir.join(crate::journal::FILE_NAME))?;
@@ -413,6 +444,9 @@ pub fn render(dir: &Path, redactor: &Redactor) -> Result<Vec<String>, Error> {
     ];
     if let Some(c) = checklist(&records) {
         files.push((CHECKLIST, c));
+    }
+    if let Some(m) = snapshot(&records) {
+        files.push((SNAPSHOT, m));
     }
     let dry = header(&records).dry_run;
     if !dry

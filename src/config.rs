@@ -18,12 +18,26 @@ pub struct Config {
     pub feature: Option<String>,
     /// The version being deployed, shown in the plan and the approval box.
     pub version: Option<String>,
+    /// The version running now, which a rollback returns to.
+    pub current_version: Option<String>,
     /// Where run directories go (default `deployments`, relative to the current directory).
     pub deployments_dir: Option<PathBuf>,
     /// Extra directories searched for runbooks, after ./runbooks and before the shipped ones.
     pub runbook_dirs: Vec<PathBuf>,
     /// The automated pre-deployment checks (Step 2): each a command line, or absent.
     pub checks: Checks,
+    /// Which adapter the strategies drive: `local` (the embedded demo fleet), `script`, `kubernetes`.
+    pub adapter: Option<String>,
+    /// The strategy to use when nobody chooses one: blue-green, rolling, canary, feature-flag.
+    pub strategy: Option<String>,
+    /// Settings of the `local` adapter (written by `runbook demo`).
+    pub local: Option<LocalAdapter>,
+    pub rollout: Rollout,
+    pub monitoring: Monitoring,
+    pub triggers: Triggers,
+    pub rolling: RollingCfg,
+    /// Run without asking: the rollout schedule replaces the Stage 4 menu.
+    pub unattended: bool,
     pub limits: Limits,
     pub commands: Commands,
     pub secrets: Secrets,
@@ -42,6 +56,110 @@ pub struct Checks {
     pub security: Option<String>,
     pub performance: Option<String>,
     pub build: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalAdapter {
+    /// The fleet's router, e.g. http://127.0.0.1:40123
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Rollout {
+    /// Initial canary weight, percent.
+    pub initial: u32,
+    /// The schedule of weights that replaces the Stage 4 menu in unattended runs.
+    pub steps: Vec<u32>,
+}
+
+impl Default for Rollout {
+    fn default() -> Self {
+        Rollout {
+            initial: 5,
+            steps: vec![25, 50, 100],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Monitoring {
+    /// Time between measurements.
+    pub interval: String,
+    /// Measurements per monitoring window (after each traffic change).
+    pub samples: u32,
+    /// Prometheus text endpoint with per-version request, error and latency series.
+    pub metrics_url: Option<String>,
+    /// Business metrics shown in the monitor: label -> metric name in the scrape.
+    pub business: BTreeMap<String, String>,
+    /// Fewer new requests than this in a window leave a measurement inconclusive (no data is
+    /// never a pass).
+    pub min_requests: u32,
+    /// What an inconclusive window leads to when nobody is there to ask: rollback or continue.
+    pub on_inconclusive: String,
+}
+
+impl Default for Monitoring {
+    fn default() -> Self {
+        Monitoring {
+            interval: "1s".into(),
+            samples: 5,
+            metrics_url: None,
+            business: BTreeMap::new(),
+            min_requests: 10,
+            on_inconclusive: "rollback".into(),
+        }
+    }
+}
+
+/// The seed's automatic rollback triggers.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Triggers {
+    /// Error rate above which the release is rolled back (0.05 = 5%).
+    pub error_rate: f64,
+    /// Average response time above which the release is rolled back.
+    pub response_time: String,
+    /// Consecutive failed health checks before rollback.
+    pub health_failures: u32,
+    /// CPU and memory use (0..1) counted as critical, when a source reports them.
+    pub cpu: f64,
+    pub memory: f64,
+    /// Measurements over a threshold before the trigger fires (1 = the first).
+    pub failure_limit: u32,
+}
+
+impl Default for Triggers {
+    fn default() -> Self {
+        Triggers {
+            error_rate: 0.05,
+            response_time: "2s".into(),
+            health_failures: 1,
+            cpu: 0.9,
+            memory: 0.9,
+            failure_limit: 2,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RollingCfg {
+    /// Instances replaced per batch.
+    pub batch_size: u32,
+    /// Failed batches tolerated before the rollout stops and is undone.
+    pub failure_budget: u32,
+}
+
+impl Default for RollingCfg {
+    fn default() -> Self {
+        RollingCfg {
+            batch_size: 1,
+            failure_budget: 0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -6,6 +6,7 @@ pub mod answers;
 pub mod arguments;
 pub mod artifacts;
 pub mod config;
+pub mod demo;
 pub mod effects;
 pub mod embedded;
 pub mod engine;

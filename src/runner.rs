@@ -143,6 +143,7 @@ pub fn run(common: &Common, opts: &RunOptions, ui: &Ui) -> Result<i32, Error> {
         opts.answers.as_deref(),
         (opts.yes, opts.approve, opts.dry_run),
     )?;
+    p.session.answers.borrow_mut().presets = opts.presets.clone();
     let cfg = &p.session.config;
     let root = opts
         .deployments_dir

@@ -44,6 +44,10 @@ pub struct Session {
     pub stages: RefCell<Vec<String>>,
     pub strategy: RefCell<Option<String>>,
     next_undo: Cell<u64>,
+    /// Lines said so far, and where the last monitor block ended: it is redrawn in place only
+    /// when nothing was printed after it.
+    pub lines_said: Cell<u64>,
+    pub dashboard_end: Cell<Option<(u64, usize)>>,
     http: RefCell<Option<reqwest::Client>>,
 }
 
@@ -78,6 +82,8 @@ impl Session {
             stages: RefCell::new(Vec::new()),
             strategy: RefCell::new(None),
             next_undo: Cell::new(1),
+            lines_said: Cell::new(0),
+            dashboard_end: Cell::new(None),
             http: RefCell::new(None),
         })
     }
@@ -92,6 +98,7 @@ impl Session {
 
     /// Show a line (redacted) and put it in the human log.
     pub fn say(&self, text: &str) {
+        self.lines_said.set(self.lines_said.get() + 1);
         let text = self.redact(text);
         self.ui.say(&text);
         self.effects.borrow_mut().log(&text);
@@ -99,6 +106,7 @@ impl Session {
 
     /// Like `say`, with a style applied on the terminal only.
     pub fn say_styled(&self, text: &str, style: impl Fn(&Ui, &str) -> String) {
+        self.lines_said.set(self.lines_said.get() + 1);
         let text = self.redact(text);
         self.ui.say(&style(&self.ui, &text));
         self.effects.borrow_mut().log(&text);
@@ -106,6 +114,7 @@ impl Session {
 
     /// Shown even with -q.
     pub fn shout(&self, text: &str) {
+        self.lines_said.set(self.lines_said.get() + 1);
         let text = self.redact(text);
         self.ui.shout(&text);
         self.effects.borrow_mut().log(&text);

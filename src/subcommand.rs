@@ -22,6 +22,8 @@ pub struct RunOptions {
     pub approve: bool,
     pub dry_run: bool,
     pub deployments_dir: Option<PathBuf>,
+    /// Answers given by the program itself (the demo's `--strategy`), by prompt id.
+    pub presets: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone)]
@@ -37,6 +39,7 @@ pub enum Command {
         force: bool,
     },
     Completions(String),
+    Demo(crate::demo::DemoOptions),
 }
 
 pub fn dispatch(common: &Common, command: &Command) -> Result<i32, Error> {
@@ -46,6 +49,7 @@ pub fn dispatch(common: &Common, command: &Command) -> Result<i32, Error> {
         Command::List => list(common, &ui),
         Command::Check { runbook, answers } => check(common, &ui, runbook, answers.as_deref()),
         Command::Init { dir, force } => init(&ui, dir, *force),
+        Command::Demo(opts) => crate::demo::run(common, opts, &ui),
         Command::Completions(script) => {
             print!("{script}");
             Ok(0)

@@ -1030,7 +1030,7 @@ fn help_has_examples_and_completions_print() {
     let out = Test::new().args(&["--help"]).run();
     out.code(0);
     assert!(
-        out.stdout.contains("Examples:\n  runbook deploy.rhai"),
+        out.stdout.contains("Examples:\n  runbook demo --unattended "),
         "{}",
         out.stdout
     );

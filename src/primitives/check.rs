@@ -24,6 +24,7 @@ const OPTIONS: &[&str] = &[
     "interval",
     "method",
     "allow_fail",
+    "quiet",
 ];
 
 #[derive(Debug, Clone)]
@@ -47,6 +48,7 @@ pub struct Spec {
     retries: u32,
     interval: Duration,
     allow_fail: bool,
+    quiet: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -121,6 +123,7 @@ fn parse(spec: &Map) -> RhaiResult<Spec> {
         retries: o.int("retries")?.unwrap_or(0).clamp(0, 1000) as u32,
         interval: o.duration("interval")?.unwrap_or(Duration::from_secs(1)),
         allow_fail: o.bool("allow_fail")?.unwrap_or(false),
+        quiet: o.bool("quiet")?.unwrap_or(false),
     })
 }
 
@@ -346,6 +349,7 @@ fn show(session: &Session, o: &Outcome) {
 fn check(session: &Session, spec: &Map) -> RhaiResult<Map> {
     let spec = parse(spec)?;
     let allow_fail = spec.allow_fail;
+    let quiet = spec.quiet;
     let name = spec.name.clone();
     let mut got: Option<Outcome> = None;
     let r = session.gate(
@@ -375,7 +379,9 @@ fn check(session: &Session, spec: &Map) -> RhaiResult<Map> {
     match (r, got) {
         (Err(e @ GateError::Fatal(_)), _) => Err(gate_error(session, e)),
         (_, Some(o)) => {
-            show(session, &o);
+            if !quiet {
+                show(session, &o);
+            }
             if !o.ok && !allow_fail {
                 return Err(fail(format!("check `{}` failed: {}", o.name, o.detail)));
             }

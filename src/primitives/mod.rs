@@ -3,6 +3,9 @@
 
 pub mod check;
 pub mod helpers;
+pub mod http;
+pub mod metrics;
+pub mod monitor;
 pub mod notify;
 pub mod prompt;
 pub mod rollback;
@@ -135,4 +138,7 @@ pub fn register(engine: &mut rhai::Engine, session: &crate::session::Shared) {
     rollback::register(engine, session);
     notify::register(engine, session);
     helpers::register(engine, session);
+    http::register(engine, session);
+    metrics::register(engine, session);
+    monitor::register(engine, session);
 }

@@ -1,6 +1,7 @@
 //! What a person sees. Colour is a value decided once (auto / always / never, NO_COLOR honoured)
 //! and passed down; nothing below asks the terminal for itself.
 
+pub mod dashboard;
 pub mod menu;
 
 use std::io::{IsTerminal, Write};

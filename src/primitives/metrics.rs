@@ -1,0 +1,113 @@
+//! `scrape(url)`: read a Prometheus text-format endpoint through the gate, parsed by the
+//! prometheus-parse crate, as an array of `#{name, labels, value}` samples (histogram buckets
+//! expanded into `<name>_bucket` samples with an `le` label).
+
+use std::time::Duration;
+
+use rhai::{Array, Map};
+use serde_json::{json, Value};
+
+use super::{fail, from_json, gate_error, Opts, RhaiResult};
+use crate::session::{GateError, Session, Shared};
+
+pub fn register(engine: &mut rhai::Engine, session: &Shared) {
+    let s = session.clone();
+    engine.register_fn("scrape", move |url: &str| scrape(&s, url, &Map::new()));
+    let s = session.clone();
+    engine.register_fn("scrape", move |url: &str, opts: Map| scrape(&s, url, &opts));
+}
+
+/// Parse Prometheus text into flat samples.
+pub fn parse_text(text: &str) -> Result<Vec<Value>, String> {
+    let lines = text.lines().map(|l| Ok(l.to_string()));
+    let scrape =
+        prometheus_parse::Scrape::parse(lines).map_err(|e| format!("not Prometheus text: {e}"))?;
+    let mut out = Vec::new();
+    for s in scrape.samples {
+        let labels: serde_json::Map<String, Value> = s
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(v)))
+            .collect();
+        match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => {
+                out.push(json!({ "name": s.metric, "labels": labels, "value": finite(v) }));
+            }
+            prometheus_parse::Value::Histogram(buckets) => {
+                for b in buckets {
+                    let mut l = labels.clone();
+                    l.insert(
+                        "le".into(),
+                        json!(if b.less_than.is_infinite() {
+                            "+Inf".to_string()
+                        } else {
+                            b.less_than.to_string()
+                        }),
+                    );
+                    out.push(json!({ "name": format!("{}_bucket", s.metric), "labels": l, "value": finite(b.count) }));
+                }
+            }
+            prometheus_parse::Value::Summary(qs) => {
+                for q in qs {
+                    let mut l = labels.clone();
+                    l.insert("quantile".into(), json!(q.quantile.to_string()));
+                    out.push(json!({ "name": s.metric, "labels": l, "value": finite(q.count) }));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn finite(v: f64) -> Value {
+    if v.is_finite() {
+        json!(v)
+    } else {
+        Value::Null
+    }
+}
+
+fn scrape(session: &Session, url: &str, opts: &Map) -> RhaiResult<Array> {
+    let o = Opts::new(opts, "scrape", &["timeout"])?;
+    let timeout = o.duration("timeout")?.unwrap_or(Duration::from_secs(5));
+    let mut samples: Option<Vec<Value>> = None;
+    let r = session.gate(
+        "scrape",
+        url,
+        json!({ "url": url }),
+        || json!({ "planned": true }),
+        || {
+            let client = session.http();
+            let u = url.to_string();
+            let text = session
+                .rt
+                .block_on(async move {
+                    let resp = client.get(&u).timeout(timeout).send().await?;
+                    let status = resp.status();
+                    let body = resp.text().await?;
+                    Ok::<_, reqwest::Error>((status, body))
+                })
+                .map_err(|e| {
+                    if e.is_timeout() {
+                        format!("scrape of {url} timed out")
+                    } else {
+                        format!("scrape of {url} failed: {e}")
+                    }
+                })?;
+            if !text.0.is_success() {
+                return Err(format!("scrape of {url} answered {}", text.0));
+            }
+            let s = parse_text(&text.1)?;
+            let n = s.len();
+            samples = Some(s);
+            Ok(json!({ "samples": n }))
+        },
+    );
+    match r {
+        Err(e @ GateError::Fatal(_)) => Err(gate_error(session, e)),
+        Err(GateError::Failed(msg)) => Err(fail(msg)),
+        Ok(_) => Ok(samples.unwrap_or_default().iter().map(from_json).collect()),
+    }
+}

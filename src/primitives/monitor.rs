@@ -1,0 +1,110 @@
+//! What monitoring shows and keeps: `dashboard(frame)` draws the Deployment Monitor block,
+//! `measurement(m)` and `verdict(v)` journal what was measured and decided (the source of
+//! monitoring-snapshot.json), and `interactive()` tells whether a person is at the terminal.
+
+use rhai::{Array, Dynamic, Map};
+use serde_json::json;
+
+use super::{fail, to_json, Opts, RhaiResult};
+use crate::session::{Session, Shared};
+use crate::ui::dashboard::{self, Frame};
+
+pub fn register(engine: &mut rhai::Engine, session: &Shared) {
+    let s = session.clone();
+    engine.register_fn("dashboard", move |frame: Map| show(&s, &frame));
+    let s = session.clone();
+    engine.register_fn("measurement", move |m: Map| {
+        let v = to_json(&Dynamic::from_map(m));
+        s.record(
+            "measurement",
+            json!({ "measurement": v, "stage": s.current_stage() }),
+        );
+    });
+    let s = session.clone();
+    engine.register_fn("verdict", move |m: Map| {
+        let v = to_json(&Dynamic::from_map(m));
+        s.record(
+            "verdict",
+            json!({ "verdict": v, "stage": s.current_stage() }),
+        );
+    });
+    let s = session.clone();
+    engine.register_fn("interactive", move || {
+        s.terminal.tty && !s.config.config.unattended
+    });
+}
+
+fn rows(v: Option<&Dynamic>, what: &str) -> RhaiResult<Vec<Array>> {
+    let Some(v) = v else { return Ok(vec![]) };
+    let arr = v
+        .read_lock::<Array>()
+        .ok_or_else(|| fail(format!("dashboard `{what}` must be an array of rows")))?;
+    arr.iter()
+        .map(|r| {
+            r.read_lock::<Array>()
+                .map(|a| a.clone())
+                .ok_or_else(|| fail(format!("each `{what}` row is an array")))
+        })
+        .collect()
+}
+
+fn show(session: &Session, frame: &Map) -> RhaiResult<()> {
+    let o = Opts::new(
+        frame,
+        "dashboard",
+        &["feature", "started", "status", "health", "business"],
+    )?;
+    let f = Frame {
+        feature: o
+            .string("feature")?
+            .unwrap_or_else(|| session.feature.clone()),
+        started: o.string("started")?.unwrap_or_default(),
+        status: o.string("status")?.unwrap_or_else(|| "In Progress".into()),
+        health: rows(o.get("health"), "health")?
+            .into_iter()
+            .map(|r| {
+                let ok = r.get(2).and_then(|d| d.as_bool().ok());
+                (
+                    r.first().map(|d| d.to_string()).unwrap_or_default(),
+                    r.get(1).map(|d| d.to_string()).unwrap_or_default(),
+                    ok,
+                )
+            })
+            .collect(),
+        business: rows(o.get("business"), "business")?
+            .into_iter()
+            .map(|r| {
+                (
+                    r.first().map(|d| d.to_string()).unwrap_or_default(),
+                    r.get(1).map(|d| d.to_string()).unwrap_or_default(),
+                )
+            })
+            .collect(),
+    };
+    let line = dashboard::line(&f);
+    session.effects.borrow_mut().log(&line);
+    if session.ui.stdout_tty
+        && session.ui.format == crate::ui::LogFormat::Text
+        && session.ui.verbosity != crate::ui::Verbosity::Quiet
+    {
+        let block = dashboard::block(&session.ui, &f);
+        let mut text = String::new();
+        if let Some((at, n)) = session.dashboard_end.get() {
+            if at == session.lines_said.get() {
+                // Nothing was printed since the last block: draw over it.
+                text.push_str(&format!("\x1b[{n}A\x1b[J"));
+            }
+        }
+        for l in &block {
+            text.push_str(&session.redact(l));
+            text.push('\n');
+        }
+        crate::ui::print_prompt(&text);
+        session
+            .dashboard_end
+            .set(Some((session.lines_said.get(), block.len())));
+    } else {
+        session.say(&line);
+    }
+    Ok(())
+}
