@@ -1030,7 +1030,8 @@ fn help_has_examples_and_completions_print() {
     let out = Test::new().args(&["--help"]).run();
     out.code(0);
     assert!(
-        out.stdout.contains("Examples:\n  runbook demo --unattended "),
+        out.stdout
+            .contains("Examples:\n  runbook demo --unattended "),
         "{}",
         out.stdout
     );
@@ -1222,4 +1223,117 @@ fn the_quickstart_example_runs_and_its_module_undo_rolls_back() {
     out.code(3);
     assert!(!out.dir.join("releases/production").exists());
     assert!(!out.dir.join("releases/staging").exists());
+}
+
+// ---------------------------------------------------------------- runbook demo: the embedded fleet
+
+fn demo(strategy: &str, bad: bool) -> support::Output {
+    // Short windows keep the suite fast; fewer requests per window keep them conclusive when the
+    // machine is busy running the other demos at the same time.
+    let mut args = vec![
+        "demo",
+        "--unattended",
+        "--strategy",
+        strategy,
+        "--set",
+        "monitoring.interval=400ms",
+        "--set",
+        "monitoring.samples=3",
+        "--set",
+        "monitoring.min_requests=5",
+    ];
+    if bad {
+        args.push("--bad-release");
+    }
+    Test::new().args(&args).run()
+}
+
+fn demo_good(strategy: &str) {
+    let out = demo(strategy, false);
+    out.code(0);
+    assert!(
+        out.stdout
+            .contains("Traffic now (measured through the router): v2 100% (200/200)"),
+        "{}",
+        out.stdout
+    );
+    let plan = out.artifact("deployment-plan.md");
+    assert!(plan.contains("- Outcome: completed"), "{plan}");
+    assert!(!out.run_dir().join("post-mortem.md").exists());
+    let snapshot: serde_json::Value =
+        serde_json::from_str(&out.artifact("monitoring-snapshot.json")).unwrap();
+    let verdicts = snapshot["verdicts"].as_array().unwrap();
+    assert!(
+        !verdicts.is_empty() && verdicts.iter().all(|v| v["verdict"] == "success"),
+        "{snapshot}"
+    );
+    assert!(
+        out.stdout.contains("- ✅ Deployed successfully"),
+        "{}",
+        out.stdout
+    );
+    assert!(out
+        .artifact("rollback-plan.md")
+        .contains("None: nothing this run did is waiting to be undone."));
+}
+
+fn demo_bad(strategy: &str) {
+    let out = demo(strategy, true);
+    out.code(3);
+    assert!(
+        out.stdout
+            .contains("Traffic now (measured through the router): v1 100% (200/200)"),
+        "{}",
+        out.stdout
+    );
+    let pm = out.artifact("post-mortem.md");
+    assert!(pm.contains("- Outcome: rolled back"), "{pm}");
+    assert!(pm.contains("rollback started: "), "{pm}");
+    assert!(pm.contains("error rate") && pm.contains("> 5.0%"), "{pm}");
+    let snapshot: serde_json::Value =
+        serde_json::from_str(&out.artifact("monitoring-snapshot.json")).unwrap();
+    assert!(
+        snapshot["verdicts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["verdict"] == "failure"),
+        "{snapshot}"
+    );
+    assert!(out
+        .artifact("rollback-plan.md")
+        .contains("None: nothing this run did is waiting to be undone."));
+}
+
+#[test]
+fn demo_canary_good_release_ends_on_the_new_version() {
+    demo_good("canary");
+}
+#[test]
+fn demo_canary_bad_release_is_detected_and_rolled_back() {
+    demo_bad("canary");
+}
+#[test]
+fn demo_blue_green_good_release_ends_on_the_new_version() {
+    demo_good("blue-green");
+}
+#[test]
+fn demo_blue_green_bad_release_switches_back() {
+    demo_bad("blue-green");
+}
+#[test]
+fn demo_rolling_good_release_replaces_every_instance() {
+    demo_good("rolling");
+}
+#[test]
+fn demo_rolling_bad_release_undoes_the_batches() {
+    demo_bad("rolling");
+}
+#[test]
+fn demo_feature_flag_good_release_ends_with_the_flag_at_100() {
+    demo_good("feature-flag");
+}
+#[test]
+fn demo_feature_flag_bad_release_turns_the_flag_off() {
+    demo_bad("feature-flag");
 }
