@@ -266,6 +266,15 @@ pub fn standing_undos(records: &[Value]) -> Vec<Value> {
                     .collect();
                 standing.retain(|u| !ids.contains(&u["undo"].as_u64().unwrap_or(0)));
             }
+            "undo.external" if r["ok"].as_bool() == Some(true) => {
+                let ids: Vec<u64> = r["undos"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_u64)
+                    .collect();
+                standing.retain(|u| !ids.contains(&u["undo"].as_u64().unwrap_or(0)));
+            }
             "effect.intent" if s(r, "kind") == "undo" => {
                 let done = r["effect"]
                     .as_u64()

@@ -32,6 +32,8 @@ pub struct Config {
     pub strategy: Option<String>,
     /// Settings of the `local` adapter (written by `runbook demo`).
     pub local: Option<LocalAdapter>,
+    /// Settings of the `script` adapter: the team's own commands, templated.
+    pub script: Option<ScriptAdapter>,
     pub rollout: Rollout,
     pub monitoring: Monitoring,
     pub triggers: Triggers,
@@ -63,6 +65,34 @@ pub struct Checks {
 pub struct LocalAdapter {
     /// The fleet's router, e.g. http://127.0.0.1:40123
     pub url: String,
+}
+
+/// Commands of the `script` adapter. Placeholders: {env} (staging, production-blue, ...),
+/// {version}, {colour}, {from}, {to}, {name}, {percent}, {action} (enable/disable).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptAdapter {
+    /// Deploy a version to an environment, e.g. "./deploy.sh {env}".
+    pub deploy: String,
+    /// A health URL (http...) or a health command, e.g. "./scripts/health-check.sh {env}".
+    pub health: Option<String>,
+    /// Smoke tests run after the staging deploy, e.g. "npm run test:smoke -- {env}".
+    pub smoke: Option<String>,
+    /// Switch traffic between colours, e.g. "./scripts/switch-traffic.sh {from}-to-{to}".
+    pub switch: Option<String>,
+    /// Send a share of traffic to a version, e.g. "./scripts/weight.sh {version} {percent}".
+    pub weight: Option<String>,
+    /// Turn a feature flag on/off or to a percentage, e.g. "./scripts/feature-flag.sh {action} {name} {percent}".
+    pub flag: Option<String>,
+    /// Remove a version from an environment; without it the old colour is kept.
+    pub remove: Option<String>,
+    /// The colour live now; the new version goes to the other one.
+    #[serde(default = "blue")]
+    pub live_colour: String,
+}
+
+fn blue() -> String {
+    "blue".into()
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

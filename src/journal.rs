@@ -41,6 +41,19 @@ impl Journal {
         })
     }
 
+    /// Open an existing journal to append to it, numbering on from its last record.
+    pub fn append_to(path: &Path, redactor: Redactor) -> Result<Journal, Error> {
+        let (records, _) = read(path)?;
+        let last = records
+            .iter()
+            .filter_map(|r| r.get("seq").and_then(Value::as_u64))
+            .max()
+            .unwrap_or(0);
+        let mut j = Journal::create(path, redactor)?;
+        j.seq = last;
+        Ok(j)
+    }
+
     /// A journal that writes nowhere (used by `runbook check`).
     pub fn none() -> Journal {
         Journal {

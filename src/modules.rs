@@ -197,3 +197,23 @@ pub fn precompile_imports(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    /// Shipped modules are imported by computed names at run time, so `runbook check` cannot
+    /// reach all of them: compile every one here.
+    #[test]
+    fn every_shipped_runbook_and_module_compiles() {
+        let mut engine = rhai::Engine::new();
+        let limits = crate::config::Limits::default();
+        engine.set_max_expr_depths(limits.expr_depth, limits.expr_depth);
+        for (name, text) in crate::embedded::STDLIB
+            .iter()
+            .chain(crate::embedded::RUNBOOKS.iter())
+        {
+            if let Err(e) = engine.compile(text) {
+                panic!("{name}: {e}");
+            }
+        }
+    }
+}

@@ -1272,9 +1272,17 @@ fn demo_good(strategy: &str) {
         "{}",
         out.stdout
     );
-    assert!(out
-        .artifact("rollback-plan.md")
-        .contains("None: nothing this run did is waiting to be undone."));
+    assert!(
+        out.stdout.contains("📣 [team] checkout v2 deployed"),
+        "{}",
+        out.stdout
+    );
+    // The old version was cleaned up; what stands is the undo that brings it back.
+    let rollback_plan = out.artifact("rollback-plan.md");
+    assert!(
+        rollback_plan.contains("1. restore v1: `stdlib/local::restore(\"v1\", 4)`"),
+        "{rollback_plan}"
+    );
 }
 
 fn demo_bad(strategy: &str) {
@@ -1336,4 +1344,161 @@ fn demo_feature_flag_good_release_ends_with_the_flag_at_100() {
 #[test]
 fn demo_feature_flag_bad_release_turns_the_flag_off() {
     demo_bad("feature-flag");
+}
+
+// ---------------------------------------------------------------- the script adapter, with a real nginx
+
+fn nginx_binary() -> String {
+    for p in ["/usr/sbin/nginx", "/usr/bin/nginx"] {
+        if std::path::Path::new(p).exists() {
+            return p.to_string();
+        }
+    }
+    panic!("nginx is not installed: .ci/run installs it with apt-get (package nginx-light)");
+}
+
+fn wait_for(url: &str, want: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let got = support::http_get(url).unwrap_or_default();
+        if got.trim() == want || std::time::Instant::now() > deadline {
+            return got.trim().to_string();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn script_adapter_blue_green_behind_a_real_nginx_then_rolled_back_from_the_journal() {
+    let nginx = nginx_binary();
+    let t = Test::new();
+    let dir = t.path().to_path_buf();
+    let blue = support::start_app(dir.join("blue"));
+    let green = support::start_app(dir.join("green"));
+    let staging = support::start_app(dir.join("staging"));
+    std::fs::write(dir.join("blue/version"), "v1\n").unwrap();
+    let port = support::free_port();
+    std::fs::create_dir_all(dir.join("tmp")).unwrap();
+    std::fs::write(
+        dir.join("upstream.conf"),
+        format!("upstream app {{ server 127.0.0.1:{blue}; }}\n"),
+    )
+    .unwrap();
+    let user = if unsafe { libc::geteuid() } == 0 {
+        "user root;\n"
+    } else {
+        ""
+    };
+    let d = dir.display();
+    std::fs::write(
+        dir.join("nginx.conf"),
+        format!(
+            "{user}worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{ worker_connections 64; }}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {d}/tmp; proxy_temp_path {d}/tmp; fastcgi_temp_path {d}/tmp; uwsgi_temp_path {d}/tmp; scgi_temp_path {d}/tmp;\n\
+             include {d}/upstream.conf;\n  server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://app; }} }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    let server = std::process::Command::new(&nginx)
+        .args(["-c", &format!("{d}/nginx.conf"), "-p", &format!("{d}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start nginx");
+    // SIGTERM is nginx's fast shutdown: the master stops its workers before it exits.
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            unsafe {
+                libc::kill(self.0.id() as i32, libc::SIGTERM);
+            }
+            let _ = self.0.wait();
+        }
+    }
+    let _guard = Stop(server);
+    let front = format!("http://127.0.0.1:{port}/");
+    assert_eq!(
+        wait_for(&front, "v1"),
+        "v1",
+        "nginx serves blue before the deploy"
+    );
+
+    // The seed's scripts, written by the team: deploy writes the version, switch rewrites
+    // nginx's upstream and reloads it, the health check asks the colour's instance.
+    std::fs::create_dir_all(dir.join("scripts")).unwrap();
+    let script = |name: &str, body: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, format!("#!/bin/sh\nset -e\ncd {d}\n{body}\n")).unwrap();
+        std::os::unix::fs::PermissionsExt::set_mode(
+            &mut std::fs::metadata(&p).unwrap().permissions(),
+            0o755,
+        );
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    };
+    script("deploy.sh", "case \"$1\" in staging) echo v2 > staging/version ;; production-green) echo v2 > green/version ;; production-blue) echo v1 > blue/version ;; *) echo \"unknown env $1\" >&2; exit 2 ;; esac");
+    script(
+        "scripts/switch-traffic.sh",
+        &format!(
+            "case \"$1\" in blue-to-green) p={green} ;; green-to-blue) p={blue} ;; *) exit 2 ;; esac\n\
+             echo \"upstream app {{ server 127.0.0.1:$p; }}\" > upstream.conf\n{nginx} -s reload -c {d}/nginx.conf -p {d}\nsleep 0.3"
+        ),
+    );
+    script(
+        "scripts/health-check.sh",
+        &format!("case \"$1\" in staging) p={staging} ;; production-green) p={green} ;; production-blue) p={blue} ;; esac\ncurl -fsS http://127.0.0.1:$p/health"),
+    );
+    let config = "adapter: script\nfeature: shop\nversion: v2\ncurrent_version: v1\n\
+                  script:\n  deploy: ./deploy.sh {env}\n  health: ./scripts/health-check.sh {env}\n  switch: ./scripts/switch-traffic.sh {from}-to-{to}\n\
+                  monitoring:\n  interval: 200ms\n  samples: 2\n";
+    let t = t
+        .file("runbook.yaml", config)
+        .file("answers.yaml", "strategy: blue-green\n");
+    let out = t
+        .args(&["deploy", "--answers", "answers.yaml", "--yes", "--approve"])
+        .run();
+    out.code(0);
+    assert!(
+        out.stdout
+            .contains("$ switch: ./scripts/switch-traffic.sh blue-to-green"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("No metrics source (monitoring.metrics_url): judging by health checks only"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        wait_for(&front, "v2"),
+        "v2",
+        "nginx serves green after the deploy"
+    );
+    assert!(
+        out.stdout
+            .contains("v1 stays in place for an instant switch-back"),
+        "{}",
+        out.stdout
+    );
+
+    // Later, another process rolls the deployment back from its journal.
+    let again = out.again().args(&["rollback", "--yes"]).run();
+    again.code(3);
+    assert!(
+        again.stdout.contains("↩ switch traffic back to v1"),
+        "{}",
+        again.stdout
+    );
+    assert!(
+        again
+            .stdout
+            .contains("$ switch: ./scripts/switch-traffic.sh green-to-blue"),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(
+        wait_for(&front, "v1"),
+        "v1",
+        "nginx serves blue after the rollback"
+    );
 }

@@ -69,6 +69,7 @@ pub fn run(common: &Common, opts: &DemoOptions, ui: &Ui) -> Result<i32, Error> {
         "feature=checkout".into(),
         format!("version={NEW}"),
         format!("current_version={CURRENT}"),
+        "notify.team.type=stdout".into(),
     ];
     if unattended {
         sets.push("unattended=true".into());

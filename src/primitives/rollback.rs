@@ -41,6 +41,34 @@ pub fn register(engine: &mut rhai::Engine, session: &Shared) {
         (before - s.undo.borrow().len()) as i64
     });
     let s = session.clone();
+    engine.register_fn("deployments", move || -> Array {
+        deployments(&s)
+            .into_iter()
+            .map(|d| Dynamic::from(d.display().to_string()))
+            .collect()
+    });
+    let s = session.clone();
+    engine.register_fn("standing_undos", move |dir: &str| -> RhaiResult<Array> {
+        let undos = load_standing(dir)?;
+        let _ = &s;
+        Ok(undos
+            .into_iter()
+            .map(|u| {
+                let mut m = Map::new();
+                m.insert("label".into(), Dynamic::from(u.label));
+                m.insert("action".into(), Dynamic::from(u.action.describe()));
+                Dynamic::from_map(m)
+            })
+            .collect())
+    });
+    let s = session.clone();
+    engine.register_fn(
+        "rollback_deployment",
+        move |ctx: NativeCallContext, dir: &str, reason: &str| -> RhaiResult<()> {
+            rollback_deployment(&s, ctx.engine(), dir, reason)
+        },
+    );
+    let s = session.clone();
     engine.register_fn("rollback_stack", move || -> Array {
         s.undo
             .borrow()
@@ -119,4 +147,105 @@ fn on_rollback(session: &Session, label: &str, action: Dynamic) -> RhaiResult<()
         undo.action.describe()
     ));
     Ok(())
+}
+
+/// Run directories under the deployments directory, oldest first (dry-runs left out).
+pub fn deployments(session: &Session) -> Vec<std::path::PathBuf> {
+    let cfg = &session.config;
+    let root = cfg
+        .config
+        .deployments_dir
+        .as_ref()
+        .map(|d| cfg.base_dir().join(d))
+        .unwrap_or_else(|| std::path::PathBuf::from("deployments"));
+    let mine = session.run_dir.borrow().clone();
+    let mut dirs: Vec<(std::time::SystemTime, std::path::PathBuf)> = std::fs::read_dir(&root)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.join(crate::journal::FILE_NAME).is_file())
+        .filter(|p| !p.to_string_lossy().ends_with("-dry-run"))
+        .filter(|p| Some(p) != mine.as_ref())
+        .map(|p| {
+            let t = std::fs::metadata(p.join(crate::journal::FILE_NAME))
+                .and_then(|m| m.created().or_else(|_| m.modified()))
+                .unwrap_or(std::time::UNIX_EPOCH);
+            (t, p)
+        })
+        .collect();
+    dirs.sort();
+    dirs.into_iter().map(|(_, p)| p).collect()
+}
+
+fn load_standing(dir: &str) -> RhaiResult<Vec<crate::undo::Undo>> {
+    let path = std::path::Path::new(dir).join(crate::journal::FILE_NAME);
+    let (records, _) = crate::journal::read(&path).map_err(|e| fail(e.summary()))?;
+    let mut out = Vec::new();
+    for r in crate::artifacts::standing_undos(&records).into_iter().rev() {
+        let action: Action = serde_json::from_value(r["action"].clone()).map_err(|e| {
+            fail(format!(
+                "{}: an undo record is not readable: {e}",
+                path.display()
+            ))
+        })?;
+        out.push(crate::undo::Undo {
+            id: r["undo"].as_u64().unwrap_or(0),
+            label: r["label"].as_str().unwrap_or("").to_string(),
+            action,
+        });
+    }
+    Ok(out)
+}
+
+/// Carry out another run's standing undos (last registered first), record it in both journals,
+/// and end this run: exit 3 when every undo succeeded.
+fn rollback_deployment(
+    session: &Session,
+    engine: &rhai::Engine,
+    dir: &str,
+    reason: &str,
+) -> RhaiResult<()> {
+    let undos = load_standing(dir)?;
+    let ids: Vec<u64> = undos.iter().map(|u| u.id).collect();
+    session.record(
+        "rollback.target",
+        json!({ "deployment": dir, "undos": ids }),
+    );
+    *session.undo.borrow_mut() = undos;
+    let report = crate::undo::rollback(session, engine, reason);
+    let done: Vec<u64> = report
+        .steps
+        .iter()
+        .filter(|s| s.error.is_none())
+        .map(|s| s.undo.id)
+        .collect();
+    let path = std::path::Path::new(dir).join(crate::journal::FILE_NAME);
+    let redactor = session.effects.borrow().redactor().clone();
+    let by_run = session
+        .run_dir
+        .borrow()
+        .as_ref()
+        .map(|d| d.display().to_string())
+        .unwrap_or_default();
+    match crate::journal::Journal::append_to(&path, redactor.clone()) {
+        Ok(mut j) => {
+            let _ = j.write(
+                "undo.external",
+                json!({ "undos": done, "ok": report.ok(), "reason": reason, "by_run": by_run }),
+            );
+            if let Err(e) = crate::artifacts::render(std::path::Path::new(dir), &redactor) {
+                session.warn(&e.summary());
+            }
+        }
+        Err(e) => session.warn(&format!(
+            "could not record the rollback in {}: {}",
+            path.display(),
+            e.summary()
+        )),
+    }
+    Err(session.stop(Stop::RolledBack {
+        ok: report.ok(),
+        reason: reason.to_string(),
+    }))
 }

@@ -93,6 +93,15 @@ impl Test {
 }
 
 impl Output {
+    /// Another run in the same directory.
+    pub fn again(self) -> Test {
+        Test {
+            dir: self._temp,
+            args: Vec::new(),
+            env: Vec::new(),
+        }
+    }
+
     #[track_caller]
     pub fn code(&self, want: i32) -> &Output {
         assert_eq!(
@@ -194,4 +203,71 @@ impl Server {
     pub fn bodies(&self) -> Vec<(String, String)> {
         self.requests.lock().unwrap().clone()
     }
+}
+
+/// A stand-in application instance on loopback: `/health` answers "ok", anything else answers
+/// with the contents of `<dir>/version` (what a deploy script last wrote there).
+pub fn start_app(dir: PathBuf) -> u16 {
+    std::fs::create_dir_all(&dir).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let dir = dir.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut first = String::new();
+                let _ = reader.read_line(&mut first);
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                        break;
+                    }
+                }
+                let path = first.split_whitespace().nth(1).unwrap_or("/");
+                let body = if path == "/health" {
+                    "ok\n".to_string()
+                } else {
+                    std::fs::read_to_string(dir.join("version"))
+                        .unwrap_or_else(|_| "nothing deployed\n".into())
+                };
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            });
+        }
+    });
+    port
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// GET a URL with a minimal client (the tests check what answers, not how).
+pub fn http_get(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("http://")?;
+    let (host, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .unwrap_or((rest, "/".into()));
+    let mut s = std::net::TcpStream::connect(host).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
 }
