@@ -34,6 +34,8 @@ pub struct Config {
     pub local: Option<LocalAdapter>,
     /// Settings of the `script` adapter: the team's own commands, templated.
     pub script: Option<ScriptAdapter>,
+    /// Settings of the `kubernetes` adapter.
+    pub kubernetes: KubernetesAdapter,
     pub rollout: Rollout,
     pub monitoring: Monitoring,
     pub triggers: Triggers,
@@ -89,6 +91,45 @@ pub struct ScriptAdapter {
     /// The colour live now; the new version goes to the other one.
     #[serde(default = "blue")]
     pub live_colour: String,
+}
+
+/// The `kubernetes` adapter: kubectl apply of a manifest directory per environment, rollout
+/// status, Istio VirtualService weights for canary, a Service selector switch for blue-green.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KubernetesAdapter {
+    /// Directory with one manifest directory per environment: staging/, canary/, production/,
+    /// production-blue/, production-green/.
+    pub manifests: String,
+    pub namespace: Option<String>,
+    pub context: Option<String>,
+    /// The Deployment's base name: staging is <name>-staging, the canary <name>-canary, the
+    /// colours <name>-blue and <name>-green, stable <name>.
+    pub deployment: String,
+    /// The Service whose selector blue-green switches (selector key `color`).
+    pub service: String,
+    /// The Istio VirtualService whose route weights canary sets (subsets `stable` and `canary`).
+    pub virtualservice: String,
+    /// The destination host in the VirtualService routes [default: the service].
+    pub host: Option<String>,
+    pub rollout_timeout: String,
+    pub live_colour: String,
+}
+
+impl Default for KubernetesAdapter {
+    fn default() -> Self {
+        KubernetesAdapter {
+            manifests: "k8s".into(),
+            namespace: None,
+            context: None,
+            deployment: "app".into(),
+            service: "app".into(),
+            virtualservice: "app".into(),
+            host: None,
+            rollout_timeout: "5m".into(),
+            live_colour: "blue".into(),
+        }
+    }
 }
 
 fn blue() -> String {

@@ -1502,3 +1502,119 @@ fn script_adapter_blue_green_behind_a_real_nginx_then_rolled_back_from_the_journ
         "nginx serves blue after the rollback"
     );
 }
+
+// ---------------------------------------------------------------- the kubernetes adapter, with a recording kubectl
+
+const FAKE_KUBECTL: &str = r#"#!/bin/sh
+# No cluster runs here: this kubectl records its arguments and answers like a healthy cluster,
+# except that the canary's rollout status fails after FAIL_CANARY_AFTER successes.
+echo "$*" >> "$KUBECTL_LOG"
+case "$*" in
+  *"rollout status deployment/app-canary "*)
+    n=$(cat "$KUBECTL_LOG.canary" 2>/dev/null || echo 0); n=$((n+1)); echo $n > "$KUBECTL_LOG.canary"
+    if [ -n "$FAIL_CANARY_AFTER" ] && [ "$n" -gt "$FAIL_CANARY_AFTER" ]; then
+      echo 'error: deployment "app-canary" exceeded its progress deadline' >&2; exit 1
+    fi
+    echo 'deployment "app-canary" successfully rolled out' ;;
+  *"rollout status"*) echo "successfully rolled out" ;;
+  *) echo "ok" ;;
+esac
+"#;
+
+fn kube_test(fail_after: Option<u32>) -> (support::Output, Vec<String>) {
+    let t = Test::new();
+    let dir = t.path().to_path_buf();
+    std::fs::create_dir_all(dir.join("bin")).unwrap();
+    std::fs::write(dir.join("bin/kubectl"), FAKE_KUBECTL).unwrap();
+    std::fs::set_permissions(
+        dir.join("bin/kubectl"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let path = format!(
+        "{}/bin:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut t = t
+        .file(
+            "runbook.yaml",
+            "adapter: kubernetes\nfeature: checkout\nversion: v2\ncurrent_version: v1\nmonitoring:\n  interval: 50ms\n  samples: 2\n",
+        )
+        .file("answers.yaml", "strategy: canary\n")
+        .env("PATH", &path)
+        .env("KUBECTL_LOG", &format!("{}/kubectl.log", dir.display()));
+    if let Some(n) = fail_after {
+        t = t.env("FAIL_CANARY_AFTER", &n.to_string());
+    }
+    let out = t
+        .args(&["deploy", "--answers", "answers.yaml", "--yes", "--approve"])
+        .run();
+    let log = std::fs::read_to_string(dir.join("kubectl.log")).unwrap_or_default();
+    (out, log.lines().map(str::to_string).collect())
+}
+
+fn weights(stable: u32, canary: u32) -> String {
+    format!(
+        r#"patch virtualservice app --type merge -p {{"spec":{{"http":[{{"route":[{{"destination":{{"host":"app","subset":"stable"}},"weight":{stable}}},{{"destination":{{"host":"app","subset":"canary"}},"weight":{canary}}}]}}]}}}}"#
+    )
+}
+
+#[test]
+fn kubernetes_canary_applies_steps_weights_and_promotes_with_exact_commands() {
+    let (out, log) = kube_test(None);
+    out.code(0);
+    let status = |d: &str| format!("rollout status deployment/{d} --timeout=60s");
+    let mut want: Vec<String> = vec![
+        "apply -f k8s/staging/".into(),
+        "rollout status deployment/app-staging --timeout=5m".into(),
+        status("app-staging"),
+        "apply -f k8s/canary/".into(),
+        "rollout status deployment/app-canary --timeout=5m".into(),
+        weights(95, 5),
+    ];
+    for (s, c) in [(75, 25), (50, 50), (0, 100)] {
+        want.extend([status("app-canary"), status("app-canary")]);
+        want.push(weights(s, c));
+    }
+    want.extend([status("app-canary"), status("app-canary")]);
+    want.extend([
+        "apply -f k8s/production/".into(),
+        "rollout status deployment/app --timeout=5m".into(),
+        weights(100, 0),
+        "delete -f k8s/canary/".into(),
+        status("app"),
+        "delete -f k8s/staging/".into(),
+    ]);
+    assert_eq!(log, want, "\n{}", out.stdout);
+    let plan = out.artifact("rollback-plan.md");
+    assert!(
+        plan.contains("1. undo the rollout of app: `stdlib/kubernetes::undo_rollout()`"),
+        "{plan}"
+    );
+}
+
+#[test]
+fn kubernetes_canary_failing_its_rollout_is_rolled_back_with_the_seed_commands() {
+    // The canary's rollout fails after the third status check (during the 25% window).
+    let (out, log) = kube_test(Some(3));
+    out.code(3);
+    let tail: Vec<&str> = log.iter().rev().take(3).rev().map(String::as_str).collect();
+    assert_eq!(
+        tail,
+        vec![
+            weights(100, 0).as_str(),
+            "delete -f k8s/canary/",
+            "delete -f k8s/staging/"
+        ],
+        "{log:#?}"
+    );
+    assert!(log.contains(&weights(75, 25)), "{log:#?}");
+    assert!(!log.contains(&weights(50, 50)), "{log:#?}");
+    assert!(
+        out.artifact("post-mortem.md")
+            .contains("failed health check"),
+        "{}",
+        out.artifact("post-mortem.md")
+    );
+}
