@@ -1280,7 +1280,7 @@ fn demo_good(strategy: &str) {
     // The old version was cleaned up; what stands is the undo that brings it back.
     let rollback_plan = out.artifact("rollback-plan.md");
     assert!(
-        rollback_plan.contains("1. restore v1: `stdlib/local::restore(\"v1\", 4)`"),
+        rollback_plan.contains("1. restore v1: `local::restore(\"v1\", 4)`"),
         "{rollback_plan}"
     );
 }
