@@ -1381,7 +1381,7 @@ fn script_adapter_blue_green_behind_a_real_nginx_then_rolled_back_from_the_journ
     std::fs::create_dir_all(dir.join("tmp")).unwrap();
     std::fs::write(
         dir.join("upstream.conf"),
-        format!("upstream app {{ server 127.0.0.1:{blue}; }}\n"),
+        format!("upstream shop {{ server 127.0.0.1:{blue}; }}\n"),
     )
     .unwrap();
     let user = if unsafe { libc::geteuid() } == 0 {
@@ -1395,7 +1395,7 @@ fn script_adapter_blue_green_behind_a_real_nginx_then_rolled_back_from_the_journ
         format!(
             "{user}worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{ worker_connections 64; }}\n\
              http {{\n  access_log off;\n  client_body_temp_path {d}/tmp; proxy_temp_path {d}/tmp; fastcgi_temp_path {d}/tmp; uwsgi_temp_path {d}/tmp; scgi_temp_path {d}/tmp;\n\
-             include {d}/upstream.conf;\n  server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://app; }} }}\n}}\n"
+             include {d}/upstream.conf;\n  server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://shop; }} }}\n}}\n"
         ),
     )
     .unwrap();
@@ -1423,38 +1423,57 @@ fn script_adapter_blue_green_behind_a_real_nginx_then_rolled_back_from_the_journ
         "nginx serves blue before the deploy"
     );
 
-    // The seed's scripts, written by the team: deploy writes the version, switch rewrites
-    // nginx's upstream and reloads it, the health check asks the colour's instance.
-    std::fs::create_dir_all(dir.join("scripts")).unwrap();
-    let script = |name: &str, body: &str| {
-        let p = dir.join(name);
-        std::fs::write(&p, format!("#!/bin/sh\nset -e\ncd {d}\n{body}\n")).unwrap();
-        std::os::unix::fs::PermissionsExt::set_mode(
-            &mut std::fs::metadata(&p).unwrap().permissions(),
-            0o755,
-        );
-        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    };
-    script("deploy.sh", "case \"$1\" in staging) echo v2 > staging/version ;; production-green) echo v2 > green/version ;; production-blue) echo v1 > blue/version ;; *) echo \"unknown env $1\" >&2; exit 2 ;; esac");
-    script(
+    // The example team's own scripts and runbook (examples/blue-green-nginx): deploy writes the
+    // version an instance serves, switch rewrites nginx's upstream and reloads it, the health
+    // check asks the colour's instance.
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/blue-green-nginx");
+    let mut t = t;
+    for f in [
+        "runbook.yaml",
+        "answers.yaml",
+        "deploy.sh",
         "scripts/switch-traffic.sh",
-        &format!(
-            "case \"$1\" in blue-to-green) p={green} ;; green-to-blue) p={blue} ;; *) exit 2 ;; esac\n\
-             echo \"upstream app {{ server 127.0.0.1:$p; }}\" > upstream.conf\n{nginx} -s reload -c {d}/nginx.conf -p {d}\nsleep 0.3"
-        ),
-    );
-    script(
         "scripts/health-check.sh",
-        &format!("case \"$1\" in staging) p={staging} ;; production-green) p={green} ;; production-blue) p={blue} ;; esac\ncurl -fsS http://127.0.0.1:$p/health"),
+        "runbooks/deploy.rhai",
+    ] {
+        t = t.file(f, &std::fs::read_to_string(example.join(f)).unwrap());
+        if f.ends_with(".sh") {
+            std::fs::set_permissions(
+                dir.join(f),
+                std::os::unix::fs::PermissionsExt::from_mode(0o755),
+            )
+            .unwrap();
+        }
+    }
+    std::fs::create_dir_all(dir.join("apps")).unwrap();
+    for c in ["blue", "green", "staging"] {
+        std::os::unix::fs::symlink(dir.join(c), dir.join("apps").join(c)).unwrap();
+    }
+    let nginx_dir = dir.clone();
+    let path = format!(
+        "{}:/usr/sbin:/sbin:{}",
+        std::path::Path::new(&nginx).parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
     );
-    let config = "adapter: script\nfeature: shop\nversion: v2\ncurrent_version: v1\n\
-                  script:\n  deploy: ./deploy.sh {env}\n  health: ./scripts/health-check.sh {env}\n  switch: ./scripts/switch-traffic.sh {from}-to-{to}\n\
-                  monitoring:\n  interval: 200ms\n  samples: 2\n";
     let t = t
-        .file("runbook.yaml", config)
-        .file("answers.yaml", "strategy: blue-green\n");
+        .env("PATH", &path)
+        .env("BLUE_PORT", &blue.to_string())
+        .env("GREEN_PORT", &green.to_string())
+        .env("STAGING_PORT", &staging.to_string())
+        .env("NGINX_DIR", &nginx_dir.display().to_string())
+        .env("RELEASE", "v2");
     let out = t
-        .args(&["deploy", "--answers", "answers.yaml", "--yes", "--approve"])
+        .args(&[
+            "deploy",
+            "--answers",
+            "answers.yaml",
+            "--approve",
+            "--set",
+            "monitoring.interval=200ms",
+            "--set",
+            "monitoring.samples=2",
+        ])
         .run();
     out.code(0);
     assert!(
@@ -1480,9 +1499,22 @@ fn script_adapter_blue_green_behind_a_real_nginx_then_rolled_back_from_the_journ
         "{}",
         out.stdout
     );
+    // The team's override of one step ran: its release notes entry.
+    let notes = std::fs::read_to_string(dir.join("RELEASE_NOTES.md")).unwrap();
+    assert!(
+        notes.contains(": shop v2 (Blue-Green Deployment)"),
+        "{notes}"
+    );
 
     // Later, another process rolls the deployment back from its journal.
-    let again = out.again().args(&["rollback", "--yes"]).run();
+    let again = out
+        .again()
+        .env("PATH", &path)
+        .env("BLUE_PORT", &blue.to_string())
+        .env("GREEN_PORT", &green.to_string())
+        .env("NGINX_DIR", &nginx_dir.display().to_string())
+        .args(&["rollback", "--yes"])
+        .run();
     again.code(3);
     assert!(
         again.stdout.contains("↩ switch traffic back to v1"),
@@ -1616,5 +1648,104 @@ fn kubernetes_canary_failing_its_rollout_is_rolled_back_with_the_seed_commands()
             .contains("failed health check"),
         "{}",
         out.artifact("post-mortem.md")
+    );
+}
+
+#[test]
+fn a_team_runbook_shadows_the_shipped_one_and_overrides_one_stage() {
+    // examples/canary-kubernetes, copied as a team would have it, with the recording kubectl.
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/canary-kubernetes");
+    let mut t = Test::new();
+    let dir = t.path().to_path_buf();
+    for f in [
+        "runbook.yaml",
+        "answers.yaml",
+        "runbooks/deploy.rhai",
+        "scripts/smoke.sh",
+        "scripts/unit-tests.sh",
+        "scripts/build.sh",
+        "k8s/staging/deployment.yaml",
+        "k8s/canary/deployment.yaml",
+        "k8s/production/deployment.yaml",
+    ] {
+        t = t.file(f, &std::fs::read_to_string(example.join(f)).unwrap());
+        if f.ends_with(".sh") {
+            std::fs::set_permissions(
+                dir.join(f),
+                std::os::unix::fs::PermissionsExt::from_mode(0o755),
+            )
+            .unwrap();
+        }
+    }
+    std::fs::create_dir_all(dir.join("bin")).unwrap();
+    std::fs::write(dir.join("bin/kubectl"), FAKE_KUBECTL).unwrap();
+    std::fs::set_permissions(
+        dir.join("bin/kubectl"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let path = format!(
+        "{}/bin:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let list = Test::new()
+        .file("runbooks/deploy.rhai", "// x\n")
+        .args(&["list"])
+        .run();
+    assert!(
+        list.stdout
+            .contains("deploy     runbooks/deploy.rhai (shadows shipped)"),
+        "{}",
+        list.stdout
+    );
+    let out = t
+        .env("PATH", &path)
+        .env("KUBECTL_LOG", &format!("{}/kubectl.log", dir.display()))
+        .args(&[
+            "deploy",
+            "--answers",
+            "answers.yaml",
+            "--approve",
+            "--set",
+            "monitoring.interval=50ms",
+            "--set",
+            "monitoring.samples=2",
+        ])
+        .run();
+    out.code(0);
+    assert!(
+        out.stdout.contains("▶ runbooks/deploy.rhai"),
+        "the team's runbook runs, not the shipped one:\n{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("━━ Stage 1: Staging Deployment (checkout smoke suite)"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("smoke suite: staging 2.4.0: cart, checkout, payment paths"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("unit tests: 412 passed"),
+        "{}",
+        out.stdout
+    );
+    let log = std::fs::read_to_string(dir.join("kubectl.log")).unwrap();
+    assert!(log.starts_with("-n shop apply -f k8s/staging/\n-n shop rollout status deployment/checkout-staging --timeout=5m\n-n shop apply -f k8s/canary/\n"), "{log}");
+    assert!(
+        log.contains("-n shop patch virtualservice checkout --type merge -p"),
+        "{log}"
+    );
+    assert!(
+        std::fs::read_to_string(dir.join("deployments/notifications.jsonl"))
+            .unwrap()
+            .contains("checkout 2.4.0 deployed with Canary Release")
     );
 }

@@ -1,0 +1,2 @@
+#!/bin/sh
+echo "build: checkout 2.4.0 image built"
