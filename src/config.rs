@@ -42,6 +42,8 @@ pub struct Config {
     pub rolling: RollingCfg,
     /// Run without asking: the rollout schedule replaces the Stage 4 menu.
     pub unattended: bool,
+    /// Files the post-deployment step appends an entry to.
+    pub documentation: Documentation,
     pub limits: Limits,
     pub commands: Commands,
     pub secrets: Secrets,
@@ -67,6 +69,15 @@ pub struct Checks {
 pub struct LocalAdapter {
     /// The fleet's router, e.g. http://127.0.0.1:40123
     pub url: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Documentation {
+    /// e.g. CHANGELOG.md: one line per deployment is appended.
+    pub changelog: Option<String>,
+    /// e.g. RELEASE_NOTES.md: one line per deployment is appended.
+    pub release_notes: Option<String>,
 }
 
 /// Commands of the `script` adapter. Placeholders: {env} (staging, production-blue, ...),

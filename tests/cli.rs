@@ -1228,6 +1228,10 @@ fn the_quickstart_example_runs_and_its_module_undo_rolls_back() {
 // ---------------------------------------------------------------- runbook demo: the embedded fleet
 
 fn demo(strategy: &str, bad: bool) -> support::Output {
+    demo_in(Test::new(), strategy, bad)
+}
+
+fn demo_in(t: Test, strategy: &str, bad: bool) -> support::Output {
     // Short windows keep the suite fast; fewer requests per window keep them conclusive when the
     // machine is busy running the other demos at the same time.
     let mut args = vec![
@@ -1245,7 +1249,7 @@ fn demo(strategy: &str, bad: bool) -> support::Output {
     if bad {
         args.push("--bad-release");
     }
-    Test::new().args(&args).run()
+    t.args(&args).run()
 }
 
 fn demo_good(strategy: &str) {
@@ -1316,6 +1320,21 @@ fn demo_bad(strategy: &str) {
 #[test]
 fn demo_canary_good_release_ends_on_the_new_version() {
     demo_good("canary");
+}
+
+#[test]
+fn demo_appends_to_the_changelog_the_team_names() {
+    let t = Test::new().file(
+        "runbook.yaml",
+        "documentation:\n  changelog: CHANGELOG.md\n",
+    );
+    let out = demo_in(t, "blue-green", false);
+    out.code(0);
+    let log = std::fs::read_to_string(out.dir.join("CHANGELOG.md")).unwrap();
+    assert!(
+        log.ends_with(": checkout v2 deployed (Blue-Green Deployment)\n"),
+        "{log}"
+    );
 }
 #[test]
 fn demo_canary_bad_release_is_detected_and_rolled_back() {
@@ -1748,4 +1767,59 @@ fn a_team_runbook_shadows_the_shipped_one_and_overrides_one_stage() {
             .unwrap()
             .contains("checkout 2.4.0 deployed with Canary Release")
     );
+}
+
+#[test]
+fn the_incident_runbook_rolls_back_the_last_deployment_and_writes_the_report() {
+    let first = Test::new()
+        .file(
+            "runbook.yaml",
+            "feature: search\nnotify:\n  oncall: { type: file, path: oncall.jsonl }\n",
+        )
+        .script("sh(\"touch released\");\non_rollback(\"unrelease\", \"rm released\");\n")
+        .run();
+    first.code(0);
+    assert!(first.dir.join("released").exists());
+    let out = first
+        .again()
+        .file(
+            "answers.yaml",
+            "incident-title: search returns 500s\nuser-impact: 30\nrollback-last-deployment: yes\nroot-cause: a bad index\nremediation: rolled back\nprevention: canary the index build\n",
+        )
+        .args(&["incident", "--answers", "answers.yaml", "--yes"])
+        .run();
+    out.code(0);
+    assert!(
+        !out.dir.join("released").exists(),
+        "the last deployment was rolled back:\n{}",
+        out.stdout
+    );
+    let reports: Vec<std::path::PathBuf> = std::fs::read_dir(out.dir.join("deployments"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("incident-report.md"))
+        .filter(|p| p.exists())
+        .collect();
+    assert_eq!(reports.len(), 1);
+    let report = std::fs::read_to_string(&reports[0]).unwrap();
+    for section in [
+        "# Incident Report - search returns 500s",
+        "## Timeline",
+        "## Root cause\n\na bad index",
+        "## Impact assessment\n\n- User impact: 30%",
+        "## Remediation steps\n\nrolled back",
+        "## Prevention measures\n\ncanary the index build",
+    ] {
+        assert!(report.contains(section), "missing {section:?} in\n{report}");
+    }
+    let opened = report.find("incident opened").unwrap();
+    let rolled = report.find("rolled back deployments/").unwrap();
+    let notified = report.find("notified oncall").unwrap();
+    assert!(opened < rolled && rolled < notified, "{report}");
+    assert!(
+        report.contains("status_page: no channel configured"),
+        "{report}"
+    );
+    assert!(std::fs::read_to_string(out.dir.join("oncall.jsonl"))
+        .unwrap()
+        .contains("[incident] search returns 500s"));
 }

@@ -2,6 +2,7 @@
 //! passes its effect through the session's gate.
 
 pub mod check;
+pub mod files;
 pub mod helpers;
 pub mod http;
 pub mod metrics;
@@ -134,6 +135,7 @@ pub fn register(engine: &mut rhai::Engine, session: &crate::session::Shared) {
     shell::register(engine, session);
     prompt::register(engine, session);
     check::register(engine, session);
+    files::register(engine, session);
     stage::register(engine, session);
     rollback::register(engine, session);
     notify::register(engine, session);

@@ -69,6 +69,13 @@ pub fn register(engine: &mut rhai::Engine, session: &Shared) {
         },
     );
     let s = session.clone();
+    engine.register_fn(
+        "undo_deployment",
+        move |ctx: NativeCallContext, dir: &str, reason: &str| -> RhaiResult<bool> {
+            undo_deployment(&s, ctx.engine(), dir, reason)
+        },
+    );
+    let s = session.clone();
     engine.register_fn("rollback_stack", move || -> Array {
         s.undo
             .borrow()
@@ -198,14 +205,29 @@ fn load_standing(dir: &str) -> RhaiResult<Vec<crate::undo::Undo>> {
     Ok(out)
 }
 
-/// Carry out another run's standing undos (last registered first), record it in both journals,
-/// and end this run: exit 3 when every undo succeeded.
+/// Carry out another run's standing undos and end this run: exit 3 when every undo succeeded.
 fn rollback_deployment(
     session: &Session,
     engine: &rhai::Engine,
     dir: &str,
     reason: &str,
 ) -> RhaiResult<()> {
+    let ok = undo_deployment(session, engine, dir, reason)?;
+    Err(session.stop(Stop::RolledBack {
+        ok,
+        reason: reason.to_string(),
+    }))
+}
+
+/// Carry out another run's standing undos (last registered first) and record it in both
+/// journals; the run goes on (the incident runbook writes its report after). Returns whether
+/// every undo succeeded.
+fn undo_deployment(
+    session: &Session,
+    engine: &rhai::Engine,
+    dir: &str,
+    reason: &str,
+) -> RhaiResult<bool> {
     let undos = load_standing(dir)?;
     let ids: Vec<u64> = undos.iter().map(|u| u.id).collect();
     session.record(
@@ -244,8 +266,5 @@ fn rollback_deployment(
             e.summary()
         )),
     }
-    Err(session.stop(Stop::RolledBack {
-        ok: report.ok(),
-        reason: reason.to_string(),
-    }))
+    Ok(report.ok())
 }
