@@ -1011,6 +1011,31 @@ fn init_writes_a_starter_config_that_loads() {
     assert!(cfg.contains("# notify:"));
     let check = Test::new().file("runbook.yaml", &cfg).args(&["list"]).run();
     check.code(0);
+    // Every key the starter shows, uncommented, is a valid config: the starter tells the truth.
+    let keys: String = cfg
+        .lines()
+        .filter_map(|l| l.strip_prefix("# "))
+        .filter(|l| {
+            let t = l.trim_start();
+            let key: String = t
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect();
+            !key.is_empty()
+                && t[key.len()..].starts_with(':')
+                && (t[key.len() + 1..].is_empty() || t[key.len() + 1..].starts_with(' '))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(
+        keys.contains("script:\n") && keys.contains("  deploy: ./deploy.sh {env}\n"),
+        "{keys}"
+    );
+    let full = Test::new()
+        .file("full.yaml", &keys)
+        .args(&["check", "preflight", "--config", "full.yaml"])
+        .run();
+    full.code(0);
     let second = Test::new()
         .file("runbook.yaml", "feature: x\n")
         .args(&["init"])

@@ -70,6 +70,7 @@ pub fn run(common: &Common, opts: &DemoOptions, ui: &Ui) -> Result<i32, Error> {
         format!("version={NEW}"),
         format!("current_version={CURRENT}"),
         "notify.team.type=stdout".into(),
+        "monitoring.business.Orders (all versions)=demo_orders_total".into(),
     ];
     if unattended {
         sets.push("unattended=true".into());
