@@ -99,6 +99,10 @@ pub struct ScriptAdapter {
     pub flag: Option<String>,
     /// Remove a version from an environment; without it the old colour is kept.
     pub remove: Option<String>,
+    /// Scale the live environment, e.g. "./scripts/scale.sh {env} {count}".
+    pub scale: Option<String>,
+    /// Maintenance mode on/off, e.g. "./scripts/maintenance.sh {action}" ({action}: on/off).
+    pub maintenance: Option<String>,
     /// The colour live now; the new version goes to the other one.
     #[serde(default = "blue")]
     pub live_colour: String,
@@ -231,6 +235,8 @@ impl Default for Triggers {
 pub struct RollingCfg {
     /// Instances replaced per batch.
     pub batch_size: u32,
+    /// Or a share of the instances per batch (percent); wins over `batch_size` when set.
+    pub batch_percent: Option<u32>,
     /// Failed batches tolerated before the rollout stops and is undone.
     pub failure_budget: u32,
 }
@@ -239,6 +245,7 @@ impl Default for RollingCfg {
     fn default() -> Self {
         RollingCfg {
             batch_size: 1,
+            batch_percent: None,
             failure_budget: 0,
         }
     }

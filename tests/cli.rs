@@ -1378,6 +1378,22 @@ fn demo_rolling_good_release_replaces_every_instance() {
     demo_good("rolling");
 }
 #[test]
+fn demo_rolling_by_percentage_replaces_half_the_fleet_per_batch() {
+    let t = Test::new().file("runbook.yaml", "rolling:\n  batch_percent: 50\n");
+    let out = demo_in(t, "rolling", false);
+    out.code(0);
+    let snapshot: serde_json::Value =
+        serde_json::from_str(&out.artifact("monitoring-snapshot.json")).unwrap();
+    let windows: Vec<&str> = snapshot["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["window"].as_str().unwrap())
+        .collect();
+    assert_eq!(windows, vec!["batch 1/2", "batch 2/2"], "{snapshot}");
+}
+
+#[test]
 fn demo_rolling_bad_release_undoes_the_batches() {
     demo_bad("rolling");
 }
