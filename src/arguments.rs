@@ -128,6 +128,18 @@ enum Sub {
         #[arg(long, value_name = "DIR")]
         deployments_dir: Option<PathBuf>,
     },
+    /// The runbook primitives at a prompt, for incidents: attach to a deployment, roll it back, keep a record
+    #[command(
+        after_help = "Examples:\n  runbook repl --last                     attach to the newest deployment\n  runbook repl --deployment deployments/2026-11-27-checkout\n  echo 'status()' | runbook repl --last   commands from a pipe work too\n\nAt the prompt: :help, :vars, :history, :load FILE, :status, :quit.\nincident(title, severity) starts the record; resolve() writes incident-report.md."
+    )]
+    Repl {
+        /// Attach to this run directory
+        #[arg(long, value_name = "DIR", conflicts_with = "last")]
+        deployment: Option<PathBuf>,
+        /// Attach to the newest deployment
+        #[arg(long)]
+        last: bool,
+    },
     /// List the runbooks found, where each comes from, and what it does
     #[command(after_help = "Examples:\n  runbook list\n  runbook list --config ops/runbook.yaml")]
     List,
@@ -216,6 +228,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Common, Comman
     let command = match (cli.command, cli.runbook) {
         (Some(Sub::Run { runbook, run }), _) => Command::Run(run.into_options(runbook)),
         (Some(Sub::List), _) => Command::List,
+        (Some(Sub::Repl { deployment, last }), _) => {
+            Command::Repl(crate::repl::ReplOptions { deployment, last })
+        }
         (
             Some(Sub::Demo {
                 strategy,

@@ -221,7 +221,8 @@ fn identifiers(text: &str) -> Vec<String> {
     out
 }
 
-fn fn_names(text: &str) -> Vec<String> {
+/// The names of the functions a Rhai source defines (for suggestions and completion).
+pub fn fn_names(text: &str) -> Vec<String> {
     text.split("fn ")
         .skip(1)
         .filter_map(|rest| rest.split('(').next())

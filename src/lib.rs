@@ -15,6 +15,7 @@ pub mod journal;
 pub mod modules;
 pub mod primitives;
 pub mod process;
+pub mod repl;
 pub mod runbooks;
 pub mod runner;
 pub mod secrets;

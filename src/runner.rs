@@ -58,8 +58,6 @@ pub fn prepare(
     answers.yes = yes;
     answers.approve = approve;
 
-    let runtime = runtime()?;
-    let interrupt: Arc<Interrupt> = Interrupt::install(&runtime);
     let feature = loaded.config.feature.clone().unwrap_or_else(|| {
         found
             .shown
@@ -69,29 +67,22 @@ pub fn prepare(
             .trim_end_matches(".rhai")
             .to_string()
     });
-    let redactor = Redactor::from_config(&loaded.config);
-    let effects = Effects::new(Journal::none(), None, redactor, dry_run)?;
     let base = found
         .path
         .as_ref()
         .and_then(|p| p.parent().map(Path::to_path_buf))
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or_else(|| PathBuf::from("."));
-    let session = Session::new(SessionParts {
-        ui: ui.clone(),
-        config: loaded,
-        rt: runtime.handle().clone(),
-        interrupt,
-        effects,
-        answers,
-        feature,
-        script: found
-            .path
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(&found.shown)),
-    });
-    let sources = Sources::default();
-    let engine = crate::engine::build(&session, &sources, base.clone());
+    let script = found
+        .path
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&found.shown));
+    let Built {
+        session,
+        engine,
+        sources,
+        runtime,
+    } = build(ui, loaded, answers, feature, script, base.clone(), dry_run)?;
     sources.insert(&found.shown, &found.text);
     let mut ast = engine
         .compile(&found.text)
@@ -107,6 +98,76 @@ pub fn prepare(
         found,
         runtime,
     })
+}
+
+/// A session and its engine, before any script is compiled.
+pub struct Built {
+    pub session: Shared,
+    pub engine: rhai::Engine,
+    pub sources: Sources,
+    pub runtime: tokio::runtime::Runtime,
+}
+
+/// The runtime, the interrupt handler, a session journaling nowhere yet, and its engine.
+pub fn build(
+    ui: &Ui,
+    loaded: Loaded,
+    answers: Answers,
+    feature: String,
+    script: PathBuf,
+    base: PathBuf,
+    dry_run: bool,
+) -> Result<Built, Error> {
+    let runtime = runtime()?;
+    let interrupt: Arc<Interrupt> = Interrupt::install(&runtime);
+    let redactor = Redactor::from_config(&loaded.config);
+    let effects = Effects::new(Journal::none(), None, redactor, dry_run)?;
+    let session = Session::new(SessionParts {
+        ui: ui.clone(),
+        config: loaded,
+        rt: runtime.handle().clone(),
+        interrupt,
+        effects,
+        answers,
+        feature,
+        script,
+    });
+    let sources = Sources::default();
+    let engine = crate::engine::build(&session, &sources, base);
+    Ok(Built {
+        session,
+        engine,
+        sources,
+        runtime,
+    })
+}
+
+/// Point the session's gate at a fresh run directory under the deployments directory.
+pub fn start_journal(session: &Shared, root: &Path, dry_run: bool) -> Result<PathBuf, Error> {
+    let dir = make_run_dir(root, &session.feature, dry_run)?;
+    let redactor = session.effects.borrow().redactor().clone();
+    let journal = Journal::create(&dir.join(crate::journal::FILE_NAME), redactor.clone())?
+        .echo(session.ui.format == crate::ui::LogFormat::Json);
+    *session.effects.borrow_mut() = Effects::new(
+        journal,
+        Some(&dir.join(crate::artifacts::LOG)),
+        redactor,
+        dry_run,
+    )?;
+    *session.run_dir.borrow_mut() = Some(dir.clone());
+    Ok(dir)
+}
+
+/// The deployments directory: the flag, else the config's, else ./deployments.
+pub fn deployments_root(flag: Option<&Path>, cfg: &Loaded) -> PathBuf {
+    flag.map(Path::to_path_buf)
+        .or_else(|| {
+            cfg.config
+                .deployments_dir
+                .as_ref()
+                .map(|d| cfg.base_dir().join(d))
+        })
+        .unwrap_or_else(|| PathBuf::from("deployments"))
 }
 
 /// A fresh directory `<deployments>/<date>-<feature>[-N]`.
@@ -144,29 +205,10 @@ pub fn run(common: &Common, opts: &RunOptions, ui: &Ui) -> Result<i32, Error> {
         (opts.yes, opts.approve, opts.dry_run),
     )?;
     p.session.answers.borrow_mut().presets = opts.presets.clone();
-    let cfg = &p.session.config;
-    let root = opts
-        .deployments_dir
-        .clone()
-        .or_else(|| {
-            cfg.config
-                .deployments_dir
-                .as_ref()
-                .map(|d| cfg.base_dir().join(d))
-        })
-        .unwrap_or_else(|| PathBuf::from("deployments"));
-    let dir = make_run_dir(&root, &p.session.feature, opts.dry_run)?;
+    let root = deployments_root(opts.deployments_dir.as_deref(), &p.session.config);
+    let dir = start_journal(&p.session, &root, opts.dry_run)?;
     let redactor = p.session.effects.borrow().redactor().clone();
-    let journal = Journal::create(&dir.join(crate::journal::FILE_NAME), redactor.clone())?
-        .echo(ui.format == crate::ui::LogFormat::Json);
-    *p.session.effects.borrow_mut() = Effects::new(
-        journal,
-        Some(&dir.join(crate::artifacts::LOG)),
-        redactor.clone(),
-        opts.dry_run,
-    )?;
     let session = p.session.clone();
-    *session.run_dir.borrow_mut() = Some(dir.clone());
 
     session.record(
         "run.start",

@@ -14,6 +14,8 @@ pub struct Interrupt {
     count: AtomicUsize,
     /// Interrupts already dealt with: only a newer one stops what runs now.
     handled: AtomicUsize,
+    /// Interrupts forgiven (the REPL, after each line): only newer ones count toward aborting.
+    forgiven: AtomicUsize,
     /// Process group of the command running now (0: none).
     child_group: AtomicI32,
 }
@@ -43,6 +45,8 @@ impl Interrupt {
 
     fn fire(&self) {
         let n = self.count.fetch_add(1, Ordering::SeqCst) + 1;
+        // Interrupts the REPL forgave do not count toward "twice: abort now".
+        let n = n.saturating_sub(self.forgiven.load(Ordering::SeqCst));
         let group = self.child_group.load(Ordering::SeqCst);
         if group > 0 {
             kill_group(group, libc::SIGTERM);
@@ -65,6 +69,13 @@ impl Interrupt {
     pub fn acknowledge(&self) {
         self.handled
             .store(self.count.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+
+    /// The REPL dealt with the interrupt and goes on: the next one is a first one again.
+    pub fn forgive(&self) {
+        let n = self.count.load(Ordering::SeqCst);
+        self.handled.store(n, Ordering::SeqCst);
+        self.forgiven.store(n, Ordering::SeqCst);
     }
 
     pub fn set_child_group(&self, group: i32) {

@@ -40,6 +40,7 @@ pub enum Command {
     },
     Completions(String),
     Demo(crate::demo::DemoOptions),
+    Repl(crate::repl::ReplOptions),
 }
 
 pub fn dispatch(common: &Common, command: &Command) -> Result<i32, Error> {
@@ -50,6 +51,7 @@ pub fn dispatch(common: &Common, command: &Command) -> Result<i32, Error> {
         Command::Check { runbook, answers } => check(common, &ui, runbook, answers.as_deref()),
         Command::Init { dir, force } => init(&ui, dir, *force),
         Command::Demo(opts) => crate::demo::run(common, opts, &ui),
+        Command::Repl(opts) => crate::repl::run(common, opts, &ui),
         Command::Completions(script) => {
             print!("{script}");
             Ok(0)

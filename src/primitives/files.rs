@@ -19,7 +19,8 @@ pub fn register(engine: &mut rhai::Engine, session: &Shared) {
     });
 }
 
-fn write(session: &Session, path: &str, text: &str, append: bool) -> RhaiResult<()> {
+/// Write (or append to) a file through the gate.
+pub fn write(session: &Session, path: &str, text: &str, append: bool) -> RhaiResult<()> {
     if path.trim().is_empty() {
         return Err(fail("a file path is empty"));
     }

@@ -616,3 +616,10 @@ pub fn offer(session: &Session, id: &str, question: &str) -> Option<bool> {
     let _ = journal_answer(session, "confirm", id, question, json!(a.value), &a.source);
     Some(a.value)
 }
+
+/// `input(question, default)` for the runner's own questions (the REPL's `resolve()`).
+pub fn ask_input(session: &Session, question: &str, default: &str, id: &str) -> RhaiResult<String> {
+    let mut opts = Map::new();
+    opts.insert("id".into(), Dynamic::from(id.to_string()));
+    input(session, question, default, &opts)
+}

@@ -222,7 +222,7 @@ fn rollback_deployment(
 /// Carry out another run's standing undos (last registered first) and record it in both
 /// journals; the run goes on (the incident runbook writes its report after). Returns whether
 /// every undo succeeded.
-fn undo_deployment(
+pub fn undo_deployment(
     session: &Session,
     engine: &rhai::Engine,
     dir: &str,

@@ -1,0 +1,869 @@
+//! `runbook repl`: the runbook primitives at a prompt, for incidents. Same engine, stdlib,
+//! adapters and team config as runbooks; every line and every effect is journaled in the REPL's
+//! own run directory, and an open incident collects them into its report.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io::{BufRead, IsTerminal};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use rhai::{Dynamic, Engine, EvalAltResult, NativeCallContext, Scope, AST};
+use rustyline::completion::{Completer, Pair};
+use rustyline::error::ReadlineError;
+use rustyline::validate::{ValidationContext, ValidationResult, Validator};
+use rustyline::{Context, Helper, Highlighter, Hinter};
+use serde_json::{json, Value};
+
+use crate::answers::Answers;
+use crate::error::Error;
+use crate::modules::Sources;
+use crate::runner::Built;
+use crate::session::{Shared, Stop};
+use crate::subcommand::Common;
+use crate::ui::Ui;
+
+#[derive(Debug, Clone, Default)]
+pub struct ReplOptions {
+    pub deployment: Option<PathBuf>,
+    pub last: bool,
+}
+
+const SOURCE: &str = "<repl>";
+
+/// Name, signature, one line: for `:help` and for completion.
+const DOCS: &[(&str, &str, &str)] = &[
+    ("sh", "sh(cmd[, opts])", "run a command (string through sh -c, array without a shell); returns #{code, stdout, stderr, duration}"),
+    ("check", "check(#{http|tcp|cmd, ...})", "one health check with timeout and retries"),
+    ("check_all", "check_all([specs])", "health checks, concurrently, with a summary table"),
+    ("http", "http(method, url[, body[, opts]])", "one HTTP request; returns #{status, body, json, ms}"),
+    ("scrape", "scrape(url)", "read a Prometheus text endpoint as samples"),
+    ("notify", "notify(channel, message)", "send to a channel configured in runbook.yaml"),
+    ("confirm", "confirm(question)", "ask y/n"),
+    ("choose", "choose(question, options)", "a numbered menu"),
+    ("input", "input(question, default)", "ask for text"),
+    ("on_rollback", "on_rollback(label, action)", "register an undo (command or #{function, args})"),
+    ("rollback_stack", "rollback_stack()", "the undo steps this session registered"),
+    ("deployments", "deployments()", "past run directories, oldest first"),
+    ("standing_undos", "standing_undos(dir)", "the undo steps a past run left standing"),
+    ("sleep", "sleep(duration)", "wait (\"5s\"); Ctrl-C stops it"),
+    ("now", "now()", "the time, RFC 3339"),
+    ("log", "log(message)", "a line in the log and the journal"),
+    ("env", "env(name[, default])", "an environment variable"),
+    ("config", "config([path[, default]])", "the team config"),
+    ("status", "status()", "the attached deployment: strategy, stages, traffic, verdicts, undo steps standing"),
+    ("rollback", "rollback()", "roll the attached deployment back: its undo steps, last in first out"),
+    ("metrics", "metrics()", "re-measure requests and errors per version"),
+    ("scale", "scale(count)", "emergency: add serving instances through the adapter"),
+    ("maintenance", "maintenance(on)", "emergency: maintenance mode on or off"),
+    ("status_page", "status_page(message)", "emergency: update the status page (channel status_page)"),
+    ("page_oncall", "page_oncall(message)", "emergency: notify on-call (channel oncall)"),
+    ("notify_stakeholders", "notify_stakeholders(message)", "emergency: stakeholder update (channel stakeholders)"),
+    ("incident", "incident(title, severity)", "open an incident: every command and effect from now on goes into its timeline"),
+    ("resolve", "resolve([cause, impact, remediation, prevention])", "close the incident and write incident-report.md"),
+];
+
+const COMMANDS: &[(&str, &str)] = &[
+    (
+        ":help",
+        "primitives and stdlib with signatures; :help NAME for one",
+    ),
+    (
+        ":load FILE",
+        "run a Rhai file here (its functions stay defined)",
+    ),
+    (":vars", "the variables in scope"),
+    (":history", "the lines entered, this session and before"),
+    (":status", "the attached deployment (same as status())"),
+    (":quit", "leave (Ctrl-D too)"),
+];
+
+struct Incident {
+    title: String,
+    severity: String,
+    opened: String,
+    /// The journal record the incident opened at: its effects come after.
+    from_seq_ts: String,
+    timeline: Vec<(String, String)>,
+}
+
+#[derive(Default)]
+struct State {
+    attached: Option<PathBuf>,
+    incident: RefCell<Option<Incident>>,
+}
+
+/// What completion knows: names, and each module's members.
+#[derive(Default)]
+struct Names {
+    words: Vec<String>,
+    members: HashMap<String, Vec<String>>,
+}
+
+#[derive(Helper, Hinter, Highlighter)]
+struct ReplHelper {
+    names: Rc<RefCell<Names>>,
+    engine_check: Rc<dyn Fn(&str) -> bool>,
+}
+
+impl Completer for ReplHelper {
+    type Candidate = Pair;
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _ctx: &Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<Pair>)> {
+        let before = &line[..pos];
+        let start = before
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+            .map(|i| i + 1)
+            .unwrap_or(0);
+        let word = &before[start..];
+        let names = self.names.borrow();
+        let mut out: Vec<Pair> = Vec::new();
+        if let Some((module, member)) = word.rsplit_once("::") {
+            let offset = start + module.len() + 2;
+            for m in names.members.get(module).into_iter().flatten() {
+                if m.starts_with(member) {
+                    out.push(Pair {
+                        display: m.clone(),
+                        replacement: m.clone(),
+                    });
+                }
+            }
+            return Ok((offset, out));
+        }
+        if word.starts_with(':') && start == 0 {
+            for (c, _) in COMMANDS {
+                let c = c.split(' ').next().unwrap_or(c);
+                if c.starts_with(word) {
+                    out.push(Pair {
+                        display: c.to_string(),
+                        replacement: c.to_string(),
+                    });
+                }
+            }
+            return Ok((start, out));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for w in &names.words {
+            if w.starts_with(word) && !word.is_empty() && seen.insert(w.clone()) {
+                out.push(Pair {
+                    display: w.clone(),
+                    replacement: w.clone(),
+                });
+            }
+        }
+        Ok((start, out))
+    }
+}
+
+impl Validator for ReplHelper {
+    fn validate(&self, ctx: &mut ValidationContext) -> rustyline::Result<ValidationResult> {
+        // Ask the parser: input that ends before a statement does continues on the next line.
+        if (self.engine_check)(ctx.input()) {
+            Ok(ValidationResult::Incomplete)
+        } else {
+            Ok(ValidationResult::Valid(None))
+        }
+    }
+}
+
+/// Whether `text` is an unfinished statement (the parser ran out of input), not a wrong one.
+pub fn is_incomplete(engine: &Engine, scope: &Scope, text: &str) -> bool {
+    let trimmed = text.trim();
+    if trimmed.is_empty() || trimmed.starts_with(':') {
+        return false;
+    }
+    match engine.compile_with_scope(scope, text) {
+        Ok(_) => false,
+        Err(e) => {
+            let at_end = match e.1.line() {
+                Some(l) => {
+                    let lines = text.lines().count().max(1);
+                    l > lines
+                        || (l == lines
+                            && e.1.position().unwrap_or(0)
+                                > text.lines().last().unwrap_or("").len())
+                }
+                None => true,
+            };
+            matches!(*e.0, rhai::ParseErrorType::UnexpectedEOF)
+                || (at_end && matches!(*e.0, rhai::ParseErrorType::MissingToken(..)))
+        }
+    }
+}
+
+fn history_path() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))?;
+    let cwd = std::env::current_dir().ok()?;
+    // One history per project: the working directory names it.
+    let mut hash: u64 = 0xcbf29ce484222325;
+    for b in cwd.to_string_lossy().bytes() {
+        hash = (hash ^ u64::from(b)).wrapping_mul(0x100000001b3);
+    }
+    Some(base.join("runbook").join(format!("history-{hash:016x}")))
+}
+
+fn latest_deployment(root: &Path, exclude: Option<&Path>) -> Option<PathBuf> {
+    let mut dirs: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(root)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.join(crate::journal::FILE_NAME).is_file()
+                && !p.to_string_lossy().ends_with("-dry-run")
+        })
+        .filter(|p| Some(p.as_path()) != exclude)
+        .filter(|p| {
+            // A REPL session is not a deployment.
+            std::fs::read_to_string(p.join(crate::journal::FILE_NAME))
+                .map(|j| {
+                    !j.lines()
+                        .next()
+                        .unwrap_or("")
+                        .contains(&format!("\"script\":\"{SOURCE}\""))
+                })
+                .unwrap_or(false)
+        })
+        .map(|p| {
+            let t = std::fs::metadata(p.join(crate::journal::FILE_NAME))
+                .and_then(|m| m.created().or_else(|_| m.modified()))
+                .unwrap_or(std::time::UNIX_EPOCH);
+            (t, p)
+        })
+        .collect();
+    dirs.sort();
+    dirs.pop().map(|(_, p)| p)
+}
+
+pub fn run(common: &Common, opts: &ReplOptions, ui: &Ui) -> Result<i32, Error> {
+    let loaded = crate::config::load(common.config_file.as_deref(), &common.sets)?;
+    let root = crate::runner::deployments_root(None, &loaded);
+    let attached = match (&opts.deployment, opts.last) {
+        (Some(d), _) => {
+            if !d.join(crate::journal::FILE_NAME).is_file() {
+                return Err(Error::Usage(format!(
+                    "`{}` is not a run directory (it has no {})",
+                    d.display(),
+                    crate::journal::FILE_NAME
+                )));
+            }
+            Some(d.clone())
+        }
+        (None, true) => Some(latest_deployment(&root, None).ok_or_else(|| {
+            Error::Usage(format!("--last: no deployment under `{}`", root.display()))
+        })?),
+        (None, false) => None,
+    };
+    let Built {
+        session,
+        mut engine,
+        sources,
+        runtime: _runtime,
+    } = crate::runner::build(
+        ui,
+        loaded,
+        Answers::default(),
+        "repl".into(),
+        PathBuf::from(SOURCE),
+        PathBuf::from("."),
+        false,
+    )?;
+    let dir = crate::runner::start_journal(&session, &root, false)?;
+    session.record(
+        "run.start",
+        json!({
+            "script": SOURCE,
+            "feature": session.feature,
+            "version": env!("CARGO_PKG_VERSION"),
+            "dry_run": false,
+            "user": crate::primitives::prompt::user(),
+            "host": crate::primitives::prompt::host(),
+            "attached": attached.as_ref().map(|d| d.display().to_string()),
+            "run_dir": dir.display().to_string(),
+        }),
+    );
+    let state = Rc::new(State {
+        attached,
+        incident: RefCell::new(None),
+    });
+    register(&mut engine, &session, &state, &sources);
+
+    let names = Rc::new(RefCell::new(Names::default()));
+    {
+        let mut n = names.borrow_mut();
+        n.words
+            .extend(crate::engine::PRIMITIVES.iter().map(|s| s.to_string()));
+        n.words
+            .extend(DOCS.iter().map(|(name, _, _)| name.to_string()));
+        for (file, text) in crate::embedded::STDLIB {
+            let module = file.trim_end_matches(".rhai").to_string();
+            n.words.push(format!("{module}::"));
+            n.members.insert(module, crate::engine::fn_names(text));
+        }
+    }
+
+    let tty = std::io::stdin().is_terminal();
+    ui.say(&ui.bold("runbook repl"));
+    ui.say(&format!("  journal: {}", dir.display()));
+    if let Some(a) = &state.attached {
+        ui.say(&format!(
+            "  attached to {}: status(), rollback(), metrics()",
+            a.display()
+        ));
+    }
+    ui.say("  :help for the primitives, :quit or Ctrl-D to leave");
+
+    let mut repl = Repl {
+        session: session.clone(),
+        state: state.clone(),
+        engine,
+        sources,
+        scope: Scope::new(),
+        functions: AST::empty(),
+        names: names.clone(),
+        history: Vec::new(),
+    };
+    if tty {
+        repl.interactive(names)?;
+    } else {
+        repl.piped()?;
+    }
+    session.record("run.end", json!({ "outcome": "completed", "exit_code": 0 }));
+    if let Err(e) = crate::artifacts::render(&dir, session.effects.borrow().redactor()) {
+        ui.error_text(&e.render(ui));
+    }
+    Ok(0)
+}
+
+struct Repl {
+    session: Shared,
+    state: Rc<State>,
+    engine: Engine,
+    sources: Sources,
+    scope: Scope<'static>,
+    /// The functions defined so far: they live on in every later line.
+    functions: AST,
+    names: Rc<RefCell<Names>>,
+    history: Vec<String>,
+}
+
+enum Flow {
+    Go,
+    Quit,
+}
+
+impl Repl {
+    fn interactive(&mut self, names: Rc<RefCell<Names>>) -> Result<(), Error> {
+        let checker_engine = Rc::new(Engine::new());
+        let check = {
+            let e = checker_engine.clone();
+            move |text: &str| is_incomplete(&e, &Scope::new(), text)
+        };
+        let config = rustyline::Config::builder().auto_add_history(false).build();
+        let mut editor: rustyline::Editor<ReplHelper, rustyline::history::DefaultHistory> =
+            rustyline::Editor::with_config(config)
+                .map_err(|e| Error::Usage(format!("cannot start the line editor: {e}")))?;
+        editor.set_helper(Some(ReplHelper {
+            names,
+            engine_check: Rc::new(check),
+        }));
+        let hist = history_path();
+        if let Some(h) = &hist {
+            let _ = editor.load_history(h);
+            self.history = editor.history().iter().map(|s| s.to_string()).collect();
+        }
+        loop {
+            match editor.readline("runbook> ") {
+                Ok(line) => {
+                    if line.trim().is_empty() {
+                        continue;
+                    }
+                    let redacted = self.session.redact(&line);
+                    let _ = editor.add_history_entry(redacted.as_str());
+                    self.history.push(redacted);
+                    if let Some(h) = &hist {
+                        if let Some(parent) = h.parent() {
+                            let _ = std::fs::create_dir_all(parent);
+                        }
+                        let _ = editor.save_history(h);
+                    }
+                    if let Flow::Quit = self.handle(&line) {
+                        if self.confirm_quit() {
+                            break;
+                        }
+                    }
+                }
+                // Ctrl-C clears the line.
+                Err(ReadlineError::Interrupted) => continue,
+                Err(ReadlineError::Eof) => {
+                    if self.confirm_quit() {
+                        break;
+                    }
+                }
+                Err(e) => return Err(Error::Usage(format!("the line editor failed: {e}"))),
+            }
+        }
+        Ok(())
+    }
+
+    /// Leaving with an incident open: offer to resolve it first.
+    fn confirm_quit(&mut self) -> bool {
+        if self.state.incident.borrow().is_none() {
+            return true;
+        }
+        match crate::primitives::prompt::offer(
+            &self.session,
+            "resolve-before-leaving",
+            "An incident is open. Resolve it and write its report before leaving?",
+        ) {
+            Some(true) => {
+                self.handle("resolve()");
+                true
+            }
+            Some(false) => true,
+            None => true,
+        }
+    }
+
+    fn piped(&mut self) -> Result<(), Error> {
+        let stdin = std::io::stdin();
+        let mut buffer = String::new();
+        for line in stdin.lock().lines() {
+            let line = line.map_err(|e| Error::io("read", "<stdin>", e))?;
+            buffer.push_str(&line);
+            buffer.push('\n');
+            if is_incomplete(&self.engine, &self.scope, &buffer) {
+                continue;
+            }
+            let input = std::mem::take(&mut buffer);
+            if input.trim().is_empty() {
+                continue;
+            }
+            self.history.push(self.session.redact(input.trim_end()));
+            println!("runbook> {}", self.session.redact(input.trim_end()));
+            if let Flow::Quit = self.handle(&input) {
+                return Ok(());
+            }
+        }
+        if !buffer.trim().is_empty() {
+            self.handle(&buffer);
+        }
+        Ok(())
+    }
+
+    fn handle(&mut self, input: &str) -> Flow {
+        let text = input.trim();
+        if let Some(cmd) = text.strip_prefix(':') {
+            return self.command(cmd.trim());
+        }
+        let shown = self.session.redact(text);
+        self.session.record("repl.input", json!({ "text": shown }));
+        self.timeline(&format!("> {shown}"));
+        match self.eval(input) {
+            Ok(v) => {
+                if !v.is_unit() {
+                    let out = self.session.redact(&v.to_string());
+                    self.session.shout(&format!("=> {out}"));
+                    self.session.record("repl.result", json!({ "value": out }));
+                    self.timeline(&format!("= {out}"));
+                } else {
+                    self.session.record("repl.result", json!({ "value": null }));
+                    self.timeline("= ok");
+                }
+            }
+            Err(text) => {
+                self.session.record("repl.error", json!({ "error": text }));
+                self.timeline(&format!("! {text}"));
+            }
+        }
+        self.session.interrupt.forgive();
+        Flow::Go
+    }
+
+    fn timeline(&self, entry: &str) {
+        if let Some(i) = self.state.incident.borrow_mut().as_mut() {
+            i.timeline
+                .push((crate::journal::now_rfc3339(), entry.to_string()));
+        }
+    }
+
+    /// Evaluate one input; an error is shown and returned as text, and the session goes on.
+    fn eval(&mut self, input: &str) -> Result<Dynamic, String> {
+        self.sources.insert(SOURCE, input);
+        let mut ast = match self.engine.compile_with_scope(&self.scope, input) {
+            Ok(a) => a,
+            Err(e) => {
+                let err = crate::engine::parse_error(&e, SOURCE, &self.sources);
+                self.session
+                    .ui
+                    .error_text(&self.session.redact(&err.render(&self.session.ui)));
+                return Err(err.summary());
+            }
+        };
+        ast.set_source(SOURCE);
+        let imports = top_level_imports(&ast);
+        let merged = self.functions.merge(&ast);
+        let result = self
+            .engine
+            .eval_ast_with_scope::<Dynamic>(&mut self.scope, &merged);
+        self.functions = merged.clone_functions_only();
+        self.refresh_names();
+        self.keep_imports(&imports);
+        match result {
+            Ok(v) => Ok(v),
+            Err(e) => Err(self.report(&e)),
+        }
+    }
+
+    /// Modules imported on a line stay imported on the next ones.
+    fn keep_imports(&mut self, imports: &[(String, String)]) {
+        for (path, alias) in imports {
+            let resolved = self.engine.module_resolver().resolve(
+                &self.engine,
+                Some(SOURCE),
+                path,
+                rhai::Position::NONE,
+            );
+            if let Ok(m) = resolved {
+                let members = crate::modules::locate(Some(SOURCE), path, Path::new("."))
+                    .map(|(_, text)| crate::engine::fn_names(&text))
+                    .unwrap_or_default();
+                self.names
+                    .borrow_mut()
+                    .members
+                    .insert(alias.clone(), members);
+                self.names.borrow_mut().words.push(format!("{alias}::"));
+                self.engine.register_static_module(alias.as_str(), m);
+            }
+        }
+    }
+
+    fn refresh_names(&self) {
+        let mut n = self.names.borrow_mut();
+        for (name, _, _) in self.scope.iter_raw() {
+            if !n.words.iter().any(|w| w == name) {
+                n.words.push(name.to_string());
+            }
+        }
+        for f in self.functions.iter_functions() {
+            if !n.words.iter().any(|w| w == f.name) {
+                n.words.push(f.name.to_string());
+            }
+        }
+    }
+
+    fn report(&self, e: &EvalAltResult) -> String {
+        let stop = self.session.stop.borrow_mut().take();
+        let err = match stop {
+            Some(Stop::RolledBack { ok, reason }) => {
+                return if ok {
+                    format!("rolled back: {reason}")
+                } else {
+                    format!("rollback incomplete: {reason}")
+                };
+            }
+            Some(Stop::Interrupted) => {
+                self.session.shout("interrupted");
+                return "interrupted".into();
+            }
+            Some(Stop::Declined { gate, by }) => Error::Declined { gate, by },
+            Some(Stop::Error(err)) => err,
+            None => crate::engine::script_error(e, SOURCE, &self.sources, false),
+        };
+        self.session
+            .ui
+            .error_text(&self.session.redact(&err.render(&self.session.ui)));
+        self.session.redact(&err.summary())
+    }
+
+    fn command(&mut self, cmd: &str) -> Flow {
+        let (name, arg) = cmd
+            .split_once(' ')
+            .map(|(a, b)| (a, b.trim()))
+            .unwrap_or((cmd, ""));
+        match name {
+            "quit" | "q" | "exit" => return Flow::Quit,
+            "help" if arg.is_empty() => {
+                println!("Commands:");
+                for (c, d) in COMMANDS {
+                    println!("  {c:<12} {d}");
+                }
+                println!("Functions:");
+                for (_, sig, doc) in DOCS {
+                    println!("  {sig:<48} {doc}");
+                }
+                println!(
+                    "Modules: {}",
+                    crate::embedded::STDLIB
+                        .iter()
+                        .map(|(f, _)| f.trim_end_matches(".rhai"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            "help" => match DOCS.iter().find(|(n, _, _)| *n == arg) {
+                Some((_, sig, doc)) => println!("{sig}\n  {doc}"),
+                None => {
+                    let hint = crate::error::did_you_mean(arg, DOCS.iter().map(|(n, _, _)| *n))
+                        .map(|s| format!(" (did you mean `{s}`?)"))
+                        .unwrap_or_default();
+                    println!("no help for `{arg}`{hint}");
+                }
+            },
+            "vars" => {
+                for (name, constant, value) in self.scope.iter_raw() {
+                    let v = self.session.redact(&value.to_string());
+                    println!("{}{name} = {v}", if constant { "const " } else { "" });
+                }
+            }
+            "history" => {
+                for (i, h) in self.history.iter().enumerate() {
+                    println!("{:>4}  {h}", i + 1);
+                }
+            }
+            "status" => {
+                self.handle("status()");
+            }
+            "load" => match std::fs::read_to_string(arg) {
+                Ok(text) => {
+                    self.session.record("repl.load", json!({ "file": arg }));
+                    if let Err(e) = self.eval(&text) {
+                        self.timeline(&format!("! {e}"));
+                    }
+                }
+                Err(e) => self
+                    .session
+                    .ui
+                    .error_text(&Error::io("read", arg, e).render(&self.session.ui)),
+            },
+            other => {
+                let names: Vec<&str> = COMMANDS
+                    .iter()
+                    .map(|(c, _)| c.trim_start_matches(':').split(' ').next().unwrap_or(""))
+                    .collect();
+                let hint = crate::error::did_you_mean(other, names.iter().copied())
+                    .map(|s| format!(" (did you mean `:{s}`?)"))
+                    .unwrap_or_default();
+                self.session.ui.error_text(&format!(
+                    "error: no command `:{other}`{hint}; :help lists them\n"
+                ));
+            }
+        }
+        Flow::Go
+    }
+}
+
+fn top_level_imports(ast: &AST) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for stmt in ast.statements() {
+        if let rhai::Stmt::Import(x, _) = stmt {
+            if let (rhai::Expr::StringConstant(path, _), alias) = (&x.0, &x.1) {
+                if !alias.name.is_empty() {
+                    out.push((path.to_string(), alias.name.to_string()));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn register(engine: &mut Engine, session: &Shared, state: &Rc<State>, sources: &Sources) {
+    // The emergency actions are global here: one call each.
+    if let Some((_, text)) = crate::embedded::STDLIB
+        .iter()
+        .find(|(f, _)| *f == "emergency.rhai")
+    {
+        let name = crate::modules::shipped_name("stdlib", "emergency.rhai");
+        sources.insert(&name, text);
+        if let Ok(mut ast) = engine.compile(text) {
+            ast.set_source(name.clone());
+            if let Ok(mut m) = rhai::Module::eval_ast_as_new(Scope::new(), &ast, engine) {
+                m.set_id(name);
+                m.build_index();
+                engine.register_global_module(m.into());
+            }
+        }
+    }
+
+    let (s, st) = (session.clone(), state.clone());
+    engine.register_fn("status", move || -> Result<Dynamic, Box<EvalAltResult>> {
+        status(&s, &st)
+    });
+    let (s, st) = (session.clone(), state.clone());
+    engine.register_fn("rollback", move |ctx: NativeCallContext| -> Result<bool, Box<EvalAltResult>> {
+        let Some(dir) = st.attached.clone() else {
+            return Err(crate::primitives::fail("no deployment attached: start with `runbook repl --last` or `--deployment DIR`"));
+        };
+        let ok = crate::primitives::rollback::undo_deployment(&s, ctx.engine(), &dir.display().to_string(), "rolled back from the REPL")?;
+        Ok(ok)
+    });
+    let (s, st) = (session.clone(), state.clone());
+    engine.register_fn("incident", move |title: &str, severity: &str| -> String {
+        let opened = crate::journal::now_rfc3339();
+        s.record("incident.open", json!({ "title": title, "severity": severity }));
+        *st.incident.borrow_mut() = Some(Incident {
+            title: title.to_string(),
+            severity: severity.to_string(),
+            opened: opened.clone(),
+            from_seq_ts: opened,
+            timeline: Vec::new(),
+        });
+        format!("incident open: {title} ({severity}); every command from now on goes into its timeline; resolve() writes the report")
+    });
+    let (s, st) = (session.clone(), state.clone());
+    engine.register_fn("resolve", move || -> Result<String, Box<EvalAltResult>> {
+        resolve(&s, &st, None)
+    });
+    let (s, st) = (session.clone(), state.clone());
+    engine.register_fn(
+        "resolve",
+        move |cause: &str,
+              impact: &str,
+              remediation: &str,
+              prevention: &str|
+              -> Result<String, Box<EvalAltResult>> {
+            resolve(
+                &s,
+                &st,
+                Some([cause, impact, remediation, prevention].map(str::to_string)),
+            )
+        },
+    );
+}
+
+fn status(session: &Shared, state: &State) -> Result<Dynamic, Box<EvalAltResult>> {
+    let Some(dir) = &state.attached else {
+        return Err(crate::primitives::fail(
+            "no deployment attached: start with `runbook repl --last` or `--deployment DIR`",
+        ));
+    };
+    let (records, _) = crate::journal::read(&dir.join(crate::journal::FILE_NAME))
+        .map_err(|e| crate::primitives::fail(e.summary()))?;
+    let get = |t: &str| {
+        records
+            .iter()
+            .filter(|r| r["type"] == t)
+            .cloned()
+            .collect::<Vec<Value>>()
+    };
+    let strategy = get("strategy")
+        .last()
+        .map(|r| r["strategy"].clone())
+        .unwrap_or(Value::Null);
+    let stage = get("stage.start")
+        .last()
+        .map(|r| r["stage"].clone())
+        .unwrap_or(Value::Null);
+    let outcome = get("run.end")
+        .last()
+        .map(|r| r["outcome"].clone())
+        .unwrap_or_else(|| json!("unfinished"));
+    let verdicts: Vec<Value> = get("verdict")
+        .into_iter()
+        .map(|r| r["verdict"].clone())
+        .collect();
+    // The last traffic change the run made, as it was asked for.
+    let traffic = records
+        .iter()
+        .rfind(|r| {
+            let t = r.to_string();
+            r["type"] == "effect.intent"
+                && (t.contains("/_fleet/weights")
+                    || t.contains("/_fleet/flag")
+                    || t.contains("switch-traffic")
+                    || t.contains("virtualservice")
+                    || t.contains("\"switch: "))
+        })
+        .map(|r| r["intent"].clone())
+        .unwrap_or(Value::Null);
+    let standing: Vec<Value> = crate::artifacts::standing_undos(&records)
+        .into_iter()
+        .map(|u| json!({ "label": u["label"], "action": crate::undo::describe_json(&u["action"]) }))
+        .collect();
+    let v = json!({
+        "deployment": dir.display().to_string(),
+        "strategy": strategy,
+        "stage": stage,
+        "outcome": outcome,
+        "traffic": traffic,
+        "verdicts": verdicts,
+        "undo_standing": standing,
+    });
+    session.say(&format!(
+        "deployment {}: {} ({})",
+        dir.display(),
+        outcome,
+        strategy
+    ));
+    Ok(crate::primitives::from_json(&v))
+}
+
+fn resolve(
+    session: &Shared,
+    state: &State,
+    given: Option<[String; 4]>,
+) -> Result<String, Box<EvalAltResult>> {
+    if state.incident.borrow().is_none() {
+        return Err(crate::primitives::fail(
+            "no incident is open: incident(title, severity) opens one",
+        ));
+    }
+    let [cause, impact, remediation, prevention] = match given {
+        Some(a) => a,
+        None => {
+            let ask = |q: &str, id: &str| -> Result<String, Box<EvalAltResult>> {
+                crate::primitives::prompt::ask_input(session, q, "", id)
+            };
+            [
+                ask("Root cause", "incident-root-cause")?,
+                ask("Impact assessment", "incident-impact")?,
+                ask("Remediation steps", "incident-remediation")?,
+                ask("Prevention measures", "incident-prevention")?,
+            ]
+        }
+    };
+    let incident = state.incident.borrow_mut().take().expect("checked above");
+    // The timeline: what was typed and answered, and every effect this session journaled since.
+    let mut timeline = incident.timeline.clone();
+    let journal = session.effects.borrow().journal_path().to_path_buf();
+    if let Ok((records, _)) = crate::journal::read(&journal) {
+        for r in records.iter().filter(|r| r["type"] == "effect.result") {
+            let ts = r["ts"].as_str().unwrap_or("").to_string();
+            if ts < incident.from_seq_ts {
+                continue;
+            }
+            let what = format!(
+                "effect {} `{}`: {}",
+                r["kind"].as_str().unwrap_or(""),
+                r["name"].as_str().unwrap_or(""),
+                if r["ok"] == true {
+                    "ok".to_string()
+                } else {
+                    format!("FAILED: {}", r["error"].as_str().unwrap_or(""))
+                }
+            );
+            timeline.push((ts, what));
+        }
+    }
+    timeline.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut md = format!("# Incident Report - {}\n\n- Severity: {}\n- Opened: {}\n- Resolved: {}\n- By: {}\n\n## Timeline\n\n", incident.title, incident.severity, incident.opened, crate::journal::now_rfc3339(), crate::primitives::prompt::user());
+    for (ts, what) in &timeline {
+        md.push_str(&format!("- {ts} {}\n", what.replace('\n', " ")));
+    }
+    md.push_str(&format!("\n## Root cause\n\n{cause}\n\n## Impact assessment\n\n{impact}\n\n## Remediation steps\n\n{remediation}\n\n## Prevention measures\n\n{prevention}\n"));
+    let root = crate::runner::deployments_root(None, &session.config);
+    let path = root
+        .join(&crate::journal::now_rfc3339()[..10])
+        .join("incident-report.md");
+    crate::primitives::files::write(session, &path.display().to_string(), &md, false)?;
+    session.record(
+        "incident.resolve",
+        json!({ "title": incident.title, "report": path.display().to_string() }),
+    );
+    Ok(format!("incident resolved; report: {}", path.display()))
+}
