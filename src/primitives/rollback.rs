@@ -236,12 +236,6 @@ pub fn undo_deployment(
     );
     *session.undo.borrow_mut() = undos;
     let report = crate::undo::rollback(session, engine, reason);
-    let done: Vec<u64> = report
-        .steps
-        .iter()
-        .filter(|s| s.error.is_none())
-        .map(|s| s.undo.id)
-        .collect();
     let path = std::path::Path::new(dir).join(crate::journal::FILE_NAME);
     let redactor = session.effects.borrow().redactor().clone();
     let by_run = session
@@ -252,10 +246,14 @@ pub fn undo_deployment(
         .unwrap_or_default();
     match crate::journal::Journal::append_to(&path, redactor.clone()) {
         Ok(mut j) => {
-            let _ = j.write(
-                "undo.external",
-                json!({ "undos": done, "ok": report.ok(), "reason": reason, "by_run": by_run }),
-            );
+            // Each undo step in the deployment's own journal, as it went.
+            for step in &report.steps {
+                let _ = j.write(
+                    "undo.external",
+                    json!({ "undos": [step.undo.id], "label": step.undo.label, "ok": step.error.is_none(),
+                            "error": step.error, "reason": reason, "by_run": by_run }),
+                );
+            }
             if let Err(e) = crate::artifacts::render(std::path::Path::new(dir), &redactor) {
                 session.warn(&e.summary());
             }
