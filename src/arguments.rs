@@ -140,6 +140,14 @@ enum Sub {
         #[arg(long)]
         last: bool,
     },
+    /// Check a run's journal: its hash chain, and the hash its artifacts pinned
+    #[command(
+        after_help = "Examples:\n  runbook verify deployments/2026-11-27-checkout\n\nExit codes: 0 intact; 1 a record was altered, removed or reordered; 2 not a run directory."
+    )]
+    Verify {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
     /// List the runbooks found, where each comes from, and what it does
     #[command(after_help = "Examples:\n  runbook list\n  runbook list --config ops/runbook.yaml")]
     List,
@@ -228,6 +236,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Common, Comman
     let command = match (cli.command, cli.runbook) {
         (Some(Sub::Run { runbook, run }), _) => Command::Run(run.into_options(runbook)),
         (Some(Sub::List), _) => Command::List,
+        (Some(Sub::Verify { dir }), _) => Command::Verify(dir),
         (Some(Sub::Repl { deployment, last }), _) => {
             Command::Repl(crate::repl::ReplOptions { deployment, last })
         }

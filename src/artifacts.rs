@@ -443,12 +443,33 @@ pub fn snapshot(records: &[Value]) -> Option<String> {
     serde_json::to_string_pretty(&v).ok()
 }
 
+pub const HASH_LINE: &str = "- Journal: ";
+
+/// The line that pins the journal as it stood: its record count and the hash of its last record.
+fn evidence(journal: &Path) -> String {
+    let text = std::fs::read_to_string(journal).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let last = lines
+        .last()
+        .map(|l| crate::journal::line_hash(l))
+        .unwrap_or_else(|| crate::journal::GENESIS.to_string());
+    format!(
+        "{HASH_LINE}{} records, final hash `{last}` (`runbook verify` checks the chain)\n",
+        lines.len()
+    )
+}
+
 /// Render every artifact the journal supports into `dir`.
 pub fn render(dir: &Path, redactor: &Redactor) -> Result<Vec<String>, Error> {
-    let (records, _) = crate::journal::read(&dir.join(crate::journal::FILE_NAME))?;
+    let journal_path = dir.join(crate::journal::FILE_NAME);
+    let (records, _) = crate::journal::read(&journal_path)?;
+    let pin = evidence(&journal_path);
     let (outcome, _) = outcome(&records);
     let mut files: Vec<(&str, String)> = vec![
-        (PLAN, plan(&records)),
+        (
+            PLAN,
+            format!("{}\n\n## Evidence\n\n{pin}", plan(&records).trim_end()),
+        ),
         (ROLLBACK_PLAN, rollback_plan(&records)),
     ];
     if let Some(c) = checklist(&records) {
@@ -464,7 +485,13 @@ pub fn render(dir: &Path, redactor: &Redactor) -> Result<Vec<String>, Error> {
             "failed" | "rolled back" | "rollback failed" | "interrupted"
         )
     {
-        files.push((POST_MORTEM, post_mortem(&records)));
+        files.push((
+            POST_MORTEM,
+            format!(
+                "{}\n\n## Evidence\n\n{pin}",
+                post_mortem(&records).trim_end()
+            ),
+        ));
     }
     let mut written = Vec::new();
     for (name, text) in files {

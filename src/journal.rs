@@ -1,5 +1,7 @@
-//! The run's journal: append-only JSON lines, one record per event, flushed as it is written.
-//! Everything else (the log, the artifacts, the post-mortem) is read from it.
+//! The run's journal: append-only JSON lines, one record per event, flushed as it is written and
+//! synced to disk before the effect it announces proceeds. Each record carries `prev`, the
+//! SHA-256 of the line before it, so `runbook verify` finds an altered, removed or reordered
+//! record. Everything else (the log, the artifacts, the post-mortem) is read from it.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
@@ -19,6 +21,22 @@ pub struct Journal {
     redactor: Redactor,
     /// `--log-format json`: every record is also printed on stdout as it is written.
     echo: bool,
+    /// SHA-256 (hex) of the last line written: the next record's `prev`.
+    last_hash: String,
+}
+
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+pub fn line_hash(line: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(line.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Records after which the journal is synced to disk: an effect must not proceed before its
+/// intent (and all before it) is durable; the end of a run is the last word.
+fn must_sync(kind: &str) -> bool {
+    matches!(kind, "effect.intent" | "run.end" | "undo.external")
 }
 
 pub fn now_rfc3339() -> String {
@@ -38,6 +56,7 @@ impl Journal {
             seq: 0,
             redactor,
             echo: false,
+            last_hash: GENESIS.to_string(),
         })
     }
 
@@ -49,8 +68,30 @@ impl Journal {
             .filter_map(|r| r.get("seq").and_then(Value::as_u64))
             .max()
             .unwrap_or(0);
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io("read journal", path, e))?;
+        // A torn last line (the writer died mid-record) would swallow the next record: cut it
+        // off, and keep its text in a record of its own so nothing is lost.
+        let torn = if text.is_empty() || text.ends_with('\n') {
+            None
+        } else {
+            let keep = text.rfind('\n').map(|i| i + 1).unwrap_or(0);
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(|e| Error::io("repair journal", path, e))?;
+            f.set_len(keep as u64)
+                .map_err(|e| Error::io("repair journal", path, e))?;
+            Some((text[keep..].to_string(), &text[..keep]))
+        };
+        let complete = torn.as_ref().map(|(_, c)| *c).unwrap_or(&text);
         let mut j = Journal::create(path, redactor)?;
         j.seq = last;
+        if let Some(line) = complete.lines().rev().find(|l| !l.trim().is_empty()) {
+            j.last_hash = line_hash(line);
+        }
+        if let Some((fragment, _)) = torn {
+            j.write("journal.repaired", json!({ "torn_fragment": fragment }))?;
+        }
         Ok(j)
     }
 
@@ -62,7 +103,13 @@ impl Journal {
             seq: 0,
             redactor: Redactor::default(),
             echo: false,
+            last_hash: GENESIS.to_string(),
         }
+    }
+
+    /// The hash of the last record written.
+    pub fn last_hash(&self) -> &str {
+        &self.last_hash
     }
 
     pub fn echo(mut self, on: bool) -> Journal {
@@ -81,6 +128,7 @@ impl Journal {
         rec.insert("seq".into(), json!(self.seq));
         rec.insert("ts".into(), json!(now_rfc3339()));
         rec.insert("type".into(), json!(kind));
+        rec.insert("prev".into(), json!(self.last_hash));
         if let Value::Object(f) = fields {
             rec.extend(f);
         }
@@ -90,10 +138,20 @@ impl Journal {
                 let mut out = std::io::stdout().lock();
                 let _ = writeln!(out, "{line}");
             }
-            file.write_all(line.as_bytes())
-                .and_then(|_| file.write_all(b"\n"))
+            // One write per record: a crash leaves at most a torn last line, never a mixed one.
+            let mut bytes = line.clone().into_bytes();
+            bytes.push(b'\n');
+            file.write_all(&bytes)
                 .and_then(|_| file.flush())
+                .and_then(|_| {
+                    if must_sync(kind) {
+                        file.sync_data()
+                    } else {
+                        Ok(())
+                    }
+                })
                 .map_err(|e| Error::io("write journal", &self.path, e))?;
+            self.last_hash = line_hash(&line);
         }
         Ok(self.seq)
     }
@@ -138,4 +196,79 @@ pub fn read(path: &Path) -> Result<(Vec<Value>, Option<String>), Error> {
         }
     }
     Ok((records, warning))
+}
+
+/// What `runbook verify` found.
+#[derive(Debug)]
+pub struct Verification {
+    pub records: usize,
+    pub final_hash: String,
+    /// The first problem, by line number (1-based).
+    pub problem: Option<(usize, String)>,
+}
+
+/// Walk the hash chain of a journal.
+pub fn verify(path: &Path) -> Result<Verification, Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io("read journal", path, e))?;
+    let mut prev = GENESIS.to_string();
+    let mut expected_seq = 1u64;
+    let mut records = 0;
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        let n = i + 1;
+        let v: Value = match serde_json::from_str(line) {
+            Ok(v) => v,
+            Err(_) if n == lines.len() && !text.ends_with('\n') => {
+                return Ok(Verification {
+                    records,
+                    final_hash: prev,
+                    problem: Some((
+                        n,
+                        "the last record is incomplete (the run was cut off while writing it)"
+                            .into(),
+                    )),
+                });
+            }
+            Err(e) => {
+                return Ok(Verification {
+                    records,
+                    final_hash: prev,
+                    problem: Some((n, format!("not a JSON record: {e}"))),
+                })
+            }
+        };
+        let link = v.get("prev").and_then(Value::as_str).unwrap_or("");
+        let seq = v.get("seq").and_then(Value::as_u64).unwrap_or(0);
+        if link != prev {
+            let why = if n == 1 {
+                "the first record does not start the chain: records before it were removed"
+                    .to_string()
+            } else {
+                format!("record {n} (seq {seq}) does not follow record {}: record {} was altered, or records between them were removed or reordered", n - 1, n - 1)
+            };
+            return Ok(Verification {
+                records,
+                final_hash: prev,
+                problem: Some((n, why)),
+            });
+        }
+        if seq != expected_seq {
+            return Ok(Verification {
+                records,
+                final_hash: prev,
+                problem: Some((
+                    n,
+                    format!("record {n} has seq {seq}, expected {expected_seq}"),
+                )),
+            });
+        }
+        expected_seq += 1;
+        prev = line_hash(line);
+        records += 1;
+    }
+    Ok(Verification {
+        records,
+        final_hash: prev,
+        problem: None,
+    })
 }

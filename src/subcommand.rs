@@ -41,6 +41,7 @@ pub enum Command {
     Completions(String),
     Demo(crate::demo::DemoOptions),
     Repl(crate::repl::ReplOptions),
+    Verify(PathBuf),
 }
 
 pub fn dispatch(common: &Common, command: &Command) -> Result<i32, Error> {
@@ -52,6 +53,7 @@ pub fn dispatch(common: &Common, command: &Command) -> Result<i32, Error> {
         Command::Init { dir, force } => init(&ui, dir, *force),
         Command::Demo(opts) => crate::demo::run(common, opts, &ui),
         Command::Repl(opts) => crate::repl::run(common, opts, &ui),
+        Command::Verify(dir) => verify(&ui, dir),
         Command::Completions(script) => {
             print!("{script}");
             Ok(0)
@@ -160,5 +162,67 @@ fn init(ui: &Ui, dir: &Path, force: bool) -> Result<i32, Error> {
             dir.join(crate::config::FILE_NAME).display()
         );
     }
+    Ok(0)
+}
+
+/// `runbook verify DIR`: walk the journal's hash chain, and check that the artifacts' pinned
+/// hash is in it.
+fn verify(ui: &Ui, dir: &Path) -> Result<i32, Error> {
+    let path = dir.join(crate::journal::FILE_NAME);
+    if !path.is_file() {
+        return Err(Error::Usage(format!(
+            "`{}` is not a run directory (it has no {})",
+            dir.display(),
+            crate::journal::FILE_NAME
+        )));
+    }
+    let v = crate::journal::verify(&path)?;
+    if let Some((line, why)) = &v.problem {
+        ui.error_text(&format!(
+            "{}: journal `{}` is not intact at line {line}: {why}\n  ({} records before it check out)\n",
+            ui.red_bold("error"),
+            path.display(),
+            v.records
+        ));
+        return Ok(crate::error::exit::FAILED);
+    }
+    let plan = dir.join(crate::artifacts::PLAN);
+    let pinned = std::fs::read_to_string(&plan).ok().and_then(|t| {
+        t.lines()
+            .find(|l| l.starts_with(crate::artifacts::HASH_LINE))
+            .and_then(|l| l.split('`').nth(1).map(str::to_string))
+    });
+    if let Some(pin) = pinned {
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| Error::io("read journal", &path, e))?;
+        let hashes: Vec<String> = text.lines().map(crate::journal::line_hash).collect();
+        match hashes.iter().position(|h| *h == pin) {
+            Some(i) if i + 1 == hashes.len() => println!("{} {} pins the last record", ui.green("ok:"), crate::artifacts::PLAN),
+            Some(i) => println!(
+                "{} {} pins record {} of {}: {} record(s) were appended since (e.g. a later rollback)",
+                ui.green("ok:"),
+                crate::artifacts::PLAN,
+                i + 1,
+                hashes.len(),
+                hashes.len() - i - 1
+            ),
+            None => {
+                ui.error_text(&format!(
+                    "{}: journal `{}` does not contain the record {} pins (hash {pin}): its end was altered or removed after the artifacts were written\n",
+                    ui.red_bold("error"),
+                    path.display(),
+                    crate::artifacts::PLAN
+                ));
+                return Ok(crate::error::exit::FAILED);
+            }
+        }
+    }
+    println!(
+        "{} {}: {} records, hash chain intact; final hash {}",
+        ui.green("ok:"),
+        path.display(),
+        v.records,
+        v.final_hash
+    );
     Ok(0)
 }
