@@ -211,11 +211,11 @@ pub struct Verification {
 pub fn verify(path: &Path) -> Result<Verification, Error> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io("read journal", path, e))?;
     let mut prev = GENESIS.to_string();
-    let mut expected_seq = 1u64;
     let mut records = 0;
     let lines: Vec<&str> = text.lines().collect();
     for (i, line) in lines.iter().enumerate() {
         let n = i + 1;
+        let expected_seq = n as u64;
         let v: Value = match serde_json::from_str(line) {
             Ok(v) => v,
             Err(_) if n == lines.len() && !text.ends_with('\n') => {
@@ -262,7 +262,6 @@ pub fn verify(path: &Path) -> Result<Verification, Error> {
                 )),
             });
         }
-        expected_seq += 1;
         prev = line_hash(line);
         records += 1;
     }
