@@ -96,6 +96,10 @@ struct RunArgs {
     /// Where run directories are written [default: ./deployments]
     #[arg(long, value_name = "DIR")]
     deployments_dir: Option<PathBuf>,
+
+    /// Take over a stale environment lock (its process is gone or its lease ran out); the reason is journaled
+    #[arg(long, value_name = "REASON")]
+    take_over: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -139,6 +143,17 @@ enum Sub {
         /// Attach to the newest deployment
         #[arg(long)]
         last: bool,
+    },
+    /// Break an environment's lock (break-glass: the holder and your reason are recorded)
+    #[command(
+        after_help = "Examples:\n  runbook unlock production --reason \"runner host died mid-deploy; checked the cluster by hand\""
+    )]
+    Unlock {
+        #[arg(value_name = "ENV")]
+        environment: String,
+        /// Why it is safe to break it
+        #[arg(long)]
+        reason: String,
     },
     /// Check a run's journal: its hash chain, and the hash its artifacts pinned
     #[command(
@@ -204,6 +219,7 @@ impl RunArgs {
             approve: self.approve,
             dry_run: self.dry_run,
             deployments_dir: self.deployments_dir,
+            take_over: self.take_over,
             presets: Default::default(),
         }
     }
@@ -237,6 +253,16 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Common, Comman
         (Some(Sub::Run { runbook, run }), _) => Command::Run(run.into_options(runbook)),
         (Some(Sub::List), _) => Command::List,
         (Some(Sub::Verify { dir }), _) => Command::Verify(dir),
+        (
+            Some(Sub::Unlock {
+                environment,
+                reason,
+            }),
+            _,
+        ) => Command::Unlock {
+            environment,
+            reason,
+        },
         (Some(Sub::Repl { deployment, last }), _) => {
             Command::Repl(crate::repl::ReplOptions { deployment, last })
         }

@@ -44,6 +44,8 @@ pub struct Config {
     pub unattended: bool,
     /// Files the post-deployment step appends an entry to.
     pub documentation: Documentation,
+    /// One run at a time per environment.
+    pub lock: LockCfg,
     pub limits: Limits,
     pub commands: Commands,
     pub secrets: Secrets,
@@ -69,6 +71,24 @@ pub struct Checks {
 pub struct LocalAdapter {
     /// The fleet's router, e.g. http://127.0.0.1:40123
     pub url: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LockCfg {
+    /// The environment a run holds the lock of.
+    pub environment: String,
+    /// How long a lock holds before it counts as stale.
+    pub lease: String,
+}
+
+impl Default for LockCfg {
+    fn default() -> Self {
+        LockCfg {
+            environment: "production".into(),
+            lease: "2h".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

@@ -12,6 +12,7 @@ pub mod embedded;
 pub mod engine;
 pub mod error;
 pub mod journal;
+pub mod lock;
 pub mod modules;
 pub mod primitives;
 pub mod process;

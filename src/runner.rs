@@ -206,6 +206,41 @@ pub fn run(common: &Common, opts: &RunOptions, ui: &Ui) -> Result<i32, Error> {
     )?;
     p.session.answers.borrow_mut().presets = opts.presets.clone();
     let root = deployments_root(opts.deployments_dir.as_deref(), &p.session.config);
+    // One run at a time per environment (a dry-run changes nothing and takes no lock).
+    let mut lock = if opts.dry_run {
+        None
+    } else {
+        let cfg = &p.session.config.config;
+        let lease = config::parse_duration(&cfg.lock.lease).map_err(|m| Error::Config {
+            file: p
+                .session
+                .config
+                .file
+                .as_ref()
+                .map(|f| f.display().to_string())
+                .unwrap_or_else(|| "--set".into()),
+            key: "lock.lease".into(),
+            message: m,
+            location: None,
+        })?;
+        let reason = format!(
+            "{} {}",
+            p.found.shown,
+            cfg.version.clone().unwrap_or_default()
+        )
+        .trim()
+        .to_string();
+        let l = crate::lock::acquire(
+            &root,
+            &cfg.lock.environment,
+            lease,
+            &reason,
+            "(starting)",
+            opts.take_over.as_deref(),
+        )?;
+        p.session.interrupt.hold_lock(Some(l.path().to_path_buf()));
+        Some(l)
+    };
     let dir = start_journal(&p.session, &root, opts.dry_run)?;
     let redactor = p.session.effects.borrow().redactor().clone();
     let session = p.session.clone();
@@ -226,6 +261,21 @@ pub fn run(common: &Common, opts: &RunOptions, ui: &Ui) -> Result<i32, Error> {
             "run_dir": dir.display().to_string(),
         }),
     );
+    if let Some(l) = &mut lock {
+        l.set_run_dir(&dir);
+        session.record("lock.acquire", json!({ "lock": l.holder }));
+        if let Some((previous, reason)) = &l.took_over {
+            session.record(
+                "lock.takeover",
+                json!({ "previous": previous, "reason": reason }),
+            );
+            session.warn(&format!(
+                "took over the stale lock of `{}`: {}",
+                l.holder.environment,
+                crate::lock::describe(previous)
+            ));
+        }
+    }
     let mode = if opts.dry_run {
         " (dry-run: nothing will be executed)"
     } else {
@@ -255,6 +305,14 @@ pub fn run(common: &Common, opts: &RunOptions, ui: &Ui) -> Result<i32, Error> {
             session.answers.borrow().file_name()
         ));
         session.record("answers.unused", json!({ "id": id }));
+    }
+    if let Some(l) = lock.take() {
+        session.record(
+            "lock.release",
+            json!({ "environment": l.holder.environment }),
+        );
+        drop(l);
+        session.interrupt.hold_lock(None);
     }
     session.record(
         "run.end",

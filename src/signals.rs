@@ -18,6 +18,8 @@ pub struct Interrupt {
     forgiven: AtomicUsize,
     /// Process group of the command running now (0: none).
     child_group: AtomicI32,
+    /// The environment lock this run holds: an abort must not leave it behind.
+    lock: std::sync::Mutex<Option<std::path::PathBuf>>,
 }
 
 impl Interrupt {
@@ -55,6 +57,9 @@ impl Interrupt {
             if group > 0 {
                 kill_group(group, libc::SIGKILL);
             }
+            if let Ok(Some(lock)) = self.lock.lock().map(|l| l.clone()) {
+                let _ = std::fs::remove_file(lock);
+            }
             eprintln!("\ninterrupted twice: aborting now (the journal is complete up to here)");
             std::process::exit(crate::error::exit::INTERRUPTED);
         }
@@ -76,6 +81,12 @@ impl Interrupt {
         let n = self.count.load(Ordering::SeqCst);
         self.handled.store(n, Ordering::SeqCst);
         self.forgiven.store(n, Ordering::SeqCst);
+    }
+
+    pub fn hold_lock(&self, path: Option<std::path::PathBuf>) {
+        if let Ok(mut l) = self.lock.lock() {
+            *l = path;
+        }
     }
 
     pub fn set_child_group(&self, group: i32) {

@@ -22,6 +22,8 @@ pub struct RunOptions {
     pub approve: bool,
     pub dry_run: bool,
     pub deployments_dir: Option<PathBuf>,
+    /// Take over a stale environment lock, with this reason.
+    pub take_over: Option<String>,
     /// Answers given by the program itself (the demo's `--strategy`), by prompt id.
     pub presets: std::collections::BTreeMap<String, String>,
 }
@@ -42,6 +44,10 @@ pub enum Command {
     Demo(crate::demo::DemoOptions),
     Repl(crate::repl::ReplOptions),
     Verify(PathBuf),
+    Unlock {
+        environment: String,
+        reason: String,
+    },
 }
 
 pub fn dispatch(common: &Common, command: &Command) -> Result<i32, Error> {
@@ -54,6 +60,10 @@ pub fn dispatch(common: &Common, command: &Command) -> Result<i32, Error> {
         Command::Demo(opts) => crate::demo::run(common, opts, &ui),
         Command::Repl(opts) => crate::repl::run(common, opts, &ui),
         Command::Verify(dir) => verify(&ui, dir),
+        Command::Unlock {
+            environment,
+            reason,
+        } => unlock(common, &ui, environment, reason),
         Command::Completions(script) => {
             print!("{script}");
             Ok(0)
@@ -224,5 +234,28 @@ fn verify(ui: &Ui, dir: &Path) -> Result<i32, Error> {
         v.records,
         v.final_hash
     );
+    Ok(0)
+}
+
+fn unlock(common: &Common, ui: &Ui, environment: &str, reason: &str) -> Result<i32, Error> {
+    if reason.trim().is_empty() {
+        return Err(Error::Usage(
+            "`runbook unlock` needs `--reason \"...\"`: breaking a lock is recorded".into(),
+        ));
+    }
+    let loaded = crate::config::load(common.config_file.as_deref(), &common.sets)?;
+    let root = crate::runner::deployments_root(None, &loaded);
+    match crate::lock::unlock(&root, environment, reason)? {
+        Some(h) => println!(
+            "{} `{environment}` unlocked (was: {}); recorded in {}",
+            ui.green("ok:"),
+            crate::lock::describe(&h),
+            root.join(".locks/unlock-log.jsonl").display()
+        ),
+        None => println!(
+            "`{environment}` was not locked; recorded in {}",
+            root.join(".locks/unlock-log.jsonl").display()
+        ),
+    }
     Ok(0)
 }

@@ -904,34 +904,14 @@ fn exit_code_130_on_sigterm_with_the_journal_complete() {
         .spawn()
         .unwrap();
     // Wait until the command is running (its intent is journaled).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let started = std::fs::read_dir(t.path().join("deployments"))
-            .ok()
-            .and_then(|mut d| d.next())
-            .and_then(|e| std::fs::read_to_string(e.unwrap().path().join("journal.jsonl")).ok())
-            .is_some_and(|j| j.contains("sleep 30"));
-        if started {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the run did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_for_journal(t.path(), "sleep 30");
     unsafe {
         libc::kill(child.id() as i32, libc::SIGTERM);
     }
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
     assert!(!t.path().join("after").exists());
-    let dir = std::fs::read_dir(t.path().join("deployments"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let dir = only_run_dir(t.path());
     let journal = std::fs::read_to_string(dir.join("journal.jsonl")).unwrap();
     let last: serde_json::Value = serde_json::from_str(journal.lines().last().unwrap()).unwrap();
     assert_eq!(last["type"], "run.end");
@@ -1136,12 +1116,7 @@ fn prompts_at_a_real_terminal_re_ask_on_a_bad_answer_and_record_the_person() {
     let status = p.process().wait().unwrap();
     assert!(format!("{status:?}").ends_with(", 0)"), "{status:?}");
     assert!(t.path().join("approved-marker").exists());
-    let dir = std::fs::read_dir(t.path().join("deployments"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let dir = only_run_dir(t.path());
     let journal = std::fs::read_to_string(dir.join("journal.jsonl")).unwrap();
     let approval: serde_json::Value = journal
         .lines()
@@ -2175,4 +2150,146 @@ fn a_torn_last_record_is_reported_by_verify_and_skipped_by_readers() {
         journal.contains(r#""torn_fragment":"{\"seq\":99,\"type\":\"effect.int""#),
         "{journal}"
     );
+}
+
+// ---------------------------------------------------------------- locks
+
+fn wait_for_journal(root: &std::path::Path, needle: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let found = std::fs::read_dir(root.join("deployments"))
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .any(|e| {
+                std::fs::read_to_string(e.path().join("journal.jsonl"))
+                    .is_ok_and(|j| j.contains(needle))
+            });
+        if found {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no journal mentions {needle:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_second_run_is_refused_while_the_first_holds_the_lock_and_the_lock_goes_with_it() {
+    let t = Test::new()
+        .file("first.rhai", "sh(\"sleep 30\");\n")
+        .file("second.rhai", "sh(\"touch second-ran\");\n");
+    let mut first = t.command();
+    first.arg("first.rhai").stdout(std::process::Stdio::null());
+    let mut first = first.spawn().unwrap();
+    wait_for_journal(t.path(), "sleep 30");
+    let lock = t.path().join("deployments/.locks/production.lock");
+    let holder: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&lock).unwrap()).unwrap();
+    assert_eq!(holder["pid"], first.id());
+    assert_eq!(holder["user"], "tester");
+    let second = t.command().arg("second.rhai").output().unwrap();
+    assert_eq!(second.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        err.starts_with(&format!("error: `production` is locked by another deployment: tester on {} (pid {}) has held it for ", holder["host"].as_str().unwrap(), first.id())),
+        "{err}"
+    );
+    assert!(err.contains("help: wait for it, or if it is truly gone, `runbook unlock production --reason \"...\"`"), "{err}");
+    assert!(!t.path().join("second-ran").exists());
+    unsafe {
+        libc::kill(first.id() as i32, libc::SIGTERM);
+    }
+    assert_eq!(first.wait().unwrap().code(), Some(130));
+    assert!(!lock.exists(), "the lock is released on interrupt");
+}
+
+#[test]
+fn the_lock_is_released_on_every_exit_path() {
+    for (script, code) in [
+        ("sh(\"true\");", 0),
+        ("sh(\"false\");", 1),
+        ("on_rollback(\"u\", \"true\"); rollback(\"r\");", 3),
+        ("decline(\"no\");", 4),
+        ("on_rollback(\"u\", \"true\"); sh(\"false\");", 3),
+    ] {
+        let out = Test::new().script(script).run();
+        out.code(code);
+        assert!(
+            !out.dir.join("deployments/.locks/production.lock").exists(),
+            "{script}"
+        );
+        let journal = out.artifact("journal.jsonl");
+        assert!(
+            journal.contains("\"type\":\"lock.acquire\"")
+                && journal.contains("\"type\":\"lock.release\""),
+            "{script}"
+        );
+    }
+}
+
+#[test]
+fn a_stale_lock_is_reported_and_taken_over_only_with_a_reason_and_unlock_is_recorded() {
+    let stale = r#"{"environment":"production","user":"ghost","host":"elsewhere","pid":4000000,"reason":"old run","started":"2026-01-01T00:00:00.000Z","expires":1,"run_dir":"deployments/old"}"#;
+    let t = Test::new()
+        .file("deployments/.locks/production.lock", stale)
+        .script("sh(\"touch ran\");");
+    let out = t.run();
+    out.code(2);
+    assert!(out.stderr.starts_with("error: `production` has a stale lock (its lease ran out): ghost on elsewhere (pid 4000000) has held it for "), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("help: take it over with `--take-over \"why it is safe\"`"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.dir.join("ran").exists());
+    let out = out
+        .again()
+        .args(&[
+            "deploy.rhai",
+            "--take-over",
+            "the old runner host was decommissioned",
+        ])
+        .run();
+    out.code(0);
+    assert!(out.dir.join("ran").exists());
+    let takeover = out.records("lock.takeover");
+    assert_eq!(takeover[0]["previous"]["user"], "ghost");
+    assert_eq!(
+        takeover[0]["reason"],
+        "the old runner host was decommissioned (stale: its lease ran out)"
+    );
+    // Break-glass: unlock records who broke which lock and why.
+    let t = out
+        .again()
+        .file("deployments/.locks/production.lock", stale)
+        .args(&["unlock", "production", "--reason", "checked by hand"]);
+    let u = t.run();
+    u.code(0);
+    assert!(
+        u.stdout
+            .starts_with("ok: `production` unlocked (was: ghost on elsewhere (pid 4000000)"),
+        "{}",
+        u.stdout
+    );
+    assert!(!u.dir.join("deployments/.locks/production.lock").exists());
+    let log = std::fs::read_to_string(u.dir.join("deployments/.locks/unlock-log.jsonl")).unwrap();
+    assert!(
+        log.contains("\"reason\":\"checked by hand\"") && log.contains("\"user\":\"ghost\""),
+        "{log}"
+    );
+}
+
+/// The one run directory under `root`/deployments (the lock directory is not one).
+fn only_run_dir(root: &std::path::Path) -> std::path::PathBuf {
+    let dirs: Vec<std::path::PathBuf> = std::fs::read_dir(root.join("deployments"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    dirs.into_iter().next().unwrap()
 }

@@ -94,6 +94,7 @@ pub fn run(common: &Common, opts: &DemoOptions, ui: &Ui) -> Result<i32, Error> {
         approve: unattended,
         dry_run: false,
         deployments_dir: opts.deployments_dir.clone(),
+        take_over: None,
         presets,
     };
     let code = crate::runner::run(&demo_common, &run, ui)?;

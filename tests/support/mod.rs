@@ -118,6 +118,7 @@ impl Output {
         let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
             .unwrap_or_else(|_| panic!("no deployments dir\n{}\n{}", self.stdout, self.stderr))
             .map(|e| e.unwrap().path())
+            .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
             .collect();
         dirs.sort();
         assert_eq!(dirs.len(), 1, "expected one run dir, found {dirs:?}");
