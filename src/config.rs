@@ -276,6 +276,8 @@ impl Default for RollingCfg {
 pub struct Limits {
     /// Script operations before the run is stopped (an endless loop ends here).
     pub operations: u64,
+    /// Wall-clock time a run may take, e.g. "4h" (none when absent).
+    pub wall_clock: Option<String>,
     pub call_depth: usize,
     pub expr_depth: usize,
     pub string_size: usize,
@@ -287,6 +289,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             operations: 100_000_000,
+            wall_clock: None,
             call_depth: 64,
             expr_depth: 64,
             string_size: 16 * 1024 * 1024,

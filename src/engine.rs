@@ -70,9 +70,15 @@ pub fn build(session: &Shared, sources: &Sources, base: PathBuf) -> Engine {
     let s = session.clone();
     engine.on_progress(move |ops| {
         // Checked every few hundred operations: a loop that never calls a primitive still stops.
-        if ops % 512 == 0 && s.interrupt.is_set() {
-            *s.stop.borrow_mut() = Some(Stop::Interrupted);
-            return Some(rhai::Dynamic::UNIT);
+        if ops % 512 == 0 {
+            if s.interrupt.is_set() {
+                *s.stop.borrow_mut() = Some(Stop::Interrupted);
+                return Some(rhai::Dynamic::UNIT);
+            }
+            if let Some(limit) = s.out_of_time() {
+                *s.stop.borrow_mut() = Some(Stop::TimeLimit(limit));
+                return Some(rhai::Dynamic::UNIT);
+            }
         }
         None
     });

@@ -241,7 +241,29 @@ pub fn run(common: &Common, opts: &RunOptions, ui: &Ui) -> Result<i32, Error> {
         p.session.interrupt.hold_lock(Some(l.path().to_path_buf()));
         Some(l)
     };
+    let wall_clock = match &p.session.config.config.limits.wall_clock {
+        Some(w) => Some(config::parse_duration(w).map_err(|m| {
+            Error::Config {
+                file: p
+                    .session
+                    .config
+                    .file
+                    .as_ref()
+                    .map(|f| f.display().to_string())
+                    .unwrap_or_else(|| "--set".into()),
+                key: "limits.wall_clock".into(),
+                message: m,
+                location: None,
+            }
+        })?),
+        None => None,
+    };
     let dir = start_journal(&p.session, &root, opts.dry_run)?;
+    if let Some(limit) = wall_clock {
+        p.session
+            .deadline
+            .set(Some((std::time::Instant::now() + limit, limit)));
+    }
     let redactor = p.session.effects.borrow().redactor().clone();
     let session = p.session.clone();
 
@@ -369,6 +391,22 @@ fn conclude(
             (exit::FAILED, "rollback failed", reason)
         }
         Some(Stop::Interrupted) => interrupted(session, p),
+        Some(Stop::TimeLimit(limit)) => {
+            let e = Error::Script(Box::new(crate::error::ScriptError {
+                message: format!(
+                    "the run passed its wall-clock limit of {} (`limits.wall_clock`)",
+                    crate::ui::format_duration(limit)
+                ),
+                location: None,
+                call_sites: vec![],
+                suggestion: None,
+                is_compile: false,
+            }));
+            let text = show_error(session, &e);
+            // Time is up for the script, not for putting things back.
+            session.deadline.set(None);
+            failed(session, p, text)
+        }
         Some(Stop::Error(e)) => {
             let text = show_error(session, &e);
             let outcome = if e.exit_code() == exit::USAGE {

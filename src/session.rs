@@ -22,9 +22,17 @@ use crate::undo::Undo;
 /// Why a script was stopped from inside a primitive (these are not catchable by `try`).
 #[derive(Debug)]
 pub enum Stop {
-    Declined { gate: String, by: String },
-    RolledBack { ok: bool, reason: String },
+    Declined {
+        gate: String,
+        by: String,
+    },
+    RolledBack {
+        ok: bool,
+        reason: String,
+    },
     Interrupted,
+    /// The run passed `limits.wall_clock`.
+    TimeLimit(Duration),
     Error(Error),
 }
 
@@ -48,6 +56,8 @@ pub struct Session {
     /// when nothing was printed after it.
     pub lines_said: Cell<u64>,
     pub dashboard_end: Cell<Option<(u64, usize)>>,
+    /// When the run must end (`limits.wall_clock`), and the limit itself.
+    pub deadline: Cell<Option<(std::time::Instant, Duration)>>,
     http: RefCell<Option<reqwest::Client>>,
 }
 
@@ -84,6 +94,7 @@ impl Session {
             next_undo: Cell::new(1),
             lines_said: Cell::new(0),
             dashboard_end: Cell::new(None),
+            deadline: Cell::new(None),
             http: RefCell::new(None),
         })
     }
@@ -207,11 +218,34 @@ impl Session {
         EvalAltResult::ErrorTerminated(Dynamic::UNIT, Position::NONE).into()
     }
 
-    /// Sleep that wakes for an interrupt.
+    /// The stop for a wait that ended early: the wall-clock limit, or an interrupt.
+    pub fn stop_waiting(&self) -> Box<EvalAltResult> {
+        match self.out_of_time() {
+            Some(limit) => self.stop(Stop::TimeLimit(limit)),
+            None => self.stop(Stop::Interrupted),
+        }
+    }
+
+    /// Whether the run has passed its wall-clock limit.
+    pub fn out_of_time(&self) -> Option<Duration> {
+        self.deadline
+            .get()
+            .filter(|(at, _)| std::time::Instant::now() >= *at)
+            .map(|(_, limit)| limit)
+    }
+
+    /// Time left before the wall-clock limit, if there is one.
+    pub fn time_left(&self) -> Option<Duration> {
+        self.deadline
+            .get()
+            .map(|(at, _)| at.saturating_duration_since(std::time::Instant::now()))
+    }
+
+    /// Sleep that wakes for an interrupt or the wall-clock limit (both end it early).
     pub fn sleep(&self, d: Duration) -> Result<(), Interrupted> {
         let end = std::time::Instant::now() + d;
         loop {
-            if self.interrupt.is_set() {
+            if self.interrupt.is_set() || self.out_of_time().is_some() {
                 return Err(Interrupted);
             }
             let now = std::time::Instant::now();

@@ -2293,3 +2293,71 @@ fn only_run_dir(root: &std::path::Path) -> std::path::PathBuf {
     assert_eq!(dirs.len(), 1, "{dirs:?}");
     dirs.into_iter().next().unwrap()
 }
+
+// ---------------------------------------------------------------- limits
+
+#[test]
+fn the_wall_clock_limit_stops_a_long_command_a_sleep_and_a_busy_loop_then_rolls_back() {
+    for body in [
+        "sh(\"sleep 30\");",
+        "sleep(\"30s\");",
+        "let i = 0; loop { i += 1; }",
+    ] {
+        let started = std::time::Instant::now();
+        let out = Test::new()
+            .script(&format!(
+                "on_rollback(\"undo\", \"touch undone\");\n{body}\nsh(\"touch after\");\n"
+            ))
+            .args(&[
+                "--set",
+                "limits.wall_clock=1s",
+                "--set",
+                "commands.kill_grace=200ms",
+            ])
+            .run();
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(15),
+            "{body}: took {:?}",
+            started.elapsed()
+        );
+        out.code(3);
+        assert!(
+            out.stderr.starts_with(
+                "error: the run passed its wall-clock limit of 1.0s (`limits.wall_clock`)"
+            ),
+            "{body}: {}",
+            out.stderr
+        );
+        assert!(out.dir.join("undone").exists(), "{body}: rolled back");
+        assert!(!out.dir.join("after").exists(), "{body}");
+    }
+}
+
+#[test]
+fn call_depth_string_and_array_limits_each_stop_the_script() {
+    for (body, set, want) in [
+        (
+            "fn f(n) { f(n + 1) } f(0);",
+            "limits.call_depth=20",
+            "the script called functions too deeply (`limits.call_depth`)",
+        ),
+        (
+            "let s = \"x\"; loop { s += s; }",
+            "limits.string_size=1000",
+            "grew past its limit (see `limits` in runbook.yaml)",
+        ),
+        (
+            "let a = []; loop { a.push(1); }",
+            "limits.array_size=1000",
+            "grew past its limit (see `limits` in runbook.yaml)",
+        ),
+    ] {
+        // The operation limit is a backstop here: the limit under test must come first.
+        let out = Test::new()
+            .script(body)
+            .args(&["--set", set, "--set", "limits.operations=2000000"])
+            .run();
+        out.code(1);
+        assert!(out.stderr.contains(want), "{body}: {}", out.stderr);
+    }
+}

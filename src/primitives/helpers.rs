@@ -4,7 +4,7 @@ use rhai::Dynamic;
 use serde_json::json;
 
 use super::{fail, from_json, to_duration, RhaiResult};
-use crate::session::{Session, Shared, Stop};
+use crate::session::{Session, Shared};
 
 pub fn register(engine: &mut rhai::Engine, session: &Shared) {
     engine.register_fn("duration", |d: Dynamic| -> RhaiResult<i64> {
@@ -95,9 +95,7 @@ fn sleep(session: &Session, d: Dynamic) -> RhaiResult<()> {
         ));
         return Ok(());
     }
-    session
-        .sleep(d)
-        .map_err(|_| session.stop(Stop::Interrupted))
+    session.sleep(d).map_err(|_| session.stop_waiting())
 }
 
 pub fn log(session: &Session, msg: &str) {

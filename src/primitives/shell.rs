@@ -75,6 +75,11 @@ fn sh(session: &Session, cmd: Dynamic, opts: &Map) -> RhaiResult<Map> {
         Some(t) => Some(t),
         None => default_timeout(session)?,
     };
+    // A command never outlives the run's wall-clock limit.
+    let timeout = match (timeout, session.time_left()) {
+        (Some(t), Some(left)) => Some(t.min(left)),
+        (t, left) => t.or(left),
+    };
     let retries = o.int("retries")?.unwrap_or(0).clamp(0, 100) as u32;
     let backoff = o.duration("backoff")?.unwrap_or(Duration::from_secs(1));
     let allow_fail = o.bool("allow_fail")?.unwrap_or(false);
@@ -130,6 +135,9 @@ fn sh(session: &Session, cmd: Dynamic, opts: &Map) -> RhaiResult<Map> {
             (_, Some(out)) => out,
             (Ok(_), None) => return Ok(planned_map()),
         };
+        if let Some(limit) = session.out_of_time() {
+            return Err(session.stop(Stop::TimeLimit(limit)));
+        }
         if out.interrupted {
             return Err(session.stop(Stop::Interrupted));
         }
@@ -151,7 +159,7 @@ fn sh(session: &Session, cmd: Dynamic, opts: &Map) -> RhaiResult<Map> {
                 |ui, s| ui.yellow(s),
             );
             if session.sleep(wait).is_err() {
-                return Err(session.stop(Stop::Interrupted));
+                return Err(session.stop_waiting());
             }
             continue;
         }
