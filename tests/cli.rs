@@ -853,7 +853,7 @@ fn an_unknown_config_key_is_an_error_with_its_path_and_place() {
     out.code(2);
     assert_eq!(
         out.stderr,
-        "error: invalid config at `limits.operatons`: unknown field `operatons`, expected one of `operations`, `call_depth`, `expr_depth`, `string_size`, `array_size`, `map_size`\n --> runbook.yaml:2:3\n  help: docs/configuration.md lists every key; `runbook init` writes a commented starter\n"
+        "error: invalid config at `limits.operatons`: unknown field `operatons`, expected one of `operations`, `wall_clock`, `call_depth`, `expr_depth`, `string_size`, `array_size`, `map_size`\n --> runbook.yaml:2:3\n  help: docs/configuration.md lists every key; `runbook init` writes a commented starter\n"
     );
 }
 
@@ -1842,9 +1842,12 @@ fn the_incident_runbook_rolls_back_the_last_deployment_and_writes_the_report() {
 
 // ---------------------------------------------------------------- runbook repl
 
-/// Wait for the prompt before typing, as a person would.
+/// Wait for the prompt before typing, as a person would. The prompt also shows while the line
+/// editor redraws a finished multi-line entry, and keys typed before it reads the next line are
+/// not kept: so wait a moment after it too.
 fn prompt(p: &mut rexpect::session::PtySession) {
     p.exp_string("runbook> ").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
 }
 
 fn repl_pty(t: &Test, args: &[&str]) -> rexpect::session::PtySession {
