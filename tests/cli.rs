@@ -2364,3 +2364,43 @@ fn call_depth_string_and_array_limits_each_stop_the_script() {
         assert!(out.stderr.contains(want), "{body}: {}", out.stderr);
     }
 }
+
+#[test]
+fn sigterm_during_a_sleep_or_a_prompt_exits_130_with_the_lock_released() {
+    // A sleep, without a terminal.
+    let t = Test::new().script("on_rollback(\"u\", \"true\");\nlog(\"sleeping\");\nsleep(\"30s\");\nsh(\"touch after\");\n");
+    let mut child = t
+        .command()
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_journal(t.path(), "sleeping");
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    assert!(!t.path().join("after").exists());
+    assert!(!t.path().join("deployments/.locks/production.lock").exists());
+    let journal = std::fs::read_to_string(only_run_dir(t.path()).join("journal.jsonl")).unwrap();
+    assert!(
+        journal.trim_end().ends_with("}") && journal.contains("\"outcome\":\"interrupted\""),
+        "{journal}"
+    );
+
+    // A prompt, at a terminal: the first Ctrl-C stops it and offers rollback; "n" leaves it.
+    let t = Test::new().script("on_rollback(\"u\", \"touch undone\");\nconfirm(\"Proceed to production?\");\nsh(\"touch after\");\n");
+    let mut cmd = t.command();
+    cmd.stdin(std::process::Stdio::inherit());
+    let mut p = rexpect::session::spawn_command(cmd, Some(10_000)).expect("spawn in a pty");
+    p.exp_string("Proceed to production? (y/n):").unwrap();
+    p.send_control('c').unwrap();
+    p.exp_string("Roll back what this run changed? (y/n):")
+        .unwrap();
+    p.send_line("n").unwrap();
+    p.exp_eof().unwrap();
+    let status = p.process().wait().unwrap();
+    assert!(format!("{status:?}").ends_with(", 130)"), "{status:?}");
+    assert!(!t.path().join("after").exists() && !t.path().join("undone").exists());
+    assert!(!t.path().join("deployments/.locks/production.lock").exists());
+}
