@@ -95,7 +95,7 @@ enum Msg {
 
 const MAX_LINE: usize = 64 * 1024;
 
-fn read_lines(stream: impl Read, is_err: bool, tx: mpsc::Sender<Msg>) {
+fn read_lines(stream: impl Read, is_err: bool, tx: mpsc::SyncSender<Msg>) {
     let mut reader = BufReader::with_capacity(64 * 1024, stream);
     let mut buf = Vec::new();
     loop {
@@ -164,7 +164,9 @@ pub fn run(
     let group = handle.pids().first().copied().unwrap_or(0) as i32;
     interrupt.set_child_group(group);
 
-    let (tx, rx) = mpsc::channel();
+    // Bounded: a command that prints faster than we show it waits on its pipe instead of
+    // filling our memory.
+    let (tx, rx) = mpsc::sync_channel(256);
     let tx2 = tx.clone();
     let t_out = std::thread::spawn(move || read_lines(out_r, false, tx));
     let t_err = std::thread::spawn(move || read_lines(err_r, true, tx2));
