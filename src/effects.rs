@@ -24,6 +24,27 @@ pub struct Effects {
     next_effect: u64,
     /// Set when the journal could not be written: the run must stop rather than act unrecorded.
     broken: Option<String>,
+    /// Resuming: completed effects to hand back, in order.
+    replay: std::collections::VecDeque<Recorded>,
+}
+
+/// Why an act failed, with what it found (a failed command's exit code and output), so a
+/// resumed run can return the same thing without acting again.
+#[derive(Debug, Clone)]
+pub struct Failure(pub String, pub Value);
+
+impl From<String> for Failure {
+    fn from(message: String) -> Failure {
+        Failure(message, Value::Null)
+    }
+}
+
+/// An effect completed in an earlier process, as its journal recorded it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub kind: String,
+    pub name: String,
+    pub outcome: Result<Value, Failure>,
 }
 
 /// An effect whose intent is recorded and whose result is not yet.
@@ -33,6 +54,8 @@ pub struct Pending {
     kind: String,
     name: String,
     started: Instant,
+    /// Resuming: the result this effect had, returned instead of acting.
+    pub replayed: Option<Result<Value, Failure>>,
 }
 
 impl Effects {
@@ -59,11 +82,23 @@ impl Effects {
             dry_run,
             next_effect: 0,
             broken: None,
+            replay: Default::default(),
         })
     }
 
     pub fn dry_run(&self) -> bool {
         self.dry_run
+    }
+
+    /// Resume: hand these back, in order, instead of acting; effects are numbered on from them.
+    pub fn start_replay(&mut self, recorded: Vec<Recorded>, next_effect: u64) {
+        self.replay = recorded.into();
+        self.next_effect = next_effect;
+    }
+
+    /// Still handing back recorded effects: records already in the journal are not written again.
+    pub fn replaying(&self) -> bool {
+        !self.replay.is_empty()
     }
 
     pub fn redactor(&self) -> &Redactor {
@@ -76,6 +111,9 @@ impl Effects {
 
     /// A record that is not an effect (stage boundaries, registrations, the run's start and end).
     pub fn record(&mut self, kind: &str, fields: Value) -> Result<u64, Error> {
+        if self.replaying() {
+            return Ok(0);
+        }
         self.journal.write(kind, fields).inspect_err(|e| {
             self.broken = Some(format!("{e:?}"));
         })
@@ -83,6 +121,9 @@ impl Effects {
 
     /// A line of the human log (deployment-log.txt), time-stamped and redacted.
     pub fn log(&mut self, line: &str) {
+        if self.replaying() {
+            return;
+        }
         if let Some(f) = &mut self.log {
             let ts = crate::journal::now_rfc3339();
             let clock = ts.get(11..19).unwrap_or(&ts);
@@ -101,6 +142,24 @@ impl Effects {
                 ),
             });
         }
+        if let Some(rec) = self.replay.pop_front() {
+            if rec.kind != kind || rec.name != name {
+                return Err(Error::Journal {
+                    file: self.journal.path().display().to_string(),
+                    message: format!(
+                        "the script no longer does what its journal recorded: the journal's next effect is {} `{}`, the script now does {kind} `{name}`; resume cannot replay a changed script",
+                        rec.kind, rec.name
+                    ),
+                });
+            }
+            return Ok(Pending {
+                effect: 0,
+                kind: kind.to_string(),
+                name: name.to_string(),
+                started: Instant::now(),
+                replayed: Some(rec.outcome),
+            });
+        }
         self.next_effect += 1;
         let effect = self.next_effect;
         self.journal.write(
@@ -112,18 +171,22 @@ impl Effects {
             kind: kind.to_string(),
             name: name.to_string(),
             started: Instant::now(),
+            replayed: None,
         })
     }
 
     /// Record the result of an effect that was acted on (or planned, in dry-run).
-    pub fn finish(&mut self, p: Pending, outcome: &Result<Value, String>) {
+    pub fn finish(&mut self, p: Pending, outcome: &Result<Value, Failure>) {
+        if p.replayed.is_some() {
+            return;
+        }
         let ms = p.started.elapsed().as_millis() as u64;
         let fields = match outcome {
             Ok(v) => {
                 json!({ "effect": p.effect, "kind": p.kind, "name": p.name, "ok": true, "ms": ms, "result": v, "dry_run": self.dry_run })
             }
-            Err(e) => {
-                json!({ "effect": p.effect, "kind": p.kind, "name": p.name, "ok": false, "ms": ms, "error": e, "dry_run": self.dry_run })
+            Err(Failure(e, data)) => {
+                json!({ "effect": p.effect, "kind": p.kind, "name": p.name, "ok": false, "ms": ms, "error": e, "result": data, "dry_run": self.dry_run })
             }
         };
         let _ = self.record("effect.result", fields);

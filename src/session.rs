@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::answers::Answers;
 use crate::config::Loaded;
-use crate::effects::{Effects, Pending};
+use crate::effects::{Effects, Failure, Pending};
 use crate::error::Error;
 use crate::signals::{Interrupt, Interrupted};
 use crate::ui::Ui;
@@ -109,6 +109,9 @@ impl Session {
 
     /// Show a line (redacted) and put it in the human log.
     pub fn say(&self, text: &str) {
+        if self.effects.borrow().replaying() {
+            return;
+        }
         self.lines_said.set(self.lines_said.get() + 1);
         let text = self.redact(text);
         self.ui.say(&text);
@@ -117,6 +120,9 @@ impl Session {
 
     /// Like `say`, with a style applied on the terminal only.
     pub fn say_styled(&self, text: &str, style: impl Fn(&Ui, &str) -> String) {
+        if self.effects.borrow().replaying() {
+            return;
+        }
         self.lines_said.set(self.lines_said.get() + 1);
         let text = self.redact(text);
         self.ui.say(&style(&self.ui, &text));
@@ -152,7 +158,7 @@ impl Session {
         name: &str,
         intent: Value,
         planned: impl FnOnce() -> Value,
-        act: impl FnOnce() -> Result<Value, String>,
+        act: impl FnOnce() -> Result<Value, Failure>,
     ) -> Result<Value, GateError> {
         let mut intent = intent;
         if let (Value::Object(m), Some(stage)) = (&mut intent, self.current_stage()) {
@@ -163,6 +169,9 @@ impl Session {
             .borrow_mut()
             .begin(kind, name, intent)
             .map_err(GateError::Fatal)?;
+        if let Some(recorded) = pending.replayed {
+            return recorded.map_err(GateError::Failed);
+        }
         if self.dry_run() {
             let v = planned();
             self.effects.borrow_mut().finish(pending, &Ok(v.clone()));
@@ -260,7 +269,7 @@ impl Session {
 #[derive(Debug)]
 pub enum GateError {
     /// The act failed: the script may catch this.
-    Failed(String),
+    Failed(Failure),
     /// The gate itself failed (the journal cannot be written): the run must stop.
     Fatal(Error),
 }

@@ -85,26 +85,28 @@ pub fn rollback(session: &Session, engine: &rhai::Engine, reason: &str) -> Repor
             &name,
             intent,
             || json!({ "planned": true }),
-            || match &undo.action {
-                Action::Command { line } => crate::primitives::shell::run_program(
-                    session,
-                    crate::process::Program::Line(line.clone()),
-                    None,
-                )
-                .and_then(|o| check_exit(&o, &undo.action)),
-                Action::Argv { argv } => crate::primitives::shell::run_program(
-                    session,
-                    crate::process::Program::Argv(argv.clone()),
-                    None,
-                )
-                .and_then(|o| check_exit(&o, &undo.action)),
-                Action::Call {
-                    module,
-                    function,
-                    args,
-                } => {
-                    call(session, engine, module, function, args).map(|v| json!({ "returned": v }))
-                }
+            || -> Result<Value, crate::effects::Failure> {
+                let r = match &undo.action {
+                    Action::Command { line } => crate::primitives::shell::run_program(
+                        session,
+                        crate::process::Program::Line(line.clone()),
+                        None,
+                    )
+                    .and_then(|o| check_exit(&o, &undo.action)),
+                    Action::Argv { argv } => crate::primitives::shell::run_program(
+                        session,
+                        crate::process::Program::Argv(argv.clone()),
+                        None,
+                    )
+                    .and_then(|o| check_exit(&o, &undo.action)),
+                    Action::Call {
+                        module,
+                        function,
+                        args,
+                    } => call(session, engine, module, function, args)
+                        .map(|v| json!({ "returned": v })),
+                };
+                r.map_err(Into::into)
             },
         );
         let error = match result {
@@ -114,7 +116,7 @@ pub fn rollback(session: &Session, engine: &rhai::Engine, reason: &str) -> Repor
             }
             Err(e) => {
                 let e = match e {
-                    GateError::Failed(s) => s,
+                    GateError::Failed(f) => f.0,
                     GateError::Fatal(err) => err.render(&crate::ui::Ui::plain()).trim().to_string(),
                 };
                 session.say_styled(&format!("  ✗ {}: {e}", undo.label), |ui, s| ui.red(s));

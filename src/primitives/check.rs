@@ -8,6 +8,7 @@ use rhai::{Array, Dynamic, Map};
 use serde_json::{json, Value};
 
 use super::{fail, gate_error, Opts, RhaiResult};
+use crate::effects::Failure;
 use crate::session::{GateError, Session, Shared, Stop};
 use crate::signals::Interrupt;
 
@@ -327,6 +328,24 @@ fn outcome_map(o: &Outcome) -> Map {
     m
 }
 
+fn outcome_from_json(v: &Value) -> Outcome {
+    Outcome {
+        name: v
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
+        ok: v.get("ok").and_then(Value::as_bool).unwrap_or(false),
+        detail: v
+            .get("detail")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
+        elapsed: Duration::from_millis(v.get("ms").and_then(Value::as_u64).unwrap_or(0)),
+        attempts: v.get("attempts").and_then(Value::as_u64).unwrap_or(0) as u32,
+    }
+}
+
 fn outcome_json(o: &Outcome) -> Value {
     json!({ "name": o.name, "ok": o.ok, "detail": o.detail, "ms": o.elapsed.as_millis() as u64, "attempts": o.attempts })
 }
@@ -351,7 +370,6 @@ fn check(session: &Session, spec: &Map) -> RhaiResult<Map> {
     let allow_fail = spec.allow_fail;
     let quiet = spec.quiet;
     let name = spec.name.clone();
-    let mut got: Option<Outcome> = None;
     let r = session.gate(
         "check",
         &name,
@@ -363,19 +381,25 @@ fn check(session: &Session, spec: &Map) -> RhaiResult<Map> {
                 .rt
                 .block_on(run(client, spec.clone(), session.interrupt.clone()));
             let v = outcome_json(&o);
-            let ok = o.ok;
-            let detail = format!("check `{}` failed: {}", o.name, o.detail);
-            got = Some(o);
-            if ok {
+            if o.ok {
                 Ok(v)
             } else {
-                Err(detail)
+                Err(Failure(
+                    format!("check `{}` failed: {}", o.name, o.detail),
+                    v,
+                ))
             }
         },
     );
     if session.interrupt.is_set() {
         return Err(session.stop(Stop::Interrupted));
     }
+    // The outcome as the journal holds it (so a resumed run sees the same).
+    let got = match &r {
+        _ if session.dry_run() => None,
+        Ok(v) | Err(GateError::Failed(Failure(_, v))) => Some(outcome_from_json(v)),
+        Err(GateError::Fatal(_)) => None,
+    };
     match (r, got) {
         (Err(e @ GateError::Fatal(_)), _) => Err(gate_error(session, e)),
         (_, Some(o)) => {
@@ -411,7 +435,6 @@ fn check_all(session: &Session, specs: Array) -> RhaiResult<Array> {
     }
     let allow_fail = parsed.iter().all(|s| s.allow_fail);
     let intent = json!({ "checks": parsed.iter().map(spec_json).collect::<Vec<_>>() });
-    let mut got: Vec<Outcome> = Vec::new();
     let name = format!("{} checks", parsed.len());
     let r = session.gate(
         "check_all",
@@ -424,7 +447,7 @@ fn check_all(session: &Session, specs: Array) -> RhaiResult<Array> {
                 .iter()
                 .map(|s| session.rt.spawn(run(client.clone(), s.clone(), session.interrupt.clone())))
                 .collect();
-            got = session.rt.block_on(async {
+            let got: Vec<Outcome> = session.rt.block_on(async {
                 let mut out = Vec::with_capacity(handles.len());
                 for h in handles {
                     if let Ok(o) = h.await {
@@ -435,15 +458,20 @@ fn check_all(session: &Session, specs: Array) -> RhaiResult<Array> {
             });
             let failed = got.iter().filter(|o| !o.ok).count();
             let v = json!({ "results": got.iter().map(outcome_json).collect::<Vec<_>>(), "failed": failed });
-            if failed == 0 { Ok(v) } else { Err(format!("{failed} of {} checks failed", got.len())) }
+            if failed == 0 { Ok(v) } else { Err(Failure(format!("{failed} of {} checks failed", got.len()), v)) }
         },
     );
     if session.interrupt.is_set() {
         return Err(session.stop(Stop::Interrupted));
     }
-    if let Err(e @ GateError::Fatal(_)) = r {
-        return Err(gate_error(session, e));
-    }
+    let got: Vec<Outcome> = match r {
+        Err(e @ GateError::Fatal(_)) => return Err(gate_error(session, e)),
+        Ok(v) | Err(GateError::Failed(Failure(_, v))) => v
+            .get("results")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().map(outcome_from_json).collect())
+            .unwrap_or_default(),
+    };
     if session.dry_run() {
         session.say(&format!("  (dry-run) {name}"));
         return Ok(parsed

@@ -62,6 +62,6 @@ pub fn write(session: &Session, path: &str, text: &str, append: bool) -> RhaiRes
             Ok(())
         }
         Err(e @ GateError::Fatal(_)) => Err(gate_error(session, e)),
-        Err(GateError::Failed(m)) => Err(fail(m)),
+        Err(GateError::Failed(f)) => Err(fail(f.0)),
     }
 }

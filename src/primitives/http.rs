@@ -72,7 +72,6 @@ fn request(
         .string("name")?
         .unwrap_or_else(|| format!("{method_up} {url}"));
     let intent = json!({ "method": method_up, "url": url, "body": payload });
-    let mut got: Option<Answer> = None;
     let r = session.gate(
         "http",
         &name,
@@ -117,19 +116,32 @@ fn request(
                 ms: started.elapsed().as_millis() as u64,
             };
             let v = json!({ "status": a.status, "body": a.body, "ms": a.ms });
-            let ok = (200..300).contains(&a.status);
-            let msg = format!("`{name}` answered {}: {}", a.status, a.body.trim());
-            got = Some(a);
-            if ok || allow_fail {
+            if (200..300).contains(&a.status) || allow_fail {
                 Ok(v)
             } else {
-                Err(msg)
+                Err(format!("`{name}` answered {}: {}", a.status, a.body.trim()).into())
             }
         },
     );
+    // The answer as the journal holds it (so a resumed run sees the same).
+    let got = match &r {
+        Ok(v) if !session.dry_run() => Some(Answer {
+            status: v
+                .get("status")
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0) as u16,
+            body: v
+                .get("body")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            ms: v.get("ms").and_then(serde_json::Value::as_u64).unwrap_or(0),
+        }),
+        _ => None,
+    };
     match (r, got) {
         (Err(e @ GateError::Fatal(_)), _) => Err(gate_error(session, e)),
-        (Err(GateError::Failed(msg)), _) => Err(fail(msg)),
+        (Err(GateError::Failed(f)), _) => Err(fail(f.0)),
         (Ok(_), Some(a)) => {
             let mut m = Map::new();
             m.insert("status".into(), Dynamic::from(a.status as i64));

@@ -72,7 +72,6 @@ fn finite(v: f64) -> Value {
 fn scrape(session: &Session, url: &str, opts: &Map) -> RhaiResult<Array> {
     let o = Opts::new(opts, "scrape", &["timeout"])?;
     let timeout = o.duration("timeout")?.unwrap_or(Duration::from_secs(5));
-    let mut samples: Option<Vec<Value>> = None;
     let r = session.gate(
         "scrape",
         url,
@@ -97,17 +96,19 @@ fn scrape(session: &Session, url: &str, opts: &Map) -> RhaiResult<Array> {
                     }
                 })?;
             if !text.0.is_success() {
-                return Err(format!("scrape of {url} answered {}", text.0));
+                return Err(format!("scrape of {url} answered {}", text.0).into());
             }
-            let s = parse_text(&text.1)?;
-            let n = s.len();
-            samples = Some(s);
-            Ok(json!({ "samples": n }))
+            // The samples themselves are the result: a resumed run reads the same numbers.
+            Ok(json!({ "samples": parse_text(&text.1)? }))
         },
     );
     match r {
         Err(e @ GateError::Fatal(_)) => Err(gate_error(session, e)),
-        Err(GateError::Failed(msg)) => Err(fail(msg)),
-        Ok(_) => Ok(samples.unwrap_or_default().iter().map(from_json).collect()),
+        Err(GateError::Failed(f)) => Err(fail(f.0)),
+        Ok(v) => Ok(v
+            .get("samples")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().map(from_json).collect())
+            .unwrap_or_default()),
     }
 }

@@ -29,7 +29,7 @@ pub fn fail(message: impl Into<String>) -> Box<EvalAltResult> {
 /// Turn a gate error into what the script sees: a catchable error, or a stop.
 pub fn gate_error(session: &Session, e: GateError) -> Box<EvalAltResult> {
     match e {
-        GateError::Failed(msg) => fail(msg),
+        GateError::Failed(f) => fail(f.0),
         GateError::Fatal(err) => session.stop(Stop::Error(err)),
     }
 }

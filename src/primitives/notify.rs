@@ -53,14 +53,14 @@ fn notify(session: &Session, channel: Dynamic, message: &str) -> RhaiResult<bool
             &name,
             json!({ "channel": name, "message": text }),
             || json!({ "planned": true }),
-            || send(session, &name, &ch, &text),
+            || send(session, &name, &ch, &text).map_err(Into::into),
         );
         match r {
             Ok(_) if session.dry_run() => {
                 session.say(&format!("  (dry-run) notify {name}: {text}"))
             }
             Ok(_) => session.say_styled(&format!("  ✉ {name}: {text}"), |ui, s| ui.green(s)),
-            Err(GateError::Failed(e)) => {
+            Err(GateError::Failed(crate::effects::Failure(e, _))) => {
                 all_ok = false;
                 session.warn(&format!("notification to `{name}` failed: {e}"));
             }

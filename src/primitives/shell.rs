@@ -6,8 +6,10 @@ use rhai::{Dynamic, Map};
 use serde_json::json;
 
 use super::{fail, gate_error, Opts, RhaiResult};
+use crate::effects::Failure;
 use crate::process::{Outcome, Program, Spec};
 use crate::session::{GateError, Session, Shared, Stop};
+use serde_json::Value;
 
 const OPTIONS: &[&str] = &[
     "timeout",
@@ -106,7 +108,6 @@ fn sh(session: &Session, cmd: Dynamic, opts: &Map) -> RhaiResult<Map> {
             "attempt": attempt,
         });
         session.say_styled(&format!("$ {shown}"), |ui, s| ui.cyan(s));
-        let mut outcome = None;
         let result = session.gate(
             "sh",
             &shown,
@@ -115,13 +116,10 @@ fn sh(session: &Session, cmd: Dynamic, opts: &Map) -> RhaiResult<Map> {
             || {
                 let o = run_spec(session, &spec, quiet)?;
                 let v = outcome_json(&o);
-                let ok = o.success();
-                let msg = failure_message(&shown, &o);
-                outcome = Some(o);
-                if ok {
+                if o.success() {
                     Ok(v)
                 } else {
-                    Err(msg)
+                    Err(Failure(failure_message(&shown, &o), v))
                 }
             },
         );
@@ -129,11 +127,12 @@ fn sh(session: &Session, cmd: Dynamic, opts: &Map) -> RhaiResult<Map> {
             result.map_err(|e| gate_error(session, e))?;
             return Ok(planned_map());
         }
-        let out = match (result, outcome) {
-            (Err(e @ GateError::Fatal(_)), _) => return Err(gate_error(session, e)),
-            (Err(e), None) => return Err(gate_error(session, e)),
-            (_, Some(out)) => out,
-            (Ok(_), None) => return Ok(planned_map()),
+        // What the command did, as the journal holds it (so a resumed run sees the same).
+        let out = match result {
+            Ok(v) => outcome_from_json(&v),
+            Err(GateError::Failed(Failure(msg, Value::Null))) => return Err(fail(msg)),
+            Err(GateError::Failed(Failure(_, v))) => outcome_from_json(&v),
+            Err(e) => return Err(gate_error(session, e)),
         };
         if let Some(limit) = session.out_of_time() {
             return Err(session.stop(Stop::TimeLimit(limit)));
@@ -213,6 +212,22 @@ fn to_map(o: &Outcome, attempts: u32) -> Map {
     m.insert("timed_out".into(), Dynamic::from(o.timed_out));
     m.insert("attempts".into(), Dynamic::from(attempts as i64));
     m
+}
+
+/// The outcome back from its journal form.
+pub fn outcome_from_json(v: &Value) -> Outcome {
+    let text = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let flag = |k: &str| v.get(k).and_then(Value::as_bool).unwrap_or(false);
+    Outcome {
+        code: v.get("code").and_then(Value::as_i64).map(|c| c as i32),
+        signal: v.get("signal").and_then(Value::as_i64).map(|c| c as i32),
+        stdout: text("stdout"),
+        stderr: text("stderr"),
+        duration: Duration::from_millis(v.get("duration_ms").and_then(Value::as_u64).unwrap_or(0)),
+        timed_out: flag("timed_out"),
+        interrupted: flag("interrupted"),
+        truncated: flag("truncated"),
+    }
 }
 
 pub fn outcome_json(o: &Outcome) -> serde_json::Value {
