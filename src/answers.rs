@@ -18,6 +18,8 @@ pub enum Source {
     ApproveFlag,
     Default,
     Preset,
+    /// Given in the earlier process of a resumed run.
+    Replayed,
 }
 
 impl Source {
@@ -30,6 +32,7 @@ impl Source {
             Source::ApproveFlag => "--approve".into(),
             Source::Default => "default".into(),
             Source::Preset => "given on the command line".into(),
+            Source::Replayed => "replayed from the journal".into(),
         }
     }
 }
@@ -45,6 +48,8 @@ pub struct Answers {
     pub approve: bool,
     /// Answers the program gives itself (the demo's --strategy).
     pub presets: BTreeMap<String, String>,
+    /// Resuming: the answers given before the crash, per prompt id, in order.
+    pub replayed: BTreeMap<String, std::collections::VecDeque<Value>>,
 }
 
 pub fn env_var_for(id: &str) -> String {
@@ -156,6 +161,9 @@ impl Answers {
             *c += 1;
             *c - 1
         };
+        if let Some(v) = self.replayed.get_mut(id).and_then(|q| q.pop_front()) {
+            return Some((v, Source::Replayed));
+        }
         let var = env_var_for(id);
         if let Ok(v) = std::env::var(&var) {
             return Some((Value::String(v), Source::Env(var)));
@@ -175,6 +183,13 @@ impl Answers {
     /// An explicit answer for a checklist item: the checklist's entry may be one yes/no for all
     /// items or a map of item id to yes/no.
     pub fn checklist_item(&mut self, list_id: &str, item_id: &str) -> Option<(Value, Source)> {
+        if let Some(v) = self
+            .replayed
+            .get_mut(&format!("{list_id}.{item_id}"))
+            .and_then(|q| q.pop_front())
+        {
+            return Some((v, Source::Replayed));
+        }
         let item_var = env_var_for(&format!("{list_id}.{item_id}"));
         if let Ok(v) = std::env::var(&item_var) {
             return Some((Value::String(v), Source::Env(item_var)));

@@ -144,6 +144,18 @@ enum Sub {
         #[arg(long)]
         last: bool,
     },
+    /// Go on with a run that died (crash, SIGKILL, a lost laptop): what it completed is replayed from its journal, not done again
+    #[command(
+        after_help = "Examples:\n  runbook resume                                   the newest unfinished run\n  runbook resume deployments/2026-11-27-checkout\n\nThe effect under way when the run died is shown: re-run it, skip it, or roll back\n(answer id `resume-in-flight`; `resume.in_flight` in runbook.yaml when nobody is there).\nA changed script, config or answers file is refused unless --force."
+    )]
+    Resume {
+        /// The run directory [default: the newest unfinished run]
+        #[arg(value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Go on even though the script, config or answers changed since the run started
+        #[arg(long)]
+        force: bool,
+    },
     /// Break an environment's lock (break-glass: the holder and your reason are recorded)
     #[command(
         after_help = "Examples:\n  runbook unlock production --reason \"runner host died mid-deploy; checked the cluster by hand\""
@@ -253,6 +265,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Common, Comman
         (Some(Sub::Run { runbook, run }), _) => Command::Run(run.into_options(runbook)),
         (Some(Sub::List), _) => Command::List,
         (Some(Sub::Verify { dir }), _) => Command::Verify(dir),
+        (Some(Sub::Resume { dir, force }), _) => Command::Resume { dir, force },
         (
             Some(Sub::Unlock {
                 environment,

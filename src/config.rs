@@ -46,6 +46,8 @@ pub struct Config {
     pub documentation: Documentation,
     /// One run at a time per environment.
     pub lock: LockCfg,
+    /// How `runbook resume` treats the effect a dead run was in the middle of.
+    pub resume: ResumeCfg,
     pub limits: Limits,
     pub commands: Commands,
     pub secrets: Secrets,
@@ -71,6 +73,21 @@ pub struct Checks {
 pub struct LocalAdapter {
     /// The fleet's router, e.g. http://127.0.0.1:40123
     pub url: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResumeCfg {
+    /// When nobody can be asked: rerun, skip or rollback.
+    pub in_flight: String,
+}
+
+impl Default for ResumeCfg {
+    fn default() -> Self {
+        ResumeCfg {
+            in_flight: "rollback".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

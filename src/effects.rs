@@ -26,6 +26,8 @@ pub struct Effects {
     broken: Option<String>,
     /// Resuming: completed effects to hand back, in order.
     replay: std::collections::VecDeque<Recorded>,
+    /// Resuming: the effect that was under way when the earlier process died.
+    in_flight: Option<InFlight>,
 }
 
 /// Why an act failed, with what it found (a failed command's exit code and output), so a
@@ -56,6 +58,16 @@ pub struct Pending {
     started: Instant,
     /// Resuming: the result this effect had, returned instead of acting.
     pub replayed: Option<Result<Value, Failure>>,
+    /// Resuming: this is the effect that was under way when the earlier process died.
+    pub in_flight: bool,
+}
+
+/// The effect an earlier process announced and never finished.
+#[derive(Debug, Clone)]
+pub struct InFlight {
+    pub kind: String,
+    pub name: String,
+    pub started: String,
 }
 
 impl Effects {
@@ -83,6 +95,7 @@ impl Effects {
             next_effect: 0,
             broken: None,
             replay: Default::default(),
+            in_flight: None,
         })
     }
 
@@ -91,9 +104,15 @@ impl Effects {
     }
 
     /// Resume: hand these back, in order, instead of acting; effects are numbered on from them.
-    pub fn start_replay(&mut self, recorded: Vec<Recorded>, next_effect: u64) {
+    pub fn start_replay(
+        &mut self,
+        recorded: Vec<Recorded>,
+        next_effect: u64,
+        in_flight: Option<InFlight>,
+    ) {
         self.replay = recorded.into();
         self.next_effect = next_effect;
+        self.in_flight = in_flight;
     }
 
     /// Still handing back recorded effects: records already in the journal are not written again.
@@ -158,8 +177,22 @@ impl Effects {
                 name: name.to_string(),
                 started: Instant::now(),
                 replayed: Some(rec.outcome),
+                in_flight: false,
             });
         }
+        let in_flight = match self.in_flight.take() {
+            Some(f) if f.kind == kind && f.name == name => true,
+            Some(f) => {
+                return Err(Error::Journal {
+                    file: self.journal.path().display().to_string(),
+                    message: format!(
+                        "the script no longer does what its journal recorded: the effect under way when the run died was {} `{}`, the script now does {kind} `{name}`",
+                        f.kind, f.name
+                    ),
+                })
+            }
+            None => false,
+        };
         self.next_effect += 1;
         let effect = self.next_effect;
         self.journal.write(
@@ -172,6 +205,7 @@ impl Effects {
             name: name.to_string(),
             started: Instant::now(),
             replayed: None,
+            in_flight,
         })
     }
 

@@ -567,7 +567,7 @@ impl Repl {
                     format!("rollback incomplete: {reason}")
                 };
             }
-            Some(Stop::Interrupted) | Some(Stop::TimeLimit(_)) => {
+            Some(Stop::Interrupted) | Some(Stop::TimeLimit(_)) | Some(Stop::ResumeRollback(_)) => {
                 self.session.shout("interrupted");
                 return "interrupted".into();
             }

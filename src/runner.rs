@@ -158,6 +158,205 @@ pub fn start_journal(session: &Shared, root: &Path, dry_run: bool) -> Result<Pat
     Ok(dir)
 }
 
+/// Point the session's gate at an existing run directory, to go on with its journal.
+pub fn continue_journal(session: &Shared, dir: &Path) -> Result<PathBuf, Error> {
+    let redactor = session.effects.borrow().redactor().clone();
+    let journal = Journal::append_to(&dir.join(crate::journal::FILE_NAME), redactor.clone())?
+        .echo(session.ui.format == crate::ui::LogFormat::Json);
+    *session.effects.borrow_mut() = Effects::new(
+        journal,
+        Some(&dir.join(crate::artifacts::LOG)),
+        redactor,
+        false,
+    )?;
+    *session.run_dir.borrow_mut() = Some(dir.to_path_buf());
+    Ok(dir.to_path_buf())
+}
+
+/// `runbook resume [DIR]`: run the same script again against its journal.
+pub fn resume(
+    common: &Common,
+    target: Option<PathBuf>,
+    force: bool,
+    ui: &Ui,
+) -> Result<i32, Error> {
+    let loaded = config::load(common.config_file.as_deref(), &common.sets)?;
+    let root = deployments_root(None, &loaded);
+    let dir = match target {
+        Some(d) => d,
+        None => unfinished_runs(&root).pop().ok_or_else(|| {
+            Error::Usage(format!(
+                "nothing to resume: no unfinished run under `{}`",
+                root.display()
+            ))
+        })?,
+    };
+    let path = dir.join(crate::journal::FILE_NAME);
+    let (records, warning) = crate::journal::read(&path)?;
+    if let Some(w) = warning {
+        ui.warn(&w);
+    }
+    let start = records
+        .iter()
+        .find(|r| r["type"] == "run.start")
+        .cloned()
+        .ok_or_else(|| Error::Journal {
+            file: path.display().to_string(),
+            message: "it has no run.start record, so there is no script to resume".into(),
+        })?;
+    if let Some(end) = records.iter().rfind(|r| r["type"] == "run.end") {
+        return Err(Error::Usage(format!(
+            "the run in `{}` already ended ({}): there is nothing to resume",
+            dir.display(),
+            end["outcome"].as_str().unwrap_or("?")
+        )));
+    }
+    let mut recorded = Vec::new();
+    let mut in_flight = None;
+    let mut next_effect = 0;
+    let mut answers = Vec::new();
+    for r in records.iter().filter(|r| r["type"] == "effect.intent") {
+        let n = r["effect"].as_u64().unwrap_or(0);
+        next_effect = next_effect.max(n);
+        let kind = r["kind"].as_str().unwrap_or("").to_string();
+        let name = r["name"].as_str().unwrap_or("").to_string();
+        match records
+            .iter()
+            .find(|x| x["type"] == "effect.result" && x["effect"].as_u64() == Some(n))
+        {
+            Some(res) => {
+                let result = res
+                    .get("result")
+                    .cloned()
+                    .unwrap_or(serde_json::Value::Null);
+                if kind.starts_with("prompt.") {
+                    answers.extend(replayed_answers(&kind, &result));
+                }
+                let outcome = if res["ok"] == true {
+                    Ok(result)
+                } else {
+                    Err(crate::effects::Failure(
+                        res["error"].as_str().unwrap_or("").to_string(),
+                        result,
+                    ))
+                };
+                recorded.push(crate::effects::Recorded {
+                    kind,
+                    name,
+                    outcome,
+                });
+            }
+            None => {
+                in_flight = Some(crate::effects::InFlight {
+                    kind,
+                    name,
+                    started: r["ts"].as_str().unwrap_or("").to_string(),
+                });
+            }
+        }
+    }
+    let script = start["script"].as_str().unwrap_or("").to_string();
+    let runbook = match script.strip_prefix("<shipped>/runbooks/") {
+        Some(name) => name.trim_end_matches(".rhai").to_string(),
+        None => script,
+    };
+    let text = |k: &str| start[k].as_str().map(str::to_string);
+    let common = Common {
+        sets: start["sets"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        config_file: text("config_file")
+            .map(PathBuf::from)
+            .or_else(|| common.config_file.clone()),
+        ..common.clone()
+    };
+    let opts = RunOptions {
+        runbook,
+        answers: text("answers_file").map(PathBuf::from),
+        yes: start["yes"] == true,
+        approve: start["approve"] == true,
+        dry_run: false,
+        deployments_dir: dir.parent().map(Path::to_path_buf),
+        take_over: None,
+        presets: start["presets"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
+    run_with(
+        &common,
+        &opts,
+        ui,
+        Some(Resume {
+            dir,
+            recorded,
+            next_effect,
+            in_flight,
+            answers,
+            start,
+            force,
+        }),
+    )
+}
+
+/// The answers a recorded prompt gave, keyed as the prompts will ask for them again.
+fn replayed_answers(kind: &str, result: &serde_json::Value) -> Vec<(String, serde_yaml::Value)> {
+    let id = result["id"].as_str().unwrap_or("").to_string();
+    let yaml = |v: &serde_json::Value| serde_yaml::to_value(v).unwrap_or(serde_yaml::Value::Null);
+    match kind {
+        "prompt.checklist" => result["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|i| {
+                (
+                    format!("{id}.{}", i["id"].as_str().unwrap_or("")),
+                    serde_yaml::Value::Bool(i["checked"] == true),
+                )
+            })
+            .collect(),
+        "prompt.approve" => vec![(
+            id,
+            yaml(&json!({ "approved": result["approved"], "by": result["by"] })),
+        )],
+        _ => vec![(id, yaml(&result["answer"]))],
+    }
+}
+
+/// Run directories whose journal has no end, oldest first.
+fn unfinished_runs(root: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| !p.to_string_lossy().ends_with("-dry-run"))
+        .filter_map(|p| {
+            let j = p.join(crate::journal::FILE_NAME);
+            let text = std::fs::read_to_string(&j).ok()?;
+            if text.contains("\"type\":\"run.end\"")
+                || !text.contains("\"type\":\"run.start\"")
+                || text.contains("\"script\":\"<repl>\"")
+            {
+                return None;
+            }
+            let t = std::fs::metadata(&j).and_then(|m| m.modified()).ok()?;
+            Some((t, p))
+        })
+        .collect();
+    dirs.sort();
+    dirs.into_iter().map(|(_, p)| p).collect()
+}
+
 /// The deployments directory: the flag, else the config's, else ./deployments.
 pub fn deployments_root(flag: Option<&Path>, cfg: &Loaded) -> PathBuf {
     flag.map(Path::to_path_buf)
@@ -196,7 +395,37 @@ fn make_run_dir(root: &Path, feature: &str, dry_run: bool) -> Result<PathBuf, Er
 }
 
 /// Run a runbook; returns the exit code.
+/// What a resumed run carries over from its journal.
+pub struct Resume {
+    pub dir: PathBuf,
+    pub recorded: Vec<crate::effects::Recorded>,
+    pub next_effect: u64,
+    pub in_flight: Option<crate::effects::InFlight>,
+    pub answers: Vec<(String, serde_yaml::Value)>,
+    pub start: serde_json::Value,
+    pub force: bool,
+}
+
+/// Hashes of what a run started from: the script, the merged config, the answers file.
+fn input_hashes(p: &Prepared, answers: Option<&Path>) -> serde_json::Value {
+    let h = crate::journal::line_hash;
+    let config = serde_json::to_string(&p.session.config.value).unwrap_or_default();
+    let answers = answers
+        .and_then(|a| std::fs::read_to_string(a).ok())
+        .map(|t| h(&t));
+    json!({ "script": h(&p.found.text), "config": h(&config), "answers": answers })
+}
+
 pub fn run(common: &Common, opts: &RunOptions, ui: &Ui) -> Result<i32, Error> {
+    run_with(common, opts, ui, None)
+}
+
+pub fn run_with(
+    common: &Common,
+    opts: &RunOptions,
+    ui: &Ui,
+    resume: Option<Resume>,
+) -> Result<i32, Error> {
     let p = prepare(
         common,
         ui,
@@ -205,6 +434,26 @@ pub fn run(common: &Common, opts: &RunOptions, ui: &Ui) -> Result<i32, Error> {
         (opts.yes, opts.approve, opts.dry_run),
     )?;
     p.session.answers.borrow_mut().presets = opts.presets.clone();
+    let hashes = input_hashes(&p, opts.answers.as_deref());
+    if let Some(r) = &resume {
+        let before = &r.start["inputs"];
+        let changed: Vec<&str> = ["script", "config", "answers"]
+            .into_iter()
+            .filter(|k| before.get(*k).is_some_and(|v| *v != hashes[*k]))
+            .collect();
+        if !changed.is_empty() && !r.force {
+            return Err(Error::Usage(format!(
+                "the {} changed since the run in `{}` started: replaying it against different inputs could repeat or skip real effects\n  help: put them back as they were, or run `runbook resume --force` to go on anyway",
+                changed.join(" and "),
+                r.dir.display()
+            )));
+        }
+    }
+    let take_over = match (&resume, &opts.take_over) {
+        (_, Some(t)) => Some(t.clone()),
+        (Some(r), None) => Some(format!("resume of {}", r.dir.display())),
+        (None, None) => None,
+    };
     let root = deployments_root(opts.deployments_dir.as_deref(), &p.session.config);
     // One run at a time per environment (a dry-run changes nothing and takes no lock).
     let mut lock = if opts.dry_run {
@@ -236,7 +485,7 @@ pub fn run(common: &Common, opts: &RunOptions, ui: &Ui) -> Result<i32, Error> {
             lease,
             &reason,
             "(starting)",
-            opts.take_over.as_deref(),
+            take_over.as_deref(),
         )?;
         p.session.interrupt.hold_lock(Some(l.path().to_path_buf()));
         Some(l)
@@ -258,7 +507,10 @@ pub fn run(common: &Common, opts: &RunOptions, ui: &Ui) -> Result<i32, Error> {
         })?),
         None => None,
     };
-    let dir = start_journal(&p.session, &root, opts.dry_run)?;
+    let dir = match &resume {
+        Some(r) => continue_journal(&p.session, &r.dir)?,
+        None => start_journal(&p.session, &root, opts.dry_run)?,
+    };
     if let Some(limit) = wall_clock {
         p.session
             .deadline
@@ -267,22 +519,42 @@ pub fn run(common: &Common, opts: &RunOptions, ui: &Ui) -> Result<i32, Error> {
     let redactor = p.session.effects.borrow().redactor().clone();
     let session = p.session.clone();
 
-    session.record(
-        "run.start",
-        json!({
-            "script": p.found.shown,
-            "feature": session.feature,
-            "version": env!("CARGO_PKG_VERSION"),
-            "dry_run": opts.dry_run,
-            "user": crate::primitives::prompt::user(),
-            "host": crate::primitives::prompt::host(),
-            "pid": std::process::id(),
-            "config_file": session.config.file.as_ref().map(|f| f.display().to_string()),
-            "answers_file": opts.answers.as_ref().map(|f| f.display().to_string()),
-            "sets": common.sets,
-            "run_dir": dir.display().to_string(),
-        }),
-    );
+    match &resume {
+        Some(r) => {
+            session.record(
+                "run.resume",
+                json!({
+                    "pid": std::process::id(),
+                    "user": crate::primitives::prompt::user(),
+                    "host": crate::primitives::prompt::host(),
+                    "replaying": r.recorded.len(),
+                    "in_flight": r.in_flight.as_ref().map(|f| json!({ "kind": f.kind, "name": f.name, "started": f.started })),
+                    "inputs": hashes,
+                    "forced": r.force,
+                }),
+            );
+        }
+        None => session.record(
+            "run.start",
+            json!({
+                "inputs": hashes,
+                "yes": opts.yes,
+                "approve": opts.approve,
+                "presets": opts.presets,
+                "script": p.found.shown,
+                "feature": session.feature,
+                "version": env!("CARGO_PKG_VERSION"),
+                "dry_run": opts.dry_run,
+                "user": crate::primitives::prompt::user(),
+                "host": crate::primitives::prompt::host(),
+                "pid": std::process::id(),
+                "config_file": session.config.file.as_ref().map(|f| f.display().to_string()),
+                "answers_file": opts.answers.as_ref().map(|f| f.display().to_string()),
+                "sets": common.sets,
+                "run_dir": dir.display().to_string(),
+            }),
+        ),
+    }
     if let Some(l) = &mut lock {
         l.set_run_dir(&dir);
         session.record("lock.acquire", json!({ "lock": l.holder }));
@@ -308,6 +580,21 @@ pub fn run(common: &Common, opts: &RunOptions, ui: &Ui) -> Result<i32, Error> {
         |ui, s| ui.bold(s),
     );
     session.say(&format!("  run directory: {}", dir.display()));
+    if let Some(r) = resume {
+        session.say(&format!(
+            "↻ resuming: {} completed effect(s) replayed from the journal, without acting again",
+            r.recorded.len()
+        ));
+        let mut answers = session.answers.borrow_mut();
+        for (id, v) in r.answers {
+            answers.replayed.entry(id).or_default().push_back(v);
+        }
+        drop(answers);
+        session
+            .effects
+            .borrow_mut()
+            .start_replay(r.recorded, r.next_effect, r.in_flight);
+    }
 
     let result = p.engine.run_ast(&p.ast);
     let (code, outcome, error_text) = conclude(&session, &p, result);
@@ -391,6 +678,14 @@ fn conclude(
             (exit::FAILED, "rollback failed", reason)
         }
         Some(Stop::Interrupted) => interrupted(session, p),
+        Some(Stop::ResumeRollback(reason)) => {
+            let report = crate::undo::rollback(session, &p.engine, &reason);
+            if report.ok() {
+                (exit::ROLLED_BACK, "rolled back", reason)
+            } else {
+                (exit::FAILED, "rollback failed", reason)
+            }
+        }
         Some(Stop::TimeLimit(limit)) => {
             let e = Error::Script(Box::new(crate::error::ScriptError {
                 message: format!(

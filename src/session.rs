@@ -33,6 +33,9 @@ pub enum Stop {
     Interrupted,
     /// The run passed `limits.wall_clock`.
     TimeLimit(Duration),
+    /// Resuming: a person (or the config) chose to roll back rather than redo the effect the
+    /// earlier process died in.
+    ResumeRollback(String),
     Error(Error),
 }
 
@@ -172,6 +175,22 @@ impl Session {
         if let Some(recorded) = pending.replayed {
             return recorded.map_err(GateError::Failed);
         }
+        if pending.in_flight {
+            match self.in_flight_choice(kind, name) {
+                InFlightChoice::Rerun => {}
+                InFlightChoice::Skip => {
+                    let v = serde_json::json!({ "skipped": true, "code": 0, "ok": true, "status": 200 });
+                    self.effects.borrow_mut().finish(pending, &Ok(v.clone()));
+                    return Ok(v);
+                }
+                InFlightChoice::Rollback => {
+                    *self.stop.borrow_mut() = Some(Stop::ResumeRollback(format!(
+                        "the run died during {kind} `{name}`"
+                    )));
+                    return Err(GateError::Halt);
+                }
+            }
+        }
         if self.dry_run() {
             let v = planned();
             self.effects.borrow_mut().finish(pending, &Ok(v.clone()));
@@ -221,6 +240,42 @@ impl Session {
             .clone()
     }
 
+    /// Resuming at the effect the earlier process died in: redo it, skip it, or roll back.
+    fn in_flight_choice(&self, kind: &str, name: &str) -> InFlightChoice {
+        let question = format!("The run died during {kind} `{name}` (it may or may not have happened). Re-run it, skip it, or roll back?");
+        let explicit = self.answers.borrow_mut().explicit("resume-in-flight");
+        let answer = match explicit {
+            Some((v, _)) => crate::answers::scalar_text(&v),
+            None if self.terminal.tty => {
+                self.ui.shout(&self.ui.yellow(&question));
+                loop {
+                    crate::ui::print_prompt("Type rerun, skip or rollback: ");
+                    match self.terminal.read_line(&self.interrupt) {
+                        Ok(Some(l)) if matches!(l.trim(), "rerun" | "skip" | "rollback") => {
+                            break Some(l.trim().to_string())
+                        }
+                        Ok(Some(_)) => continue,
+                        _ => break None,
+                    }
+                }
+            }
+            None => None,
+        };
+        let choice = answer.unwrap_or_else(|| self.config.config.resume.in_flight.clone());
+        self.record(
+            "resume.in_flight",
+            serde_json::json!({ "kind": kind, "name": name, "choice": choice }),
+        );
+        self.shout(&format!(
+            "↻ in flight when the run died: {kind} `{name}`: {choice}"
+        ));
+        match choice.as_str() {
+            "rerun" => InFlightChoice::Rerun,
+            "skip" => InFlightChoice::Skip,
+            _ => InFlightChoice::Rollback,
+        }
+    }
+
     /// Stop the script with `why`: raised as Rhai's (uncatchable) termination.
     pub fn stop(&self, why: Stop) -> Box<EvalAltResult> {
         *self.stop.borrow_mut() = Some(why);
@@ -250,8 +305,12 @@ impl Session {
             .map(|(at, _)| at.saturating_duration_since(std::time::Instant::now()))
     }
 
-    /// Sleep that wakes for an interrupt or the wall-clock limit (both end it early).
+    /// Sleep that wakes for an interrupt or the wall-clock limit (both end it early). Replaying
+    /// a resumed run does not wait again.
     pub fn sleep(&self, d: Duration) -> Result<(), Interrupted> {
+        if self.effects.borrow().replaying() {
+            return Ok(());
+        }
         let end = std::time::Instant::now() + d;
         loop {
             if self.interrupt.is_set() || self.out_of_time().is_some() {
@@ -266,12 +325,20 @@ impl Session {
     }
 }
 
+enum InFlightChoice {
+    Rerun,
+    Skip,
+    Rollback,
+}
+
 #[derive(Debug)]
 pub enum GateError {
     /// The act failed: the script may catch this.
     Failed(Failure),
     /// The gate itself failed (the journal cannot be written): the run must stop.
     Fatal(Error),
+    /// The run must stop; the reason is already in `Session::stop`.
+    Halt,
 }
 
 /// Lines typed at the terminal, read on a thread so a prompt can still notice Ctrl-C.

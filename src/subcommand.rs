@@ -44,6 +44,10 @@ pub enum Command {
     Demo(crate::demo::DemoOptions),
     Repl(crate::repl::ReplOptions),
     Verify(PathBuf),
+    Resume {
+        dir: Option<PathBuf>,
+        force: bool,
+    },
     Unlock {
         environment: String,
         reason: String,
@@ -60,6 +64,7 @@ pub fn dispatch(common: &Common, command: &Command) -> Result<i32, Error> {
         Command::Demo(opts) => crate::demo::run(common, opts, &ui),
         Command::Repl(opts) => crate::repl::run(common, opts, &ui),
         Command::Verify(dir) => verify(&ui, dir),
+        Command::Resume { dir, force } => crate::runner::resume(common, dir.clone(), *force, &ui),
         Command::Unlock {
             environment,
             reason,

@@ -117,6 +117,7 @@ pub fn rollback(session: &Session, engine: &rhai::Engine, reason: &str) -> Repor
             Err(e) => {
                 let e = match e {
                     GateError::Failed(f) => f.0,
+                    GateError::Halt => "stopped".to_string(),
                     GateError::Fatal(err) => err.render(&crate::ui::Ui::plain()).trim().to_string(),
                 };
                 session.say_styled(&format!("  ✗ {}: {e}", undo.label), |ui, s| ui.red(s));

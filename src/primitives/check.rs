@@ -398,10 +398,10 @@ fn check(session: &Session, spec: &Map) -> RhaiResult<Map> {
     let got = match &r {
         _ if session.dry_run() => None,
         Ok(v) | Err(GateError::Failed(Failure(_, v))) => Some(outcome_from_json(v)),
-        Err(GateError::Fatal(_)) => None,
+        Err(GateError::Fatal(_) | GateError::Halt) => None,
     };
     match (r, got) {
-        (Err(e @ GateError::Fatal(_)), _) => Err(gate_error(session, e)),
+        (Err(e @ (GateError::Fatal(_) | GateError::Halt)), _) => Err(gate_error(session, e)),
         (_, Some(o)) => {
             if !quiet {
                 show(session, &o);
@@ -465,7 +465,7 @@ fn check_all(session: &Session, specs: Array) -> RhaiResult<Array> {
         return Err(session.stop(Stop::Interrupted));
     }
     let got: Vec<Outcome> = match r {
-        Err(e @ GateError::Fatal(_)) => return Err(gate_error(session, e)),
+        Err(e @ (GateError::Fatal(_) | GateError::Halt)) => return Err(gate_error(session, e)),
         Ok(v) | Err(GateError::Failed(Failure(_, v))) => v
             .get("results")
             .and_then(Value::as_array)

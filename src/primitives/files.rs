@@ -61,7 +61,7 @@ pub fn write(session: &Session, path: &str, text: &str, append: bool) -> RhaiRes
             ));
             Ok(())
         }
-        Err(e @ GateError::Fatal(_)) => Err(gate_error(session, e)),
+        Err(e @ (GateError::Fatal(_) | GateError::Halt)) => Err(gate_error(session, e)),
         Err(GateError::Failed(f)) => Err(fail(f.0)),
     }
 }

@@ -140,7 +140,7 @@ fn request(
         _ => None,
     };
     match (r, got) {
-        (Err(e @ GateError::Fatal(_)), _) => Err(gate_error(session, e)),
+        (Err(e @ (GateError::Fatal(_) | GateError::Halt)), _) => Err(gate_error(session, e)),
         (Err(GateError::Failed(f)), _) => Err(fail(f.0)),
         (Ok(_), Some(a)) => {
             let mut m = Map::new();

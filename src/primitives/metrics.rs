@@ -103,7 +103,7 @@ fn scrape(session: &Session, url: &str, opts: &Map) -> RhaiResult<Array> {
         },
     );
     match r {
-        Err(e @ GateError::Fatal(_)) => Err(gate_error(session, e)),
+        Err(e @ (GateError::Fatal(_) | GateError::Halt)) => Err(gate_error(session, e)),
         Err(GateError::Failed(f)) => Err(fail(f.0)),
         Ok(v) => Ok(v
             .get("samples")

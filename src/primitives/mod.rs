@@ -31,6 +31,7 @@ pub fn gate_error(session: &Session, e: GateError) -> Box<EvalAltResult> {
     match e {
         GateError::Failed(f) => fail(f.0),
         GateError::Fatal(err) => session.stop(Stop::Error(err)),
+        GateError::Halt => EvalAltResult::ErrorTerminated(Dynamic::UNIT, Position::NONE).into(),
     }
 }
 

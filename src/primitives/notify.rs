@@ -65,6 +65,7 @@ fn notify(session: &Session, channel: Dynamic, message: &str) -> RhaiResult<bool
                 session.warn(&format!("notification to `{name}` failed: {e}"));
             }
             Err(GateError::Fatal(e)) => return Err(session.stop(Stop::Error(e))),
+            Err(e @ GateError::Halt) => return Err(super::gate_error(session, e)),
         }
     }
     Ok(all_ok)
