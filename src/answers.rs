@@ -88,11 +88,18 @@ pub fn slug(text: &str) -> String {
 
 impl Answers {
     pub fn load(file: Option<&Path>) -> Result<Answers, Error> {
-        let mut a = Answers::default();
-        let Some(path) = file else { return Ok(a) };
-        let shown = path.display().to_string();
+        let Some(path) = file else { return Ok(Answers::default()) };
         let text = std::fs::read_to_string(path).map_err(|e| Error::io("read answers", path, e))?;
-        let v: Value = serde_yaml::from_str(&text).map_err(|e| Error::Answers {
+        let mut a = Answers::parse(&text, &path.display().to_string())?;
+        a.file = Some(path.to_path_buf());
+        Ok(a)
+    }
+
+    /// Read an answers file's text (`shown` names it in errors).
+    pub fn parse(text: &str, shown: &str) -> Result<Answers, Error> {
+        let mut a = Answers::default();
+        let shown = shown.to_string();
+        let v: Value = serde_yaml::from_str(text).map_err(|e| Error::Answers {
             file: match e.location() {
                 Some(l) => format!("{shown}:{}:{}", l.line(), l.column()),
                 None => shown.clone(),
@@ -142,7 +149,6 @@ impl Answers {
                 })
             }
         }
-        a.file = Some(path.to_path_buf());
         Ok(a)
     }
 

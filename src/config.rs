@@ -412,25 +412,8 @@ pub fn load(explicit: Option<&Path>, sets: &[String]) -> Result<Loaded, Error> {
     };
     let mut value = match &file {
         Some(path) => {
-            let text =
-                std::fs::read_to_string(path).map_err(|e| Error::io("read config", path, e))?;
-            let shown = path.display().to_string();
-            // Deserialize straight from the text first: that way errors carry line and column.
-            let de = serde_yaml::Deserializer::from_str(&text);
-            if let Err(err) = serde_path_to_error::deserialize::<_, Config>(de) {
-                return Err(config_error(&shown, err));
-            }
-            let v: Value = serde_yaml::from_str(&text).map_err(|e| Error::Config {
-                file: shown.clone(),
-                key: String::new(),
-                message: e.to_string(),
-                location: e.location().map(|l| (l.line(), l.column())),
-            })?;
-            if v.is_null() {
-                Value::Mapping(Default::default())
-            } else {
-                v
-            }
+            let text = std::fs::read_to_string(path).map_err(|e| Error::io("read config", path, e))?;
+            parse(&text, &path.display().to_string())?
         }
         None => Value::Mapping(Default::default()),
     };
@@ -465,6 +448,22 @@ pub fn load(explicit: Option<&Path>, sets: &[String]) -> Result<Loaded, Error> {
         file,
         value,
     })
+}
+
+/// Check a runbook.yaml text against the schema and return it as YAML (`shown` names it in errors).
+pub fn parse(text: &str, shown: &str) -> Result<Value, Error> {
+    // Deserialize straight from the text first: that way errors carry line and column.
+    let de = serde_yaml::Deserializer::from_str(text);
+    if let Err(err) = serde_path_to_error::deserialize::<_, Config>(de) {
+        return Err(config_error(shown, err));
+    }
+    let v: Value = serde_yaml::from_str(text).map_err(|e| Error::Config {
+        file: shown.to_string(),
+        key: String::new(),
+        message: e.to_string(),
+        location: e.location().map(|l| (l.line(), l.column())),
+    })?;
+    Ok(if v.is_null() { Value::Mapping(Default::default()) } else { v })
 }
 
 fn config_error(file: &str, err: serde_path_to_error::Error<serde_yaml::Error>) -> Error {

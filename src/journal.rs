@@ -4,7 +4,7 @@
 //! record. Everything else (the log, the artifacts, the post-mortem) is read from it.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Map, Value};
@@ -161,10 +161,14 @@ impl Journal {
 /// a warning; a bad line anywhere else is an error that names it.
 pub fn read(path: &Path) -> Result<(Vec<Value>, Option<String>), Error> {
     let file = File::open(path).map_err(|e| Error::io("read journal", path, e))?;
-    let lines: Vec<String> = BufReader::new(file)
-        .lines()
-        .collect::<Result<_, _>>()
-        .map_err(|e| Error::io("read journal", path, e))?;
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut BufReader::new(file), &mut bytes).map_err(|e| Error::io("read journal", path, e))?;
+    parse(&String::from_utf8_lossy(&bytes), path)
+}
+
+/// The records of a journal's text (`path` names it in errors and warnings).
+pub fn parse(text: &str, path: &Path) -> Result<(Vec<Value>, Option<String>), Error> {
+    let lines: Vec<&str> = text.lines().collect();
     let mut records = Vec::with_capacity(lines.len());
     let mut warning = None;
     let last = lines.len();
