@@ -88,7 +88,9 @@ pub fn slug(text: &str) -> String {
 
 impl Answers {
     pub fn load(file: Option<&Path>) -> Result<Answers, Error> {
-        let Some(path) = file else { return Ok(Answers::default()) };
+        let Some(path) = file else {
+            return Ok(Answers::default());
+        };
         let text = std::fs::read_to_string(path).map_err(|e| Error::io("read answers", path, e))?;
         let mut a = Answers::parse(&text, &path.display().to_string())?;
         a.file = Some(path.to_path_buf());

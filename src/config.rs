@@ -412,7 +412,8 @@ pub fn load(explicit: Option<&Path>, sets: &[String]) -> Result<Loaded, Error> {
     };
     let mut value = match &file {
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| Error::io("read config", path, e))?;
+            let text =
+                std::fs::read_to_string(path).map_err(|e| Error::io("read config", path, e))?;
             parse(&text, &path.display().to_string())?
         }
         None => Value::Mapping(Default::default()),
@@ -463,7 +464,11 @@ pub fn parse(text: &str, shown: &str) -> Result<Value, Error> {
         message: e.to_string(),
         location: e.location().map(|l| (l.line(), l.column())),
     })?;
-    Ok(if v.is_null() { Value::Mapping(Default::default()) } else { v })
+    Ok(if v.is_null() {
+        Value::Mapping(Default::default())
+    } else {
+        v
+    })
 }
 
 fn config_error(file: &str, err: serde_path_to_error::Error<serde_yaml::Error>) -> Error {

@@ -162,7 +162,8 @@ impl Journal {
 pub fn read(path: &Path) -> Result<(Vec<Value>, Option<String>), Error> {
     let file = File::open(path).map_err(|e| Error::io("read journal", path, e))?;
     let mut bytes = Vec::new();
-    std::io::Read::read_to_end(&mut BufReader::new(file), &mut bytes).map_err(|e| Error::io("read journal", path, e))?;
+    std::io::Read::read_to_end(&mut BufReader::new(file), &mut bytes)
+        .map_err(|e| Error::io("read journal", path, e))?;
     parse(&String::from_utf8_lossy(&bytes), path)
 }
 

@@ -2540,3 +2540,29 @@ fn resume_with_nobody_to_ask_rolls_back_by_default_and_refuses_a_changed_script(
         again.stderr
     );
 }
+
+#[test]
+fn sigterm_during_monitoring_exits_130_with_the_journal_complete_and_the_lock_released() {
+    let t = Test::new();
+    let mut cmd = t.command();
+    cmd.args([
+        "demo",
+        "--unattended",
+        "--strategy",
+        "canary",
+        "--set",
+        "monitoring.interval=1s",
+    ])
+    .stdout(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    wait_for_journal(t.path(), "\"kind\":\"scrape\"");
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    assert!(!t.path().join("deployments/.locks/production.lock").exists());
+    let journal = std::fs::read_to_string(only_run_dir(t.path()).join("journal.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(journal.lines().last().unwrap()).unwrap();
+    assert_eq!(last["type"], "run.end");
+    assert_eq!(last["outcome"], "interrupted");
+}
