@@ -54,6 +54,28 @@ pub fn build(session: &Shared, sources: &Sources, base: PathBuf) -> Engine {
     engine.set_max_array_size(limits.array_size);
     engine.set_max_map_size(limits.map_size);
     engine.set_module_resolver(Resolver::new(sources.clone(), base));
+    // Rhai checks the size of a map built in one go, but not of one grown key by key
+    // (`m[k] = v` checks the item only): check a map's length whenever the script reads it.
+    let max_map = limits.map_size;
+    #[allow(deprecated)] // Rhai marks on_var "volatile", not deprecated.
+    engine.on_var(move |name, _index, ctx| {
+        if max_map > 0 {
+            if let Some(len) = ctx
+                .scope()
+                .get(name)
+                .and_then(|v| v.read_lock::<rhai::Map>().map(|m| m.len()))
+            {
+                if len > max_map {
+                    return Err(EvalAltResult::ErrorDataTooLarge(
+                        "Size of object map".into(),
+                        Position::NONE,
+                    )
+                    .into());
+                }
+            }
+        }
+        Ok(None)
+    });
     crate::primitives::register(&mut engine, session);
 
     let s = session.clone();

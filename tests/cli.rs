@@ -2337,7 +2337,7 @@ fn the_wall_clock_limit_stops_a_long_command_a_sleep_and_a_busy_loop_then_rolls_
 }
 
 #[test]
-fn call_depth_string_and_array_limits_each_stop_the_script() {
+fn call_depth_string_array_and_map_limits_each_stop_the_script() {
     for (body, set, want) in [
         (
             "fn f(n) { f(n + 1) } f(0);",
@@ -2353,6 +2353,11 @@ fn call_depth_string_and_array_limits_each_stop_the_script() {
             "let a = []; loop { a.push(1); }",
             "limits.array_size=1000",
             "grew past its limit (see `limits` in runbook.yaml)",
+        ),
+        (
+            "let m = #{}; let i = 0; loop { m[`k${i}`] = i; i += 1; }",
+            "limits.map_size=1000",
+            "Size of object map grew past its limit (see `limits` in runbook.yaml)",
         ),
     ] {
         // The operation limit is a backstop here: the limit under test must come first.
