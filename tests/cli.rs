@@ -897,7 +897,7 @@ fn exit_code_0_on_completion_and_a_summary() {
 #[test]
 fn exit_code_130_on_sigterm_with_the_journal_complete() {
     let t = Test::new()
-        .script("on_rollback(\"u\", \"true\");\nsh(\"sleep 30\");\nsh(\"touch after\");\n");
+        .script("on_rollback(\"u\", \"true\");\nsh(\"(sleep 30; touch orphan-130) & sleep 30\");\nsh(\"touch after\");\n");
     let mut child = t
         .command()
         .stdout(std::process::Stdio::piped())
@@ -917,8 +917,18 @@ fn exit_code_130_on_sigterm_with_the_journal_complete() {
     assert_eq!(last["type"], "run.end");
     assert_eq!(last["outcome"], "interrupted");
     assert!(
-        journal.contains("command `sleep 30` was interrupted"),
-        "the sleep's result records the interrupt:\n{journal}"
+        journal.contains("command `(sleep 30; touch orphan-130) & sleep 30` was interrupted"),
+        "the command's result records the interrupt:\n{journal}"
+    );
+    // The command's background child went with it: no orphan is left to act later.
+    let p = std::process::Command::new("pgrep")
+        .args(["-f", "touch orphan-130"])
+        .output()
+        .expect("pgrep (procps)");
+    assert!(
+        p.stdout.is_empty(),
+        "an orphan survived: {}",
+        String::from_utf8_lossy(&p.stdout)
     );
     assert!(std::fs::read_to_string(dir.join("post-mortem.md"))
         .unwrap()
