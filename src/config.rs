@@ -553,6 +553,20 @@ pub fn script_view(loaded: &Loaded) -> serde_json::Value {
     v
 }
 
+/// A duration from the config at `key`; a bad one is a config error naming the key.
+pub fn duration_at(loaded: &Loaded, key: &str, text: &str) -> Result<std::time::Duration, Error> {
+    parse_duration(text).map_err(|message| Error::Config {
+        file: loaded
+            .file
+            .as_ref()
+            .map(|f| f.display().to_string())
+            .unwrap_or_else(|| "--set".into()),
+        key: key.into(),
+        message,
+        location: None,
+    })
+}
+
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     humantime::parse_duration(text.trim()).map_err(|e| {
         format!("`{text}` is not a duration ({e}); write e.g. \"500ms\", \"5s\", \"10m\"")

@@ -276,3 +276,43 @@ pub fn verify(path: &Path) -> Result<Verification, Error> {
         problem: None,
     })
 }
+
+/// A run directory and its journal's text.
+pub struct RunDir {
+    pub path: PathBuf,
+    pub journal: String,
+}
+
+impl RunDir {
+    /// Whether the journal recorded the end of its run.
+    pub fn ended(&self) -> bool {
+        self.journal.contains("\"type\":\"run.end\"")
+    }
+
+    /// Whether this is a deployment (a runbook run), not a REPL session.
+    pub fn is_deployment(&self) -> bool {
+        let first = self.journal.lines().next().unwrap_or("");
+        first.contains("\"type\":\"run.start\"") && !first.contains("\"script\":\"<repl>\"")
+    }
+}
+
+/// The run directories under `root` (dry-runs left out), oldest journal first.
+pub fn run_dirs(root: &Path) -> Vec<RunDir> {
+    let mut dirs: Vec<(std::time::SystemTime, RunDir)> = std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| !p.to_string_lossy().ends_with("-dry-run"))
+        .filter_map(|path| {
+            let j = path.join(FILE_NAME);
+            let journal = std::fs::read_to_string(&j).ok()?;
+            let t = std::fs::metadata(&j)
+                .and_then(|m| m.created().or_else(|_| m.modified()))
+                .unwrap_or(std::time::UNIX_EPOCH);
+            Some((t, RunDir { path, journal }))
+        })
+        .collect();
+    dirs.sort_by_key(|d| d.0);
+    dirs.into_iter().map(|(_, d)| d).collect()
+}

@@ -208,36 +208,11 @@ fn history_path() -> Option<PathBuf> {
     Some(base.join("runbook").join(format!("history-{hash:016x}")))
 }
 
-fn latest_deployment(root: &Path, exclude: Option<&Path>) -> Option<PathBuf> {
-    let mut dirs: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(root)
-        .ok()?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| {
-            p.join(crate::journal::FILE_NAME).is_file()
-                && !p.to_string_lossy().ends_with("-dry-run")
-        })
-        .filter(|p| Some(p.as_path()) != exclude)
-        .filter(|p| {
-            // A REPL session is not a deployment.
-            std::fs::read_to_string(p.join(crate::journal::FILE_NAME))
-                .map(|j| {
-                    !j.lines()
-                        .next()
-                        .unwrap_or("")
-                        .contains(&format!("\"script\":\"{SOURCE}\""))
-                })
-                .unwrap_or(false)
-        })
-        .map(|p| {
-            let t = std::fs::metadata(p.join(crate::journal::FILE_NAME))
-                .and_then(|m| m.created().or_else(|_| m.modified()))
-                .unwrap_or(std::time::UNIX_EPOCH);
-            (t, p)
-        })
-        .collect();
-    dirs.sort();
-    dirs.pop().map(|(_, p)| p)
+fn latest_deployment(root: &Path) -> Option<PathBuf> {
+    crate::journal::run_dirs(root)
+        .into_iter()
+        .rfind(|d| d.is_deployment())
+        .map(|d| d.path)
 }
 
 pub fn run(common: &Common, opts: &ReplOptions, ui: &Ui) -> Result<i32, Error> {
@@ -254,7 +229,7 @@ pub fn run(common: &Common, opts: &ReplOptions, ui: &Ui) -> Result<i32, Error> {
             }
             Some(d.clone())
         }
-        (None, true) => Some(latest_deployment(&root, None).ok_or_else(|| {
+        (None, true) => Some(latest_deployment(&root).ok_or_else(|| {
             Error::Usage(format!("--last: no deployment under `{}`", root.display()))
         })?),
         (None, false) => None,

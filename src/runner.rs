@@ -334,27 +334,11 @@ fn replayed_answers(kind: &str, result: &serde_json::Value) -> Vec<(String, serd
 
 /// Run directories whose journal has no end, oldest first.
 fn unfinished_runs(root: &Path) -> Vec<PathBuf> {
-    let mut dirs: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(root)
+    crate::journal::run_dirs(root)
         .into_iter()
-        .flatten()
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| !p.to_string_lossy().ends_with("-dry-run"))
-        .filter_map(|p| {
-            let j = p.join(crate::journal::FILE_NAME);
-            let text = std::fs::read_to_string(&j).ok()?;
-            if text.contains("\"type\":\"run.end\"")
-                || !text.contains("\"type\":\"run.start\"")
-                || text.contains("\"script\":\"<repl>\"")
-            {
-                return None;
-            }
-            let t = std::fs::metadata(&j).and_then(|m| m.modified()).ok()?;
-            Some((t, p))
-        })
-        .collect();
-    dirs.sort();
-    dirs.into_iter().map(|(_, p)| p).collect()
+        .filter(|d| d.is_deployment() && !d.ended())
+        .map(|d| d.path)
+        .collect()
 }
 
 /// The deployments directory: the flag, else the config's, else ./deployments.
@@ -460,18 +444,7 @@ pub fn run_with(
         None
     } else {
         let cfg = &p.session.config.config;
-        let lease = config::parse_duration(&cfg.lock.lease).map_err(|m| Error::Config {
-            file: p
-                .session
-                .config
-                .file
-                .as_ref()
-                .map(|f| f.display().to_string())
-                .unwrap_or_else(|| "--set".into()),
-            key: "lock.lease".into(),
-            message: m,
-            location: None,
-        })?;
+        let lease = config::duration_at(&p.session.config, "lock.lease", &cfg.lock.lease)?;
         let reason = format!(
             "{} {}",
             p.found.shown,
@@ -491,20 +464,11 @@ pub fn run_with(
         Some(l)
     };
     let wall_clock = match &p.session.config.config.limits.wall_clock {
-        Some(w) => Some(config::parse_duration(w).map_err(|m| {
-            Error::Config {
-                file: p
-                    .session
-                    .config
-                    .file
-                    .as_ref()
-                    .map(|f| f.display().to_string())
-                    .unwrap_or_else(|| "--set".into()),
-                key: "limits.wall_clock".into(),
-                message: m,
-                location: None,
-            }
-        })?),
+        Some(w) => Some(config::duration_at(
+            &p.session.config,
+            "limits.wall_clock",
+            w,
+        )?),
         None => None,
     };
     let dir = match &resume {

@@ -158,31 +158,13 @@ fn on_rollback(session: &Session, label: &str, action: Dynamic) -> RhaiResult<()
 
 /// Run directories under the deployments directory, oldest first (dry-runs left out).
 pub fn deployments(session: &Session) -> Vec<std::path::PathBuf> {
-    let cfg = &session.config;
-    let root = cfg
-        .config
-        .deployments_dir
-        .as_ref()
-        .map(|d| cfg.base_dir().join(d))
-        .unwrap_or_else(|| std::path::PathBuf::from("deployments"));
+    let root = crate::runner::deployments_root(None, &session.config);
     let mine = session.run_dir.borrow().clone();
-    let mut dirs: Vec<(std::time::SystemTime, std::path::PathBuf)> = std::fs::read_dir(&root)
+    crate::journal::run_dirs(&root)
         .into_iter()
-        .flatten()
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.join(crate::journal::FILE_NAME).is_file())
-        .filter(|p| !p.to_string_lossy().ends_with("-dry-run"))
-        .filter(|p| Some(p) != mine.as_ref())
-        .map(|p| {
-            let t = std::fs::metadata(p.join(crate::journal::FILE_NAME))
-                .and_then(|m| m.created().or_else(|_| m.modified()))
-                .unwrap_or(std::time::UNIX_EPOCH);
-            (t, p)
-        })
-        .collect();
-    dirs.sort();
-    dirs.into_iter().map(|(_, p)| p).collect()
+        .filter(|d| d.is_deployment() && Some(&d.path) != mine.as_ref())
+        .map(|d| d.path)
+        .collect()
 }
 
 fn load_standing(dir: &str) -> RhaiResult<Vec<crate::undo::Undo>> {
