@@ -1186,15 +1186,15 @@ fn a_second_ctrl_c_aborts_at_once_with_130() {
 #[test]
 fn the_quickstart_example_runs_and_its_module_undo_rolls_back() {
     let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart");
-    let mut t = Test::new();
-    for f in [
-        "runbook.yaml",
-        "deploy.rhai",
-        "answers.yaml",
-        "lib/app.rhai",
-    ] {
-        t = t.file(f, &std::fs::read_to_string(example.join(f)).unwrap());
-    }
+    let t = Test::new().example(
+        "quickstart",
+        &[
+            "runbook.yaml",
+            "deploy.rhai",
+            "answers.yaml",
+            "lib/app.rhai",
+        ],
+    );
     let out = t.args(&["deploy.rhai", "--answers", "answers.yaml"]).run();
     out.code(0);
     assert_eq!(
@@ -1216,10 +1216,10 @@ fn the_quickstart_example_runs_and_its_module_undo_rolls_back() {
     );
 
     // The same deploy with a failing production step: the module-function undos restore both.
-    let mut t = Test::new();
-    for f in ["runbook.yaml", "answers.yaml", "lib/app.rhai"] {
-        t = t.file(f, &std::fs::read_to_string(example.join(f)).unwrap());
-    }
+    let t = Test::new().example(
+        "quickstart",
+        &["runbook.yaml", "answers.yaml", "lib/app.rhai"],
+    );
     let script = std::fs::read_to_string(example.join("deploy.rhai"))
         .unwrap()
         .replace(
@@ -1471,26 +1471,17 @@ fn script_adapter_blue_green_behind_a_real_nginx_then_rolled_back_from_the_journ
     // The example team's own scripts and runbook (examples/blue-green-nginx): deploy writes the
     // version an instance serves, switch rewrites nginx's upstream and reloads it, the health
     // check asks the colour's instance.
-    let example =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/blue-green-nginx");
-    let mut t = t;
-    for f in [
-        "runbook.yaml",
-        "answers.yaml",
-        "deploy.sh",
-        "scripts/switch-traffic.sh",
-        "scripts/health-check.sh",
-        "runbooks/deploy.rhai",
-    ] {
-        t = t.file(f, &std::fs::read_to_string(example.join(f)).unwrap());
-        if f.ends_with(".sh") {
-            std::fs::set_permissions(
-                dir.join(f),
-                std::os::unix::fs::PermissionsExt::from_mode(0o755),
-            )
-            .unwrap();
-        }
-    }
+    let t = t.example(
+        "blue-green-nginx",
+        &[
+            "runbook.yaml",
+            "answers.yaml",
+            "deploy.sh",
+            "scripts/switch-traffic.sh",
+            "scripts/health-check.sh",
+            "runbooks/deploy.rhai",
+        ],
+    );
     std::fs::create_dir_all(dir.join("apps")).unwrap();
     for c in ["blue", "green", "staging"] {
         std::os::unix::fs::symlink(dir.join(c), dir.join("apps").join(c)).unwrap();
@@ -1599,15 +1590,8 @@ esac
 "#;
 
 fn kube_test(fail_after: Option<u32>) -> (support::Output, Vec<String>) {
-    let t = Test::new();
+    let t = Test::new().executable("bin/kubectl", FAKE_KUBECTL);
     let dir = t.path().to_path_buf();
-    std::fs::create_dir_all(dir.join("bin")).unwrap();
-    std::fs::write(dir.join("bin/kubectl"), FAKE_KUBECTL).unwrap();
-    std::fs::set_permissions(
-        dir.join("bin/kubectl"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
     let path = format!(
         "{}/bin:{}",
         dir.display(),
@@ -1699,37 +1683,23 @@ fn kubernetes_canary_failing_its_rollout_is_rolled_back_with_the_seed_commands()
 #[test]
 fn a_team_runbook_shadows_the_shipped_one_and_overrides_one_stage() {
     // examples/canary-kubernetes, copied as a team would have it, with the recording kubectl.
-    let example =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/canary-kubernetes");
-    let mut t = Test::new();
+    let t = Test::new()
+        .example(
+            "canary-kubernetes",
+            &[
+                "runbook.yaml",
+                "answers.yaml",
+                "runbooks/deploy.rhai",
+                "scripts/smoke.sh",
+                "scripts/unit-tests.sh",
+                "scripts/build.sh",
+                "k8s/staging/deployment.yaml",
+                "k8s/canary/deployment.yaml",
+                "k8s/production/deployment.yaml",
+            ],
+        )
+        .executable("bin/kubectl", FAKE_KUBECTL);
     let dir = t.path().to_path_buf();
-    for f in [
-        "runbook.yaml",
-        "answers.yaml",
-        "runbooks/deploy.rhai",
-        "scripts/smoke.sh",
-        "scripts/unit-tests.sh",
-        "scripts/build.sh",
-        "k8s/staging/deployment.yaml",
-        "k8s/canary/deployment.yaml",
-        "k8s/production/deployment.yaml",
-    ] {
-        t = t.file(f, &std::fs::read_to_string(example.join(f)).unwrap());
-        if f.ends_with(".sh") {
-            std::fs::set_permissions(
-                dir.join(f),
-                std::os::unix::fs::PermissionsExt::from_mode(0o755),
-            )
-            .unwrap();
-        }
-    }
-    std::fs::create_dir_all(dir.join("bin")).unwrap();
-    std::fs::write(dir.join("bin/kubectl"), FAKE_KUBECTL).unwrap();
-    std::fs::set_permissions(
-        dir.join("bin/kubectl"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
     let path = format!(
         "{}/bin:{}",
         dir.display(),

@@ -43,6 +43,34 @@ impl Test {
         self
     }
 
+    /// A file that can be executed (a fake program, a team's script).
+    pub fn executable(self, path: &str, text: &str) -> Test {
+        let t = self.file(path, text);
+        std::fs::set_permissions(
+            t.dir.path().join(path),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        t
+    }
+
+    /// Files copied from `examples/<example>/`, as a team would have them (scripts executable).
+    pub fn example(mut self, example: &str, files: &[&str]) -> Test {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples")
+            .join(example);
+        for f in files {
+            let text = std::fs::read_to_string(dir.join(f))
+                .unwrap_or_else(|e| panic!("{example}/{f}: {e}"));
+            self = if f.ends_with(".sh") {
+                self.executable(f, &text)
+            } else {
+                self.file(f, &text)
+            };
+        }
+        self
+    }
+
     pub fn script(self, text: &str) -> Test {
         self.file("deploy.rhai", text).args(&["deploy.rhai"])
     }
