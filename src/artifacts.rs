@@ -257,16 +257,10 @@ pub fn standing_undos(records: &[Value]) -> Vec<Value> {
     for r in records {
         match s(r, "type") {
             "undo.register" => standing.push(r.clone()),
-            "undo.discard" => {
-                let ids: Vec<u64> = r["undos"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_u64)
-                    .collect();
-                standing.retain(|u| !ids.contains(&u["undo"].as_u64().unwrap_or(0)));
-            }
-            "undo.external" if r["ok"].as_bool() == Some(true) => {
+            // Discarded, or carried out by a later process: no longer standing.
+            t @ ("undo.discard" | "undo.external")
+                if t == "undo.discard" || r["ok"].as_bool() == Some(true) =>
+            {
                 let ids: Vec<u64> = r["undos"]
                     .as_array()
                     .into_iter()

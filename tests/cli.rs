@@ -1105,9 +1105,7 @@ fn prompts_at_a_real_terminal_re_ask_on_a_bad_answer_and_record_the_person() {
         sh("touch approved-marker");
         "#,
     );
-    let mut cmd = t.command();
-    cmd.stdin(std::process::Stdio::inherit());
-    let mut p = rexpect::session::spawn_command(cmd, Some(10_000)).expect("spawn in a pty");
+    let mut p = pty(&t, &[]);
     p.exp_string("Press 1, 2, 3, or 4:").unwrap();
     p.send_line("7").unwrap();
     p.exp_string("`7` is not one of the choices; press 1, 2, 3, or 4")
@@ -1147,9 +1145,7 @@ fn ctrl_c_at_a_terminal_stops_the_command_and_offers_rollback() {
         sh("touch never");
         "#,
     );
-    let mut cmd = t.command();
-    cmd.stdin(std::process::Stdio::inherit());
-    let mut p = rexpect::session::spawn_command(cmd, Some(10_000)).expect("spawn in a pty");
+    let mut p = pty(&t, &[]);
     p.exp_string("deploying").unwrap();
     p.send_control('c').unwrap();
     p.exp_string("Roll back what this run changed? (y/n):")
@@ -1168,9 +1164,7 @@ fn a_second_ctrl_c_aborts_at_once_with_130() {
     let t = Test::new().script(
         "on_rollback(\"undo\", \"touch rolled-back\");\nsh(\"echo deploying; sleep 30\");\n",
     );
-    let mut cmd = t.command();
-    cmd.stdin(std::process::Stdio::inherit());
-    let mut p = rexpect::session::spawn_command(cmd, Some(10_000)).expect("spawn in a pty");
+    let mut p = pty(&t, &[]);
     p.exp_string("deploying").unwrap();
     p.send_control('c').unwrap();
     p.exp_string("(Ctrl-C again to abort now)").unwrap();
@@ -1830,7 +1824,8 @@ fn prompt(p: &mut rexpect::session::PtySession) {
     std::thread::sleep(std::time::Duration::from_millis(200));
 }
 
-fn repl_pty(t: &Test, args: &[&str]) -> rexpect::session::PtySession {
+/// The runner in a real pseudo-terminal, with `args` after the test's own.
+fn pty(t: &Test, args: &[&str]) -> rexpect::session::PtySession {
     let mut cmd = t.command();
     cmd.args(args).stdin(std::process::Stdio::inherit());
     cmd.env("XDG_STATE_HOME", t.path().join("state"));
@@ -1841,7 +1836,7 @@ fn repl_pty(t: &Test, args: &[&str]) -> rexpect::session::PtySession {
 #[test]
 fn repl_at_a_terminal_multiline_completion_ctrl_c_errors_and_history() {
     let t = Test::new();
-    let mut p = repl_pty(&t, &["repl"]);
+    let mut p = pty(&t, &["repl"]);
     prompt(&mut p);
     // A function over several lines: the parser says when it is complete.
     p.send_line("fn double(x) {").unwrap();
@@ -1876,7 +1871,7 @@ fn repl_at_a_terminal_multiline_completion_ctrl_c_errors_and_history() {
     p.exp_eof().unwrap();
 
     // The history survives a restart (and is per project, under XDG_STATE_HOME).
-    let mut p = repl_pty(&t, &["repl"]);
+    let mut p = pty(&t, &["repl"]);
     prompt(&mut p);
     p.send_line(":history").unwrap();
     p.exp_string("double(21)").unwrap();
@@ -1891,7 +1886,7 @@ fn repl_history_is_redacted() {
         "runbook.yaml",
         "secrets:\n  values:\n    token: sup3r-secret-value\n",
     );
-    let mut p = repl_pty(&t, &["repl"]);
+    let mut p = pty(&t, &["repl"]);
     p.exp_string("runbook> ").unwrap();
     p.send_line("let t = \"sup3r-secret-value\";").unwrap();
     p.exp_string("runbook> ").unwrap();
@@ -2375,9 +2370,7 @@ fn sigterm_during_a_sleep_or_a_prompt_exits_130_with_the_lock_released() {
 
     // A prompt, at a terminal: the first Ctrl-C stops it and offers rollback; "n" leaves it.
     let t = Test::new().script("on_rollback(\"u\", \"touch undone\");\nconfirm(\"Proceed to production?\");\nsh(\"touch after\");\n");
-    let mut cmd = t.command();
-    cmd.stdin(std::process::Stdio::inherit());
-    let mut p = rexpect::session::spawn_command(cmd, Some(10_000)).expect("spawn in a pty");
+    let mut p = pty(&t, &[]);
     p.exp_string("Proceed to production? (y/n):").unwrap();
     p.send_control('c').unwrap();
     p.exp_string("Roll back what this run changed? (y/n):")

@@ -322,23 +322,41 @@ fn confirm(session: &Session, question: &str, opts: &Map) -> RhaiResult<bool> {
         .borrow()
         .yes
         .then_some((true, Source::YesFlag));
+    let a = yes_no_question(session, &id, question, &shown, explicit, flag, false)?;
+    journal_answer(session, "confirm", &id, question, json!(a.value), &a.source)?;
+    Ok(a.value)
+}
+
+/// A y/n question: shown (with its answer when it came without a person), asked, echoed.
+fn yes_no_question(
+    session: &Session,
+    id: &str,
+    question: &str,
+    shown: &str,
+    explicit: Option<(Yaml, Source)>,
+    flag: Option<(bool, Source)>,
+    loud: bool,
+) -> RhaiResult<Answered<bool>> {
     if explicit.is_some() || flag.is_some() {
-        session.ui.say(&shown);
+        if loud {
+            session.ui.shout(shown);
+        } else {
+            session.ui.say(shown);
+        }
     }
     let a = ask(
         session,
         "confirmation",
-        &id,
+        id,
         question,
-        &shown,
+        shown,
         "yes",
         explicit,
         flag,
         &yes_no_parse,
     )?;
     echo_answer(session, if a.value { "yes" } else { "no" }, &a.source);
-    journal_answer(session, "confirm", &id, question, json!(a.value), &a.source)?;
-    Ok(a.value)
+    Ok(a)
 }
 
 fn input(session: &Session, question: &str, default: &str, opts: &Map) -> RhaiResult<String> {
@@ -597,22 +615,7 @@ pub fn offer(session: &Session, id: &str, question: &str) -> Option<bool> {
         return None;
     }
     let shown = format!("{} (y/n):", session.ui.bold(question));
-    if explicit.is_some() || flag.is_some() {
-        session.ui.shout(&shown);
-    }
-    let a = ask(
-        session,
-        "confirmation",
-        id,
-        question,
-        &shown,
-        "yes",
-        explicit,
-        flag,
-        &yes_no_parse,
-    )
-    .ok()?;
-    echo_answer(session, if a.value { "yes" } else { "no" }, &a.source);
+    let a = yes_no_question(session, id, question, &shown, explicit, flag, true).ok()?;
     let _ = journal_answer(session, "confirm", id, question, json!(a.value), &a.source);
     Some(a.value)
 }
