@@ -2,6 +2,7 @@
 //!
 //! The layering is described in docs/architecture.md.
 
+pub mod analysis;
 pub mod answers;
 pub mod arguments;
 pub mod artifacts;

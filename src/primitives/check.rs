@@ -61,6 +61,21 @@ pub struct Outcome {
     attempts: u32,
 }
 
+impl Spec {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Outcome {
+    pub fn ok(&self) -> bool {
+        self.ok
+    }
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+}
+
 pub fn register(engine: &mut rhai::Engine, session: &Shared) {
     let s = session.clone();
     engine.register_fn("check", move |spec: Map| check(&s, &spec));
@@ -68,7 +83,7 @@ pub fn register(engine: &mut rhai::Engine, session: &Shared) {
     engine.register_fn("check_all", move |specs: Array| check_all(&s, specs));
 }
 
-fn parse(spec: &Map) -> RhaiResult<Spec> {
+pub fn parse(spec: &Map) -> RhaiResult<Spec> {
     let o = Opts::new(spec, "check", OPTIONS)?;
     let http = o.string("http")?;
     let tcp = o.string("tcp")?;
@@ -267,7 +282,7 @@ async fn attempt(client: &reqwest::Client, spec: &Spec) -> Result<String, String
     Ok(detail)
 }
 
-fn describe_reqwest(e: &reqwest::Error) -> String {
+pub fn describe_reqwest(e: &reqwest::Error) -> String {
     let mut msg = if e.is_connect() {
         "cannot connect".to_string()
     } else if e.is_timeout() {

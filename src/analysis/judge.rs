@@ -1,0 +1,590 @@
+//! The second judge: a canary's samples of each metric against the baseline's, as Kayenta does.
+//!
+//! Each metric is compared with a two-sided Mann-Whitney U test (normal approximation with tie
+//! correction and continuity correction). A metric is `high` (or `low`) only when the difference
+//! is significant (p < alpha) *and* larger than the allowed effect size in that direction; the
+//! direction that hurts is configured per metric. Passing metrics score their group; groups are
+//! weighted; the score (0-100) is compared with the marginal and pass thresholds.
+//!
+//! Where Kayenta users lost canaries: a baseline of all zeros makes the ratio of means infinite
+//! (or NaN). Here a zero baseline is compared by absolute difference against `allowed_absolute`,
+//! and a metric with no samples on either side is an explicit outcome (`on_missing`).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Only an increase hurts (errors, latency).
+    #[default]
+    Increase,
+    /// Only a decrease hurts (throughput, orders).
+    Decrease,
+    Either,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OnMissing {
+    /// The metric fails.
+    Fail,
+    /// The metric is left out of the score, and the judge says so.
+    Ignore,
+    /// The judge cannot pass: at best marginal.
+    #[default]
+    Inconclusive,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricJudge {
+    pub name: String,
+    #[serde(default)]
+    pub canary: Vec<f64>,
+    #[serde(default)]
+    pub baseline: Vec<f64>,
+    #[serde(default)]
+    pub direction: Direction,
+    /// Allowed relative change of the canary's mean over the baseline's (0.1 = 10%).
+    #[serde(default = "default_allowed")]
+    pub allowed: f64,
+    /// With a baseline of all zeros: the allowed absolute difference of the means.
+    #[serde(default)]
+    pub allowed_absolute: f64,
+    #[serde(default = "default_group")]
+    pub group: String,
+    /// A critical metric that fails fails the whole judge, whatever the score.
+    #[serde(default)]
+    pub critical: bool,
+    #[serde(default)]
+    pub on_missing: OnMissing,
+}
+
+fn default_allowed() -> f64 {
+    0.1
+}
+
+fn default_group() -> String {
+    "default".into()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JudgeSpec {
+    pub metrics: Vec<MetricJudge>,
+    /// Group weights; a group not listed weighs 1 when none are listed.
+    #[serde(default)]
+    pub groups: BTreeMap<String, f64>,
+    #[serde(default = "default_pass")]
+    pub pass: f64,
+    #[serde(default = "default_marginal")]
+    pub marginal: f64,
+    #[serde(default = "default_alpha")]
+    pub alpha: f64,
+}
+
+fn default_pass() -> f64 {
+    95.0
+}
+fn default_marginal() -> f64 {
+    75.0
+}
+fn default_alpha() -> f64 {
+    0.05
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricResult {
+    Pass,
+    High,
+    Low,
+    NoData,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MetricOutcome {
+    pub name: String,
+    pub group: String,
+    pub result: MetricResult,
+    /// Whether the metric counts as passing in its group.
+    pub passed: bool,
+    pub p_value: Option<f64>,
+    /// Canary mean / baseline mean, or the absolute difference with a zero baseline.
+    pub effect: Option<f64>,
+    pub canary_mean: Option<f64>,
+    pub baseline_mean: Option<f64>,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct JudgeOutcome {
+    pub score: f64,
+    /// pass, marginal or fail.
+    pub verdict: String,
+    pub reason: String,
+    pub metrics: Vec<MetricOutcome>,
+}
+
+/// The Mann-Whitney U statistic of `a` against `b` and its two-sided p-value.
+pub fn mann_whitney(a: &[f64], b: &[f64]) -> (f64, f64) {
+    let (n1, n2) = (a.len() as f64, b.len() as f64);
+    let mut all: Vec<(f64, usize)> = a
+        .iter()
+        .map(|&x| (x, 0))
+        .chain(b.iter().map(|&x| (x, 1)))
+        .collect();
+    all.sort_by(|x, y| x.0.total_cmp(&y.0));
+    let n = all.len();
+    let mut ranks = vec![0.0; n];
+    let mut tie_term = 0.0;
+    let mut i = 0;
+    while i < n {
+        let mut j = i;
+        while j + 1 < n && all[j + 1].0 == all[i].0 {
+            j += 1;
+        }
+        let rank = (i + j) as f64 / 2.0 + 1.0;
+        for r in ranks.iter_mut().take(j + 1).skip(i) {
+            *r = rank;
+        }
+        let t = (j - i + 1) as f64;
+        tie_term += t * t * t - t;
+        i = j + 1;
+    }
+    let r1: f64 = all
+        .iter()
+        .zip(&ranks)
+        .filter(|((_, g), _)| *g == 0)
+        .map(|(_, r)| r)
+        .sum();
+    let u1 = r1 - n1 * (n1 + 1.0) / 2.0;
+    let mean = n1 * n2 / 2.0;
+    let nn = n1 + n2;
+    let var = n1 * n2 / 12.0 * ((nn + 1.0) - tie_term / (nn * (nn - 1.0)));
+    if var <= 0.0 {
+        // Every sample is the same value: no difference at all.
+        return (u1, 1.0);
+    }
+    let z = ((u1 - mean).abs() - 0.5).max(0.0) / var.sqrt();
+    let p = libm::erfc(z / std::f64::consts::SQRT_2);
+    (u1, p.clamp(0.0, 1.0))
+}
+
+fn mean(x: &[f64]) -> f64 {
+    x.iter().sum::<f64>() / x.len() as f64
+}
+
+/// Judge one metric.
+pub fn judge_metric(m: &MetricJudge, alpha: f64) -> MetricOutcome {
+    let canary: Vec<f64> = m.canary.iter().copied().filter(|x| x.is_finite()).collect();
+    let baseline: Vec<f64> = m
+        .baseline
+        .iter()
+        .copied()
+        .filter(|x| x.is_finite())
+        .collect();
+    let base = MetricOutcome {
+        name: m.name.clone(),
+        group: m.group.clone(),
+        result: MetricResult::NoData,
+        passed: false,
+        p_value: None,
+        effect: None,
+        canary_mean: None,
+        baseline_mean: None,
+        reason: String::new(),
+    };
+    if canary.is_empty() || baseline.is_empty() {
+        let side = match (canary.is_empty(), baseline.is_empty()) {
+            (true, true) => "neither the canary nor the baseline has",
+            (true, false) => "the canary has",
+            _ => "the baseline has",
+        };
+        return MetricOutcome {
+            passed: m.on_missing == OnMissing::Ignore,
+            reason: format!(
+                "no data: {side} no samples (on_missing: {})",
+                match m.on_missing {
+                    OnMissing::Fail => "fail",
+                    OnMissing::Ignore => "ignore",
+                    OnMissing::Inconclusive => "inconclusive",
+                }
+            ),
+            ..base
+        };
+    }
+    let (cm, bm) = (mean(&canary), mean(&baseline));
+    let (_, p) = mann_whitney(&canary, &baseline);
+    let zero_baseline = bm == 0.0;
+    let (effect, too_high, too_low) = if zero_baseline {
+        let d = cm - bm;
+        (d, d > m.allowed_absolute, d < -m.allowed_absolute)
+    } else {
+        let r = cm / bm;
+        // A negative baseline mean flips the meaning of the ratio; compare differences instead.
+        let rel = (cm - bm) / bm.abs();
+        (r, rel > m.allowed, rel < -m.allowed)
+    };
+    let significant = p < alpha;
+    let hurt_high = matches!(m.direction, Direction::Increase | Direction::Either);
+    let hurt_low = matches!(m.direction, Direction::Decrease | Direction::Either);
+    let how = if zero_baseline {
+        format!(
+            "baseline all zeros: compared by absolute difference {effect:.4} (allowed {})",
+            m.allowed_absolute
+        )
+    } else {
+        format!(
+            "canary/baseline means {effect:.3} (allowed ±{:.0}%)",
+            m.allowed * 100.0
+        )
+    };
+    let (result, passed) = if significant && too_high {
+        (MetricResult::High, !hurt_high)
+    } else if significant && too_low {
+        (MetricResult::Low, !hurt_low)
+    } else {
+        (MetricResult::Pass, true)
+    };
+    let reason = match result {
+        MetricResult::Pass if !significant => {
+            format!("no significant difference (p={p:.3}); {how}")
+        }
+        MetricResult::Pass => format!("difference within the allowed effect (p={p:.3}); {how}"),
+        MetricResult::High | MetricResult::Low => format!(
+            "canary {} (p={p:.3}); {how}{}",
+            if result == MetricResult::High {
+                "higher"
+            } else {
+                "lower"
+            },
+            if passed {
+                ", a direction that does not hurt"
+            } else {
+                ""
+            }
+        ),
+        MetricResult::NoData => unreachable!("samples are present"),
+    };
+    MetricOutcome {
+        result,
+        passed,
+        p_value: Some(p),
+        effect: Some(effect),
+        canary_mean: Some(cm),
+        baseline_mean: Some(bm),
+        reason,
+        ..base
+    }
+}
+
+/// Judge every metric and score the groups.
+pub fn judge(spec: &JudgeSpec) -> Result<JudgeOutcome, String> {
+    if spec.metrics.is_empty() {
+        return Err("the judge needs at least one metric".into());
+    }
+    if !(0.0..=100.0).contains(&spec.marginal)
+        || !(0.0..=100.0).contains(&spec.pass)
+        || spec.marginal > spec.pass
+    {
+        return Err(format!(
+            "thresholds must satisfy 0 <= marginal <= pass <= 100 (marginal {}, pass {})",
+            spec.marginal, spec.pass
+        ));
+    }
+    if !(spec.alpha > 0.0 && spec.alpha < 1.0) {
+        return Err(format!("alpha must be between 0 and 1, not {}", spec.alpha));
+    }
+    for m in &spec.metrics {
+        if !spec.groups.is_empty() && !spec.groups.contains_key(&m.group) {
+            return Err(format!(
+                "metric `{}` is in group `{}`, which has no weight in `groups`",
+                m.name, m.group
+            ));
+        }
+        if m.allowed < 0.0 || m.allowed_absolute < 0.0 {
+            return Err(format!(
+                "metric `{}`: allowed effects cannot be negative",
+                m.name
+            ));
+        }
+    }
+    let metrics: Vec<MetricOutcome> = spec
+        .metrics
+        .iter()
+        .map(|m| judge_metric(m, spec.alpha))
+        .collect();
+    // Per group: the share of its scored metrics that passed.
+    let mut groups: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
+    for (m, o) in spec.metrics.iter().zip(&metrics) {
+        if o.result == MetricResult::NoData && m.on_missing == OnMissing::Ignore {
+            continue;
+        }
+        let g = groups.entry(m.group.as_str()).or_default();
+        g.1 += 1.0;
+        if o.passed {
+            g.0 += 1.0;
+        }
+    }
+    let (mut score, mut weights) = (0.0, 0.0);
+    for (name, (passed, total)) in &groups {
+        let w = spec.groups.get(*name).copied().unwrap_or(1.0);
+        score += w * passed / total;
+        weights += w;
+    }
+    let score = if weights > 0.0 {
+        score / weights * 100.0
+    } else {
+        0.0
+    };
+    let critical = spec
+        .metrics
+        .iter()
+        .zip(&metrics)
+        .find(|(m, o)| m.critical && !o.passed);
+    let missing =
+        spec.metrics.iter().zip(&metrics).find(|(m, o)| {
+            o.result == MetricResult::NoData && m.on_missing == OnMissing::Inconclusive
+        });
+    let failed: Vec<&str> = metrics
+        .iter()
+        .filter(|o| !o.passed)
+        .map(|o| o.name.as_str())
+        .collect();
+    let (verdict, reason) = if let Some((m, o)) = critical {
+        (
+            "fail",
+            format!("critical metric `{}` failed: {}", m.name, o.reason),
+        )
+    } else if groups.is_empty() {
+        ("fail", "no metric had data to score".to_string())
+    } else if score < spec.marginal {
+        (
+            "fail",
+            format!(
+                "score {score:.1} below marginal {}; failing: {}",
+                spec.marginal,
+                failed.join(", ")
+            ),
+        )
+    } else if let Some((m, _)) = missing {
+        (
+            "marginal",
+            format!(
+                "score {score:.1}, but `{}` has no data (on_missing: inconclusive)",
+                m.name
+            ),
+        )
+    } else if score < spec.pass {
+        (
+            "marginal",
+            format!(
+                "score {score:.1} between marginal {} and pass {}; failing: {}",
+                spec.marginal,
+                spec.pass,
+                failed.join(", ")
+            ),
+        )
+    } else {
+        (
+            "pass",
+            format!("score {score:.1} at or above pass {}", spec.pass),
+        )
+    };
+    Ok(JudgeOutcome {
+        score,
+        verdict: verdict.into(),
+        reason,
+        metrics,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metric(name: &str, canary: Vec<f64>, baseline: Vec<f64>) -> MetricJudge {
+        MetricJudge {
+            name: name.into(),
+            canary,
+            baseline,
+            direction: Direction::Increase,
+            allowed: 0.1,
+            allowed_absolute: 0.0,
+            group: "default".into(),
+            critical: false,
+            on_missing: OnMissing::Inconclusive,
+        }
+    }
+
+    fn spec(metrics: Vec<MetricJudge>) -> JudgeSpec {
+        JudgeSpec {
+            metrics,
+            groups: BTreeMap::new(),
+            pass: 95.0,
+            marginal: 75.0,
+            alpha: 0.05,
+        }
+    }
+
+    /// Deterministic pseudo-random samples around `centre`.
+    fn samples(centre: f64, spread: f64, n: usize, seed: u64) -> Vec<f64> {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        (0..n)
+            .map(|_| centre + (rng.f64() - 0.5) * spread)
+            .collect()
+    }
+
+    #[test]
+    fn mann_whitney_matches_known_values() {
+        // Fully separated samples of 5 and 5: U = 0 (or 25), exact p = 0.0079; the normal
+        // approximation with continuity correction gives about 0.012.
+        let (u, p) = mann_whitney(&[1.0, 2.0, 3.0, 4.0, 5.0], &[6.0, 7.0, 8.0, 9.0, 10.0]);
+        assert_eq!(u, 0.0);
+        assert!((p - 0.0122).abs() < 0.001, "p = {p}");
+        // Identical samples: no difference.
+        let (_, p) = mann_whitney(&[1.0; 10], &[1.0; 10]);
+        assert_eq!(p, 1.0);
+        // Interleaved samples: clearly not significant.
+        let (_, p) = mann_whitney(&[1.0, 3.0, 5.0, 7.0], &[2.0, 4.0, 6.0, 8.0]);
+        assert!(p > 0.5, "p = {p}");
+    }
+
+    #[test]
+    fn same_distribution_passes_and_a_worse_canary_fails() {
+        let good = judge(&spec(vec![metric(
+            "latency",
+            samples(100.0, 20.0, 30, 1),
+            samples(100.0, 20.0, 30, 2),
+        )]))
+        .unwrap();
+        assert_eq!(good.verdict, "pass", "{good:?}");
+        assert_eq!(good.metrics[0].result, MetricResult::Pass);
+        let bad = judge(&spec(vec![metric(
+            "latency",
+            samples(300.0, 20.0, 30, 3),
+            samples(100.0, 20.0, 30, 4),
+        )]))
+        .unwrap();
+        assert_eq!(bad.verdict, "fail", "{bad:?}");
+        assert_eq!(bad.metrics[0].result, MetricResult::High);
+        assert!(bad.metrics[0].p_value.unwrap() < 0.001);
+        assert!((bad.metrics[0].effect.unwrap() - 3.0).abs() < 0.2);
+    }
+
+    #[test]
+    fn a_significant_but_small_effect_passes() {
+        // 5% higher, clearly significant with tight samples, but within the allowed 10%.
+        let r = judge(&spec(vec![metric(
+            "latency",
+            samples(105.0, 1.0, 40, 5),
+            samples(100.0, 1.0, 40, 6),
+        )]))
+        .unwrap();
+        assert!(r.metrics[0].p_value.unwrap() < 0.001);
+        assert_eq!(r.metrics[0].result, MetricResult::Pass, "{r:?}");
+        assert_eq!(r.verdict, "pass");
+    }
+
+    #[test]
+    fn direction_decides_what_hurts() {
+        let mut m = metric(
+            "orders",
+            samples(50.0, 5.0, 30, 7),
+            samples(100.0, 5.0, 30, 8),
+        );
+        // Lower orders with direction increase: does not hurt.
+        let r = judge(&spec(vec![m.clone()])).unwrap();
+        assert_eq!(r.metrics[0].result, MetricResult::Low);
+        assert_eq!(r.verdict, "pass");
+        m.direction = Direction::Decrease;
+        assert_eq!(judge(&spec(vec![m.clone()])).unwrap().verdict, "fail");
+        m.direction = Direction::Either;
+        assert_eq!(judge(&spec(vec![m])).unwrap().verdict, "fail");
+    }
+
+    #[test]
+    fn zero_baselines_are_compared_by_absolute_difference() {
+        // Baseline had no errors at all; the canary has some: a ratio would be infinite.
+        let mut m = metric("errors", samples(0.2, 0.1, 30, 9), vec![0.0; 30]);
+        let r = judge(&spec(vec![m.clone()])).unwrap();
+        assert_eq!(r.metrics[0].result, MetricResult::High, "{r:?}");
+        assert!(r.metrics[0].effect.unwrap().is_finite());
+        assert!(r.metrics[0].reason.contains("baseline all zeros"));
+        assert_eq!(r.verdict, "fail");
+        // Allowed absolute difference above it: passes.
+        m.allowed_absolute = 0.5;
+        assert_eq!(judge(&spec(vec![m])).unwrap().verdict, "pass");
+        // Both all zeros: no difference, a pass (not NaN).
+        let r = judge(&spec(vec![metric("errors", vec![0.0; 10], vec![0.0; 10])])).unwrap();
+        assert_eq!(r.verdict, "pass");
+        assert_eq!(r.metrics[0].p_value, Some(1.0));
+    }
+
+    #[test]
+    fn missing_samples_are_explicit() {
+        let ok = metric(
+            "latency",
+            samples(100.0, 10.0, 20, 10),
+            samples(100.0, 10.0, 20, 11),
+        );
+        let mut missing = metric("errors", vec![], samples(1.0, 0.1, 20, 12));
+        // Default: the judge cannot pass.
+        let r = judge(&spec(vec![ok.clone(), missing.clone()])).unwrap();
+        assert_eq!(r.metrics[1].result, MetricResult::NoData);
+        assert_eq!(r.verdict, "fail", "{r:?}"); // 1 of 2 passed: score 50 < 75
+        missing.on_missing = OnMissing::Ignore;
+        let r = judge(&spec(vec![ok.clone(), missing.clone()])).unwrap();
+        assert_eq!(r.verdict, "pass", "{r:?}");
+        missing.on_missing = OnMissing::Inconclusive;
+        missing.group = "errors".into();
+        let mut s = spec(vec![ok, missing]);
+        s.groups = [("default".to_string(), 1.0), ("errors".to_string(), 0.0)].into();
+        // The missing metric weighs nothing, yet the judge is only marginal.
+        let r = judge(&s).unwrap();
+        assert_eq!(r.verdict, "marginal", "{r:?}");
+        // NaN samples are dropped, never compared.
+        let r = judge(&spec(vec![metric("x", vec![f64::NAN; 5], vec![1.0; 5])])).unwrap();
+        assert_eq!(r.metrics[0].result, MetricResult::NoData);
+    }
+
+    #[test]
+    fn groups_weigh_the_score_and_critical_metrics_fail_alone() {
+        let good = |n: &str, g: &str, seed| {
+            let mut m = metric(
+                n,
+                samples(10.0, 1.0, 30, seed),
+                samples(10.0, 1.0, 30, seed + 100),
+            );
+            m.group = g.into();
+            m
+        };
+        let mut bad = metric(
+            "p99",
+            samples(30.0, 1.0, 30, 20),
+            samples(10.0, 1.0, 30, 21),
+        );
+        bad.group = "latency".into();
+        let mut s = spec(vec![
+            good("errors", "errors", 30),
+            good("p50", "latency", 31),
+            bad.clone(),
+        ]);
+        s.groups = [("errors".to_string(), 80.0), ("latency".to_string(), 20.0)].into();
+        // errors 80 * 1 + latency 20 * 0.5 = 90: marginal.
+        let r = judge(&s).unwrap();
+        assert!((r.score - 90.0).abs() < 1e-9, "{r:?}");
+        assert_eq!(r.verdict, "marginal");
+        bad.critical = true;
+        s.metrics[2] = bad;
+        let r = judge(&s).unwrap();
+        assert_eq!(r.verdict, "fail");
+        assert!(r.reason.contains("critical"));
+        // A group without a weight is a configuration error.
+        s.groups.remove("latency");
+        assert!(judge(&s).unwrap_err().contains("no weight"));
+    }
+}

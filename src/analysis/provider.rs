@@ -1,0 +1,809 @@
+//! Metric providers: where a number comes from.
+//!
+//! - `prometheus`: the Prometheus HTTP API, instant (`/api/v1/query`) or range
+//!   (`/api/v1/query_range`) PromQL queries; vectors, scalars and matrices.
+//! - `scrape`: a Prometheus text-format endpoint (parsed by the prometheus-parse crate), with
+//!   label selection and counter rates computed between scrapes.
+//! - `http`: a number selected from a JSON answer by a path (`data.items[0].value` or a JSON
+//!   pointer `/data/items/0/value`).
+//! - `command`: the number a command prints (its last line).
+//! - `check`: a health check (as `check`): 1 when it passes, 0 when it fails.
+//!
+//! A provider read returns a [`Reading`] (what the journal keeps, so a resumed run reads the same
+//! numbers); [`Rates`] turns counter readings into rates. Every read has a timeout and a cap on
+//! the answer's size: down, slow, HTTP errors, Prometheus error JSON, garbage and huge answers are
+//! all [`Observed::Error`], never a panic, a hang or a pass.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::Observed;
+
+/// How a provider is written in runbook.yaml or a script: `{ prometheus: {...} }` etc.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum ProviderSpec {
+    Prometheus(PromSpec),
+    Scrape(ScrapeSpec),
+    Http(HttpSpec),
+    Command(CommandSpec),
+    Check(Value),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromSpec {
+    /// Prometheus' base URL, e.g. http://127.0.0.1:9090.
+    pub url: String,
+    pub query: String,
+    /// A range query over this much time before now (e.g. "1m"); absent: an instant query.
+    pub range: Option<String>,
+    /// The range query's resolution (default: range / 30, at least 1s).
+    pub step: Option<String>,
+    /// How several series combine into one number; absent: several series are an outcome.
+    pub aggregate: Option<Reduce>,
+    /// How a range query's points combine into one number (default avg).
+    pub reduce: Option<Reduce>,
+    pub timeout: Option<String>,
+    pub max_bytes: Option<usize>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScrapeSpec {
+    pub url: String,
+    /// The sample name (a histogram's `_sum` and `_count` are names too).
+    pub metric: String,
+    /// Labels a series must have (exact values).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Counter rates: `interval` (since the previous scrape) or `cumulative` (since the analysis
+    /// began); absent: the value as it is.
+    pub rate: Option<RateMode>,
+    /// Divide by another sample of the same labels (with `rate`: by its increase), e.g. errors
+    /// by requests, or a latency sum by its count.
+    pub divide_by: Option<String>,
+    /// With `divide_by` and `rate`: fewer new denominator events than this is no data.
+    pub min_count: Option<f64>,
+    /// Multiply the result (1000 turns seconds into milliseconds).
+    pub scale: Option<f64>,
+    pub aggregate: Option<Reduce>,
+    pub timeout: Option<String>,
+    pub max_bytes: Option<usize>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSpec {
+    pub url: String,
+    pub path: String,
+    pub timeout: Option<String>,
+    pub max_bytes: Option<usize>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandSpec {
+    pub run: String,
+    pub timeout: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reduce {
+    Sum,
+    Avg,
+    Min,
+    Max,
+    Last,
+}
+
+impl Reduce {
+    pub fn apply(self, xs: &[f64]) -> f64 {
+        match self {
+            Reduce::Sum => xs.iter().sum(),
+            Reduce::Avg => xs.iter().sum::<f64>() / xs.len() as f64,
+            Reduce::Min => xs.iter().copied().fold(f64::INFINITY, f64::min),
+            Reduce::Max => xs.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            Reduce::Last => *xs.last().unwrap_or(&f64::NAN),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RateMode {
+    Interval,
+    Cumulative,
+}
+
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+const DEFAULT_MAX_BYTES: usize = 8 << 20;
+
+/// A provider ready to read: durations parsed, a check parsed.
+#[derive(Debug, Clone)]
+pub enum Provider {
+    Prometheus {
+        spec: PromSpec,
+        range: Option<Duration>,
+        step: Duration,
+        timeout: Duration,
+    },
+    Scrape {
+        spec: ScrapeSpec,
+        timeout: Duration,
+    },
+    Http {
+        spec: HttpSpec,
+        pointer: String,
+        timeout: Duration,
+    },
+    Command {
+        run: String,
+        timeout: Duration,
+    },
+    Check(Box<crate::primitives::check::Spec>),
+}
+
+fn duration(v: &Option<String>, what: &str) -> Result<Option<Duration>, String> {
+    v.as_deref()
+        .map(crate::config::parse_duration)
+        .transpose()
+        .map_err(|e| format!("`{what}`: {e}"))
+}
+
+fn http_url(url: &str) -> Result<(), String> {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        Ok(())
+    } else {
+        Err(format!("`{url}` is not an http:// or https:// URL"))
+    }
+}
+
+impl Provider {
+    pub fn new(spec: &ProviderSpec) -> Result<Provider, String> {
+        Ok(match spec {
+            ProviderSpec::Prometheus(p) => {
+                http_url(&p.url)?;
+                if p.query.trim().is_empty() {
+                    return Err("`query` is empty".into());
+                }
+                let range = duration(&p.range, "range")?;
+                let step = match duration(&p.step, "step")? {
+                    Some(s) if s.is_zero() => return Err("`step` cannot be 0".into()),
+                    Some(s) => s,
+                    None => range
+                        .map(|r| (r / 30).max(Duration::from_secs(1)))
+                        .unwrap_or(Duration::from_secs(1)),
+                };
+                Provider::Prometheus {
+                    spec: p.clone(),
+                    range,
+                    step,
+                    timeout: duration(&p.timeout, "timeout")?.unwrap_or(DEFAULT_TIMEOUT),
+                }
+            }
+            ProviderSpec::Scrape(s) => {
+                http_url(&s.url)?;
+                Provider::Scrape {
+                    spec: s.clone(),
+                    timeout: duration(&s.timeout, "timeout")?.unwrap_or(DEFAULT_TIMEOUT),
+                }
+            }
+            ProviderSpec::Http(h) => {
+                http_url(&h.url)?;
+                Provider::Http {
+                    pointer: json_pointer(&h.path)?,
+                    spec: h.clone(),
+                    timeout: duration(&h.timeout, "timeout")?.unwrap_or(DEFAULT_TIMEOUT),
+                }
+            }
+            ProviderSpec::Command(c) => Provider::Command {
+                run: c.run.clone(),
+                timeout: duration(&c.timeout, "timeout")?.unwrap_or(DEFAULT_TIMEOUT),
+            },
+            ProviderSpec::Check(v) => {
+                let map = crate::primitives::from_json(v)
+                    .try_cast::<rhai::Map>()
+                    .ok_or("`check` takes a check's options, e.g. { http: \"http://...\" }")?;
+                Provider::Check(Box::new(
+                    crate::primitives::check::parse(&map).map_err(|e| e.to_string())?,
+                ))
+            }
+        })
+    }
+
+    /// What the journal's intent says about this provider.
+    pub fn describe(&self) -> Value {
+        match self {
+            Provider::Prometheus { spec, .. } => {
+                json!({ "prometheus": spec.url, "query": spec.query, "range": spec.range })
+            }
+            Provider::Scrape { spec, .. } => {
+                json!({ "scrape": spec.url, "metric": spec.metric, "labels": spec.labels })
+            }
+            Provider::Http { spec, .. } => json!({ "http": spec.url, "path": spec.path }),
+            Provider::Command { run, .. } => json!({ "command": run }),
+            Provider::Check(c) => json!({ "check": c.name() }),
+        }
+    }
+
+    /// Whether readings are counters that need a first scrape to rate against.
+    pub fn needs_baseline(&self) -> bool {
+        matches!(self, Provider::Scrape { spec, .. } if spec.rate.is_some())
+    }
+}
+
+/// `a.b[0].c` (or a JSON pointer `/a/b/0/c`) as a JSON pointer.
+pub fn json_pointer(path: &str) -> Result<String, String> {
+    let path = path.trim();
+    if path.is_empty() || path == "/" {
+        return Ok(String::new());
+    }
+    if path.starts_with('/') {
+        return Ok(path.to_string());
+    }
+    let mut out = String::new();
+    for part in path.split('.') {
+        let (key, mut rest) = match part.find('[') {
+            Some(i) => (&part[..i], &part[i..]),
+            None => (part, ""),
+        };
+        if key.is_empty() && rest.is_empty() {
+            return Err(format!("path `{path}` has an empty step"));
+        }
+        if !key.is_empty() {
+            out.push('/');
+            out.push_str(&key.replace('~', "~0").replace('/', "~1"));
+        }
+        while let Some(r) = rest.strip_prefix('[') {
+            let end = r
+                .find(']')
+                .ok_or_else(|| format!("path `{path}`: `[` without `]`"))?;
+            let idx: usize = r[..end]
+                .parse()
+                .map_err(|_| format!("path `{path}`: `[{}]` is not an index", &r[..end]))?;
+            out.push_str(&format!("/{idx}"));
+            rest = &r[end + 1..];
+        }
+        if !rest.is_empty() {
+            return Err(format!("path `{path}`: unexpected `{rest}`"));
+        }
+    }
+    Ok(out)
+}
+
+/// What one read produced, as the journal keeps it: an observation, or counters to rate.
+pub fn reading_observed(o: &Observed) -> Value {
+    o.to_json()
+}
+
+fn counters(num: f64, den: Option<f64>, at: f64) -> Value {
+    json!({ "outcome": "counters", "num": num, "den": den, "at": at })
+}
+
+fn now_secs() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// GET `url`, within `timeout` for the whole answer, reading at most `max` bytes.
+async fn get_text(
+    client: &reqwest::Client,
+    url: &str,
+    query: &[(&str, String)],
+    timeout: Duration,
+    max: usize,
+) -> Result<(u16, String), String> {
+    let work = async {
+        let parsed = if query.is_empty() {
+            reqwest::Url::parse(url)
+        } else {
+            reqwest::Url::parse_with_params(url, query)
+        };
+        let url = parsed.map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+        let mut resp = client
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| crate::primitives::check::describe_reqwest(&e))?;
+        let status = resp.status().as_u16();
+        let mut body = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| crate::primitives::check::describe_reqwest(&e))?
+        {
+            body.extend_from_slice(&chunk);
+            if body.len() > max {
+                return Err(format!(
+                    "the answer is larger than {} (max_bytes); refusing to read on",
+                    human_bytes(max)
+                ));
+            }
+        }
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    };
+    match tokio::time::timeout(timeout, work).await {
+        Err(_) => Err(format!(
+            "no answer within {} (timeout)",
+            crate::ui::format_duration(timeout)
+        )),
+        Ok(r) => r,
+    }
+}
+
+fn human_bytes(n: usize) -> String {
+    if n >= 1 << 20 {
+        format!("{} MiB", n >> 20)
+    } else if n >= 1 << 10 {
+        format!("{} KiB", n >> 10)
+    } else {
+        format!("{n} bytes")
+    }
+}
+
+fn snippet(text: &str) -> String {
+    let t: String = text.trim().chars().take(80).collect();
+    if text.trim().chars().count() > 80 {
+        format!("{t}…")
+    } else {
+        t
+    }
+}
+
+/// Read the provider once. Never panics; every failure is an `error` observation.
+pub async fn read(
+    client: reqwest::Client,
+    provider: Provider,
+    interrupt: Arc<crate::signals::Interrupt>,
+) -> Value {
+    match read_inner(&client, &provider, interrupt).await {
+        Ok(v) => v,
+        Err(e) => Observed::Error(e).to_json(),
+    }
+}
+
+async fn read_inner(
+    client: &reqwest::Client,
+    provider: &Provider,
+    interrupt: Arc<crate::signals::Interrupt>,
+) -> Result<Value, String> {
+    match provider {
+        Provider::Prometheus {
+            spec,
+            range,
+            step,
+            timeout,
+        } => {
+            let max = spec.max_bytes.unwrap_or(DEFAULT_MAX_BYTES);
+            let base = spec.url.trim_end_matches('/');
+            let (path, query) = match range {
+                None => ("/api/v1/query", vec![("query", spec.query.clone())]),
+                Some(r) => {
+                    let end = now_secs();
+                    (
+                        "/api/v1/query_range",
+                        vec![
+                            ("query", spec.query.clone()),
+                            ("start", format!("{:.3}", end - r.as_secs_f64())),
+                            ("end", format!("{end:.3}")),
+                            ("step", format!("{}", step.as_secs_f64())),
+                        ],
+                    )
+                }
+            };
+            let (status, body) =
+                get_text(client, &format!("{base}{path}"), &query, *timeout, max).await?;
+            let series = prometheus_result(status, &body)?;
+            Ok(one_value(series, spec.aggregate, spec.reduce.unwrap_or(Reduce::Avg)).to_json())
+        }
+        Provider::Scrape { spec, timeout } => {
+            let max = spec.max_bytes.unwrap_or(DEFAULT_MAX_BYTES);
+            let (status, body) = get_text(client, &spec.url, &[], *timeout, max).await?;
+            if !(200..300).contains(&status) {
+                return Err(format!("HTTP {status}: {}", snippet(&body)));
+            }
+            let at = now_secs();
+            let samples = crate::primitives::metrics::parse_text(&body)?;
+            let pick = |name: &str| -> Result<Option<f64>, Observed> {
+                let values: Vec<f64> = samples
+                    .iter()
+                    .filter(|s| s["name"] == name)
+                    .filter(|s| {
+                        spec.labels
+                            .iter()
+                            .all(|(k, v)| s["labels"].get(k).and_then(Value::as_str) == Some(v))
+                    })
+                    .map(|s| s["value"].as_f64().unwrap_or(f64::NAN))
+                    .collect();
+                match (values.len(), spec.aggregate) {
+                    (0, _) => Ok(None),
+                    (1, _) => Ok(Some(values[0])),
+                    (_, Some(r)) => Ok(Some(r.apply(&values))),
+                    (n, None) => Err(Observed::Multiple(n)),
+                }
+            };
+            let selector = || {
+                let l: Vec<String> = spec
+                    .labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}=\"{v}\""))
+                    .collect();
+                format!("{{{}}}", l.join(","))
+            };
+            let num = match pick(&spec.metric) {
+                Err(o) => return Ok(o.to_json()),
+                Ok(None) => {
+                    return Ok(Observed::NoData(format!(
+                        "no series {}{} at {}",
+                        spec.metric,
+                        selector(),
+                        spec.url
+                    ))
+                    .to_json())
+                }
+                Ok(Some(v)) => v,
+            };
+            let den = match &spec.divide_by {
+                None => None,
+                Some(d) => match pick(d) {
+                    Err(o) => return Ok(o.to_json()),
+                    Ok(None) => {
+                        return Ok(Observed::NoData(format!(
+                            "no series {d}{} at {}",
+                            selector(),
+                            spec.url
+                        ))
+                        .to_json())
+                    }
+                    Ok(Some(v)) => Some(v),
+                },
+            };
+            if spec.rate.is_some() {
+                return Ok(counters(num, den, at));
+            }
+            let scale = spec.scale.unwrap_or(1.0);
+            Ok(match den {
+                None => Observed::number(num * scale),
+                Some(d) => Observed::number(num / d * scale),
+            }
+            .to_json())
+        }
+        Provider::Http {
+            spec,
+            pointer,
+            timeout,
+        } => {
+            let max = spec.max_bytes.unwrap_or(DEFAULT_MAX_BYTES);
+            let (status, body) = get_text(client, &spec.url, &[], *timeout, max).await?;
+            if !(200..300).contains(&status) {
+                return Err(format!("HTTP {status}: {}", snippet(&body)));
+            }
+            let doc: Value = serde_json::from_str(&body)
+                .map_err(|e| format!("the answer is not JSON ({e}): {}", snippet(&body)))?;
+            Ok(json_value(&doc, pointer, &spec.path).to_json())
+        }
+        Provider::Command { run, timeout } => {
+            let mut cmd = tokio::process::Command::new("/bin/sh");
+            cmd.arg("-c")
+                .arg(run)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .kill_on_drop(true)
+                .process_group(0);
+            let child = cmd
+                .spawn()
+                .map_err(|e| format!("cannot run `{run}`: {e}"))?;
+            let group = child.id().unwrap_or(0) as i32;
+            let out = match tokio::time::timeout(*timeout, child.wait_with_output()).await {
+                Err(_) => {
+                    crate::signals::kill_group(group, libc::SIGKILL);
+                    return Err(format!(
+                        "`{run}` did not finish within {} (timeout)",
+                        crate::ui::format_duration(*timeout)
+                    ));
+                }
+                Ok(r) => r.map_err(|e| format!("cannot run `{run}`: {e}"))?,
+            };
+            if !out.status.success() {
+                let err = String::from_utf8_lossy(&out.stderr);
+                return Err(format!(
+                    "`{run}` exited with {}{}",
+                    out.status
+                        .code()
+                        .map(|c| c.to_string())
+                        .unwrap_or("a signal".into()),
+                    err.lines()
+                        .last()
+                        .map(|l| format!(": {}", l.trim()))
+                        .unwrap_or_default()
+                ));
+            }
+            let text = String::from_utf8_lossy(&out.stdout);
+            let Some(last) = text.lines().map(str::trim).rfind(|l| !l.is_empty()) else {
+                return Ok(Observed::NoData(format!("`{run}` printed nothing")).to_json());
+            };
+            let v: f64 = last
+                .parse()
+                .map_err(|_| format!("`{run}` printed `{}`, not a number", snippet(last)))?;
+            Ok(Observed::number(v).to_json())
+        }
+        Provider::Check(spec) => {
+            let o =
+                crate::primitives::check::run(client.clone(), (**spec).clone(), interrupt).await;
+            Ok(
+                json!({ "outcome": "value", "value": if o.ok() { 1.0 } else { 0.0 }, "note": o.detail() }),
+            )
+        }
+    }
+}
+
+/// The series of a Prometheus API answer: (labels, points). An error answer, an HTTP error or
+/// garbage is an error.
+pub fn prometheus_result(status: u16, body: &str) -> Result<Vec<(Value, Vec<f64>)>, String> {
+    let doc: Value = match serde_json::from_str(body) {
+        Ok(d) => d,
+        Err(_) if !(200..300).contains(&status) => {
+            return Err(format!("HTTP {status}: {}", snippet(body)))
+        }
+        Err(e) => {
+            return Err(format!(
+                "not a Prometheus API answer (not JSON: {e}): {}",
+                snippet(body)
+            ))
+        }
+    };
+    if doc.get("status").and_then(Value::as_str) == Some("error") {
+        return Err(format!(
+            "Prometheus answered {}{}: {}",
+            doc.get("errorType")
+                .and_then(Value::as_str)
+                .unwrap_or("an error"),
+            if (200..300).contains(&status) {
+                String::new()
+            } else {
+                format!(" (HTTP {status})")
+            },
+            doc.get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("(no message)")
+        ));
+    }
+    if !(200..300).contains(&status) {
+        return Err(format!("HTTP {status}: {}", snippet(body)));
+    }
+    if doc.get("status").and_then(Value::as_str) != Some("success") {
+        return Err(format!("not a Prometheus API answer: {}", snippet(body)));
+    }
+    let data = &doc["data"];
+    let point = |p: &Value| -> Result<f64, String> {
+        p.get(1)
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse::<f64>().ok())
+            .ok_or_else(|| {
+                format!(
+                    "a sample is not [time, \"value\"]: {}",
+                    snippet(&p.to_string())
+                )
+            })
+    };
+    let result = &data["result"];
+    match data.get("resultType").and_then(Value::as_str) {
+        Some("scalar") => Ok(vec![(json!({}), vec![point(result)?])]),
+        Some("vector") => result
+            .as_array()
+            .ok_or("a vector result is not an array")?
+            .iter()
+            .map(|s| Ok((s["metric"].clone(), vec![point(&s["value"])?])))
+            .collect(),
+        Some("matrix") => result
+            .as_array()
+            .ok_or("a matrix result is not an array")?
+            .iter()
+            .map(|s| {
+                let pts = s["values"]
+                    .as_array()
+                    .ok_or("a matrix series has no values")?
+                    .iter()
+                    .map(point)
+                    .collect::<Result<Vec<f64>, String>>()?;
+                Ok((s["metric"].clone(), pts))
+            })
+            .collect(),
+        Some(other) => Err(format!("a `{other}` result is not a number")),
+        None => Err(format!("not a Prometheus API answer: {}", snippet(body))),
+    }
+}
+
+/// One number from series: no series is `Empty`; several are `Multiple` unless aggregated.
+pub fn one_value(
+    series: Vec<(Value, Vec<f64>)>,
+    aggregate: Option<Reduce>,
+    reduce: Reduce,
+) -> Observed {
+    let per_series: Vec<f64> = series
+        .iter()
+        .filter(|(_, pts)| !pts.is_empty())
+        .map(|(_, pts)| reduce.apply(pts))
+        .collect();
+    match (per_series.len(), aggregate) {
+        (0, _) => Observed::Empty,
+        (1, _) => Observed::number(per_series[0]),
+        (_, Some(a)) => Observed::number(a.apply(&per_series)),
+        (n, None) => Observed::Multiple(n),
+    }
+}
+
+fn json_value(doc: &Value, pointer: &str, path: &str) -> Observed {
+    match doc.pointer(pointer) {
+        None | Some(Value::Null) => Observed::NoData(format!("nothing at `{path}`")),
+        Some(Value::Number(n)) => Observed::number(n.as_f64().unwrap_or(f64::NAN)),
+        Some(Value::Bool(b)) => Observed::Value(if *b { 1.0 } else { 0.0 }),
+        Some(Value::String(s)) => match s.trim().parse::<f64>() {
+            Ok(v) => Observed::number(v),
+            Err(_) => Observed::Error(format!("`{path}` is \"{}\", not a number", snippet(s))),
+        },
+        Some(Value::Array(a)) if a.is_empty() => Observed::Empty,
+        Some(Value::Array(a)) if a.len() == 1 => json_value(&a[0], "", path),
+        Some(Value::Array(a)) => Observed::Multiple(a.len()),
+        Some(Value::Object(_)) => Observed::Error(format!(
+            "`{path}` is an object, not a number: name a field in it"
+        )),
+    }
+}
+
+/// Counter state between scrapes, one slot per metric.
+#[derive(Debug, Default)]
+pub struct Rates {
+    prev: BTreeMap<String, (f64, Option<f64>, f64)>,
+}
+
+impl Rates {
+    /// Turn a reading into an observation. Counter readings become rates against the previous
+    /// reading of the same metric (or the first one, for `cumulative`); the first reading of a
+    /// metric only sets the base.
+    pub fn observe(&mut self, key: &str, provider: &Provider, reading: &Value) -> Option<Observed> {
+        if reading.get("outcome").and_then(Value::as_str) != Some("counters") {
+            return Some(Observed::from_json(reading));
+        }
+        let Provider::Scrape { spec, .. } = provider else {
+            return Some(Observed::Error(
+                "counters from a provider that has none".into(),
+            ));
+        };
+        let num = reading["num"].as_f64().unwrap_or(f64::NAN);
+        let den = reading["den"].as_f64();
+        let at = reading["at"].as_f64().unwrap_or(0.0);
+        let Some(&(pn, pd, pat)) = self.prev.get(key) else {
+            self.prev.insert(key.to_string(), (num, den, at));
+            return None;
+        };
+        if spec.rate == Some(RateMode::Interval) {
+            self.prev.insert(key.to_string(), (num, den, at));
+        }
+        // A counter that went down was reset: its increase is its new value.
+        let inc = |cur: f64, prev: f64| if cur < prev { cur } else { cur - prev };
+        let dn = inc(num, pn);
+        let scale = spec.scale.unwrap_or(1.0);
+        Some(match (den, pd) {
+            (Some(d), Some(p)) => {
+                let dd = inc(d, p);
+                let min = spec.min_count.unwrap_or(1.0);
+                if dd < min || dd == 0.0 {
+                    Observed::NoData(format!(
+                        "{} new {} (fewer than {min})",
+                        dd,
+                        spec.divide_by.as_deref().unwrap_or("events")
+                    ))
+                } else {
+                    Observed::number(dn / dd * scale)
+                }
+            }
+            _ => {
+                let dt = at - pat;
+                if dt <= 0.0 {
+                    Observed::NoData("two scrapes at the same instant".into())
+                } else {
+                    Observed::number(dn / dt * scale)
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_become_json_pointers() {
+        assert_eq!(
+            json_pointer("data.items[0].value").unwrap(),
+            "/data/items/0/value"
+        );
+        assert_eq!(json_pointer("/a/b").unwrap(), "/a/b");
+        assert_eq!(json_pointer("a[1][2]").unwrap(), "/a/1/2");
+        assert!(json_pointer("a[x]").is_err());
+        assert!(json_pointer("a..b").is_err());
+        let doc = json!({ "data": { "items": [{ "value": "0.5" }], "none": null, "obj": {} } });
+        assert_eq!(
+            json_value(&doc, &json_pointer("data.items[0].value").unwrap(), "p"),
+            Observed::Value(0.5)
+        );
+        assert!(matches!(
+            json_value(&doc, "/data/none", "p"),
+            Observed::NoData(_)
+        ));
+        assert!(matches!(
+            json_value(&doc, "/data/missing", "p"),
+            Observed::NoData(_)
+        ));
+        assert!(matches!(
+            json_value(&doc, "/data/obj", "p"),
+            Observed::Error(_)
+        ));
+        assert_eq!(json_value(&json!([1, 2]), "", "p"), Observed::Multiple(2));
+    }
+
+    #[test]
+    fn prometheus_answers_are_read_or_refused() {
+        let vector = r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"v":"1"},"value":[1,"0.25"]}]}}"#;
+        let s = prometheus_result(200, vector).unwrap();
+        assert_eq!(one_value(s, None, Reduce::Avg), Observed::Value(0.25));
+        let empty = r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#;
+        assert_eq!(
+            one_value(prometheus_result(200, empty).unwrap(), None, Reduce::Avg),
+            Observed::Empty
+        );
+        let nan = r#"{"status":"success","data":{"resultType":"scalar","result":[1,"NaN"]}}"#;
+        assert_eq!(
+            one_value(prometheus_result(200, nan).unwrap(), None, Reduce::Avg),
+            Observed::NaN
+        );
+        let two = r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"1"]},{"metric":{},"value":[1,"3"]}]}}"#;
+        assert_eq!(
+            one_value(prometheus_result(200, two).unwrap(), None, Reduce::Avg),
+            Observed::Multiple(2)
+        );
+        assert_eq!(
+            one_value(
+                prometheus_result(200, two).unwrap(),
+                Some(Reduce::Sum),
+                Reduce::Avg
+            ),
+            Observed::Value(4.0)
+        );
+        let matrix = r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1,"1"],[2,"3"]]}]}}"#;
+        assert_eq!(
+            one_value(prometheus_result(200, matrix).unwrap(), None, Reduce::Max),
+            Observed::Value(3.0)
+        );
+        let err = r#"{"status":"error","errorType":"bad_data","error":"parse error at char 5"}"#;
+        let e = prometheus_result(400, err).unwrap_err();
+        assert!(e.contains("bad_data") && e.contains("parse error"), "{e}");
+        assert!(prometheus_result(200, "<html>oops</html>")
+            .unwrap_err()
+            .contains("not JSON"));
+        assert!(prometheus_result(502, "Bad Gateway")
+            .unwrap_err()
+            .contains("HTTP 502"));
+        assert!(prometheus_result(
+            200,
+            r#"{"status":"success","data":{"resultType":"string","result":[1,"x"]}}"#
+        )
+        .is_err());
+        assert!(prometheus_result(
+            200,
+            r#"{"status":"success","data":{"resultType":"vector","result":[{"value":[1,"x"]}]}}"#
+        )
+        .is_err());
+    }
+}
