@@ -211,17 +211,30 @@ impl Default for Rollout {
 pub struct Monitoring {
     /// Time between measurements.
     pub interval: String,
-    /// Measurements per monitoring window (after each traffic change).
+    /// Conclusive measurements per monitoring window (after each traffic change).
     pub samples: u32,
-    /// Prometheus text endpoint with per-version request, error and latency series.
+    /// Prometheus text endpoint with per-version request, error and latency series (scraped
+    /// directly when `prometheus` is not set).
     pub metrics_url: Option<String>,
+    /// A Prometheus server's base URL: the triggers are then PromQL queries (`queries`).
+    pub prometheus: Option<String>,
+    /// PromQL for each trigger; `{{version}}` is replaced by the version being watched.
+    pub queries: Queries,
     /// Business metrics shown in the monitor: label -> metric name in the scrape.
     pub business: BTreeMap<String, String>,
-    /// Fewer new requests than this in a window leave a measurement inconclusive (no data is
-    /// never a pass).
+    /// Fewer new requests than this in a measurement leave it without data (scrape source).
     pub min_requests: u32,
     /// What an inconclusive window leads to when nobody is there to ask: rollback or continue.
     pub on_inconclusive: String,
+    /// What each data outcome counts as: pass, fail or inconclusive.
+    pub on_no_data: crate::analysis::DataOutcome,
+    pub on_empty: crate::analysis::DataOutcome,
+    pub on_nan: crate::analysis::DataOutcome,
+    pub on_multiple: crate::analysis::DataOutcome,
+    /// Channels told when a metric fails and its action is `continue`.
+    pub notify: Vec<String>,
+    /// The team's own metrics, judged beside the shipped triggers.
+    pub metrics: Vec<crate::primitives::analyze::MetricSpec>,
 }
 
 impl Default for Monitoring {
@@ -230,11 +243,32 @@ impl Default for Monitoring {
             interval: "1s".into(),
             samples: 5,
             metrics_url: None,
+            prometheus: None,
+            queries: Queries::default(),
             business: BTreeMap::new(),
             min_requests: 10,
             on_inconclusive: "rollback".into(),
+            on_no_data: Default::default(),
+            on_empty: Default::default(),
+            on_nan: Default::default(),
+            on_multiple: Default::default(),
+            notify: Vec::new(),
+            metrics: Vec::new(),
         }
     }
+}
+
+/// PromQL for the shipped triggers. `{{version}}` is the version being watched.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Queries {
+    /// Errors over requests (0.05 = 5%).
+    pub error_rate: Option<String>,
+    /// Average response time in milliseconds.
+    pub response_time: Option<String>,
+    /// CPU and memory use as a fraction (0..1).
+    pub cpu: Option<String>,
+    pub memory: Option<String>,
 }
 
 /// The seed's automatic rollback triggers.
@@ -250,8 +284,14 @@ pub struct Triggers {
     /// CPU and memory use (0..1) counted as critical, when a source reports them.
     pub cpu: f64,
     pub memory: f64,
-    /// Measurements over a threshold before the trigger fires (1 = the first).
+    /// Failed measurements tolerated per trigger in a window; one more fires it.
     pub failure_limit: u32,
+    /// Inconclusive measurements tolerated per trigger in a window (default: twice `samples`).
+    pub inconclusive_limit: Option<u32>,
+    /// Provider errors in a row tolerated per trigger; one more ends the window in error.
+    pub consecutive_error_limit: u32,
+    /// Per trigger (error_rate, response_time, health, cpu, memory): rollback, ask or continue.
+    pub on_failure: BTreeMap<String, crate::primitives::analyze::Action>,
 }
 
 impl Default for Triggers {
@@ -262,7 +302,10 @@ impl Default for Triggers {
             health_failures: 1,
             cpu: 0.9,
             memory: 0.9,
-            failure_limit: 2,
+            failure_limit: 1,
+            inconclusive_limit: None,
+            consecutive_error_limit: 4,
+            on_failure: BTreeMap::new(),
         }
     }
 }

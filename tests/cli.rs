@@ -1514,7 +1514,7 @@ fn script_adapter_blue_green_behind_a_real_nginx_then_rolled_back_from_the_journ
     );
     assert!(
         out.stdout
-            .contains("No metrics source (monitoring.metrics_url): judging by health checks only"),
+            .contains("No metrics source (monitoring.prometheus or monitoring.metrics_url): judging by health checks only"),
         "{}",
         out.stdout
     );
@@ -2533,7 +2533,7 @@ fn sigterm_during_monitoring_exits_130_with_the_journal_complete_and_the_lock_re
     ])
     .stdout(std::process::Stdio::null());
     let mut child = cmd.spawn().unwrap();
-    wait_for_journal(t.path(), "\"kind\":\"scrape\"");
+    wait_for_journal(t.path(), "\"kind\":\"measure\"");
     unsafe {
         libc::kill(child.id() as i32, libc::SIGTERM);
     }

@@ -294,7 +294,7 @@ fn now_secs() -> f64 {
 }
 
 /// GET `url`, within `timeout` for the whole answer, reading at most `max` bytes.
-async fn get_text(
+pub async fn get_text(
     client: &reqwest::Client,
     url: &str,
     query: &[(&str, String)],

@@ -1,6 +1,7 @@
 //! The functions scripts call. Each family has a file; each function parses its arguments and
 //! passes its effect through the session's gate.
 
+pub mod analyze;
 pub mod check;
 pub mod files;
 pub mod helpers;
@@ -143,5 +144,6 @@ pub fn register(engine: &mut rhai::Engine, session: &crate::session::Shared) {
     helpers::register(engine, session);
     http::register(engine, session);
     metrics::register(engine, session);
+    analyze::register(engine, session);
     monitor::register(engine, session);
 }

@@ -81,13 +81,19 @@ fn show(session: &Session, frame: &Map) -> RhaiResult<()> {
             })
             .collect(),
     };
-    let line = dashboard::line(&f);
+    draw(session, &f);
+    Ok(())
+}
+
+/// Draw the Deployment Monitor: in place on a terminal, one line per measurement elsewhere.
+pub fn draw(session: &Session, f: &Frame) {
+    let line = dashboard::line(f);
     session.effects.borrow_mut().log(&line);
     if session.ui.stdout_tty
         && session.ui.format == crate::ui::LogFormat::Text
         && session.ui.verbosity != crate::ui::Verbosity::Quiet
     {
-        let block = dashboard::block(&session.ui, &f);
+        let block = dashboard::block(&session.ui, f);
         let mut text = String::new();
         if let Some((at, n)) = session.dashboard_end.get() {
             if at == session.lines_said.get() {
@@ -106,5 +112,4 @@ fn show(session: &Session, frame: &Map) -> RhaiResult<()> {
     } else {
         session.say(&line);
     }
-    Ok(())
 }

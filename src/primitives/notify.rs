@@ -18,7 +18,7 @@ pub fn register(engine: &mut rhai::Engine, session: &Shared) {
     });
 }
 
-fn notify(session: &Session, channel: Dynamic, message: &str) -> RhaiResult<bool> {
+pub fn notify(session: &Session, channel: Dynamic, message: &str) -> RhaiResult<bool> {
     let names: Vec<String> = if channel.is_string() {
         vec![channel.to_string()]
     } else if let Some(a) = channel.read_lock::<Array>() {
