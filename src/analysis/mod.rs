@@ -346,6 +346,15 @@ impl Tally {
             ));
         }
         if done {
+            if self.successes == 0 && self.errors > 0 {
+                return Some((
+                    Verdict::Error,
+                    format!(
+                        "no successful measurement in {}: {} provider error(s)",
+                        self.measured, self.errors
+                    ),
+                ));
+            }
             if self.successes == 0 {
                 return Some((
                     Verdict::Inconclusive,
@@ -541,9 +550,13 @@ mod tests {
             consecutive_error: 10,
             ..Limits::default()
         };
-        let r = run(&[Inconclusive, Error, Inconclusive], l, 3).unwrap();
+        let r = run(&[Inconclusive, Inconclusive, Inconclusive], l, 3).unwrap();
         assert_eq!(r.0, Verdict::Inconclusive);
         assert!(r.1.contains("no successful measurement"));
+        // Errors within the limit but no success: the verdict is an error, not a pass.
+        let r = run(&[Inconclusive, Error, Inconclusive], l, 3).unwrap();
+        assert_eq!(r.0, Verdict::Error);
+        assert!(r.1.contains("1 provider error"), "{}", r.1);
     }
 
     #[test]

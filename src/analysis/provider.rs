@@ -412,6 +412,19 @@ async fn read_inner(
             }
             let at = now_secs();
             let samples = crate::primitives::metrics::parse_text(&body)?;
+            // The parser skips lines it cannot read: a body with text but no sample is garbage.
+            if samples.is_empty() {
+                if let Some(line) = body
+                    .lines()
+                    .map(str::trim)
+                    .find(|l| !l.is_empty() && !l.starts_with('#'))
+                {
+                    return Err(format!(
+                        "not Prometheus text: no sample could be read (first line: `{}`)",
+                        snippet(line)
+                    ));
+                }
+            }
             let pick = |name: &str| -> Result<Option<f64>, Observed> {
                 let values: Vec<f64> = samples
                     .iter()

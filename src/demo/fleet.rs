@@ -72,7 +72,8 @@ struct State {
     routing: Mutex<Routing>,
     metrics: Mutex<BTreeMap<String, Series>>,
     next_id: AtomicU64,
-    bad: Vec<String>,
+    /// Versions that misbehave: the share of their requests that fail (percent).
+    bad: Mutex<BTreeMap<String, u32>>,
     client: reqwest::Client,
     requests_sent: AtomicU64,
 }
@@ -145,7 +146,7 @@ impl Fleet {
             routing: Mutex::new(Routing::default()),
             metrics: Mutex::new(BTreeMap::new()),
             next_id: AtomicU64::new(1),
-            bad: opts.bad_versions.clone(),
+            bad: Mutex::new(opts.bad_versions.iter().map(|v| (v.clone(), 20)).collect()),
             client: reqwest::Client::builder()
                 .no_proxy()
                 .pool_max_idle_per_host(64)
@@ -219,17 +220,19 @@ async fn start_instance(
     let (listener, addr) = listen().await?;
     let id = state.next_id.fetch_add(1, Ordering::SeqCst);
     let stop = Arc::new(AtomicBool::new(false));
-    let bad = state.bad.iter().any(|b| b == version);
     let v = version.to_string();
+    let st = state.clone();
     serve(listener, stop.clone(), move |req: Request<Incoming>| {
         let v = v.clone();
+        // Read per request: `/_fleet/break` turns a running version bad.
+        let bad = st.bad.lock().expect("fleet lock").get(&v).copied();
         async move {
             match req.uri().path() {
                 "/health" => text(StatusCode::OK, "ok\n"),
                 _ => {
-                    if bad {
+                    if let Some(percent) = bad {
                         tokio::time::sleep(Duration::from_millis(fastrand::u64(150..450))).await;
-                        if fastrand::u32(0..100) < 20 {
+                        if fastrand::u32(0..100) < percent {
                             return text(
                                 StatusCode::INTERNAL_SERVER_ERROR,
                                 format!("{v} (instance {id}) failed\n"),
@@ -426,6 +429,22 @@ async fn control(state: Arc<State>, path: &str, body: Bytes) -> Result<Value, St
     let de = |v: Value| v;
     match path {
         "/_fleet/state" => Ok(state_json(&state)),
+        "/_fleet/break" => {
+            // {"version": "v1", "percent": 100}: from now on that share of its requests fail
+            // (0 mends it). For the detection-latency benchmark and tests.
+            let version = v["version"]
+                .as_str()
+                .ok_or("`version` is required")?
+                .to_string();
+            let percent = v["percent"].as_u64().unwrap_or(20).min(100) as u32;
+            let mut bad = state.bad.lock().expect("fleet lock");
+            if percent == 0 {
+                bad.remove(&version);
+            } else {
+                bad.insert(version.clone(), percent);
+            }
+            Ok(json!({ "version": version, "percent": percent }))
+        }
         "/_fleet/deploy" => {
             let r: DeployReq = serde_json::from_value(de(v)).map_err(|e| e.to_string())?;
             let mut started = Vec::new();

@@ -1,0 +1,414 @@
+//! The analysis engine against real parts: a real Prometheus (started here, on loopback, with
+//! its own config) scraping the embedded demo fleet, and a real HTTP server giving bad answers.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::{Output, Prometheus, Server, Test};
+
+fn fleet(bad: &[&str]) -> (tokio::runtime::Runtime, runbook::demo::fleet::Fleet) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let fleet = rt
+        .block_on(runbook::demo::fleet::Fleet::start(
+            runbook::demo::fleet::Options {
+                bad_versions: bad.iter().map(|s| s.to_string()).collect(),
+                traffic_rps: 100,
+                current_version: "v1".into(),
+                instances: 2,
+            },
+        ))
+        .unwrap();
+    (rt, fleet)
+}
+
+fn host(url: &str) -> String {
+    url.trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string()
+}
+
+const ERROR_RATE: &str = "sum(rate(demo_errors_total{version=\"{{version}}\"}[5s])) / sum(rate(demo_requests_total{version=\"{{version}}\"}[5s]))";
+const RESPONSE_MS: &str = "1000 * sum(rate(demo_request_duration_seconds_sum{version=\"{{version}}\"}[5s])) / sum(rate(demo_request_duration_seconds_count{version=\"{{version}}\"}[5s]))";
+
+/// The shipped deploy runbook, canary strategy, judged by PromQL against a real Prometheus.
+fn prometheus_canary(bad: bool) -> (Output, std::collections::BTreeMap<String, u32>) {
+    let (rt, fleet) = fleet(if bad { &["v2"] } else { &[] });
+    let prom = Prometheus::start(&[host(&fleet.url())], "500ms");
+    prom.wait_for_series("demo_requests_total");
+    let config = format!(
+        "adapter: local\nlocal:\n  url: {}\nfeature: checkout\nversion: v2\ncurrent_version: v1\nunattended: true\n\
+         monitoring:\n  interval: 500ms\n  samples: 3\n  prometheus: {}\n  queries:\n    error_rate: '{ERROR_RATE}'\n    response_time: '{RESPONSE_MS}'\n",
+        fleet.url(),
+        prom.url
+    );
+    let out = Test::new()
+        .file("runbook.yaml", &config)
+        .file("answers.yaml", "strategy: canary\n")
+        .args(&["deploy", "--answers", "answers.yaml", "--yes", "--approve"])
+        .run();
+    let split = rt.block_on(runbook::demo::measure_split(&fleet.url(), 100));
+    (out, split)
+}
+
+fn snapshot(out: &Output) -> serde_json::Value {
+    serde_json::from_str(&out.artifact("monitoring-snapshot.json")).unwrap()
+}
+
+/// Every measurement of `metric` in the snapshot: (outcome, class).
+fn outcomes(snap: &serde_json::Value, metric: &str) -> Vec<(String, String)> {
+    snap["measurements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["metrics"].get(metric))
+        .map(|m| {
+            (
+                m["outcome"].as_str().unwrap_or("").to_string(),
+                m["class"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn prometheus_bad_canary_is_rolled_back_automatically() {
+    let (out, split) = prometheus_canary(true);
+    out.code(3);
+    assert_eq!(split.get("v1"), Some(&100), "{split:?}\n{}", out.stdout);
+    let pm = out.artifact("post-mortem.md");
+    assert!(pm.contains("error rate") && pm.contains("> 5.0%"), "{pm}");
+    // The numbers came from Prometheus: the journal's intents carry the PromQL.
+    let intents = out.records("effect.intent");
+    assert!(
+        intents.iter().any(|r| r["kind"] == "measure"
+            && r["intent"]
+                .to_string()
+                .contains("demo_errors_total{version=\\\"v2\\\"}")),
+        "{intents:#?}"
+    );
+    let snap = snapshot(&out);
+    let rates = outcomes(&snap, "error_rate");
+    assert!(
+        rates.iter().any(|(o, c)| o == "value" && c == "failure"),
+        "{rates:?}"
+    );
+    assert!(snap["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|v| v["verdict"] == "failure"));
+}
+
+#[test]
+fn prometheus_good_canary_is_promoted() {
+    let (out, split) = prometheus_canary(false);
+    out.code(0);
+    assert_eq!(split.get("v2"), Some(&100), "{split:?}\n{}", out.stdout);
+    let snap = snapshot(&out);
+    let verdicts = snap["verdicts"].as_array().unwrap();
+    let windows: Vec<&str> = verdicts
+        .iter()
+        .map(|v| v["window"].as_str().unwrap())
+        .collect();
+    assert_eq!(windows, vec!["5%", "25%", "50%", "100%"], "{snap}");
+    assert!(verdicts.iter().all(|v| v["verdict"] == "success"), "{snap}");
+    // Real values were judged, and each was a success.
+    let rates = outcomes(&snap, "error_rate");
+    assert!(
+        rates
+            .iter()
+            .filter(|(o, c)| o == "value" && c == "success")
+            .count()
+            >= 12,
+        "{rates:?}"
+    );
+    let latency = outcomes(&snap, "response_time");
+    assert!(
+        latency.iter().any(|(o, c)| o == "value" && c == "success"),
+        "{latency:?}"
+    );
+}
+
+#[test]
+fn prometheus_no_data_nan_and_several_series_follow_the_configured_outcome() {
+    let (_rt, fleet) = fleet(&[]);
+    let prom = Prometheus::start(&[host(&fleet.url())], "500ms");
+    prom.wait_for_series("demo_requests_total");
+    let script = format!(
+        r#"
+fn one(name, query, extra) {{
+    let m = #{{ name: name, provider: #{{ prometheus: #{{ url: "{url}", query: query }} }}, failure: "> 1000" }};
+    let r = analyze(#{{ name: name, interval: "100ms", count: 2, metrics: [m + extra] }});
+    print(`${{name}}=${{r.verdict}}`);
+}}
+one("empty-default", "sum(rate(no_such_metric_total[5s]))", #{{}});
+one("empty-pass", "sum(rate(no_such_metric_total[5s]))", #{{ on_empty: "pass" }});
+one("empty-fail", "sum(rate(no_such_metric_total[5s]))", #{{ on_empty: "fail" }});
+one("nan-default", "0/0", #{{}});
+one("nan-fail", "0/0", #{{ on_nan: "fail" }});
+one("multiple-default", "up or vector(1)", #{{}});
+one("multiple-pass", "up or vector(1)", #{{ on_multiple: "pass" }});
+one("real-value", "sum(demo_requests_total)", #{{}});
+"#,
+        url = prom.url
+    );
+    let out = Test::new().script(&script).run();
+    out.code(0);
+    for want in [
+        "empty-default=inconclusive",
+        "empty-pass=success",
+        "empty-fail=failure",
+        "nan-default=inconclusive",
+        "nan-fail=failure",
+        "multiple-default=inconclusive",
+        "multiple-pass=success",
+        "real-value=success",
+    ] {
+        assert!(out.stdout.contains(want), "{want} missing:\n{}", out.stdout);
+    }
+    let snap = snapshot(&out);
+    assert_eq!(
+        outcomes(&snap, "empty-fail"),
+        vec![("empty".to_string(), "failure".to_string())]
+    );
+    assert_eq!(outcomes(&snap, "nan-default")[0].0, "nan");
+    assert_eq!(
+        outcomes(&snap, "multiple-pass")[0],
+        ("multiple".to_string(), "success".to_string())
+    );
+    assert_eq!(outcomes(&snap, "real-value")[0].0, "value");
+    // The verdict says why: no data is never a silent pass.
+    let v = snap["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["window"] == "empty-default")
+        .unwrap();
+    assert!(
+        v["reason"].as_str().unwrap().contains("inconclusive_limit"),
+        "{v}"
+    );
+}
+
+#[test]
+fn a_stopped_prometheus_is_an_error_outcome_that_counts_toward_consecutive_error_limit() {
+    let (_rt, fleet) = fleet(&[]);
+    let mut prom = Prometheus::start(&[host(&fleet.url())], "500ms");
+    prom.wait_for_series("demo_requests_total");
+    let script = format!(
+        r#"
+let r = analyze(#{{ name: "watch", interval: "200ms", count: 100, metrics: [
+    #{{ name: "requests", provider: #{{ prometheus: #{{ url: "{}", query: "sum(demo_requests_total)", timeout: "1s" }} }},
+       success: "> 0", consecutive_error_limit: 3 }},
+] }});
+print(`verdict=${{r.verdict}}`);
+print(`reason=${{r.reason}}`);
+"#,
+        prom.url
+    );
+    let t = Test::new().script(&script);
+    let journal_dir = t.path().join("deployments");
+    let child = t
+        .command()
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Let a few measurements succeed, then stop Prometheus.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let results = std::fs::read_dir(&journal_dir)
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .filter_map(|e| std::fs::read_to_string(e.path().join("journal.jsonl")).ok())
+            .map(|j| j.matches("\"type\":\"measurement\"").count())
+            .sum::<usize>();
+        if results >= 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no measurements");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    prom.kill();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("verdict=error"), "{stdout}");
+    assert!(stdout.contains("4 provider errors in a row"), "{stdout}");
+    assert!(stdout.contains("consecutive_error_limit"), "{stdout}");
+    // Each failed read is journaled with what went wrong.
+    let dir = std::fs::read_dir(&journal_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.join("journal.jsonl").exists())
+        .unwrap();
+    let snap: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("monitoring-snapshot.json")).unwrap(),
+    )
+    .unwrap();
+    let all = outcomes(&snap, "requests");
+    assert!(
+        all.iter()
+            .take(3)
+            .all(|(o, c)| o == "value" && c == "success"),
+        "{all:?}"
+    );
+    let tail: Vec<&(String, String)> = all.iter().rev().take(4).collect();
+    assert!(
+        tail.iter().all(|(o, c)| o == "error" && c == "error"),
+        "{all:?}"
+    );
+    let last = snap["measurements"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert!(
+        last["metrics"]["requests"]["why"]
+            .as_str()
+            .unwrap()
+            .contains("cannot connect"),
+        "{last}"
+    );
+}
+
+fn bad_answer(path: &str) -> (u16, String) {
+    let p = path.split('?').next().unwrap_or("");
+    match p {
+        "/ok/api/v1/query" => (
+            200,
+            r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"0.01"]}]}}"#.into(),
+        ),
+        "/http500/api/v1/query" => (500, "internal error".into()),
+        "/prom-error/api/v1/query" => (
+            400,
+            r#"{"status":"error","errorType":"bad_data","error":"1:5: parse error: unexpected identifier"}"#.into(),
+        ),
+        "/garbage/api/v1/query" => (200, "<html>hello</html>".into()),
+        "/slow/api/v1/query" => {
+            std::thread::sleep(Duration::from_secs(3));
+            (200, r#"{"status":"success","data":{"resultType":"scalar","result":[1,"0"]}}"#.into())
+        }
+        "/huge/api/v1/query" => (200, format!("{{\"status\":\"success\",\"pad\":\"{}\"}}", "x".repeat(9 << 20))),
+        "/metrics-garbage" => (200, "this is { not prometheus text\n".into()),
+        "/json" => (200, r#"{"data":{"value":"n/a"}}"#.into()),
+        _ => (404, "not found".into()),
+    }
+}
+
+#[test]
+fn bad_provider_answers_are_classified_journaled_errors_never_a_pass_or_a_hang() {
+    let server = Server::start(bad_answer);
+    let down = format!("http://127.0.0.1:{}", support::free_port());
+    let prom = |name: &str, base: &str| {
+        format!(
+            r#"#{{ name: "{name}", provider: #{{ prometheus: #{{ url: "{base}", query: "x", timeout: "500ms" }} }}, failure: "> 1" }}"#
+        )
+    };
+    let metrics = [
+        prom("ok", &server.url("/ok")),
+        prom("down", &down),
+        prom("slow", &server.url("/slow")),
+        prom("http500", &server.url("/http500")),
+        prom("prom-error", &server.url("/prom-error")),
+        prom("garbage", &server.url("/garbage")),
+        prom("huge", &server.url("/huge")),
+        format!(
+            r#"#{{ name: "scrape-garbage", provider: #{{ scrape: #{{ url: "{}", metric: "x" }} }}, failure: "> 1" }}"#,
+            server.url("/metrics-garbage")
+        ),
+        format!(
+            r#"#{{ name: "json-text", provider: #{{ http: #{{ url: "{}", path: "data.value" }} }}, failure: "> 1" }}"#,
+            server.url("/json")
+        ),
+        r#"#{ name: "command", provider: #{ command: #{ run: "echo not-a-number" } }, failure: "> 1" }"#.to_string(),
+    ];
+    let script = format!(
+        "let r = analyze(#{{ name: \"bad answers\", interval: \"200ms\", count: 2, metrics: [{}] }});\n\
+         print(`verdict=${{r.verdict}}`);\nfor k in r.metrics.keys() {{ print(`${{k}}=${{r.metrics[k].verdict}}`); }}\n",
+        metrics.join(",\n")
+    );
+    let started = Instant::now();
+    let out = Test::new().script(&script).run();
+    let took = started.elapsed();
+    out.code(0);
+    // Two measurements; the slow provider is cut at its 500 ms timeout, in parallel with the rest.
+    assert!(took < Duration::from_secs(6), "took {took:?}");
+    assert!(out.stdout.contains("verdict=error"), "{}", out.stdout);
+    assert!(out.stdout.contains("ok=success"), "{}", out.stdout);
+    let snap = snapshot(&out);
+    let last = snap["measurements"].as_array().unwrap().last().unwrap()["metrics"].clone();
+    let expect = [
+        ("down", "cannot connect"),
+        ("slow", "timeout"),
+        ("http500", "HTTP 500"),
+        ("prom-error", "bad_data"),
+        ("garbage", "not JSON"),
+        ("huge", "larger than 8 MiB"),
+        ("scrape-garbage", "not Prometheus text"),
+        ("json-text", "not a number"),
+        ("command", "not a number"),
+    ];
+    for (name, why) in expect {
+        let m = &last[name];
+        assert_eq!(m["class"], "error", "{name}: {m}");
+        assert!(m["why"].as_str().unwrap_or("").contains(why), "{name}: {m}");
+        assert!(
+            out.stdout.contains(&format!("{name}=error")),
+            "{name}\n{}",
+            out.stdout
+        );
+    }
+    // The errors are on screen, one line per measurement when not on a terminal.
+    assert!(out.stdout.contains("error: HTTP 500"), "{}", out.stdout);
+}
+
+#[test]
+fn canary_judge_compares_canary_and_baseline_samples_from_prometheus() {
+    let (_rt, fleet) = fleet(&["v2"]);
+    let prom = Prometheus::start(&[host(&fleet.url())], "500ms");
+    prom.wait_for_series("demo_requests_total");
+    let latency = |v: &str| {
+        format!("sum(rate(demo_request_duration_seconds_sum{{version=\\\"{v}\\\"}}[2s])) / sum(rate(demo_request_duration_seconds_count{{version=\\\"{v}\\\"}}[2s]))")
+    };
+    let script = format!(
+        r#"
+import "stdlib/local" as local;
+local::deploy_canary("v2");
+local::set_weight("v2", 50, "v1");
+sleep("9s");
+fn points(q) {{ samples(#{{ prometheus: #{{ url: "{url}", query: q, range: "6s", step: "500ms" }} }}) }}
+let canary = points("{c}");
+let baseline = points("{b}");
+print(`points: ${{canary.len()}} ${{baseline.len()}}`);
+let j = judge(#{{ metrics: [
+    #{{ name: "latency", canary: canary, baseline: baseline, direction: "increase", allowed: 0.2, group: "latency" }},
+    #{{ name: "nothing", canary: [], baseline: baseline, on_missing: "ignore", group: "latency" }},
+], groups: #{{ latency: 100.0 }} }});
+print(`judge=${{j.verdict}} score=${{j.score}}`);
+print(`latency=${{j.metrics[0].result}} p=${{j.metrics[0].p_value}}`);
+print(j.reason);
+"#,
+        url = prom.url,
+        c = latency("v2"),
+        b = latency("v1"),
+    );
+    let out = Test::new()
+        .file("runbook.yaml", &format!("local:\n  url: {}\n", fleet.url()))
+        .script(&script)
+        .run();
+    out.code(0);
+    assert!(out.stdout.contains("judge=fail"), "{}", out.stdout);
+    assert!(out.stdout.contains("latency=high"), "{}", out.stdout);
+    let pts: Vec<usize> = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("points: "))
+        .unwrap()
+        .split(' ')
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert!(pts[0] >= 8 && pts[1] >= 8, "{pts:?}");
+}
