@@ -412,3 +412,186 @@ print(j.reason);
         .collect();
     assert!(pts[0] >= 8 && pts[1] >= 8, "{pts:?}");
 }
+
+#[test]
+fn scrape_rates_label_selection_http_json_command_closures_and_compute() {
+    let (_rt, fleet) = fleet(&[]);
+    let script = format!(
+        r#"
+let url = "{url}";
+let r = analyze(#{{ name: "providers", interval: "300ms", count: 3, initial_delay: "100ms", metrics: [
+    // Requests per second to v1, from counters between scrapes, selected by label.
+    #{{ name: "rps", provider: #{{ scrape: #{{ url: url + "/metrics", metric: "demo_requests_total",
+        labels: #{{ version: "v1" }}, rate: "interval" }} }}, success: |v| v > 30.0 && v < 300.0 }},
+    // Several series of one name (v1 and v9 don't both exist: selecting none is no data).
+    #{{ name: "ghost", provider: #{{ scrape: #{{ url: url + "/metrics", metric: "demo_requests_total",
+        labels: #{{ version: "v9" }} }} }}, on_no_data: "pass" }},
+    #{{ name: "instances", provider: #{{ http: #{{ url: url + "/_fleet/state", path: "instances[1].id" }} }}, success: ">= 0" }},
+    #{{ name: "printed", provider: #{{ command: #{{ run: "echo starting; echo 42" }} }}, failure: "!= 42" }},
+    #{{ name: "ratio", compute: |m| if m.rps == () {{ () }} else {{ m.printed / m.rps }}, success: "> 0" }},
+] }});
+print(`verdict=${{r.verdict}}`);
+for k in r.metrics.keys() {{ print(`${{k}}=${{r.metrics[k].verdict}} last=${{r.metrics[k].last}}`); }}
+"#,
+        url = fleet.url()
+    );
+    let out = Test::new().script(&script).run();
+    out.code(0);
+    for want in [
+        "verdict=success",
+        "rps=success",
+        "ghost=success",
+        "instances=success",
+        "printed=success last=42.0",
+        "ratio=success",
+    ] {
+        assert!(out.stdout.contains(want), "{want}\n{}", out.stdout);
+    }
+    let snap = snapshot(&out);
+    // The rate is requests per second, measured between scrapes of real counters.
+    let rps: Vec<f64> = snap["measurements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["metrics"]["rps"]["value"].as_f64().unwrap())
+        .collect();
+    assert!(rps.iter().all(|v| (30.0..300.0).contains(v)), "{rps:?}");
+    assert_eq!(
+        outcomes(&snap, "ghost")[0],
+        ("no_data".to_string(), "success".to_string())
+    );
+}
+
+/// A metric that fails every time, with the given action.
+fn failing(action: &str) -> String {
+    format!(
+        r#"
+let r = analyze(#{{ name: "actions", interval: "100ms", count: 3, notify: ["oncall"], metrics: [
+    #{{ name: "errors", label: "Error Rate", provider: #{{ command: #{{ run: "echo 0.5" }} }}, failure: "> 0.05", format: "percent", on_failure: "{action}" }},
+    #{{ name: "health", provider: #{{ command: #{{ run: "echo 1" }} }}, success: "== 1" }},
+] }});
+print(`verdict=${{r.verdict}}`);
+print(`reason=${{r.reason}}`);
+print(`measured=${{r.metrics.health.measured}}`);
+"#
+    )
+}
+
+const ONCALL: &str = "notify:\n  oncall: { type: file, path: oncall.jsonl }\n";
+
+#[test]
+fn per_trigger_actions_rollback_continue_and_ask() {
+    // rollback (the default): the first failure ends the analysis.
+    let out = Test::new()
+        .file("runbook.yaml", ONCALL)
+        .script(&failing("rollback"))
+        .run();
+    out.code(0);
+    assert!(out.stdout.contains("verdict=failure"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("reason=error rate 50.0% > 5.0%"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("measured=1"), "{}", out.stdout);
+
+    // continue: notified, and monitoring goes on with the other metrics.
+    let out = Test::new()
+        .file("runbook.yaml", ONCALL)
+        .script(&failing("continue"))
+        .run();
+    out.code(0);
+    assert!(out.stdout.contains("verdict=success"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("failed but continued: Error Rate"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("measured=3"), "{}", out.stdout);
+    let sent = std::fs::read_to_string(out.dir.join("oncall.jsonl")).unwrap();
+    assert!(
+        sent.contains("Error Rate failure") && sent.contains("monitoring goes on"),
+        "{sent}"
+    );
+
+    // ask, and the person says go on.
+    let out = Test::new()
+        .file("runbook.yaml", ONCALL)
+        .env("RUNBOOK_ANSWER_ANALYSIS_ERRORS", "no")
+        .script(&failing("ask"))
+        .run();
+    out.code(0);
+    assert!(out.stdout.contains("⏸ Error Rate failed"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("measurement 1: 50.0% → failure"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("verdict=success"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("a person chose to go on"),
+        "{}",
+        out.stdout
+    );
+
+    // ask, and the person says roll back.
+    let out = Test::new()
+        .file("runbook.yaml", ONCALL)
+        .env("RUNBOOK_ANSWER_ANALYSIS_ERRORS", "yes")
+        .script(&failing("ask"))
+        .run();
+    assert!(out.stdout.contains("verdict=failure"), "{}", out.stdout);
+
+    // ask, with nobody there: the safe choice.
+    let out = Test::new()
+        .file("runbook.yaml", ONCALL)
+        .script(&failing("ask"))
+        .run();
+    assert!(out.stdout.contains("verdict=failure"), "{}", out.stdout);
+    assert!(out.stderr.contains("nobody to ask"), "{}", out.stderr);
+}
+
+#[test]
+fn bad_analysis_specs_are_clear_errors() {
+    let cases = [
+        (
+            r#"analyze(#{ metrics: [#{ name: "x", provider: #{ prometheus: #{ url: "http://h", query: "q", rnage: "1m" } } }] })"#,
+            "unknown field `rnage`",
+        ),
+        (
+            r#"analyze(#{ metrics: [#{ name: "x", failure: "> 1" }] })"#,
+            "needs a `provider`",
+        ),
+        (
+            r#"analyze(#{ metrics: [#{ name: "x", provider: #{ command: #{ run: "echo 1" } }, failure: "over 5" }] })"#,
+            "is not a condition",
+        ),
+        (
+            r#"analyze(#{ metrics: [#{ name: "x", provider: #{ command: #{ run: "echo 1" } }, on_nan: "maybe" }] })"#,
+            "unknown variant `maybe`",
+        ),
+        (r#"analyze(#{ metrics: [] })"#, "at least one metric"),
+        (
+            r#"analyze(#{ count: 0, metrics: [] })"#,
+            "count must be at least 1",
+        ),
+        (
+            r#"analyze(#{ metrics: [#{ name: "x", provider: #{ scrape: #{ url: "localhost:9090", metric: "m" } } }] })"#,
+            "not an http:// or https:// URL",
+        ),
+        (
+            r#"judge(#{ metrics: [#{ name: "x", canary: [1.0], baseline: [1.0] }], pass: 50.0, marginal: 80.0 })"#,
+            "marginal <= pass",
+        ),
+    ];
+    for (script, want) in cases {
+        let out = Test::new().script(script).run();
+        assert_eq!(out.code, 1, "{script}\n{}{}", out.stdout, out.stderr);
+        assert!(
+            out.stderr.contains(want),
+            "{script}: want {want}\n{}",
+            out.stderr
+        );
+        assert!(out.stderr.contains("deploy.rhai:1:"), "{}", out.stderr);
+    }
+}
