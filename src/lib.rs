@@ -15,6 +15,7 @@ pub mod error;
 pub mod journal;
 pub mod lock;
 pub mod modules;
+pub mod net;
 pub mod primitives;
 pub mod process;
 pub mod repl;

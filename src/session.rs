@@ -62,6 +62,7 @@ pub struct Session {
     /// When the run must end (`limits.wall_clock`), and the limit itself.
     pub deadline: Cell<Option<(std::time::Instant, Duration)>>,
     http: RefCell<Option<reqwest::Client>>,
+    plain: RefCell<Option<crate::net::Client>>,
 }
 
 pub type Shared = Rc<Session>;
@@ -99,6 +100,7 @@ impl Session {
             dashboard_end: Cell::new(None),
             deadline: Cell::new(None),
             http: RefCell::new(None),
+            plain: RefCell::new(None),
         })
     }
 
@@ -237,6 +239,19 @@ impl Session {
                     .build()
                     .unwrap_or_else(|_| reqwest::Client::new())
             })
+            .clone()
+    }
+
+    /// The client of checks and metric providers; `https`: the batch has an https:// URL, so
+    /// the TLS client is set up too (it is costly: see net.rs).
+    pub fn net(&self, https: bool) -> crate::net::Client {
+        if https {
+            return crate::net::Client::new(Some(self.http()));
+        }
+        let _in_runtime = self.rt.enter();
+        self.plain
+            .borrow_mut()
+            .get_or_insert_with(|| crate::net::Client::new(None))
             .clone()
     }
 

@@ -232,6 +232,17 @@ impl Provider {
         }
     }
 
+    /// Whether reading it needs the TLS client.
+    pub fn https(&self) -> bool {
+        match self {
+            Provider::Prometheus { spec, .. } => spec.url.starts_with("https://"),
+            Provider::Scrape { spec, .. } => spec.url.starts_with("https://"),
+            Provider::Http { spec, .. } => spec.url.starts_with("https://"),
+            Provider::Command { .. } => false,
+            Provider::Check(c) => c.https(),
+        }
+    }
+
     /// Whether readings are counters that need a first scrape to rate against.
     pub fn needs_baseline(&self) -> bool {
         matches!(self, Provider::Scrape { spec, .. } if spec.rate.is_some())
@@ -293,59 +304,27 @@ fn now_secs() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// GET `url`, within `timeout` for the whole answer, reading at most `max` bytes.
+/// GET `url` (with `query` parameters), within `timeout` for the whole answer, reading at most
+/// `max` bytes.
 pub async fn get_text(
-    client: &reqwest::Client,
+    client: &crate::net::Client,
     url: &str,
     query: &[(&str, String)],
     timeout: Duration,
     max: usize,
 ) -> Result<(u16, String), String> {
-    let work = async {
-        let parsed = if query.is_empty() {
-            reqwest::Url::parse(url)
-        } else {
-            reqwest::Url::parse_with_params(url, query)
-        };
-        let url = parsed.map_err(|e| format!("`{url}` is not a URL: {e}"))?;
-        let mut resp = client
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| crate::primitives::check::describe_reqwest(&e))?;
-        let status = resp.status().as_u16();
-        let mut body = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| crate::primitives::check::describe_reqwest(&e))?
-        {
-            body.extend_from_slice(&chunk);
-            if body.len() > max {
-                return Err(format!(
-                    "the answer is larger than {} (max_bytes); refusing to read on",
-                    human_bytes(max)
-                ));
-            }
-        }
-        Ok((status, String::from_utf8_lossy(&body).into_owned()))
-    };
-    match tokio::time::timeout(timeout, work).await {
+    let full = if query.is_empty() {
+        reqwest::Url::parse(url)
+    } else {
+        reqwest::Url::parse_with_params(url, query)
+    }
+    .map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+    match tokio::time::timeout(timeout, client.request("GET", full.as_str(), true, max)).await {
         Err(_) => Err(format!(
             "no answer within {} (timeout)",
             crate::ui::format_duration(timeout)
         )),
-        Ok(r) => r,
-    }
-}
-
-fn human_bytes(n: usize) -> String {
-    if n >= 1 << 20 {
-        format!("{} MiB", n >> 20)
-    } else if n >= 1 << 10 {
-        format!("{} KiB", n >> 10)
-    } else {
-        format!("{n} bytes")
+        Ok(r) => r.map(|a| (a.status, String::from_utf8_lossy(&a.body).into_owned())),
     }
 }
 
@@ -360,7 +339,7 @@ fn snippet(text: &str) -> String {
 
 /// Read the provider once. Never panics; every failure is an `error` observation.
 pub async fn read(
-    client: reqwest::Client,
+    client: crate::net::Client,
     provider: Provider,
     interrupt: Arc<crate::signals::Interrupt>,
 ) -> Value {
@@ -371,7 +350,7 @@ pub async fn read(
 }
 
 async fn read_inner(
-    client: &reqwest::Client,
+    client: &crate::net::Client,
     provider: &Provider,
     interrupt: Arc<crate::signals::Interrupt>,
 ) -> Result<Value, String> {

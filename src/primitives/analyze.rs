@@ -391,7 +391,7 @@ impl Run<'_> {
             json!({ "providers": intent, "baseline": only_counters }),
             || json!({ "planned": true }),
             || {
-                let client = session.http();
+                let client = session.net(providers.iter().any(|(_, p)| p.https()));
                 let interrupt = session.interrupt.clone();
                 let list = providers.clone();
                 let readings = session.rt.block_on(async move {
@@ -948,7 +948,7 @@ fn read_one(session: &Session, kind: &str, p: &Provider) -> RhaiResult<Value> {
         json!({ "provider": p.describe() }),
         || json!({ "outcome": "no_data", "why": "dry run" }),
         || {
-            let client = session.http();
+            let client = session.net(p.https());
             let interrupt = session.interrupt.clone();
             let p = p.clone();
             Ok(session.rt.block_on(async move {
@@ -992,7 +992,7 @@ fn samples(session: &Session, provider: &Map) -> RhaiResult<Array> {
         json!({ "prometheus": ps.url, "query": query, "range": ps.range }),
         || json!({ "points": [] }),
         || {
-            let client = session.http();
+            let client = session.net(url.starts_with("https://"));
             let q = query.clone();
             let u = url.clone();
             session.rt.block_on(async move {

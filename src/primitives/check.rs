@@ -65,6 +65,11 @@ impl Spec {
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    /// Whether the check needs the TLS client.
+    pub fn https(&self) -> bool {
+        matches!(&self.target, Target::Http { url, .. } if url.starts_with("https://"))
+    }
 }
 
 impl Outcome {
@@ -158,7 +163,7 @@ fn spec_json(s: &Spec) -> Value {
             "latency_ms": s.latency.map(|l| l.as_millis() as u64) })
 }
 
-async fn attempt(client: &reqwest::Client, spec: &Spec) -> Result<String, String> {
+async fn attempt(client: &crate::net::Client, spec: &Spec) -> Result<String, String> {
     let started = Instant::now();
     let detail = match &spec.target {
         Target::Http {
@@ -167,46 +172,33 @@ async fn attempt(client: &reqwest::Client, spec: &Spec) -> Result<String, String
             status,
             contains,
         } => {
-            let method = reqwest::Method::from_bytes(method.as_bytes())
-                .map_err(|_| format!("`{method}` is not an HTTP method"))?;
-            let resp = tokio::time::timeout(spec.timeout, client.request(method, url).send())
-                .await
-                .map_err(|_| {
-                    format!(
-                        "no answer within {}",
-                        crate::ui::format_duration(spec.timeout)
-                    )
-                })?
-                .map_err(|e| describe_reqwest(&e))?;
-            let code = resp.status().as_u16();
+            // Read at most 1 MiB of the body, and only when it is looked at: a health endpoint
+            // that streams forever must not hang the run.
+            let answer = tokio::time::timeout(
+                spec.timeout,
+                client.request(method, url, contains.is_some(), 1 << 20),
+            )
+            .await
+            .map_err(|_| {
+                format!(
+                    "no answer within {}",
+                    crate::ui::format_duration(spec.timeout)
+                )
+            })?
+            .map_err(|e| {
+                if e.starts_with("the answer is larger") {
+                    "the body is larger than 1 MiB".to_string()
+                } else {
+                    e
+                }
+            })?;
+            let code = answer.status;
             let ok_status = if status.is_empty() {
-                resp.status().is_success()
+                (200..300).contains(&code)
             } else {
                 status.contains(&code)
             };
-            let body = if contains.is_some() {
-                // Read at most 1 MiB: a health endpoint that streams forever must not hang the run.
-                let limit = 1 << 20;
-                let mut body = Vec::new();
-                let mut resp = resp;
-                loop {
-                    let left = spec.timeout.saturating_sub(started.elapsed());
-                    match tokio::time::timeout(left, resp.chunk()).await {
-                        Err(_) => return Err("the body did not finish in time".into()),
-                        Ok(Err(e)) => return Err(describe_reqwest(&e)),
-                        Ok(Ok(None)) => break,
-                        Ok(Ok(Some(c))) => {
-                            body.extend_from_slice(&c);
-                            if body.len() >= limit {
-                                break;
-                            }
-                        }
-                    }
-                }
-                String::from_utf8_lossy(&body).into_owned()
-            } else {
-                String::new()
-            };
+            let body = String::from_utf8_lossy(&answer.body);
             if !ok_status {
                 let want = if status.is_empty() {
                     "2xx".to_string()
@@ -282,24 +274,8 @@ async fn attempt(client: &reqwest::Client, spec: &Spec) -> Result<String, String
     Ok(detail)
 }
 
-pub fn describe_reqwest(e: &reqwest::Error) -> String {
-    let mut msg = if e.is_connect() {
-        "cannot connect".to_string()
-    } else if e.is_timeout() {
-        "timed out".to_string()
-    } else {
-        e.to_string()
-    };
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        msg = format!("{msg}: {s}");
-        src = s.source();
-    }
-    msg
-}
-
 /// Run one check with its retries.
-pub async fn run(client: reqwest::Client, spec: Spec, interrupt: Arc<Interrupt>) -> Outcome {
+pub async fn run(client: crate::net::Client, spec: Spec, interrupt: Arc<Interrupt>) -> Outcome {
     let started = Instant::now();
     let mut attempts = 0;
     loop {
@@ -391,7 +367,7 @@ fn check(session: &Session, spec: &Map) -> RhaiResult<Map> {
         spec_json(&spec),
         || json!({ "ok": true, "planned": true }),
         || {
-            let client = session.http();
+            let client = session.net(spec.https());
             let o = session
                 .rt
                 .block_on(run(client, spec.clone(), session.interrupt.clone()));
@@ -457,7 +433,7 @@ fn check_all(session: &Session, specs: Array) -> RhaiResult<Array> {
         intent,
         || json!({ "planned": true }),
         || {
-            let client = session.http();
+            let client = session.net(parsed.iter().any(Spec::https));
             let handles: Vec<_> = parsed
                 .iter()
                 .map(|s| session.rt.spawn(run(client.clone(), s.clone(), session.interrupt.clone())))
