@@ -634,7 +634,7 @@ pub fn one_value(
     }
 }
 
-fn json_value(doc: &Value, pointer: &str, path: &str) -> Observed {
+pub fn json_value(doc: &Value, pointer: &str, path: &str) -> Observed {
     match doc.pointer(pointer) {
         None | Some(Value::Null) => Observed::NoData(format!("nothing at `{path}`")),
         Some(Value::Number(n)) => Observed::number(n.as_f64().unwrap_or(f64::NAN)),
