@@ -595,3 +595,25 @@ fn bad_analysis_specs_are_clear_errors() {
         assert!(out.stderr.contains("deploy.rhai:1:"), "{}", out.stderr);
     }
 }
+
+#[test]
+fn a_team_metric_in_runbook_yaml_is_judged_beside_the_shipped_triggers() {
+    let (rt, fleet) = fleet(&[]);
+    let config = format!(
+        "adapter: local\nlocal:\n  url: {}\nfeature: checkout\nversion: v2\ncurrent_version: v1\nunattended: true\n\
+         monitoring:\n  interval: 200ms\n  samples: 2\n  min_requests: 3\n  metrics:\n\
+         \x20   - name: queue_depth\n      label: Queue depth\n      provider: {{ command: {{ run: 'echo 500' }} }}\n      failure: '> 100'\n",
+        fleet.url()
+    );
+    let out = Test::new()
+        .file("runbook.yaml", &config)
+        .file("answers.yaml", "strategy: canary\n")
+        .args(&["deploy", "--answers", "answers.yaml", "--yes", "--approve"])
+        .run();
+    out.code(3);
+    assert!(out.stdout.contains("Queue depth 500 ❌"), "{}", out.stdout);
+    let pm = out.artifact("post-mortem.md");
+    assert!(pm.contains("queue depth 500 > 100"), "{pm}");
+    let split = rt.block_on(runbook::demo::measure_split(&fleet.url(), 50));
+    assert_eq!(split.get("v1"), Some(&50), "{split:?}");
+}

@@ -23,15 +23,22 @@ use serde_json::{json, Value};
 
 use super::Observed;
 
-/// How a provider is written in runbook.yaml or a script: `{ prometheus: {...} }` etc.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum ProviderSpec {
-    Prometheus(PromSpec),
-    Scrape(ScrapeSpec),
-    Http(HttpSpec),
-    Command(CommandSpec),
-    Check(Value),
+/// How a provider is written in runbook.yaml or a script: `{ prometheus: {...} }` etc., exactly
+/// one of the five. (A struct, not an enum: YAML writes it as a plain map.)
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<PromSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scrape: Option<ScrapeSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<CommandSpec>,
+    /// A health check's options, as `check` takes them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<Value>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -166,8 +173,23 @@ fn http_url(url: &str) -> Result<(), String> {
 
 impl Provider {
     pub fn new(spec: &ProviderSpec) -> Result<Provider, String> {
-        Ok(match spec {
-            ProviderSpec::Prometheus(p) => {
+        let given = [
+            spec.prometheus.is_some(),
+            spec.scrape.is_some(),
+            spec.http.is_some(),
+            spec.command.is_some(),
+            spec.check.is_some(),
+        ]
+        .iter()
+        .filter(|g| **g)
+        .count();
+        if given != 1 {
+            return Err(format!(
+                "a provider is exactly one of prometheus, scrape, http, command or check ({given} given)"
+            ));
+        }
+        Ok(if let Some(p) = &spec.prometheus {
+            {
                 http_url(&p.url)?;
                 if p.query.trim().is_empty() {
                     return Err("`query` is empty".into());
@@ -187,14 +209,16 @@ impl Provider {
                     timeout: duration(&p.timeout, "timeout")?.unwrap_or(DEFAULT_TIMEOUT),
                 }
             }
-            ProviderSpec::Scrape(s) => {
+        } else if let Some(s) = &spec.scrape {
+            {
                 http_url(&s.url)?;
                 Provider::Scrape {
                     spec: s.clone(),
                     timeout: duration(&s.timeout, "timeout")?.unwrap_or(DEFAULT_TIMEOUT),
                 }
             }
-            ProviderSpec::Http(h) => {
+        } else if let Some(h) = &spec.http {
+            {
                 http_url(&h.url)?;
                 Provider::Http {
                     pointer: json_pointer(&h.path)?,
@@ -202,11 +226,14 @@ impl Provider {
                     timeout: duration(&h.timeout, "timeout")?.unwrap_or(DEFAULT_TIMEOUT),
                 }
             }
-            ProviderSpec::Command(c) => Provider::Command {
+        } else if let Some(c) = &spec.command {
+            Provider::Command {
                 run: c.run.clone(),
                 timeout: duration(&c.timeout, "timeout")?.unwrap_or(DEFAULT_TIMEOUT),
-            },
-            ProviderSpec::Check(v) => {
+            }
+        } else {
+            let v = spec.check.as_ref().expect("one provider is given");
+            {
                 let map = crate::primitives::from_json(v)
                     .try_cast::<rhai::Map>()
                     .ok_or("`check` takes a check's options, e.g. { http: \"http://...\" }")?;

@@ -962,7 +962,13 @@ fn read_one(session: &Session, kind: &str, p: &Provider) -> RhaiResult<Value> {
 /// `samples(#{ prometheus: #{ url, query, range, step } })`: a range query's points, for the judge.
 fn samples(session: &Session, provider: &Map) -> RhaiResult<Array> {
     let spec: ProviderSpec = typed(&to_json(&Dynamic::from_map(provider.clone())), "samples")?;
-    let ProviderSpec::Prometheus(ps) = &spec else {
+    let (Some(ps), None, None, None, None) = (
+        &spec.prometheus,
+        &spec.scrape,
+        &spec.http,
+        &spec.command,
+        &spec.check,
+    ) else {
         return Err(fail(
             "samples reads a Prometheus range query: #{ prometheus: #{ url, query, range } }",
         ));
