@@ -235,6 +235,63 @@ pub struct Monitoring {
     pub notify: Vec<String>,
     /// The team's own metrics, judged beside the shipped triggers.
     pub metrics: Vec<crate::primitives::analyze::MetricSpec>,
+    /// Canary against baseline (with `prometheus`): after each canary window below 100%.
+    pub judge: JudgeCfg,
+}
+
+/// The second judge: each metric's PromQL (with `{{version}}`) read over `range` for the canary
+/// and for the baseline (the current version), compared by `judge`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JudgeCfg {
+    pub range: String,
+    pub step: Option<String>,
+    pub pass: f64,
+    pub marginal: f64,
+    pub alpha: f64,
+    pub groups: BTreeMap<String, f64>,
+    pub metrics: Vec<JudgeMetricCfg>,
+}
+
+impl Default for JudgeCfg {
+    fn default() -> Self {
+        JudgeCfg {
+            range: "1m".into(),
+            step: None,
+            pass: 95.0,
+            marginal: 75.0,
+            alpha: 0.05,
+            groups: BTreeMap::new(),
+            metrics: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct JudgeMetricCfg {
+    pub name: String,
+    pub query: String,
+    #[serde(default)]
+    pub direction: crate::analysis::judge::Direction,
+    #[serde(default = "ten_percent")]
+    pub allowed: f64,
+    #[serde(default)]
+    pub allowed_absolute: f64,
+    #[serde(default = "default_group")]
+    pub group: String,
+    #[serde(default)]
+    pub critical: bool,
+    #[serde(default)]
+    pub on_missing: crate::analysis::judge::OnMissing,
+}
+
+fn ten_percent() -> f64 {
+    0.1
+}
+
+fn default_group() -> String {
+    "default".into()
 }
 
 impl Default for Monitoring {
@@ -254,6 +311,7 @@ impl Default for Monitoring {
             on_multiple: Default::default(),
             notify: Vec::new(),
             metrics: Vec::new(),
+            judge: JudgeCfg::default(),
         }
     }
 }

@@ -33,12 +33,19 @@ const RESPONSE_MS: &str = "1000 * sum(rate(demo_request_duration_seconds_sum{ver
 
 /// The shipped deploy runbook, canary strategy, judged by PromQL against a real Prometheus.
 fn prometheus_canary(bad: bool) -> (Output, std::collections::BTreeMap<String, u32>) {
+    prometheus_canary_with(bad, "")
+}
+
+fn prometheus_canary_with(
+    bad: bool,
+    extra: &str,
+) -> (Output, std::collections::BTreeMap<String, u32>) {
     let (rt, fleet) = fleet(if bad { &["v2"] } else { &[] });
     let prom = Prometheus::start(&[host(&fleet.url())], "500ms");
     prom.wait_for_series("demo_requests_total");
     let config = format!(
         "adapter: local\nlocal:\n  url: {}\nfeature: checkout\nversion: v2\ncurrent_version: v1\nunattended: true\n\
-         monitoring:\n  interval: 500ms\n  samples: 3\n  prometheus: {}\n  queries:\n    error_rate: '{ERROR_RATE}'\n    response_time: '{RESPONSE_MS}'\n",
+         monitoring:\n  interval: 500ms\n  samples: 3\n  prometheus: {}\n  queries:\n    error_rate: '{ERROR_RATE}'\n    response_time: '{RESPONSE_MS}'\n{extra}",
         fleet.url(),
         prom.url
     );
@@ -102,7 +109,11 @@ fn prometheus_bad_canary_is_rolled_back_automatically() {
 
 #[test]
 fn prometheus_good_canary_is_promoted() {
-    let (out, split) = prometheus_canary(false);
+    // With the canary judge on too: the same release on both sides passes it.
+    let judge = format!(
+        "  judge:\n    range: 10s\n    step: 500ms\n    metrics:\n      - name: latency\n        query: '{RESPONSE_MS}'\n        allowed: 0.5\n"
+    );
+    let (out, split) = prometheus_canary_with(false, &judge);
     out.code(0);
     assert_eq!(split.get("v2"), Some(&100), "{split:?}\n{}", out.stdout);
     let snap = snapshot(&out);
@@ -111,7 +122,19 @@ fn prometheus_good_canary_is_promoted() {
         .iter()
         .map(|v| v["window"].as_str().unwrap())
         .collect();
-    assert_eq!(windows, vec!["5%", "25%", "50%", "100%"], "{snap}");
+    assert_eq!(
+        windows,
+        vec![
+            "5%",
+            "5% (canary vs baseline)",
+            "25%",
+            "25% (canary vs baseline)",
+            "50%",
+            "50% (canary vs baseline)",
+            "100%"
+        ],
+        "{snap}"
+    );
     assert!(verdicts.iter().all(|v| v["verdict"] == "success"), "{snap}");
     // Real values were judged, and each was a success.
     let rates = outcomes(&snap, "error_rate");
@@ -616,4 +639,34 @@ fn a_team_metric_in_runbook_yaml_is_judged_beside_the_shipped_triggers() {
     assert!(pm.contains("queue depth 500 > 100"), "{pm}");
     let split = rt.block_on(runbook::demo::measure_split(&fleet.url(), 50));
     assert_eq!(split.get("v1"), Some(&50), "{split:?}");
+}
+
+#[test]
+fn prometheus_canary_judge_catches_what_the_thresholds_let_through() {
+    // The bad release answers in 150-450 ms against a few ms for v1: well under the 2 s trigger,
+    // and its 20% errors are under a (loosened) 50% trigger. Canary against baseline catches it.
+    let judge = format!(
+        "  judge:\n    range: 10s\n    step: 500ms\n    metrics:\n      - name: latency\n        query: '{RESPONSE_MS}'\n        allowed: 0.5\n\
+         triggers:\n  error_rate: 0.5\n"
+    );
+    let (out, split) = prometheus_canary_with(true, &judge);
+    out.code(3);
+    assert_eq!(split.get("v1"), Some(&100), "{split:?}\n{}", out.stdout);
+    assert!(out.stdout.contains("latency: high"), "{}", out.stdout);
+    let pm = out.artifact("post-mortem.md");
+    assert!(pm.contains("canary vs baseline: fail"), "{pm}");
+    let snap = snapshot(&out);
+    let judged = snap["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| {
+            v["window"]
+                .as_str()
+                .unwrap()
+                .ends_with("(canary vs baseline)")
+        })
+        .cloned()
+        .unwrap();
+    assert_eq!(judged["verdict"], "failure", "{judged}");
 }
