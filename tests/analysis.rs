@@ -670,3 +670,39 @@ fn prometheus_canary_judge_catches_what_the_thresholds_let_through() {
         .unwrap();
     assert_eq!(judged["verdict"], "failure", "{judged}");
 }
+
+#[test]
+fn a_resumed_run_replays_the_recorded_measurements_instead_of_reading_again() {
+    // Each read appends a line to `reads` and prints how many there were before.
+    let script = r#"
+let r = analyze(#{ name: "replayed", interval: "100ms", count: 4, metrics: [
+    #{ name: "reads", provider: #{ command: #{ run: "n=$(cat reads 2>/dev/null | wc -l); echo x >> reads; echo $n" } }, success: ">= 0" },
+] });
+print(`verdict=${r.verdict} last=${r.metrics.reads.last}`);
+sh("[ -f killed ] || { touch killed; kill -9 $PPID; }");
+sh("touch finished");
+"#;
+    let first = Test::new().script(script).run();
+    assert_eq!(first.code, -1, "killed: {}", first.stderr);
+    assert!(
+        first.stdout.contains("verdict=success last=3.0"),
+        "{}",
+        first.stdout
+    );
+    let dir = first.dir.clone();
+    let resumed = first
+        .again()
+        .env("RUNBOOK_ANSWER_RESUME_IN_FLIGHT", "rerun")
+        .args(&["resume"])
+        .run();
+    resumed.code(0);
+    assert!(dir.join("finished").exists(), "{}", resumed.stdout);
+    // The provider was not read again: the recorded readings were replayed, same verdict.
+    let reads = std::fs::read_to_string(dir.join("reads")).unwrap();
+    assert_eq!(reads.lines().count(), 4, "{}", resumed.stdout);
+    assert!(
+        resumed.stdout.contains("verdict=success last=3.0"),
+        "{}",
+        resumed.stdout
+    );
+}
