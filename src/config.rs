@@ -274,24 +274,16 @@ pub struct JudgeMetricCfg {
     pub query: String,
     #[serde(default)]
     pub direction: crate::analysis::judge::Direction,
-    #[serde(default = "ten_percent")]
+    #[serde(default = "crate::analysis::judge::default_allowed")]
     pub allowed: f64,
     #[serde(default)]
     pub allowed_absolute: f64,
-    #[serde(default = "default_group")]
+    #[serde(default = "crate::analysis::judge::default_group")]
     pub group: String,
     #[serde(default)]
     pub critical: bool,
     #[serde(default)]
     pub on_missing: crate::analysis::judge::OnMissing,
-}
-
-fn ten_percent() -> f64 {
-    0.1
-}
-
-fn default_group() -> String {
-    "default".into()
 }
 
 impl Default for Monitoring {

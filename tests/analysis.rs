@@ -5,22 +5,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{Output, Prometheus, Server, Test};
-
-fn fleet(bad: &[&str]) -> (tokio::runtime::Runtime, runbook::demo::fleet::Fleet) {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let fleet = rt
-        .block_on(runbook::demo::fleet::Fleet::start(
-            runbook::demo::fleet::Options {
-                bad_versions: bad.iter().map(|s| s.to_string()).collect(),
-                traffic_rps: 100,
-                current_version: "v1".into(),
-                instances: 2,
-            },
-        ))
-        .unwrap();
-    (rt, fleet)
-}
+use support::{fleet, pty, Output, Prometheus, Server, Test};
 
 fn host(url: &str) -> String {
     url.trim_start_matches("http://")
@@ -705,4 +690,35 @@ sh("touch finished");
         "{}",
         resumed.stdout
     );
+}
+
+#[test]
+fn at_a_terminal_the_monitor_is_redrawn_in_place_and_a_failed_ask_trigger_waits_for_a_person() {
+    let script = r#"
+let r = analyze(#{ name: "at a terminal", interval: "200ms", count: 4, metrics: [
+    #{ name: "errors", label: "Error Rate", format: "percent", provider: #{ command: #{ run: "echo 0.2" } },
+       failure: "> 0.05", on_failure: "ask" },
+    #{ name: "health", label: "Health Checks", provider: #{ command: #{ run: "echo 1" } }, success: "== 1" },
+] });
+print(`verdict=${r.verdict}`);
+"#;
+    let t = Test::new().file("watch.rhai", script);
+    let mut p = pty(&t, &["watch.rhai"]);
+    // The seed's block, with its marks.
+    p.exp_string("## Deployment Monitor - watch (at a terminal)")
+        .unwrap();
+    // (rexpect reads bytes as Latin-1: the emoji marks are left out of what is matched.)
+    p.exp_string("Status: Paused: asking").unwrap();
+    p.exp_string("- Error Rate: 20.0% ").unwrap();
+    // Paused: the evidence, then the question.
+    p.exp_string("Error Rate failed: error rate 20.0% > 5.0%")
+        .unwrap();
+    p.exp_string("measurement 1: 20.0% ").unwrap();
+    p.exp_string("Error Rate failed. Roll back?").unwrap();
+    p.send_line("n").unwrap();
+    // Going on: the block is drawn over (cursor up, clear) on each measurement.
+    let between = p.exp_string("verdict=success").unwrap();
+    assert!(between.contains("\u{1b}[J"), "{between:?}");
+    assert!(between.contains("(failed, continued)"), "{between:?}");
+    p.exp_eof().unwrap();
 }

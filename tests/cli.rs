@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::{Server, Test};
+use support::{pty, Server, Test};
 
 // ---------------------------------------------------------------- sh
 
@@ -1825,14 +1825,6 @@ fn prompt(p: &mut rexpect::session::PtySession) {
 }
 
 /// The runner in a real pseudo-terminal, with `args` after the test's own.
-fn pty(t: &Test, args: &[&str]) -> rexpect::session::PtySession {
-    let mut cmd = t.command();
-    cmd.args(args).stdin(std::process::Stdio::inherit());
-    cmd.env("XDG_STATE_HOME", t.path().join("state"));
-    cmd.env("TERM", "xterm");
-    rexpect::session::spawn_command(cmd, Some(10_000)).expect("spawn in a pty")
-}
-
 #[test]
 fn repl_at_a_terminal_multiline_completion_ctrl_c_errors_and_history() {
     let t = Test::new();
@@ -1906,17 +1898,7 @@ fn repl_history_is_redacted() {
 
 #[test]
 fn repl_from_a_pipe_attaches_to_a_deployment_rolls_it_back_and_writes_the_incident_report() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let fleet = rt
-        .block_on(runbook::demo::fleet::Fleet::start(
-            runbook::demo::fleet::Options {
-                bad_versions: vec![],
-                traffic_rps: 100,
-                current_version: "v1".into(),
-                instances: 2,
-            },
-        ))
-        .unwrap();
+    let (rt, fleet) = support::fleet(&[]);
     let config = format!(
         "adapter: local\nlocal:\n  url: {}\nfeature: checkout\nversion: v2\ncurrent_version: v1\nunattended: true\n\
          monitoring:\n  interval: 300ms\n  samples: 2\n  min_requests: 5\nnotify:\n  oncall: {{ type: file, path: oncall.jsonl }}\n",

@@ -62,11 +62,11 @@ pub struct MetricJudge {
     pub on_missing: OnMissing,
 }
 
-fn default_allowed() -> f64 {
+pub fn default_allowed() -> f64 {
     0.1
 }
 
-fn default_group() -> String {
+pub fn default_group() -> String {
     "default".into()
 }
 

@@ -301,6 +301,32 @@ pub fn http_get(url: &str) -> Option<String> {
     head.starts_with("HTTP/1.1 200").then(|| body.to_string())
 }
 
+/// `runbook <args>` in a pseudo-terminal (rexpect), as a person at a terminal runs it.
+pub fn pty(t: &Test, args: &[&str]) -> rexpect::session::PtySession {
+    let mut cmd = t.command();
+    cmd.args(args).stdin(std::process::Stdio::inherit());
+    cmd.env("XDG_STATE_HOME", t.path().join("state"));
+    cmd.env("TERM", "xterm");
+    rexpect::session::spawn_command(cmd, Some(10_000)).expect("spawn in a pty")
+}
+
+/// The embedded demo fleet on loopback (2 instances of v1, 100 requests/s), with `bad` versions
+/// misbehaving, and the runtime that serves it.
+pub fn fleet(bad: &[&str]) -> (tokio::runtime::Runtime, runbook::demo::fleet::Fleet) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let fleet = rt
+        .block_on(runbook::demo::fleet::Fleet::start(
+            runbook::demo::fleet::Options {
+                bad_versions: bad.iter().map(|s| s.to_string()).collect(),
+                traffic_rps: 100,
+                current_version: "v1".into(),
+                instances: 2,
+            },
+        ))
+        .unwrap();
+    (rt, fleet)
+}
+
 /// A real Prometheus server on a loopback port, with its own config and data directory,
 /// scraping `targets` (host:port) every `scrape` (e.g. "500ms"). Killed when dropped.
 pub struct Prometheus {
