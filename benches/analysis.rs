@@ -100,7 +100,7 @@ on_rollback("nothing to undo", "true");
 let r = analyze(#{{ name: "latency", interval: "1s", count: 120, metrics: [
     #{{ name: "error_rate", provider: #{{ scrape: #{{ url: "{url}/metrics", metric: "demo_errors_total",
         labels: #{{ version: "v1" }}, rate: "interval", divide_by: "demo_requests_total", min_count: 5 }} }},
-       failure: "> 0.05" }},
+       failure: "> 0.05", inconclusive_limit: 5 }},
 ] }});
 if !r.healthy {{ rollback(r.reason); }}
 "#,
@@ -113,8 +113,11 @@ if !r.healthy {{ rollback(r.reason); }}
             .unwrap();
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let keep = seen.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                keep.lock().unwrap().push(line.clone());
                 if line.starts_with("Rolling back") {
                     let _ = tx.send(Instant::now());
                 }
@@ -128,6 +131,11 @@ if !r.healthy {{ rollback(r.reason); }}
             .recv_timeout(Duration::from_secs(15))
             .expect("the failure was not detected within 15 s");
         let _ = child.wait();
+        assert!(
+            detected > broke,
+            "the analysis ended before the fleet was broken:\n{}",
+            seen.lock().unwrap().join("\n")
+        );
         let took = detected - broke;
         println!("  run {:>2}: {:>7.1} ms", run + 1, ms(took));
         results.push(took);
