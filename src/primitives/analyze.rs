@@ -285,6 +285,8 @@ fn show_value(m: &Metric, o: &Observed, note: Option<&str>) -> String {
         (Observed::Value(v), _) => {
             if v.fract() == 0.0 && v.abs() < 1e15 {
                 format!("{}", *v as i64)
+            } else if v.abs() >= 1.0 {
+                format!("{v:.1}")
             } else {
                 format!("{v:.3}")
             }
