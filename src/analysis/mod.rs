@@ -528,6 +528,19 @@ mod tests {
     }
 
     #[test]
+    fn errors_under_the_limit_do_not_spoil_a_success() {
+        use Class::*;
+        let r = run(&[Error, Success, Error, Success], Limits::default(), 4).unwrap();
+        assert_eq!(r.0, Verdict::Success);
+        assert!(r.1.contains("2 of 4"), "{}", r.1);
+        // The metric is still running until the last measurement.
+        let mut t = Tally::default();
+        t.add(Success);
+        assert_eq!(t.verdict(&Limits::default(), false), None);
+        assert_eq!(t.conclusive(), 1);
+    }
+
+    #[test]
     fn inconclusive_limit_and_no_success() {
         use Class::*;
         let l = Limits {

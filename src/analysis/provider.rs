@@ -742,6 +742,84 @@ impl Rates {
 mod tests {
     use super::*;
 
+    fn scrape(rate: RateMode, divide: bool, min: Option<f64>) -> Provider {
+        Provider::Scrape {
+            spec: ScrapeSpec {
+                url: "http://x/metrics".into(),
+                metric: "errors".into(),
+                labels: BTreeMap::new(),
+                rate: Some(rate),
+                divide_by: divide.then(|| "requests".to_string()),
+                min_count: min,
+                scale: None,
+                aggregate: None,
+                timeout: None,
+                max_bytes: None,
+            },
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    #[test]
+    fn counter_rates_between_scrapes() {
+        // Per second, since the previous scrape.
+        let p = scrape(RateMode::Interval, false, None);
+        let mut r = Rates::default();
+        assert_eq!(r.observe("m", &p, &counters(100.0, None, 10.0)), None);
+        assert_eq!(
+            r.observe("m", &p, &counters(150.0, None, 12.0)),
+            Some(Observed::Value(25.0))
+        );
+        assert_eq!(
+            r.observe("m", &p, &counters(160.0, None, 13.0)),
+            Some(Observed::Value(10.0))
+        );
+        // A counter that went down was reset: its increase is its new value.
+        assert_eq!(
+            r.observe("m", &p, &counters(4.0, None, 14.0)),
+            Some(Observed::Value(4.0))
+        );
+        // Two readings at the same instant: no data, not a division by zero.
+        assert!(matches!(
+            r.observe("m", &p, &counters(5.0, None, 14.0)),
+            Some(Observed::NoData(_))
+        ));
+    }
+
+    #[test]
+    fn ratios_of_increases_with_a_minimum_count() {
+        // Cumulative: against the first reading, whatever came between.
+        let p = scrape(RateMode::Cumulative, true, Some(10.0));
+        let mut r = Rates::default();
+        assert_eq!(r.observe("e", &p, &counters(0.0, Some(100.0), 0.0)), None);
+        // 5 new requests: fewer than 10, no data.
+        let o = r
+            .observe("e", &p, &counters(1.0, Some(105.0), 1.0))
+            .unwrap();
+        assert!(
+            matches!(&o, Observed::NoData(w) if w.contains("fewer than 10")),
+            "{o:?}"
+        );
+        assert_eq!(
+            r.observe("e", &p, &counters(2.0, Some(120.0), 2.0)),
+            Some(Observed::Value(0.1))
+        );
+        assert_eq!(
+            r.observe("e", &p, &counters(8.0, Some(140.0), 3.0)),
+            Some(Observed::Value(0.2))
+        );
+        // Not counters (an error reading) pass through as they are, and keep the base.
+        let err = Observed::Error("down".into()).to_json();
+        assert_eq!(
+            r.observe("e", &p, &err),
+            Some(Observed::Error("down".into()))
+        );
+        assert_eq!(
+            r.observe("e", &p, &counters(8.0, Some(140.0), 4.0)),
+            Some(Observed::Value(0.2))
+        );
+    }
+
     #[test]
     fn paths_become_json_pointers() {
         assert_eq!(
