@@ -220,6 +220,8 @@ pub struct Monitoring {
     pub prometheus: Option<String>,
     /// PromQL for each trigger; `{{version}}` is replaced by the version being watched.
     pub queries: Queries,
+    /// The series names of the scraped endpoint (`metrics_url`), and the label naming a version.
+    pub series: Series,
     /// Business metrics shown in the monitor: label -> metric name in the scrape.
     pub business: BTreeMap<String, String>,
     /// Fewer new requests than this in a measurement leave it without data (scrape source).
@@ -294,6 +296,7 @@ impl Default for Monitoring {
             metrics_url: None,
             prometheus: None,
             queries: Queries::default(),
+            series: Series::default(),
             business: BTreeMap::new(),
             min_requests: 10,
             on_inconclusive: "rollback".into(),
@@ -304,6 +307,33 @@ impl Default for Monitoring {
             notify: Vec::new(),
             metrics: Vec::new(),
             judge: JudgeCfg::default(),
+        }
+    }
+}
+
+/// The series a scraped endpoint exports per version (defaults: the demo fleet's names).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Series {
+    /// Requests counter.
+    pub requests: String,
+    /// Failed requests counter (5xx).
+    pub errors: String,
+    /// A latency histogram's (or summary's) `_sum` and `_count`, in seconds.
+    pub latency_sum: String,
+    pub latency_count: String,
+    /// The label whose value is the version.
+    pub version_label: String,
+}
+
+impl Default for Series {
+    fn default() -> Self {
+        Series {
+            requests: "demo_requests_total".into(),
+            errors: "demo_errors_total".into(),
+            latency_sum: "demo_request_duration_seconds_sum".into(),
+            latency_count: "demo_request_duration_seconds_count".into(),
+            version_label: "version".into(),
         }
     }
 }

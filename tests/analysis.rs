@@ -722,3 +722,51 @@ print(`verdict=${r.verdict}`);
     assert!(between.contains("(failed, continued)"), "{between:?}");
     p.exp_eof().unwrap();
 }
+
+static SCRAPES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// An endpoint with a team's own names: 10 requests and 3 errors more per scrape for v2 (which
+/// the fleet does not run: the adapter has no health check for it, and says so).
+fn team_metrics(_path: &str) -> (u16, String) {
+    let n = SCRAPES.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+    (
+        200,
+        format!(
+            "# TYPE http_requests_total counter\nhttp_requests_total{{app_version=\"v2\"}} {}\n\
+             # TYPE http_failures_total counter\nhttp_failures_total{{app_version=\"v2\"}} {}\n\
+             http_seconds_sum{{app_version=\"v2\"}} {}\nhttp_seconds_count{{app_version=\"v2\"}} {}\n",
+            n * 10,
+            n * 3,
+            n as f64 * 0.5,
+            n * 10
+        ),
+    )
+}
+
+#[test]
+fn the_scraped_series_names_are_the_teams_to_set() {
+    let (_rt, fleet) = fleet(&[]);
+    let server = Server::start(team_metrics);
+    let config = format!(
+        "local:\n  url: {}\nmonitoring:\n  interval: 100ms\n  samples: 2\n  min_requests: 5\n  metrics_url: {}\n  series:\n    requests: http_requests_total\n    errors: http_failures_total\n    latency_sum: http_seconds_sum\n    latency_count: http_seconds_count\n    version_label: app_version\n",
+        fleet.url(),
+        server.url("/metrics")
+    );
+    let out = Test::new()
+        .file("runbook.yaml", &config)
+        .script("import \"stdlib/monitor\" as monitor;\nlet r = monitor::watch(\"local\", \"v2\", \"team names\", \"production\");\nprint(`verdict=${r.verdict} rate=${r.metrics.error_rate.last} ms=${r.metrics.response_time.last}`);\n")
+        .run();
+    out.code(0);
+    // 3 errors in 10 requests: 30% > 5%, on the team's own series; latency 50 ms.
+    assert!(
+        out.stdout.contains("verdict=failure rate=0.3 ms=50"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("no health check for v2 in production: health is not judged"),
+        "{}",
+        out.stdout
+    );
+}
