@@ -32,6 +32,14 @@ impl Client {
         Client { plain, tls }
     }
 
+    /// The same pool of plain connections, with the TLS client for https:// URLs.
+    pub fn with_tls(self, tls: reqwest::Client) -> Client {
+        Client {
+            tls: Some(tls),
+            ..self
+        }
+    }
+
     /// Send `method url` and read the body (up to `max_body` bytes, more is an error) when
     /// `read_body`. The caller bounds the time.
     pub async fn request(

@@ -245,14 +245,18 @@ impl Session {
     /// The client of checks and metric providers; `https`: the batch has an https:// URL, so
     /// the TLS client is set up too (it is costly: see net.rs).
     pub fn net(&self, https: bool) -> crate::net::Client {
+        let plain = {
+            let _in_runtime = self.rt.enter();
+            self.plain
+                .borrow_mut()
+                .get_or_insert_with(|| crate::net::Client::new(None))
+                .clone()
+        };
         if https {
-            return crate::net::Client::new(Some(self.http()));
+            plain.with_tls(self.http())
+        } else {
+            plain
         }
-        let _in_runtime = self.rt.enter();
-        self.plain
-            .borrow_mut()
-            .get_or_insert_with(|| crate::net::Client::new(None))
-            .clone()
     }
 
     /// Resuming at the effect the earlier process died in: redo it, skip it, or roll back.

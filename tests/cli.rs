@@ -1824,7 +1824,6 @@ fn prompt(p: &mut rexpect::session::PtySession) {
     std::thread::sleep(std::time::Duration::from_millis(200));
 }
 
-/// The runner in a real pseudo-terminal, with `args` after the test's own.
 #[test]
 fn repl_at_a_terminal_multiline_completion_ctrl_c_errors_and_history() {
     let t = Test::new();

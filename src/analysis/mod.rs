@@ -116,6 +116,22 @@ pub enum Class {
 }
 
 impl Class {
+    /// The worse of two: failure, then error, then inconclusive, then success (the order
+    /// `combine` gives verdicts).
+    pub fn worse(self, other: Class) -> Class {
+        let rank = |c: Class| match c {
+            Class::Failure => 3,
+            Class::Error => 2,
+            Class::Inconclusive => 1,
+            Class::Success => 0,
+        };
+        if rank(other) > rank(self) {
+            other
+        } else {
+            self
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Class::Success => "success",

@@ -173,75 +173,73 @@ fn http_url(url: &str) -> Result<(), String> {
 
 impl Provider {
     pub fn new(spec: &ProviderSpec) -> Result<Provider, String> {
-        let given = [
-            spec.prometheus.is_some(),
-            spec.scrape.is_some(),
-            spec.http.is_some(),
-            spec.command.is_some(),
-            spec.check.is_some(),
-        ]
-        .iter()
-        .filter(|g| **g)
-        .count();
-        if given != 1 {
-            return Err(format!(
-                "a provider is exactly one of prometheus, scrape, http, command or check ({given} given)"
-            ));
-        }
-        Ok(if let Some(p) = &spec.prometheus {
-            {
-                http_url(&p.url)?;
-                if p.query.trim().is_empty() {
-                    return Err("`query` is empty".into());
+        let s = spec;
+        Ok(
+            match (&s.prometheus, &s.scrape, &s.http, &s.command, &s.check) {
+                (Some(p), None, None, None, None) => {
+                    http_url(&p.url)?;
+                    if p.query.trim().is_empty() {
+                        return Err("`query` is empty".into());
+                    }
+                    let range = duration(&p.range, "range")?;
+                    let step = match duration(&p.step, "step")? {
+                        Some(s) if s.is_zero() => return Err("`step` cannot be 0".into()),
+                        Some(s) => s,
+                        None => range
+                            .map(|r| (r / 30).max(Duration::from_secs(1)))
+                            .unwrap_or(Duration::from_secs(1)),
+                    };
+                    Provider::Prometheus {
+                        spec: p.clone(),
+                        range,
+                        step,
+                        timeout: duration(&p.timeout, "timeout")?.unwrap_or(DEFAULT_TIMEOUT),
+                    }
                 }
-                let range = duration(&p.range, "range")?;
-                let step = match duration(&p.step, "step")? {
-                    Some(s) if s.is_zero() => return Err("`step` cannot be 0".into()),
-                    Some(s) => s,
-                    None => range
-                        .map(|r| (r / 30).max(Duration::from_secs(1)))
-                        .unwrap_or(Duration::from_secs(1)),
-                };
-                Provider::Prometheus {
-                    spec: p.clone(),
-                    range,
-                    step,
-                    timeout: duration(&p.timeout, "timeout")?.unwrap_or(DEFAULT_TIMEOUT),
+                (None, Some(sc), None, None, None) => {
+                    http_url(&sc.url)?;
+                    Provider::Scrape {
+                        spec: sc.clone(),
+                        timeout: duration(&sc.timeout, "timeout")?.unwrap_or(DEFAULT_TIMEOUT),
+                    }
                 }
-            }
-        } else if let Some(s) = &spec.scrape {
-            {
-                http_url(&s.url)?;
-                Provider::Scrape {
-                    spec: s.clone(),
-                    timeout: duration(&s.timeout, "timeout")?.unwrap_or(DEFAULT_TIMEOUT),
+                (None, None, Some(h), None, None) => {
+                    http_url(&h.url)?;
+                    Provider::Http {
+                        pointer: json_pointer(&h.path)?,
+                        spec: h.clone(),
+                        timeout: duration(&h.timeout, "timeout")?.unwrap_or(DEFAULT_TIMEOUT),
+                    }
                 }
-            }
-        } else if let Some(h) = &spec.http {
-            {
-                http_url(&h.url)?;
-                Provider::Http {
-                    pointer: json_pointer(&h.path)?,
-                    spec: h.clone(),
-                    timeout: duration(&h.timeout, "timeout")?.unwrap_or(DEFAULT_TIMEOUT),
+                (None, None, None, Some(c), None) => Provider::Command {
+                    run: c.run.clone(),
+                    timeout: duration(&c.timeout, "timeout")?.unwrap_or(DEFAULT_TIMEOUT),
+                },
+                (None, None, None, None, Some(v)) => {
+                    let map = crate::primitives::from_json(v)
+                        .try_cast::<rhai::Map>()
+                        .ok_or("`check` takes a check's options, e.g. { http: \"http://...\" }")?;
+                    Provider::Check(Box::new(
+                        crate::primitives::check::parse(&map).map_err(|e| e.to_string())?,
+                    ))
                 }
-            }
-        } else if let Some(c) = &spec.command {
-            Provider::Command {
-                run: c.run.clone(),
-                timeout: duration(&c.timeout, "timeout")?.unwrap_or(DEFAULT_TIMEOUT),
-            }
-        } else {
-            let v = spec.check.as_ref().expect("one provider is given");
-            {
-                let map = crate::primitives::from_json(v)
-                    .try_cast::<rhai::Map>()
-                    .ok_or("`check` takes a check's options, e.g. { http: \"http://...\" }")?;
-                Provider::Check(Box::new(
-                    crate::primitives::check::parse(&map).map_err(|e| e.to_string())?,
-                ))
-            }
-        })
+                _ => {
+                    let given = [
+                        s.prometheus.is_some(),
+                        s.scrape.is_some(),
+                        s.http.is_some(),
+                        s.command.is_some(),
+                        s.check.is_some(),
+                    ]
+                    .iter()
+                    .filter(|g| **g)
+                    .count();
+                    return Err(format!(
+                    "a provider is exactly one of prometheus, scrape, http, command or check ({given} given)"
+                ));
+                }
+            },
+        )
     }
 
     /// What the journal's intent says about this provider.
@@ -315,11 +313,6 @@ pub fn json_pointer(path: &str) -> Result<String, String> {
     Ok(out)
 }
 
-/// What one read produced, as the journal keeps it: an observation, or counters to rate.
-pub fn reading_observed(o: &Observed) -> Value {
-    o.to_json()
-}
-
 fn counters(num: f64, den: Option<f64>, at: f64) -> Value {
     json!({ "outcome": "counters", "num": num, "den": den, "at": at })
 }
@@ -382,32 +375,8 @@ async fn read_inner(
     interrupt: Arc<crate::signals::Interrupt>,
 ) -> Result<Value, String> {
     match provider {
-        Provider::Prometheus {
-            spec,
-            range,
-            step,
-            timeout,
-        } => {
-            let max = spec.max_bytes.unwrap_or(DEFAULT_MAX_BYTES);
-            let base = spec.url.trim_end_matches('/');
-            let (path, query) = match range {
-                None => ("/api/v1/query", vec![("query", spec.query.clone())]),
-                Some(r) => {
-                    let end = now_secs();
-                    (
-                        "/api/v1/query_range",
-                        vec![
-                            ("query", spec.query.clone()),
-                            ("start", format!("{:.3}", end - r.as_secs_f64())),
-                            ("end", format!("{end:.3}")),
-                            ("step", format!("{}", step.as_secs_f64())),
-                        ],
-                    )
-                }
-            };
-            let (status, body) =
-                get_text(client, &format!("{base}{path}"), &query, *timeout, max).await?;
-            let series = prometheus_result(status, &body)?;
+        Provider::Prometheus { spec, .. } => {
+            let series = prometheus_series(client, provider).await?;
             Ok(one_value(series, spec.aggregate, spec.reduce.unwrap_or(Reduce::Avg)).to_json())
         }
         Provider::Scrape { spec, timeout } => {
@@ -563,6 +532,42 @@ async fn read_inner(
             )
         }
     }
+}
+
+/// Ask Prometheus (`provider` is a `prometheus` one): an instant query, or a range query over
+/// the `range` before now. The series it answered, or why not.
+pub async fn prometheus_series(
+    client: &crate::net::Client,
+    provider: &Provider,
+) -> Result<Vec<(Value, Vec<f64>)>, String> {
+    let Provider::Prometheus {
+        spec,
+        range,
+        step,
+        timeout,
+    } = provider
+    else {
+        return Err("not a Prometheus provider".into());
+    };
+    let base = spec.url.trim_end_matches('/');
+    let (path, query) = match range {
+        None => ("/api/v1/query", vec![("query", spec.query.clone())]),
+        Some(r) => {
+            let end = now_secs();
+            (
+                "/api/v1/query_range",
+                vec![
+                    ("query", spec.query.clone()),
+                    ("start", format!("{:.3}", end - r.as_secs_f64())),
+                    ("end", format!("{end:.3}")),
+                    ("step", format!("{}", step.as_secs_f64())),
+                ],
+            )
+        }
+    };
+    let max = spec.max_bytes.unwrap_or(DEFAULT_MAX_BYTES);
+    let (status, body) = get_text(client, &format!("{base}{path}"), &query, *timeout, max).await?;
+    prometheus_result(status, &body)
 }
 
 /// The series of a Prometheus API answer: (labels, points). An error answer, an HTTP error or

@@ -164,7 +164,7 @@ fn cond(
         .transpose()
 }
 
-fn metric_from(v: &Dynamic, judged: bool, defaults: &MetricDefaults) -> RhaiResult<Metric> {
+fn metric_from(v: &Dynamic, judged: bool, defaults: &DataPolicy) -> RhaiResult<Metric> {
     let mut map = v
         .read_lock::<Map>()
         .map(|m| m.clone())
@@ -183,18 +183,13 @@ fn metric_from(v: &Dynamic, judged: bool, defaults: &MetricDefaults) -> RhaiResu
     metric_of(spec, compute, success_fn, failure_fn, judged, defaults)
 }
 
-#[derive(Default)]
-pub struct MetricDefaults {
-    pub policy: DataPolicy,
-}
-
 fn metric_of(
     spec: MetricSpec,
     compute: Option<FnPtr>,
     success_fn: Option<FnPtr>,
     failure_fn: Option<FnPtr>,
     judged: bool,
-    defaults: &MetricDefaults,
+    defaults: &DataPolicy,
 ) -> RhaiResult<Metric> {
     let name = spec.name.clone();
     if name.trim().is_empty() {
@@ -229,7 +224,7 @@ fn metric_of(
         inconclusive: spec.inconclusive_limit.unwrap_or(d.inconclusive),
         consecutive_error: spec.consecutive_error_limit.unwrap_or(d.consecutive_error),
     };
-    let p = defaults.policy;
+    let p = *defaults;
     let policy = DataPolicy {
         no_data: spec.on_no_data.unwrap_or(p.no_data),
         empty: spec.on_empty.unwrap_or(p.empty),
@@ -258,7 +253,7 @@ fn metrics_list(
     v: Option<&Dynamic>,
     what: &str,
     judged: bool,
-    defaults: &MetricDefaults,
+    defaults: &DataPolicy,
 ) -> RhaiResult<Vec<Metric>> {
     let Some(v) = v.filter(|v| !v.is_unit()) else {
         return Ok(vec![]);
@@ -466,13 +461,11 @@ impl Run<'_> {
 fn analyze(session: &Session, ctx: &NativeCallContext, spec: &Map) -> RhaiResult<Map> {
     let o = super::Opts::new(spec, "analyze", OPTIONS)?;
     let mon = &session.config.config.monitoring;
-    let defaults = MetricDefaults {
-        policy: DataPolicy {
-            no_data: mon.on_no_data,
-            empty: mon.on_empty,
-            nan: mon.on_nan,
-            multiple: mon.on_multiple,
-        },
+    let defaults = DataPolicy {
+        no_data: mon.on_no_data,
+        empty: mon.on_empty,
+        nan: mon.on_nan,
+        multiple: mon.on_multiple,
     };
     let name = o.string("name")?.unwrap_or_else(|| "analysis".into());
     let interval = o.duration("interval")?.unwrap_or(Duration::from_secs(1));
@@ -530,7 +523,11 @@ fn analyze(session: &Session, ctx: &NativeCallContext, spec: &Map) -> RhaiResult
         feature: o
             .string("feature")?
             .unwrap_or_else(|| format!("{} ({name})", session.feature)),
-        started: crate::journal::now_rfc3339(),
+        // The clock time, for the monitor's "Started:".
+        started: crate::journal::now_rfc3339()
+            .get(11..19)
+            .unwrap_or_default()
+            .to_string(),
         name,
         metrics,
         business,
@@ -538,7 +535,6 @@ fn analyze(session: &Session, ctx: &NativeCallContext, spec: &Map) -> RhaiResult
         notify,
         rates: Rates::default(),
     };
-    run.started = run.started.get(11..19).unwrap_or(&run.started).to_string();
 
     if session.dry_run() {
         let names: Vec<&str> = run.metrics.iter().map(|m| m.spec.name.as_str()).collect();
@@ -687,7 +683,7 @@ fn analyze(session: &Session, ctx: &NativeCallContext, spec: &Map) -> RhaiResult
                         status = "Rolling back";
                     }
                     Action::Continue => {
-                        continue_metric(&mut run, i, v, &why, "on_failure: continue")?;
+                        continue_metric(&mut run, i, v, &why, "on_failure: continue");
                     }
                     Action::Ask => {
                         draw(&run, "Paused: asking");
@@ -696,7 +692,7 @@ fn analyze(session: &Session, ctx: &NativeCallContext, spec: &Map) -> RhaiResult
                             stop.get_or_insert((v, why));
                             status = "Rolling back";
                         } else {
-                            continue_metric(&mut run, i, v, &why, "a person chose to go on")?;
+                            continue_metric(&mut run, i, v, &why, "a person chose to go on");
                         }
                     }
                 },
@@ -758,13 +754,7 @@ fn analyze(session: &Session, ctx: &NativeCallContext, spec: &Map) -> RhaiResult
     Ok(result)
 }
 
-fn continue_metric(
-    run: &mut Run,
-    i: usize,
-    v: Verdict,
-    why: &str,
-    because: &str,
-) -> RhaiResult<()> {
+fn continue_metric(run: &mut Run, i: usize, v: Verdict, why: &str, because: &str) {
     run.metrics[i].continued = true;
     run.metrics[i].verdict = Some((v, format!("{why} ({because})")));
     let message = format!(
@@ -778,7 +768,6 @@ fn continue_metric(
         // A channel that fails is reported by notify itself; monitoring goes on.
         let _ = super::notify::notify(run.session, Dynamic::from(ch), &message);
     }
-    Ok(())
 }
 
 /// Pause and ask whether to roll back, with the evidence on screen. Nobody there: roll back.
@@ -874,12 +863,7 @@ fn record_measurement(run: &Run, round: u32) {
     let mut worst = Class::Success;
     for m in run.metrics.iter().filter(|m| !m.continued) {
         if let Some((_, c, _)) = &m.last {
-            worst = match (worst, *c) {
-                (Class::Failure, _) | (_, Class::Failure) => Class::Failure,
-                (Class::Error, _) | (_, Class::Error) => Class::Error,
-                (Class::Inconclusive, _) | (_, Class::Inconclusive) => Class::Inconclusive,
-                _ => Class::Success,
-            };
+            worst = worst.worse(*c);
         }
         metrics.insert(m.spec.name.clone(), metric_json(m));
     }
@@ -981,42 +965,17 @@ fn samples(session: &Session, provider: &Map) -> RhaiResult<Array> {
         ));
     }
     let p = Provider::new(&spec).map_err(|e| fail(format!("samples: {e}")))?;
-    let Provider::Prometheus {
-        range,
-        step,
-        timeout,
-        ..
-    } = &p
-    else {
-        unreachable!()
-    };
-    let (range, step, timeout) = (range.unwrap_or_default(), *step, *timeout);
-    let url = format!("{}/api/v1/query_range", ps.url.trim_end_matches('/'));
     let query = ps.query.clone();
-    let max = ps.max_bytes.unwrap_or(8 << 20);
     let r = session.gate(
         "samples",
         &query,
         json!({ "prometheus": ps.url, "query": query, "range": ps.range }),
         || json!({ "points": [] }),
         || {
-            let client = session.net(url.starts_with("https://"));
-            let q = query.clone();
-            let u = url.clone();
+            let client = session.net(p.https());
+            let p = p.clone();
             session.rt.block_on(async move {
-                let end = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs_f64())
-                    .unwrap_or(0.0);
-                let params = [
-                    ("query", q),
-                    ("start", format!("{:.3}", end - range.as_secs_f64())),
-                    ("end", format!("{end:.3}")),
-                    ("step", format!("{}", step.as_secs_f64())),
-                ];
-                let (status, body) =
-                    crate::analysis::provider::get_text(&client, &u, &params, timeout, max).await?;
-                let series = crate::analysis::provider::prometheus_result(status, &body)?;
+                let series = crate::analysis::provider::prometheus_series(&client, &p).await?;
                 match series.len() {
                     0 => Ok(json!({ "points": [] })),
                     1 => Ok(json!({ "points": series[0].1.iter().map(|x| if x.is_finite() { json!(x) } else { Value::Null }).collect::<Vec<_>>() })),

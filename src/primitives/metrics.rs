@@ -78,28 +78,30 @@ fn scrape(session: &Session, url: &str, opts: &Map) -> RhaiResult<Array> {
         json!({ "url": url }),
         || json!({ "planned": true }),
         || {
-            let client = session.http();
-            let u = url.to_string();
-            let text = session
+            // The same reader as the metric providers: plain HTTP without TLS set-up, a cap on
+            // the answer's size, one timeout for all of it.
+            let client = session.net(url.starts_with("https://"));
+            let (status, body) = session
                 .rt
-                .block_on(async move {
-                    let resp = client.get(&u).timeout(timeout).send().await?;
-                    let status = resp.status();
-                    let body = resp.text().await?;
-                    Ok::<_, reqwest::Error>((status, body))
-                })
+                .block_on(crate::analysis::provider::get_text(
+                    &client,
+                    url,
+                    &[],
+                    timeout,
+                    8 << 20,
+                ))
                 .map_err(|e| {
-                    if e.is_timeout() {
+                    if e.ends_with("(timeout)") {
                         format!("scrape of {url} timed out")
                     } else {
                         format!("scrape of {url} failed: {e}")
                     }
                 })?;
-            if !text.0.is_success() {
-                return Err(format!("scrape of {url} answered {}", text.0).into());
+            if !(200..300).contains(&status) {
+                return Err(format!("scrape of {url} answered {status}").into());
             }
             // The samples themselves are the result: a resumed run reads the same numbers.
-            Ok(json!({ "samples": parse_text(&text.1)? }))
+            Ok(json!({ "samples": parse_text(&body)? }))
         },
     );
     match r {
