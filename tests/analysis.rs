@@ -770,3 +770,27 @@ fn the_scraped_series_names_are_the_teams_to_set() {
         out.stdout
     );
 }
+
+#[test]
+fn scrape_reads_the_fleets_samples_and_a_down_endpoint_is_a_clear_error() {
+    let (_rt, fleet) = fleet(&[]);
+    let down = format!("http://127.0.0.1:{}/metrics", support::free_port());
+    let script = format!(
+        r#"
+let s = scrape("{}/metrics");
+let v1 = s.filter(|x| x.name == "demo_requests_total" && x.labels.version == "v1");
+print(`series=${{v1.len()}}`);
+try {{ scrape("{down}", #{{ timeout: "1s" }}); }} catch (e) {{ print(`caught: ${{e}}`); }}
+"#,
+        fleet.url()
+    );
+    let out = Test::new().script(&script).run();
+    out.code(0);
+    assert!(out.stdout.contains("series=1"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains(&format!("caught: scrape of {down} failed: cannot connect")),
+        "{}",
+        out.stdout
+    );
+}
