@@ -14,6 +14,9 @@ fn host(url: &str) -> String {
 }
 
 const ERROR_RATE: &str = "sum(rate(demo_errors_total{version=\"{{version}}\"}[5s])) / sum(rate(demo_requests_total{version=\"{{version}}\"}[5s]))";
+/// The fleet exports no CPU series: a constant PromQL stands in, so the shipped CPU trigger is
+/// judged (its memory twin stays "no source configured").
+const CPU: &str = "vector(0.25)";
 const RESPONSE_MS: &str = "1000 * sum(rate(demo_request_duration_seconds_sum{version=\"{{version}}\"}[5s])) / sum(rate(demo_request_duration_seconds_count{version=\"{{version}}\"}[5s]))";
 
 /// The shipped deploy runbook, canary strategy, judged by PromQL against a real Prometheus.
@@ -30,7 +33,7 @@ fn prometheus_canary_with(
     prom.wait_for_series("demo_requests_total");
     let config = format!(
         "adapter: local\nlocal:\n  url: {}\nfeature: checkout\nversion: v2\ncurrent_version: v1\nunattended: true\n\
-         monitoring:\n  interval: 500ms\n  samples: 3\n  prometheus: {}\n  queries:\n    error_rate: '{ERROR_RATE}'\n    response_time: '{RESPONSE_MS}'\n{extra}",
+         monitoring:\n  interval: 500ms\n  samples: 3\n  prometheus: {}\n  queries:\n    error_rate: '{ERROR_RATE}'\n    response_time: '{RESPONSE_MS}'\n    cpu: '{CPU}'\n{extra}",
         fleet.url(),
         prom.url
     );
@@ -136,6 +139,19 @@ fn prometheus_good_canary_is_promoted() {
         latency.iter().any(|(o, c)| o == "value" && c == "success"),
         "{latency:?}"
     );
+    // The CPU trigger (0.25 < 0.9) is judged; memory has no query and is shown as such.
+    let cpu = outcomes(&snap, "cpu");
+    assert!(
+        !cpu.is_empty() && cpu.iter().all(|(o, c)| o == "value" && c == "success"),
+        "{cpu:?}"
+    );
+    assert!(outcomes(&snap, "memory").is_empty());
+    assert!(
+        out.stdout.contains("Memory no source configured"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("CPU Usage 25.0%"), "{}", out.stdout);
 }
 
 #[test]
@@ -793,4 +809,54 @@ try {{ scrape("{down}", #{{ timeout: "1s" }}); }} catch (e) {{ print(`caught: ${
         "{}",
         out.stdout
     );
+}
+
+#[test]
+fn a_duration_and_an_initial_delay_set_when_and_how_often_to_measure() {
+    let script = r#"
+let started = timestamp_ms();
+let r = analyze(#{ name: "timed", interval: "100ms", duration: "500ms", initial_delay: "300ms", metrics: [
+    #{ name: "one", provider: #{ command: #{ run: "echo 1" } }, success: "== 1" },
+] });
+print(`measured=${r.metrics.one.measured} took=${timestamp_ms() - started}`);
+"#;
+    let out = Test::new().script(script).run();
+    out.code(0);
+    assert!(out.stdout.contains("measured=5 "), "{}", out.stdout);
+    let took: i64 = out
+        .stdout
+        .lines()
+        .find_map(|l| l.split("took=").nth(1))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // The delay, then five intervals: never sooner.
+    assert!(took >= 800, "took {took} ms");
+}
+
+#[test]
+fn an_inconclusive_window_follows_the_config_when_nobody_is_there() {
+    let script = r#"
+import "stdlib/monitor" as monitor;
+let r = analyze(#{ name: "no data", interval: "50ms", count: 2, metrics: [
+    #{ name: "ghost", provider: #{ command: #{ run: "true" } }, success: "> 0" },
+] });
+print(`verdict=${r.verdict}`);
+print(`roll_back=${monitor::must_roll_back(r)}`);
+"#;
+    let out = Test::new().script(script).run();
+    out.code(0);
+    assert!(
+        out.stdout.contains("verdict=inconclusive"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("roll_back=true"), "{}", out.stdout);
+    let out = Test::new()
+        .script(script)
+        .args(&["--set", "monitoring.on_inconclusive=continue"])
+        .run();
+    out.code(0);
+    assert!(out.stdout.contains("roll_back=false"), "{}", out.stdout);
 }
