@@ -192,10 +192,76 @@ pub fn precompile_imports(
             let mut next = chain.clone();
             next.push((name.clone(), pos));
             let module_ast = engine.compile(&text).map_err(|e| wrap(&next, e.into()))?;
+            if let Some((call, pos)) = foreign_calls(engine, &module_ast).into_iter().next() {
+                return Err(wrap(&next, foreign_call_error(&call, pos)));
+            }
             queue.push((name, module_ast, next));
         }
     }
     Ok(())
+}
+
+/// Names the evaluator itself answers, with no registered function behind them.
+const KEYWORD_FUNCTIONS: &[&str] = &[
+    "print",
+    "debug",
+    "type_of",
+    "Fn",
+    "call",
+    "curry",
+    "is_shared",
+    "is_def_fn",
+    "is_def_var",
+    "eval",
+];
+
+/// The unqualified calls in a module to names it neither defines nor gets from the engine
+/// (primitives, Rhai's packages). A module function resolves such a name in the *caller's*
+/// functions: whatever the importing runbook happens to define would answer for it, so a module
+/// must define what it calls, or call it qualified (`other::name`).
+pub fn foreign_calls(engine: &Engine, ast: &rhai::AST) -> Vec<(String, Position)> {
+    let mut known: std::collections::HashSet<String> = engine
+        .collect_fn_metadata(None, |info| Some(info.metadata.name.to_string()), true)
+        .into_iter()
+        .collect();
+    known.extend(ast.iter_functions().map(|f| f.name.to_string()));
+    known.extend(KEYWORD_FUNCTIONS.iter().map(|s| s.to_string()));
+    let mut found = Vec::new();
+    ast.walk(&mut |path| {
+        let call = match path.last() {
+            Some(rhai::ASTNode::Expr(rhai::Expr::FnCall(x, pos)))
+            | Some(rhai::ASTNode::Expr(rhai::Expr::MethodCall(x, pos)))
+            | Some(rhai::ASTNode::Stmt(rhai::Stmt::FnCall(x, pos))) => Some((x, *pos)),
+            _ => None,
+        };
+        if let Some((x, pos)) = call {
+            let name = x.name.as_str();
+            let is_identifier = name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_alphanumeric() || c == '_');
+            if x.namespace.is_empty() && is_identifier && !known.contains(name) {
+                found.push((name.to_string(), pos));
+            }
+        }
+        true
+    });
+    found
+}
+
+fn foreign_call_error(name: &str, pos: Position) -> Box<EvalAltResult> {
+    EvalAltResult::ErrorRuntime(
+        format!(
+            "this module calls `{name}`, which it does not define and no primitive provides: \
+             the call would reach whatever function of that name the importing runbook has; \
+             define `{name}` in this module, or import the module that has it and call it \
+             qualified (`module::{name}`)"
+        )
+        .into(),
+        pos,
+    )
+    .into()
 }
 
 #[cfg(test)]

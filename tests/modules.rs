@@ -1,0 +1,213 @@
+//! Functions of the same name in different modules (and in the runbook) each stay their own: a
+//! call inside a module always reaches that module's function, however often and in whatever
+//! order the others were called. Rhai 1.27 cached a resolution by name and arity across modules;
+//! vendor/rhai carries the fix (see docs/rhai-function-resolution.md).
+
+mod support;
+
+use support::Test;
+
+const ALPHA: &str = r#"
+fn helper(x) { `alpha:${x}` }
+private fn secret(x) { `alpha-private:${x}` }
+fn get(x) { helper(x) }
+fn get_private(x) { secret(x) }
+"#;
+
+const BETA: &str = r#"
+fn helper(x) { `beta:${x}` }
+private fn secret(x) { `beta-private:${x}` }
+fn get(x) { helper(x) }
+fn get_private(x) { secret(x) }
+"#;
+
+#[test]
+fn same_named_helpers_in_two_modules_each_call_their_own() {
+    let out = Test::new()
+        .file("alpha.rhai", ALPHA)
+        .file("beta.rhai", BETA)
+        .script(
+            r#"
+            import "alpha" as a;
+            import "beta" as b;
+            let wrong = [];
+            for i in 0..300 {
+                let x = a::get(i);
+                if x != `alpha:${i}` { wrong.push(`a::get(${i}) = ${x}`); }
+                let y = b::get(i);
+                if y != `beta:${i}` { wrong.push(`b::get(${i}) = ${y}`); }
+                let p = a::get_private(i);
+                if p != `alpha-private:${i}` { wrong.push(`a::get_private(${i}) = ${p}`); }
+                let q = b::get_private(i);
+                if q != `beta-private:${i}` { wrong.push(`b::get_private(${i}) = ${q}`); }
+            }
+            stage("inside a closure", || {
+                for i in 0..100 {
+                    if b::get(i) != `beta:${i}` { wrong.push(`stage b::get(${i})`); }
+                    if a::get(i) != `alpha:${i}` { wrong.push(`stage a::get(${i})`); }
+                }
+            });
+            print(`wrong: ${wrong.len()}`);
+            if wrong.len() > 0 { throw `${wrong.len()} wrong, first: ${wrong[0]}`; }
+            "#,
+        )
+        .run();
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("wrong: 0"), "{}", out.stdout);
+}
+
+#[test]
+fn a_runbook_helper_does_not_replace_a_module_helper_of_the_same_name() {
+    let out = Test::new()
+        .file("alpha.rhai", ALPHA)
+        .script(
+            r#"
+            import "alpha" as a;
+            fn helper(x) { `runbook:${x}` }
+            let wrong = [];
+            for i in 0..200 {
+                let r = helper(i);
+                if r != `runbook:${i}` { wrong.push(`helper(${i}) = ${r}`); }
+                let m = a::get(i);
+                if m != `alpha:${i}` { wrong.push(`a::get(${i}) = ${m}`); }
+            }
+            print(`wrong: ${wrong.len()}`);
+            if wrong.len() > 0 { throw `${wrong.len()} wrong, first: ${wrong[0]}`; }
+            "#,
+        )
+        .run();
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("wrong: 0"), "{}", out.stdout);
+}
+
+#[test]
+fn a_module_private_function_does_not_shadow_a_primitive_for_the_runbook() {
+    // The module defines a private `duration`; the runbook's own `duration(...)` calls must keep
+    // reaching the primitive.
+    let out = Test::new()
+        .file(
+            "gamma.rhai",
+            r#"
+            private fn duration(x) { -1 }
+            fn get() { duration("5s") }
+            "#,
+        )
+        .script(
+            r#"
+            import "gamma" as g;
+            let wrong = 0;
+            for i in 0..100 {
+                if g::get() != -1 { wrong += 1; }
+                if duration("2s") != 2000 { wrong += 1; }
+            }
+            print(`wrong: ${wrong}`);
+            if wrong > 0 { throw `${wrong} wrong`; }
+            "#,
+        )
+        .run();
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("wrong: 0"), "{}", out.stdout);
+}
+
+/// A Prometheus API that answers every query with one series at 0 (no errors, no latency).
+fn prometheus_at_zero(_path: &str) -> (u16, String) {
+    (
+        200,
+        r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000,"0"]}]}}"#
+            .to_string(),
+    )
+}
+
+/// The shipped workflow with the script adapter and PromQL monitoring (two queries): the stdlib's
+/// `monitor` and `script` modules both have a `fill(a, b)`. A healthy release is promoted.
+fn shipped_workflow_with_script_adapter_and_prometheus(strategy: &str) {
+    let prom = support::Server::start(prometheus_at_zero);
+    let config = format!(
+        "adapter: script\nfeature: payments\nversion: v2\ncurrent_version: v1\n\
+         script:\n  deploy: \"true\"\n  health: \"true\"\n  switch: \"true\"\n  weight: \"true\"\n  flag: \"true\"\n\
+         monitoring:\n  interval: 20ms\n  samples: 2\n  prometheus: {}\n  queries:\n    error_rate: 'vector(0)'\n    response_time: 'vector(1)'\n\
+         rollout:\n  steps: [50, 100]\n",
+        prom.url("")
+    );
+    let answers = format!(
+        "strategy: {strategy}\nprerequisites: yes\npre-deployment-checklist: yes\n\
+         staging-deployment-successful-proceed-to-production: yes\n"
+    );
+    let out = Test::new()
+        .file("runbook.yaml", &config)
+        .file("answers.yaml", &answers)
+        .args(&["deploy", "--answers", "answers.yaml", "--approve", "--yes"])
+        .run();
+    assert_eq!(
+        out.code, 0,
+        "{strategy}: a healthy release must be promoted\n{}\n{}",
+        out.stdout, out.stderr
+    );
+    assert!(
+        !out.stdout.contains("no function"),
+        "{strategy}: {}",
+        out.stdout
+    );
+    assert!(
+        !prom.bodies().is_empty(),
+        "{strategy}: Prometheus was never asked"
+    );
+}
+
+#[test]
+fn script_adapter_with_prometheus_promotes_a_healthy_blue_green_release() {
+    shipped_workflow_with_script_adapter_and_prometheus("blue-green");
+}
+
+#[test]
+fn script_adapter_with_prometheus_promotes_a_healthy_canary_release() {
+    shipped_workflow_with_script_adapter_and_prometheus("canary");
+}
+
+#[test]
+fn every_shipped_module_calls_only_what_it_defines_or_the_engine_provides() {
+    let modules: Vec<String> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/stdlib"))
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            name.strip_suffix(".rhai").map(str::to_string)
+        })
+        .collect();
+    assert!(modules.len() >= 8, "{modules:?}");
+    let script: String = modules
+        .iter()
+        .map(|m| format!("import \"stdlib/{m}\" as {m};\n"))
+        .collect();
+    let out = Test::new()
+        .file("all.rhai", &script)
+        .args(&["check", "all.rhai"])
+        .run();
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+}
+
+#[test]
+fn check_rejects_a_module_that_calls_a_function_it_does_not_define() {
+    let out = Test::new()
+        .file(
+            "helpers.rhai",
+            "fn ok() { duration(\"1s\") }\nfn leaky(x) {\n    fill(x, 1)\n}\n",
+        )
+        .file(
+            "deploy.rhai",
+            "import \"helpers\" as h;\nfn fill(a, b) { a + b }\nprint(h::leaky(1));\n",
+        )
+        .args(&["check", "deploy.rhai"])
+        .run();
+    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains(
+            "error: this module calls `fill`, which it does not define and no primitive provides"
+        ) && out.stderr.contains("helpers.rhai:3:5"),
+        "{}",
+        out.stderr
+    );
+    // The run refuses it too, before anything runs.
+    let out = out.again().args(&["deploy.rhai"]).run();
+    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    assert!(!out.stdout.contains('2'), "{}", out.stdout);
+}
