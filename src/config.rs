@@ -567,11 +567,74 @@ pub fn load(explicit: Option<&Path>, sets: &[String]) -> Result<Loaded, Error> {
             );
         }
     };
+    let shown = file
+        .as_ref()
+        .map_or_else(|| "--set".to_string(), |f| f.display().to_string());
+    if let Some(script) = &config.script {
+        check_script_templates(script, &shown)?;
+    }
     Ok(Loaded {
         config,
         file,
         value,
     })
+}
+
+/// The script adapter quotes every value it puts into a command for the shell; a placeholder the
+/// template quotes itself (`'{env}'`) would be quoted twice, and the command would see the quotes.
+fn check_script_templates(script: &ScriptAdapter, file: &str) -> Result<(), Error> {
+    let templates = [
+        ("deploy", Some(&script.deploy)),
+        ("health", script.health.as_ref()),
+        ("smoke", script.smoke.as_ref()),
+        ("switch", script.switch.as_ref()),
+        ("weight", script.weight.as_ref()),
+        ("flag", script.flag.as_ref()),
+        ("remove", script.remove.as_ref()),
+        ("scale", script.scale.as_ref()),
+        ("maintenance", script.maintenance.as_ref()),
+    ];
+    for (key, template) in templates {
+        let Some(template) = template else { continue };
+        if let Some(quoted) = quoted_placeholder(template) {
+            return Err(Error::Config {
+                file: file.to_string(),
+                key: format!("script.{key}"),
+                message: format!(
+                    "the placeholder {quoted} is quoted in the template; runbook quotes every value \
+                     it substitutes for the shell, so write the placeholder outside quotes"
+                ),
+                location: None,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The first placeholder written inside shell quotes (`'{env}'`, `"app-{version}"`), if any.
+fn quoted_placeholder(template: &str) -> Option<String> {
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for (i, c) in template.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match (quote, c) {
+            (Some('\''), '\'') | (Some('"'), '"') => quote = None,
+            (None, '\'') | (None, '"') => quote = Some(c),
+            (None, '\\') | (Some('"'), '\\') => escaped = true,
+            (Some(q), '{') => {
+                let rest = &template[i + 1..];
+                let name = &rest[..rest.find('}')?];
+                if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    return Some(format!("{{{name}}} (inside {q}...{q})"));
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Check a runbook.yaml text against the schema and return it as YAML (`shown` names it in errors).

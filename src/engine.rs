@@ -33,6 +33,7 @@ pub const PRIMITIVES: &[&str] = &[
     "notify",
     "duration",
     "sleep",
+    "shell_quote",
     "now",
     "timestamp_ms",
     "log",

@@ -15,6 +15,9 @@ pub fn register(engine: &mut rhai::Engine, session: &Shared) {
         sleep(&s, d)
     });
     engine.register_fn("now", crate::journal::now_rfc3339);
+    engine.register_fn("shell_quote", |value: Dynamic| -> RhaiResult<String> {
+        shell_quote(&value.to_string()).map_err(fail)
+    });
     engine.register_fn("timestamp_ms", || -> i64 {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -127,4 +130,11 @@ fn lookup(session: &Session, path: &str) -> Option<Dynamic> {
         return None;
     }
     Some(from_json(&v))
+}
+
+/// A value as one shell word: left as it is when the shell would read it unchanged, else quoted.
+pub fn shell_quote(value: &str) -> Result<String, String> {
+    shlex::try_quote(value)
+        .map(|q| q.into_owned())
+        .map_err(|_| format!("cannot pass {value:?} to a shell: it contains a NUL byte"))
 }
