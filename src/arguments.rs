@@ -20,8 +20,12 @@ Examples:
   runbook init                                 a starter runbook.yaml + the shipped runbooks
 
 Exit codes:
-  0 completed    1 failed    2 usage, config, answers or script error (nothing changed)
-  3 rolled back  4 declined at a gate    130 interrupted";
+  0 completed    1 failed (nothing to undo, or the rollback failed or was refused)
+  2 usage, config, answers or script error (found before anything changed)
+  3 rolled back cleanly: a verdict, a failed step, a person or the script chose it
+  4 declined at a gate
+  5 rolled back cleanly after the run itself broke (runbook, stdlib or answer error)
+  130 interrupted";
 
 #[derive(Parser, Debug)]
 #[command(

@@ -476,7 +476,11 @@ pub fn render(dir: &Path, redactor: &Redactor) -> Result<Vec<String>, Error> {
     if !dry
         && matches!(
             outcome.as_str(),
-            "failed" | "rolled back" | "rollback failed" | "interrupted"
+            "failed"
+                | "rolled back"
+                | "rolled back after an error"
+                | "rollback failed"
+                | "interrupted"
         )
     {
         files.push((

@@ -15,6 +15,9 @@ pub mod exit {
     pub const USAGE: i32 = 2;
     pub const ROLLED_BACK: i32 = 3;
     pub const DECLINED: i32 = 4;
+    /// Rolled back cleanly, but because the run itself broke (a runbook or stdlib error, an
+    /// answer that did not fit), not because the release was judged or chosen bad.
+    pub const ROLLED_BACK_AFTER_ERROR: i32 = 5;
     pub const INTERRUPTED: i32 = 130;
 }
 

@@ -664,10 +664,15 @@ fn conclude(
             let text = show_error(session, &e);
             // Time is up for the script, not for putting things back.
             session.deadline.set(None);
-            failed(session, p, text)
+            failed(session, p, text, Cause::StepFailed)
         }
         Some(Stop::Error(e)) => {
             let text = show_error(session, &e);
+            // An input error (an answer that does not fit, a prompt nobody can answer) found
+            // after changes began is a broken run: what it changed is offered for rollback.
+            if e.exit_code() == exit::USAGE && !session.undo.borrow().is_empty() {
+                return failed(session, p, text, Cause::RunError);
+            }
             let outcome = if e.exit_code() == exit::USAGE {
                 "stopped"
             } else {
@@ -676,9 +681,14 @@ fn conclude(
             (e.exit_code(), outcome, text)
         }
         None => {
+            let cause = if is_script_bug(&err) {
+                Cause::RunError
+            } else {
+                Cause::StepFailed
+            };
             let e = crate::engine::script_error(&err, &p.found.shown, &p.sources, false);
             let text = show_error(session, &e);
-            failed(session, p, text)
+            failed(session, p, text, cause)
         }
     }
 }
@@ -691,8 +701,36 @@ fn show_error(session: &Session, e: &Error) -> String {
     session.redact(&e.summary())
 }
 
+/// Why an uncaught error ended the run, which decides the exit code after a clean rollback.
+#[derive(Clone, Copy, PartialEq)]
+enum Cause {
+    /// An effect failed (a command exited non-zero, a check failed) or the script threw: the
+    /// release, or a step of it, did not work. Rolled back cleanly: exit 3.
+    StepFailed,
+    /// The run itself broke: a runbook or stdlib error (a function or variable that does not
+    /// exist, a wrong type, an index out of range, a limit), or an answer found bad mid-run.
+    /// Rolled back cleanly: exit 5, so CI and people can tell it from a caught bad release.
+    RunError,
+}
+
+/// An error Rhai raised on its own while evaluating (a bug in the runbook or a module), as
+/// against one thrown: by a primitive whose effect failed, or by the script's `throw`.
+fn is_script_bug(err: &EvalAltResult) -> bool {
+    match err {
+        EvalAltResult::ErrorInFunctionCall(_, _, inner, _)
+        | EvalAltResult::ErrorInModule(_, inner, _) => is_script_bug(inner),
+        EvalAltResult::ErrorRuntime(..) | EvalAltResult::Exit(..) => false,
+        _ => true,
+    }
+}
+
 /// A step failed and the script did not catch it: offer rollback, or roll back on our own.
-fn failed(session: &Session, p: &Prepared, error: String) -> (i32, &'static str, String) {
+fn failed(
+    session: &Session,
+    p: &Prepared,
+    error: String,
+    cause: Cause,
+) -> (i32, &'static str, String) {
     use crate::config::OnFailure;
     let standing = session.undo.borrow().len();
     if standing == 0 {
@@ -726,11 +764,24 @@ fn failed(session: &Session, p: &Prepared, error: String) -> (i32, &'static str,
         )));
         return (exit::FAILED, "failed", error);
     }
-    let report = crate::undo::rollback(session, &p.engine, "a step failed");
-    if report.ok() {
-        (exit::ROLLED_BACK, "rolled back", error)
-    } else {
-        (exit::FAILED, "rollback failed", error)
+    let reason = match cause {
+        Cause::StepFailed => "a step failed",
+        Cause::RunError => "the run broke (a runbook, stdlib or answer error)",
+    };
+    let report = crate::undo::rollback(session, &p.engine, reason);
+    match (report.ok(), cause) {
+        (false, _) => (exit::FAILED, "rollback failed", error),
+        (true, Cause::StepFailed) => (exit::ROLLED_BACK, "rolled back", error),
+        (true, Cause::RunError) => {
+            session.shout(&session.ui.yellow(&session.ui.bold(
+                "↩ Rolled back after an error in the run itself, not a verdict on the release (exit 5): fix the runbook, config or answers named above.",
+            )));
+            (
+                exit::ROLLED_BACK_AFTER_ERROR,
+                "rolled back after an error",
+                error,
+            )
+        }
     }
 }
 

@@ -151,3 +151,50 @@ fn a_script_template_that_quotes_a_placeholder_is_refused_before_anything_runs()
         .run();
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
 }
+
+/// The shipped workflow, blue-green, script adapter (all commands `true`), PromQL from a fake
+/// Prometheus API at 0, plus `extra` config; returns the run and the Prometheus requests.
+fn healthy_script_run(extra: &str) -> (support::Output, Vec<(String, String)>) {
+    let prom = Server::start(prometheus_at_zero);
+    let config = format!(
+        "adapter: script\nfeature: payments\nversion: v2\ncurrent_version: v1\n\
+         script:\n  deploy: \"true\"\n  health: \"true\"\n  switch: \"true\"\n\
+         monitoring:\n  interval: 20ms\n  samples: 3\n  prometheus: {}\n  queries:\n    error_rate: 'vector(0)'\n{extra}",
+        prom.url("")
+    );
+    let answers = "strategy: blue-green\nprerequisites: yes\npre-deployment-checklist: yes\n\
+                   staging-deployment-successful-proceed-to-production: yes\n";
+    let out = Test::new()
+        .file("runbook.yaml", &config)
+        .file("answers.yaml", answers)
+        .args(&["deploy", "--answers", "answers.yaml", "--approve", "--yes"])
+        .run();
+    (out, prom.bodies())
+}
+
+#[test]
+fn a_team_metric_inherits_the_trigger_limits_so_one_empty_reading_is_not_a_rollback() {
+    // The first reading prints nothing (no data), the next ones 1: within the triggers'
+    // inconclusive limit, a healthy release.
+    let (out, _) = healthy_script_run(
+        "  metrics:\n    - name: queue_depth\n      failure: \"> 800\"\n      provider: { command: { run: \"if [ -f seen ]; then echo 1; else touch seen; fi\" } }\n",
+    );
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let snapshot = out.artifact("monitoring-snapshot.json");
+    assert!(snapshot.contains("queue_depth"), "{snapshot}");
+}
+
+#[test]
+fn a_team_metric_without_a_url_reads_monitoring_prometheus() {
+    let (out, asked) = healthy_script_run(
+        "  metrics:\n    - name: p99\n      failure: \"> 800\"\n      provider: { prometheus: { query: 'p99{version=\"{{version}}\"}' } }\n",
+    );
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        asked.iter().any(|(path, body)| {
+            let both = format!("{path} {body}");
+            both.contains("p99") && both.contains("v2")
+        }),
+        "the team's query never reached monitoring.prometheus: {asked:?}"
+    );
+}

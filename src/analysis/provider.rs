@@ -44,7 +44,9 @@ pub struct ProviderSpec {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PromSpec {
-    /// Prometheus' base URL, e.g. http://127.0.0.1:9090.
+    /// Prometheus' base URL, e.g. http://127.0.0.1:9090. In `monitoring.metrics` it may be left
+    /// out: the shipped monitor fills in `monitoring.prometheus`.
+    #[serde(default)]
     pub url: String,
     pub query: String,
     /// A range query over this much time before now (e.g. "1m"); absent: an instant query.
@@ -164,7 +166,9 @@ fn duration(v: &Option<String>, what: &str) -> Result<Option<Duration>, String> 
 }
 
 fn http_url(url: &str) -> Result<(), String> {
-    if url.starts_with("http://") || url.starts_with("https://") {
+    if url.is_empty() {
+        Err("no `url` (in `monitoring.metrics`, set `monitoring.prometheus` or the metric's own `url`)".into())
+    } else if url.starts_with("http://") || url.starts_with("https://") {
         Ok(())
     } else {
         Err(format!("`{url}` is not an http:// or https:// URL"))

@@ -1,0 +1,164 @@
+//! What ends a run, and with which exit code: one test per row of the table in README.md
+//! ("Exit codes") and docs/architecture.md. Exit 3 means the release (or a step of it) was found
+//! bad, or a person or the script chose to roll back, and everything was undone cleanly; exit 5
+//! means the run itself broke and was rolled back cleanly, so CI can tell the two apart.
+
+mod support;
+
+use support::Test;
+
+/// A runbook that changed something (an undo stands) and then does `then`.
+fn after_a_change(then: &str) -> Test {
+    Test::new().script(&format!(
+        "sh(\"touch changed\");\non_rollback(\"remove the change\", \"rm changed\");\n{then}\n"
+    ))
+}
+
+fn expect(out: &support::Output, code: i32, outcome: &str) {
+    assert_eq!(out.code, code, "{}\n{}", out.stdout, out.stderr);
+    let end = out.records("run.end");
+    assert_eq!(end.len(), 1, "{end:?}");
+    assert_eq!(end[0]["outcome"], outcome, "{end:?}");
+    assert_eq!(end[0]["exit_code"], code, "{end:?}");
+}
+
+#[test]
+fn completed_is_0() {
+    let out = after_a_change("print(\"done\");").run();
+    expect(&out, 0, "completed");
+    assert!(out.dir.join("changed").exists());
+}
+
+#[test]
+fn the_script_calling_rollback_is_3() {
+    let out = after_a_change("rollback(\"the canary looked wrong\");").run();
+    expect(&out, 3, "rolled back");
+    assert!(!out.dir.join("changed").exists(), "the undo ran");
+}
+
+#[test]
+fn a_failing_verdict_then_rollback_is_3() {
+    let out = after_a_change(
+        r#"let r = analyze(#{ name: "canary", interval: "10ms", count: 3, metrics: [
+               #{ name: "error_rate", provider: #{ command: #{ run: "echo 0.2" } }, failure: "> 0.05" } ] });
+           if !r.healthy { rollback(r.reason); }"#,
+    )
+    .run();
+    expect(&out, 3, "rolled back");
+    assert!(!out.dir.join("changed").exists());
+}
+
+#[test]
+fn a_failed_command_is_3() {
+    let out = after_a_change("sh(\"exit 1\");").run();
+    expect(&out, 3, "rolled back");
+    assert!(!out.dir.join("changed").exists());
+}
+
+#[test]
+fn a_failed_health_check_is_3() {
+    let out = after_a_change("check(#{ cmd: \"false\" });").run();
+    expect(&out, 3, "rolled back");
+    assert!(!out.dir.join("changed").exists());
+}
+
+#[test]
+fn a_person_choosing_rollback_after_a_failure_is_3_and_refusing_is_1() {
+    let yes = after_a_change("sh(\"exit 1\");")
+        .file("answers.yaml", "initiate-rollback: yes\n")
+        .args(&[
+            "--answers",
+            "answers.yaml",
+            "--set",
+            "rollback.on_failure=ask",
+        ])
+        .run();
+    expect(&yes, 3, "rolled back");
+    let no = after_a_change("sh(\"exit 1\");")
+        .file("answers.yaml", "initiate-rollback: no\n")
+        .args(&[
+            "--answers",
+            "answers.yaml",
+            "--set",
+            "rollback.on_failure=ask",
+        ])
+        .run();
+    expect(&no, 1, "failed");
+    assert!(no.dir.join("changed").exists(), "nothing was undone");
+}
+
+#[test]
+fn a_runbook_error_after_changes_is_5_not_3() {
+    for (what, bug) in [
+        ("an unknown function", "no_such_function(1);"),
+        ("an index out of range", "let a = [1]; print(a[5]);"),
+        ("a missing property", "let m = #{}; print(m.nope);"),
+    ] {
+        let out = after_a_change(bug).run();
+        expect(&out, 5, "rolled back after an error");
+        assert!(!out.dir.join("changed").exists(), "{what}: the undo ran");
+        assert!(
+            out.stdout
+                .contains("Rolled back after an error in the run itself, not a verdict on the release (exit 5)"),
+            "{what}: {}",
+            out.stdout
+        );
+    }
+}
+
+#[test]
+fn a_module_error_after_changes_is_5() {
+    let out = after_a_change("import \"lib\" as lib;\nlib::broken();")
+        .file("lib.rhai", "fn broken() { let a = []; a[3] }\n")
+        .run();
+    expect(&out, 5, "rolled back after an error");
+    assert!(!out.dir.join("changed").exists());
+}
+
+#[test]
+fn a_bad_answer_found_after_changes_is_rolled_back_with_5() {
+    let out = after_a_change("if confirm(\"Proceed to production?\") { print(\"go\"); }")
+        .file("answers.yaml", "proceed-to-production: maybe\n")
+        .args(&["--answers", "answers.yaml"])
+        .run();
+    expect(&out, 5, "rolled back after an error");
+    assert!(!out.dir.join("changed").exists(), "the undo ran");
+}
+
+#[test]
+fn an_unanswerable_prompt_after_changes_is_rolled_back_with_5() {
+    let out = after_a_change("input(\"Which region?\", ());").run();
+    expect(&out, 5, "rolled back after an error");
+    assert!(!out.dir.join("changed").exists(), "the undo ran");
+}
+
+#[test]
+fn a_bad_answer_before_any_change_is_2() {
+    let out = Test::new()
+        .script("if confirm(\"Proceed to production?\") { sh(\"touch changed\"); }")
+        .file("answers.yaml", "proceed-to-production: maybe\n")
+        .args(&["--answers", "answers.yaml"])
+        .run();
+    expect(&out, 2, "stopped");
+    assert!(!out.dir.join("changed").exists());
+}
+
+#[test]
+fn a_rollback_that_fails_is_1() {
+    let out = Test::new()
+        .script("on_rollback(\"cannot undo\", \"exit 1\");\nsh(\"exit 1\");")
+        .run();
+    expect(&out, 1, "rollback failed");
+}
+
+#[test]
+fn a_runbook_error_with_nothing_to_undo_is_1() {
+    let out = Test::new().script("no_such_function(1);").run();
+    expect(&out, 1, "failed");
+}
+
+#[test]
+fn declined_at_a_gate_is_4() {
+    let out = after_a_change("decline(\"staging sign-off\");").run();
+    expect(&out, 4, "declined");
+}
