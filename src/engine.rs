@@ -34,6 +34,8 @@ pub const PRIMITIVES: &[&str] = &[
     "duration",
     "sleep",
     "shell_quote",
+    "config_error",
+    "probe",
     "now",
     "timestamp_ms",
     "log",

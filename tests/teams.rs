@@ -174,14 +174,17 @@ fn healthy_script_run(extra: &str) -> (support::Output, Vec<(String, String)>) {
 
 #[test]
 fn a_team_metric_inherits_the_trigger_limits_so_one_empty_reading_is_not_a_rollback() {
-    // The first reading prints nothing (no data), the next ones 1: within the triggers'
-    // inconclusive limit, a healthy release.
+    // The second reading (the first of the window: the one before is the source check before
+    // the release) prints nothing (no data), the others 1: within the triggers' inconclusive
+    // limit, a healthy release.
     let (out, _) = healthy_script_run(
-        "  metrics:\n    - name: queue_depth\n      failure: \"> 800\"\n      provider: { command: { run: \"if [ -f seen ]; then echo 1; else touch seen; fi\" } }\n",
+        "  metrics:\n    - name: queue_depth\n      failure: \"> 800\"\n      provider: { command: { run: \"n=$(cat n 2>/dev/null || echo 0); n=$((n+1)); echo $n > n; [ $n -eq 2 ] || echo 1\" } }\n",
     );
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    let snapshot = out.artifact("monitoring-snapshot.json");
-    assert!(snapshot.contains("queue_depth"), "{snapshot}");
+    let snapshot: serde_json::Value =
+        serde_json::from_str(&out.artifact("monitoring-snapshot.json")).unwrap();
+    let first = &snapshot["measurements"][0]["metrics"]["queue_depth"];
+    assert_eq!(first["outcome"], "no_data", "{snapshot}");
 }
 
 #[test]
@@ -196,5 +199,119 @@ fn a_team_metric_without_a_url_reads_monitoring_prometheus() {
             both.contains("p99") && both.contains("v2")
         }),
         "the team's query never reached monitoring.prometheus: {asked:?}"
+    );
+}
+
+/// A Prometheus API whose answer depends on the query: `no_errors` gives an empty vector (a
+/// code-labelled counter while a version has no errors), `bad(` a PromQL parse error, anything
+/// else one series at 0.
+fn prometheus_by_query(path: &str) -> (u16, String) {
+    if path.contains("no_errors") {
+        (
+            200,
+            r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#.into(),
+        )
+    } else if path.contains("bad%28") || path.contains("bad(") {
+        (
+            400,
+            r#"{"status":"error","errorType":"bad_data","error":"1:4: parse error: unexpected end of input"}"#.into(),
+        )
+    } else {
+        prometheus_at_zero(path)
+    }
+}
+
+fn preflight_run(prometheus: &str, error_query: &str, extra: &str) -> support::Output {
+    let config = format!(
+        "adapter: script\nfeature: payments\nversion: v2\ncurrent_version: v1\n\
+         script:\n  deploy: ./rec.sh deploy\n  health: \"true\"\n  switch: ./rec.sh switch\n\
+         monitoring:\n  interval: 20ms\n  samples: 2\n  prometheus: {prometheus}\n  queries:\n    error_rate: '{error_query}'\n{extra}"
+    );
+    let answers = "strategy: blue-green\nprerequisites: yes\npre-deployment-checklist: yes\n\
+                   staging-deployment-successful-proceed-to-production: yes\n";
+    Test::new()
+        .executable("rec.sh", RECORDER)
+        .file("runbook.yaml", &config)
+        .file("answers.yaml", answers)
+        .args(&["deploy", "--answers", "answers.yaml", "--approve", "--yes"])
+        .run()
+}
+
+fn nothing_deployed(out: &support::Output) {
+    assert!(
+        !out.dir.join("calls.log").exists(),
+        "a command ran before the sources were checked: {}",
+        std::fs::read_to_string(out.dir.join("calls.log")).unwrap_or_default()
+    );
+}
+
+#[test]
+fn a_dead_prometheus_stops_the_run_before_anything_is_deployed_naming_its_url() {
+    let port = support::free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let out = preflight_run(&url, "vector(0)", "");
+    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    nothing_deployed(&out);
+    assert!(
+        out.stderr.contains(&format!(
+            "error: invalid config at `monitoring`: Error Rate (query vector(0) at {url}) cannot be read: {url}: cannot connect"
+        )),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_mistyped_query_stops_the_run_before_anything_is_deployed() {
+    let prom = Server::start(prometheus_by_query);
+    let out = preflight_run(&prom.url(""), "bad(", "");
+    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    nothing_deployed(&out);
+    assert!(
+        out.stderr.contains("Error Rate (query bad( at ")
+            && out.stderr.contains("parse error: unexpected end of input"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn an_empty_vector_for_the_running_version_stops_the_run_with_the_or_vector_hint() {
+    let prom = Server::start(prometheus_by_query);
+    let out = preflight_run(&prom.url(""), "sum(rate(no_errors[1m]))", "");
+    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    nothing_deployed(&out);
+    assert!(
+        out.stderr
+            .contains("Error Rate returned an empty vector for the running version v1")
+            && out.stderr.contains("or vector(0)")
+            && out.stderr.contains("on_empty: pass"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn an_empty_vector_accepted_by_on_empty_pass_is_said_and_journaled() {
+    let prom = Server::start(prometheus_by_query);
+    let out = preflight_run(
+        &prom.url(""),
+        "sum(rate(no_errors[1m]))",
+        "  on_empty: pass\n",
+    );
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout
+            .contains("Error Rate: an empty vector for the running version v1")
+            && out.stdout.contains("accepted, as on_empty: pass says"),
+        "{}",
+        out.stdout
+    );
+    let log = out.artifact("deployment-log.txt");
+    assert!(
+        log.contains(
+            "monitoring preflight: Error Rate returned empty for v1, accepted (on_empty: pass)"
+        ),
+        "{log}"
     );
 }

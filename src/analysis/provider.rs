@@ -261,6 +261,16 @@ impl Provider {
         }
     }
 
+    /// The URL it reads, where it reads one.
+    pub fn url(&self) -> Option<&str> {
+        match self {
+            Provider::Prometheus { spec, .. } => Some(&spec.url),
+            Provider::Scrape { spec, .. } => Some(&spec.url),
+            Provider::Http { spec, .. } => Some(&spec.url),
+            Provider::Command { .. } | Provider::Check(_) => None,
+        }
+    }
+
     /// Whether reading it needs the TLS client.
     pub fn https(&self) -> bool {
         match self {
@@ -369,7 +379,11 @@ pub async fn read(
 ) -> Value {
     match read_inner(&client, &provider, interrupt).await {
         Ok(v) => v,
-        Err(e) => Observed::Error(e).to_json(),
+        // Every provider error names where it read, so a dead server is found by its address.
+        Err(e) => match provider.url() {
+            Some(url) if !e.contains(url) => Observed::Error(format!("{url}: {e}")).to_json(),
+            _ => Observed::Error(e).to_json(),
+        },
     }
 }
 

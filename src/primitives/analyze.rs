@@ -115,6 +115,8 @@ pub fn register(engine: &mut rhai::Engine, session: &Shared) {
     let s = session.clone();
     engine.register_fn("measure", move |provider: Map| measure(&s, &provider));
     let s = session.clone();
+    engine.register_fn("probe", move |provider: Map| probe(&s, &provider));
+    let s = session.clone();
     engine.register_fn("samples", move |provider: Map| samples(&s, &provider));
     engine.register_fn("judge", |spec: Map| judge(&spec));
 }
@@ -924,6 +926,37 @@ fn measure(session: &Session, provider: &Map) -> RhaiResult<Dynamic> {
         Observed::Error(e) => return Err(fail(e)),
         _ => Dynamic::UNIT,
     })
+}
+
+/// `probe(provider)`: read once and say what came back, without judging it: `#{ outcome:
+/// "value" | "no_data" | "empty" | "nan" | "multiple" | "error" | "planned", value, why, source }`.
+/// A counter read for a rate counts as a value (the series is there). For checking, before a
+/// release, that every metric's source answers.
+fn probe(session: &Session, provider: &Map) -> RhaiResult<Map> {
+    let spec: ProviderSpec = typed(&to_json(&Dynamic::from_map(provider.clone())), "probe")?;
+    let p = Provider::new(&spec).map_err(|e| fail(format!("probe: {e}")))?;
+    let reading = read_one(session, "probe", &p)?;
+    let mut out = Map::new();
+    let source = p.describe();
+    out.insert("source".into(), from_json(&source));
+    let (outcome, value, why) = if reading.get("why").and_then(Value::as_str) == Some("dry run") {
+        ("planned", Dynamic::UNIT, String::new())
+    } else if reading.get("outcome").and_then(Value::as_str) == Some("counters") {
+        ("value", from_json(&reading["num"]), String::new())
+    } else {
+        match Observed::from_json(&reading) {
+            Observed::Value(v) => ("value", Dynamic::from_float(v), String::new()),
+            Observed::NoData(why) => ("no_data", Dynamic::UNIT, why),
+            Observed::Empty => ("empty", Dynamic::UNIT, "an empty vector".to_string()),
+            Observed::NaN => ("nan", Dynamic::UNIT, "NaN".to_string()),
+            Observed::Multiple(n) => ("multiple", Dynamic::UNIT, format!("{n} series")),
+            Observed::Error(e) => ("error", Dynamic::UNIT, e),
+        }
+    };
+    out.insert("outcome".into(), outcome.into());
+    out.insert("value".into(), value);
+    out.insert("why".into(), why.into());
+    Ok(out)
 }
 
 fn read_one(session: &Session, kind: &str, p: &Provider) -> RhaiResult<Value> {

@@ -15,6 +15,25 @@ pub fn register(engine: &mut rhai::Engine, session: &Shared) {
         sleep(&s, d)
     });
     engine.register_fn("now", crate::journal::now_rfc3339);
+    let s = session.clone();
+    engine.register_fn(
+        "config_error",
+        move |key: &str, message: &str| -> RhaiResult<()> {
+            s.record("config.error", json!({ "key": key, "message": message }));
+            let file = s.config.file.as_ref().map_or_else(
+                || "runbook.yaml (none found; --set)".to_string(),
+                |f| f.display().to_string(),
+            );
+            Err(
+                s.stop(crate::session::Stop::Error(crate::error::Error::Config {
+                    file,
+                    key: key.to_string(),
+                    message: message.to_string(),
+                    location: None,
+                })),
+            )
+        },
+    );
     engine.register_fn("shell_quote", |value: Dynamic| -> RhaiResult<String> {
         shell_quote(&value.to_string()).map_err(fail)
     });
