@@ -860,3 +860,79 @@ print(`roll_back=${monitor::must_roll_back(r)}`);
     out.code(0);
     assert!(out.stdout.contains("roll_back=false"), "{}", out.stdout);
 }
+
+/// Two metrics that end in the same round (or both at the end): `a` listed first, `b` second.
+fn two_metrics(a: &str, b: &str, count: u32) -> String {
+    format!(
+        r#"
+let r = analyze(#{{ name: "together", interval: "50ms", count: {count}, metrics: [
+    #{{ name: "a", provider: #{{ command: #{{ run: "{a}" }} }}, success: "> 0", inconclusive_limit: {lim}, consecutive_error_limit: {lim} }},
+    #{{ name: "b", provider: #{{ command: #{{ run: "{b}" }} }}, failure: "> 0.05", consecutive_error_limit: {lim} }},
+] }});
+print(`verdict=${{r.verdict}} a=${{r.metrics.a.verdict}} b=${{r.metrics.b.verdict}}`);
+"#,
+        lim = if count == 1 { 0 } else { 10 }
+    )
+}
+
+#[test]
+fn metrics_ending_together_give_the_worst_verdict_not_the_first_listed() {
+    // (a, b, count, the verdict): failed > error > inconclusive > successful, as Argo.
+    let cases = [
+        // a inconclusive (no data, no tolerance) + b failed in round 1.
+        (
+            "true",
+            "echo 0.5",
+            1,
+            "verdict=failure a=inconclusive b=failure",
+        ),
+        // a in error (no error tolerated) + b failed in round 1.
+        ("exit 7", "echo 0.5", 1, "verdict=failure a=error b=failure"),
+        // At the end: a never succeeded (no data) + b never succeeded (errors).
+        ("true", "exit 7", 2, "verdict=error a=inconclusive b=error"),
+    ];
+    for (a, b, count, want) in cases {
+        let out = Test::new().script(&two_metrics(a, b, count)).run();
+        out.code(0);
+        assert!(out.stdout.contains(want), "want {want}\n{}", out.stdout);
+        // The snapshot agrees: the last measurement's classification and the verdict.
+        let snap = snapshot(&out);
+        let verdict = want
+            .split(' ')
+            .next()
+            .unwrap()
+            .trim_start_matches("verdict=");
+        assert_eq!(snap["verdicts"][0]["verdict"], verdict, "{snap}");
+        let last = snap["measurements"].as_array().unwrap().last().unwrap();
+        let class = if verdict == "failure" {
+            "failure"
+        } else {
+            "error"
+        };
+        assert_eq!(last["classification"], class, "{snap}");
+    }
+}
+
+#[test]
+fn the_shipped_monitor_rolls_back_a_failed_metric_even_when_another_is_inconclusive() {
+    // on_inconclusive: continue lets an inconclusive window go on; a failed metric in the same
+    // round must still roll the release back.
+    let (rt, fleet) = fleet(&[]);
+    let config = format!(
+        "adapter: local\nlocal:\n  url: {}\nfeature: checkout\nversion: v2\ncurrent_version: v1\nunattended: true\n\
+         monitoring:\n  interval: 200ms\n  samples: 2\n  min_requests: 3\n  on_inconclusive: continue\n  metrics:\n\
+         \x20   - name: ghost\n      provider: {{ command: {{ run: 'true' }} }}\n      success: '> 0'\n\
+         \x20   - name: queue_depth\n      label: Queue depth\n      provider: {{ command: {{ run: 'echo 500' }} }}\n      failure: '> 100'\n",
+        fleet.url()
+    );
+    let out = Test::new()
+        .file("runbook.yaml", &config)
+        .file("answers.yaml", "strategy: canary\n")
+        .args(&["deploy", "--answers", "answers.yaml", "--yes", "--approve"])
+        .run();
+    out.code(3);
+    let pm = out.artifact("post-mortem.md");
+    assert!(pm.contains("queue depth 500 > 100"), "{pm}");
+    let split = rt.block_on(runbook::demo::measure_split(&fleet.url(), 50));
+    assert_eq!(split.get("v1"), Some(&50), "{split:?}");
+}

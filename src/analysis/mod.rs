@@ -293,6 +293,26 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// How bad a verdict is: failed, then error, then inconclusive, then successful (Argo's
+    /// order for an AnalysisRun of several metrics).
+    fn rank(self) -> u8 {
+        match self {
+            Verdict::Failure => 3,
+            Verdict::Error => 2,
+            Verdict::Inconclusive => 1,
+            Verdict::Success => 0,
+        }
+    }
+
+    /// The worse of two; on a tie, `self` (the one met first).
+    pub fn worse(self, other: Verdict) -> Verdict {
+        if other.rank() > self.rank() {
+            other
+        } else {
+            self
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Verdict::Success => "success",
@@ -397,17 +417,12 @@ impl Tally {
     }
 }
 
-/// The verdict of several metrics together: a failure or error anywhere wins, then inconclusive.
+/// The verdict of several metrics together: the worst of them (failure, error, inconclusive,
+/// success), whichever was listed first.
 pub fn combine(verdicts: &[Verdict]) -> Verdict {
-    if verdicts.contains(&Verdict::Failure) {
-        Verdict::Failure
-    } else if verdicts.contains(&Verdict::Error) {
-        Verdict::Error
-    } else if verdicts.contains(&Verdict::Inconclusive) {
-        Verdict::Inconclusive
-    } else {
-        Verdict::Success
-    }
+    verdicts
+        .iter()
+        .fold(Verdict::Success, |worst, v| worst.worse(*v))
 }
 
 #[cfg(test)]
@@ -612,6 +627,17 @@ mod tests {
             combine(&[Verdict::Success, Verdict::Success]),
             Verdict::Success
         );
+        // The order does not matter: the worst wins.
+        assert_eq!(
+            combine(&[Verdict::Inconclusive, Verdict::Failure]),
+            Verdict::Failure
+        );
+        assert_eq!(
+            combine(&[Verdict::Inconclusive, Verdict::Error]),
+            Verdict::Error
+        );
+        assert_eq!(Verdict::Error.worse(Verdict::Failure), Verdict::Failure);
+        assert_eq!(Verdict::Error.worse(Verdict::Inconclusive), Verdict::Error);
     }
 
     #[test]

@@ -679,8 +679,7 @@ fn analyze(session: &Session, ctx: &NativeCallContext, spec: &Map) -> RhaiResult
                 Verdict::Failure | Verdict::Error => match m.action {
                     Action::Rollback => {
                         run.metrics[i].verdict = Some((v, why.clone()));
-                        stop.get_or_insert((v, why));
-                        status = "Rolling back";
+                        stop = worst(stop, v, why);
                     }
                     Action::Continue => {
                         continue_metric(&mut run, i, v, &why, "on_failure: continue");
@@ -689,8 +688,7 @@ fn analyze(session: &Session, ctx: &NativeCallContext, spec: &Map) -> RhaiResult
                         draw(&run, "Paused: asking");
                         if ask(&run, i, &why) {
                             run.metrics[i].verdict = Some((v, why.clone()));
-                            stop.get_or_insert((v, why));
-                            status = "Rolling back";
+                            stop = worst(stop, v, why);
                         } else {
                             continue_metric(&mut run, i, v, &why, "a person chose to go on");
                         }
@@ -698,17 +696,19 @@ fn analyze(session: &Session, ctx: &NativeCallContext, spec: &Map) -> RhaiResult
                 },
                 Verdict::Inconclusive => {
                     run.metrics[i].verdict = Some((v, why.clone()));
-                    stop.get_or_insert((v, why));
-                    status = "Inconclusive";
+                    stop = worst(stop, v, why);
                 }
                 Verdict::Success => {
                     run.metrics[i].verdict = Some((v, why));
                 }
             }
         }
-        if done && stop.is_none() {
-            status = "Complete";
-        }
+        status = match &stop {
+            Some((Verdict::Inconclusive, _)) => "Inconclusive",
+            Some(_) => "Rolling back",
+            None if done => "Complete",
+            None => status,
+        };
         draw(&run, status);
         record_measurement(&run, round);
         if let Some(s) = stop {
@@ -752,6 +752,16 @@ fn analyze(session: &Session, ctx: &NativeCallContext, spec: &Map) -> RhaiResult
         }, "stage": session.current_stage() }),
     );
     Ok(result)
+}
+
+/// Of the verdicts that ended the analysis this round, keep the worst (the first listed of
+/// equals): a metric that failed is never hidden behind one listed before it that was only
+/// inconclusive.
+fn worst(stop: Option<(Verdict, String)>, v: Verdict, why: String) -> Option<(Verdict, String)> {
+    match stop {
+        Some((s, w)) if s.worse(v) == s => Some((s, w)),
+        _ => Some((v, why)),
+    }
 }
 
 fn continue_metric(run: &mut Run, i: usize, v: Verdict, why: &str, because: &str) {
