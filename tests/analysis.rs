@@ -936,3 +936,25 @@ fn the_shipped_monitor_rolls_back_a_failed_metric_even_when_another_is_inconclus
     let split = rt.block_on(runbook::demo::measure_split(&fleet.url(), 50));
     assert_eq!(split.get("v1"), Some(&50), "{split:?}");
 }
+
+#[test]
+fn a_duration_is_counted_in_whole_milliseconds() {
+    // 300/100 and 700/100 in floating point are 2.999... and 6.999...: still 3 and 7.
+    for (duration, want) in [("300ms", 3), ("700ms", 7), ("250ms", 2)] {
+        let script = format!(
+            r#"
+let r = analyze(#{{ name: "timed", interval: "100ms", duration: "{duration}", metrics: [
+    #{{ name: "one", provider: #{{ command: #{{ run: "echo 1" }} }}, success: "== 1" }},
+] }});
+print(`measured=${{r.metrics.one.measured}}`);
+"#
+        );
+        let out = Test::new().script(&script).run();
+        out.code(0);
+        assert!(
+            out.stdout.contains(&format!("measured={want}\n")),
+            "{duration}: want {want}\n{}",
+            out.stdout
+        );
+    }
+}

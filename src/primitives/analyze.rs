@@ -479,7 +479,8 @@ fn analyze(session: &Session, ctx: &NativeCallContext, spec: &Map) -> RhaiResult
         (Some(c), None) => {
             return Err(fail(format!("`analyze` count must be at least 1, not {c}")))
         }
-        (None, Some(d)) => ((d.as_secs_f64() / interval.as_secs_f64()).floor() as u32).max(1),
+        // Whole milliseconds: in floating point 300 ms / 100 ms is 2.999...
+        (None, Some(d)) => (d.as_millis() / interval.as_millis().max(1)).clamp(1, 1_000_000) as u32,
         (None, None) => 5,
         (Some(_), Some(_)) => return Err(fail("`analyze` takes `count` or `duration`, not both")),
     };
