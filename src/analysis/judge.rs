@@ -2,13 +2,17 @@
 //!
 //! Each metric is compared with a two-sided Mann-Whitney U test (normal approximation with tie
 //! correction and continuity correction). A metric is `high` (or `low`) only when the difference
-//! is significant (p < alpha) *and* larger than the allowed effect size in that direction; the
-//! direction that hurts is configured per metric. Passing metrics score their group; groups are
-//! weighted; the score (0-100) is compared with the marginal and pass thresholds.
+//! is significant (p < alpha) *and* the Hodges–Lehmann estimate of the canary's shift (the median
+//! of every canary-minus-baseline difference) points that way *and* is larger than the allowed
+//! effect, relative to the baseline's median; the direction that hurts is configured per metric.
+//! Ranks and the shift agree by construction, so one outlier cannot make a canary that is lower
+//! almost everywhere "higher". Passing metrics score their group; groups are weighted; the score
+//! (0-100) is compared with the marginal and pass thresholds.
 //!
 //! Where Kayenta users lost canaries: a baseline of all zeros makes the ratio of means infinite
-//! (or NaN). Here a zero baseline is compared by absolute difference against `allowed_absolute`,
-//! and a metric with no samples on either side is an explicit outcome (`on_missing`).
+//! (or NaN). Here a baseline whose median is 0 is compared by the absolute shift against
+//! `allowed_absolute`, and a metric with no samples on either side is an explicit outcome
+//! (`on_missing`).
 
 use std::collections::BTreeMap;
 
@@ -47,10 +51,10 @@ pub struct MetricJudge {
     pub baseline: Vec<f64>,
     #[serde(default)]
     pub direction: Direction,
-    /// Allowed relative change of the canary's mean over the baseline's (0.1 = 10%).
+    /// Allowed shift of the canary relative to the baseline's median (0.1 = 10%).
     #[serde(default = "default_allowed")]
     pub allowed: f64,
-    /// With a baseline of all zeros: the allowed absolute difference of the means.
+    /// With a baseline whose median is 0: the allowed absolute shift.
     #[serde(default)]
     pub allowed_absolute: f64,
     #[serde(default = "default_group")]
@@ -112,10 +116,14 @@ pub struct MetricOutcome {
     /// Whether the metric counts as passing in its group.
     pub passed: bool,
     pub p_value: Option<f64>,
-    /// Canary mean / baseline mean, or the absolute difference with a zero baseline.
+    /// The canary relative to the baseline: 1 + shift / |baseline median| (1.5: 50% higher), or
+    /// the shift itself where the baseline's median is 0.
     pub effect: Option<f64>,
+    /// The Hodges–Lehmann estimate of the canary's shift over the baseline.
+    pub shift: Option<f64>,
     pub canary_mean: Option<f64>,
     pub baseline_mean: Option<f64>,
+    pub baseline_median: Option<f64>,
     pub reason: String,
 }
 
@@ -177,6 +185,67 @@ fn mean(x: &[f64]) -> f64 {
     x.iter().sum::<f64>() / x.len() as f64
 }
 
+/// The median of sorted, non-empty samples.
+fn median(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    }
+}
+
+/// The `k`-th smallest (1-based) of the n1·n2 differences `a[i] - b[j]` of two sorted samples,
+/// without building them: bisect on the value, counting the differences at or below it.
+fn kth_difference(a: &[f64], b: &[f64], k: usize) -> f64 {
+    let at_or_below = |d: f64| -> usize {
+        // For a growing a[i], the b[j] with a[i] - b[j] <= d start further right.
+        let mut j = 0;
+        let mut count = 0;
+        for &x in a {
+            while j < b.len() && x - b[j] > d {
+                j += 1;
+            }
+            count += b.len() - j;
+        }
+        count
+    };
+    let (mut lo, mut hi) = (a[0] - b[b.len() - 1], a[a.len() - 1] - b[0]);
+    if at_or_below(lo) >= k {
+        return lo;
+    }
+    // at_or_below(lo) < k <= at_or_below(hi): narrow until they are neighbouring floats, when
+    // hi is the difference itself.
+    for _ in 0..2100 {
+        let mid = lo + (hi - lo) / 2.0;
+        if mid <= lo || mid >= hi {
+            break;
+        }
+        if at_or_below(mid) >= k {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    hi
+}
+
+/// The Hodges–Lehmann estimate of the shift of `a` over `b`: the median of every difference
+/// `a[i] - b[j]`. Unlike a difference of means, one outlier cannot move it far, and it points
+/// the way the ranks of the Mann-Whitney test do.
+pub fn hodges_lehmann(a: &[f64], b: &[f64]) -> f64 {
+    let mut a = a.to_vec();
+    let mut b = b.to_vec();
+    a.sort_by(f64::total_cmp);
+    b.sort_by(f64::total_cmp);
+    let n = a.len() * b.len();
+    if n % 2 == 1 {
+        kth_difference(&a, &b, n / 2 + 1)
+    } else {
+        (kth_difference(&a, &b, n / 2) + kth_difference(&a, &b, n / 2 + 1)) / 2.0
+    }
+}
+
 /// Judge one metric.
 pub fn judge_metric(m: &MetricJudge, alpha: f64) -> MetricOutcome {
     let canary: Vec<f64> = m.canary.iter().copied().filter(|x| x.is_finite()).collect();
@@ -193,8 +262,10 @@ pub fn judge_metric(m: &MetricJudge, alpha: f64) -> MetricOutcome {
         passed: false,
         p_value: None,
         effect: None,
+        shift: None,
         canary_mean: None,
         baseline_mean: None,
+        baseline_median: None,
         reason: String::new(),
     };
     if canary.is_empty() || baseline.is_empty() {
@@ -218,30 +289,47 @@ pub fn judge_metric(m: &MetricJudge, alpha: f64) -> MetricOutcome {
     }
     let (cm, bm) = (mean(&canary), mean(&baseline));
     let (_, p) = mann_whitney(&canary, &baseline);
-    let zero_baseline = bm == 0.0;
-    let (effect, too_high, too_low) = if zero_baseline {
-        let d = cm - bm;
-        (d, d > m.allowed_absolute, d < -m.allowed_absolute)
+    let shift = hodges_lehmann(&canary, &baseline);
+    let mut sorted = baseline.clone();
+    sorted.sort_by(f64::total_cmp);
+    let bmed = median(&sorted);
+    // The shift is weighed against the baseline's median; where that is 0 a ratio means
+    // nothing, and the shift is weighed as it is, against `allowed_absolute`.
+    let absolute = bmed == 0.0;
+    let (effect, too_high, too_low) = if absolute {
+        (
+            shift,
+            shift > m.allowed_absolute,
+            shift < -m.allowed_absolute,
+        )
     } else {
-        let r = cm / bm;
-        // A negative baseline mean flips the meaning of the ratio; compare differences instead.
-        let rel = (cm - bm) / bm.abs();
-        (r, rel > m.allowed, rel < -m.allowed)
+        // A negative median flips the meaning of a ratio: the shift over its size.
+        let rel = shift / bmed.abs();
+        (1.0 + rel, rel > m.allowed, rel < -m.allowed)
     };
     let significant = p < alpha;
     let hurt_high = matches!(m.direction, Direction::Increase | Direction::Either);
     let hurt_low = matches!(m.direction, Direction::Decrease | Direction::Either);
-    let how = if zero_baseline {
+    let how = if absolute {
         format!(
-            "baseline all zeros: compared by absolute difference {effect:.4} (allowed {})",
+            "{}: compared by the shift {shift:+.4} (allowed ±{})",
+            if sorted.iter().all(|x| *x == 0.0) {
+                "baseline all zeros"
+            } else {
+                "baseline median 0"
+            },
             m.allowed_absolute
         )
     } else {
         format!(
-            "canary/baseline means {effect:.3} (allowed ±{:.0}%)",
+            "shift {shift:+.4} on a baseline median of {bmed}: {:+.1}% (allowed ±{:.0}%)",
+            (effect - 1.0) * 100.0,
             m.allowed * 100.0
         )
     };
+    // High (or low) only when the ranks say the samples differ *and* the shift points that
+    // way *and* it is beyond the allowed effect: a few outliers cannot turn a better canary
+    // into a worse one.
     let (result, passed) = if significant && too_high {
         (MetricResult::High, !hurt_high)
     } else if significant && too_low {
@@ -274,8 +362,10 @@ pub fn judge_metric(m: &MetricJudge, alpha: f64) -> MetricOutcome {
         passed,
         p_value: Some(p),
         effect: Some(effect),
+        shift: Some(shift),
         canary_mean: Some(cm),
         baseline_mean: Some(bm),
+        baseline_median: Some(bmed),
         reason,
         ..base
     }
@@ -586,5 +676,60 @@ mod tests {
         // A group without a weight is a configuration error.
         s.groups.remove("latency");
         assert!(judge(&s).unwrap_err().contains("no weight"));
+    }
+
+    #[test]
+    fn a_canary_lower_almost_everywhere_is_not_failed_by_one_outlier() {
+        // Lower in 19 of 20 points; one huge outlier drags its mean far above the baseline's.
+        let baseline = samples(100.0, 10.0, 20, 40);
+        let mut canary = samples(70.0, 10.0, 20, 41);
+        canary[7] = 1_000_000.0;
+        let mut m = metric("latency", canary, baseline);
+        let r = judge(&spec(vec![m.clone()])).unwrap();
+        let o = &r.metrics[0];
+        assert!(o.p_value.unwrap() < 0.05, "{o:?}");
+        assert!(o.canary_mean.unwrap() > o.baseline_mean.unwrap(), "{o:?}");
+        assert_eq!(o.result, MetricResult::Low, "{o:?}");
+        assert!(o.reason.contains("canary lower"), "{}", o.reason);
+        assert_eq!(r.verdict, "pass", "{r:?}");
+        // The same samples where a decrease hurts (orders): a regression.
+        m.direction = Direction::Decrease;
+        assert_eq!(judge(&spec(vec![m])).unwrap().verdict, "fail");
+    }
+
+    #[test]
+    fn a_baseline_is_called_all_zeros_only_when_it_is() {
+        // Mean 0, median 0, yet not one zero in it.
+        let baseline: Vec<f64> = (0..20)
+            .map(|i| if i % 2 == 0 { -1.0 } else { 1.0 })
+            .collect();
+        let r = judge(&spec(vec![metric("delta", vec![3.0; 20], baseline)])).unwrap();
+        let reason = &r.metrics[0].reason;
+        assert!(!reason.contains("all zeros"), "{reason}");
+        assert!(reason.contains("baseline median 0"), "{reason}");
+        let r = judge(&spec(vec![metric("errors", vec![3.0; 20], vec![0.0; 20])])).unwrap();
+        assert!(r.metrics[0].reason.contains("baseline all zeros"), "{r:?}");
+    }
+
+    #[test]
+    fn hodges_lehmann_is_the_median_of_the_pairwise_differences() {
+        let naive = |a: &[f64], b: &[f64]| {
+            let mut d: Vec<f64> = a
+                .iter()
+                .flat_map(|x| b.iter().map(move |y| x - y))
+                .collect();
+            d.sort_by(f64::total_cmp);
+            median(&d)
+        };
+        let ties = [1.0, 2.0, 2.0, 2.0, 5.0];
+        for (a, b) in [
+            (samples(10.0, 4.0, 7, 50), samples(8.0, 4.0, 9, 51)),
+            (samples(10.0, 4.0, 8, 52), samples(12.0, 4.0, 8, 53)),
+            (vec![3.0], vec![1.0]),
+            (ties.to_vec(), vec![2.0, 2.0, 3.0]),
+            (vec![-5.0, 1e9, 0.5], vec![0.0, 0.0, 0.0, 0.25]),
+        ] {
+            assert_eq!(hodges_lehmann(&a, &b), naive(&a, &b), "{a:?} {b:?}");
+        }
     }
 }
