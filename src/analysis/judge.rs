@@ -1,7 +1,8 @@
 //! The second judge: a canary's samples of each metric against the baseline's, as Kayenta does.
 //!
-//! Each metric is compared with a two-sided Mann-Whitney U test (normal approximation with tie
-//! correction and continuity correction). A metric is `high` (or `low`) only when the difference
+//! Each metric is compared with a two-sided Mann-Whitney U test: the exact distribution of U for
+//! small samples without ties, else the normal approximation with tie and continuity
+//! corrections, switching over as scipy's `mannwhitneyu(method="auto")` does (`choose_method`). A metric is `high` (or `low`) only when the difference
 //! is significant (p < alpha) *and* the Hodges–Lehmann estimate of the canary's shift (the median
 //! of every canary-minus-baseline difference) points that way *and* is larger than the allowed
 //! effect, relative to the baseline's median; the direction that hurts is configured per metric.
@@ -116,6 +117,8 @@ pub struct MetricOutcome {
     /// Whether the metric counts as passing in its group.
     pub passed: bool,
     pub p_value: Option<f64>,
+    /// How the p-value was computed (exact or asymptotic, as scipy's `auto` chooses).
+    pub method: Option<Method>,
     /// The canary relative to the baseline: 1 + shift / |baseline median| (1.5: 50% higher), or
     /// the shift itself where the baseline's median is 0.
     pub effect: Option<f64>,
@@ -136,8 +139,40 @@ pub struct JudgeOutcome {
     pub metrics: Vec<MetricOutcome>,
 }
 
-/// The Mann-Whitney U statistic of `a` against `b` and its two-sided p-value.
+/// How a Mann-Whitney p-value is computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// The exact distribution of U (it assumes no ties).
+    Exact,
+    /// The normal approximation, with tie and continuity corrections.
+    Asymptotic,
+}
+
+/// Above this many cells (n1·n2) the exact distribution is not built: its table would take
+/// memory for no gain, the two agree closely there.
+const EXACT_MAX_CELLS: usize = 10_000_000;
+
+/// scipy's `method="auto"` (scipy/stats/_mannwhitneyu.py, `_mwu_choose_method`): the normal
+/// approximation when both samples are larger than 8 or there is any tie; otherwise exact.
+pub fn choose_method(n1: usize, n2: usize, ties: bool) -> Method {
+    if (n1 > 8 && n2 > 8) || ties || n1 * n2 > EXACT_MAX_CELLS {
+        Method::Asymptotic
+    } else {
+        Method::Exact
+    }
+}
+
+/// The Mann-Whitney U statistic of `a` against `b` and its two-sided p-value, by the method
+/// scipy's `method="auto"` would choose.
 pub fn mann_whitney(a: &[f64], b: &[f64]) -> (f64, f64) {
+    let (u, p, _) = mann_whitney_by(a, b, None);
+    (u, p)
+}
+
+/// The U statistic of `a`, its two-sided p-value, and the method used (`None`: as scipy's
+/// `auto`).
+pub fn mann_whitney_by(a: &[f64], b: &[f64], method: Option<Method>) -> (f64, f64, Method) {
     let (n1, n2) = (a.len() as f64, b.len() as f64);
     let mut all: Vec<(f64, usize)> = a
         .iter()
@@ -169,16 +204,50 @@ pub fn mann_whitney(a: &[f64], b: &[f64]) -> (f64, f64) {
         .map(|(_, r)| r)
         .sum();
     let u1 = r1 - n1 * (n1 + 1.0) / 2.0;
+    let method = method.unwrap_or_else(|| choose_method(a.len(), b.len(), tie_term > 0.0));
+    // Two-sided: twice the upper tail of the larger of U1 and U2.
+    let u = u1.max(n1 * n2 - u1);
+    if method == Method::Exact {
+        let p = 2.0 * exact_upper_tail(a.len(), b.len(), u as usize);
+        return (u1, p.clamp(0.0, 1.0), method);
+    }
     let mean = n1 * n2 / 2.0;
     let nn = n1 + n2;
     let var = n1 * n2 / 12.0 * ((nn + 1.0) - tie_term / (nn * (nn - 1.0)));
     if var <= 0.0 {
         // Every sample is the same value: no difference at all.
-        return (u1, 1.0);
+        return (u1, 1.0, method);
     }
-    let z = ((u1 - mean).abs() - 0.5).max(0.0) / var.sqrt();
+    let z = (u - mean - 0.5) / var.sqrt();
     let p = libm::erfc(z / std::f64::consts::SQRT_2);
-    (u1, p.clamp(0.0, 1.0))
+    (u1, p.clamp(0.0, 1.0), method)
+}
+
+/// P(U >= u) under the null hypothesis for samples of `n1` and `n2` without ties. The counts of
+/// arrangements by U are the coefficients of the Gaussian binomial [n1+n2 choose m]_q
+/// = prod_{i=1..m} (1 - q^(n+i)) / (1 - q^i), m = min(n1, n2), n = max; built one factor at a
+/// time, each step is again a polynomial with non-negative coefficients.
+fn exact_upper_tail(n1: usize, n2: usize, u: usize) -> f64 {
+    let (m, n) = (n1.min(n2), n1.max(n2));
+    let cells = m * n;
+    if u > cells {
+        return 0.0;
+    }
+    let mut c = vec![0.0f64; cells + 1];
+    c[0] = 1.0;
+    for i in 1..=m {
+        let up = n + i;
+        for k in (up..=cells).rev() {
+            c[k] -= c[k - up];
+        }
+        for k in i..=cells {
+            c[k] += c[k - i];
+        }
+    }
+    let total: f64 = c.iter().sum();
+    // The distribution is symmetric: P(U >= u) = P(U <= cells - u), summed from the small end.
+    let tail: f64 = c[..=cells - u].iter().sum();
+    tail / total
 }
 
 fn mean(x: &[f64]) -> f64 {
@@ -261,6 +330,7 @@ pub fn judge_metric(m: &MetricJudge, alpha: f64) -> MetricOutcome {
         result: MetricResult::NoData,
         passed: false,
         p_value: None,
+        method: None,
         effect: None,
         shift: None,
         canary_mean: None,
@@ -288,7 +358,7 @@ pub fn judge_metric(m: &MetricJudge, alpha: f64) -> MetricOutcome {
         };
     }
     let (cm, bm) = (mean(&canary), mean(&baseline));
-    let (_, p) = mann_whitney(&canary, &baseline);
+    let (_, p, method) = mann_whitney_by(&canary, &baseline, None);
     let shift = hodges_lehmann(&canary, &baseline);
     let mut sorted = baseline.clone();
     sorted.sort_by(f64::total_cmp);
@@ -361,6 +431,7 @@ pub fn judge_metric(m: &MetricJudge, alpha: f64) -> MetricOutcome {
         result,
         passed,
         p_value: Some(p),
+        method: Some(method),
         effect: Some(effect),
         shift: Some(shift),
         canary_mean: Some(cm),
@@ -532,8 +603,12 @@ mod tests {
     fn mann_whitney_matches_known_values() {
         // Fully separated samples of 5 and 5: U = 0 (or 25), exact p = 0.0079; the normal
         // approximation with continuity correction gives about 0.012.
-        let (u, p) = mann_whitney(&[1.0, 2.0, 3.0, 4.0, 5.0], &[6.0, 7.0, 8.0, 9.0, 10.0]);
+        let (a, b) = ([1.0, 2.0, 3.0, 4.0, 5.0], [6.0, 7.0, 8.0, 9.0, 10.0]);
+        let (u, p) = mann_whitney(&a, &b);
         assert_eq!(u, 0.0);
+        assert!((p - 0.0079).abs() < 0.0001, "p = {p}");
+        let (_, p, m) = mann_whitney_by(&a, &b, Some(Method::Asymptotic));
+        assert_eq!(m, Method::Asymptotic);
         assert!((p - 0.0122).abs() < 0.001, "p = {p}");
         // Identical samples: no difference.
         let (_, p) = mann_whitney(&[1.0; 10], &[1.0; 10]);
@@ -731,5 +806,91 @@ mod tests {
         ] {
             assert_eq!(hodges_lehmann(&a, &b), naive(&a, &b), "{a:?} {b:?}");
         }
+    }
+
+    /// tests/data/mannwhitney/reference.json, written by reference.py beside it (scipy).
+    fn reference() -> Vec<serde_json::Value> {
+        let text = include_str!("../../tests/data/mannwhitney/reference.json");
+        let v: serde_json::Value = serde_json::from_str(text).unwrap();
+        v["cases"].as_array().unwrap().clone()
+    }
+
+    fn floats(v: &serde_json::Value) -> Vec<f64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect()
+    }
+
+    fn close(got: f64, want: f64) -> bool {
+        (got - want).abs() <= 1e-9 + 1e-7 * want.abs()
+    }
+
+    #[test]
+    fn small_samples_without_ties_use_the_exact_distribution() {
+        // The case: 3 against 6, U = 17. Exact p = 0.0476; the normal approximation
+        // (0.053) would miss this regression at alpha 0.05.
+        let (u, p) = mann_whitney(&[6.0, 10.0, 11.0], &[1.0, 2.0, 3.0, 4.0, 5.0, 9.0]);
+        assert_eq!(u, 17.0);
+        assert!((p - 0.047619).abs() < 1e-6, "p = {p}");
+        let r = judge(&spec(vec![metric(
+            "latency",
+            vec![6.0, 10.0, 11.0],
+            vec![1.0, 2.0, 3.0, 4.0, 5.0, 9.0],
+        )]))
+        .unwrap();
+        assert_eq!(r.metrics[0].method, Some(Method::Exact));
+        assert_eq!(r.metrics[0].result, MetricResult::High, "{r:?}");
+    }
+
+    #[test]
+    fn p_values_match_scipy_auto() {
+        let cases = reference();
+        assert!(cases.len() >= 10);
+        for c in &cases {
+            let (u, p) = mann_whitney(&floats(&c["x"]), &floats(&c["y"]));
+            let want = c["p_auto"].as_f64().unwrap();
+            assert_eq!(u, c["u"].as_f64().unwrap(), "{}", c["name"]);
+            assert!(
+                close(p, want),
+                "{}: p {p}, scipy auto ({}) {want}",
+                c["name"],
+                c["auto_method"]
+            );
+        }
+    }
+
+    #[test]
+    fn p_values_match_scipy_exact_and_asymptotic_and_the_switch_over_is_scipys() {
+        let (mut exact, mut ties) = (0, 0);
+        for c in &reference() {
+            let (x, y) = (floats(&c["x"]), floats(&c["y"]));
+            let has_ties = c["ties"].as_bool().unwrap();
+            let (_, p, _) = mann_whitney_by(&x, &y, Some(Method::Asymptotic));
+            let want = c["p_asymptotic"].as_f64().unwrap();
+            assert!(
+                close(p, want),
+                "{}: asymptotic p {p}, scipy {want}",
+                c["name"]
+            );
+            if let Some(want) = c.get("p_exact").and_then(|p| p.as_f64()) {
+                let (_, p, _) = mann_whitney_by(&x, &y, Some(Method::Exact));
+                assert!(close(p, want), "{}: exact p {p}, scipy {want}", c["name"]);
+            }
+            let (_, _, chosen) = mann_whitney_by(&x, &y, None);
+            let scipy = match c["auto_method"].as_str().unwrap() {
+                "exact" => Method::Exact,
+                _ => Method::Asymptotic,
+            };
+            assert_eq!(chosen, scipy, "{}", c["name"]);
+            exact += usize::from(chosen == Method::Exact);
+            ties += usize::from(has_ties);
+        }
+        // Both sides of the switch-over, and ties, are in the reference.
+        assert!(exact >= 4 && ties >= 3, "exact {exact}, ties {ties}");
+        assert_eq!(choose_method(8, 1000, false), Method::Exact);
+        assert_eq!(choose_method(9, 9, false), Method::Asymptotic);
+        assert_eq!(choose_method(3, 3, true), Method::Asymptotic);
     }
 }
