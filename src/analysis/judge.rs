@@ -30,14 +30,16 @@ pub enum Direction {
     Either,
 }
 
+/// What a metric with no samples (on either side) means. Whatever it says, a judge where no
+/// metric has data never passes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum OnMissing {
-    /// The metric fails.
+    /// The metric is scored as failed (and, if `critical`, fails the judge).
     Fail,
-    /// The metric is left out of the score, and the judge says so.
+    /// The metric is left out of the score; the verdict is the score's.
     Ignore,
-    /// The judge cannot pass: at best marginal.
+    /// The metric is left out of the score, and the verdict is at best marginal.
     #[default]
     Inconclusive,
 }
@@ -392,7 +394,7 @@ pub fn judge_metric(m: &MetricJudge, alpha: f64) -> MetricOutcome {
         )
     } else {
         format!(
-            "shift {shift:+.4} on a baseline median of {bmed}: {:+.1}% (allowed ±{:.0}%)",
+            "shift {shift:+.4} on a baseline median of {bmed:.4}: {:+.1}% (allowed ±{:.0}%)",
             (effect - 1.0) * 100.0,
             m.allowed * 100.0
         )
@@ -478,10 +480,15 @@ pub fn judge(spec: &JudgeSpec) -> Result<JudgeOutcome, String> {
         .iter()
         .map(|m| judge_metric(m, spec.alpha))
         .collect();
+    // As Kayenta: a metric without data is left out of the score, unless the team said that
+    // missing data is a failure (`on_missing: fail`).
+    let scored = |m: &MetricJudge, o: &MetricOutcome| {
+        o.result != MetricResult::NoData || m.on_missing == OnMissing::Fail
+    };
     // Per group: the share of its scored metrics that passed.
     let mut groups: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
     for (m, o) in spec.metrics.iter().zip(&metrics) {
-        if o.result == MetricResult::NoData && m.on_missing == OnMissing::Ignore {
+        if !scored(m, o) {
             continue;
         }
         let g = groups.entry(m.group.as_str()).or_default();
@@ -496,24 +503,27 @@ pub fn judge(spec: &JudgeSpec) -> Result<JudgeOutcome, String> {
         score += w * passed / total;
         weights += w;
     }
-    let score = if weights > 0.0 {
-        score / weights * 100.0
-    } else {
-        0.0
-    };
     let critical = spec
         .metrics
         .iter()
         .zip(&metrics)
-        .find(|(m, o)| m.critical && !o.passed);
+        .find(|(m, o)| m.critical && scored(m, o) && !o.passed);
+    // A failed critical metric makes the score 0, as in Kayenta.
+    let score = if weights > 0.0 && critical.is_none() {
+        score / weights * 100.0
+    } else {
+        0.0
+    };
     let missing =
         spec.metrics.iter().zip(&metrics).find(|(m, o)| {
             o.result == MetricResult::NoData && m.on_missing == OnMissing::Inconclusive
         });
-    let failed: Vec<&str> = metrics
+    let failed: Vec<&str> = spec
+        .metrics
         .iter()
-        .filter(|o| !o.passed)
-        .map(|o| o.name.as_str())
+        .zip(&metrics)
+        .filter(|(m, o)| scored(m, o) && !o.passed)
+        .map(|(_, o)| o.name.as_str())
         .collect();
     let (verdict, reason) = if let Some((m, o)) = critical {
         (
@@ -521,7 +531,10 @@ pub fn judge(spec: &JudgeSpec) -> Result<JudgeOutcome, String> {
             format!("critical metric `{}` failed: {}", m.name, o.reason),
         )
     } else if groups.is_empty() {
-        ("fail", "no metric had data to score".to_string())
+        (
+            "fail",
+            "no metric had data to score (no data is never a pass)".to_string(),
+        )
     } else if score < spec.marginal {
         (
             "fail",
@@ -535,7 +548,7 @@ pub fn judge(spec: &JudgeSpec) -> Result<JudgeOutcome, String> {
         (
             "marginal",
             format!(
-                "score {score:.1}, but `{}` has no data (on_missing: inconclusive)",
+                "score {score:.1}, but `{}` has no data (on_missing: inconclusive: at best marginal)",
                 m.name
             ),
         )
@@ -700,7 +713,8 @@ mod tests {
         // Default: the judge cannot pass.
         let r = judge(&spec(vec![ok.clone(), missing.clone()])).unwrap();
         assert_eq!(r.metrics[1].result, MetricResult::NoData);
-        assert_eq!(r.verdict, "fail", "{r:?}"); // 1 of 2 passed: score 50 < 75
+        // Out of the score, but the judge cannot pass.
+        assert_eq!((r.score, r.verdict.as_str()), (100.0, "marginal"), "{r:?}");
         missing.on_missing = OnMissing::Ignore;
         let r = judge(&spec(vec![ok.clone(), missing.clone()])).unwrap();
         assert_eq!(r.verdict, "pass", "{r:?}");
@@ -892,5 +906,50 @@ mod tests {
         assert_eq!(choose_method(8, 1000, false), Method::Exact);
         assert_eq!(choose_method(9, 9, false), Method::Asymptotic);
         assert_eq!(choose_method(3, 3, true), Method::Asymptotic);
+    }
+
+    #[test]
+    fn scoring_follows_kayenta() {
+        let ok = |n: &str, seed| {
+            metric(
+                n,
+                samples(100.0, 10.0, 20, seed),
+                samples(100.0, 10.0, 20, seed + 1),
+            )
+        };
+        let missing = |on_missing| {
+            let mut m = metric("errors", vec![], samples(1.0, 0.1, 20, 60));
+            m.on_missing = on_missing;
+            m
+        };
+        // (on_missing, score, verdict): a metric without data is out of the score unless
+        // on_missing says it failed; inconclusive caps the verdict at marginal.
+        for (on_missing, score, verdict) in [
+            (OnMissing::Inconclusive, 100.0, "marginal"),
+            (OnMissing::Ignore, 100.0, "pass"),
+            (OnMissing::Fail, 50.0, "fail"),
+        ] {
+            let r = judge(&spec(vec![ok("latency", 61), missing(on_missing)])).unwrap();
+            assert_eq!(
+                (r.score, r.verdict.as_str()),
+                (score, verdict),
+                "{on_missing:?}: {r:?}"
+            );
+        }
+        // Every metric missing is never a pass, whatever on_missing says.
+        for on_missing in [OnMissing::Inconclusive, OnMissing::Ignore, OnMissing::Fail] {
+            let r = judge(&spec(vec![missing(on_missing)])).unwrap();
+            assert_eq!(r.verdict, "fail", "{on_missing:?}: {r:?}");
+            assert_eq!(r.score, 0.0, "{on_missing:?}: {r:?}");
+        }
+        // A failed critical metric makes the score 0, as in Kayenta.
+        let mut bad = metric(
+            "p99",
+            samples(300.0, 10.0, 20, 62),
+            samples(100.0, 10.0, 20, 63),
+        );
+        bad.critical = true;
+        let r = judge(&spec(vec![ok("a", 64), ok("b", 66), ok("c", 68), bad])).unwrap();
+        assert_eq!((r.score, r.verdict.as_str()), (0.0, "fail"), "{r:?}");
     }
 }
