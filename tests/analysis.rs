@@ -958,3 +958,39 @@ print(`measured=${{r.metrics.one.measured}}`);
         );
     }
 }
+
+#[test]
+fn analyze_answers_as_soon_as_no_metric_is_still_measuring() {
+    // The only metric fails in round 1 and is continued past: nothing is left to measure, so
+    // the answer comes then, not after the 40 × 50 ms window.
+    let script = r#"
+let started = timestamp_ms();
+let r = analyze(#{ name: "nothing left", interval: "50ms", count: 40, metrics: [
+    #{ name: "errors", provider: #{ command: #{ run: "echo 0.5" } }, failure: "> 0.05", on_failure: "continue" },
+] });
+print(`verdict=${r.verdict} measured=${r.metrics.errors.measured} took=${timestamp_ms() - started}`);
+print(`reason=${r.reason}`);
+"#;
+    let out = Test::new().script(script).run();
+    out.code(0);
+    assert!(
+        out.stdout.contains("verdict=failure measured=1 "),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("reason=every metric failed and was continued past"),
+        "{}",
+        out.stdout
+    );
+    let took: i64 = out
+        .stdout
+        .lines()
+        .find_map(|l| l.split("took=").nth(1))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(took < 1000, "took {took} ms:\n{}", out.stdout);
+}

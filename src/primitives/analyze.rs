@@ -704,10 +704,15 @@ fn analyze(session: &Session, ctx: &NativeCallContext, spec: &Map) -> RhaiResult
                 }
             }
         }
+        // Every metric continued past (or ended): nothing is left to wait for.
+        let measuring = run
+            .metrics
+            .iter()
+            .any(|m| !m.continued && m.verdict.is_none());
         status = match &stop {
             Some((Verdict::Inconclusive, _)) => "Inconclusive",
             Some(_) => "Rolling back",
-            None if done => "Complete",
+            None if done || !measuring => "Complete",
             None => status,
         };
         draw(&run, status);
@@ -715,7 +720,7 @@ fn analyze(session: &Session, ctx: &NativeCallContext, spec: &Map) -> RhaiResult
         if let Some(s) = stop {
             break s;
         }
-        if done {
+        if done || !measuring {
             let vs: Vec<Verdict> = run
                 .metrics
                 .iter()
