@@ -391,12 +391,21 @@ impl Tally {
                     ),
                 ));
             }
+            if self.successes == 0 && self.failures > 0 {
+                return Some((
+                    Verdict::Inconclusive,
+                    format!(
+                        "no successful measurement in {}: {} failed (within failure_limit), {} inconclusive; a metric that never succeeded is not a success",
+                        self.measured, self.failures, self.inconclusives
+                    ),
+                ));
+            }
             if self.successes == 0 {
                 return Some((
                     Verdict::Inconclusive,
                     format!(
-                        "no successful measurement in {} (no data is never a pass)",
-                        self.measured
+                        "no successful measurement in {}: {} inconclusive (no data, or neither condition held), never a pass",
+                        self.measured, self.inconclusives
                     ),
                 ));
             }
@@ -601,6 +610,24 @@ mod tests {
         let r = run(&[Inconclusive, Error, Inconclusive], l, 3).unwrap();
         assert_eq!(r.0, Verdict::Error);
         assert!(r.1.contains("1 provider error"), "{}", r.1);
+    }
+
+    #[test]
+    fn a_metric_that_had_data_is_not_said_to_have_had_none() {
+        use Class::*;
+        let l = Limits {
+            failure: 5,
+            inconclusive: 5,
+            ..Limits::default()
+        };
+        // Failures within the limit, no success: not a pass, but there was data.
+        let r = run(&[Failure, Failure, Inconclusive], l, 3).unwrap();
+        assert_eq!(r.0, Verdict::Inconclusive);
+        assert!(!r.1.contains("no data"), "{}", r.1);
+        assert!(r.1.contains("2 failed"), "{}", r.1);
+        // Only inconclusive measurements: no data (or neither condition held).
+        let r = run(&[Inconclusive, Inconclusive], l, 2).unwrap();
+        assert!(r.1.contains("2 inconclusive"), "{}", r.1);
     }
 
     #[test]
