@@ -933,6 +933,27 @@ fn the_shipped_monitor_rolls_back_a_failed_metric_even_when_another_is_inconclus
     out.code(3);
     let pm = out.artifact("post-mortem.md");
     assert!(pm.contains("queue depth 500 > 100"), "{pm}");
+    // The post-mortem tells it: the failed metric against its threshold, not the inconclusive
+    // one listed before it; times to the millisecond.
+    assert!(
+        pm.contains("Monitoring window `5%` ended in failure at "),
+        "{pm}"
+    );
+    assert!(
+        pm.contains("Queue depth (`queue_depth`), failure condition `> 100`: failure"),
+        "{pm}"
+    );
+    assert!(pm.contains("| 1 | "), "{pm}");
+    assert!(pm.contains(" | 500 | failure |"), "{pm}");
+    let timeline = &pm[pm.find("## Timeline").unwrap()..];
+    assert!(
+        timeline.lines().nth(2).is_some_and(|l| l.len() > 15
+            && l.as_bytes()[2..14]
+                .iter()
+                .all(|b| b.is_ascii_digit() || *b == b':' || *b == b'.')
+            && &l[10..11] == "."),
+        "{timeline}"
+    );
     let split = rt.block_on(runbook::demo::measure_split(&fleet.url(), 50));
     assert_eq!(split.get("v1"), Some(&50), "{split:?}");
 }

@@ -866,6 +866,8 @@ fn metric_json(m: &Metric) -> Value {
         Some((o, c, note)) => {
             let mut v = o.to_json();
             v["class"] = json!(c.as_str());
+            // As the monitor showed it ("20.0%", "305ms"), for the post-mortem.
+            v["shown"] = json!(show_value(m, o, note.as_deref()));
             if let Some(n) = note {
                 v["note"] = json!(n);
             }
@@ -907,9 +909,12 @@ fn result_map(run: &Run, v: Verdict, why: &str) -> Map {
             .map(|(v, w)| (v.as_str().to_string(), w))
             .unwrap_or_else(|| ("running".into(), String::new()));
         let last = m.last.as_ref().and_then(|(o, _, _)| o.value());
+        let condition = show_cond(m, &m.failure)
+            .or_else(|| show_cond(m, &m.success).map(|c| format!("not {c}")));
         metrics.insert(
             m.spec.name.as_str().into(),
             from_json(&json!({
+                "label": m.label, "condition": condition,
                 "verdict": mv, "reason": mwhy, "continued": m.continued, "last": last,
                 "measured": t.measured, "successes": t.successes, "failures": t.failures,
                 "inconclusives": t.inconclusives, "errors": t.errors,
