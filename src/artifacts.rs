@@ -19,9 +19,17 @@ fn s<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key).and_then(Value::as_str).unwrap_or("")
 }
 
+/// The time of day of a record, to the millisecond.
 fn clock(v: &Value) -> &str {
     let ts = s(v, "ts");
-    ts.get(11..19).unwrap_or(ts)
+    ts.get(11..23).unwrap_or(ts)
+}
+
+/// Milliseconds since the epoch of a record's RFC 3339 `ts`, for durations between records.
+fn millis(v: &Value) -> Option<i64> {
+    let t = humantime::parse_rfc3339(s(v, "ts")).ok()?;
+    let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
+    i64::try_from(d.as_millis()).ok()
 }
 
 fn of_type<'a>(records: &'a [Value], t: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
@@ -340,6 +348,388 @@ pub fn rollback_plan(records: &[Value]) -> String {
     out
 }
 
+/// A duration for a person: "850 ms", "3.5 s", "2 min 5 s".
+fn span(ms: i64) -> String {
+    let ms = ms.max(0);
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if ms < 60_000 {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    } else {
+        format!("{} min {} s", ms / 60_000, (ms % 60_000) / 1000)
+    }
+}
+
+/// A traffic change the shipped strategies announce: "→ v2 now gets 25% of traffic".
+fn traffic_change(r: &Value) -> Option<(&str, f64)> {
+    if s(r, "type") != "log" {
+        return None;
+    }
+    let rest = s(r, "message").strip_prefix("→ ")?;
+    let (version, rest) = rest.split_once(" now gets ")?;
+    let share = rest.strip_suffix("% of traffic")?.trim().parse().ok()?;
+    Some((version, share))
+}
+
+/// One measured value as the journal holds it: what the monitor showed, else the reading.
+fn shown(m: &Value) -> String {
+    match m.get("shown").and_then(Value::as_str) {
+        Some(text) => text.to_string(),
+        None => crate::analysis::Observed::from_json(m).describe(),
+    }
+}
+
+fn measurement_line(m: &Value) -> String {
+    let values = |key: &str, with_class: bool| -> Vec<String> {
+        m[key]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(name, v)| {
+                if with_class {
+                    format!("{name} {} ({})", shown(v), s(v, "class"))
+                } else {
+                    format!("{name} {}", shown(v))
+                }
+            })
+            .collect()
+    };
+    let mut line = format!(
+        "measurement {} of `{}`: {} → {}",
+        m["sample"].as_u64().unwrap_or(0),
+        s(m, "window"),
+        values("metrics", true).join(", "),
+        s(m, "classification")
+    );
+    let business = values("business", false);
+    if !business.is_empty() {
+        let _ = write!(line, "; shown: {}", business.join(", "));
+    }
+    line
+}
+
+/// The opening of the post-mortem: what happened, impact, detection, response, and what is
+/// still standing, each read from the journal.
+fn story(records: &[Value]) -> String {
+    let h = header(records);
+    let (outcome, error) = outcome(records);
+    let res = results(records);
+    let mut out = String::new();
+    // The verdict that ended the run: the last window that was not a success.
+    let failing_at = records
+        .iter()
+        .rposition(|r| s(r, "type") == "verdict" && s(&r["verdict"], "verdict") != "success");
+    let failing = failing_at.map(|i| &records[i]);
+    let measurements: Vec<&Value> = of_type(records, "measurement").collect();
+    let version = failing
+        .map(|f| s(&f["verdict"], "version"))
+        .or_else(|| {
+            measurements
+                .first()
+                .map(|m| s(&m["measurement"], "version"))
+        })
+        .filter(|v| !v.is_empty())
+        .unwrap_or("");
+    let rollback_start = of_type(records, "rollback.start").last();
+    let rollback_end = of_type(records, "rollback.end").last();
+    // The undo steps the (last) rollback carried out, with their results.
+    let undos: Vec<(&Value, Option<&&Value>)> = records
+        .iter()
+        .rposition(|r| s(r, "type") == "rollback.start")
+        .map(|at| {
+            records[at..]
+                .iter()
+                .filter(|r| s(r, "type") == "effect.intent" && s(r, "kind") == "undo")
+                .map(|r| (r, r["effect"].as_u64().and_then(|e| res.get(&e))))
+                .collect()
+        })
+        .unwrap_or_default();
+    let undone = undos
+        .iter()
+        .filter(|(_, r)| r.is_some_and(|r| r["ok"].as_bool() == Some(true)))
+        .count();
+
+    let _ = writeln!(out, "## What happened\n");
+    let mut what = format!(
+        "{}{} went out with the {} strategy (started {} by {} on {}).",
+        h.feature,
+        if version.is_empty() {
+            String::new()
+        } else {
+            format!(" {version}")
+        },
+        strategy(records),
+        clock(of_type(records, "run.start").next().unwrap_or(&Value::Null)),
+        h.by,
+        h.host
+    );
+    if let Some(f) = failing {
+        let v = &f["verdict"];
+        let _ = write!(
+            what,
+            " Monitoring window `{}` ended in {} at {}: {}.",
+            s(v, "window"),
+            s(v, "verdict"),
+            clock(f),
+            s(v, "reason")
+        );
+    } else if !error.is_empty() {
+        let _ = write!(what, " It stopped: {}.", error.trim());
+    }
+    if let Some(b) = rollback_start {
+        let _ = write!(
+            what,
+            " The run rolled back at {}: {} of {} undo step(s) carried out{}.",
+            clock(b),
+            undone,
+            undos.len(),
+            match rollback_end {
+                Some(e) if e["ok"].as_bool() == Some(true) => ", rollback complete".to_string(),
+                Some(_) => ", rollback INCOMPLETE".to_string(),
+                None => ", the rollback did not finish".to_string(),
+            }
+        );
+    }
+    let _ = write!(what, " Outcome: {outcome}.");
+    let _ = writeln!(out, "{what}\n");
+
+    // Impact: from the first traffic change for the version to the rollback's first step
+    // (traffic back, in the shipped strategies), else the end of the run.
+    let _ = writeln!(out, "## Impact\n");
+    let changes: Vec<(usize, &Value, f64)> = records
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| traffic_change(r).map(|(v, share)| (i, r, v, share)))
+        .filter(|(_, _, v, _)| version.is_empty() || *v == version)
+        .map(|(i, r, _, share)| (i, r, share))
+        .collect();
+    // The highest share announced; without announcements, the windows' labels ("100% (switched)").
+    let max = |m: Option<f64>, x: f64| Some(m.map_or(x, |m: f64| m.max(x)));
+    let top = if changes.is_empty() {
+        measurements
+            .iter()
+            .filter_map(|r| {
+                let w = s(&r["measurement"], "window");
+                w.split_once('%')
+                    .and_then(|(n, _)| n.trim().parse::<f64>().ok())
+            })
+            .fold(None, max)
+    } else {
+        changes.iter().map(|(_, _, x)| *x).fold(None, max)
+    };
+    let served_from = changes
+        .first()
+        .map(|(_, r, _)| *r)
+        .or_else(|| measurements.first().copied());
+    let back = undos
+        .iter()
+        .find(|(_, r)| r.is_some_and(|r| r["ok"].as_bool() == Some(true)))
+        .and_then(|(_, r)| r.copied())
+        .or_else(|| of_type(records, "run.end").last());
+    match (served_from, back) {
+        (Some(from), Some(to)) => {
+            let _ = writeln!(
+                out,
+                "- {} served up to {} of traffic for {}{} ({} to {}).",
+                if version.is_empty() {
+                    "The new version"
+                } else {
+                    version
+                },
+                top.map(|x| format!("{x}%"))
+                    .unwrap_or_else(|| "an unrecorded share".into()),
+                // Without a recorded traffic change, from the first measurement on.
+                if changes.is_empty() { "at least " } else { "" },
+                span(millis(to).unwrap_or(0) - millis(from).unwrap_or(0)),
+                clock(from),
+                clock(to)
+            );
+        }
+        _ => {
+            let _ = writeln!(
+                out,
+                "- The journal records no traffic sent to the new version."
+            );
+        }
+    }
+    // Failed requests: error rate × request rate × the time each measurement covers.
+    let (mut failed, mut intervals) = (0.0, 0);
+    let mut previous: Option<&Value> = None;
+    for r in &measurements {
+        let m = &r["measurement"];
+        let same_window =
+            previous.is_some_and(|p| s(&p["measurement"], "window") == s(m, "window"));
+        let rate = m["metrics"]["error_rate"]["value"].as_f64();
+        let requests = m["business"]["requests"]["value"].as_f64();
+        if let (true, Some(rate), Some(requests), Some(now), Some(then)) = (
+            same_window,
+            rate,
+            requests,
+            millis(r),
+            previous.and_then(millis),
+        ) {
+            failed += rate * requests * (now - then) as f64 / 1000.0;
+            intervals += 1;
+        }
+        previous = Some(r);
+    }
+    if intervals > 0 {
+        let _ = writeln!(
+            out,
+            "- about {} failed requests ({failed:.2} estimated from the measured error rate × request rate over {intervals} measurement interval(s)).",
+            failed.round()
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "- Failed requests: not estimated (no interval with both an error rate and a request rate measured)."
+        );
+    }
+    out.push('\n');
+
+    let _ = writeln!(out, "## Detection\n");
+    match failing {
+        None => {
+            let _ = writeln!(
+                out,
+                "No monitoring window failed: the run stopped for another reason.\n"
+            );
+        }
+        Some(f) => {
+            let v = &f["verdict"];
+            let window = s(v, "window");
+            let change = changes.iter().rev().find(|(i, _, _)| Some(*i) < failing_at);
+            if let Some((_, c, share)) = change {
+                let _ = writeln!(
+                    out,
+                    "Window `{window}` ended in {} at {}, {} after the traffic change to {share}% ({}).\n",
+                    s(v, "verdict"),
+                    clock(f),
+                    span(millis(f).unwrap_or(0) - millis(c).unwrap_or(0)),
+                    clock(c)
+                );
+            } else {
+                let _ = writeln!(
+                    out,
+                    "Window `{window}` ended in {} at {}.\n",
+                    s(v, "verdict"),
+                    clock(f)
+                );
+            }
+            for (name, mv) in v["metrics"].as_object().into_iter().flatten() {
+                if !matches!(s(mv, "verdict"), "failure" | "error" | "inconclusive") {
+                    continue;
+                }
+                let label = mv.get("label").and_then(Value::as_str).unwrap_or(name);
+                let condition = match mv.get("condition").and_then(Value::as_str) {
+                    Some(c) => format!(", failure condition `{c}`"),
+                    None => String::new(),
+                };
+                let _ = writeln!(
+                    out,
+                    "{label} (`{name}`){condition}: {} — {}\n",
+                    s(mv, "verdict"),
+                    s(mv, "reason")
+                );
+                let _ = writeln!(out, "| # | Time | Value | Class |");
+                let _ = writeln!(out, "|---|---|---|---|");
+                for r in measurements.iter().filter(|r| {
+                    s(&r["measurement"], "window") == window
+                        && s(&r["measurement"], "version") == s(v, "version")
+                }) {
+                    let m = &r["measurement"];
+                    if let Some(x) = m["metrics"].get(name) {
+                        let _ = writeln!(
+                            out,
+                            "| {} | {} | {} | {} |",
+                            m["sample"].as_u64().unwrap_or(0),
+                            clock(r),
+                            md_cell(&shown(x)),
+                            s(x, "class")
+                        );
+                    }
+                }
+                out.push('\n');
+            }
+        }
+    }
+
+    let _ = writeln!(out, "## Response\n");
+    match rollback_start {
+        None => {
+            let _ = writeln!(out, "No rollback was started.");
+        }
+        Some(b) => {
+            let _ = writeln!(
+                out,
+                "- {} rollback started: {}",
+                clock(b),
+                md_cell(s(b, "reason"))
+            );
+            for (i, r) in &undos {
+                let _ = writeln!(
+                    out,
+                    "- {} undo \"{}\": {}",
+                    clock(i),
+                    s(&i["intent"], "label"),
+                    result_text(*r, h.dry_run)
+                );
+            }
+            // Who was told.
+            let after = records.iter().position(|r| std::ptr::eq(r, b)).unwrap_or(0);
+            for n in records[failing_at.unwrap_or(after).min(after)..]
+                .iter()
+                .filter(|r| s(r, "type") == "effect.intent" && s(r, "kind") == "notify")
+            {
+                let e = n["effect"].as_u64().unwrap_or(0);
+                let _ = writeln!(
+                    out,
+                    "- {} notified `{}`: {}",
+                    clock(n),
+                    s(n, "name"),
+                    result_text(res.get(&e), h.dry_run)
+                );
+            }
+            if let Some(e) = rollback_end {
+                let _ = writeln!(
+                    out,
+                    "- {} rollback {}",
+                    clock(e),
+                    if e["ok"].as_bool() == Some(true) {
+                        "complete"
+                    } else {
+                        "INCOMPLETE"
+                    }
+                );
+            }
+        }
+    }
+    out.push('\n');
+
+    let _ = writeln!(out, "## Still standing\n");
+    let standing = standing_undos(records);
+    if standing.is_empty() {
+        let _ = writeln!(
+            out,
+            "Nothing this run did is waiting to be undone: every undo step was carried out or discarded."
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "Not undone (see rollback-plan.md; `runbook rollback` can carry them out):\n"
+        );
+        for u in &standing {
+            let _ = writeln!(
+                out,
+                "- {}: `{}`",
+                s(u, "label"),
+                crate::undo::describe_json(&u["action"])
+            );
+        }
+    }
+    out
+}
+
 pub fn post_mortem(records: &[Value]) -> String {
     let h = header(records);
     let (outcome, error) = outcome(records);
@@ -351,6 +741,7 @@ pub fn post_mortem(records: &[Value]) -> String {
     if !error.is_empty() {
         let _ = writeln!(out, "- Error: {}", error.trim());
     }
+    let _ = writeln!(out, "\n{}", story(records).trim_end());
     let _ = writeln!(out, "\n## Timeline\n");
     for r in records {
         let t = clock(r);
@@ -361,6 +752,23 @@ pub fn post_mortem(records: &[Value]) -> String {
                 format!("stage \"{}\" done", s(r, "stage"))
             }
             "stage.end" => format!("stage \"{}\" FAILED: {}", s(r, "stage"), s(r, "error")),
+            // The measurement record that follows carries the values.
+            "effect.intent"
+                if s(r, "kind") == "measure"
+                    && r["effect"]
+                        .as_u64()
+                        .and_then(|e| res.get(&e))
+                        .is_some_and(|x| x["ok"].as_bool() == Some(true)) =>
+            {
+                continue
+            }
+            "measurement" => measurement_line(&r["measurement"]),
+            "verdict" => format!(
+                "verdict of `{}`: {}: {}",
+                s(&r["verdict"], "window"),
+                s(&r["verdict"], "verdict"),
+                s(&r["verdict"], "reason")
+            ),
             "effect.intent" => {
                 let e = r["effect"].as_u64().unwrap_or(0);
                 let what = match s(r, "kind") {
@@ -499,4 +907,104 @@ pub fn render(dir: &Path, redactor: &Redactor) -> Result<Vec<String>, Error> {
         written.push(name.to_string());
     }
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn at(ms: u64) -> String {
+        format!("2026-11-28T04:20:{:02}.{:03}Z", ms / 1000, ms % 1000)
+    }
+
+    fn measurement(ms: u64, sample: u64, rate: Value, requests: f64, class: &str) -> Value {
+        let mut error_rate = json!({ "class": class, "outcome": "value", "value": rate });
+        if rate.is_null() {
+            error_rate =
+                json!({ "class": "inconclusive", "outcome": "no_data", "why": "fewer than 10" });
+        }
+        json!({ "type": "measurement", "ts": at(ms), "stage": "Monitoring", "measurement": {
+            "version": "v2", "window": "5%", "sample": sample, "classification": class,
+            "metrics": { "error_rate": error_rate,
+                         "health": { "class": "success", "outcome": "value", "value": 1.0 } },
+            "business": { "requests": { "class": "success", "outcome": "value", "value": requests } },
+        } })
+    }
+
+    /// A canary at 5% whose error rate failed twice: rolled back, one undo step left standing.
+    fn rolled_back_canary() -> Vec<Value> {
+        vec![
+            json!({ "type": "run.start", "ts": at(0), "feature": "checkout", "script": "deploy.rhai", "user": "ana", "host": "vm" }),
+            json!({ "type": "strategy", "ts": at(10), "strategy": "Canary Release" }),
+            json!({ "type": "log", "ts": at(1_000), "message": "→ v2 now gets 5% of traffic" }),
+            measurement(2_000, 1, Value::Null, 4.0, "inconclusive"),
+            measurement(3_000, 2, json!(0.01), 5.0, "success"),
+            measurement(4_000, 3, json!(0.2), 10.0, "failure"),
+            measurement(4_500, 4, json!(0.3), 10.0, "failure"),
+            json!({ "type": "verdict", "ts": at(4_501), "stage": "Monitoring", "verdict": {
+                "version": "v2", "window": "5%", "verdict": "failure", "measurements": 4,
+                "reason": "error rate 30.0% > 5.0% (2 failed measurement(s), more than the 1 tolerated (failure_limit))",
+                "metrics": {
+                    "error_rate": { "verdict": "failure", "label": "Error Rate", "condition": "> 5.0%",
+                                    "reason": "error rate 30.0% > 5.0% (...)" },
+                    "health": { "verdict": "running", "reason": "" },
+                } } }),
+            json!({ "type": "undo.register", "ts": at(900), "undo": 1, "label": "all traffic back to v1", "action": { "kind": "command", "run": "w" } }),
+            json!({ "type": "undo.register", "ts": at(901), "undo": 2, "label": "delete canary v2", "action": { "kind": "command", "run": "d" } }),
+            json!({ "type": "rollback.start", "ts": at(4_502), "reason": "v2 at 5%: error rate 30.0% > 5.0%", "undos": 2 }),
+            json!({ "type": "effect.intent", "ts": at(4_503), "effect": 7, "kind": "undo", "name": "undo: all traffic back to v1",
+                    "intent": { "label": "all traffic back to v1", "undo": 1 } }),
+            json!({ "type": "effect.result", "ts": at(4_510), "effect": 7, "kind": "undo", "ok": true, "ms": 7, "result": {} }),
+            json!({ "type": "effect.intent", "ts": at(4_511), "effect": 8, "kind": "undo", "name": "undo: delete canary v2",
+                    "intent": { "label": "delete canary v2", "undo": 2 } }),
+            json!({ "type": "effect.result", "ts": at(4_520), "effect": 8, "kind": "undo", "ok": false, "ms": 9, "error": "exit 1" }),
+            json!({ "type": "rollback.end", "ts": at(4_521), "ok": false }),
+            json!({ "type": "run.end", "ts": at(4_522), "outcome": "rollback failed", "error": "v2 at 5%: error rate 30.0% > 5.0%" }),
+        ]
+    }
+
+    #[test]
+    fn the_post_mortem_opens_with_the_story() {
+        let pm = post_mortem(&rolled_back_canary());
+        let order: Vec<usize> = [
+            "## What happened",
+            "## Impact",
+            "## Detection",
+            "## Response",
+            "## Still standing",
+            "## Timeline",
+        ]
+        .iter()
+        .map(|h| pm.find(h).unwrap_or_else(|| panic!("{h} missing:\n{pm}")))
+        .collect();
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "{pm}");
+        for want in [
+            // What happened: the version, the strategy, the verdict, the outcome.
+            "checkout v2 went out with the Canary Release strategy",
+            "window `5%` ended in failure at 04:20:04.501",
+            // Impact: from the traffic change to traffic back, at 5%; failed requests from
+            // the measured rates: 0.01*5*1 + 0.2*10*1 + 0.3*10*0.5 = 3.55.
+            "v2 served up to 5% of traffic for 3.5 s (04:20:01.000 to 04:20:04.510)",
+            "about 4 failed requests (3.55 estimated",
+            // Detection: the metric, each value against the threshold, the time to the verdict.
+            "Error Rate (`error_rate`), failure condition `> 5.0%`",
+            "| 3 | 04:20:04.000 | 0.2 | failure |",
+            "| 1 | 04:20:02.000 | no data (fewer than 10) | inconclusive |",
+            "3.5 s after the traffic change to 5% (04:20:01.000)",
+            // Response: each action with its time and result.
+            "04:20:04.502 rollback started: v2 at 5%: error rate 30.0% > 5.0%",
+            "04:20:04.503 undo \"all traffic back to v1\": ok, 7 ms",
+            "04:20:04.511 undo \"delete canary v2\": FAILED: exit 1",
+            "04:20:04.521 rollback INCOMPLETE",
+            // Still standing: what the rollback did not undo.
+            "delete canary v2",
+            // Timeline: millisecond times and each measurement's values.
+            "- 04:20:04.500 measurement 4 of `5%`: error_rate 0.3 (failure), health 1 (success) → failure",
+        ] {
+            assert!(pm.contains(want), "want {want:?} in:\n{pm}");
+        }
+        let standing = &pm[pm.find("## Still standing").unwrap()..pm.find("## Timeline").unwrap()];
+        assert!(!standing.contains("all traffic back to v1"), "{standing}");
+    }
 }

@@ -860,3 +860,158 @@ print(`roll_back=${monitor::must_roll_back(r)}`);
     out.code(0);
     assert!(out.stdout.contains("roll_back=false"), "{}", out.stdout);
 }
+
+/// Two metrics that end in the same round (or both at the end): `a` listed first, `b` second.
+fn two_metrics(a: &str, b: &str, count: u32) -> String {
+    format!(
+        r#"
+let r = analyze(#{{ name: "together", interval: "50ms", count: {count}, metrics: [
+    #{{ name: "a", provider: #{{ command: #{{ run: "{a}" }} }}, success: "> 0", inconclusive_limit: {lim}, consecutive_error_limit: {lim} }},
+    #{{ name: "b", provider: #{{ command: #{{ run: "{b}" }} }}, failure: "> 0.05", consecutive_error_limit: {lim} }},
+] }});
+print(`verdict=${{r.verdict}} a=${{r.metrics.a.verdict}} b=${{r.metrics.b.verdict}}`);
+"#,
+        lim = if count == 1 { 0 } else { 10 }
+    )
+}
+
+#[test]
+fn metrics_ending_together_give_the_worst_verdict_not_the_first_listed() {
+    // (a, b, count, the verdict): failed > error > inconclusive > successful, as Argo.
+    let cases = [
+        // a inconclusive (no data, no tolerance) + b failed in round 1.
+        (
+            "true",
+            "echo 0.5",
+            1,
+            "verdict=failure a=inconclusive b=failure",
+        ),
+        // a in error (no error tolerated) + b failed in round 1.
+        ("exit 7", "echo 0.5", 1, "verdict=failure a=error b=failure"),
+        // At the end: a never succeeded (no data) + b never succeeded (errors).
+        ("true", "exit 7", 2, "verdict=error a=inconclusive b=error"),
+    ];
+    for (a, b, count, want) in cases {
+        let out = Test::new().script(&two_metrics(a, b, count)).run();
+        out.code(0);
+        assert!(out.stdout.contains(want), "want {want}\n{}", out.stdout);
+        // The snapshot agrees: the last measurement's classification and the verdict.
+        let snap = snapshot(&out);
+        let verdict = want
+            .split(' ')
+            .next()
+            .unwrap()
+            .trim_start_matches("verdict=");
+        assert_eq!(snap["verdicts"][0]["verdict"], verdict, "{snap}");
+        let last = snap["measurements"].as_array().unwrap().last().unwrap();
+        let class = if verdict == "failure" {
+            "failure"
+        } else {
+            "error"
+        };
+        assert_eq!(last["classification"], class, "{snap}");
+    }
+}
+
+#[test]
+fn the_shipped_monitor_rolls_back_a_failed_metric_even_when_another_is_inconclusive() {
+    // on_inconclusive: continue lets an inconclusive window go on; a failed metric in the same
+    // round must still roll the release back.
+    let (rt, fleet) = fleet(&[]);
+    let config = format!(
+        "adapter: local\nlocal:\n  url: {}\nfeature: checkout\nversion: v2\ncurrent_version: v1\nunattended: true\n\
+         monitoring:\n  interval: 200ms\n  samples: 2\n  min_requests: 3\n  on_inconclusive: continue\n  metrics:\n\
+         \x20   - name: ghost\n      provider: {{ command: {{ run: 'true' }} }}\n      success: '> 0'\n\
+         \x20   - name: queue_depth\n      label: Queue depth\n      provider: {{ command: {{ run: 'echo 500' }} }}\n      failure: '> 100'\n",
+        fleet.url()
+    );
+    let out = Test::new()
+        .file("runbook.yaml", &config)
+        .file("answers.yaml", "strategy: canary\n")
+        .args(&["deploy", "--answers", "answers.yaml", "--yes", "--approve"])
+        .run();
+    out.code(3);
+    let pm = out.artifact("post-mortem.md");
+    assert!(pm.contains("queue depth 500 > 100"), "{pm}");
+    // The post-mortem tells it: the failed metric against its threshold, not the inconclusive
+    // one listed before it; times to the millisecond.
+    assert!(
+        pm.contains("Monitoring window `5%` ended in failure at "),
+        "{pm}"
+    );
+    assert!(
+        pm.contains("Queue depth (`queue_depth`), failure condition `> 100`: failure"),
+        "{pm}"
+    );
+    assert!(pm.contains("| 1 | "), "{pm}");
+    assert!(pm.contains(" | 500 | failure |"), "{pm}");
+    let timeline = &pm[pm.find("## Timeline").unwrap()..];
+    assert!(
+        timeline.lines().nth(2).is_some_and(|l| l.len() > 15
+            && l.as_bytes()[2..14]
+                .iter()
+                .all(|b| b.is_ascii_digit() || *b == b':' || *b == b'.')
+            && &l[10..11] == "."),
+        "{timeline}"
+    );
+    let split = rt.block_on(runbook::demo::measure_split(&fleet.url(), 50));
+    assert_eq!(split.get("v1"), Some(&50), "{split:?}");
+}
+
+#[test]
+fn a_duration_is_counted_in_whole_milliseconds() {
+    // 300/100 and 700/100 in floating point are 2.999... and 6.999...: still 3 and 7.
+    for (duration, want) in [("300ms", 3), ("700ms", 7), ("250ms", 2)] {
+        let script = format!(
+            r#"
+let r = analyze(#{{ name: "timed", interval: "100ms", duration: "{duration}", metrics: [
+    #{{ name: "one", provider: #{{ command: #{{ run: "echo 1" }} }}, success: "== 1" }},
+] }});
+print(`measured=${{r.metrics.one.measured}}`);
+"#
+        );
+        let out = Test::new().script(&script).run();
+        out.code(0);
+        assert!(
+            out.stdout.contains(&format!("measured={want}\n")),
+            "{duration}: want {want}\n{}",
+            out.stdout
+        );
+    }
+}
+
+#[test]
+fn analyze_answers_as_soon_as_no_metric_is_still_measuring() {
+    // The only metric fails in round 1 and is continued past: nothing is left to measure, so
+    // the answer comes then, not after the 40 × 50 ms window.
+    let script = r#"
+let started = timestamp_ms();
+let r = analyze(#{ name: "nothing left", interval: "50ms", count: 40, metrics: [
+    #{ name: "errors", provider: #{ command: #{ run: "echo 0.5" } }, failure: "> 0.05", on_failure: "continue" },
+] });
+print(`verdict=${r.verdict} measured=${r.metrics.errors.measured} took=${timestamp_ms() - started}`);
+print(`reason=${r.reason}`);
+"#;
+    let out = Test::new().script(script).run();
+    out.code(0);
+    assert!(
+        out.stdout.contains("verdict=failure measured=1 "),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("reason=every metric failed and was continued past"),
+        "{}",
+        out.stdout
+    );
+    let took: i64 = out
+        .stdout
+        .lines()
+        .find_map(|l| l.split("took=").nth(1))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(took < 1000, "took {took} ms:\n{}", out.stdout);
+}

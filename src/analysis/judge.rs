@@ -1,14 +1,19 @@
 //! The second judge: a canary's samples of each metric against the baseline's, as Kayenta does.
 //!
-//! Each metric is compared with a two-sided Mann-Whitney U test (normal approximation with tie
-//! correction and continuity correction). A metric is `high` (or `low`) only when the difference
-//! is significant (p < alpha) *and* larger than the allowed effect size in that direction; the
-//! direction that hurts is configured per metric. Passing metrics score their group; groups are
-//! weighted; the score (0-100) is compared with the marginal and pass thresholds.
+//! Each metric is compared with a two-sided Mann-Whitney U test: the exact distribution of U for
+//! small samples without ties, else the normal approximation with tie and continuity
+//! corrections, switching over as scipy's `mannwhitneyu(method="auto")` does (`choose_method`). A metric is `high` (or `low`) only when the difference
+//! is significant (p < alpha) *and* the Hodges–Lehmann estimate of the canary's shift (the median
+//! of every canary-minus-baseline difference) points that way *and* is larger than the allowed
+//! effect, relative to the baseline's median; the direction that hurts is configured per metric.
+//! Ranks and the shift agree by construction, so one outlier cannot make a canary that is lower
+//! almost everywhere "higher". Passing metrics score their group; groups are weighted; the score
+//! (0-100) is compared with the marginal and pass thresholds.
 //!
 //! Where Kayenta users lost canaries: a baseline of all zeros makes the ratio of means infinite
-//! (or NaN). Here a zero baseline is compared by absolute difference against `allowed_absolute`,
-//! and a metric with no samples on either side is an explicit outcome (`on_missing`).
+//! (or NaN). Here a baseline whose median is 0 is compared by the absolute shift against
+//! `allowed_absolute`, and a metric with no samples on either side is an explicit outcome
+//! (`on_missing`).
 
 use std::collections::BTreeMap;
 
@@ -25,14 +30,16 @@ pub enum Direction {
     Either,
 }
 
+/// What a metric with no samples (on either side) means. Whatever it says, a judge where no
+/// metric has data never passes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum OnMissing {
-    /// The metric fails.
+    /// The metric is scored as failed (and, if `critical`, fails the judge).
     Fail,
-    /// The metric is left out of the score, and the judge says so.
+    /// The metric is left out of the score; the verdict is the score's.
     Ignore,
-    /// The judge cannot pass: at best marginal.
+    /// The metric is left out of the score, and the verdict is at best marginal.
     #[default]
     Inconclusive,
 }
@@ -47,10 +54,10 @@ pub struct MetricJudge {
     pub baseline: Vec<f64>,
     #[serde(default)]
     pub direction: Direction,
-    /// Allowed relative change of the canary's mean over the baseline's (0.1 = 10%).
+    /// Allowed shift of the canary relative to the baseline's median (0.1 = 10%).
     #[serde(default = "default_allowed")]
     pub allowed: f64,
-    /// With a baseline of all zeros: the allowed absolute difference of the means.
+    /// With a baseline whose median is 0: the allowed absolute shift.
     #[serde(default)]
     pub allowed_absolute: f64,
     #[serde(default = "default_group")]
@@ -112,10 +119,16 @@ pub struct MetricOutcome {
     /// Whether the metric counts as passing in its group.
     pub passed: bool,
     pub p_value: Option<f64>,
-    /// Canary mean / baseline mean, or the absolute difference with a zero baseline.
+    /// How the p-value was computed (exact or asymptotic, as scipy's `auto` chooses).
+    pub method: Option<Method>,
+    /// The canary relative to the baseline: 1 + shift / |baseline median| (1.5: 50% higher), or
+    /// the shift itself where the baseline's median is 0.
     pub effect: Option<f64>,
+    /// The Hodges–Lehmann estimate of the canary's shift over the baseline.
+    pub shift: Option<f64>,
     pub canary_mean: Option<f64>,
     pub baseline_mean: Option<f64>,
+    pub baseline_median: Option<f64>,
     pub reason: String,
 }
 
@@ -128,8 +141,40 @@ pub struct JudgeOutcome {
     pub metrics: Vec<MetricOutcome>,
 }
 
-/// The Mann-Whitney U statistic of `a` against `b` and its two-sided p-value.
+/// How a Mann-Whitney p-value is computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// The exact distribution of U (it assumes no ties).
+    Exact,
+    /// The normal approximation, with tie and continuity corrections.
+    Asymptotic,
+}
+
+/// Above this many cells (n1·n2) the exact distribution is not built: its table would take
+/// memory for no gain, the two agree closely there.
+const EXACT_MAX_CELLS: usize = 10_000_000;
+
+/// scipy's `method="auto"` (scipy/stats/_mannwhitneyu.py, `_mwu_choose_method`): the normal
+/// approximation when both samples are larger than 8 or there is any tie; otherwise exact.
+pub fn choose_method(n1: usize, n2: usize, ties: bool) -> Method {
+    if (n1 > 8 && n2 > 8) || ties || n1 * n2 > EXACT_MAX_CELLS {
+        Method::Asymptotic
+    } else {
+        Method::Exact
+    }
+}
+
+/// The Mann-Whitney U statistic of `a` against `b` and its two-sided p-value, by the method
+/// scipy's `method="auto"` would choose.
 pub fn mann_whitney(a: &[f64], b: &[f64]) -> (f64, f64) {
+    let (u, p, _) = mann_whitney_by(a, b, None);
+    (u, p)
+}
+
+/// The U statistic of `a`, its two-sided p-value, and the method used (`None`: as scipy's
+/// `auto`).
+pub fn mann_whitney_by(a: &[f64], b: &[f64], method: Option<Method>) -> (f64, f64, Method) {
     let (n1, n2) = (a.len() as f64, b.len() as f64);
     let mut all: Vec<(f64, usize)> = a
         .iter()
@@ -161,20 +206,116 @@ pub fn mann_whitney(a: &[f64], b: &[f64]) -> (f64, f64) {
         .map(|(_, r)| r)
         .sum();
     let u1 = r1 - n1 * (n1 + 1.0) / 2.0;
+    let method = method.unwrap_or_else(|| choose_method(a.len(), b.len(), tie_term > 0.0));
+    // Two-sided: twice the upper tail of the larger of U1 and U2.
+    let u = u1.max(n1 * n2 - u1);
+    if method == Method::Exact {
+        let p = 2.0 * exact_upper_tail(a.len(), b.len(), u as usize);
+        return (u1, p.clamp(0.0, 1.0), method);
+    }
     let mean = n1 * n2 / 2.0;
     let nn = n1 + n2;
     let var = n1 * n2 / 12.0 * ((nn + 1.0) - tie_term / (nn * (nn - 1.0)));
     if var <= 0.0 {
         // Every sample is the same value: no difference at all.
-        return (u1, 1.0);
+        return (u1, 1.0, method);
     }
-    let z = ((u1 - mean).abs() - 0.5).max(0.0) / var.sqrt();
+    let z = (u - mean - 0.5) / var.sqrt();
     let p = libm::erfc(z / std::f64::consts::SQRT_2);
-    (u1, p.clamp(0.0, 1.0))
+    (u1, p.clamp(0.0, 1.0), method)
+}
+
+/// P(U >= u) under the null hypothesis for samples of `n1` and `n2` without ties. The counts of
+/// arrangements by U are the coefficients of the Gaussian binomial [n1+n2 choose m]_q
+/// = prod_{i=1..m} (1 - q^(n+i)) / (1 - q^i), m = min(n1, n2), n = max; built one factor at a
+/// time, each step is again a polynomial with non-negative coefficients.
+fn exact_upper_tail(n1: usize, n2: usize, u: usize) -> f64 {
+    let (m, n) = (n1.min(n2), n1.max(n2));
+    let cells = m * n;
+    if u > cells {
+        return 0.0;
+    }
+    let mut c = vec![0.0f64; cells + 1];
+    c[0] = 1.0;
+    for i in 1..=m {
+        let up = n + i;
+        for k in (up..=cells).rev() {
+            c[k] -= c[k - up];
+        }
+        for k in i..=cells {
+            c[k] += c[k - i];
+        }
+    }
+    let total: f64 = c.iter().sum();
+    // The distribution is symmetric: P(U >= u) = P(U <= cells - u), summed from the small end.
+    let tail: f64 = c[..=cells - u].iter().sum();
+    tail / total
 }
 
 fn mean(x: &[f64]) -> f64 {
     x.iter().sum::<f64>() / x.len() as f64
+}
+
+/// The median of sorted, non-empty samples.
+fn median(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    }
+}
+
+/// The `k`-th smallest (1-based) of the n1·n2 differences `a[i] - b[j]` of two sorted samples,
+/// without building them: bisect on the value, counting the differences at or below it.
+fn kth_difference(a: &[f64], b: &[f64], k: usize) -> f64 {
+    let at_or_below = |d: f64| -> usize {
+        // For a growing a[i], the b[j] with a[i] - b[j] <= d start further right.
+        let mut j = 0;
+        let mut count = 0;
+        for &x in a {
+            while j < b.len() && x - b[j] > d {
+                j += 1;
+            }
+            count += b.len() - j;
+        }
+        count
+    };
+    let (mut lo, mut hi) = (a[0] - b[b.len() - 1], a[a.len() - 1] - b[0]);
+    if at_or_below(lo) >= k {
+        return lo;
+    }
+    // at_or_below(lo) < k <= at_or_below(hi): narrow until they are neighbouring floats, when
+    // hi is the difference itself.
+    // From ±f64::MAX down to a subnormal is under 2100 halvings.
+    for _ in 0..2200 {
+        let mid = lo + (hi - lo) / 2.0;
+        if mid <= lo || mid >= hi {
+            break;
+        }
+        if at_or_below(mid) >= k {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    hi
+}
+
+/// The Hodges–Lehmann estimate of the shift of `a` over `b`: the median of every difference
+/// `a[i] - b[j]`. Unlike a difference of means, one outlier cannot move it far, and it points
+/// the way the ranks of the Mann-Whitney test do.
+pub fn hodges_lehmann(a: &[f64], b: &[f64]) -> f64 {
+    let mut a = a.to_vec();
+    let mut b = b.to_vec();
+    a.sort_by(f64::total_cmp);
+    b.sort_by(f64::total_cmp);
+    let n = a.len() * b.len();
+    if n % 2 == 1 {
+        kth_difference(&a, &b, n / 2 + 1)
+    } else {
+        (kth_difference(&a, &b, n / 2) + kth_difference(&a, &b, n / 2 + 1)) / 2.0
+    }
 }
 
 /// Judge one metric.
@@ -192,9 +333,12 @@ pub fn judge_metric(m: &MetricJudge, alpha: f64) -> MetricOutcome {
         result: MetricResult::NoData,
         passed: false,
         p_value: None,
+        method: None,
         effect: None,
+        shift: None,
         canary_mean: None,
         baseline_mean: None,
+        baseline_median: None,
         reason: String::new(),
     };
     if canary.is_empty() || baseline.is_empty() {
@@ -217,31 +361,48 @@ pub fn judge_metric(m: &MetricJudge, alpha: f64) -> MetricOutcome {
         };
     }
     let (cm, bm) = (mean(&canary), mean(&baseline));
-    let (_, p) = mann_whitney(&canary, &baseline);
-    let zero_baseline = bm == 0.0;
-    let (effect, too_high, too_low) = if zero_baseline {
-        let d = cm - bm;
-        (d, d > m.allowed_absolute, d < -m.allowed_absolute)
+    let (_, p, method) = mann_whitney_by(&canary, &baseline, None);
+    let shift = hodges_lehmann(&canary, &baseline);
+    let mut sorted = baseline.clone();
+    sorted.sort_by(f64::total_cmp);
+    let bmed = median(&sorted);
+    // The shift is weighed against the baseline's median; where that is 0 a ratio means
+    // nothing, and the shift is weighed as it is, against `allowed_absolute`.
+    let absolute = bmed == 0.0;
+    let (effect, too_high, too_low) = if absolute {
+        (
+            shift,
+            shift > m.allowed_absolute,
+            shift < -m.allowed_absolute,
+        )
     } else {
-        let r = cm / bm;
-        // A negative baseline mean flips the meaning of the ratio; compare differences instead.
-        let rel = (cm - bm) / bm.abs();
-        (r, rel > m.allowed, rel < -m.allowed)
+        // A negative median flips the meaning of a ratio: the shift over its size.
+        let rel = shift / bmed.abs();
+        (1.0 + rel, rel > m.allowed, rel < -m.allowed)
     };
     let significant = p < alpha;
     let hurt_high = matches!(m.direction, Direction::Increase | Direction::Either);
     let hurt_low = matches!(m.direction, Direction::Decrease | Direction::Either);
-    let how = if zero_baseline {
+    let how = if absolute {
         format!(
-            "baseline all zeros: compared by absolute difference {effect:.4} (allowed {})",
+            "{}: compared by the shift {shift:+.4} (allowed ±{})",
+            if sorted.iter().all(|x| *x == 0.0) {
+                "baseline all zeros"
+            } else {
+                "baseline median 0"
+            },
             m.allowed_absolute
         )
     } else {
         format!(
-            "canary/baseline means {effect:.3} (allowed ±{:.0}%)",
+            "shift {shift:+.4} on a baseline median of {bmed:.4}: {:+.1}% (allowed ±{:.0}%)",
+            (effect - 1.0) * 100.0,
             m.allowed * 100.0
         )
     };
+    // High (or low) only when the ranks say the samples differ *and* the shift points that
+    // way *and* it is beyond the allowed effect: a few outliers cannot turn a better canary
+    // into a worse one.
     let (result, passed) = if significant && too_high {
         (MetricResult::High, !hurt_high)
     } else if significant && too_low {
@@ -273,9 +434,12 @@ pub fn judge_metric(m: &MetricJudge, alpha: f64) -> MetricOutcome {
         result,
         passed,
         p_value: Some(p),
+        method: Some(method),
         effect: Some(effect),
+        shift: Some(shift),
         canary_mean: Some(cm),
         baseline_mean: Some(bm),
+        baseline_median: Some(bmed),
         reason,
         ..base
     }
@@ -317,10 +481,15 @@ pub fn judge(spec: &JudgeSpec) -> Result<JudgeOutcome, String> {
         .iter()
         .map(|m| judge_metric(m, spec.alpha))
         .collect();
+    // As Kayenta: a metric without data is left out of the score, unless the team said that
+    // missing data is a failure (`on_missing: fail`).
+    let scored = |m: &MetricJudge, o: &MetricOutcome| {
+        o.result != MetricResult::NoData || m.on_missing == OnMissing::Fail
+    };
     // Per group: the share of its scored metrics that passed.
     let mut groups: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
     for (m, o) in spec.metrics.iter().zip(&metrics) {
-        if o.result == MetricResult::NoData && m.on_missing == OnMissing::Ignore {
+        if !scored(m, o) {
             continue;
         }
         let g = groups.entry(m.group.as_str()).or_default();
@@ -335,24 +504,27 @@ pub fn judge(spec: &JudgeSpec) -> Result<JudgeOutcome, String> {
         score += w * passed / total;
         weights += w;
     }
-    let score = if weights > 0.0 {
-        score / weights * 100.0
-    } else {
-        0.0
-    };
     let critical = spec
         .metrics
         .iter()
         .zip(&metrics)
-        .find(|(m, o)| m.critical && !o.passed);
+        .find(|(m, o)| m.critical && scored(m, o) && !o.passed);
+    // A failed critical metric makes the score 0, as in Kayenta.
+    let score = if weights > 0.0 && critical.is_none() {
+        score / weights * 100.0
+    } else {
+        0.0
+    };
     let missing =
         spec.metrics.iter().zip(&metrics).find(|(m, o)| {
             o.result == MetricResult::NoData && m.on_missing == OnMissing::Inconclusive
         });
-    let failed: Vec<&str> = metrics
+    let failed: Vec<&str> = spec
+        .metrics
         .iter()
-        .filter(|o| !o.passed)
-        .map(|o| o.name.as_str())
+        .zip(&metrics)
+        .filter(|(m, o)| scored(m, o) && !o.passed)
+        .map(|(_, o)| o.name.as_str())
         .collect();
     let (verdict, reason) = if let Some((m, o)) = critical {
         (
@@ -360,7 +532,10 @@ pub fn judge(spec: &JudgeSpec) -> Result<JudgeOutcome, String> {
             format!("critical metric `{}` failed: {}", m.name, o.reason),
         )
     } else if groups.is_empty() {
-        ("fail", "no metric had data to score".to_string())
+        (
+            "fail",
+            "no metric had data to score (no data is never a pass)".to_string(),
+        )
     } else if score < spec.marginal {
         (
             "fail",
@@ -374,7 +549,7 @@ pub fn judge(spec: &JudgeSpec) -> Result<JudgeOutcome, String> {
         (
             "marginal",
             format!(
-                "score {score:.1}, but `{}` has no data (on_missing: inconclusive)",
+                "score {score:.1}, but `{}` has no data (on_missing: inconclusive: at best marginal)",
                 m.name
             ),
         )
@@ -442,8 +617,12 @@ mod tests {
     fn mann_whitney_matches_known_values() {
         // Fully separated samples of 5 and 5: U = 0 (or 25), exact p = 0.0079; the normal
         // approximation with continuity correction gives about 0.012.
-        let (u, p) = mann_whitney(&[1.0, 2.0, 3.0, 4.0, 5.0], &[6.0, 7.0, 8.0, 9.0, 10.0]);
+        let (a, b) = ([1.0, 2.0, 3.0, 4.0, 5.0], [6.0, 7.0, 8.0, 9.0, 10.0]);
+        let (u, p) = mann_whitney(&a, &b);
         assert_eq!(u, 0.0);
+        assert!((p - 0.0079).abs() < 0.0001, "p = {p}");
+        let (_, p, m) = mann_whitney_by(&a, &b, Some(Method::Asymptotic));
+        assert_eq!(m, Method::Asymptotic);
         assert!((p - 0.0122).abs() < 0.001, "p = {p}");
         // Identical samples: no difference.
         let (_, p) = mann_whitney(&[1.0; 10], &[1.0; 10]);
@@ -535,7 +714,8 @@ mod tests {
         // Default: the judge cannot pass.
         let r = judge(&spec(vec![ok.clone(), missing.clone()])).unwrap();
         assert_eq!(r.metrics[1].result, MetricResult::NoData);
-        assert_eq!(r.verdict, "fail", "{r:?}"); // 1 of 2 passed: score 50 < 75
+        // Out of the score, but the judge cannot pass.
+        assert_eq!((r.score, r.verdict.as_str()), (100.0, "marginal"), "{r:?}");
         missing.on_missing = OnMissing::Ignore;
         let r = judge(&spec(vec![ok.clone(), missing.clone()])).unwrap();
         assert_eq!(r.verdict, "pass", "{r:?}");
@@ -586,5 +766,191 @@ mod tests {
         // A group without a weight is a configuration error.
         s.groups.remove("latency");
         assert!(judge(&s).unwrap_err().contains("no weight"));
+    }
+
+    #[test]
+    fn a_canary_lower_almost_everywhere_is_not_failed_by_one_outlier() {
+        // Lower in 19 of 20 points; one huge outlier drags its mean far above the baseline's.
+        let baseline = samples(100.0, 10.0, 20, 40);
+        let mut canary = samples(70.0, 10.0, 20, 41);
+        canary[7] = 1_000_000.0;
+        let mut m = metric("latency", canary, baseline);
+        let r = judge(&spec(vec![m.clone()])).unwrap();
+        let o = &r.metrics[0];
+        assert!(o.p_value.unwrap() < 0.05, "{o:?}");
+        assert!(o.canary_mean.unwrap() > o.baseline_mean.unwrap(), "{o:?}");
+        assert_eq!(o.result, MetricResult::Low, "{o:?}");
+        assert!(o.reason.contains("canary lower"), "{}", o.reason);
+        assert_eq!(r.verdict, "pass", "{r:?}");
+        // The same samples where a decrease hurts (orders): a regression.
+        m.direction = Direction::Decrease;
+        assert_eq!(judge(&spec(vec![m])).unwrap().verdict, "fail");
+    }
+
+    #[test]
+    fn a_baseline_is_called_all_zeros_only_when_it_is() {
+        // Mean 0, median 0, yet not one zero in it.
+        let baseline: Vec<f64> = (0..20)
+            .map(|i| if i % 2 == 0 { -1.0 } else { 1.0 })
+            .collect();
+        let r = judge(&spec(vec![metric("delta", vec![3.0; 20], baseline)])).unwrap();
+        let reason = &r.metrics[0].reason;
+        assert!(!reason.contains("all zeros"), "{reason}");
+        assert!(reason.contains("baseline median 0"), "{reason}");
+        let r = judge(&spec(vec![metric("errors", vec![3.0; 20], vec![0.0; 20])])).unwrap();
+        assert!(r.metrics[0].reason.contains("baseline all zeros"), "{r:?}");
+    }
+
+    #[test]
+    fn hodges_lehmann_is_the_median_of_the_pairwise_differences() {
+        let naive = |a: &[f64], b: &[f64]| {
+            let mut d: Vec<f64> = a
+                .iter()
+                .flat_map(|x| b.iter().map(move |y| x - y))
+                .collect();
+            d.sort_by(f64::total_cmp);
+            median(&d)
+        };
+        let ties = [1.0, 2.0, 2.0, 2.0, 5.0];
+        for (a, b) in [
+            (samples(10.0, 4.0, 7, 50), samples(8.0, 4.0, 9, 51)),
+            (samples(10.0, 4.0, 8, 52), samples(12.0, 4.0, 8, 53)),
+            (vec![3.0], vec![1.0]),
+            (ties.to_vec(), vec![2.0, 2.0, 3.0]),
+            (vec![-5.0, 1e9, 0.5], vec![0.0, 0.0, 0.0, 0.25]),
+        ] {
+            assert_eq!(hodges_lehmann(&a, &b), naive(&a, &b), "{a:?} {b:?}");
+        }
+    }
+
+    /// tests/data/mannwhitney/reference.json, written by reference.py beside it (scipy).
+    fn reference() -> Vec<serde_json::Value> {
+        let text = include_str!("../../tests/data/mannwhitney/reference.json");
+        let v: serde_json::Value = serde_json::from_str(text).unwrap();
+        v["cases"].as_array().unwrap().clone()
+    }
+
+    fn floats(v: &serde_json::Value) -> Vec<f64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect()
+    }
+
+    fn close(got: f64, want: f64) -> bool {
+        (got - want).abs() <= 1e-9 + 1e-7 * want.abs()
+    }
+
+    #[test]
+    fn small_samples_without_ties_use_the_exact_distribution() {
+        // The case: 3 against 6, U = 17. Exact p = 0.0476; the normal approximation
+        // (0.053) would miss this regression at alpha 0.05.
+        let (u, p) = mann_whitney(&[6.0, 10.0, 11.0], &[1.0, 2.0, 3.0, 4.0, 5.0, 9.0]);
+        assert_eq!(u, 17.0);
+        assert!((p - 0.047619).abs() < 1e-6, "p = {p}");
+        let r = judge(&spec(vec![metric(
+            "latency",
+            vec![6.0, 10.0, 11.0],
+            vec![1.0, 2.0, 3.0, 4.0, 5.0, 9.0],
+        )]))
+        .unwrap();
+        assert_eq!(r.metrics[0].method, Some(Method::Exact));
+        assert_eq!(r.metrics[0].result, MetricResult::High, "{r:?}");
+    }
+
+    #[test]
+    fn p_values_match_scipy_auto() {
+        let cases = reference();
+        assert!(cases.len() >= 10);
+        for c in &cases {
+            let (u, p) = mann_whitney(&floats(&c["x"]), &floats(&c["y"]));
+            let want = c["p_auto"].as_f64().unwrap();
+            assert_eq!(u, c["u"].as_f64().unwrap(), "{}", c["name"]);
+            assert!(
+                close(p, want),
+                "{}: p {p}, scipy auto ({}) {want}",
+                c["name"],
+                c["auto_method"]
+            );
+        }
+    }
+
+    #[test]
+    fn p_values_match_scipy_exact_and_asymptotic_and_the_switch_over_is_scipys() {
+        let (mut exact, mut ties) = (0, 0);
+        for c in &reference() {
+            let (x, y) = (floats(&c["x"]), floats(&c["y"]));
+            let has_ties = c["ties"].as_bool().unwrap();
+            let (_, p, _) = mann_whitney_by(&x, &y, Some(Method::Asymptotic));
+            let want = c["p_asymptotic"].as_f64().unwrap();
+            assert!(
+                close(p, want),
+                "{}: asymptotic p {p}, scipy {want}",
+                c["name"]
+            );
+            if let Some(want) = c.get("p_exact").and_then(|p| p.as_f64()) {
+                let (_, p, _) = mann_whitney_by(&x, &y, Some(Method::Exact));
+                assert!(close(p, want), "{}: exact p {p}, scipy {want}", c["name"]);
+            }
+            let (_, _, chosen) = mann_whitney_by(&x, &y, None);
+            let scipy = match c["auto_method"].as_str().unwrap() {
+                "exact" => Method::Exact,
+                _ => Method::Asymptotic,
+            };
+            assert_eq!(chosen, scipy, "{}", c["name"]);
+            exact += usize::from(chosen == Method::Exact);
+            ties += usize::from(has_ties);
+        }
+        // Both sides of the switch-over, and ties, are in the reference.
+        assert!(exact >= 4 && ties >= 3, "exact {exact}, ties {ties}");
+        assert_eq!(choose_method(8, 1000, false), Method::Exact);
+        assert_eq!(choose_method(9, 9, false), Method::Asymptotic);
+        assert_eq!(choose_method(3, 3, true), Method::Asymptotic);
+    }
+
+    #[test]
+    fn scoring_follows_kayenta() {
+        let ok = |n: &str, seed| {
+            metric(
+                n,
+                samples(100.0, 10.0, 20, seed),
+                samples(100.0, 10.0, 20, seed + 1),
+            )
+        };
+        let missing = |on_missing| {
+            let mut m = metric("errors", vec![], samples(1.0, 0.1, 20, 60));
+            m.on_missing = on_missing;
+            m
+        };
+        // (on_missing, score, verdict): a metric without data is out of the score unless
+        // on_missing says it failed; inconclusive caps the verdict at marginal.
+        for (on_missing, score, verdict) in [
+            (OnMissing::Inconclusive, 100.0, "marginal"),
+            (OnMissing::Ignore, 100.0, "pass"),
+            (OnMissing::Fail, 50.0, "fail"),
+        ] {
+            let r = judge(&spec(vec![ok("latency", 61), missing(on_missing)])).unwrap();
+            assert_eq!(
+                (r.score, r.verdict.as_str()),
+                (score, verdict),
+                "{on_missing:?}: {r:?}"
+            );
+        }
+        // Every metric missing is never a pass, whatever on_missing says.
+        for on_missing in [OnMissing::Inconclusive, OnMissing::Ignore, OnMissing::Fail] {
+            let r = judge(&spec(vec![missing(on_missing)])).unwrap();
+            assert_eq!(r.verdict, "fail", "{on_missing:?}: {r:?}");
+            assert_eq!(r.score, 0.0, "{on_missing:?}: {r:?}");
+        }
+        // A failed critical metric makes the score 0, as in Kayenta.
+        let mut bad = metric(
+            "p99",
+            samples(300.0, 10.0, 20, 62),
+            samples(100.0, 10.0, 20, 63),
+        );
+        bad.critical = true;
+        let r = judge(&spec(vec![ok("a", 64), ok("b", 66), ok("c", 68), bad])).unwrap();
+        assert_eq!((r.score, r.verdict.as_str()), (0.0, "fail"), "{r:?}");
     }
 }

@@ -293,6 +293,26 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// How bad a verdict is: failed, then error, then inconclusive, then successful (Argo's
+    /// order for an AnalysisRun of several metrics).
+    fn rank(self) -> u8 {
+        match self {
+            Verdict::Failure => 3,
+            Verdict::Error => 2,
+            Verdict::Inconclusive => 1,
+            Verdict::Success => 0,
+        }
+    }
+
+    /// The worse of two; on a tie, `self` (the one met first).
+    pub fn worse(self, other: Verdict) -> Verdict {
+        if other.rank() > self.rank() {
+            other
+        } else {
+            self
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Verdict::Success => "success",
@@ -371,12 +391,21 @@ impl Tally {
                     ),
                 ));
             }
+            if self.successes == 0 && self.failures > 0 {
+                return Some((
+                    Verdict::Inconclusive,
+                    format!(
+                        "no successful measurement in {}: {} failed (within failure_limit), {} inconclusive; a metric that never succeeded is not a success",
+                        self.measured, self.failures, self.inconclusives
+                    ),
+                ));
+            }
             if self.successes == 0 {
                 return Some((
                     Verdict::Inconclusive,
                     format!(
-                        "no successful measurement in {} (no data is never a pass)",
-                        self.measured
+                        "no successful measurement in {}: {} inconclusive (no data, or neither condition held), never a pass",
+                        self.measured, self.inconclusives
                     ),
                 ));
             }
@@ -397,17 +426,12 @@ impl Tally {
     }
 }
 
-/// The verdict of several metrics together: a failure or error anywhere wins, then inconclusive.
+/// The verdict of several metrics together: the worst of them (failure, error, inconclusive,
+/// success), whichever was listed first.
 pub fn combine(verdicts: &[Verdict]) -> Verdict {
-    if verdicts.contains(&Verdict::Failure) {
-        Verdict::Failure
-    } else if verdicts.contains(&Verdict::Error) {
-        Verdict::Error
-    } else if verdicts.contains(&Verdict::Inconclusive) {
-        Verdict::Inconclusive
-    } else {
-        Verdict::Success
-    }
+    verdicts
+        .iter()
+        .fold(Verdict::Success, |worst, v| worst.worse(*v))
 }
 
 #[cfg(test)]
@@ -589,6 +613,24 @@ mod tests {
     }
 
     #[test]
+    fn a_metric_that_had_data_is_not_said_to_have_had_none() {
+        use Class::*;
+        let l = Limits {
+            failure: 5,
+            inconclusive: 5,
+            ..Limits::default()
+        };
+        // Failures within the limit, no success: not a pass, but there was data.
+        let r = run(&[Failure, Failure, Inconclusive], l, 3).unwrap();
+        assert_eq!(r.0, Verdict::Inconclusive);
+        assert!(!r.1.contains("no data"), "{}", r.1);
+        assert!(r.1.contains("2 failed"), "{}", r.1);
+        // Only inconclusive measurements: no data (or neither condition held).
+        let r = run(&[Inconclusive, Inconclusive], l, 2).unwrap();
+        assert!(r.1.contains("2 inconclusive"), "{}", r.1);
+    }
+
+    #[test]
     fn failure_wins_over_other_limits_in_the_same_measurement() {
         let mut t = Tally {
             inconclusives: 5,
@@ -612,6 +654,17 @@ mod tests {
             combine(&[Verdict::Success, Verdict::Success]),
             Verdict::Success
         );
+        // The order does not matter: the worst wins.
+        assert_eq!(
+            combine(&[Verdict::Inconclusive, Verdict::Failure]),
+            Verdict::Failure
+        );
+        assert_eq!(
+            combine(&[Verdict::Inconclusive, Verdict::Error]),
+            Verdict::Error
+        );
+        assert_eq!(Verdict::Error.worse(Verdict::Failure), Verdict::Failure);
+        assert_eq!(Verdict::Error.worse(Verdict::Inconclusive), Verdict::Error);
     }
 
     #[test]

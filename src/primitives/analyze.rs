@@ -481,7 +481,8 @@ fn analyze(session: &Session, ctx: &NativeCallContext, spec: &Map) -> RhaiResult
         (Some(c), None) => {
             return Err(fail(format!("`analyze` count must be at least 1, not {c}")))
         }
-        (None, Some(d)) => ((d.as_secs_f64() / interval.as_secs_f64()).floor() as u32).max(1),
+        // Whole milliseconds: in floating point 300 ms / 100 ms is 2.999...
+        (None, Some(d)) => (d.as_millis() / interval.as_millis().max(1)).clamp(1, 1_000_000) as u32,
         (None, None) => 5,
         (Some(_), Some(_)) => return Err(fail("`analyze` takes `count` or `duration`, not both")),
     };
@@ -681,8 +682,7 @@ fn analyze(session: &Session, ctx: &NativeCallContext, spec: &Map) -> RhaiResult
                 Verdict::Failure | Verdict::Error => match m.action {
                     Action::Rollback => {
                         run.metrics[i].verdict = Some((v, why.clone()));
-                        stop.get_or_insert((v, why));
-                        status = "Rolling back";
+                        stop = worst(stop, v, why);
                     }
                     Action::Continue => {
                         continue_metric(&mut run, i, v, &why, "on_failure: continue");
@@ -691,8 +691,7 @@ fn analyze(session: &Session, ctx: &NativeCallContext, spec: &Map) -> RhaiResult
                         draw(&run, "Paused: asking");
                         if ask(&run, i, &why) {
                             run.metrics[i].verdict = Some((v, why.clone()));
-                            stop.get_or_insert((v, why));
-                            status = "Rolling back";
+                            stop = worst(stop, v, why);
                         } else {
                             continue_metric(&mut run, i, v, &why, "a person chose to go on");
                         }
@@ -700,23 +699,30 @@ fn analyze(session: &Session, ctx: &NativeCallContext, spec: &Map) -> RhaiResult
                 },
                 Verdict::Inconclusive => {
                     run.metrics[i].verdict = Some((v, why.clone()));
-                    stop.get_or_insert((v, why));
-                    status = "Inconclusive";
+                    stop = worst(stop, v, why);
                 }
                 Verdict::Success => {
                     run.metrics[i].verdict = Some((v, why));
                 }
             }
         }
-        if done && stop.is_none() {
-            status = "Complete";
-        }
+        // Every metric continued past (or ended): nothing is left to wait for.
+        let measuring = run
+            .metrics
+            .iter()
+            .any(|m| !m.continued && m.verdict.is_none());
+        status = match &stop {
+            Some((Verdict::Inconclusive, _)) => "Inconclusive",
+            Some(_) => "Rolling back",
+            None if done || !measuring => "Complete",
+            None => status,
+        };
         draw(&run, status);
         record_measurement(&run, round);
         if let Some(s) = stop {
             break s;
         }
-        if done {
+        if done || !measuring {
             let vs: Vec<Verdict> = run
                 .metrics
                 .iter()
@@ -754,6 +760,16 @@ fn analyze(session: &Session, ctx: &NativeCallContext, spec: &Map) -> RhaiResult
         }, "stage": session.current_stage() }),
     );
     Ok(result)
+}
+
+/// Of the verdicts that ended the analysis this round, keep the worst (the first listed of
+/// equals): a metric that failed is never hidden behind one listed before it that was only
+/// inconclusive.
+fn worst(stop: Option<(Verdict, String)>, v: Verdict, why: String) -> Option<(Verdict, String)> {
+    match stop {
+        Some((s, w)) if s.worse(v) == s => Some((s, w)),
+        _ => Some((v, why)),
+    }
 }
 
 fn continue_metric(run: &mut Run, i: usize, v: Verdict, why: &str, because: &str) {
@@ -852,6 +868,8 @@ fn metric_json(m: &Metric) -> Value {
         Some((o, c, note)) => {
             let mut v = o.to_json();
             v["class"] = json!(c.as_str());
+            // As the monitor showed it ("20.0%", "305ms"), for the post-mortem.
+            v["shown"] = json!(show_value(m, o, note.as_deref()));
             if let Some(n) = note {
                 v["note"] = json!(n);
             }
@@ -893,9 +911,12 @@ fn result_map(run: &Run, v: Verdict, why: &str) -> Map {
             .map(|(v, w)| (v.as_str().to_string(), w))
             .unwrap_or_else(|| ("running".into(), String::new()));
         let last = m.last.as_ref().and_then(|(o, _, _)| o.value());
+        let condition = show_cond(m, &m.failure)
+            .or_else(|| show_cond(m, &m.success).map(|c| format!("not {c}")));
         metrics.insert(
             m.spec.name.as_str().into(),
             from_json(&json!({
+                "label": m.label, "condition": condition,
                 "verdict": mv, "reason": mwhy, "continued": m.continued, "last": last,
                 "measured": t.measured, "successes": t.successes, "failures": t.failures,
                 "inconclusives": t.inconclusives, "errors": t.errors,
