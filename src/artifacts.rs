@@ -142,6 +142,14 @@ pub fn plan(records: &[Value]) -> String {
     let _ = writeln!(out, "- Strategy: {}", strategy(records));
     let _ = writeln!(out, "- Outcome: {outcome}\n");
 
+    if !h.dry_run {
+        let _ = writeln!(out, "## Success criteria\n");
+        for c in crate::criteria::evaluate(records) {
+            let _ = writeln!(out, "- {}", c.line());
+        }
+        let _ = writeln!(out);
+    }
+
     let _ = writeln!(out, "## Stages\n");
     let mut n = 0;
     for r in of_type(records, "stage.end") {

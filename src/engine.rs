@@ -36,6 +36,8 @@ pub const PRIMITIVES: &[&str] = &[
     "shell_quote",
     "config_error",
     "probe",
+    "override_verdict",
+    "success_criteria",
     "now",
     "timestamp_ms",
     "log",

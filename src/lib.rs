@@ -7,6 +7,7 @@ pub mod answers;
 pub mod arguments;
 pub mod artifacts;
 pub mod config;
+pub mod criteria;
 pub mod demo;
 pub mod effects;
 pub mod embedded;

@@ -13,7 +13,7 @@ fn host(url: &str) -> String {
         .to_string()
 }
 
-const ERROR_RATE: &str = "sum(rate(demo_errors_total{version=\"{{version}}\"}[5s])) / sum(rate(demo_requests_total{version=\"{{version}}\"}[5s]))";
+const ERROR_RATE: &str = "(sum(rate(demo_errors_total{version=\"{{version}}\"}[5s])) or vector(0)) / sum(rate(demo_requests_total{version=\"{{version}}\"}[5s]))";
 /// The fleet exports no CPU series: a constant PromQL stands in, so the shipped CPU trigger is
 /// judged (its memory twin stays "no source configured").
 const CPU: &str = "vector(0.25)";
@@ -30,7 +30,9 @@ fn prometheus_canary_with(
 ) -> (Output, std::collections::BTreeMap<String, u32>) {
     let (rt, fleet) = fleet(if bad { &["v2"] } else { &[] });
     let prom = Prometheus::start(&[host(&fleet.url())], "500ms");
-    prom.wait_for_series("demo_requests_total");
+    // The run checks, before production is touched, that every query has a number for the
+    // running version: wait until v1 has a rate, as a fleet that has been serving for a while does.
+    prom.wait_for_series("sum(rate(demo_requests_total{version=\"v1\"}[5s]))");
     let config = format!(
         "adapter: local\nlocal:\n  url: {}\nfeature: checkout\nversion: v2\ncurrent_version: v1\nunattended: true\n\
          monitoring:\n  interval: 500ms\n  samples: 3\n  prometheus: {}\n  queries:\n    error_rate: '{ERROR_RATE}'\n    response_time: '{RESPONSE_MS}'\n    cpu: '{CPU}'\n{extra}",
@@ -386,7 +388,7 @@ fn bad_provider_answers_are_classified_journaled_errors_never_a_pass_or_a_hang()
         );
     }
     // The errors are on screen, one line per measurement when not on a terminal.
-    assert!(out.stdout.contains("error: HTTP 500"), "{}", out.stdout);
+    assert!(out.stdout.contains("/http500: HTTP 500"), "{}", out.stdout);
 }
 
 #[test]
@@ -790,6 +792,18 @@ fn the_scraped_series_names_are_the_teams_to_set() {
 #[test]
 fn scrape_reads_the_fleets_samples_and_a_down_endpoint_is_a_clear_error() {
     let (_rt, fleet) = fleet(&[]);
+    // The fleet's counters appear with its first requests: wait for them, not for luck.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !support::http_get(&format!("{}/metrics", fleet.url()))
+        .unwrap_or_default()
+        .contains("demo_requests_total{version=\"v1\"}")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the fleet never served v1"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let down = format!("http://127.0.0.1:{}/metrics", support::free_port());
     let script = format!(
         r#"
@@ -916,12 +930,13 @@ fn metrics_ending_together_give_the_worst_verdict_not_the_first_listed() {
 #[test]
 fn the_shipped_monitor_rolls_back_a_failed_metric_even_when_another_is_inconclusive() {
     // on_inconclusive: continue lets an inconclusive window go on; a failed metric in the same
-    // round must still roll the release back.
+    // round must still roll the release back. (`ghost` answers once, for the check of the sources
+    // before production is touched, and never again.)
     let (rt, fleet) = fleet(&[]);
     let config = format!(
         "adapter: local\nlocal:\n  url: {}\nfeature: checkout\nversion: v2\ncurrent_version: v1\nunattended: true\n\
          monitoring:\n  interval: 200ms\n  samples: 2\n  min_requests: 3\n  on_inconclusive: continue\n  metrics:\n\
-         \x20   - name: ghost\n      provider: {{ command: {{ run: 'true' }} }}\n      success: '> 0'\n\
+         \x20   - name: ghost\n      provider: {{ command: {{ run: '[ -f seen ] || {{ touch seen; echo 1; }}' }} }}\n      success: '> 0'\n\
          \x20   - name: queue_depth\n      label: Queue depth\n      provider: {{ command: {{ run: 'echo 500' }} }}\n      failure: '> 100'\n",
         fleet.url()
     );

@@ -29,6 +29,44 @@ pub fn register(engine: &mut rhai::Engine, session: &Shared) {
         );
     });
     let s = session.clone();
+    engine.register_fn("override_verdict", move |m: Map| -> RhaiResult<()> {
+        let o = Opts::new(&m, "override_verdict", &["verdict", "reason", "by"])?;
+        let by = match o.string("by")? {
+            Some(b) => b,
+            None => crate::primitives::prompt::user(),
+        };
+        s.record(
+            "override",
+            json!({
+                "verdict": o.string("verdict")?.unwrap_or_default(),
+                "reason": o.string("reason")?.unwrap_or_default(),
+                "by": by,
+                "stage": s.current_stage(),
+            }),
+        );
+        Ok(())
+    });
+    let s = session.clone();
+    engine.register_fn("success_criteria", move || -> RhaiResult<Array> {
+        let records = match s.run_dir.borrow().as_ref() {
+            Some(dir) => crate::journal::read(&dir.join(crate::journal::FILE_NAME))
+                .map(|(r, _)| r)
+                .map_err(|e| fail(e.summary()))?,
+            None => Vec::new(),
+        };
+        Ok(crate::criteria::evaluate(&records)
+            .into_iter()
+            .map(|c| {
+                let mut m = Map::new();
+                m.insert("name".into(), c.name.into());
+                m.insert("state".into(), c.state.as_str().into());
+                m.insert("detail".into(), c.detail.clone().into());
+                m.insert("line".into(), c.line().into());
+                Dynamic::from_map(m)
+            })
+            .collect())
+    });
+    let s = session.clone();
     engine.register_fn("interactive", move || {
         s.terminal.tty && !s.config.config.unattended
     });

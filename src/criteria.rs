@@ -1,0 +1,307 @@
+//! The Success Criteria of a run, read from its journal: each line is measured and passed, not
+//! measured (and why), overridden (by whom, when, against what evidence), or failed. Nothing is
+//! claimed that the run did not record.
+
+use serde_json::Value;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum State {
+    Passed,
+    NotMeasured,
+    Overridden,
+    Failed,
+}
+
+impl State {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            State::Passed => "passed",
+            State::NotMeasured => "not measured",
+            State::Overridden => "overridden",
+            State::Failed => "failed",
+        }
+    }
+    pub fn mark(&self) -> &'static str {
+        match self {
+            State::Passed => "✅",
+            State::NotMeasured => "➖",
+            State::Overridden => "⚠️",
+            State::Failed => "❌",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Criterion {
+    pub name: &'static str,
+    pub state: State,
+    pub detail: String,
+}
+
+impl Criterion {
+    pub fn line(&self) -> String {
+        format!("{} {}: {}", self.state.mark(), self.name, self.detail)
+    }
+}
+
+fn s<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+fn of_type<'a>(records: &'a [Value], t: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+    records.iter().filter(move |r| s(r, "type") == t)
+}
+
+/// The six criteria of the documented workflow, from `records` (a journal, possibly unfinished).
+pub fn evaluate(records: &[Value]) -> Vec<Criterion> {
+    vec![
+        deployed(records),
+        metric(
+            records,
+            "All health checks passing",
+            "health",
+            "the adapter has no health check for the new version",
+        ),
+        metric(
+            records,
+            "No increase in errors",
+            "error_rate",
+            "no error-rate source (`monitoring.prometheus` with `monitoring.queries.error_rate`, or `monitoring.metrics_url`)",
+        ),
+        metric(
+            records,
+            "Performance maintained",
+            "response_time",
+            "no response-time source (`monitoring.prometheus` with `monitoring.queries.response_time`, or `monitoring.metrics_url`)",
+        ),
+        notified(records),
+        documented(records),
+    ]
+}
+
+fn deployed(records: &[Value]) -> Criterion {
+    let ends: Vec<&Value> = of_type(records, "stage.end").collect();
+    let failed: Vec<&str> = ends
+        .iter()
+        .filter(|r| r.get("ok").and_then(Value::as_bool) != Some(true))
+        .map(|r| s(r, "stage"))
+        .collect();
+    let (state, detail) = if ends.is_empty() {
+        (
+            State::NotMeasured,
+            "the runbook declared no stages".to_string(),
+        )
+    } else if failed.is_empty() {
+        (
+            State::Passed,
+            format!("all {} stage(s) completed", ends.len()),
+        )
+    } else {
+        (State::Failed, format!("failed: {}", failed.join(", ")))
+    };
+    Criterion {
+        name: "Deployed successfully",
+        state,
+        detail,
+    }
+}
+
+/// One metric across every monitoring window: the verdict records carry each metric's tally.
+fn metric(records: &[Value], name: &'static str, key: &str, unmeasured: &str) -> Criterion {
+    let mut measured = 0u64;
+    let mut windows = 0usize;
+    let mut last = None;
+    let mut bad: Vec<String> = Vec::new();
+    for (i, r) in records.iter().enumerate() {
+        if s(r, "type") != "verdict" {
+            continue;
+        }
+        let v = &r["verdict"];
+        let Some(m) = v.get("metrics").and_then(|m| m.get(key)) else {
+            continue;
+        };
+        let n = m.get("measured").and_then(Value::as_u64).unwrap_or(0);
+        if n == 0 {
+            continue;
+        }
+        windows += 1;
+        measured += n;
+        if let Some(l) = m.get("last").and_then(Value::as_f64) {
+            last = Some(l);
+        }
+        let verdict = s(m, "verdict");
+        if verdict != "success" {
+            let window = s(v, "window");
+            let why = s(m, "reason");
+            // Who let the run go on past it: a person or the config (an override record right
+            // after the window's verdict), or the metric's own `on_failure: continue`.
+            let over = records[i + 1..]
+                .iter()
+                .take_while(|n| s(n, "type") != "verdict")
+                .find(|n| s(n, "type") == "override");
+            let by = match over {
+                Some(o) => format!("by {} at {}", s(o, "by"), s(o, "ts")),
+                None if m.get("continued").and_then(Value::as_bool) == Some(true) => {
+                    "by its own `on_failure: continue`".to_string()
+                }
+                None if s(v, "verdict") == "success" => {
+                    "the window passed on the other metrics".into()
+                }
+                None => "no override recorded".into(),
+            };
+            bad.push(format!("{window}: {verdict} ({why}), continued {by}"));
+        }
+    }
+    let (state, detail) = if measured == 0 {
+        (State::NotMeasured, format!("not measured: {unmeasured}"))
+    } else if bad.is_empty() {
+        let last = last.map(|l| format!("; last {l}")).unwrap_or_default();
+        (
+            State::Passed,
+            format!("{measured} measurement(s) in {windows} window(s), every window passed{last}"),
+        )
+    } else {
+        (State::Overridden, format!("overridden: {}", bad.join("; ")))
+    };
+    Criterion {
+        name,
+        state,
+        detail,
+    }
+}
+
+/// The results of the effects of one kind: (name, ok).
+fn effects<'a>(records: &'a [Value], kind: &str) -> Vec<(&'a str, bool, &'a str)> {
+    let intents: std::collections::HashMap<u64, &str> = of_type(records, "effect.intent")
+        .filter(|r| s(r, "kind") == kind)
+        .filter_map(|r| Some((r.get("effect")?.as_u64()?, s(r, "name"))))
+        .collect();
+    of_type(records, "effect.result")
+        .filter_map(|r| {
+            let name = intents.get(&r.get("effect")?.as_u64()?)?;
+            let ok = r.get("ok").and_then(Value::as_bool) == Some(true);
+            Some((*name, ok, s(r, "error")))
+        })
+        .collect()
+}
+
+fn notified(records: &[Value]) -> Criterion {
+    let sent = effects(records, "notify");
+    let failed: Vec<String> = sent
+        .iter()
+        .filter(|(_, ok, _)| !ok)
+        .map(|(n, _, e)| format!("{n} ({e})"))
+        .collect();
+    let (state, detail) = if sent.is_empty() {
+        (
+            State::NotMeasured,
+            "no notification was sent (no channels configured under `notify:`)".to_string(),
+        )
+    } else if failed.is_empty() {
+        let names: Vec<&str> = sent.iter().map(|(n, _, _)| *n).collect();
+        (State::Passed, format!("delivered to {}", names.join(", ")))
+    } else {
+        (
+            State::Failed,
+            format!("not delivered: {}", failed.join(", ")),
+        )
+    };
+    Criterion {
+        name: "Users notified",
+        state,
+        detail,
+    }
+}
+
+fn documented(records: &[Value]) -> Criterion {
+    let appended = effects(records, "append_file");
+    let failed: Vec<&str> = appended
+        .iter()
+        .filter(|(_, ok, _)| !ok)
+        .map(|(n, _, _)| *n)
+        .collect();
+    let mut files = vec![crate::artifacts::LOG.to_string()];
+    files.extend(
+        appended
+            .iter()
+            .filter(|(_, ok, _)| *ok)
+            .map(|(n, _, _)| n.to_string()),
+    );
+    let (state, detail) = if failed.is_empty() {
+        (State::Passed, format!("written: {}", files.join(", ")))
+    } else {
+        (
+            State::Failed,
+            format!("could not append to {}", failed.join(", ")),
+        )
+    };
+    Criterion {
+        name: "Documentation updated",
+        state,
+        detail,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn verdict(metric: &str, v: &str, measured: u64, continued: bool) -> Value {
+        json!({ "type": "verdict", "ts": "t", "verdict": { "window": "canary 5%", "verdict": v,
+            "metrics": { metric: { "verdict": v, "reason": format!("{metric} says {v}"),
+                                   "measured": measured, "last": 0.01, "continued": continued } } } })
+    }
+
+    #[test]
+    fn a_metric_never_measured_is_not_claimed() {
+        let c = evaluate(&[verdict("health", "success", 3, false)]);
+        assert_eq!(c[1].state, State::Passed, "{c:?}");
+        assert_eq!(c[2].state, State::NotMeasured, "{c:?}");
+        assert!(c[2]
+            .line()
+            .starts_with("➖ No increase in errors: not measured"));
+    }
+
+    #[test]
+    fn an_inconclusive_window_a_person_let_through_is_overridden_not_passed() {
+        let records = vec![
+            verdict("error_rate", "inconclusive", 2, false),
+            json!({ "type": "override", "by": "alice", "ts": "2026-11-28T10:00:00Z" }),
+            verdict("error_rate", "success", 3, false),
+        ];
+        let c = evaluate(&records);
+        assert_eq!(c[2].state, State::Overridden, "{c:?}");
+        assert!(
+            c[2].detail
+                .contains("continued by alice at 2026-11-28T10:00:00Z"),
+            "{}",
+            c[2].detail
+        );
+    }
+
+    #[test]
+    fn a_failed_metric_continued_by_its_action_is_overridden() {
+        let c = evaluate(&[verdict("response_time", "failure", 4, true)]);
+        assert_eq!(c[3].state, State::Overridden, "{c:?}");
+        assert!(
+            c[3].detail.contains("on_failure: continue"),
+            "{}",
+            c[3].detail
+        );
+    }
+
+    #[test]
+    fn every_window_passing_is_passed_with_the_count() {
+        let c = evaluate(&[
+            verdict("error_rate", "success", 3, false),
+            verdict("error_rate", "success", 2, false),
+        ]);
+        assert_eq!(c[2].state, State::Passed);
+        assert!(
+            c[2].detail.starts_with("5 measurement(s) in 2 window(s)"),
+            "{}",
+            c[2].detail
+        );
+    }
+}
