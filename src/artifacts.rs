@@ -318,12 +318,16 @@ pub fn rollback_plan(records: &[Value]) -> String {
         );
         for (i, u) in standing.iter().enumerate() {
             let stage = s(u, "stage");
+            let call = crate::undo::describe_json(&u["action"]);
             let _ = writeln!(
                 out,
-                "{}. {}: `{}`{}",
+                "{}. {}: {}{}",
                 i + 1,
                 s(u, "label"),
-                crate::undo::describe_json(&u["action"]),
+                match u.get("shows").and_then(Value::as_str) {
+                    Some(cmd) => format!("`{cmd}` (through `{call}`)"),
+                    None => format!("`{call}`"),
+                },
                 if stage.is_empty() {
                     String::new()
                 } else {
@@ -340,11 +344,17 @@ pub fn rollback_plan(records: &[Value]) -> String {
         let _ = writeln!(out, "## Rollback carried out\n");
         for i in done {
             let e = i["effect"].as_u64().unwrap_or(0);
+            let skipped = res
+                .get(&e)
+                .and_then(|r| r["result"]["returned"]["skipped"].as_str());
             let _ = writeln!(
                 out,
                 "- {}: {}",
                 s(&i["intent"], "label"),
-                result_text(res.get(&e), h.dry_run)
+                match skipped {
+                    Some(why) => format!("skipped: {why}"),
+                    None => result_text(res.get(&e), h.dry_run),
+                }
             );
         }
         out.push('\n');

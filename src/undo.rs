@@ -76,6 +76,7 @@ pub fn rollback(session: &Session, engine: &rhai::Engine, reason: &str) -> Repor
         session.say("Nothing to undo: no step registered an undo.");
     }
     let mut report = Report::default();
+    let mut skipped = 0;
     for undo in undos.into_iter().rev() {
         let name = format!("undo: {}", undo.label);
         let intent = json!({ "undo": undo.id, "label": undo.label, "action": undo.action });
@@ -110,6 +111,14 @@ pub fn rollback(session: &Session, engine: &rhai::Engine, reason: &str) -> Repor
             },
         );
         let error = match result {
+            // A module's undo that had nothing to do says so (`#{ skipped: "why" }`): it is not
+            // reported as done.
+            Ok(v) if v["returned"]["skipped"].is_string() => {
+                let why = v["returned"]["skipped"].as_str().unwrap_or_default();
+                session.say(&format!("  – {}: skipped: {why}", undo.label));
+                skipped += 1;
+                None
+            }
             Ok(_) => {
                 session.say_styled(&format!("  ✓ {}", undo.label), |ui, s| ui.green(s));
                 None
@@ -137,9 +146,14 @@ pub fn rollback(session: &Session, engine: &rhai::Engine, reason: &str) -> Repor
         json!({ "ok": report.ok(), "failed": failed }),
     );
     if report.ok() {
+        let note = if skipped > 0 {
+            format!(", {skipped} skipped (nothing to do)")
+        } else {
+            String::new()
+        };
         session.shout(&session.ui.green(&format!(
-            "Rollback complete: {} step(s) undone.",
-            report.steps.len()
+            "Rollback complete: {} step(s) undone{note}.",
+            report.steps.len() - skipped
         )));
     } else {
         session.shout(&session.ui.red(&format!(
@@ -172,7 +186,7 @@ fn is_ident(s: &str) -> bool {
 }
 
 /// `module::function(args...)`, evaluated with the same engine, imports resolved from the script.
-fn call(
+pub fn call(
     session: &Session,
     engine: &rhai::Engine,
     module: &str,

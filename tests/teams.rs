@@ -413,3 +413,73 @@ fn success_criteria_say_what_was_measured_what_was_not_and_what_was_overridden()
         out.stdout
     );
 }
+
+#[test]
+fn the_rollback_plan_shows_the_commands_and_a_rollback_says_what_it_skipped() {
+    // Canary with scripts, the deploy to production fails, nobody rolls back on their own:
+    // what stands is listed with the command each undo will run, last registered first.
+    let config = "adapter: script\nfeature: payments\nversion: v2\ncurrent_version: v1\n\
+                  script:\n  deploy: ./rec.sh deploy {env} {version}\n  health: \"true\"\n\
+                  \x20 weight: ./rec.sh weight {version} {percent}\n  remove: ./rec.sh remove {env} {version}\n\
+                  rollback:\n  on_failure: never\n";
+    let answers = "strategy: canary\nprerequisites: yes\npre-deployment-checklist: yes\n\
+                   staging-deployment-successful-proceed-to-production: yes\n";
+    let out = Test::new()
+        .executable(
+            "rec.sh",
+            "#!/bin/sh\necho \"$@\" >> calls.log\n[ \"$1 $2\" != \"weight v2\" ]\n",
+        )
+        .file("runbook.yaml", config)
+        .file("answers.yaml", answers)
+        .args(&["deploy", "--answers", "answers.yaml", "--approve", "--yes"])
+        .run();
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let plan = out.artifact("rollback-plan.md");
+    for want in [
+        "1. all traffic back to v1: `./rec.sh weight v1 100` (through `script::set_weight(\"v1\", 100, \"v2\")`)",
+        "2. delete canary v2: `./rec.sh remove production-green v2` (through `script::remove_canary(\"v2\")`)",
+        "3. remove v2 from staging: `./rec.sh remove staging v2` (through `script::remove(\"staging\", \"v2\")`)",
+    ] {
+        assert!(plan.contains(want), "missing {want}\n{plan}");
+    }
+
+    // Without `script.remove`, an undo that has nothing to do is "skipped", not "ok".
+    let config = config.replace("  remove: ./rec.sh remove {env} {version}\n", "");
+    let out = Test::new()
+        .executable(
+            "rec.sh",
+            "#!/bin/sh\necho \"$@\" >> calls.log\n[ \"$1 $2\" != \"weight v2\" ]\n",
+        )
+        .file("runbook.yaml", &config)
+        .file("answers.yaml", answers)
+        .args(&["deploy", "--answers", "answers.yaml", "--approve", "--yes"])
+        .run();
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    // `runbook rollback` lists the steps in the order they will run, then runs them.
+    let out = out.again().args(&["rollback", "--yes"]).run();
+    assert_eq!(out.code, 3, "{}\n{}", out.stdout, out.stderr);
+    let listed: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with("↩ ") && l.contains(": script::"))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            "  ↩ all traffic back to v1: script::set_weight(\"v1\", 100, \"v2\")",
+            "  ↩ delete canary v2: script::remove_canary(\"v2\")",
+            "  ↩ remove v2 from staging: script::remove(\"staging\", \"v2\")"
+        ],
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(
+            "  – delete canary v2: skipped: not configured (no `script.remove` command in runbook.yaml)"
+        ) && out
+            .stdout
+            .contains("Rollback complete: 1 step(s) undone, 2 skipped (nothing to do)."),
+        "{}",
+        out.stdout
+    );
+}

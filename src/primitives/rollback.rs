@@ -10,9 +10,12 @@ use crate::undo::Action;
 
 pub fn register(engine: &mut rhai::Engine, session: &Shared) {
     let s = session.clone();
-    engine.register_fn("on_rollback", move |label: &str, action: Dynamic| {
-        on_rollback(&s, label, action)
-    });
+    engine.register_fn(
+        "on_rollback",
+        move |ctx: NativeCallContext, label: &str, action: Dynamic| {
+            on_rollback(&s, ctx.engine(), label, action)
+        },
+    );
     let s = session.clone();
     engine.register_fn(
         "rollback",
@@ -51,8 +54,10 @@ pub fn register(engine: &mut rhai::Engine, session: &Shared) {
     engine.register_fn("standing_undos", move |dir: &str| -> RhaiResult<Array> {
         let undos = load_standing(dir)?;
         let _ = &s;
+        // In the order they will run: last registered first.
         Ok(undos
             .into_iter()
+            .rev()
             .map(|u| {
                 let mut m = Map::new();
                 m.insert("label".into(), Dynamic::from(u.label));
@@ -141,12 +146,35 @@ pub fn parse_action(action: &Dynamic) -> RhaiResult<Action> {
     )))
 }
 
-fn on_rollback(session: &Session, label: &str, action: Dynamic) -> RhaiResult<()> {
+fn on_rollback(
+    session: &Session,
+    engine: &rhai::Engine,
+    label: &str,
+    action: Dynamic,
+) -> RhaiResult<()> {
     let action = parse_action(&action)?;
+    // What a module's undo will run, when the module can say (`undo_command(function, args)`,
+    // as the script adapter does): rollback-plan.md shows the command, not only the call.
+    let shows = match &action {
+        Action::Call {
+            module,
+            function,
+            args,
+        } => crate::undo::call(
+            session,
+            engine,
+            module,
+            "undo_command",
+            &[json!(function), json!(args)],
+        )
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string)),
+        _ => None,
+    };
     let undo = session.push_undo(label.to_string(), action);
     session.record(
         "undo.register",
-        json!({ "undo": undo.id, "label": undo.label, "action": undo.action, "stage": session.current_stage() }),
+        json!({ "undo": undo.id, "label": undo.label, "action": undo.action, "shows": shows, "stage": session.current_stage() }),
     );
     session.ui.verbose(&format!(
         "  ↩ registered undo: {} ({})",
