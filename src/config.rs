@@ -545,7 +545,7 @@ pub fn load(explicit: Option<&Path>, sets: &[String]) -> Result<Loaded, Error> {
     for set in sets {
         apply_set(&mut value, set)?;
     }
-    let config = match serde_path_to_error::deserialize::<_, Config>(value.clone()) {
+    let config = match coerced(&mut value) {
         Ok(c) => c,
         Err(err) => {
             let key = err.path().to_string();
@@ -639,22 +639,166 @@ fn quoted_placeholder(template: &str) -> Option<String> {
 
 /// Check a runbook.yaml text against the schema and return it as YAML (`shown` names it in errors).
 pub fn parse(text: &str, shown: &str) -> Result<Value, Error> {
-    // Deserialize straight from the text first: that way errors carry line and column.
-    let de = serde_yaml::Deserializer::from_str(text);
-    if let Err(err) = serde_path_to_error::deserialize::<_, Config>(de) {
-        return Err(config_error(shown, err));
+    let uses_env = text.contains("${");
+    // Deserialize straight from the text first: that way errors carry line and column. A file
+    // that takes values from the environment is checked once they are filled in (below).
+    if !uses_env {
+        let de = serde_yaml::Deserializer::from_str(text);
+        if let Err(err) = serde_path_to_error::deserialize::<_, Config>(de) {
+            return Err(config_error(shown, err));
+        }
     }
-    let v: Value = serde_yaml::from_str(text).map_err(|e| Error::Config {
+    let mut v: Value = serde_yaml::from_str(text).map_err(|e| Error::Config {
         file: shown.to_string(),
         key: String::new(),
         message: e.to_string(),
         location: e.location().map(|l| (l.line(), l.column())),
     })?;
+    if uses_env {
+        expand_env(&mut v, "", shown, &|name| std::env::var(name).ok())?;
+        if let Err(err) = coerced(&mut v) {
+            return Err(Error::Config {
+                file: shown.to_string(),
+                key: err.path().to_string(),
+                message: strip_location(&err.inner().to_string()),
+                location: None,
+            });
+        }
+    }
     Ok(if v.is_null() {
         Value::Mapping(Default::default())
     } else {
         v
     })
+}
+
+/// Deserialize, giving a scalar the type its key expects where it was written as another: a
+/// number or a bool where text is expected becomes its text (`--set version=2`), and text where
+/// a number or a bool is expected is read as one (`samples: ${SAMPLES}`). Anything else is the
+/// schema's error, with its key path.
+fn coerced(v: &mut Value) -> Result<Config, serde_path_to_error::Error<serde_yaml::Error>> {
+    for _ in 0..64 {
+        let err = match serde_path_to_error::deserialize::<_, Config>(v.clone()) {
+            Ok(c) => return Ok(c),
+            Err(e) => e,
+        };
+        let msg = err.inner().to_string();
+        let fixed = msg.starts_with("invalid type: ")
+            && at_path(v, err.path()).is_some_and(|node| {
+                let wants_text = msg.contains("expected a string");
+                let next = match &*node {
+                    Value::Number(n) if wants_text => Some(Value::String(n.to_string())),
+                    Value::Bool(b) if wants_text => Some(Value::String(b.to_string())),
+                    Value::String(t) if !wants_text => match serde_yaml::from_str::<Value>(t) {
+                        Ok(x @ (Value::Number(_) | Value::Bool(_))) => Some(x),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                match next {
+                    Some(x) => {
+                        *node = x;
+                        true
+                    }
+                    None => false,
+                }
+            });
+        if !fixed {
+            return Err(err);
+        }
+    }
+    serde_path_to_error::deserialize::<_, Config>(v.clone())
+}
+
+/// The value at a deserializer's error path.
+fn at_path<'a>(v: &'a mut Value, path: &serde_path_to_error::Path) -> Option<&'a mut Value> {
+    use serde_path_to_error::Segment;
+    let mut node = v;
+    for seg in path.iter() {
+        node = match seg {
+            Segment::Map { key } => node.get_mut(key.as_str())?,
+            Segment::Seq { index } => node.get_mut(*index)?,
+            _ => return None,
+        };
+    }
+    Some(node)
+}
+
+/// `${NAME}` in a string value is the environment variable NAME (unset is an error naming the key
+/// and the variable); `$${` is a literal `${`. The result is text; `coerced` gives it the type its
+/// key expects (`samples: ${SAMPLES}` is a number).
+fn expand_env(
+    v: &mut Value,
+    key: &str,
+    file: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), Error> {
+    let child = |k: &str| {
+        if key.is_empty() {
+            k.to_string()
+        } else {
+            format!("{key}.{k}")
+        }
+    };
+    match v {
+        Value::Mapping(m) => {
+            for (k, item) in m.iter_mut() {
+                let name = k.as_str().map(str::to_string).unwrap_or_default();
+                expand_env(item, &child(&name), file, lookup)?;
+            }
+        }
+        Value::Sequence(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                expand_env(item, &format!("{key}[{i}]"), file, lookup)?;
+            }
+        }
+        Value::String(text) if text.contains('$') => {
+            let bad = |message: String| Error::Config {
+                file: file.to_string(),
+                key: key.to_string(),
+                message,
+                location: None,
+            };
+            let mut out = String::new();
+            let mut rest = text.as_str();
+            while let Some(i) = rest.find('$') {
+                out.push_str(&rest[..i]);
+                let after = &rest[i..];
+                if let Some(r) = after.strip_prefix("$${") {
+                    out.push_str("${");
+                    rest = r;
+                } else if let Some(r) = after.strip_prefix("${") {
+                    let end = r.find('}').ok_or_else(|| {
+                        bad(format!("`${{` without a closing `}}` in {text:?} (write `$${{` for a literal `${{`)"))
+                    })?;
+                    let name = &r[..end];
+                    let valid = !name.is_empty()
+                        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                        && !name.starts_with(|c: char| c.is_ascii_digit());
+                    if !valid {
+                        return Err(bad(format!(
+                            "`${{{name}}}` is not an environment variable name (letters, digits and `_`); write `$${{` for a literal `${{`"
+                        )));
+                    }
+                    let value = lookup(name).ok_or_else(|| {
+                        bad(format!(
+                            "the environment variable `{name}` is not set (the value is {text:?}); set it, or write `$${{` for a literal `${{`"
+                        ))
+                    })?;
+                    out.push_str(&value);
+                    rest = &r[end + 1..];
+                } else {
+                    out.push('$');
+                    rest = &after[1..];
+                }
+            }
+            out.push_str(rest);
+            // Typed by the key it lands in (`samples: ${SAMPLES}` is a number): see `coerced`.
+            *v = Value::String(out);
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 fn config_error(file: &str, err: serde_path_to_error::Error<serde_yaml::Error>) -> Error {

@@ -483,3 +483,59 @@ fn the_rollback_plan_shows_the_commands_and_a_rollback_says_what_it_skipped() {
         out.stdout
     );
 }
+
+#[test]
+fn runbook_yaml_takes_values_from_the_environment() {
+    let script = r#"print(`${config("version")}|${config("current_version")}|${config("monitoring.samples") + 1}|${config("monitoring.prometheus")}|${config("vars.note")}`);"#;
+    let config = "version: ${VERSION}\ncurrent_version: \"v${CURRENT}\"\nmonitoring:\n  samples: ${SAMPLES}\n  prometheus: http://${PROM_HOST}:9090\nvars:\n  note: \"costs $${HOME}\"\n";
+    let out = Test::new()
+        .file("runbook.yaml", config)
+        .script(script)
+        .env("VERSION", "2")
+        .env("CURRENT", "1.10")
+        .env("SAMPLES", "7")
+        .env("PROM_HOST", "prom.internal")
+        .run();
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout
+            .contains("2|v1.10|8|http://prom.internal:9090|costs ${HOME}"),
+        "{}",
+        out.stdout
+    );
+    // An unset variable is an error naming the key and the variable, before anything runs.
+    let out = Test::new()
+        .file("runbook.yaml", config)
+        .script(script)
+        .env("VERSION", "2")
+        .env("SAMPLES", "7")
+        .env("PROM_HOST", "x")
+        .run();
+    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.starts_with(
+            "error: invalid config at `current_version`: the environment variable `CURRENT` is not set (the value is \"v${CURRENT}\"); set it, or write `$${` for a literal `${`\n --> runbook.yaml"
+        ),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn set_gives_a_value_the_type_its_key_expects() {
+    let out = Test::new()
+        .script(r#"print(`${config("version")}|${config("feature")}|${config("checks.tests")}|${config("monitoring.samples") * 2}`);"#)
+        .args(&[
+            "--set",
+            "version=2",
+            "--set",
+            "feature=123",
+            "--set",
+            "checks.tests=true",
+            "--set",
+            "monitoring.samples=4",
+        ])
+        .run();
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("2|123|true|8"), "{}", out.stdout);
+}

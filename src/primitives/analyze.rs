@@ -570,12 +570,25 @@ fn analyze(session: &Session, ctx: &NativeCallContext, spec: &Map) -> RhaiResult
         }
     }
     let start = Instant::now();
+    // As Argo does, the first measurement is taken when the window starts (after
+    // `initial_delay`); counters rated between scrapes have only their base then, so with any
+    // of those the first measurement is one interval in.
+    let first = if run
+        .metrics
+        .iter()
+        .chain(&run.business)
+        .any(|m| m.provider.as_ref().is_some_and(Provider::needs_baseline))
+    {
+        1
+    } else {
+        0
+    };
     let mut conclusive_rounds = 0;
     let mut round = 0u32;
     let mut status = "In Progress";
     let verdict = loop {
         round += 1;
-        let due = start + interval * round;
+        let due = start + interval * (round - 1 + first);
         let now = Instant::now();
         if due > now {
             session
