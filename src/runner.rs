@@ -158,8 +158,9 @@ pub fn start_journal(session: &Shared, root: &Path, dry_run: bool) -> Result<Pat
     Ok(dir)
 }
 
-/// Point the session's gate at an existing run directory, to go on with its journal.
-pub fn continue_journal(session: &Shared, dir: &Path) -> Result<PathBuf, Error> {
+/// Point the session's gate at an existing run directory, to go on with its journal in the mode
+/// it was started in (a dry-run stays a dry-run).
+pub fn continue_journal(session: &Shared, dir: &Path, dry_run: bool) -> Result<PathBuf, Error> {
     let redactor = session.effects.borrow().redactor().clone();
     let journal = Journal::append_to(&dir.join(crate::journal::FILE_NAME), redactor.clone())?
         .echo(session.ui.format == crate::ui::LogFormat::Json);
@@ -167,7 +168,7 @@ pub fn continue_journal(session: &Shared, dir: &Path) -> Result<PathBuf, Error> 
         journal,
         Some(&dir.join(crate::artifacts::LOG)),
         redactor,
-        false,
+        dry_run,
     )?;
     *session.run_dir.borrow_mut() = Some(dir.to_path_buf());
     Ok(dir.to_path_buf())
@@ -280,7 +281,8 @@ pub fn resume(
         answers: text("answers_file").map(PathBuf::from),
         yes: start["yes"] == true,
         approve: start["approve"] == true,
-        dry_run: false,
+        // A resumed run keeps its mode: a dry-run that died is resumed as a dry-run.
+        dry_run: start["dry_run"] == true,
         deployments_dir: dir.parent().map(Path::to_path_buf),
         take_over: None,
         presets: start["presets"]
@@ -472,7 +474,7 @@ pub fn run_with(
         None => None,
     };
     let dir = match &resume {
-        Some(r) => continue_journal(&p.session, &r.dir)?,
+        Some(r) => continue_journal(&p.session, &r.dir, opts.dry_run)?,
         None => start_journal(&p.session, &root, opts.dry_run)?,
     };
     if let Some(limit) = wall_clock {

@@ -1,0 +1,133 @@
+//! Recovery paths: resuming, rolling back after a crash, locks, secrets and full disks. Kills are
+//! placed by what the journal holds (a prompt reached, a record written), never at random.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use support::{pty, Test};
+
+/// The run directories under `root`/deployments (not the lock directory), sorted.
+fn run_dirs(root: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root.join("deployments"))
+        .into_iter()
+        .flatten()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+fn journal(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("journal.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Wait until some journal under `root`/deployments has a record of `kind` (`count` of them).
+fn wait_for_record(root: &Path, kind: &str, count: usize) -> PathBuf {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        for d in run_dirs(root) {
+            if journal(&d).iter().filter(|r| r["type"] == kind).count() >= count {
+                return d;
+            }
+        }
+        assert!(Instant::now() < deadline, "no journal has {count} {kind:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// SIGKILL the process that started (or last resumed) the run in `dir`, as its journal names it.
+fn kill_runner(dir: &Path) {
+    let pid = journal(dir)
+        .iter()
+        .rev()
+        .find(|r| r["type"] == "run.start" || r["type"] == "run.resume")
+        .and_then(|r| r["pid"].as_i64())
+        .expect("the journal names the runner's pid");
+    // SAFETY: a plain kill(2) of a child this test started.
+    unsafe {
+        libc::kill(pid as i32, libc::SIGKILL);
+    }
+}
+
+/// What one `runbook` command printed and how it exited.
+struct Ran {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Ran {
+    #[track_caller]
+    fn code(&self, want: i32) -> &Ran {
+        assert_eq!(
+            self.code, want,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+/// `runbook ARGS` in the test's directory, with `env` added.
+fn run(t: &Test, env: &[(&str, &str)], args: &[&str]) -> Ran {
+    let mut cmd = t.command();
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run runbook");
+    Ran {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+// ---------------------------------------------------------------- 1: a dry-run stays a dry-run
+
+#[test]
+fn resuming_a_killed_dry_run_stays_a_dry_run() {
+    let t = Test::new().file(
+        "deploy.rhai",
+        "sh(\"echo x >> ran\");\non_rollback(\"undo\", \"echo u >> undone\");\nif !confirm(\"Go on?\") { decline(\"no\"); }\nsh(\"touch finished\");\n",
+    );
+    let mut p = pty(&t, &["deploy.rhai", "--dry-run"]);
+    p.exp_string("Go on?").unwrap();
+    let dir = wait_for_record(t.path(), "run.start", 1);
+    kill_runner(&dir);
+    let _ = p.process().wait();
+    assert!(dir.to_string_lossy().ends_with("-dry-run"), "{dir:?}");
+    let resumed = run(
+        &t,
+        &[("RUNBOOK_ANSWER_GO_ON", "yes")],
+        &["resume", &dir.display().to_string()],
+    );
+    resumed.code(0);
+    for f in ["ran", "undone", "finished"] {
+        assert!(
+            !t.path().join(f).exists(),
+            "a resumed dry-run acted: `{f}` exists\n{}",
+            resumed.stdout
+        );
+    }
+    assert!(
+        resumed
+            .stdout
+            .contains("(dry-run: nothing will be executed)"),
+        "{}",
+        resumed.stdout
+    );
+    let records = journal(&dir);
+    let intents: Vec<_> = records
+        .iter()
+        .filter(|r| r["type"] == "effect.intent")
+        .collect();
+    assert!(intents.iter().all(|r| r["dry_run"] == true), "{intents:?}");
+}
