@@ -36,7 +36,10 @@ pub fn line_hash(line: &str) -> String {
 /// Records after which the journal is synced to disk: an effect must not proceed before its
 /// intent (and all before it) is durable; the end of a run is the last word.
 fn must_sync(kind: &str) -> bool {
-    matches!(kind, "effect.intent" | "run.end" | "undo.external")
+    matches!(
+        kind,
+        "effect.intent" | "run.end" | "undo.external" | "undo.external.start"
+    )
 }
 
 pub fn now_rfc3339() -> String {

@@ -63,8 +63,27 @@ impl Report {
     }
 }
 
+/// Where one undo is, for a watcher that records it elsewhere as it goes.
+pub enum Progress<'a> {
+    /// About to act.
+    Start,
+    /// Finished: the error, if it failed.
+    Done(Option<&'a str>),
+}
+
 /// Carry out the undo stack, last in first out; a failing undo is reported and the rest still run.
 pub fn rollback(session: &Session, engine: &rhai::Engine, reason: &str) -> Report {
+    rollback_watched(session, engine, reason, &mut |_, _| {})
+}
+
+/// `rollback`, telling `watch` as each undo starts and ends (`runbook rollback` records each one
+/// in the rolled-back run's own journal as it happens, so a killed rollback is not redone).
+pub fn rollback_watched(
+    session: &Session,
+    engine: &rhai::Engine,
+    reason: &str,
+    watch: &mut dyn FnMut(&Undo, Progress),
+) -> Report {
     let undos: Vec<Undo> = std::mem::take(&mut *session.undo.borrow_mut());
     session.record(
         "rollback.start",
@@ -80,6 +99,7 @@ pub fn rollback(session: &Session, engine: &rhai::Engine, reason: &str) -> Repor
         let name = format!("undo: {}", undo.label);
         let intent = json!({ "undo": undo.id, "label": undo.label, "action": undo.action });
         session.say(&format!("↩ {} ({})", undo.label, undo.action.describe()));
+        watch(&undo, Progress::Start);
         let result = session.gate(
             "undo",
             &name,
@@ -124,6 +144,7 @@ pub fn rollback(session: &Session, engine: &rhai::Engine, reason: &str) -> Repor
                 Some(e)
             }
         };
+        watch(&undo, Progress::Done(error.as_deref()));
         report.steps.push(Step { undo, error });
     }
     let failed: Vec<&str> = report

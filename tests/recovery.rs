@@ -131,3 +131,86 @@ fn resuming_a_killed_dry_run_stays_a_dry_run() {
         .collect();
     assert!(intents.iter().all(|r| r["dry_run"] == true), "{intents:?}");
 }
+
+fn lines(path: &Path) -> usize {
+    std::fs::read_to_string(path)
+        .map(|t| t.lines().count())
+        .unwrap_or(0)
+}
+
+// ---------------------------------------------------------------- 3: rollback after a killed rollback
+
+/// Three undo steps left standing (the run failed, `rollback.on_failure: never`); the second one
+/// to run (undo 2) kills the process running it, the first time.
+const THREE_UNDOS: &str = r#"
+sh("true");
+on_rollback("undo 1", "echo u >> undone-1");
+on_rollback("undo 2", "echo u >> undone-2; [ -f killed ] || { touch killed; kill -9 $PPID; }");
+on_rollback("undo 3", "echo u >> undone-3");
+sh("false");
+"#;
+
+#[test]
+fn a_rollback_killed_midway_is_finished_by_the_next_one_without_redoing_what_it_did() {
+    for (answer, want_2) in [("yes", 2), ("no", 1)] {
+        let t = Test::new().file("deploy.rhai", THREE_UNDOS);
+        run(
+            &t,
+            &[],
+            &["deploy.rhai", "--set", "rollback.on_failure=never"],
+        )
+        .code(1);
+        let target = run_dirs(t.path()).pop().unwrap();
+        let first = run(&t, &[], &["rollback", "--yes"]);
+        assert_eq!(first.code, -1, "killed during undo 2\n{}", first.stdout);
+        assert_eq!(lines(&t.path().join("undone-3")), 1);
+        assert_eq!(lines(&t.path().join("undone-2")), 1);
+        assert_eq!(lines(&t.path().join("undone-1")), 0);
+        // The next rollback (of the newest deployment, not of the killed rollback) runs only what
+        // still stands, and asks about the undo that was under way.
+        let second = run(
+            &t,
+            &[("RUNBOOK_ANSWER_ROLLBACK_IN_FLIGHT", answer)],
+            &[
+                "rollback",
+                "--yes",
+                "--take-over",
+                "the first rollback was killed",
+            ],
+        );
+        second.code(3);
+        assert!(
+            second.stdout.contains(&format!(
+                "Deployment: {}",
+                target.strip_prefix(t.path()).unwrap().display()
+            )),
+            "{}",
+            second.stdout
+        );
+        assert!(
+            second
+                .stdout
+                .contains("The last rollback died while undoing `undo 2`"),
+            "{}",
+            second.stdout
+        );
+        assert_eq!(lines(&t.path().join("undone-3")), 1, "undo 3 ran once");
+        assert_eq!(
+            lines(&t.path().join("undone-2")),
+            want_2,
+            "undo 2, answer {answer}"
+        );
+        assert_eq!(lines(&t.path().join("undone-1")), 1, "undo 1 ran once");
+        // Nothing stands now.
+        let third = run(&t, &[], &["rollback", "--yes"]);
+        third.code(0);
+        assert!(
+            third.stdout.contains("Nothing stands to be undone"),
+            "{}",
+            third.stdout
+        );
+        assert_eq!(lines(&t.path().join("undone-1")), 1);
+        let v = run(&t, &[], &["verify", &target.display().to_string()]);
+        v.code(0);
+    }
+}

@@ -49,7 +49,7 @@ pub fn register(engine: &mut rhai::Engine, session: &Shared) {
     });
     let s = session.clone();
     engine.register_fn("standing_undos", move |dir: &str| -> RhaiResult<Array> {
-        let undos = load_standing(dir)?;
+        let (undos, _) = load_standing(dir)?;
         let _ = &s;
         Ok(undos
             .into_iter()
@@ -160,14 +160,19 @@ fn on_rollback(session: &Session, label: &str, action: Dynamic) -> RhaiResult<()
 pub fn deployments(session: &Session) -> Vec<std::path::PathBuf> {
     let root = crate::runner::deployments_root(None, &session.config);
     let mine = session.run_dir.borrow().clone();
+    // A run that rolled another back (`runbook rollback`, the incident runbook) is not itself a
+    // deployment to roll back: after a killed rollback, the next one finds the deployment.
     crate::journal::run_dirs(&root)
         .into_iter()
-        .filter(|d| d.is_deployment() && Some(&d.path) != mine.as_ref())
+        .filter(|d| d.is_deployment() && !d.journal.contains("\"type\":\"rollback.target\""))
+        .filter(|d| Some(&d.path) != mine.as_ref())
         .map(|d| d.path)
         .collect()
 }
 
-fn load_standing(dir: &str) -> RhaiResult<Vec<crate::undo::Undo>> {
+/// The undo steps a run left standing, last registered first, and the one a killed
+/// `runbook rollback` was carrying out (recorded as started, never as finished), if any.
+fn load_standing(dir: &str) -> RhaiResult<(Vec<crate::undo::Undo>, Option<u64>)> {
     let path = std::path::Path::new(dir).join(crate::journal::FILE_NAME);
     let (records, _) = crate::journal::read(&path).map_err(|e| fail(e.summary()))?;
     let mut out = Vec::new();
@@ -184,7 +189,30 @@ fn load_standing(dir: &str) -> RhaiResult<Vec<crate::undo::Undo>> {
             action,
         });
     }
-    Ok(out)
+    let mut started: Vec<u64> = Vec::new();
+    for r in &records {
+        let ids = || -> Vec<u64> {
+            r["undos"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(serde_json::Value::as_u64)
+                .collect()
+        };
+        match r["type"].as_str() {
+            Some("undo.external.start") => started.extend(ids()),
+            Some("undo.external") => {
+                let done = ids();
+                started.retain(|id| !done.contains(id));
+            }
+            _ => {}
+        }
+    }
+    let in_flight = started
+        .into_iter()
+        .rev()
+        .find(|id| out.iter().any(|u| u.id == *id));
+    Ok((out, in_flight))
 }
 
 /// Carry out another run's standing undos and end this run: exit 3 when every undo succeeded.
@@ -210,14 +238,7 @@ pub fn undo_deployment(
     dir: &str,
     reason: &str,
 ) -> RhaiResult<bool> {
-    let undos = load_standing(dir)?;
-    let ids: Vec<u64> = undos.iter().map(|u| u.id).collect();
-    session.record(
-        "rollback.target",
-        json!({ "deployment": dir, "undos": ids }),
-    );
-    *session.undo.borrow_mut() = undos;
-    let report = crate::undo::rollback(session, engine, reason);
+    let (mut undos, in_flight) = load_standing(dir)?;
     let path = std::path::Path::new(dir).join(crate::journal::FILE_NAME);
     let redactor = session.effects.borrow().redactor().clone();
     let by_run = session
@@ -226,25 +247,84 @@ pub fn undo_deployment(
         .as_ref()
         .map(|d| d.display().to_string())
         .unwrap_or_default();
-    match crate::journal::Journal::append_to(&path, redactor.clone()) {
-        Ok(mut j) => {
-            // Each undo step in the deployment's own journal, as it went.
-            for step in &report.steps {
-                let _ = j.write(
-                    "undo.external",
-                    json!({ "undos": [step.undo.id], "label": step.undo.label, "ok": step.error.is_none(),
-                            "error": step.error, "reason": reason, "by_run": by_run }),
-                );
+    // The deployment's own journal hears of each undo as it starts and as it ends, so a rollback
+    // killed halfway is finished by the next one without redoing what it did. A dry-run changes
+    // nothing there. A journal that cannot be written stops the rollback before it acts.
+    let mut target = if session.dry_run() {
+        None
+    } else {
+        Some(
+            crate::journal::Journal::append_to(&path, redactor.clone()).map_err(|e| {
+                fail(format!(
+                    "cannot record the rollback in {}, so it was not started: {}",
+                    path.display(),
+                    e.summary()
+                ))
+            })?,
+        )
+    };
+    let mut skipped = None;
+    if let Some(id) = in_flight {
+        let label = undos
+            .iter()
+            .find(|u| u.id == id)
+            .map(|u| u.label.clone())
+            .unwrap_or_default();
+        let question = format!(
+            "The last rollback died while undoing `{label}` (it may or may not have happened). Run it again?"
+        );
+        session.shout(&session.ui.yellow(&question));
+        match crate::primitives::prompt::offer(session, "rollback-in-flight", &question) {
+            Some(true) => {}
+            Some(false) => {
+                undos.retain(|u| u.id != id);
+                skipped = Some((id, label));
             }
-            if let Err(e) = crate::artifacts::render(std::path::Path::new(dir), &redactor) {
-                session.warn(&e.summary());
+            None => {
+                return Err(session.stop(Stop::Error(crate::error::Error::Usage(format!(
+                    "the last rollback of `{dir}` died while undoing `{label}`, and there is nobody to ask whether to run it again\n  help: answer `rollback-in-flight` (yes: run it again, no: skip it) in the answers file or as RUNBOOK_ANSWER_ROLLBACK_IN_FLIGHT"
+                )))))
             }
         }
-        Err(e) => session.warn(&format!(
-            "could not record the rollback in {}: {}",
-            path.display(),
-            e.summary()
-        )),
+    }
+    let ids: Vec<u64> = undos.iter().map(|u| u.id).collect();
+    session.record(
+        "rollback.target",
+        json!({ "deployment": dir, "undos": ids, "in_flight": in_flight, "skipped": skipped.as_ref().map(|s| s.0) }),
+    );
+    if let (Some(j), Some((id, label))) = (&mut target, &skipped) {
+        let _ = j.write(
+            "undo.external",
+            json!({ "undos": [id], "label": label, "ok": true, "skipped": true,
+                    "reason": reason, "by_run": by_run }),
+        );
+    }
+    *session.undo.borrow_mut() = undos;
+    let report = crate::undo::rollback_watched(session, engine, reason, &mut |undo, progress| {
+        let Some(j) = &mut target else { return };
+        let written = match progress {
+            crate::undo::Progress::Start => j.write(
+                "undo.external.start",
+                json!({ "undos": [undo.id], "label": undo.label, "reason": reason, "by_run": by_run }),
+            ),
+            crate::undo::Progress::Done(error) => j.write(
+                "undo.external",
+                json!({ "undos": [undo.id], "label": undo.label, "ok": error.is_none(),
+                        "error": error, "reason": reason, "by_run": by_run }),
+            ),
+        };
+        if let Err(e) = written {
+            session.warn(&format!(
+                "could not record the undo in {}: {}",
+                path.display(),
+                e.summary()
+            ));
+        }
+    });
+    if target.is_some() {
+        if let Err(e) = crate::artifacts::render(std::path::Path::new(dir), &redactor) {
+            session.warn(&e.summary());
+        }
     }
     Ok(report.ok())
 }
