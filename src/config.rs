@@ -103,7 +103,7 @@ impl Default for LockCfg {
     fn default() -> Self {
         LockCfg {
             environment: "production".into(),
-            lease: "2h".into(),
+            lease: "30s".into(),
         }
     }
 }

@@ -447,13 +447,17 @@ pub fn run_with(
     } else {
         let cfg = &p.session.config.config;
         let lease = config::duration_at(&p.session.config, "lock.lease", &cfg.lock.lease)?;
-        let reason = format!(
+        let mut reason = format!(
             "{} {}",
             p.found.shown,
             cfg.version.clone().unwrap_or_default()
         )
         .trim()
         .to_string();
+        if let Some(r) = &resume {
+            // Whoever finds this lock is told it is a resume, and of which run.
+            reason = format!("resume of {}: {reason}", r.dir.display());
+        }
         let l = crate::lock::acquire(
             &root,
             &cfg.lock.environment,
@@ -532,7 +536,10 @@ pub fn run_with(
             session.warn(&format!(
                 "took over the stale lock of `{}`: {}",
                 l.holder.environment,
-                crate::lock::describe(previous)
+                match previous {
+                    Some(h) => crate::lock::describe(h),
+                    None => "its lock file was empty or half-written".into(),
+                }
             ));
         }
     }

@@ -250,16 +250,22 @@ fn unlock(common: &Common, ui: &Ui, environment: &str, reason: &str) -> Result<i
     }
     let loaded = crate::config::load(common.config_file.as_deref(), &common.sets)?;
     let root = crate::runner::deployments_root(None, &loaded);
+    let log = root.join(".locks/unlock-log.jsonl");
     match crate::lock::unlock(&root, environment, reason)? {
-        Some(h) => println!(
+        crate::lock::State::Held(h) => println!(
             "{} `{environment}` unlocked (was: {}); recorded in {}",
             ui.green("ok:"),
             crate::lock::describe(&h),
-            root.join(".locks/unlock-log.jsonl").display()
+            log.display()
         ),
-        None => println!(
+        crate::lock::State::Torn => println!(
+            "{} `{environment}` unlocked (was: an empty or half-written lock file); recorded in {}",
+            ui.green("ok:"),
+            log.display()
+        ),
+        crate::lock::State::Free => println!(
             "`{environment}` was not locked; recorded in {}",
-            root.join(".locks/unlock-log.jsonl").display()
+            log.display()
         ),
     }
     Ok(0)

@@ -214,3 +214,182 @@ fn a_rollback_killed_midway_is_finished_by_the_next_one_without_redoing_what_it_
         v.code(0);
     }
 }
+
+// ---------------------------------------------------------------- 4, 2, 12: the lock
+
+const LOCK: &str = "deployments/.locks/production.lock";
+
+/// Three steps; step 2 kills the runner (SIGKILL) the first time it runs, leaving its lock.
+const KILLED_AT_2: &str = r#"
+sh("echo x >> ran-1");
+sh("echo x >> ran-2; [ -f killed ] || { touch killed; kill -9 $PPID; }");
+sh("sleep 1; echo x >> ran-3");
+"#;
+
+#[test]
+fn an_empty_or_half_written_lock_is_not_a_live_holder() {
+    for junk in ["", "{\n  \"environment\": \"produc"] {
+        let t = Test::new()
+            .file(LOCK, junk)
+            .file("deploy.rhai", "sh(\"touch ran\");\n");
+        let out = run(&t, &[], &["deploy.rhai"]);
+        out.code(2);
+        assert_eq!(
+            out.stderr,
+            format!("error: `production` has a stale lock (the lock file `{LOCK}` is empty or half-written: its writer died before finishing it, so no run holds it)\n  help: take it over with `--take-over \"why it is safe\"` (recorded in the journal)\n"),
+        );
+        assert!(!t.path().join("ran").exists());
+        run(
+            &t,
+            &[],
+            &["deploy.rhai", "--take-over", "the lock file was empty"],
+        )
+        .code(0);
+        assert!(t.path().join("ran").exists());
+        assert!(!t.path().join(LOCK).exists(), "released");
+        // `runbook unlock` breaks it too.
+        std::fs::write(t.path().join(LOCK), junk).unwrap();
+        let u = run(&t, &[], &["unlock", "production", "--reason", "empty lock"]);
+        u.code(0);
+        assert!(
+            u.stdout
+                .starts_with("ok: `production` unlocked (was: an empty or half-written lock file)"),
+            "{}",
+            u.stdout
+        );
+        assert!(!t.path().join(LOCK).exists());
+        // A run killed while writing its lock: `runbook resume` goes on without a manual unlock.
+        let t = Test::new().file("deploy.rhai", KILLED_AT_2);
+        assert_eq!(run(&t, &[], &["deploy.rhai"]).code, -1);
+        std::fs::write(t.path().join(LOCK), junk).unwrap();
+        let r = run(
+            &t,
+            &[("RUNBOOK_ANSWER_RESUME_IN_FLIGHT", "skip")],
+            &["resume"],
+        );
+        r.code(0);
+        assert_eq!(lines(&t.path().join("ran-3")), 1);
+    }
+}
+
+#[test]
+fn the_lock_file_is_never_seen_partly_written_and_no_temporary_file_is_left() {
+    let t = Test::new().file("deploy.rhai", "sh(\"sleep 2\");\n");
+    let mut child = t
+        .command()
+        .arg("deploy.rhai")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = 0;
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline);
+        if let Ok(text) = std::fs::read_to_string(t.path().join(LOCK)) {
+            // Present means whole: every read parses.
+            let v: serde_json::Value = serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("a partly written lock: {e}: {text:?}"));
+            assert_eq!(v["environment"], "production");
+            seen += 1;
+        }
+    }
+    assert!(seen > 0);
+    let left: Vec<_> = std::fs::read_dir(t.path().join("deployments/.locks"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn two_resumes_of_one_dead_run_one_wins_and_the_loser_is_told_who() {
+    let t = Test::new().file("deploy.rhai", KILLED_AT_2);
+    assert_eq!(run(&t, &[], &["deploy.rhai"]).code, -1);
+    // Both read the dead run's stale lock, then pause before taking it over: with a
+    // read-check-write take-over, both would win.
+    let spawn = || {
+        let mut c = t.command();
+        c.args(["resume"])
+            .env("RUNBOOK_ANSWER_RESUME_IN_FLIGHT", "skip")
+            .env("RUNBOOK_FAULT_LOCK_PAUSE", "500ms");
+        c.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let mut codes = [a.status.code(), b.status.code()];
+    codes.sort();
+    assert_eq!(
+        codes,
+        [Some(0), Some(2)],
+        "\n{}\n{}\n{}\n{}",
+        String::from_utf8_lossy(&a.stdout),
+        String::from_utf8_lossy(&a.stderr),
+        String::from_utf8_lossy(&b.stdout),
+        String::from_utf8_lossy(&b.stderr)
+    );
+    let (winner, loser) = if a.status.code() == Some(0) {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    let _ = winner;
+    let err = String::from_utf8_lossy(&loser.stderr);
+    assert!(
+        err.starts_with("error: `production` is locked by another deployment: tester on "),
+        "{err}"
+    );
+    assert!(err.contains("(reason: resume of deployments/"), "{err}");
+    assert_eq!(lines(&t.path().join("ran-3")), 1, "step 3 ran once");
+    let dir = run_dirs(t.path()).pop().unwrap();
+    run(&t, &[], &["verify", &dir.display().to_string()]).code(0);
+}
+
+#[test]
+fn a_live_run_renews_its_short_lease_so_it_is_never_taken_over() {
+    let t = Test::new()
+        .file("first.rhai", "sh(\"sleep 4\");\n")
+        .file("second.rhai", "sh(\"touch second-ran\");\n");
+    let mut first = t.command();
+    first
+        .args(["first.rhai", "--set", "lock.lease=1500ms"])
+        .stdout(std::process::Stdio::null());
+    let mut first = first.spawn().unwrap();
+    wait_for_record(t.path(), "lock.acquire", 1);
+    std::thread::sleep(Duration::from_millis(2500));
+    // Past the first lease: a live run renewed it, so it is not stale.
+    let second = run(&t, &[], &["second.rhai", "--take-over", "it looks stale"]);
+    second.code(2);
+    assert!(
+        second
+            .stderr
+            .starts_with("error: `production` is locked by another deployment: "),
+        "{}",
+        second.stderr
+    );
+    assert!(!t.path().join("second-ran").exists());
+    assert_eq!(first.wait().unwrap().code(), Some(0));
+}
+
+#[test]
+fn the_default_lease_is_tens_of_seconds() {
+    let t = Test::new().file("deploy.rhai", "sh(\"sleep 2\");\n");
+    let mut child = t
+        .command()
+        .arg("deploy.rhai")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_record(t.path(), "lock.acquire", 1);
+    let holder: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(t.path().join(LOCK)).unwrap()).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let left = holder["expires"].as_u64().unwrap().saturating_sub(now);
+    assert!((10..=60).contains(&left), "lease ends in {left}s");
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
