@@ -256,6 +256,7 @@ pub fn resume(
             }
         }
     }
+    let finishing = unfinished_rollback(&records);
     let script = start["script"].as_str().unwrap_or("").to_string();
     let runbook = match script.strip_prefix("<shipped>/runbooks/") {
         Some(name) => name.trim_end_matches(".rhai").to_string(),
@@ -306,8 +307,58 @@ pub fn resume(
             answers,
             start,
             force,
+            finishing,
         }),
     )
+}
+
+/// A rollback the run died in: the undos still standing (in the order they were registered)
+/// and the one under way when it died.
+pub struct Finishing {
+    pub undos: Vec<crate::undo::Undo>,
+    /// (effect number, undo id, effect name) of the undo that has an intent and no result.
+    pub in_flight: Option<(u64, u64, String)>,
+}
+
+/// Whether the journal's last rollback started and never ended, and what it left.
+fn unfinished_rollback(records: &[serde_json::Value]) -> Option<Finishing> {
+    let started = records
+        .iter()
+        .rposition(|r| r["type"] == "rollback.start")?;
+    if records[started..]
+        .iter()
+        .any(|r| r["type"] == "rollback.end")
+    {
+        return None;
+    }
+    let undos = crate::artifacts::standing_undos(records)
+        .into_iter()
+        .rev()
+        .filter_map(|r| {
+            Some(crate::undo::Undo {
+                id: r["undo"].as_u64()?,
+                label: r["label"].as_str().unwrap_or("").to_string(),
+                action: serde_json::from_value(r["action"].clone()).ok()?,
+            })
+        })
+        .collect();
+    let in_flight = records[started..]
+        .iter()
+        .filter(|r| r["type"] == "effect.intent" && r["kind"] == "undo")
+        .filter(|r| {
+            !records
+                .iter()
+                .any(|x| x["type"] == "effect.result" && x["effect"] == r["effect"])
+        })
+        .filter_map(|r| {
+            Some((
+                r["effect"].as_u64()?,
+                r["intent"]["undo"].as_u64()?,
+                r["name"].as_str().unwrap_or("").to_string(),
+            ))
+        })
+        .next_back();
+    Some(Finishing { undos, in_flight })
 }
 
 /// The answers a recorded prompt gave, keyed as the prompts will ask for them again.
@@ -390,6 +441,8 @@ pub struct Resume {
     pub answers: Vec<(String, serde_yaml::Value)>,
     pub start: serde_json::Value,
     pub force: bool,
+    /// The run died while rolling back: finish that rollback rather than run the script again.
+    pub finishing: Option<Finishing>,
 }
 
 /// Hashes of what a run started from: the script, the merged config, the answers file.
@@ -553,24 +606,39 @@ pub fn run_with(
         |ui, s| ui.bold(s),
     );
     session.say(&format!("  run directory: {}", dir.display()));
-    if let Some(r) = resume {
-        session.say(&format!(
-            "↻ resuming: {} completed effect(s) replayed from the journal, without acting again",
-            r.recorded.len()
-        ));
-        let mut answers = session.answers.borrow_mut();
-        for (id, v) in r.answers {
-            answers.replayed.entry(id).or_default().push_back(v);
+    let mut finishing = None;
+    if let Some(mut r) = resume {
+        finishing = r.finishing.take();
+        if finishing.is_some() {
+            // Effects are numbered on from the journal's; nothing is replayed.
+            session
+                .effects
+                .borrow_mut()
+                .start_replay(vec![], r.next_effect, None);
+        } else {
+            session.say(&format!(
+                "↻ resuming: {} completed effect(s) replayed from the journal, without acting again",
+                r.recorded.len()
+            ));
+            let mut answers = session.answers.borrow_mut();
+            for (id, v) in r.answers {
+                answers.replayed.entry(id).or_default().push_back(v);
+            }
+            drop(answers);
+            session
+                .effects
+                .borrow_mut()
+                .start_replay(r.recorded, r.next_effect, r.in_flight);
         }
-        drop(answers);
-        session
-            .effects
-            .borrow_mut()
-            .start_replay(r.recorded, r.next_effect, r.in_flight);
     }
 
-    let result = p.engine.run_ast(&p.ast);
-    let (code, outcome, error_text) = conclude(&session, &p, result);
+    let (code, outcome, error_text) = match finishing {
+        Some(f) => finish_rollback(&session, &p, f)?,
+        None => {
+            let result = p.engine.run_ast(&p.ast);
+            conclude(&session, &p, result)
+        }
+    };
 
     for id in session.answers.borrow().unused() {
         let asked: Vec<String> = session
@@ -613,6 +681,54 @@ pub fn run_with(
         Err(e) => ui.error_text(&redactor.redact(&e.render(ui))),
     }
     Ok(code)
+}
+
+/// Resuming a run that died while rolling back: carry out the undos still standing, asking
+/// about the one under way (it may or may not have happened); the script is not run again.
+fn finish_rollback(
+    session: &Session,
+    p: &Prepared,
+    f: Finishing,
+) -> Result<(i32, &'static str, String), Error> {
+    let reason = "finishing the rollback the run died in".to_string();
+    session.say(
+        "↻ the run died while rolling back: finishing its rollback (the script is not run again)",
+    );
+    let mut undos = f.undos;
+    if let Some((effect, id, name)) = f.in_flight {
+        let label = undos
+            .iter()
+            .find(|u| u.id == id)
+            .map(|u| u.label.clone())
+            .unwrap_or_default();
+        let question = format!(
+            "The last rollback died while undoing `{label}` (it may or may not have happened). Run it again?"
+        );
+        match crate::primitives::prompt::offer(session, "rollback-in-flight", &question) {
+            Some(true) => {}
+            Some(false) => {
+                undos.retain(|u| u.id != id);
+                // Closed as skipped, so it no longer stands.
+                session.record(
+                    "effect.result",
+                    json!({ "effect": effect, "kind": "undo", "name": name, "ok": true,
+                            "result": { "skipped": true } }),
+                );
+            }
+            None => {
+                return Err(Error::Usage(format!(
+                    "the run died while undoing `{label}`, and there is nobody to ask whether to run it again\n  help: answer `rollback-in-flight` (yes: run it again, no: skip it) in the answers file or as RUNBOOK_ANSWER_ROLLBACK_IN_FLIGHT"
+                )))
+            }
+        }
+    }
+    *session.undo.borrow_mut() = undos;
+    let report = crate::undo::rollback(session, &p.engine, &reason);
+    Ok(if report.ok() {
+        (exit::ROLLED_BACK, "rolled back", reason)
+    } else {
+        (exit::FAILED, "rollback failed", reason)
+    })
 }
 
 /// Decide how the run ended: (exit code, outcome word, error text).

@@ -186,6 +186,12 @@ impl Session {
                     return Ok(v);
                 }
                 InFlightChoice::Rollback => {
+                    // Closed, so a resume of this resume does not meet it again.
+                    let not_done = Failure(
+                        "not carried out again: the resume rolled back instead".into(),
+                        Value::Null,
+                    );
+                    self.effects.borrow_mut().finish(pending, &Err(not_done));
                     *self.stop.borrow_mut() = Some(Stop::ResumeRollback(format!(
                         "the run died during {kind} `{name}`"
                     )));

@@ -393,3 +393,56 @@ fn the_default_lease_is_tens_of_seconds() {
     assert!((10..=60).contains(&left), "lease ends in {left}s");
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }
+
+// ---------------------------------------------------------------- 5: a resume killed in its rollback
+
+/// Step 3 kills the runner the first time; undo 2 kills the runner (the resume rolling back) the
+/// first time.
+const KILLED_AT_3_AND_IN_UNDO_2: &str = r#"
+sh("echo x >> ran-1");
+on_rollback("undo 1", "echo u >> undone-1");
+sh("echo x >> ran-2");
+on_rollback("undo 2", "echo u >> undone-2; [ -f killed-u ] || { touch killed-u; kill -9 $PPID; }");
+sh("echo x >> ran-3; [ -f killed ] || { touch killed; kill -9 $PPID; }");
+sh("touch finished");
+"#;
+
+#[test]
+fn a_resume_killed_during_its_rollback_is_resumed_and_finishes_the_rollback() {
+    for (answer, want_2) in [("yes", 2), ("no", 1)] {
+        let t = Test::new().file("deploy.rhai", KILLED_AT_3_AND_IN_UNDO_2);
+        assert_eq!(run(&t, &[], &["deploy.rhai"]).code, -1);
+        // Nobody to ask about step 3: roll back (`resume.in_flight`), killed during undo 2.
+        let first = run(&t, &[], &["resume"]);
+        assert_eq!(first.code, -1, "{}\n{}", first.stdout, first.stderr);
+        assert_eq!(lines(&t.path().join("undone-2")), 1);
+        assert_eq!(lines(&t.path().join("undone-1")), 0);
+        let second = run(
+            &t,
+            &[("RUNBOOK_ANSWER_ROLLBACK_IN_FLIGHT", answer)],
+            &["resume"],
+        );
+        second.code(3);
+        assert!(
+            second
+                .stdout
+                .contains("The last rollback died while undoing `undo 2`"),
+            "{}",
+            second.stdout
+        );
+        for k in 1..=3 {
+            assert_eq!(lines(&t.path().join(format!("ran-{k}"))), 1, "step {k}");
+        }
+        assert_eq!(
+            lines(&t.path().join("undone-2")),
+            want_2,
+            "undo 2, {answer}"
+        );
+        assert_eq!(lines(&t.path().join("undone-1")), 1, "undo 1 ran once");
+        assert!(!t.path().join("finished").exists());
+        let dir = run_dirs(t.path()).pop().unwrap();
+        run(&t, &[], &["verify", &dir.display().to_string()]).code(0);
+        let again = run(&t, &[], &["resume"]);
+        again.code(2);
+    }
+}

@@ -273,7 +273,6 @@ pub fn undo_deployment(
         let question = format!(
             "The last rollback died while undoing `{label}` (it may or may not have happened). Run it again?"
         );
-        session.shout(&session.ui.yellow(&question));
         match crate::primitives::prompt::offer(session, "rollback-in-flight", &question) {
             Some(true) => {}
             Some(false) => {
