@@ -263,15 +263,20 @@ pub fn resume(
         None => script,
     };
     let text = |k: &str| start[k].as_str().map(str::to_string);
+    // The run's own `--set`s, then those given now: settings that govern the resume itself
+    // (`resume.*`) are the resume's to give; any other change shows as a changed config below.
+    let mut sets: Vec<String> = start["sets"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let resume_sets = common.sets.clone();
+    sets.extend(common.sets.iter().cloned());
     let common = Common {
-        sets: start["sets"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|s| s.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        sets,
         config_file: text("config_file")
             .map(PathBuf::from)
             .or_else(|| common.config_file.clone()),
@@ -308,6 +313,7 @@ pub fn resume(
             start,
             force,
             finishing,
+            sets: resume_sets,
         }),
     )
 }
@@ -443,12 +449,25 @@ pub struct Resume {
     pub force: bool,
     /// The run died while rolling back: finish that rollback rather than run the script again.
     pub finishing: Option<Finishing>,
+    /// The `--set`s given to the resume itself.
+    pub sets: Vec<String>,
 }
+
+/// Config sections that may be given anew when a run is resumed, and are left out of the
+/// changed-input check.
+const RESUME_TIME_KEYS: &[&str] = &["resume"];
 
 /// Hashes of what a run started from: the script, the merged config, the answers file.
 fn input_hashes(p: &Prepared, answers: Option<&Path>) -> serde_json::Value {
     let h = crate::journal::line_hash;
-    let config = serde_json::to_string(&p.session.config.value).unwrap_or_default();
+    // What governs only a resume (`resume.*`) may differ at resume time: it is not an input.
+    let mut value = p.session.config.value.clone();
+    if let serde_yaml::Value::Mapping(m) = &mut value {
+        for key in RESUME_TIME_KEYS {
+            m.remove(*key);
+        }
+    }
+    let config = serde_json::to_string(&value).unwrap_or_default();
     let answers = answers
         .and_then(|a| std::fs::read_to_string(a).ok())
         .map(|t| h(&t));
@@ -554,6 +573,7 @@ pub fn run_with(
                     "in_flight": r.in_flight.as_ref().map(|f| json!({ "kind": f.kind, "name": f.name, "started": f.started })),
                     "inputs": hashes,
                     "forced": r.force,
+                    "sets": r.sets,
                 }),
             );
         }

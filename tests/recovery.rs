@@ -446,3 +446,32 @@ fn a_resume_killed_during_its_rollback_is_resumed_and_finishes_the_rollback() {
         again.code(2);
     }
 }
+
+// ---------------------------------------------------------------- 6: settings given at resume time
+
+#[test]
+fn resume_honours_resume_settings_given_at_resume_time_and_refuses_other_changes() {
+    let t = Test::new().file("deploy.rhai", KILLED_AT_2);
+    assert_eq!(run(&t, &[], &["deploy.rhai"]).code, -1);
+    // Another setting changed: refused as a changed config.
+    let refused = run(&t, &[], &["resume", "--set", "vars.region=eu"]);
+    refused.code(2);
+    assert!(
+        refused
+            .stderr
+            .starts_with("error: the config changed since the run in `deployments/"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(lines(&t.path().join("ran-3")), 0);
+    // How to resume is the resume's to say: re-run the step in flight (not the default rollback).
+    let out = run(&t, &[], &["resume", "--set", "resume.in_flight=rerun"]);
+    out.code(0);
+    assert!(
+        out.stdout.contains("kill -9 $PPID; }`: rerun"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(lines(&t.path().join("ran-2")), 2, "re-run");
+    assert_eq!(lines(&t.path().join("ran-3")), 1);
+}
