@@ -179,10 +179,11 @@ pub fn resume(
     common: &Common,
     target: Option<PathBuf>,
     force: bool,
+    deployments_dir: Option<&Path>,
     ui: &Ui,
 ) -> Result<i32, Error> {
     let loaded = config::load(common.config_file.as_deref(), &common.sets)?;
-    let root = deployments_root(None, &loaded);
+    let root = deployments_root(deployments_dir, &loaded);
     let dir = match target {
         Some(d) => d,
         None => unfinished_runs(&root).pop().ok_or_else(|| {
@@ -513,6 +514,7 @@ pub fn run_with(
         (None, None) => None,
     };
     let root = deployments_root(opts.deployments_dir.as_deref(), &p.session.config);
+    *p.session.deployments_root.borrow_mut() = Some(root.clone());
     // One run at a time per environment (a dry-run changes nothing and takes no lock).
     let mut lock = if opts.dry_run {
         None

@@ -52,6 +52,8 @@ pub struct Session {
     pub feature: String,
     pub script: PathBuf,
     pub run_dir: RefCell<Option<PathBuf>>,
+    /// Where this run's deployments are (`--deployments-dir`), once the run has started.
+    pub deployments_root: RefCell<Option<PathBuf>>,
     pub stages: RefCell<Vec<String>>,
     pub strategy: RefCell<Option<String>>,
     next_undo: Cell<u64>,
@@ -93,6 +95,7 @@ impl Session {
             feature: p.feature,
             script: p.script,
             run_dir: RefCell::new(None),
+            deployments_root: RefCell::new(None),
             stages: RefCell::new(Vec::new()),
             strategy: RefCell::new(None),
             next_undo: Cell::new(1),

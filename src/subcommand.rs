@@ -47,10 +47,12 @@ pub enum Command {
     Resume {
         dir: Option<PathBuf>,
         force: bool,
+        deployments_dir: Option<PathBuf>,
     },
     Unlock {
         environment: String,
         reason: String,
+        deployments_dir: Option<PathBuf>,
     },
 }
 
@@ -64,11 +66,16 @@ pub fn dispatch(common: &Common, command: &Command) -> Result<i32, Error> {
         Command::Demo(opts) => crate::demo::run(common, opts, &ui),
         Command::Repl(opts) => crate::repl::run(common, opts, &ui),
         Command::Verify(dir) => verify(&ui, dir),
-        Command::Resume { dir, force } => crate::runner::resume(common, dir.clone(), *force, &ui),
+        Command::Resume {
+            dir,
+            force,
+            deployments_dir,
+        } => crate::runner::resume(common, dir.clone(), *force, deployments_dir.as_deref(), &ui),
         Command::Unlock {
             environment,
             reason,
-        } => unlock(common, &ui, environment, reason),
+            deployments_dir,
+        } => unlock(common, &ui, environment, reason, deployments_dir.as_deref()),
         Command::Completions(script) => {
             print!("{script}");
             Ok(0)
@@ -242,14 +249,20 @@ fn verify(ui: &Ui, dir: &Path) -> Result<i32, Error> {
     Ok(0)
 }
 
-fn unlock(common: &Common, ui: &Ui, environment: &str, reason: &str) -> Result<i32, Error> {
+fn unlock(
+    common: &Common,
+    ui: &Ui,
+    environment: &str,
+    reason: &str,
+    deployments_dir: Option<&Path>,
+) -> Result<i32, Error> {
     if reason.trim().is_empty() {
         return Err(Error::Usage(
             "`runbook unlock` needs `--reason \"...\"`: breaking a lock is recorded".into(),
         ));
     }
     let loaded = crate::config::load(common.config_file.as_deref(), &common.sets)?;
-    let root = crate::runner::deployments_root(None, &loaded);
+    let root = crate::runner::deployments_root(deployments_dir, &loaded);
     let log = root.join(".locks/unlock-log.jsonl");
     match crate::lock::unlock(&root, environment, reason)? {
         crate::lock::State::Held(h) => println!(
@@ -264,7 +277,8 @@ fn unlock(common: &Common, ui: &Ui, environment: &str, reason: &str) -> Result<i
             log.display()
         ),
         crate::lock::State::Free => println!(
-            "`{environment}` was not locked; recorded in {}",
+            "`{environment}` was not locked (no lock under `{}`: see --deployments-dir); recorded in {}",
+            root.display(),
             log.display()
         ),
     }

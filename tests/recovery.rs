@@ -475,3 +475,92 @@ fn resume_honours_resume_settings_given_at_resume_time_and_refuses_other_changes
     assert_eq!(lines(&t.path().join("ran-2")), 2, "re-run");
     assert_eq!(lines(&t.path().join("ran-3")), 1);
 }
+
+// ---------------------------------------------------------------- 8: --deployments-dir everywhere
+
+#[test]
+fn rollback_resume_and_unlock_honour_deployments_dir() {
+    let t = Test::new()
+        .file(
+            "a.rhai",
+            "on_rollback(\"undo a\", \"touch undone-a\");\nsh(\"false\");\n",
+        )
+        .file(
+            "b.rhai",
+            "on_rollback(\"undo b\", \"touch undone-b\");\nsh(\"false\");\n",
+        );
+    run(&t, &[], &["a.rhai", "--set", "rollback.on_failure=never"]).code(1);
+    std::thread::sleep(Duration::from_millis(50));
+    run(
+        &t,
+        &[],
+        &[
+            "b.rhai",
+            "--set",
+            "rollback.on_failure=never",
+            "--deployments-dir",
+            "team-b",
+        ],
+    )
+    .code(1);
+    // The newest run under ./deployments is a's; rolling back team-b's must touch only b's.
+    let out = run(
+        &t,
+        &[],
+        &["rollback", "--yes", "--deployments-dir", "team-b"],
+    );
+    out.code(3);
+    assert!(out.stdout.contains("Deployment: team-b/"), "{}", out.stdout);
+    assert!(t.path().join("undone-b").exists());
+    assert!(
+        !t.path().join("undone-a").exists(),
+        "another team's deployment was rolled back"
+    );
+    // resume looks for unfinished runs where it is told.
+    let t2 = Test::new().file("deploy.rhai", KILLED_AT_2);
+    assert_eq!(
+        run(&t2, &[], &["deploy.rhai", "--deployments-dir", "team-b"]).code,
+        -1
+    );
+    let r = run(
+        &t2,
+        &[("RUNBOOK_ANSWER_RESUME_IN_FLIGHT", "skip")],
+        &["resume", "--deployments-dir", "team-b"],
+    );
+    r.code(0);
+    assert_eq!(lines(&t2.path().join("ran-3")), 1);
+    // unlock breaks the lock where it is told.
+    let stale = r#"{"environment":"production","user":"ghost","host":"elsewhere","pid":4000000,"reason":"old run","started":"2026-01-01T00:00:00.000Z","expires":1,"run_dir":"team-b/old"}"#;
+    std::fs::create_dir_all(t2.path().join("team-b/.locks")).unwrap();
+    std::fs::write(t2.path().join("team-b/.locks/production.lock"), stale).unwrap();
+    let u = run(
+        &t2,
+        &[],
+        &[
+            "unlock",
+            "production",
+            "--reason",
+            "checked",
+            "--deployments-dir",
+            "team-b",
+        ],
+    );
+    u.code(0);
+    assert!(
+        u.stdout
+            .starts_with("ok: `production` unlocked (was: ghost"),
+        "{}",
+        u.stdout
+    );
+    assert!(!t2.path().join("team-b/.locks/production.lock").exists());
+    // Pointed at a place with no lock, unlock says where it looked.
+    let u = run(&t2, &[], &["unlock", "production", "--reason", "checked"]);
+    u.code(0);
+    assert!(
+        u.stdout.starts_with(
+            "`production` was not locked (no lock under `deployments`: see --deployments-dir)"
+        ),
+        "{}",
+        u.stdout
+    );
+}

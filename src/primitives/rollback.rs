@@ -158,7 +158,11 @@ fn on_rollback(session: &Session, label: &str, action: Dynamic) -> RhaiResult<()
 
 /// Run directories under the deployments directory, oldest first (dry-runs left out).
 pub fn deployments(session: &Session) -> Vec<std::path::PathBuf> {
-    let root = crate::runner::deployments_root(None, &session.config);
+    let root = session
+        .deployments_root
+        .borrow()
+        .clone()
+        .unwrap_or_else(|| crate::runner::deployments_root(None, &session.config));
     let mine = session.run_dir.borrow().clone();
     // A run that rolled another back (`runbook rollback`, the incident runbook) is not itself a
     // deployment to roll back: after a killed rollback, the next one finds the deployment.
