@@ -195,10 +195,25 @@ impl Effects {
         };
         self.next_effect += 1;
         let effect = self.next_effect;
-        self.journal.write(
-            "effect.intent",
-            json!({ "effect": effect, "kind": kind, "name": name, "intent": intent, "dry_run": self.dry_run }),
-        )?;
+        self.journal
+            .write(
+                "effect.intent",
+                json!({ "effect": effect, "kind": kind, "name": name, "intent": intent, "dry_run": self.dry_run }),
+            )
+            .map_err(|e| {
+                let why = format!("{e:?}");
+                self.broken = Some(why);
+                Error::Journal {
+                    file: self.journal.path().display().to_string(),
+                    message: format!(
+                        "cannot record {kind} `{name}` ({}), so it was not carried out: the run stops rather than act unrecorded",
+                        match &e {
+                            Error::Io { source, .. } => source.to_string(),
+                            other => other.summary(),
+                        }
+                    ),
+                }
+            })?;
         Ok(Pending {
             effect,
             kind: kind.to_string(),

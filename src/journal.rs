@@ -23,6 +23,10 @@ pub struct Journal {
     echo: bool,
     /// SHA-256 (hex) of the last line written: the next record's `prev`.
     last_hash: String,
+    /// The journal's length after the last whole record: a failed append is cut back to it.
+    len: u64,
+    /// A failed append could not be cut back: repair before writing anything else.
+    torn: bool,
 }
 
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -53,6 +57,10 @@ impl Journal {
             .append(true)
             .open(path)
             .map_err(|e| Error::io("create journal", path, e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io("create journal", path, e))?
+            .len();
         Ok(Journal {
             path: path.to_path_buf(),
             file: Some(file),
@@ -60,6 +68,8 @@ impl Journal {
             redactor,
             echo: false,
             last_hash: GENESIS.to_string(),
+            len,
+            torn: false,
         })
     }
 
@@ -107,6 +117,8 @@ impl Journal {
             redactor: Redactor::default(),
             echo: false,
             last_hash: GENESIS.to_string(),
+            len: 0,
+            torn: false,
         }
     }
 
@@ -126,6 +138,9 @@ impl Journal {
 
     /// Append one record of `kind` with `fields`; returns its sequence number.
     pub fn write(&mut self, kind: &str, fields: Value) -> Result<u64, Error> {
+        if self.torn {
+            self.cut_back()?;
+        }
         self.seq += 1;
         let mut rec = Map::new();
         rec.insert("seq".into(), json!(self.seq));
@@ -144,7 +159,8 @@ impl Journal {
             // One write per record: a crash leaves at most a torn last line, never a mixed one.
             let mut bytes = line.clone().into_bytes();
             bytes.push(b'\n');
-            file.write_all(&bytes)
+            let written = file
+                .write_all(&bytes)
                 .and_then(|_| file.flush())
                 .and_then(|_| {
                     if must_sync(kind) {
@@ -152,11 +168,30 @@ impl Journal {
                     } else {
                         Ok(())
                     }
-                })
-                .map_err(|e| Error::io("write journal", &self.path, e))?;
+                });
+            if let Err(e) = written {
+                // A full disk or a size limit writes part of a record: cut it back off, so the
+                // record is absent rather than torn (and nothing is appended to its half).
+                self.seq -= 1;
+                self.torn = true;
+                let _ = self.cut_back();
+                return Err(Error::io("write journal", &self.path, e));
+            }
+            self.len += bytes.len() as u64;
             self.last_hash = line_hash(&line);
         }
         Ok(self.seq)
+    }
+
+    /// Cut the journal back to its last whole record.
+    fn cut_back(&mut self) -> Result<(), Error> {
+        if let Some(file) = &self.file {
+            file.set_len(self.len)
+                .and_then(|_| file.sync_data())
+                .map_err(|e| Error::io("repair journal", &self.path, e))?;
+        }
+        self.torn = false;
+        Ok(())
     }
 }
 

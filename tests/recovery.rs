@@ -564,3 +564,57 @@ fn rollback_resume_and_unlock_honour_deployments_dir() {
         u.stdout
     );
 }
+
+// ---------------------------------------------------------------- 11: a full disk
+
+#[test]
+fn a_full_disk_leaves_whole_records_and_the_run_stops_before_acting_unrecorded() {
+    let script: String = (1..=40)
+        .map(|k| format!("sh(\"echo x >> ran-{k}\");\n"))
+        .collect();
+    let t = Test::new().file("deploy.rhai", &script);
+    // Files may grow to 8 KiB (16 blocks of 512 bytes): the journal fills up a dozen steps in.
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit -f 16; exec {} deploy.rhai", support::BIN))
+        .current_dir(t.path())
+        .env("NO_COLOR", "1")
+        .env("USER", "tester")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("error: journal `deployments/"), "{stderr}");
+    assert!(
+        stderr.contains("(File too large (os error 27)), so it was not carried out: the run stops rather than act unrecorded"),
+        "{stderr}"
+    );
+    let dir = run_dirs(t.path()).pop().unwrap();
+    let text = std::fs::read_to_string(dir.join("journal.jsonl")).unwrap();
+    assert!(
+        text.ends_with('\n'),
+        "a record is whole or absent: {:?}",
+        &text[text.len().saturating_sub(200)..]
+    );
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every record is whole JSON"))
+        .collect();
+    let intents = records
+        .iter()
+        .filter(|r| r["type"] == "effect.intent")
+        .count();
+    let ran = (1..=40)
+        .filter(|k| t.path().join(format!("ran-{k}")).exists())
+        .count();
+    assert!(ran > 3 && ran < 40, "{ran}");
+    assert_eq!(
+        ran, intents,
+        "no step ran without its intent in the journal"
+    );
+    run(&t, &[], &["verify", &dir.display().to_string()]).code(0);
+    for k in 1..=40 {
+        assert!(lines(&t.path().join(format!("ran-{k}"))) <= 1, "step {k}");
+    }
+}
