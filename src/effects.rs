@@ -161,8 +161,10 @@ impl Effects {
                 ),
             });
         }
+        // The journal holds names redacted: compare them so.
+        let shown = self.redactor.redact(name);
         if let Some(rec) = self.replay.pop_front() {
-            if rec.kind != kind || rec.name != name {
+            if rec.kind != kind || rec.name != shown {
                 return Err(Error::Journal {
                     file: self.journal.path().display().to_string(),
                     message: format!(
@@ -181,7 +183,7 @@ impl Effects {
             });
         }
         let in_flight = match self.in_flight.take() {
-            Some(f) if f.kind == kind && f.name == name => true,
+            Some(f) if f.kind == kind && f.name == shown => true,
             Some(f) => {
                 return Err(Error::Journal {
                     file: self.journal.path().display().to_string(),

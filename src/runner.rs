@@ -266,11 +266,14 @@ pub fn resume(
     let text = |k: &str| start[k].as_str().map(str::to_string);
     // The run's own `--set`s, then those given now: settings that govern the resume itself
     // (`resume.*`) are the resume's to give; any other change shows as a changed config below.
+    // A secret's value is never in the journal (an older journal holds `[REDACTED]`): secrets
+    // are given again to the resume.
     let mut sets: Vec<String> = start["sets"]
         .as_array()
         .map(|a| {
             a.iter()
                 .filter_map(|s| s.as_str().map(str::to_string))
+                .filter(|s| !is_secret_set(s))
                 .collect()
         })
         .unwrap_or_default();
@@ -456,7 +459,25 @@ pub struct Resume {
 
 /// Config sections that may be given anew when a run is resumed, and are left out of the
 /// changed-input check.
-const RESUME_TIME_KEYS: &[&str] = &["resume"];
+/// Secrets are given again to a resume (the journal never holds them, nor a hash of them).
+const RESUME_TIME_KEYS: &[&str] = &["resume", "secrets"];
+
+/// The secrets a run was given, by name (a resume must be given them again).
+fn secret_names(cfg: &crate::config::Config) -> serde_json::Value {
+    let values = cfg.secrets.values.keys().map(|n| json!({ "name": n }));
+    let env = cfg
+        .secrets
+        .env
+        .iter()
+        .filter(|n| std::env::var(n).is_ok())
+        .map(|n| json!({ "name": n, "env": true }));
+    values.chain(env).collect()
+}
+
+/// `--set secrets.values.NAME=VALUE`: a secret, never journaled.
+fn is_secret_set(set: &str) -> bool {
+    set.trim_start().starts_with("secrets.values.")
+}
 
 /// Hashes of what a run started from: the script, the merged config, the answers file.
 fn input_hashes(p: &Prepared, answers: Option<&Path>) -> serde_json::Value {
@@ -495,6 +516,28 @@ pub fn run_with(
     p.session.answers.borrow_mut().presets = opts.presets.clone();
     let hashes = input_hashes(&p, opts.answers.as_deref());
     if let Some(r) = &resume {
+        let have: Vec<String> = p
+            .session
+            .effects
+            .borrow()
+            .redactor()
+            .names()
+            .map(str::to_string)
+            .collect();
+        for s in r.start["secrets"].as_array().into_iter().flatten() {
+            let name = s["name"].as_str().unwrap_or("");
+            if name.is_empty() || have.iter().any(|h| h == name) {
+                continue;
+            }
+            let help = if s["env"] == true {
+                format!("set the environment variable `{name}`")
+            } else {
+                format!("`--set secrets.values.{name}=...`, or in runbook.yaml")
+            };
+            return Err(Error::Usage(format!(
+                "the run was started with the secret `{name}`, which this resume was not given\n  help: give it again: {help}"
+            )));
+        }
         let before = &r.start["inputs"];
         let changed: Vec<&str> = ["script", "config", "answers"]
             .into_iter()
@@ -575,7 +618,7 @@ pub fn run_with(
                     "in_flight": r.in_flight.as_ref().map(|f| json!({ "kind": f.kind, "name": f.name, "started": f.started })),
                     "inputs": hashes,
                     "forced": r.force,
-                    "sets": r.sets,
+                    "sets": r.sets.iter().filter(|s| !is_secret_set(s)).collect::<Vec<_>>(),
                 }),
             );
         }
@@ -595,7 +638,8 @@ pub fn run_with(
                 "pid": std::process::id(),
                 "config_file": session.config.file.as_ref().map(|f| f.display().to_string()),
                 "answers_file": opts.answers.as_ref().map(|f| f.display().to_string()),
-                "sets": common.sets,
+                "sets": common.sets.iter().filter(|s| !is_secret_set(s)).collect::<Vec<_>>(),
+                "secrets": secret_names(&session.config.config),
                 "run_dir": dir.display().to_string(),
             }),
         ),

@@ -618,3 +618,112 @@ fn a_full_disk_leaves_whole_records_and_the_run_stops_before_acting_unrecorded()
         assert!(lines(&t.path().join(format!("ran-{k}"))) <= 1, "step {k}");
     }
 }
+
+// ---------------------------------------------------------------- 9, 10: secrets
+
+/// Every file under `dir`, concatenated (the run directories and their artifacts).
+fn all_text(dir: &Path) -> String {
+    let mut out = String::new();
+    for d in run_dirs(dir) {
+        for e in std::fs::read_dir(&d).unwrap() {
+            out.push_str(&std::fs::read_to_string(e.unwrap().path()).unwrap_or_default());
+        }
+    }
+    out
+}
+
+#[test]
+fn an_undo_with_a_secret_runs_with_the_secret_when_run_from_the_journal() {
+    let t = Test::new()
+        .file(
+            "runbook.yaml",
+            "secrets:\n  env: [DEPLOY_TOKEN]\n  values:\n    api_token: tok-98765-secret\n",
+        )
+        .file(
+            "deploy.rhai",
+            r#"
+on_rollback("revoke api", `echo ${secret("api_token")} > revoked-api`);
+on_rollback("revoke deploy", `echo ${env("DEPLOY_TOKEN")} > revoked-deploy`);
+sh("false");
+"#,
+        );
+    let token = ("DEPLOY_TOKEN", "dtok-55555-secret");
+    run(
+        &t,
+        &[token],
+        &["deploy.rhai", "--set", "rollback.on_failure=never"],
+    )
+    .code(1);
+    let text = all_text(t.path());
+    assert!(
+        !text.contains("tok-98765-secret") && !text.contains("dtok-55555-secret"),
+        "{text}"
+    );
+    // Without DEPLOY_TOKEN: the undo that needs it fails, naming it; the other runs with its secret.
+    let first = run(&t, &[], &["rollback", "--yes"]);
+    first.code(1);
+    assert!(
+        first.stdout.contains("✗ revoke deploy: the undo needs the secret `DEPLOY_TOKEN`, which this process does not have"),
+        "{}",
+        first.stdout
+    );
+    assert_eq!(
+        std::fs::read_to_string(t.path().join("revoked-api")).unwrap(),
+        "tok-98765-secret\n"
+    );
+    assert!(!t.path().join("revoked-deploy").exists());
+    // Given the secret, the next rollback runs what still stands, with the secret's value.
+    let second = run(&t, &[token], &["rollback", "--yes"]);
+    second.code(3);
+    assert_eq!(
+        std::fs::read_to_string(t.path().join("revoked-deploy")).unwrap(),
+        "dtok-55555-secret\n"
+    );
+    let text = all_text(t.path());
+    assert!(
+        !text.contains("tok-98765-secret") && !text.contains("dtok-55555-secret"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_run_given_a_secret_with_set_is_resumed_with_the_secret_given_again() {
+    let t = Test::new().file(
+        "deploy.rhai",
+        r#"
+sh(`echo ${secret("api_token")} >> used-1`);
+sh("echo x >> ran-2; [ -f killed ] || { touch killed; kill -9 $PPID; }");
+sh(`echo ${secret("api_token")} >> used-3`);
+"#,
+    );
+    let secret = "secrets.values.api_token=tok-24680-secret";
+    assert_eq!(run(&t, &[], &["deploy.rhai", "--set", secret]).code, -1);
+    let dir = run_dirs(t.path()).pop().unwrap();
+    let journal_text = std::fs::read_to_string(dir.join("journal.jsonl")).unwrap();
+    assert!(!journal_text.contains("tok-24680-secret"));
+    // Not given again: said before anything runs.
+    let without = run(
+        &t,
+        &[("RUNBOOK_ANSWER_RESUME_IN_FLIGHT", "skip")],
+        &["resume"],
+    );
+    without.code(2);
+    assert_eq!(
+        without.stderr,
+        "error: the run was started with the secret `api_token`, which this resume was not given\n  help: give it again: `--set secrets.values.api_token=...`, or in runbook.yaml\n"
+    );
+    // Given again at resume: not a changed input, and the run goes on with it.
+    let with = run(
+        &t,
+        &[("RUNBOOK_ANSWER_RESUME_IN_FLIGHT", "skip")],
+        &["resume", "--set", secret],
+    );
+    with.code(0);
+    assert_eq!(
+        std::fs::read_to_string(t.path().join("used-3")).unwrap(),
+        "tok-24680-secret\n"
+    );
+    assert_eq!(lines(&t.path().join("used-1")), 1);
+    let text = all_text(t.path());
+    assert!(!text.contains("tok-24680-secret"), "{text}");
+}

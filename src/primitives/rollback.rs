@@ -142,7 +142,12 @@ pub fn parse_action(action: &Dynamic) -> RhaiResult<Action> {
 }
 
 fn on_rollback(session: &Session, label: &str, action: Dynamic) -> RhaiResult<()> {
-    let action = parse_action(&action)?;
+    // A secret in an undo is kept by its name, so the undo can run from the journal (which never
+    // holds the value) in another process that is given the secret.
+    let redactor = session.effects.borrow().redactor().clone();
+    let action = parse_action(&action)?
+        .map_text(&mut |t| Ok(redactor.refer(t)))
+        .map_err(fail)?;
     let undo = session.push_undo(label.to_string(), action);
     session.record(
         "undo.register",
