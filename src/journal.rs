@@ -27,6 +27,15 @@ pub struct Journal {
     len: u64,
     /// A failed append could not be cut back: repair before writing anything else.
     torn: bool,
+    /// A test hook: die by SIGKILL right after writing the record with this number
+    /// (`RUNBOOK_FAULT_KILL_AFTER_RECORD`), so a crash can be placed between any two records.
+    kill_after: Option<u64>,
+}
+
+fn kill_after() -> Option<u64> {
+    std::env::var("RUNBOOK_FAULT_KILL_AFTER_RECORD")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
 }
 
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -70,6 +79,7 @@ impl Journal {
             last_hash: GENESIS.to_string(),
             len,
             torn: false,
+            kill_after: kill_after(),
         })
     }
 
@@ -119,6 +129,7 @@ impl Journal {
             last_hash: GENESIS.to_string(),
             len: 0,
             torn: false,
+            kill_after: None,
         }
     }
 
@@ -179,6 +190,12 @@ impl Journal {
             }
             self.len += bytes.len() as u64;
             self.last_hash = line_hash(&line);
+            if self.kill_after == Some(self.seq) {
+                // SAFETY: the test hook above: this process ends here.
+                unsafe {
+                    libc::kill(libc::getpid(), libc::SIGKILL);
+                }
+            }
         }
         Ok(self.seq)
     }
@@ -325,6 +342,18 @@ impl RunDir {
     /// Whether the journal recorded the end of its run.
     pub fn ended(&self) -> bool {
         self.journal.contains("\"type\":\"run.end\"")
+    }
+
+    /// Whether this is a run of the rollback or incident runbook (shipped, or a team's copy named
+    /// the same): a tool that rolls deployments back, not a deployment.
+    pub fn is_rollback_tool(&self) -> bool {
+        let first = self.journal.lines().next().unwrap_or("");
+        let script = serde_json::from_str::<Value>(first)
+            .ok()
+            .and_then(|v| v["script"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        let name = script.rsplit('/').next().unwrap_or("");
+        matches!(name, "rollback.rhai" | "incident.rhai")
     }
 
     /// Whether this is a deployment (a runbook run), not a REPL session.

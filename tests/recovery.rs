@@ -727,3 +727,143 @@ sh(`echo ${secret("api_token")} >> used-3`);
     let text = all_text(t.path());
     assert!(!text.contains("tok-24680-secret"), "{text}");
 }
+
+// ---------------------------------------------------------------- kills placed by record number
+
+/// A confirmation, three steps each with an undo, then a failing step: the run rolls back.
+const KILL_MATRIX: &str = r#"
+if !confirm("Proceed?") { decline("no"); }
+stage("Deploy", || {
+    sh("echo x >> ran-1");
+    on_rollback("undo 1", "echo u >> undone-1");
+    sh("echo x >> ran-2");
+    on_rollback("undo 2", "echo u >> undone-2");
+    sh("echo x >> ran-3");
+    on_rollback("undo 3", "echo u >> undone-3");
+});
+sh("false");
+"#;
+
+#[test]
+fn killed_after_any_record_and_resumed_every_step_and_undo_runs_exactly_once() {
+    let answers = [
+        ("RUNBOOK_ANSWER_PROCEED", "yes"),
+        ("RUNBOOK_ANSWER_RESUME_IN_FLIGHT", "rerun"),
+        ("RUNBOOK_ANSWER_ROLLBACK_IN_FLIGHT", "yes"),
+    ];
+    // The records of a run nobody kills.
+    let whole = Test::new().file("deploy.rhai", KILL_MATRIX);
+    run(&whole, &answers, &["deploy.rhai"]).code(3);
+    let total = journal(&run_dirs(whole.path()).pop().unwrap()).len();
+    assert!(total > 20, "{total}");
+    let (mut kills, mut resume_kills) = (0, 0);
+    for k in 1..total {
+        let t = Test::new().file("deploy.rhai", KILL_MATRIX);
+        let kill = k.to_string();
+        let mut env = answers.to_vec();
+        env.push(("RUNBOOK_FAULT_KILL_AFTER_RECORD", &kill));
+        let first = run(&t, &env, &["deploy.rhai"]);
+        assert_eq!(first.code, -1, "killed after record {k}\n{}", first.stderr);
+        kills += 1;
+        let dir = run_dirs(t.path()).pop().unwrap();
+        // Every other time, the first resume is killed too, a few records in.
+        let mut resume_kill = (k % 2 == 0).then(|| (journal(&dir).len() + 1 + k % 4).to_string());
+        let mut last = None;
+        for _ in 0..4 {
+            let mut env = answers.to_vec();
+            if let Some(n) = &resume_kill {
+                env.push(("RUNBOOK_FAULT_KILL_AFTER_RECORD", n));
+            }
+            let r = run(&t, &env, &["resume"]);
+            if r.code == -1 {
+                resume_kills += 1;
+                resume_kill = None;
+                continue;
+            }
+            last = Some(r);
+            break;
+        }
+        let last = last.expect("the run finished after a few resumes");
+        last.code(3);
+        for f in [
+            "ran-1", "ran-2", "ran-3", "undone-1", "undone-2", "undone-3",
+        ] {
+            assert_eq!(
+                lines(&t.path().join(f)),
+                1,
+                "{f}, killed after record {k}\n{}\n{}",
+                last.stdout,
+                last.stderr
+            );
+        }
+        run(&t, &[], &["verify", &dir.display().to_string()]).code(0);
+    }
+    eprintln!("{kills} runs killed, {resume_kills} resumes killed, all resumed; every step and undo ran once");
+}
+
+#[test]
+fn a_rollback_killed_after_any_record_is_finished_by_the_next_and_every_undo_runs_once() {
+    let deploy = r#"
+sh("echo x >> ran-1");
+on_rollback("undo 1", "echo u >> undone-1");
+sh("echo x >> ran-2");
+on_rollback("undo 2", "echo u >> undone-2");
+sh("echo x >> ran-3");
+on_rollback("undo 3", "echo u >> undone-3");
+sh("false");
+"#;
+    let answers = [("RUNBOOK_ANSWER_ROLLBACK_IN_FLIGHT", "yes")];
+    let never = ["deploy.rhai", "--set", "rollback.on_failure=never"];
+    let whole = Test::new().file("deploy.rhai", deploy);
+    run(&whole, &[], &never).code(1);
+    run(&whole, &answers, &["rollback", "--yes"]).code(3);
+    let rollback_dir = run_dirs(whole.path())
+        .into_iter()
+        .find(|d| d.to_string_lossy().contains("rollback"))
+        .unwrap();
+    let total = journal(&rollback_dir).len();
+    let mut kills = 0;
+    for k in 1..total {
+        let t = Test::new().file("deploy.rhai", deploy);
+        run(&t, &[], &never).code(1);
+        let target = run_dirs(t.path()).pop().unwrap();
+        let kill = k.to_string();
+        let mut env = answers.to_vec();
+        env.push(("RUNBOOK_FAULT_KILL_AFTER_RECORD", &kill));
+        let first = run(&t, &env, &["rollback", "--yes"]);
+        if first.code != -1 {
+            // The deployment's own journal numbers its records higher: no kill this time.
+            first.code(3);
+            continue;
+        }
+        kills += 1;
+        let again = run(
+            &t,
+            &answers,
+            &[
+                "rollback",
+                "--yes",
+                "--take-over",
+                "the last rollback was killed",
+            ],
+        );
+        assert!(
+            again.code == 3 || again.stdout.contains("Nothing stands to be undone"),
+            "killed after record {k}\n{}\n{}",
+            again.stdout,
+            again.stderr
+        );
+        for f in [
+            "ran-1", "ran-2", "ran-3", "undone-1", "undone-2", "undone-3",
+        ] {
+            assert_eq!(
+                lines(&t.path().join(f)),
+                1,
+                "{f}, rollback killed after record {k}\n{}",
+                again.stdout
+            );
+        }
+        run(&t, &[], &["verify", &target.display().to_string()]).code(0);
+    }
+    eprintln!("{kills} rollbacks killed, each finished by the next one; every undo ran once");
+}

@@ -169,19 +169,65 @@ pub fn deployments(session: &Session) -> Vec<std::path::PathBuf> {
         .clone()
         .unwrap_or_else(|| crate::runner::deployments_root(None, &session.config));
     let mine = session.run_dir.borrow().clone();
-    // A run that rolled another back (`runbook rollback`, the incident runbook) is not itself a
-    // deployment to roll back: after a killed rollback, the next one finds the deployment.
+    // A run that rolled another back (`runbook rollback`, the incident runbook, even one killed
+    // before it got to its target) is not itself a deployment to roll back: after a killed
+    // rollback, the next one finds the deployment.
     crate::journal::run_dirs(&root)
         .into_iter()
         .filter(|d| d.is_deployment() && !d.journal.contains("\"type\":\"rollback.target\""))
+        .filter(|d| !d.is_rollback_tool())
         .filter(|d| Some(&d.path) != mine.as_ref())
         .map(|d| d.path)
         .collect()
 }
 
+/// An undo a killed `runbook rollback` recorded as started and never as finished, and what that
+/// rollback's own journal says of it.
+#[derive(Debug)]
+struct Unfinished {
+    id: u64,
+    by_run: String,
+    state: Seen,
+}
+
+#[derive(Debug, PartialEq)]
+enum Seen {
+    /// Its result is in the rollback's journal: it happened, and succeeded.
+    Done,
+    /// It failed there: it still stands, and is simply run again.
+    Failed,
+    /// Announced and never finished (or that journal is gone): it may or may not have happened.
+    Unknown,
+    /// Never announced there: it did not happen.
+    NotStarted,
+}
+
+/// What the rollback run in `by_run` recorded of undo `id`.
+fn seen_in(by_run: &str, id: u64) -> Seen {
+    let path = std::path::Path::new(by_run).join(crate::journal::FILE_NAME);
+    let Ok((records, _)) = crate::journal::read(&path) else {
+        return Seen::Unknown;
+    };
+    let Some(intent) = records.iter().rfind(|r| {
+        r["type"] == "effect.intent"
+            && r["kind"] == "undo"
+            && r["intent"]["undo"].as_u64() == Some(id)
+    }) else {
+        return Seen::NotStarted;
+    };
+    match records
+        .iter()
+        .find(|r| r["type"] == "effect.result" && r["effect"] == intent["effect"])
+    {
+        Some(r) if r["ok"] == true && r["dry_run"] != true => Seen::Done,
+        Some(_) => Seen::Failed,
+        None => Seen::Unknown,
+    }
+}
+
 /// The undo steps a run left standing, last registered first, and the one a killed
 /// `runbook rollback` was carrying out (recorded as started, never as finished), if any.
-fn load_standing(dir: &str) -> RhaiResult<(Vec<crate::undo::Undo>, Option<u64>)> {
+fn load_standing(dir: &str) -> RhaiResult<(Vec<crate::undo::Undo>, Option<Unfinished>)> {
     let path = std::path::Path::new(dir).join(crate::journal::FILE_NAME);
     let (records, _) = crate::journal::read(&path).map_err(|e| fail(e.summary()))?;
     let mut out = Vec::new();
@@ -198,7 +244,7 @@ fn load_standing(dir: &str) -> RhaiResult<(Vec<crate::undo::Undo>, Option<u64>)>
             action,
         });
     }
-    let mut started: Vec<u64> = Vec::new();
+    let mut started: Vec<(u64, String)> = Vec::new();
     for r in &records {
         let ids = || -> Vec<u64> {
             r["undos"]
@@ -209,10 +255,13 @@ fn load_standing(dir: &str) -> RhaiResult<(Vec<crate::undo::Undo>, Option<u64>)>
                 .collect()
         };
         match r["type"].as_str() {
-            Some("undo.external.start") => started.extend(ids()),
+            Some("undo.external.start") => {
+                let by = r["by_run"].as_str().unwrap_or("").to_string();
+                started.extend(ids().into_iter().map(|id| (id, by.clone())));
+            }
             Some("undo.external") => {
                 let done = ids();
-                started.retain(|id| !done.contains(id));
+                started.retain(|(id, _)| !done.contains(id));
             }
             _ => {}
         }
@@ -220,7 +269,12 @@ fn load_standing(dir: &str) -> RhaiResult<(Vec<crate::undo::Undo>, Option<u64>)>
     let in_flight = started
         .into_iter()
         .rev()
-        .find(|id| out.iter().any(|u| u.id == *id));
+        .find(|(id, _)| out.iter().any(|u| u.id == *id))
+        .map(|(id, by_run)| Unfinished {
+            id,
+            state: seen_in(&by_run, id),
+            by_run,
+        });
     Ok((out, in_flight))
 }
 
@@ -273,6 +327,22 @@ pub fn undo_deployment(
         )
     };
     let mut skipped = None;
+    let in_flight = match in_flight {
+        // The killed rollback's own journal has the undo's result: it happened.
+        Some(u) if u.state == Seen::Done => {
+            undos.retain(|x| x.id != u.id);
+            if let Some(j) = &mut target {
+                let _ = j.write(
+                    "undo.external",
+                    json!({ "undos": [u.id], "ok": true, "confirmed_by": u.by_run,
+                            "reason": reason, "by_run": by_run }),
+                );
+            }
+            None
+        }
+        Some(u) if u.state == Seen::Unknown => Some(u.id),
+        _ => None,
+    };
     if let Some(id) = in_flight {
         let label = undos
             .iter()
