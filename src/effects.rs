@@ -60,6 +60,8 @@ pub struct Pending {
     pub replayed: Option<Result<Value, Failure>>,
     /// Resuming: this is the effect that was under way when the earlier process died.
     pub in_flight: bool,
+    /// Resuming: the process group that effect started (and its leader's start time).
+    pub in_flight_child: Option<(i32, Option<u64>)>,
 }
 
 /// The effect an earlier process announced and never finished.
@@ -68,6 +70,16 @@ pub struct InFlight {
     pub kind: String,
     pub name: String,
     pub started: String,
+    /// The process group it started, if it was a command (and its leader's start time).
+    pub child: Option<(i32, Option<u64>)>,
+}
+
+/// Why the journal could not be written, in words.
+fn cause(e: &Error) -> String {
+    match e {
+        Error::Io { source, .. } => source.to_string(),
+        other => other.summary(),
+    }
 }
 
 impl Effects {
@@ -103,6 +115,11 @@ impl Effects {
         self.dry_run
     }
 
+    /// The number of the effect begun last.
+    pub fn current_effect(&self) -> u64 {
+        self.next_effect
+    }
+
     /// Resume: hand these back, in order, instead of acting; effects are numbered on from them.
     pub fn start_replay(
         &mut self,
@@ -134,7 +151,7 @@ impl Effects {
             return Ok(0);
         }
         self.journal.write(kind, fields).inspect_err(|e| {
-            self.broken = Some(format!("{e:?}"));
+            self.broken = Some(cause(e));
         })
     }
 
@@ -157,7 +174,8 @@ impl Effects {
             return Err(Error::Journal {
                 file: self.journal.path().display().to_string(),
                 message: format!(
-                    "the journal could not be written earlier ({why}); refusing to act unrecorded"
+                    "cannot record {kind} `{}`: the journal could not be written earlier ({why}), so it was not carried out: the run stops rather than act unrecorded",
+                    self.redactor.redact(name)
                 ),
             });
         }
@@ -180,10 +198,15 @@ impl Effects {
                 started: Instant::now(),
                 replayed: Some(rec.outcome),
                 in_flight: false,
+                in_flight_child: None,
             });
         }
+        let mut in_flight_child = None;
         let in_flight = match self.in_flight.take() {
-            Some(f) if f.kind == kind && f.name == shown => true,
+            Some(f) if f.kind == kind && f.name == shown => {
+                in_flight_child = f.child;
+                true
+            }
             Some(f) => {
                 return Err(Error::Journal {
                     file: self.journal.path().display().to_string(),
@@ -203,16 +226,12 @@ impl Effects {
                 json!({ "effect": effect, "kind": kind, "name": name, "intent": intent, "dry_run": self.dry_run }),
             )
             .map_err(|e| {
-                let why = format!("{e:?}");
-                self.broken = Some(why);
+                let why = cause(&e);
+                self.broken = Some(why.clone());
                 Error::Journal {
                     file: self.journal.path().display().to_string(),
                     message: format!(
-                        "cannot record {kind} `{name}` ({}), so it was not carried out: the run stops rather than act unrecorded",
-                        match &e {
-                            Error::Io { source, .. } => source.to_string(),
-                            other => other.summary(),
-                        }
+                        "cannot record {kind} `{shown}` ({why}), so it was not carried out: the run stops rather than act unrecorded"
                     ),
                 }
             })?;
@@ -223,6 +242,7 @@ impl Effects {
             started: Instant::now(),
             replayed: None,
             in_flight,
+            in_flight_child,
         })
     }
 

@@ -249,10 +249,15 @@ pub fn resume(
                 });
             }
             None => {
+                let child = records
+                    .iter()
+                    .rfind(|x| x["type"] == "effect.child" && x["effect"].as_u64() == Some(n))
+                    .and_then(|x| Some((x["group"].as_i64()? as i32, x["start"].as_u64())));
                 in_flight = Some(crate::effects::InFlight {
                     kind,
                     name,
                     started: r["ts"].as_str().unwrap_or("").to_string(),
+                    child,
                 });
             }
         }

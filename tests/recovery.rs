@@ -586,8 +586,9 @@ fn a_full_disk_leaves_whole_records_and_the_run_stops_before_acting_unrecorded()
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("error: journal `deployments/"), "{stderr}");
+    assert!(stderr.contains("File too large (os error 27)"), "{stderr}");
     assert!(
-        stderr.contains("(File too large (os error 27)), so it was not carried out: the run stops rather than act unrecorded"),
+        stderr.contains("so it was not carried out: the run stops rather than act unrecorded"),
         "{stderr}"
     );
     let dir = run_dirs(t.path()).pop().unwrap();
@@ -730,6 +731,37 @@ sh(`echo ${secret("api_token")} >> used-3`);
 
 // ---------------------------------------------------------------- kills placed by record number
 
+/// The marker files of the commands a killed process had started (an `effect.child` is the last
+/// record of its journal): each ran, though its result was never recorded, so re-running it when
+/// asked about it runs it a second time. Any other step must run exactly once.
+fn started_when_killed(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for d in run_dirs(root) {
+        let records = journal(&d);
+        let Some(last) = records.last().filter(|r| r["type"] == "effect.child") else {
+            continue;
+        };
+        let Some(intent) = records
+            .iter()
+            .find(|r| r["type"] == "effect.intent" && r["effect"] == last["effect"])
+        else {
+            continue;
+        };
+        let text = intent["intent"]["command"]
+            .as_str()
+            .or(intent["intent"]["action"]["line"].as_str())
+            .unwrap_or("");
+        if let Some(marker) = text
+            .split(">> ")
+            .nth(1)
+            .and_then(|m| m.split_whitespace().next())
+        {
+            out.push(marker.to_string());
+        }
+    }
+    out
+}
+
 /// A confirmation, three steps each with an undo, then a failing step: the run rolls back.
 const KILL_MATRIX: &str = r#"
 if !confirm("Proceed?") { decline("no"); }
@@ -756,7 +788,7 @@ fn killed_after_any_record_and_resumed_every_step_and_undo_runs_exactly_once() {
     run(&whole, &answers, &["deploy.rhai"]).code(3);
     let total = journal(&run_dirs(whole.path()).pop().unwrap()).len();
     assert!(total > 20, "{total}");
-    let (mut kills, mut resume_kills) = (0, 0);
+    let (mut kills, mut resume_kills, mut reruns) = (0, 0, 0);
     for k in 1..total {
         let t = Test::new().file("deploy.rhai", KILL_MATRIX);
         let kill = k.to_string();
@@ -765,6 +797,7 @@ fn killed_after_any_record_and_resumed_every_step_and_undo_runs_exactly_once() {
         let first = run(&t, &env, &["deploy.rhai"]);
         assert_eq!(first.code, -1, "killed after record {k}\n{}", first.stderr);
         kills += 1;
+        let mut started = started_when_killed(t.path());
         let dir = run_dirs(t.path()).pop().unwrap();
         // Every other time, the first resume is killed too, a few records in.
         let mut resume_kill = (k % 2 == 0).then(|| (journal(&dir).len() + 1 + k % 4).to_string());
@@ -778,19 +811,22 @@ fn killed_after_any_record_and_resumed_every_step_and_undo_runs_exactly_once() {
             if r.code == -1 {
                 resume_kills += 1;
                 resume_kill = None;
+                started.extend(started_when_killed(t.path()));
                 continue;
             }
             last = Some(r);
             break;
         }
         let last = last.expect("the run finished after a few resumes");
+        reruns += started.len();
         last.code(3);
         for f in [
             "ran-1", "ran-2", "ran-3", "undone-1", "undone-2", "undone-3",
         ] {
+            let rerun = started.iter().filter(|m| *m == f).count();
             assert_eq!(
                 lines(&t.path().join(f)),
-                1,
+                1 + rerun,
                 "{f}, killed after record {k}\n{}\n{}",
                 last.stdout,
                 last.stderr
@@ -798,7 +834,7 @@ fn killed_after_any_record_and_resumed_every_step_and_undo_runs_exactly_once() {
         }
         run(&t, &[], &["verify", &dir.display().to_string()]).code(0);
     }
-    eprintln!("{kills} runs killed, {resume_kills} resumes killed, all resumed; every step and undo ran once");
+    eprintln!("{kills} runs killed, {resume_kills} resumes killed, all resumed; every step and undo ran once, but {reruns} that had started when killed and were re-run as answered");
 }
 
 #[test]
@@ -822,7 +858,7 @@ sh("false");
         .find(|d| d.to_string_lossy().contains("rollback"))
         .unwrap();
     let total = journal(&rollback_dir).len();
-    let mut kills = 0;
+    let (mut kills, mut reruns) = (0, 0);
     for k in 1..total {
         let t = Test::new().file("deploy.rhai", deploy);
         run(&t, &[], &never).code(1);
@@ -837,6 +873,8 @@ sh("false");
             continue;
         }
         kills += 1;
+        let started = started_when_killed(t.path());
+        reruns += started.len();
         let again = run(
             &t,
             &answers,
@@ -856,14 +894,56 @@ sh("false");
         for f in [
             "ran-1", "ran-2", "ran-3", "undone-1", "undone-2", "undone-3",
         ] {
+            let rerun = started.iter().filter(|m| *m == f).count();
             assert_eq!(
                 lines(&t.path().join(f)),
-                1,
+                1 + rerun,
                 "{f}, rollback killed after record {k}\n{}",
                 again.stdout
             );
         }
         run(&t, &[], &["verify", &target.display().to_string()]).code(0);
     }
-    eprintln!("{kills} rollbacks killed, each finished by the next one; every undo ran once");
+    eprintln!("{kills} rollbacks killed, each finished by the next one; every undo ran once, but {reruns} that had started when killed and were re-run as answered");
+}
+
+// ---------------------------------------------------------------- 7: the command in flight still runs
+
+/// Step 1 kills the runner and goes on for a second and a half (it survives its runner); run
+/// again, it notes whether the first copy had finished.
+const OUTLIVES_ITS_RUNNER: &str = r#"
+sh("if [ -f killed ]; then if [ -f long-end ]; then echo after >> order; else echo overlap >> order; fi; exit 0; fi; touch killed; kill -9 $PPID; sleep 1.5; echo end >> long-end");
+sh("echo x >> ran-2");
+"#;
+
+#[test]
+fn resume_waits_for_or_stops_the_command_still_running_from_the_dead_run() {
+    for (choice, want_order, want_end) in [("wait", "after\n", true), ("stop", "overlap\n", false)]
+    {
+        let t = Test::new().file("deploy.rhai", OUTLIVES_ITS_RUNNER);
+        assert_eq!(run(&t, &[], &["deploy.rhai"]).code, -1);
+        assert!(!t.path().join("long-end").exists(), "still running");
+        let r = run(
+            &t,
+            &[
+                ("RUNBOOK_ANSWER_RESUME_IN_FLIGHT", "rerun"),
+                ("RUNBOOK_ANSWER_RESUME_STILL_RUNNING", choice),
+            ],
+            &["resume"],
+        );
+        r.code(0);
+        assert!(
+            r.stdout.contains("is still running (process group "),
+            "{}",
+            r.stdout
+        );
+        assert_eq!(
+            std::fs::read_to_string(t.path().join("order")).unwrap(),
+            want_order,
+            "{choice}: the re-run and the first copy"
+        );
+        std::thread::sleep(Duration::from_millis(1700));
+        assert_eq!(t.path().join("long-end").exists(), want_end, "{choice}");
+        assert_eq!(lines(&t.path().join("ran-2")), 1);
+    }
 }
