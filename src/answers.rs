@@ -91,7 +91,7 @@ impl Answers {
         let Some(path) = file else {
             return Ok(Answers::default());
         };
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io("read answers", path, e))?;
+        let text = crate::error::read_text("answers", path)?;
         let mut a = Answers::parse(&text, &path.display().to_string())?;
         a.file = Some(path.to_path_buf());
         Ok(a)

@@ -535,8 +535,7 @@ pub fn load(explicit: Option<&Path>, sets: &[String]) -> Result<Loaded, Error> {
     };
     let mut value = match &file {
         Some(path) => {
-            let text =
-                std::fs::read_to_string(path).map_err(|e| Error::io("read config", path, e))?;
+            let text = crate::error::read_text("config", path)?;
             parse(&text, &path.display().to_string())?
         }
         None => Value::Mapping(Default::default()),

@@ -947,3 +947,27 @@ fn resume_waits_for_or_stops_the_command_still_running_from_the_dead_run() {
         assert_eq!(lines(&t.path().join("ran-2")), 1);
     }
 }
+
+// ---------------------------------------------------------------- 13: smaller recovery cases
+
+#[test]
+fn binary_garbage_as_config_answers_or_runbook_is_a_usage_error() {
+    let garbage: Vec<u8> = (0..=255u8).rev().cycle().take(600).collect();
+    let t = Test::new().file("deploy.rhai", "sh(\"touch ran\");\n");
+    std::fs::write(t.path().join("garbage"), &garbage).unwrap();
+    for (args, what) in [
+        (vec!["deploy.rhai", "--config", "garbage"], "config"),
+        (vec!["deploy.rhai", "--answers", "garbage"], "answers"),
+        (vec!["garbage"], "runbook"),
+        (vec!["check", "garbage"], "runbook"),
+    ] {
+        let out = run(&t, &[], &args);
+        out.code(2);
+        assert_eq!(
+            out.stderr,
+            format!("error: cannot read {what} `garbage`: it is not text (not valid UTF-8)\n"),
+            "{args:?}"
+        );
+    }
+    assert!(!t.path().join("ran").exists());
+}
