@@ -208,6 +208,25 @@ fn verify(ui: &Ui, dir: &Path) -> Result<i32, Error> {
         ));
         return Ok(crate::error::exit::FAILED);
     }
+    if v.records == 0 {
+        ui.error_text(&format!(
+            "{}: journal `{}` is empty: it holds no record to check\n",
+            ui.red_bold("error"),
+            path.display()
+        ));
+        return Ok(crate::error::exit::FAILED);
+    }
+    // A repair keeps the chain whole; still, a record was lost there, and that is said.
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io("read journal", &path, e))?;
+    for (i, line) in text.lines().enumerate() {
+        if line.contains("\"type\":\"journal.repaired\"") {
+            println!(
+                "{} record {} is a `journal.repaired` record: the record after record {i} was cut off mid-write (its fragment is kept in it)",
+                ui.yellow("note:"),
+                i + 1
+            );
+        }
+    }
     let plan = dir.join(crate::artifacts::PLAN);
     let pinned = std::fs::read_to_string(&plan).ok().and_then(|t| {
         t.lines()

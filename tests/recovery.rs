@@ -971,3 +971,38 @@ fn binary_garbage_as_config_answers_or_runbook_is_a_usage_error() {
     }
     assert!(!t.path().join("ran").exists());
 }
+
+#[test]
+fn verify_refuses_an_empty_journal_and_names_a_repaired_record() {
+    let t = Test::new().file("deployments/empty/journal.jsonl", "");
+    let v = run(&t, &[], &["verify", "deployments/empty"]);
+    v.code(1);
+    assert_eq!(
+        v.stderr,
+        "error: journal `deployments/empty/journal.jsonl` is empty: it holds no record to check\n"
+    );
+    // A run killed mid-record, then resumed: the torn line is repaired, and verify says so.
+    let t = Test::new().file("deploy.rhai", KILLED_AT_2);
+    assert_eq!(run(&t, &[], &["deploy.rhai"]).code, -1);
+    let dir = run_dirs(t.path()).pop().unwrap();
+    let mut text = std::fs::read_to_string(dir.join("journal.jsonl")).unwrap();
+    text.push_str("{\"seq\":99,\"ty");
+    std::fs::write(dir.join("journal.jsonl"), &text).unwrap();
+    run(
+        &t,
+        &[("RUNBOOK_ANSWER_RESUME_IN_FLIGHT", "skip")],
+        &["resume"],
+    )
+    .code(0);
+    let v = run(&t, &[], &["verify", &dir.display().to_string()]);
+    v.code(0);
+    let n = text.lines().count();
+    assert!(
+        v.stdout.starts_with(&format!(
+            "note: record {n} is a `journal.repaired` record: the record after record {} was cut off mid-write (its fragment is kept in it)\n",
+            n - 1
+        )),
+        "{}",
+        v.stdout
+    );
+}
