@@ -121,6 +121,11 @@ pub fn build(
     let runtime = runtime()?;
     let interrupt: Arc<Interrupt> = Interrupt::install(&runtime);
     let redactor = Redactor::from_config(&loaded.config);
+    for name in redactor.too_short() {
+        ui.warn(&format!(
+            "the secret `{name}` is shorter than 4 characters, so it is not redacted (it would mask ordinary text everywhere): use a longer one"
+        ));
+    }
     let effects = Effects::new(Journal::none(), None, redactor, dry_run)?;
     let session = Session::new(SessionParts {
         ui: ui.clone(),

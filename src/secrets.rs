@@ -12,6 +12,8 @@ pub struct Redactor {
     /// (name, value) of each named secret (`secrets.values`, `secrets.env`), longest value first:
     /// an undo keeps the name and is given the value when it runs.
     named: Vec<(String, String)>,
+    /// Names of secrets too short to redact.
+    short: Vec<String>,
 }
 
 /// How an undo refers to a secret: by name, never by value.
@@ -32,7 +34,15 @@ impl Redactor {
         r
     }
 
+    /// Names of the secrets too short to be redacted (they would mask ordinary text).
+    pub fn too_short(&self) -> &[String] {
+        &self.short
+    }
+
     fn add_named(&mut self, name: &str, secret: &str) {
+        if !secret.is_empty() && secret.trim().len() < 4 {
+            self.short.push(name.to_string());
+        }
         self.add(secret);
         if secret.len() >= 4 {
             self.named.push((name.to_string(), secret.to_string()));
@@ -87,12 +97,27 @@ impl Redactor {
             return;
         }
         let mut forms = vec![secret.to_string()];
-        // The journal is JSON: a secret with quotes or backslashes appears escaped there.
-        let escaped = serde_json::to_string(secret).unwrap_or_default();
-        let escaped = escaped.trim_matches('"').to_string();
-        if escaped != secret {
-            forms.push(escaped);
+        // Output reaches the terminal and the log a line at a time: a secret of several lines
+        // is masked line by line too.
+        if secret.contains('\n') {
+            forms.extend(
+                secret
+                    .lines()
+                    .map(|l| l.trim_end_matches('\r'))
+                    .filter(|l| l.trim().len() >= 4)
+                    .map(str::to_string),
+            );
         }
+        // The journal is JSON: a secret with quotes, backslashes or newlines appears escaped there.
+        let mut escaped_forms = Vec::new();
+        for f in &forms {
+            let e = serde_json::to_string(f).unwrap_or_default();
+            let e = e.trim_matches('"').to_string();
+            if e != *f {
+                escaped_forms.push(e);
+            }
+        }
+        forms.extend(escaped_forms);
         for f in forms {
             if !self.secrets.contains(&f) {
                 self.secrets.push(f);

@@ -1006,3 +1006,26 @@ fn verify_refuses_an_empty_journal_and_names_a_repaired_record() {
         v.stdout
     );
 }
+
+#[test]
+fn a_multi_line_secret_is_redacted_line_by_line_and_a_short_one_is_warned_about() {
+    let key = "-----BEGIN KEY-----\nline-two-secret-abc\nline-three-secret-def\n-----END KEY-----";
+    let t = Test::new()
+        .file(
+            "runbook.yaml",
+            "secrets:\n  values:\n    key: \"-----BEGIN KEY-----\\nline-two-secret-abc\\nline-three-secret-def\\n-----END KEY-----\"\n    pin: \"ab1\"\n",
+        )
+        .file("key.pem", &format!("{key}\n"))
+        .file("deploy.rhai", "sh(\"cat key.pem\");\n");
+    let out = run(&t, &[], &["deploy.rhai"]);
+    out.code(0);
+    assert!(
+        out.stderr.contains("warning: the secret `pin` is shorter than 4 characters, so it is not redacted (it would mask ordinary text everywhere): use a longer one\n"),
+        "{}",
+        out.stderr
+    );
+    let everything = format!("{}{}{}", out.stdout, out.stderr, all_text(t.path()));
+    for line in ["line-two-secret-abc", "line-three-secret-def"] {
+        assert!(!everything.contains(line), "{line} leaked:\n{everything}");
+    }
+}
