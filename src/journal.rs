@@ -61,11 +61,26 @@ pub fn now_rfc3339() -> String {
 
 impl Journal {
     pub fn create(path: &Path, redactor: Redactor) -> Result<Journal, Error> {
+        let new = !path.exists();
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
             .map_err(|e| Error::io("create journal", path, e))?;
+        if new {
+            // The journal's name is durable only once its directory (and that directory's own
+            // entry in the deployments directory) is synced.
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+            for d in dir.into_iter().chain(dir.and_then(Path::parent)) {
+                let d = if d.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    d
+                };
+                // Best effort: some file systems cannot sync a directory.
+                let _ = File::open(d).and_then(|f| f.sync_all());
+            }
+        }
         let len = file
             .metadata()
             .map_err(|e| Error::io("create journal", path, e))?

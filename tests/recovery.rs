@@ -1029,3 +1029,53 @@ fn a_multi_line_secret_is_redacted_line_by_line_and_a_short_one_is_warned_about(
         assert!(!everything.contains(line), "{line} leaked:\n{everything}");
     }
 }
+
+#[test]
+fn the_journal_s_directory_is_synced_after_the_journal_is_created() {
+    if std::process::Command::new("strace")
+        .arg("-V")
+        .output()
+        .is_err()
+    {
+        eprintln!("strace is not installed: skipped");
+        return;
+    }
+    let t = Test::new().file("deploy.rhai", "sh(\"true\");\n");
+    let out = std::process::Command::new("strace")
+        .args([
+            "-f",
+            "-e",
+            "trace=openat,fsync,fdatasync",
+            "-o",
+            "trace.txt",
+            support::BIN,
+            "deploy.rhai",
+        ])
+        .current_dir(t.path())
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let trace = std::fs::read_to_string(t.path().join("trace.txt")).unwrap();
+    let dir = run_dirs(t.path()).pop().unwrap();
+    let dir = dir.strip_prefix(t.path()).unwrap().display().to_string();
+    let lines: Vec<&str> = trace.lines().collect();
+    let created = lines
+        .iter()
+        .position(|l| l.contains(&format!("\"{dir}/journal.jsonl\"")) && l.contains("O_CREAT"))
+        .expect("the journal is created");
+    // After it: the run directory opened, and that descriptor synced.
+    let synced = lines[created..].iter().any(|l| {
+        l.contains(&format!("openat(AT_FDCWD, \"{dir}\"")) && {
+            let fd = l.rsplit("= ").next().unwrap_or("").trim().to_string();
+            lines[created..]
+                .iter()
+                .any(|m| m.contains(&format!("fsync({fd})")))
+        }
+    });
+    assert!(
+        synced,
+        "no fsync of {dir} after the journal was created:\n{trace}"
+    );
+}
