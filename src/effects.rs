@@ -28,6 +28,9 @@ pub struct Effects {
     replay: std::collections::VecDeque<Recorded>,
     /// Resuming: the effect that was under way when the earlier process died.
     in_flight: Option<InFlight>,
+    /// Whether an effect that changes the world was carried out (or replayed): from then on,
+    /// "nothing changed" is no longer true of the run.
+    acted: bool,
 }
 
 /// Why an act failed, with what it found (a failed command's exit code and output), so a
@@ -108,11 +111,17 @@ impl Effects {
             broken: None,
             replay: Default::default(),
             in_flight: None,
+            acted: false,
         })
     }
 
     pub fn dry_run(&self) -> bool {
         self.dry_run
+    }
+
+    /// Whether anything that changes the world was done (not planned, not only a prompt's answer).
+    pub fn acted(&self) -> bool {
+        self.acted
     }
 
     /// The number of the effect begun last.
@@ -191,6 +200,9 @@ impl Effects {
                     ),
                 });
             }
+            if !kind.starts_with("prompt.") {
+                self.acted = true;
+            }
             return Ok(Pending {
                 effect: 0,
                 kind: kind.to_string(),
@@ -250,6 +262,9 @@ impl Effects {
     pub fn finish(&mut self, p: Pending, outcome: &Result<Value, Failure>) {
         if p.replayed.is_some() {
             return;
+        }
+        if !self.dry_run && !p.kind.starts_with("prompt.") {
+            self.acted = true;
         }
         let ms = p.started.elapsed().as_millis() as u64;
         let fields = match outcome {

@@ -867,6 +867,16 @@ fn conclude(
             session.deadline.set(None);
             failed(session, p, text)
         }
+        // An answer found bad (or missing) only when its prompt came, after the run changed
+        // things: not "nothing changed" but a failure, which offers rollback.
+        Some(Stop::Error(e))
+            if e.exit_code() == exit::USAGE
+                && matches!(e, Error::Answers { .. } | Error::PromptUnanswered { .. })
+                && session.effects.borrow().acted() =>
+        {
+            let text = show_error(session, &e);
+            failed(session, p, text)
+        }
         Some(Stop::Error(e)) => {
             let text = show_error(session, &e);
             let outcome = if e.exit_code() == exit::USAGE {

@@ -1079,3 +1079,37 @@ fn the_journal_s_directory_is_synced_after_the_journal_is_created() {
         "no fsync of {dir} after the journal was created:\n{trace}"
     );
 }
+
+#[test]
+fn a_bad_answer_found_after_effects_ran_is_a_failure_that_rolls_back() {
+    let t = Test::new()
+        .file("answers.yaml", "proceed: maybe\n")
+        .file(
+            "deploy.rhai",
+            "sh(\"echo x >> ran\");\non_rollback(\"undo\", \"echo u >> undone\");\nif confirm(\"Proceed?\") { sh(\"touch finished\"); }\n",
+        );
+    let out = run(&t, &[], &["deploy.rhai", "--answers", "answers.yaml"]);
+    // Something changed already: not "nothing changed" (2), but a failure, rolled back.
+    out.code(3);
+    assert!(
+        out.stderr
+            .starts_with("error: answer `proceed` in `answers.yaml`: "),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(lines(&t.path().join("undone")), 1);
+    assert!(!t.path().join("finished").exists());
+    // Nothing to undo: exit 1, said so.
+    let t = Test::new().file("answers.yaml", "proceed: maybe\n").file(
+        "deploy.rhai",
+        "sh(\"echo x >> ran\");\nconfirm(\"Proceed?\");\n",
+    );
+    let out = run(&t, &[], &["deploy.rhai", "--answers", "answers.yaml"]);
+    out.code(1);
+    assert!(
+        out.stdout
+            .contains("✗ Run failed (nothing was registered to undo)."),
+        "{}",
+        out.stdout
+    );
+}
