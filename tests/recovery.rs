@@ -1113,3 +1113,42 @@ fn a_bad_answer_found_after_effects_ran_is_a_failure_that_rolls_back() {
         out.stdout
     );
 }
+
+#[test]
+fn deeply_nested_yaml_is_refused_at_once() {
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let t = Test::new()
+        .file("deploy.rhai", "sh(\"touch ran\");\n")
+        .file("runbook.yaml", &format!("vars:\n  x: {deep}\n"))
+        .file("answers.yaml", &format!("x: {deep}\n"));
+    let started = Instant::now();
+    let out = run(&t, &[], &["check", "deploy.rhai"]);
+    out.code(2);
+    assert!(
+        out.stderr.contains("it nests more than 64 levels deep"),
+        "{}",
+        out.stderr
+    );
+    std::fs::remove_file(t.path().join("runbook.yaml")).unwrap();
+    let out = run(&t, &[], &["deploy.rhai", "--answers", "answers.yaml"]);
+    out.code(2);
+    assert_eq!(
+        out.stderr,
+        "error: answers file `answers.yaml:1:68`: it nests more than 64 levels deep\n  help: an answers file is a YAML map from prompt id to answer, e.g. `strategy: canary`\n"
+    );
+    // One argument holds at most 128 KiB.
+    let deep_arg = format!("{}{}", "[".repeat(60_000), "]".repeat(60_000));
+    let out = run(
+        &t,
+        &[],
+        &["deploy.rhai", "--set", &format!("vars.x={deep_arg}")],
+    );
+    out.code(2);
+    // Not a minute of parsing: a fraction of a second each (a debug build).
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!t.path().join("ran").exists());
+}
