@@ -352,6 +352,17 @@ pub fn unlock(root: &Path, environment: &str, reason: &str) -> Result<State, Err
     Ok(was)
 }
 
+/// Remove this process's lock at once (an abort: the process exits next), under the guard so
+/// that a lease renewal under way cannot write it back.
+pub fn release_now(path: &Path) {
+    let _guard = path.parent().map(Guard::take);
+    if let Ok(State::Held(h)) = state(path) {
+        if h.pid == std::process::id() && h.host == crate::primitives::prompt::host() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
 impl Drop for Lock {
     fn drop(&mut self) {
         if let Some(r) = self.renewer.take() {

@@ -64,7 +64,7 @@ impl Interrupt {
                 kill_group(group, libc::SIGKILL);
             }
             if let Ok(Some(lock)) = self.lock.lock().map(|l| l.clone()) {
-                let _ = std::fs::remove_file(lock);
+                crate::lock::release_now(&lock);
             }
             eprintln!("\ninterrupted twice: aborting now (the journal is complete up to here)");
             std::process::exit(crate::error::exit::INTERRUPTED);
