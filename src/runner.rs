@@ -268,6 +268,18 @@ pub fn resume(
         }
     }
     let finishing = unfinished_rollback(&records);
+    // A run that died rolling back another run (`runbook rollback`, the incident runbook) is
+    // finished by rolling that run back again, which runs only what still stands there.
+    if let (Some(_), Some(t)) = (
+        &finishing,
+        records.iter().rfind(|r| r["type"] == "rollback.target"),
+    ) {
+        let target = t["deployment"].as_str().unwrap_or("?");
+        return Err(Error::Usage(format!(
+            "the run in `{}` was rolling back `{target}` when it died: finish that with `runbook rollback --set vars.deployment={target}` (it runs only what still stands)",
+            dir.display()
+        )));
+    }
     let script = start["script"].as_str().unwrap_or("").to_string();
     let runbook = match script.strip_prefix("<shipped>/runbooks/") {
         Some(name) => name.trim_end_matches(".rhai").to_string(),

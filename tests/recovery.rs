@@ -1152,3 +1152,28 @@ fn deeply_nested_yaml_is_refused_at_once() {
     );
     assert!(!t.path().join("ran").exists());
 }
+
+#[test]
+fn resume_of_a_killed_rollback_points_at_runbook_rollback() {
+    let t = Test::new().file("deploy.rhai", THREE_UNDOS);
+    run(
+        &t,
+        &[],
+        &["deploy.rhai", "--set", "rollback.on_failure=never"],
+    )
+    .code(1);
+    let target = run_dirs(t.path()).pop().unwrap();
+    let target = target.strip_prefix(t.path()).unwrap().display().to_string();
+    assert_eq!(run(&t, &[], &["rollback", "--yes"]).code, -1);
+    let r = run(&t, &[], &["resume"]);
+    r.code(2);
+    assert!(
+        r.stderr.starts_with("error: the run in `deployments/") && r.stderr.contains(&format!(
+            "` was rolling back `{target}` when it died: finish that with `runbook rollback --set vars.deployment={target}` (it runs only what still stands)"
+        )),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(lines(&t.path().join("undone-3")), 1);
+    assert_eq!(lines(&t.path().join("undone-1")), 0);
+}
