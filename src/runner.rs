@@ -350,6 +350,8 @@ pub struct Finishing {
     pub undos: Vec<crate::undo::Undo>,
     /// (effect number, undo id, effect name) of the undo that has an intent and no result.
     pub in_flight: Option<(u64, u64, String)>,
+    /// The process group that undo's command started, if it did (and its leader's start time).
+    pub child: Option<(i32, Option<u64>)>,
 }
 
 /// Whether the journal's last rollback started and never ended, and what it left.
@@ -390,7 +392,17 @@ fn unfinished_rollback(records: &[serde_json::Value]) -> Option<Finishing> {
             ))
         })
         .next_back();
-    Some(Finishing { undos, in_flight })
+    let child = in_flight.as_ref().and_then(|(effect, _, _)| {
+        records
+            .iter()
+            .rfind(|x| x["type"] == "effect.child" && x["effect"].as_u64() == Some(*effect))
+            .and_then(|x| Some((x["group"].as_i64()? as i32, x["start"].as_u64())))
+    });
+    Some(Finishing {
+        undos,
+        in_flight,
+        child,
+    })
 }
 
 /// The answers a recorded prompt gave, keyed as the prompts will ask for them again.
@@ -783,6 +795,11 @@ fn finish_rollback(
         "↻ the run died while rolling back: finishing its rollback (the script is not run again)",
     );
     let mut undos = f.undos;
+    if let Some((group, start)) = f.child {
+        if session.settle_in_flight_child(group, start).is_err() {
+            return Ok(interrupted(session, p));
+        }
+    }
     if let Some((effect, id, name)) = f.in_flight {
         let label = undos
             .iter()

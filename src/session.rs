@@ -273,7 +273,7 @@ impl Session {
 
     /// Resuming at a command the earlier process died in, which outlived it: wait for it to end
     /// (or stop it, when answered so) before anything is run again, so two copies never run.
-    fn settle_in_flight_child(&self, group: i32, start: Option<u64>) -> Result<(), GateError> {
+    pub fn settle_in_flight_child(&self, group: i32, start: Option<u64>) -> Result<(), GateError> {
         if !crate::process::group_alive(group, start) {
             return Ok(());
         }

@@ -1177,3 +1177,60 @@ fn resume_of_a_killed_rollback_points_at_runbook_rollback() {
     assert_eq!(lines(&t.path().join("undone-3")), 1);
     assert_eq!(lines(&t.path().join("undone-1")), 0);
 }
+
+/// An undo that kills the process running it and outlives it by a second and a half; run again,
+/// it notes whether the first copy had finished.
+const UNDO_OUTLIVES_ITS_RUNNER: &str = r#"
+sh("true");
+on_rollback("undo 1", "echo u >> undone-1");
+on_rollback("undo 2", "if [ -f killed ]; then if [ -f long-end ]; then echo after >> order; else echo overlap >> order; fi; exit 0; fi; touch killed; kill -9 $PPID; sleep 1.5; echo end >> long-end");
+sh("false");
+"#;
+
+#[test]
+fn an_undo_still_running_from_a_killed_rollback_is_waited_for() {
+    // `runbook rollback` killed, run again.
+    let t = Test::new().file("deploy.rhai", UNDO_OUTLIVES_ITS_RUNNER);
+    run(
+        &t,
+        &[],
+        &["deploy.rhai", "--set", "rollback.on_failure=never"],
+    )
+    .code(1);
+    assert_eq!(run(&t, &[], &["rollback", "--yes"]).code, -1);
+    let again = run(
+        &t,
+        &[("RUNBOOK_ANSWER_ROLLBACK_IN_FLIGHT", "yes")],
+        &["rollback", "--yes", "--take-over", "killed"],
+    );
+    again.code(3);
+    assert!(
+        again.stdout.contains("is still running (process group "),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(
+        std::fs::read_to_string(t.path().join("order")).unwrap(),
+        "after\n"
+    );
+    assert_eq!(lines(&t.path().join("undone-1")), 1);
+    // A run killed in its own rollback, resumed.
+    let t = Test::new().file("deploy.rhai", UNDO_OUTLIVES_ITS_RUNNER);
+    assert_eq!(run(&t, &[], &["deploy.rhai"]).code, -1);
+    let r = run(
+        &t,
+        &[("RUNBOOK_ANSWER_ROLLBACK_IN_FLIGHT", "yes")],
+        &["resume"],
+    );
+    r.code(3);
+    assert!(
+        r.stdout.contains("is still running (process group "),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        std::fs::read_to_string(t.path().join("order")).unwrap(),
+        "after\n"
+    );
+    assert_eq!(lines(&t.path().join("undone-1")), 1);
+}

@@ -196,8 +196,9 @@ enum Seen {
     Done,
     /// It failed there: it still stands, and is simply run again.
     Failed,
-    /// Announced and never finished (or that journal is gone): it may or may not have happened.
-    Unknown,
+    /// Announced and never finished (or that journal is gone): it may or may not have happened;
+    /// the process group its command started, if it did.
+    Unknown(Option<(i32, Option<u64>)>),
     /// Never announced there: it did not happen.
     NotStarted,
 }
@@ -206,7 +207,7 @@ enum Seen {
 fn seen_in(by_run: &str, id: u64) -> Seen {
     let path = std::path::Path::new(by_run).join(crate::journal::FILE_NAME);
     let Ok((records, _)) = crate::journal::read(&path) else {
-        return Seen::Unknown;
+        return Seen::Unknown(None);
     };
     let Some(intent) = records.iter().rfind(|r| {
         r["type"] == "effect.intent"
@@ -221,7 +222,12 @@ fn seen_in(by_run: &str, id: u64) -> Seen {
     {
         Some(r) if r["ok"] == true && r["dry_run"] != true => Seen::Done,
         Some(_) => Seen::Failed,
-        None => Seen::Unknown,
+        None => Seen::Unknown(
+            records
+                .iter()
+                .rfind(|r| r["type"] == "effect.child" && r["effect"] == intent["effect"])
+                .and_then(|r| Some((r["group"].as_i64()? as i32, r["start"].as_u64()))),
+        ),
     }
 }
 
@@ -340,7 +346,19 @@ pub fn undo_deployment(
             }
             None
         }
-        Some(u) if u.state == Seen::Unknown => Some(u.id),
+        Some(Unfinished {
+            id,
+            state: Seen::Unknown(child),
+            ..
+        }) => {
+            // Its command may still be running: never two copies at once.
+            if let Some((group, start)) = child {
+                session
+                    .settle_in_flight_child(group, start)
+                    .map_err(|e| super::gate_error(session, e))?;
+            }
+            Some(id)
+        }
         _ => None,
     };
     if let Some(id) = in_flight {
