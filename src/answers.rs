@@ -91,7 +91,7 @@ impl Answers {
         let Some(path) = file else {
             return Ok(Answers::default());
         };
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io("read answers", path, e))?;
+        let text = crate::error::read_text("answers", path)?;
         let mut a = Answers::parse(&text, &path.display().to_string())?;
         a.file = Some(path.to_path_buf());
         Ok(a)
@@ -101,6 +101,20 @@ impl Answers {
     pub fn parse(text: &str, shown: &str) -> Result<Answers, Error> {
         let mut a = Answers::default();
         let shown = shown.to_string();
+        if let Some((line, col)) = crate::config::too_deep(text) {
+            return Err(Error::Answers {
+                file: format!("{shown}:{line}:{col}"),
+                id: None,
+                message: format!(
+                    "it nests more than {} levels deep",
+                    crate::config::MAX_NESTING
+                ),
+                help: Some(
+                    "an answers file is a YAML map from prompt id to answer, e.g. `strategy: canary`"
+                        .into(),
+                ),
+            });
+        }
         let v: Value = serde_yaml::from_str(text).map_err(|e| Error::Answers {
             file: match e.location() {
                 Some(l) => format!("{shown}:{}:{}", l.line(), l.column()),

@@ -159,6 +159,9 @@ enum Sub {
         /// Go on even though the script, config or answers changed since the run started
         #[arg(long)]
         force: bool,
+        /// Where to look for the newest unfinished run [default: ./deployments]
+        #[arg(long, value_name = "DIR")]
+        deployments_dir: Option<PathBuf>,
     },
     /// Break an environment's lock (break-glass: the holder and your reason are recorded)
     #[command(
@@ -170,6 +173,9 @@ enum Sub {
         /// Why it is safe to break it
         #[arg(long)]
         reason: String,
+        /// The deployments directory whose lock to break [default: ./deployments]
+        #[arg(long, value_name = "DIR")]
+        deployments_dir: Option<PathBuf>,
     },
     /// Check a run's journal: its hash chain, and the hash its artifacts pinned
     #[command(
@@ -269,16 +275,29 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Common, Comman
         (Some(Sub::Run { runbook, run }), _) => Command::Run(run.into_options(runbook)),
         (Some(Sub::List), _) => Command::List,
         (Some(Sub::Verify { dir }), _) => Command::Verify(dir),
-        (Some(Sub::Resume { dir, force }), _) => Command::Resume { dir, force },
+        (
+            Some(Sub::Resume {
+                dir,
+                force,
+                deployments_dir,
+            }),
+            _,
+        ) => Command::Resume {
+            dir,
+            force,
+            deployments_dir,
+        },
         (
             Some(Sub::Unlock {
                 environment,
                 reason,
+                deployments_dir,
             }),
             _,
         ) => Command::Unlock {
             environment,
             reason,
+            deployments_dir,
         },
         (Some(Sub::Repl { deployment, last }), _) => {
             Command::Repl(crate::repl::ReplOptions { deployment, last })

@@ -272,7 +272,11 @@ pub fn standing_undos(records: &[Value]) -> Vec<Value> {
     let res = results(records);
     for r in records {
         match s(r, "type") {
-            "undo.register" => standing.push(r.clone()),
+            // A resumed run registers again the undos of the steps it replays: one stands once.
+            "undo.register" => {
+                standing.retain(|u| u["undo"] != r["undo"]);
+                standing.push(r.clone());
+            }
             // Discarded, or carried out by a later process: no longer standing.
             t @ ("undo.discard" | "undo.external")
                 if t == "undo.discard" || r["ok"].as_bool() == Some(true) =>

@@ -103,7 +103,7 @@ impl Default for LockCfg {
     fn default() -> Self {
         LockCfg {
             environment: "production".into(),
-            lease: "2h".into(),
+            lease: "30s".into(),
         }
     }
 }
@@ -535,8 +535,7 @@ pub fn load(explicit: Option<&Path>, sets: &[String]) -> Result<Loaded, Error> {
     };
     let mut value = match &file {
         Some(path) => {
-            let text =
-                std::fs::read_to_string(path).map_err(|e| Error::io("read config", path, e))?;
+            let text = crate::error::read_text("config", path)?;
             parse(&text, &path.display().to_string())?
         }
         None => Value::Mapping(Default::default()),
@@ -637,8 +636,61 @@ fn quoted_placeholder(template: &str) -> Option<String> {
     None
 }
 
+/// How deep brackets and braces may nest in a YAML input. The YAML parser's cost grows with the
+/// square of the nesting (100k levels took a minute), and no config or answers file nests deeper
+/// than a handful of levels.
+pub const MAX_NESTING: usize = 64;
+
+/// Where a YAML text's flow collections (`[`, `{`) first nest deeper than `MAX_NESTING`, as
+/// (line, column), both from 1. Quoted text and comments are skipped.
+pub fn too_deep(text: &str) -> Option<(usize, usize)> {
+    let (mut depth, mut line, mut col) = (0usize, 1usize, 0usize);
+    let mut quote: Option<char> = None;
+    let mut comment = false;
+    let mut prev = '\n';
+    for c in text.chars() {
+        col += 1;
+        if c == '\n' {
+            line += 1;
+            col = 0;
+            comment = false;
+            prev = c;
+            continue;
+        }
+        match quote {
+            _ if comment => {}
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None => match c {
+                '#' if prev.is_whitespace() => comment = true,
+                '"' | '\'' if prev.is_whitespace() || matches!(prev, '[' | '{' | ',' | ':') => {
+                    quote = Some(c)
+                }
+                '[' | '{' => {
+                    depth += 1;
+                    if depth > MAX_NESTING {
+                        return Some((line, col));
+                    }
+                }
+                ']' | '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            },
+        }
+        prev = c;
+    }
+    None
+}
+
 /// Check a runbook.yaml text against the schema and return it as YAML (`shown` names it in errors).
 pub fn parse(text: &str, shown: &str) -> Result<Value, Error> {
+    if let Some(at) = too_deep(text) {
+        return Err(Error::Config {
+            file: shown.to_string(),
+            key: String::new(),
+            message: format!("it nests more than {MAX_NESTING} levels deep"),
+            location: Some(at),
+        });
+    }
     let uses_env = text.contains("${");
     // Deserialize straight from the text first: that way errors carry line and column. A file
     // that takes values from the environment is checked once they are filled in (below).
@@ -839,6 +891,11 @@ fn apply_set(root: &mut Value, arg: &str) -> Result<(), Error> {
     if key.is_empty() || key.split('.').any(str::is_empty) {
         return Err(bad("the key is empty or has an empty part"));
     }
+    if too_deep(raw).is_some() {
+        return Err(bad(&format!(
+            "the value nests more than {MAX_NESTING} levels deep"
+        )));
+    }
     let parsed: Value = serde_yaml::from_str(raw).unwrap_or_else(|_| Value::String(raw.into()));
     let parsed = match parsed {
         Value::Null if !raw.trim().is_empty() && raw.trim() != "null" && raw.trim() != "~" => {
@@ -905,6 +962,18 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn nesting_is_measured_outside_quotes_and_comments() {
+        let deep = "[".repeat(65);
+        assert_eq!(too_deep(&format!("a: {deep}")), Some((1, 68)));
+        assert_eq!(
+            too_deep(&format!("a: \"{deep}\"\nb: '{deep}' # {deep}\n")),
+            None
+        );
+        assert_eq!(too_deep(&format!("a: [{}]", "[1], ".repeat(500))), None);
+        assert_eq!(too_deep("a: [[1]]\nb: {c: [2]}\n"), None);
+    }
+
     use super::*;
 
     #[test]

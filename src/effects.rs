@@ -28,6 +28,9 @@ pub struct Effects {
     replay: std::collections::VecDeque<Recorded>,
     /// Resuming: the effect that was under way when the earlier process died.
     in_flight: Option<InFlight>,
+    /// Whether an effect that changes the world was carried out (or replayed): from then on,
+    /// "nothing changed" is no longer true of the run.
+    acted: bool,
 }
 
 /// Why an act failed, with what it found (a failed command's exit code and output), so a
@@ -60,6 +63,8 @@ pub struct Pending {
     pub replayed: Option<Result<Value, Failure>>,
     /// Resuming: this is the effect that was under way when the earlier process died.
     pub in_flight: bool,
+    /// Resuming: the process group that effect started (and its leader's start time).
+    pub in_flight_child: Option<(i32, Option<u64>)>,
 }
 
 /// The effect an earlier process announced and never finished.
@@ -68,6 +73,16 @@ pub struct InFlight {
     pub kind: String,
     pub name: String,
     pub started: String,
+    /// The process group it started, if it was a command (and its leader's start time).
+    pub child: Option<(i32, Option<u64>)>,
+}
+
+/// Why the journal could not be written, in words.
+fn cause(e: &Error) -> String {
+    match e {
+        Error::Io { source, .. } => source.to_string(),
+        other => other.summary(),
+    }
 }
 
 impl Effects {
@@ -96,11 +111,22 @@ impl Effects {
             broken: None,
             replay: Default::default(),
             in_flight: None,
+            acted: false,
         })
     }
 
     pub fn dry_run(&self) -> bool {
         self.dry_run
+    }
+
+    /// Whether anything that changes the world was done (not planned, not only a prompt's answer).
+    pub fn acted(&self) -> bool {
+        self.acted
+    }
+
+    /// The number of the effect begun last.
+    pub fn current_effect(&self) -> u64 {
+        self.next_effect
     }
 
     /// Resume: hand these back, in order, instead of acting; effects are numbered on from them.
@@ -134,7 +160,7 @@ impl Effects {
             return Ok(0);
         }
         self.journal.write(kind, fields).inspect_err(|e| {
-            self.broken = Some(format!("{e:?}"));
+            self.broken = Some(cause(e));
         })
     }
 
@@ -157,12 +183,15 @@ impl Effects {
             return Err(Error::Journal {
                 file: self.journal.path().display().to_string(),
                 message: format!(
-                    "the journal could not be written earlier ({why}); refusing to act unrecorded"
+                    "cannot record {kind} `{}`: the journal could not be written earlier ({why}), so it was not carried out: the run stops rather than act unrecorded",
+                    self.redactor.redact(name)
                 ),
             });
         }
+        // The journal holds names redacted: compare them so.
+        let shown = self.redactor.redact(name);
         if let Some(rec) = self.replay.pop_front() {
-            if rec.kind != kind || rec.name != name {
+            if rec.kind != kind || rec.name != shown {
                 return Err(Error::Journal {
                     file: self.journal.path().display().to_string(),
                     message: format!(
@@ -171,6 +200,9 @@ impl Effects {
                     ),
                 });
             }
+            if !kind.starts_with("prompt.") {
+                self.acted = true;
+            }
             return Ok(Pending {
                 effect: 0,
                 kind: kind.to_string(),
@@ -178,10 +210,15 @@ impl Effects {
                 started: Instant::now(),
                 replayed: Some(rec.outcome),
                 in_flight: false,
+                in_flight_child: None,
             });
         }
+        let mut in_flight_child = None;
         let in_flight = match self.in_flight.take() {
-            Some(f) if f.kind == kind && f.name == name => true,
+            Some(f) if f.kind == kind && f.name == shown => {
+                in_flight_child = f.child;
+                true
+            }
             Some(f) => {
                 return Err(Error::Journal {
                     file: self.journal.path().display().to_string(),
@@ -195,10 +232,21 @@ impl Effects {
         };
         self.next_effect += 1;
         let effect = self.next_effect;
-        self.journal.write(
-            "effect.intent",
-            json!({ "effect": effect, "kind": kind, "name": name, "intent": intent, "dry_run": self.dry_run }),
-        )?;
+        self.journal
+            .write(
+                "effect.intent",
+                json!({ "effect": effect, "kind": kind, "name": name, "intent": intent, "dry_run": self.dry_run }),
+            )
+            .map_err(|e| {
+                let why = cause(&e);
+                self.broken = Some(why.clone());
+                Error::Journal {
+                    file: self.journal.path().display().to_string(),
+                    message: format!(
+                        "cannot record {kind} `{shown}` ({why}), so it was not carried out: the run stops rather than act unrecorded"
+                    ),
+                }
+            })?;
         Ok(Pending {
             effect,
             kind: kind.to_string(),
@@ -206,6 +254,7 @@ impl Effects {
             started: Instant::now(),
             replayed: None,
             in_flight,
+            in_flight_child,
         })
     }
 
@@ -213,6 +262,9 @@ impl Effects {
     pub fn finish(&mut self, p: Pending, outcome: &Result<Value, Failure>) {
         if p.replayed.is_some() {
             return;
+        }
+        if !self.dry_run && !p.kind.starts_with("prompt.") {
+            self.acted = true;
         }
         let ms = p.started.elapsed().as_millis() as u64;
         let fields = match outcome {

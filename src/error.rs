@@ -309,3 +309,23 @@ pub fn did_you_mean<'a>(
     }
     best.map(|(_, c)| c.to_string())
 }
+
+/// Read an input file (config, answers, runbook) as text. Bytes that are not text are the
+/// user's input being wrong (exit 2), not the machine failing.
+pub fn read_text(what: &'static str, path: &std::path::Path) -> Result<String, Error> {
+    let action = match what {
+        "config" => "read config",
+        "answers" => "read answers",
+        _ => "read runbook",
+    };
+    std::fs::read_to_string(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::InvalidData {
+            Error::Usage(format!(
+                "cannot read {what} `{}`: it is not text (not valid UTF-8)",
+                path.display()
+            ))
+        } else {
+            Error::io(action, path, e)
+        }
+    })
+}

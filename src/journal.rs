@@ -23,6 +23,19 @@ pub struct Journal {
     echo: bool,
     /// SHA-256 (hex) of the last line written: the next record's `prev`.
     last_hash: String,
+    /// The journal's length after the last whole record: a failed append is cut back to it.
+    len: u64,
+    /// A failed append could not be cut back: repair before writing anything else.
+    torn: bool,
+    /// A test hook: die by SIGKILL right after writing the record with this number
+    /// (`RUNBOOK_FAULT_KILL_AFTER_RECORD`), so a crash can be placed between any two records.
+    kill_after: Option<u64>,
+}
+
+fn kill_after() -> Option<u64> {
+    std::env::var("RUNBOOK_FAULT_KILL_AFTER_RECORD")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
 }
 
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -36,7 +49,10 @@ pub fn line_hash(line: &str) -> String {
 /// Records after which the journal is synced to disk: an effect must not proceed before its
 /// intent (and all before it) is durable; the end of a run is the last word.
 fn must_sync(kind: &str) -> bool {
-    matches!(kind, "effect.intent" | "run.end" | "undo.external")
+    matches!(
+        kind,
+        "effect.intent" | "run.end" | "undo.external" | "undo.external.start"
+    )
 }
 
 pub fn now_rfc3339() -> String {
@@ -45,11 +61,30 @@ pub fn now_rfc3339() -> String {
 
 impl Journal {
     pub fn create(path: &Path, redactor: Redactor) -> Result<Journal, Error> {
+        let new = !path.exists();
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
             .map_err(|e| Error::io("create journal", path, e))?;
+        if new {
+            // The journal's name is durable only once its directory (and that directory's own
+            // entry in the deployments directory) is synced.
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+            for d in dir.into_iter().chain(dir.and_then(Path::parent)) {
+                let d = if d.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    d
+                };
+                // Best effort: some file systems cannot sync a directory.
+                let _ = File::open(d).and_then(|f| f.sync_all());
+            }
+        }
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io("create journal", path, e))?
+            .len();
         Ok(Journal {
             path: path.to_path_buf(),
             file: Some(file),
@@ -57,6 +92,9 @@ impl Journal {
             redactor,
             echo: false,
             last_hash: GENESIS.to_string(),
+            len,
+            torn: false,
+            kill_after: kill_after(),
         })
     }
 
@@ -104,6 +142,9 @@ impl Journal {
             redactor: Redactor::default(),
             echo: false,
             last_hash: GENESIS.to_string(),
+            len: 0,
+            torn: false,
+            kill_after: None,
         }
     }
 
@@ -123,6 +164,9 @@ impl Journal {
 
     /// Append one record of `kind` with `fields`; returns its sequence number.
     pub fn write(&mut self, kind: &str, fields: Value) -> Result<u64, Error> {
+        if self.torn {
+            self.cut_back()?;
+        }
         self.seq += 1;
         let mut rec = Map::new();
         rec.insert("seq".into(), json!(self.seq));
@@ -141,7 +185,8 @@ impl Journal {
             // One write per record: a crash leaves at most a torn last line, never a mixed one.
             let mut bytes = line.clone().into_bytes();
             bytes.push(b'\n');
-            file.write_all(&bytes)
+            let written = file
+                .write_all(&bytes)
                 .and_then(|_| file.flush())
                 .and_then(|_| {
                     if must_sync(kind) {
@@ -149,11 +194,36 @@ impl Journal {
                     } else {
                         Ok(())
                     }
-                })
-                .map_err(|e| Error::io("write journal", &self.path, e))?;
+                });
+            if let Err(e) = written {
+                // A full disk or a size limit writes part of a record: cut it back off, so the
+                // record is absent rather than torn (and nothing is appended to its half).
+                self.seq -= 1;
+                self.torn = true;
+                let _ = self.cut_back();
+                return Err(Error::io("write journal", &self.path, e));
+            }
+            self.len += bytes.len() as u64;
             self.last_hash = line_hash(&line);
+            if self.kill_after == Some(self.seq) {
+                // SAFETY: the test hook above: this process ends here.
+                unsafe {
+                    libc::kill(libc::getpid(), libc::SIGKILL);
+                }
+            }
         }
         Ok(self.seq)
+    }
+
+    /// Cut the journal back to its last whole record.
+    fn cut_back(&mut self) -> Result<(), Error> {
+        if let Some(file) = &self.file {
+            file.set_len(self.len)
+                .and_then(|_| file.sync_data())
+                .map_err(|e| Error::io("repair journal", &self.path, e))?;
+        }
+        self.torn = false;
+        Ok(())
     }
 }
 
@@ -287,6 +357,18 @@ impl RunDir {
     /// Whether the journal recorded the end of its run.
     pub fn ended(&self) -> bool {
         self.journal.contains("\"type\":\"run.end\"")
+    }
+
+    /// Whether this is a run of the rollback or incident runbook (shipped, or a team's copy named
+    /// the same): a tool that rolls deployments back, not a deployment.
+    pub fn is_rollback_tool(&self) -> bool {
+        let first = self.journal.lines().next().unwrap_or("");
+        let script = serde_json::from_str::<Value>(first)
+            .ok()
+            .and_then(|v| v["script"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        let name = script.rsplit('/').next().unwrap_or("");
+        matches!(name, "rollback.rhai" | "incident.rhai")
     }
 
     /// Whether this is a deployment (a runbook run), not a REPL session.

@@ -119,11 +119,52 @@ fn read_lines(stream: impl Read, is_err: bool, tx: mpsc::SyncSender<Msg>) {
     let _ = tx.send(Msg::Eof);
 }
 
-/// Run `spec`, calling `on_line(is_stderr, line)` for each line of output as it arrives.
+/// (state, process group, start time in clock ticks since boot) of a process, from /proc.
+fn stat(pid: i32) -> Option<(char, i32, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let state = fields.first()?.chars().next()?;
+    let group = fields.get(2)?.parse().ok()?;
+    let start = fields.get(19)?.parse().ok()?;
+    Some((state, group, start))
+}
+
+/// When process `pid` started (clock ticks since boot), so a reused pid is not taken for it.
+pub fn start_ticks(pid: i32) -> Option<u64> {
+    stat(pid).map(|(_, _, start)| start)
+}
+
+/// Whether the process group `group`, whose leader started at `start`, still has a live member.
+/// A group id is not handed out again while the group has members; a leader pid reused by a
+/// newer process shows a different start time.
+pub fn group_alive(group: i32, start: Option<u64>) -> bool {
+    if group <= 0 {
+        return false;
+    }
+    if let (Some(want), Some((_, _, now))) = (start, stat(group)) {
+        if want != now {
+            return false;
+        }
+    }
+    match std::fs::read_dir("/proc") {
+        Ok(entries) => entries
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter_map(stat)
+            .any(|(state, g, _)| g == group && state != 'Z' && state != 'X'),
+        // SAFETY: signal 0 only checks that the group exists.
+        Err(_) => unsafe { libc::kill(-group, 0) == 0 },
+    }
+}
+
+/// Run `spec`, calling `on_line(is_stderr, line)` for each line of output as it arrives and
+/// `on_spawn(group)` once it started, with its process group.
 pub fn run(
     spec: &Spec,
     interrupt: &Interrupt,
     on_line: &mut dyn FnMut(bool, &str),
+    on_spawn: &mut dyn FnMut(i32),
 ) -> std::io::Result<Outcome> {
     let argv: Vec<String> = match &spec.program {
         Program::Argv(v) if v.is_empty() => {
@@ -163,6 +204,7 @@ pub fn run(
     };
     let group = handle.pids().first().copied().unwrap_or(0) as i32;
     interrupt.set_child_group(group);
+    on_spawn(group);
 
     // Bounded: a command that prints faster than we show it waits on its pipe instead of
     // filling our memory.

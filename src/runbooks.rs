@@ -80,7 +80,7 @@ pub fn find(name: &str, team_dirs: &[PathBuf]) -> Result<Found, Error> {
 }
 
 fn read(p: &Path, origin: Origin) -> Result<Found, Error> {
-    let text = std::fs::read_to_string(p).map_err(|e| Error::io("read runbook", p, e))?;
+    let text = crate::error::read_text("runbook", p)?;
     let shown = p.strip_prefix("./").unwrap_or(p).display().to_string();
     Ok(Found {
         shown,

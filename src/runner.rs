@@ -121,6 +121,11 @@ pub fn build(
     let runtime = runtime()?;
     let interrupt: Arc<Interrupt> = Interrupt::install(&runtime);
     let redactor = Redactor::from_config(&loaded.config);
+    for name in redactor.too_short() {
+        ui.warn(&format!(
+            "the secret `{name}` is shorter than 4 characters, so it is not redacted (it would mask ordinary text everywhere): use a longer one"
+        ));
+    }
     let effects = Effects::new(Journal::none(), None, redactor, dry_run)?;
     let session = Session::new(SessionParts {
         ui: ui.clone(),
@@ -158,8 +163,9 @@ pub fn start_journal(session: &Shared, root: &Path, dry_run: bool) -> Result<Pat
     Ok(dir)
 }
 
-/// Point the session's gate at an existing run directory, to go on with its journal.
-pub fn continue_journal(session: &Shared, dir: &Path) -> Result<PathBuf, Error> {
+/// Point the session's gate at an existing run directory, to go on with its journal in the mode
+/// it was started in (a dry-run stays a dry-run).
+pub fn continue_journal(session: &Shared, dir: &Path, dry_run: bool) -> Result<PathBuf, Error> {
     let redactor = session.effects.borrow().redactor().clone();
     let journal = Journal::append_to(&dir.join(crate::journal::FILE_NAME), redactor.clone())?
         .echo(session.ui.format == crate::ui::LogFormat::Json);
@@ -167,7 +173,7 @@ pub fn continue_journal(session: &Shared, dir: &Path) -> Result<PathBuf, Error> 
         journal,
         Some(&dir.join(crate::artifacts::LOG)),
         redactor,
-        false,
+        dry_run,
     )?;
     *session.run_dir.borrow_mut() = Some(dir.to_path_buf());
     Ok(dir.to_path_buf())
@@ -178,10 +184,11 @@ pub fn resume(
     common: &Common,
     target: Option<PathBuf>,
     force: bool,
+    deployments_dir: Option<&Path>,
     ui: &Ui,
 ) -> Result<i32, Error> {
     let loaded = config::load(common.config_file.as_deref(), &common.sets)?;
-    let root = deployments_root(None, &loaded);
+    let root = deployments_root(deployments_dir, &loaded);
     let dir = match target {
         Some(d) => d,
         None => unfinished_runs(&root).pop().ok_or_else(|| {
@@ -247,13 +254,31 @@ pub fn resume(
                 });
             }
             None => {
+                let child = records
+                    .iter()
+                    .rfind(|x| x["type"] == "effect.child" && x["effect"].as_u64() == Some(n))
+                    .and_then(|x| Some((x["group"].as_i64()? as i32, x["start"].as_u64())));
                 in_flight = Some(crate::effects::InFlight {
                     kind,
                     name,
                     started: r["ts"].as_str().unwrap_or("").to_string(),
+                    child,
                 });
             }
         }
+    }
+    let finishing = unfinished_rollback(&records);
+    // A run that died rolling back another run (`runbook rollback`, the incident runbook) is
+    // finished by rolling that run back again, which runs only what still stands there.
+    if let (Some(_), Some(t)) = (
+        &finishing,
+        records.iter().rfind(|r| r["type"] == "rollback.target"),
+    ) {
+        let target = t["deployment"].as_str().unwrap_or("?");
+        return Err(Error::Usage(format!(
+            "the run in `{}` was rolling back `{target}` when it died: finish that with `runbook rollback --set vars.deployment={target}` (it runs only what still stands)",
+            dir.display()
+        )));
     }
     let script = start["script"].as_str().unwrap_or("").to_string();
     let runbook = match script.strip_prefix("<shipped>/runbooks/") {
@@ -261,15 +286,23 @@ pub fn resume(
         None => script,
     };
     let text = |k: &str| start[k].as_str().map(str::to_string);
+    // The run's own `--set`s, then those given now: settings that govern the resume itself
+    // (`resume.*`) are the resume's to give; any other change shows as a changed config below.
+    // A secret's value is never in the journal (an older journal holds `[REDACTED]`): secrets
+    // are given again to the resume.
+    let mut sets: Vec<String> = start["sets"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .filter(|s| !is_secret_set(s))
+                .collect()
+        })
+        .unwrap_or_default();
+    let resume_sets = common.sets.clone();
+    sets.extend(common.sets.iter().cloned());
     let common = Common {
-        sets: start["sets"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|s| s.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        sets,
         config_file: text("config_file")
             .map(PathBuf::from)
             .or_else(|| common.config_file.clone()),
@@ -280,7 +313,8 @@ pub fn resume(
         answers: text("answers_file").map(PathBuf::from),
         yes: start["yes"] == true,
         approve: start["approve"] == true,
-        dry_run: false,
+        // A resumed run keeps its mode: a dry-run that died is resumed as a dry-run.
+        dry_run: start["dry_run"] == true,
         deployments_dir: dir.parent().map(Path::to_path_buf),
         take_over: None,
         presets: start["presets"]
@@ -304,8 +338,71 @@ pub fn resume(
             answers,
             start,
             force,
+            finishing,
+            sets: resume_sets,
         }),
     )
+}
+
+/// A rollback the run died in: the undos still standing (in the order they were registered)
+/// and the one under way when it died.
+pub struct Finishing {
+    pub undos: Vec<crate::undo::Undo>,
+    /// (effect number, undo id, effect name) of the undo that has an intent and no result.
+    pub in_flight: Option<(u64, u64, String)>,
+    /// The process group that undo's command started, if it did (and its leader's start time).
+    pub child: Option<(i32, Option<u64>)>,
+}
+
+/// Whether the journal's last rollback started and never ended, and what it left.
+fn unfinished_rollback(records: &[serde_json::Value]) -> Option<Finishing> {
+    let started = records
+        .iter()
+        .rposition(|r| r["type"] == "rollback.start")?;
+    if records[started..]
+        .iter()
+        .any(|r| r["type"] == "rollback.end")
+    {
+        return None;
+    }
+    let undos = crate::artifacts::standing_undos(records)
+        .into_iter()
+        .rev()
+        .filter_map(|r| {
+            Some(crate::undo::Undo {
+                id: r["undo"].as_u64()?,
+                label: r["label"].as_str().unwrap_or("").to_string(),
+                action: serde_json::from_value(r["action"].clone()).ok()?,
+            })
+        })
+        .collect();
+    let in_flight = records[started..]
+        .iter()
+        .filter(|r| r["type"] == "effect.intent" && r["kind"] == "undo")
+        .filter(|r| {
+            !records
+                .iter()
+                .any(|x| x["type"] == "effect.result" && x["effect"] == r["effect"])
+        })
+        .filter_map(|r| {
+            Some((
+                r["effect"].as_u64()?,
+                r["intent"]["undo"].as_u64()?,
+                r["name"].as_str().unwrap_or("").to_string(),
+            ))
+        })
+        .next_back();
+    let child = in_flight.as_ref().and_then(|(effect, _, _)| {
+        records
+            .iter()
+            .rfind(|x| x["type"] == "effect.child" && x["effect"].as_u64() == Some(*effect))
+            .and_then(|x| Some((x["group"].as_i64()? as i32, x["start"].as_u64())))
+    });
+    Some(Finishing {
+        undos,
+        in_flight,
+        child,
+    })
 }
 
 /// The answers a recorded prompt gave, keyed as the prompts will ask for them again.
@@ -388,12 +485,45 @@ pub struct Resume {
     pub answers: Vec<(String, serde_yaml::Value)>,
     pub start: serde_json::Value,
     pub force: bool,
+    /// The run died while rolling back: finish that rollback rather than run the script again.
+    pub finishing: Option<Finishing>,
+    /// The `--set`s given to the resume itself.
+    pub sets: Vec<String>,
+}
+
+/// Config sections that may be given anew when a run is resumed, and are left out of the
+/// changed-input check.
+/// Secrets are given again to a resume (the journal never holds them, nor a hash of them).
+const RESUME_TIME_KEYS: &[&str] = &["resume", "secrets"];
+
+/// The secrets a run was given, by name (a resume must be given them again).
+fn secret_names(cfg: &crate::config::Config) -> serde_json::Value {
+    let values = cfg.secrets.values.keys().map(|n| json!({ "name": n }));
+    let env = cfg
+        .secrets
+        .env
+        .iter()
+        .filter(|n| std::env::var(n).is_ok())
+        .map(|n| json!({ "name": n, "env": true }));
+    values.chain(env).collect()
+}
+
+/// `--set secrets.values.NAME=VALUE`: a secret, never journaled.
+fn is_secret_set(set: &str) -> bool {
+    set.trim_start().starts_with("secrets.values.")
 }
 
 /// Hashes of what a run started from: the script, the merged config, the answers file.
 fn input_hashes(p: &Prepared, answers: Option<&Path>) -> serde_json::Value {
     let h = crate::journal::line_hash;
-    let config = serde_json::to_string(&p.session.config.value).unwrap_or_default();
+    // What governs only a resume (`resume.*`) may differ at resume time: it is not an input.
+    let mut value = p.session.config.value.clone();
+    if let serde_yaml::Value::Mapping(m) = &mut value {
+        for key in RESUME_TIME_KEYS {
+            m.remove(*key);
+        }
+    }
+    let config = serde_json::to_string(&value).unwrap_or_default();
     let answers = answers
         .and_then(|a| std::fs::read_to_string(a).ok())
         .map(|t| h(&t));
@@ -420,6 +550,28 @@ pub fn run_with(
     p.session.answers.borrow_mut().presets = opts.presets.clone();
     let hashes = input_hashes(&p, opts.answers.as_deref());
     if let Some(r) = &resume {
+        let have: Vec<String> = p
+            .session
+            .effects
+            .borrow()
+            .redactor()
+            .names()
+            .map(str::to_string)
+            .collect();
+        for s in r.start["secrets"].as_array().into_iter().flatten() {
+            let name = s["name"].as_str().unwrap_or("");
+            if name.is_empty() || have.iter().any(|h| h == name) {
+                continue;
+            }
+            let help = if s["env"] == true {
+                format!("set the environment variable `{name}`")
+            } else {
+                format!("`--set secrets.values.{name}=...`, or in runbook.yaml")
+            };
+            return Err(Error::Usage(format!(
+                "the run was started with the secret `{name}`, which this resume was not given\n  help: give it again: {help}"
+            )));
+        }
         let before = &r.start["inputs"];
         let changed: Vec<&str> = ["script", "config", "answers"]
             .into_iter()
@@ -439,19 +591,24 @@ pub fn run_with(
         (None, None) => None,
     };
     let root = deployments_root(opts.deployments_dir.as_deref(), &p.session.config);
+    *p.session.deployments_root.borrow_mut() = Some(root.clone());
     // One run at a time per environment (a dry-run changes nothing and takes no lock).
     let mut lock = if opts.dry_run {
         None
     } else {
         let cfg = &p.session.config.config;
         let lease = config::duration_at(&p.session.config, "lock.lease", &cfg.lock.lease)?;
-        let reason = format!(
+        let mut reason = format!(
             "{} {}",
             p.found.shown,
             cfg.version.clone().unwrap_or_default()
         )
         .trim()
         .to_string();
+        if let Some(r) = &resume {
+            // Whoever finds this lock is told it is a resume, and of which run.
+            reason = format!("resume of {}: {reason}", r.dir.display());
+        }
         let l = crate::lock::acquire(
             &root,
             &cfg.lock.environment,
@@ -472,7 +629,7 @@ pub fn run_with(
         None => None,
     };
     let dir = match &resume {
-        Some(r) => continue_journal(&p.session, &r.dir)?,
+        Some(r) => continue_journal(&p.session, &r.dir, opts.dry_run)?,
         None => start_journal(&p.session, &root, opts.dry_run)?,
     };
     if let Some(limit) = wall_clock {
@@ -495,6 +652,7 @@ pub fn run_with(
                     "in_flight": r.in_flight.as_ref().map(|f| json!({ "kind": f.kind, "name": f.name, "started": f.started })),
                     "inputs": hashes,
                     "forced": r.force,
+                    "sets": r.sets.iter().filter(|s| !is_secret_set(s)).collect::<Vec<_>>(),
                 }),
             );
         }
@@ -514,7 +672,8 @@ pub fn run_with(
                 "pid": std::process::id(),
                 "config_file": session.config.file.as_ref().map(|f| f.display().to_string()),
                 "answers_file": opts.answers.as_ref().map(|f| f.display().to_string()),
-                "sets": common.sets,
+                "sets": common.sets.iter().filter(|s| !is_secret_set(s)).collect::<Vec<_>>(),
+                "secrets": secret_names(&session.config.config),
                 "run_dir": dir.display().to_string(),
             }),
         ),
@@ -530,7 +689,10 @@ pub fn run_with(
             session.warn(&format!(
                 "took over the stale lock of `{}`: {}",
                 l.holder.environment,
-                crate::lock::describe(previous)
+                match previous {
+                    Some(h) => crate::lock::describe(h),
+                    None => "its lock file was empty or half-written".into(),
+                }
             ));
         }
     }
@@ -544,24 +706,39 @@ pub fn run_with(
         |ui, s| ui.bold(s),
     );
     session.say(&format!("  run directory: {}", dir.display()));
-    if let Some(r) = resume {
-        session.say(&format!(
-            "↻ resuming: {} completed effect(s) replayed from the journal, without acting again",
-            r.recorded.len()
-        ));
-        let mut answers = session.answers.borrow_mut();
-        for (id, v) in r.answers {
-            answers.replayed.entry(id).or_default().push_back(v);
+    let mut finishing = None;
+    if let Some(mut r) = resume {
+        finishing = r.finishing.take();
+        if finishing.is_some() {
+            // Effects are numbered on from the journal's; nothing is replayed.
+            session
+                .effects
+                .borrow_mut()
+                .start_replay(vec![], r.next_effect, None);
+        } else {
+            session.say(&format!(
+                "↻ resuming: {} completed effect(s) replayed from the journal, without acting again",
+                r.recorded.len()
+            ));
+            let mut answers = session.answers.borrow_mut();
+            for (id, v) in r.answers {
+                answers.replayed.entry(id).or_default().push_back(v);
+            }
+            drop(answers);
+            session
+                .effects
+                .borrow_mut()
+                .start_replay(r.recorded, r.next_effect, r.in_flight);
         }
-        drop(answers);
-        session
-            .effects
-            .borrow_mut()
-            .start_replay(r.recorded, r.next_effect, r.in_flight);
     }
 
-    let result = p.engine.run_ast(&p.ast);
-    let (code, outcome, error_text) = conclude(&session, &p, result);
+    let (code, outcome, error_text) = match finishing {
+        Some(f) => finish_rollback(&session, &p, f)?,
+        None => {
+            let result = p.engine.run_ast(&p.ast);
+            conclude(&session, &p, result)
+        }
+    };
 
     for id in session.answers.borrow().unused() {
         let asked: Vec<String> = session
@@ -604,6 +781,59 @@ pub fn run_with(
         Err(e) => ui.error_text(&redactor.redact(&e.render(ui))),
     }
     Ok(code)
+}
+
+/// Resuming a run that died while rolling back: carry out the undos still standing, asking
+/// about the one under way (it may or may not have happened); the script is not run again.
+fn finish_rollback(
+    session: &Session,
+    p: &Prepared,
+    f: Finishing,
+) -> Result<(i32, &'static str, String), Error> {
+    let reason = "finishing the rollback the run died in".to_string();
+    session.say(
+        "↻ the run died while rolling back: finishing its rollback (the script is not run again)",
+    );
+    let mut undos = f.undos;
+    if let Some((group, start)) = f.child {
+        if session.settle_in_flight_child(group, start).is_err() {
+            return Ok(interrupted(session, p));
+        }
+    }
+    if let Some((effect, id, name)) = f.in_flight {
+        let label = undos
+            .iter()
+            .find(|u| u.id == id)
+            .map(|u| u.label.clone())
+            .unwrap_or_default();
+        let question = format!(
+            "The last rollback died while undoing `{label}` (it may or may not have happened). Run it again?"
+        );
+        match crate::primitives::prompt::offer(session, "rollback-in-flight", &question) {
+            Some(true) => {}
+            Some(false) => {
+                undos.retain(|u| u.id != id);
+                // Closed as skipped, so it no longer stands.
+                session.record(
+                    "effect.result",
+                    json!({ "effect": effect, "kind": "undo", "name": name, "ok": true,
+                            "result": { "skipped": true } }),
+                );
+            }
+            None => {
+                return Err(Error::Usage(format!(
+                    "the run died while undoing `{label}`, and there is nobody to ask whether to run it again\n  help: answer `rollback-in-flight` (yes: run it again, no: skip it) in the answers file or as RUNBOOK_ANSWER_ROLLBACK_IN_FLIGHT"
+                )))
+            }
+        }
+    }
+    *session.undo.borrow_mut() = undos;
+    let report = crate::undo::rollback(session, &p.engine, &reason);
+    Ok(if report.ok() {
+        (exit::ROLLED_BACK, "rolled back", reason)
+    } else {
+        (exit::FAILED, "rollback failed", reason)
+    })
 }
 
 /// Decide how the run ended: (exit code, outcome word, error text).
@@ -665,6 +895,16 @@ fn conclude(
             // Time is up for the script, not for putting things back.
             session.deadline.set(None);
             failed(session, p, text, Cause::StepFailed)
+        }
+        // An answer found bad (or missing) only when its prompt came, after the run changed
+        // things: not "nothing changed" but a failure, which offers rollback.
+        Some(Stop::Error(e))
+            if e.exit_code() == exit::USAGE
+                && matches!(e, Error::Answers { .. } | Error::PromptUnanswered { .. })
+                && session.effects.borrow().acted() =>
+        {
+            let text = show_error(session, &e);
+            failed(session, p, text, Cause::RunError)
         }
         Some(Stop::Error(e)) => {
             let text = show_error(session, &e);

@@ -52,6 +52,8 @@ pub struct Session {
     pub feature: String,
     pub script: PathBuf,
     pub run_dir: RefCell<Option<PathBuf>>,
+    /// Where this run's deployments are (`--deployments-dir`), once the run has started.
+    pub deployments_root: RefCell<Option<PathBuf>>,
     pub stages: RefCell<Vec<String>>,
     pub strategy: RefCell<Option<String>>,
     next_undo: Cell<u64>,
@@ -93,6 +95,7 @@ impl Session {
             feature: p.feature,
             script: p.script,
             run_dir: RefCell::new(None),
+            deployments_root: RefCell::new(None),
             stages: RefCell::new(Vec::new()),
             strategy: RefCell::new(None),
             next_undo: Cell::new(1),
@@ -178,6 +181,9 @@ impl Session {
             return recorded.map_err(GateError::Failed);
         }
         if pending.in_flight {
+            if let Some((group, start)) = pending.in_flight_child {
+                self.settle_in_flight_child(group, start)?;
+            }
             match self.in_flight_choice(kind, name) {
                 InFlightChoice::Rerun => {}
                 InFlightChoice::Skip => {
@@ -186,6 +192,12 @@ impl Session {
                     return Ok(v);
                 }
                 InFlightChoice::Rollback => {
+                    // Closed, so a resume of this resume does not meet it again.
+                    let not_done = Failure(
+                        "not carried out again: the resume rolled back instead".into(),
+                        Value::Null,
+                    );
+                    self.effects.borrow_mut().finish(pending, &Err(not_done));
                     *self.stop.borrow_mut() = Some(Stop::ResumeRollback(format!(
                         "the run died during {kind} `{name}`"
                     )));
@@ -257,6 +269,58 @@ impl Session {
         } else {
             plain
         }
+    }
+
+    /// Resuming at a command the earlier process died in, which outlived it: wait for it to end
+    /// (or stop it, when answered so) before anything is run again, so two copies never run.
+    pub fn settle_in_flight_child(&self, group: i32, start: Option<u64>) -> Result<(), GateError> {
+        if !crate::process::group_alive(group, start) {
+            return Ok(());
+        }
+        let explicit = self.answers.borrow_mut().explicit("resume-still-running");
+        let stop = explicit
+            .is_some_and(|(v, _)| crate::answers::scalar_text(&v).as_deref() == Some("stop"));
+        self.record(
+            "resume.still_running",
+            serde_json::json!({ "group": group, "choice": if stop { "stop" } else { "wait" } }),
+        );
+        self.shout(&format!(
+            "↻ the command in flight when the run died is still running (process group {group}): {}",
+            if stop {
+                "stopping it (answer `resume-still-running`)"
+            } else {
+                "waiting for it to end (answer `resume-still-running: stop` to stop it)"
+            }
+        ));
+        let grace = crate::config::duration_at(
+            &self.config,
+            "commands.kill_grace",
+            &self.config.config.commands.kill_grace,
+        )
+        .unwrap_or(Duration::from_secs(5));
+        let signal = |sig| {
+            // SAFETY: a signal to the dead run's command group, checked alive just above.
+            unsafe {
+                libc::kill(-group, sig);
+            }
+        };
+        if stop {
+            signal(libc::SIGTERM);
+        }
+        let killed_at = std::time::Instant::now() + grace;
+        let mut killed = false;
+        while crate::process::group_alive(group, start) {
+            if self.interrupt.is_set() {
+                *self.stop.borrow_mut() = Some(Stop::Interrupted);
+                return Err(GateError::Halt);
+            }
+            if stop && !killed && std::time::Instant::now() >= killed_at {
+                signal(libc::SIGKILL);
+                killed = true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
     }
 
     /// Resuming at the effect the earlier process died in: redo it, skip it, or roll back.

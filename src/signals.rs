@@ -25,6 +25,12 @@ pub struct Interrupt {
 impl Interrupt {
     /// Listen for SIGINT and SIGTERM on the runtime.
     pub fn install(rt: &tokio::runtime::Runtime) -> Arc<Interrupt> {
+        // A file grown past its size limit (`ulimit -f`) is a write error the journal deals with
+        // (the record is cut back off, the run stops saying why), not a kill with nothing said.
+        // SAFETY: setting a signal's disposition to ignore.
+        unsafe {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+        }
         let me = Arc::new(Interrupt::default());
         let it = me.clone();
         rt.spawn(async move {
@@ -58,7 +64,7 @@ impl Interrupt {
                 kill_group(group, libc::SIGKILL);
             }
             if let Ok(Some(lock)) = self.lock.lock().map(|l| l.clone()) {
-                let _ = std::fs::remove_file(lock);
+                crate::lock::release_now(&lock);
             }
             eprintln!("\ninterrupted twice: aborting now (the journal is complete up to here)");
             std::process::exit(crate::error::exit::INTERRUPTED);

@@ -47,10 +47,12 @@ pub enum Command {
     Resume {
         dir: Option<PathBuf>,
         force: bool,
+        deployments_dir: Option<PathBuf>,
     },
     Unlock {
         environment: String,
         reason: String,
+        deployments_dir: Option<PathBuf>,
     },
 }
 
@@ -64,11 +66,16 @@ pub fn dispatch(common: &Common, command: &Command) -> Result<i32, Error> {
         Command::Demo(opts) => crate::demo::run(common, opts, &ui),
         Command::Repl(opts) => crate::repl::run(common, opts, &ui),
         Command::Verify(dir) => verify(&ui, dir),
-        Command::Resume { dir, force } => crate::runner::resume(common, dir.clone(), *force, &ui),
+        Command::Resume {
+            dir,
+            force,
+            deployments_dir,
+        } => crate::runner::resume(common, dir.clone(), *force, deployments_dir.as_deref(), &ui),
         Command::Unlock {
             environment,
             reason,
-        } => unlock(common, &ui, environment, reason),
+            deployments_dir,
+        } => unlock(common, &ui, environment, reason, deployments_dir.as_deref()),
         Command::Completions(script) => {
             print!("{script}");
             Ok(0)
@@ -201,6 +208,25 @@ fn verify(ui: &Ui, dir: &Path) -> Result<i32, Error> {
         ));
         return Ok(crate::error::exit::FAILED);
     }
+    if v.records == 0 {
+        ui.error_text(&format!(
+            "{}: journal `{}` is empty: it holds no record to check\n",
+            ui.red_bold("error"),
+            path.display()
+        ));
+        return Ok(crate::error::exit::FAILED);
+    }
+    // A repair keeps the chain whole; still, a record was lost there, and that is said.
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io("read journal", &path, e))?;
+    for (i, line) in text.lines().enumerate() {
+        if line.contains("\"type\":\"journal.repaired\"") {
+            println!(
+                "{} record {} is a `journal.repaired` record: the record after record {i} was cut off mid-write (its fragment is kept in it)",
+                ui.yellow("note:"),
+                i + 1
+            );
+        }
+    }
     let plan = dir.join(crate::artifacts::PLAN);
     let pinned = std::fs::read_to_string(&plan).ok().and_then(|t| {
         t.lines()
@@ -242,24 +268,37 @@ fn verify(ui: &Ui, dir: &Path) -> Result<i32, Error> {
     Ok(0)
 }
 
-fn unlock(common: &Common, ui: &Ui, environment: &str, reason: &str) -> Result<i32, Error> {
+fn unlock(
+    common: &Common,
+    ui: &Ui,
+    environment: &str,
+    reason: &str,
+    deployments_dir: Option<&Path>,
+) -> Result<i32, Error> {
     if reason.trim().is_empty() {
         return Err(Error::Usage(
             "`runbook unlock` needs `--reason \"...\"`: breaking a lock is recorded".into(),
         ));
     }
     let loaded = crate::config::load(common.config_file.as_deref(), &common.sets)?;
-    let root = crate::runner::deployments_root(None, &loaded);
+    let root = crate::runner::deployments_root(deployments_dir, &loaded);
+    let log = root.join(".locks/unlock-log.jsonl");
     match crate::lock::unlock(&root, environment, reason)? {
-        Some(h) => println!(
+        crate::lock::State::Held(h) => println!(
             "{} `{environment}` unlocked (was: {}); recorded in {}",
             ui.green("ok:"),
             crate::lock::describe(&h),
-            root.join(".locks/unlock-log.jsonl").display()
+            log.display()
         ),
-        None => println!(
-            "`{environment}` was not locked; recorded in {}",
-            root.join(".locks/unlock-log.jsonl").display()
+        crate::lock::State::Torn => println!(
+            "{} `{environment}` unlocked (was: an empty or half-written lock file); recorded in {}",
+            ui.green("ok:"),
+            log.display()
+        ),
+        crate::lock::State::Free => println!(
+            "`{environment}` was not locked (no lock under `{}`: see --deployments-dir); recorded in {}",
+            root.display(),
+            log.display()
         ),
     }
     Ok(0)

@@ -29,6 +29,45 @@ pub enum Action {
 }
 
 impl Action {
+    /// The action with `f` applied to every piece of text in it (command, argv, arguments).
+    pub fn map_text(
+        &self,
+        f: &mut dyn FnMut(&str) -> Result<String, String>,
+    ) -> Result<Action, String> {
+        fn json(
+            v: &Value,
+            f: &mut dyn FnMut(&str) -> Result<String, String>,
+        ) -> Result<Value, String> {
+            Ok(match v {
+                Value::String(s) => Value::String(f(s)?),
+                Value::Array(a) => {
+                    Value::Array(a.iter().map(|x| json(x, f)).collect::<Result<_, _>>()?)
+                }
+                Value::Object(m) => Value::Object(
+                    m.iter()
+                        .map(|(k, x)| Ok((k.clone(), json(x, f)?)))
+                        .collect::<Result<_, String>>()?,
+                ),
+                other => other.clone(),
+            })
+        }
+        Ok(match self {
+            Action::Command { line } => Action::Command { line: f(line)? },
+            Action::Argv { argv } => Action::Argv {
+                argv: argv.iter().map(|a| f(a)).collect::<Result<_, _>>()?,
+            },
+            Action::Call {
+                module,
+                function,
+                args,
+            } => Action::Call {
+                module: module.clone(),
+                function: function.clone(),
+                args: args.iter().map(|a| json(a, f)).collect::<Result<_, _>>()?,
+            },
+        })
+    }
+
     pub fn describe(&self) -> String {
         match self {
             Action::Command { line } => line.clone(),
@@ -63,8 +102,27 @@ impl Report {
     }
 }
 
+/// Where one undo is, for a watcher that records it elsewhere as it goes.
+pub enum Progress<'a> {
+    /// About to act.
+    Start,
+    /// Finished: the error, if it failed.
+    Done(Option<&'a str>),
+}
+
 /// Carry out the undo stack, last in first out; a failing undo is reported and the rest still run.
 pub fn rollback(session: &Session, engine: &rhai::Engine, reason: &str) -> Report {
+    rollback_watched(session, engine, reason, &mut |_, _| {})
+}
+
+/// `rollback`, telling `watch` as each undo starts and ends (`runbook rollback` records each one
+/// in the rolled-back run's own journal as it happens, so a killed rollback is not redone).
+pub fn rollback_watched(
+    session: &Session,
+    engine: &rhai::Engine,
+    reason: &str,
+    watch: &mut dyn FnMut(&Undo, Progress),
+) -> Report {
     let undos: Vec<Undo> = std::mem::take(&mut *session.undo.borrow_mut());
     session.record(
         "rollback.start",
@@ -81,13 +139,21 @@ pub fn rollback(session: &Session, engine: &rhai::Engine, reason: &str) -> Repor
         let name = format!("undo: {}", undo.label);
         let intent = json!({ "undo": undo.id, "label": undo.label, "action": undo.action });
         session.say(&format!("↩ {} ({})", undo.label, undo.action.describe()));
+        watch(&undo, Progress::Start);
         let result = session.gate(
             "undo",
             &name,
             intent,
             || json!({ "planned": true }),
             || -> Result<Value, crate::effects::Failure> {
-                let r = match &undo.action {
+                // Secrets are kept by name; their values are given only now, to the act.
+                let redactor = session.effects.borrow().redactor().clone();
+                let action = undo.action.map_text(&mut |t| redactor.resolve(t)).map_err(|name| {
+                    format!(
+                        "the undo needs the secret `{name}`, which this process does not have (give it in runbook.yaml `secrets`, with `--set secrets.values.{name}=...`, or in the environment)"
+                    )
+                })?;
+                let r = match &action {
                     Action::Command { line } => crate::primitives::shell::run_program(
                         session,
                         crate::process::Program::Line(line.clone()),
@@ -133,6 +199,7 @@ pub fn rollback(session: &Session, engine: &rhai::Engine, reason: &str) -> Repor
                 Some(e)
             }
         };
+        watch(&undo, Progress::Done(error.as_deref()));
         report.steps.push(Step { undo, error });
     }
     let failed: Vec<&str> = report

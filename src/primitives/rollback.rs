@@ -52,7 +52,7 @@ pub fn register(engine: &mut rhai::Engine, session: &Shared) {
     });
     let s = session.clone();
     engine.register_fn("standing_undos", move |dir: &str| -> RhaiResult<Array> {
-        let undos = load_standing(dir)?;
+        let (undos, _) = load_standing(dir)?;
         let _ = &s;
         // In the order they will run: last registered first.
         Ok(undos
@@ -152,6 +152,9 @@ fn on_rollback(
     label: &str,
     action: Dynamic,
 ) -> RhaiResult<()> {
+    // A secret in an undo is kept by its name, so the undo can run from the journal (which never
+    // holds the value) in another process that is given the secret.
+    let redactor = session.effects.borrow().redactor().clone();
     let action = parse_action(&action)?;
     // What a module's undo will run, when the module can say (`undo_command(function, args)`,
     // as the script adapter does): rollback-plan.md shows the command, not only the call.
@@ -168,9 +171,12 @@ fn on_rollback(
             &[json!(function), json!(args)],
         )
         .ok()
-        .and_then(|v| v.as_str().map(str::to_string)),
+        .and_then(|v| v.as_str().map(|c| redactor.redact(c))),
         _ => None,
     };
+    let action = action
+        .map_text(&mut |t| Ok(redactor.refer(t)))
+        .map_err(fail)?;
     let undo = session.push_undo(label.to_string(), action);
     session.record(
         "undo.register",
@@ -186,16 +192,77 @@ fn on_rollback(
 
 /// Run directories under the deployments directory, oldest first (dry-runs left out).
 pub fn deployments(session: &Session) -> Vec<std::path::PathBuf> {
-    let root = crate::runner::deployments_root(None, &session.config);
+    let root = session
+        .deployments_root
+        .borrow()
+        .clone()
+        .unwrap_or_else(|| crate::runner::deployments_root(None, &session.config));
     let mine = session.run_dir.borrow().clone();
+    // A run that rolled another back (`runbook rollback`, the incident runbook, even one killed
+    // before it got to its target) is not itself a deployment to roll back: after a killed
+    // rollback, the next one finds the deployment.
     crate::journal::run_dirs(&root)
         .into_iter()
-        .filter(|d| d.is_deployment() && Some(&d.path) != mine.as_ref())
+        .filter(|d| d.is_deployment() && !d.journal.contains("\"type\":\"rollback.target\""))
+        .filter(|d| !d.is_rollback_tool())
+        .filter(|d| Some(&d.path) != mine.as_ref())
         .map(|d| d.path)
         .collect()
 }
 
-fn load_standing(dir: &str) -> RhaiResult<Vec<crate::undo::Undo>> {
+/// An undo a killed `runbook rollback` recorded as started and never as finished, and what that
+/// rollback's own journal says of it.
+#[derive(Debug)]
+struct Unfinished {
+    id: u64,
+    by_run: String,
+    state: Seen,
+}
+
+#[derive(Debug, PartialEq)]
+enum Seen {
+    /// Its result is in the rollback's journal: it happened, and succeeded.
+    Done,
+    /// It failed there: it still stands, and is simply run again.
+    Failed,
+    /// Announced and never finished (or that journal is gone): it may or may not have happened;
+    /// the process group its command started, if it did.
+    Unknown(Option<(i32, Option<u64>)>),
+    /// Never announced there: it did not happen.
+    NotStarted,
+}
+
+/// What the rollback run in `by_run` recorded of undo `id`.
+fn seen_in(by_run: &str, id: u64) -> Seen {
+    let path = std::path::Path::new(by_run).join(crate::journal::FILE_NAME);
+    let Ok((records, _)) = crate::journal::read(&path) else {
+        return Seen::Unknown(None);
+    };
+    let Some(intent) = records.iter().rfind(|r| {
+        r["type"] == "effect.intent"
+            && r["kind"] == "undo"
+            && r["intent"]["undo"].as_u64() == Some(id)
+    }) else {
+        return Seen::NotStarted;
+    };
+    match records
+        .iter()
+        .find(|r| r["type"] == "effect.result" && r["effect"] == intent["effect"])
+    {
+        Some(r) if r["ok"] == true && r["dry_run"] != true => Seen::Done,
+        Some(_) => Seen::Failed,
+        None => Seen::Unknown(
+            records
+                .iter()
+                .rfind(|r| r["type"] == "effect.child" && r["effect"] == intent["effect"])
+                .and_then(|r| Some((r["group"].as_i64()? as i32, r["start"].as_u64()))),
+        ),
+    }
+}
+
+/// The undo steps a run left standing, last registered first, and the one a killed
+/// `runbook rollback` was carrying out (recorded as started, never as finished), if any.
+fn load_standing(dir: &str) -> RhaiResult<(Vec<crate::undo::Undo>, Option<Unfinished>)> {
     let path = std::path::Path::new(dir).join(crate::journal::FILE_NAME);
     let (records, _) = crate::journal::read(&path).map_err(|e| fail(e.summary()))?;
     let mut out = Vec::new();
@@ -212,7 +279,38 @@ fn load_standing(dir: &str) -> RhaiResult<Vec<crate::undo::Undo>> {
             action,
         });
     }
-    Ok(out)
+    let mut started: Vec<(u64, String)> = Vec::new();
+    for r in &records {
+        let ids = || -> Vec<u64> {
+            r["undos"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(serde_json::Value::as_u64)
+                .collect()
+        };
+        match r["type"].as_str() {
+            Some("undo.external.start") => {
+                let by = r["by_run"].as_str().unwrap_or("").to_string();
+                started.extend(ids().into_iter().map(|id| (id, by.clone())));
+            }
+            Some("undo.external") => {
+                let done = ids();
+                started.retain(|(id, _)| !done.contains(id));
+            }
+            _ => {}
+        }
+    }
+    let in_flight = started
+        .into_iter()
+        .rev()
+        .find(|(id, _)| out.iter().any(|u| u.id == *id))
+        .map(|(id, by_run)| Unfinished {
+            id,
+            state: seen_in(&by_run, id),
+            by_run,
+        });
+    Ok((out, in_flight))
 }
 
 /// Carry out another run's standing undos and end this run: exit 3 when every undo succeeded.
@@ -238,14 +336,7 @@ pub fn undo_deployment(
     dir: &str,
     reason: &str,
 ) -> RhaiResult<bool> {
-    let undos = load_standing(dir)?;
-    let ids: Vec<u64> = undos.iter().map(|u| u.id).collect();
-    session.record(
-        "rollback.target",
-        json!({ "deployment": dir, "undos": ids }),
-    );
-    *session.undo.borrow_mut() = undos;
-    let report = crate::undo::rollback(session, engine, reason);
+    let (mut undos, in_flight) = load_standing(dir)?;
     let path = std::path::Path::new(dir).join(crate::journal::FILE_NAME);
     let redactor = session.effects.borrow().redactor().clone();
     let by_run = session
@@ -254,25 +345,111 @@ pub fn undo_deployment(
         .as_ref()
         .map(|d| d.display().to_string())
         .unwrap_or_default();
-    match crate::journal::Journal::append_to(&path, redactor.clone()) {
-        Ok(mut j) => {
-            // Each undo step in the deployment's own journal, as it went.
-            for step in &report.steps {
+    // The deployment's own journal hears of each undo as it starts and as it ends, so a rollback
+    // killed halfway is finished by the next one without redoing what it did. A dry-run changes
+    // nothing there. A journal that cannot be written stops the rollback before it acts.
+    let mut target = if session.dry_run() {
+        None
+    } else {
+        Some(
+            crate::journal::Journal::append_to(&path, redactor.clone()).map_err(|e| {
+                fail(format!(
+                    "cannot record the rollback in {}, so it was not started: {}",
+                    path.display(),
+                    e.summary()
+                ))
+            })?,
+        )
+    };
+    let mut skipped = None;
+    let in_flight = match in_flight {
+        // The killed rollback's own journal has the undo's result: it happened.
+        Some(u) if u.state == Seen::Done => {
+            undos.retain(|x| x.id != u.id);
+            if let Some(j) = &mut target {
                 let _ = j.write(
                     "undo.external",
-                    json!({ "undos": [step.undo.id], "label": step.undo.label, "ok": step.error.is_none(),
-                            "error": step.error, "reason": reason, "by_run": by_run }),
+                    json!({ "undos": [u.id], "ok": true, "confirmed_by": u.by_run,
+                            "reason": reason, "by_run": by_run }),
                 );
             }
-            if let Err(e) = crate::artifacts::render(std::path::Path::new(dir), &redactor) {
-                session.warn(&e.summary());
+            None
+        }
+        Some(Unfinished {
+            id,
+            state: Seen::Unknown(child),
+            ..
+        }) => {
+            // Its command may still be running: never two copies at once.
+            if let Some((group, start)) = child {
+                session
+                    .settle_in_flight_child(group, start)
+                    .map_err(|e| super::gate_error(session, e))?;
+            }
+            Some(id)
+        }
+        _ => None,
+    };
+    if let Some(id) = in_flight {
+        let label = undos
+            .iter()
+            .find(|u| u.id == id)
+            .map(|u| u.label.clone())
+            .unwrap_or_default();
+        let question = format!(
+            "The last rollback died while undoing `{label}` (it may or may not have happened). Run it again?"
+        );
+        match crate::primitives::prompt::offer(session, "rollback-in-flight", &question) {
+            Some(true) => {}
+            Some(false) => {
+                undos.retain(|u| u.id != id);
+                skipped = Some((id, label));
+            }
+            None => {
+                return Err(session.stop(Stop::Error(crate::error::Error::Usage(format!(
+                    "the last rollback of `{dir}` died while undoing `{label}`, and there is nobody to ask whether to run it again\n  help: answer `rollback-in-flight` (yes: run it again, no: skip it) in the answers file or as RUNBOOK_ANSWER_ROLLBACK_IN_FLIGHT"
+                )))))
             }
         }
-        Err(e) => session.warn(&format!(
-            "could not record the rollback in {}: {}",
-            path.display(),
-            e.summary()
-        )),
+    }
+    let ids: Vec<u64> = undos.iter().map(|u| u.id).collect();
+    session.record(
+        "rollback.target",
+        json!({ "deployment": dir, "undos": ids, "in_flight": in_flight, "skipped": skipped.as_ref().map(|s| s.0) }),
+    );
+    if let (Some(j), Some((id, label))) = (&mut target, &skipped) {
+        let _ = j.write(
+            "undo.external",
+            json!({ "undos": [id], "label": label, "ok": true, "skipped": true,
+                    "reason": reason, "by_run": by_run }),
+        );
+    }
+    *session.undo.borrow_mut() = undos;
+    let report = crate::undo::rollback_watched(session, engine, reason, &mut |undo, progress| {
+        let Some(j) = &mut target else { return };
+        let written = match progress {
+            crate::undo::Progress::Start => j.write(
+                "undo.external.start",
+                json!({ "undos": [undo.id], "label": undo.label, "reason": reason, "by_run": by_run }),
+            ),
+            crate::undo::Progress::Done(error) => j.write(
+                "undo.external",
+                json!({ "undos": [undo.id], "label": undo.label, "ok": error.is_none(),
+                        "error": error, "reason": reason, "by_run": by_run }),
+            ),
+        };
+        if let Err(e) = written {
+            session.warn(&format!(
+                "could not record the undo in {}: {}",
+                path.display(),
+                e.summary()
+            ));
+        }
+    });
+    if target.is_some() {
+        if let Err(e) = crate::artifacts::render(std::path::Path::new(dir), &redactor) {
+            session.warn(&e.summary());
+        }
     }
     Ok(report.ok())
 }

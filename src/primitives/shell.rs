@@ -274,7 +274,16 @@ pub fn run_spec(session: &Session, spec: &Spec, quiet: bool) -> Result<Outcome, 
             .borrow_mut()
             .log(&format!("  {} {line}", if is_err { "!" } else { "|" }));
     };
-    crate::process::run(spec, &session.interrupt, &mut on_line)
+    // Which process group the effect under way started: should this run die, a resume finds it
+    // still running and waits for it (or stops it) before anything is run again.
+    let mut on_spawn = |group: i32| {
+        let effect = session.effects.borrow().current_effect();
+        session.record(
+            "effect.child",
+            serde_json::json!({ "effect": effect, "group": group, "start": crate::process::start_ticks(group) }),
+        );
+    };
+    crate::process::run(spec, &session.interrupt, &mut on_line, &mut on_spawn)
         .map_err(|e| format!("cannot run `{}`: {e}", spec.program.display()))
 }
 
