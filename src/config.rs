@@ -140,6 +140,13 @@ pub struct ScriptAdapter {
     pub scale: Option<String>,
     /// Maintenance mode on/off, e.g. "./scripts/maintenance.sh {action}" ({action}: on/off).
     pub maintenance: Option<String>,
+    /// Rolling: replace one instance with a version, e.g. "./deploy.sh --instance {instance} {version}".
+    pub replace: Option<String>,
+    /// Rolling: the production instances, replaced in batches of `rolling.batch_size`.
+    #[serde(default)]
+    pub instances: Vec<String>,
+    /// Rolling: one instance's health, a URL or a command, e.g. "http://{instance}:8080/health".
+    pub instance_health: Option<String>,
     /// The colour live now; the new version goes to the other one.
     #[serde(default = "blue")]
     pub live_colour: String,
@@ -166,6 +173,14 @@ pub struct KubernetesAdapter {
     pub host: Option<String>,
     pub rollout_timeout: String,
     pub live_colour: String,
+    /// Rolling: the image repository; the version is its tag (`kubectl set image`).
+    pub image: Option<String>,
+    /// Rolling: the container to set the image of [default: the deployment's name].
+    pub container: Option<String>,
+    /// Feature flags: a command, e.g. "./scripts/feature-flag.sh {action} {name} {percent}".
+    pub flag: Option<String>,
+    /// Feature flags: an HTTP flag API, sent `PUT {name, enabled, percent, version}` as JSON.
+    pub flag_url: Option<String>,
 }
 
 impl Default for KubernetesAdapter {
@@ -180,6 +195,10 @@ impl Default for KubernetesAdapter {
             host: None,
             rollout_timeout: "5m".into(),
             live_colour: "blue".into(),
+            image: None,
+            container: None,
+            flag: None,
+            flag_url: None,
         }
     }
 }
@@ -592,6 +611,8 @@ fn check_script_templates(script: &ScriptAdapter, file: &str) -> Result<(), Erro
         ("remove", script.remove.as_ref()),
         ("scale", script.scale.as_ref()),
         ("maintenance", script.maintenance.as_ref()),
+        ("replace", script.replace.as_ref()),
+        ("instance_health", script.instance_health.as_ref()),
     ];
     for (key, template) in templates {
         let Some(template) = template else { continue };

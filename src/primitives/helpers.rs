@@ -106,6 +106,13 @@ pub fn register(engine: &mut rhai::Engine, session: &Shared) {
         *s.strategy.borrow_mut() = Some(name.to_string());
         s.record("strategy", json!({ "strategy": name }));
     });
+    let s = session.clone();
+    engine.register_fn("strategy", move || -> Dynamic {
+        s.strategy
+            .borrow()
+            .clone()
+            .map_or(Dynamic::UNIT, Dynamic::from)
+    });
 }
 
 fn sleep(session: &Session, d: Dynamic) -> RhaiResult<()> {
