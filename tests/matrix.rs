@@ -847,3 +847,162 @@ fn local_rolling_good() {
 fn local_rolling_bad() {
     local_cell("rolling", true);
 }
+
+// ------------------------------------------------------------------ script x Prometheus, the edges
+
+/// The shipped workflow on a script world, canary, with `extra` config and these queries.
+fn script_run(w: ScriptWorld, extra: &str, queries_yaml: &str) -> (support::Output, Nginx) {
+    let config = format!(
+        "{SCRIPT_CONFIG}{extra}monitoring:\n  interval: 500ms\n  samples: 3\n  prometheus: {}\n{queries_yaml}",
+        w.prom.url,
+    );
+    let ScriptWorld {
+        t, nginx, _traffic, ..
+    } = w;
+    let out = t
+        .file("runbook.yaml", &config)
+        .file("answers.yaml", &format!("strategy: canary\n{ANSWERS}"))
+        .args(&["deploy", "--answers", "answers.yaml", "--approve", "--yes"])
+        .run();
+    drop(_traffic);
+    (out, nginx)
+}
+
+#[test]
+fn script_slow_release_is_caught_by_the_latency_trigger() {
+    let cell = "script-canary-slow";
+    let w = script_world(cell, false, "", "v2");
+    let (out, nginx) = script_run(w, "triggers:\n  response_time: 250ms\n", &queries(cell));
+    let traffic = measured_split(nginx.port, 100);
+    report(cell, &out, &traffic, detection_ms(&out, &["weight.sh"]));
+    assert_eq!(out.code, 3, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        rollback_reason(&out).contains("avg response"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(traffic, "v1 100%");
+}
+
+#[test]
+fn a_query_with_no_data_for_the_new_version_is_never_a_pass() {
+    // v1 answers on blue; v2 never runs there: the query has data for the running version (the
+    // check before production passes) and none for the new one. Documented outcome: no data is
+    // inconclusive, an inconclusive window with nobody there follows monitoring.on_inconclusive
+    // (rollback by default).
+    let cell = "script-canary-nodata";
+    let w = script_world(cell, false, "", "");
+    let blue = std::fs::read_to_string(w.t.path().join("nginx/upstream.conf")).unwrap();
+    let blue = blue
+        .split("127.0.0.1:")
+        .nth(1)
+        .unwrap()
+        .split([' ', ';'])
+        .next()
+        .unwrap()
+        .to_string();
+    let q = format!(
+        "  queries:\n    error_rate: '(sum(rate(app_errors_total{{cell=\"{cell}\",version=\"{{{{version}}}}\",instance=\"127.0.0.1:{blue}\"}}[2s])) or vector(0)) / sum(rate(app_requests_total{{cell=\"{cell}\",version=\"{{{{version}}}}\",instance=\"127.0.0.1:{blue}\"}}[2s]))'\n"
+    );
+    let (out, nginx) = script_run(w, "", &q);
+    let traffic = measured_split(nginx.port, 100);
+    report(cell, &out, &traffic, None);
+    assert_eq!(out.code, 3, "{}\n{}", out.stdout, out.stderr);
+    let why = rollback_reason(&out);
+    assert!(
+        why.contains("inconclusive") && why.contains("error rate"),
+        "{why}\n{}",
+        out.stdout
+    );
+    assert_eq!(traffic, "v1 100%");
+}
+
+#[test]
+fn a_mistyped_query_stops_the_run_before_production_is_touched() {
+    let cell = "script-canary-typo";
+    let w = script_world(cell, false, "", "");
+    let dir = w.t.path().to_path_buf();
+    let q = format!(
+        "  queries:\n    error_rate: 'sum(rate(app_errors_total{{cell=\"{cell}\"}}[2s]) /'\n"
+    );
+    let (out, nginx) = script_run(w, "", &q);
+    let traffic = measured_split(nginx.port, 100);
+    report(cell, &out, &traffic, None);
+    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains(
+            "error: invalid config at `monitoring`: Error Rate (query sum(rate(app_errors_total"
+        ) && out.stderr.contains("parse error")
+            && out.stderr.contains("production was not touched"),
+        "{}",
+        out.stderr
+    );
+    assert!(!dir.join("apps/staging/version").exists(), "a deploy ran");
+    assert_eq!(traffic, "v1 100%");
+}
+
+#[test]
+fn a_prometheus_stopped_mid_window_is_never_a_silent_pass() {
+    // A good release, and a Prometheus of its own that dies once monitoring has begun.
+    let cell = "script-canary-promdown";
+    let w = script_world(cell, false, "", "");
+    let ports: Vec<String> = std::fs::read_to_string(w.prom.targets.join(format!("{cell}.json")))
+        .unwrap()
+        .split('"')
+        .filter(|s| s.starts_with("127.0.0.1:"))
+        .map(str::to_string)
+        .collect();
+    let mut own = support::Prometheus::start(&ports, "500ms");
+    own.wait_for_series("sum(rate(app_requests_total{version=\"v1\"}[2s]))");
+    let config = format!(
+        "{SCRIPT_CONFIG}monitoring:\n  interval: 500ms\n  samples: 3\n  prometheus: {}\n{}",
+        own.url,
+        queries(cell).replace(&format!("cell=\"{cell}\","), "")
+    );
+    let ScriptWorld {
+        t, nginx, _traffic, ..
+    } = w;
+    let t = t
+        .file("runbook.yaml", &config)
+        .file("answers.yaml", &format!("strategy: canary\n{ANSWERS}"))
+        .args(&["deploy", "--answers", "answers.yaml", "--approve", "--yes"]);
+    let dir = t.path().to_path_buf();
+    let child = t
+        .command()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kill Prometheus at the first measurement of the first window.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let journal = std::fs::read_dir(dir.join("deployments"))
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| std::fs::read_to_string(e.ok()?.path().join("journal.jsonl")).ok())
+            .unwrap_or_default();
+        if journal.contains("\"type\":\"measurement\"") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "monitoring never began");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    own.kill();
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let code = output.status.code().unwrap_or(-1);
+    let traffic = measured_split(nginx.port, 100);
+    println!(
+        "MATRIX | {cell} | {code} | {traffic} | - | {}",
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("Rolling back: "))
+            .unwrap_or("")
+    );
+    assert_eq!(
+        code, 3,
+        "a dead metrics source must not pass a release\n{stdout}"
+    );
+    assert!(stdout.contains("provider errors in a row"), "{stdout}");
+    assert_eq!(traffic, "v1 100%");
+}
