@@ -108,7 +108,11 @@ struct Names {
 struct ReplHelper {
     names: Rc<RefCell<Names>>,
     engine_check: Rc<dyn Fn(&str) -> bool>,
+    /// A prompt's answer is being read: one line of plain text, no completion.
+    answering: Rc<std::cell::Cell<bool>>,
 }
+
+type LineEditor = rustyline::Editor<ReplHelper, rustyline::history::DefaultHistory>;
 
 impl Completer for ReplHelper {
     type Candidate = Pair;
@@ -118,6 +122,9 @@ impl Completer for ReplHelper {
         pos: usize,
         _ctx: &Context<'_>,
     ) -> rustyline::Result<(usize, Vec<Pair>)> {
+        if self.answering.get() {
+            return Ok((pos, Vec::new()));
+        }
         let before = &line[..pos];
         let start = before
             .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
@@ -166,7 +173,7 @@ impl Completer for ReplHelper {
 impl Validator for ReplHelper {
     fn validate(&self, ctx: &mut ValidationContext) -> rustyline::Result<ValidationResult> {
         // Ask the parser: input that ends before a statement does continues on the next line.
-        if (self.engine_check)(ctx.input()) {
+        if !self.answering.get() && (self.engine_check)(ctx.input()) {
             Ok(ValidationResult::Incomplete)
         } else {
             Ok(ValidationResult::Valid(None))
@@ -319,6 +326,27 @@ pub fn run(common: &Common, opts: &ReplOptions, ui: &Ui) -> Result<i32, Error> {
     Ok(0)
 }
 
+/// Read a prompt's answer through the REPL's line editor: Ctrl-C interrupts the question,
+/// Ctrl-D is the end of input.
+fn answer_reader(
+    editor: Rc<RefCell<LineEditor>>,
+    answering: Rc<std::cell::Cell<bool>>,
+) -> crate::session::LineEditor {
+    Box::new(move |prompt: &str| {
+        answering.set(true);
+        let read = match editor.try_borrow_mut() {
+            Ok(mut editor) => editor.readline(prompt),
+            Err(_) => Err(ReadlineError::Eof),
+        };
+        answering.set(false);
+        match read {
+            Ok(line) => Ok(Some(line)),
+            Err(ReadlineError::Interrupted) => Err(crate::signals::Interrupted),
+            Err(_) => Ok(None),
+        }
+    })
+}
+
 struct Repl {
     session: Shared,
     state: Rc<State>,
@@ -344,33 +372,55 @@ impl Repl {
             move |text: &str| is_incomplete(&e, &Scope::new(), text)
         };
         let config = rustyline::Config::builder().auto_add_history(false).build();
-        let mut editor: rustyline::Editor<ReplHelper, rustyline::history::DefaultHistory> =
-            rustyline::Editor::with_config(config)
-                .map_err(|e| Error::Usage(format!("cannot start the line editor: {e}")))?;
+        let mut editor: LineEditor = rustyline::Editor::with_config(config)
+            .map_err(|e| Error::Usage(format!("cannot start the line editor: {e}")))?;
+        let answering = Rc::new(std::cell::Cell::new(false));
         editor.set_helper(Some(ReplHelper {
             names,
             engine_check: Rc::new(check),
+            answering: answering.clone(),
         }));
         let hist = history_path();
         if let Some(h) = &hist {
             let _ = editor.load_history(h);
             self.history = editor.history().iter().map(|s| s.to_string()).collect();
         }
+        // Prompts asked while a line runs (input(), resolve()'s questions, "resolve before
+        // leaving?") read through this same editor: a second reader on stdin would take the
+        // keys typed at the next `runbook>` prompt.
+        let editor = Rc::new(RefCell::new(editor));
+        self.session
+            .terminal
+            .set_editor(Some(answer_reader(editor.clone(), answering)));
+        let outcome = self.read_loop(&editor, hist.as_deref());
+        self.session.terminal.set_editor(None);
+        outcome
+    }
+
+    fn read_loop(
+        &mut self,
+        editor: &RefCell<LineEditor>,
+        hist: Option<&Path>,
+    ) -> Result<(), Error> {
         loop {
-            match editor.readline("runbook> ") {
+            let read = editor.borrow_mut().readline("runbook> ");
+            match read {
                 Ok(line) => {
                     if line.trim().is_empty() {
                         continue;
                     }
                     let redacted = self.session.redact(&line);
-                    let _ = editor.add_history_entry(redacted.as_str());
-                    self.history.push(redacted);
-                    if let Some(h) = &hist {
-                        if let Some(parent) = h.parent() {
-                            let _ = std::fs::create_dir_all(parent);
+                    {
+                        let mut editor = editor.borrow_mut();
+                        let _ = editor.add_history_entry(redacted.as_str());
+                        if let Some(h) = hist {
+                            if let Some(parent) = h.parent() {
+                                let _ = std::fs::create_dir_all(parent);
+                            }
+                            let _ = editor.save_history(h);
                         }
-                        let _ = editor.save_history(h);
                     }
+                    self.history.push(redacted);
                     if let Flow::Quit = self.handle(&line) {
                         if self.confirm_quit() {
                             break;

@@ -1,0 +1,131 @@
+//! The incident REPL (issue 12): the real binary, at a pseudo-terminal where a person would be,
+//! and from a pipe.
+
+mod support;
+
+use support::{pty, Test};
+
+/// Wait for the prompt before typing, as a person would (keys typed before the line editor
+/// reads the next line are not kept).
+fn prompt(p: &mut rexpect::session::PtySession) {
+    p.exp_string("runbook> ").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+}
+
+/// Wait for a question's text, then a moment, then answer it.
+fn answer(p: &mut rexpect::session::PtySession, question: &str, text: &str) {
+    p.exp_string(question).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    p.send_line(text).unwrap();
+}
+
+#[test]
+fn repl_after_a_prompt_every_command_typed_runs() {
+    let t = Test::new();
+    let mut p = pty(&t, &["repl"]);
+    prompt(&mut p);
+    p.send_line("input(\"x\", \"d\")").unwrap();
+    answer(&mut p, "x [d]:", "alice");
+    p.exp_string("=> alice").unwrap();
+    prompt(&mut p);
+    p.send_line("1+1").unwrap();
+    p.exp_string("=> 2").unwrap();
+    prompt(&mut p);
+    p.send_line("2+2").unwrap();
+    p.exp_string("=> 4").unwrap();
+    prompt(&mut p);
+    p.send_line("3+3").unwrap();
+    p.exp_string("=> 6").unwrap();
+    prompt(&mut p);
+    // And a second prompt still gets exactly what is typed at it.
+    p.send_line("confirm(\"sure?\")").unwrap();
+    answer(&mut p, "sure? (y/n):", "y");
+    p.exp_string("=> true").unwrap();
+    prompt(&mut p);
+    p.send_line("4+4").unwrap();
+    p.exp_string("=> 8").unwrap();
+    prompt(&mut p);
+    // Ctrl-C at a question stops the line; the next command still runs.
+    p.send_line("input(\"why\", \"\")").unwrap();
+    p.exp_string("why:").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    p.send_control('c').unwrap();
+    p.exp_string("interrupted").unwrap();
+    prompt(&mut p);
+    p.send_line("5+5").unwrap();
+    p.exp_string("=> 10").unwrap();
+    prompt(&mut p);
+    p.send_line(":quit").unwrap();
+    p.exp_eof().unwrap();
+}
+
+#[test]
+fn repl_text_typed_as_an_answer_is_never_run_as_a_command() {
+    let t = Test::new();
+    let mut p = pty(&t, &["repl"]);
+    prompt(&mut p);
+    p.send_line("incident(\"checkout errors\", \"high\")")
+        .unwrap();
+    prompt(&mut p);
+    p.send_line("let n = input(\"first\", \"\");").unwrap();
+    answer(&mut p, "first:", "one");
+    prompt(&mut p);
+    p.send_line("n").unwrap();
+    p.exp_string("=> one").unwrap();
+    prompt(&mut p);
+    p.send_line("resolve()").unwrap();
+    answer(&mut p, "Root cause:", "bad release");
+    answer(&mut p, "Impact assessment:", "5% of checkouts");
+    // Text that would be a command, typed as an answer, stays an answer.
+    answer(&mut p, "Remediation steps:", "40 + 2");
+    answer(&mut p, "Prevention measures:", "canary");
+    p.exp_string("incident resolved; report:").unwrap();
+    prompt(&mut p);
+    p.send_line("7*6").unwrap();
+    p.exp_string("=> 42").unwrap();
+    prompt(&mut p);
+    p.send_line(":quit").unwrap();
+    let rest = p.exp_eof().unwrap();
+    assert!(!rest.contains("=> 42"), "{rest}");
+    let report = find_reports(t.path());
+    assert_eq!(report.len(), 1, "{report:?}");
+    let text = std::fs::read_to_string(&report[0]).unwrap();
+    assert!(text.contains("## Remediation steps\n\n40 + 2\n"), "{text}");
+    assert!(text.contains("## Root cause\n\nbad release\n"), "{text}");
+    // The answers journaled are exactly what was typed.
+    let journal = repl_journal(t.path());
+    let answers: Vec<String> = journal
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|r| r["type"] == "effect.result" && r["kind"] == "prompt.input")
+        .map(|r| r["result"]["answer"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(
+        answers,
+        ["one", "bad release", "5% of checkouts", "40 + 2", "canary"],
+        "{journal}"
+    );
+}
+
+/// Every incident-report.md under deployments/.
+fn find_reports(root: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out: Vec<std::path::PathBuf> = std::fs::read_dir(root.join("deployments"))
+        .map(|d| {
+            d.map(|e| e.unwrap().path().join("incident-report.md"))
+                .filter(|p| p.exists())
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// The journal of the (single) REPL run directory.
+fn repl_journal(root: &std::path::Path) -> String {
+    let dir = std::fs::read_dir(root.join("deployments"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().contains("repl"))
+        .expect("a repl run directory");
+    std::fs::read_to_string(dir.join("journal.jsonl")).unwrap()
+}
