@@ -19,7 +19,7 @@ use crate::answers::Answers;
 use crate::error::Error;
 use crate::modules::Sources;
 use crate::runner::Built;
-use crate::session::{Shared, Stop};
+use crate::session::{Session, Shared, Stop};
 use crate::subcommand::Common;
 use crate::ui::Ui;
 
@@ -728,9 +728,30 @@ fn register(engine: &mut Engine, session: &Shared, state: &Rc<State>, sources: &
         let Some(dir) = st.attached.clone() else {
             return Err(crate::primitives::fail("no deployment attached: start with `runbook repl --last` or `--deployment DIR`"));
         };
+        refuse_if_alive(&s, &dir, "rollback()")?;
         let ok = crate::primitives::rollback::undo_deployment(&s, ctx.engine(), &dir.display().to_string(), "rolled back from the REPL")?;
         Ok(ok)
     });
+    // The same guard on the primitives that undo a named deployment.
+    let s = session.clone();
+    engine.register_fn(
+        "undo_deployment",
+        move |ctx: NativeCallContext,
+              dir: &str,
+              reason: &str|
+              -> Result<bool, Box<EvalAltResult>> {
+            refuse_if_alive(&s, Path::new(dir), "undo_deployment()")?;
+            crate::primitives::rollback::undo_deployment(&s, ctx.engine(), dir, reason)
+        },
+    );
+    let s = session.clone();
+    engine.register_fn(
+        "rollback_deployment",
+        move |ctx: NativeCallContext, dir: &str, reason: &str| -> Result<(), Box<EvalAltResult>> {
+            refuse_if_alive(&s, Path::new(dir), "rollback_deployment()")?;
+            crate::primitives::rollback::rollback_deployment(&s, ctx.engine(), dir, reason)
+        },
+    );
     let (s, st) = (session.clone(), state.clone());
     engine.register_fn("incident", move |title: &str, severity: &str| -> String {
         let opened = crate::journal::now_rfc3339();
@@ -763,6 +784,59 @@ fn register(engine: &mut Engine, session: &Shared, state: &Rc<State>, sources: &
             )
         },
     );
+}
+
+/// The live process holding the lock of the environment `dir` deployed to, if there is one
+/// and it is not this process.
+fn live_holder(session: &Session, dir: &Path) -> Option<crate::lock::Holder> {
+    let journal = dir.join(crate::journal::FILE_NAME);
+    let environment = crate::journal::read(&journal)
+        .ok()
+        .and_then(|(records, _)| {
+            records
+                .iter()
+                .find(|r| r["type"] == "lock.acquire")
+                .and_then(|r| r["lock"]["environment"].as_str().map(str::to_string))
+        })
+        .unwrap_or_else(|| session.config.config.lock.environment.clone());
+    let root = dir.parent().unwrap_or(Path::new("."));
+    let holder = crate::lock::read(&crate::lock::path_for(root, &environment)).ok()??;
+    let ours = holder.pid == std::process::id() && holder.host == crate::primitives::prompt::host();
+    (!ours && crate::lock::stale(&holder).is_none()).then_some(holder)
+}
+
+/// A journal has one writer at a time: an action that would change a deployment whose run (or
+/// another run in its environment) is alive is refused, naming the holder and how to stop it.
+fn refuse_if_alive(session: &Session, dir: &Path, action: &str) -> Result<(), Box<EvalAltResult>> {
+    let Some(holder) = live_holder(session, dir) else {
+        return Ok(());
+    };
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    };
+    let whose = if same(Path::new(&holder.run_dir), dir) {
+        format!("the run of `{}` is still alive", dir.display())
+    } else {
+        format!(
+            "another run holds the lock of `{}`, the environment `{}` deployed to",
+            holder.environment,
+            dir.display()
+        )
+    };
+    let stop = if holder.host == crate::primitives::prompt::host() {
+        format!("`kill -INT {}`", holder.pid)
+    } else {
+        format!("`kill -INT {}` on {}", holder.pid, holder.host)
+    };
+    session.record(
+        "repl.refused",
+        json!({ "action": action, "deployment": dir.display().to_string(), "holder": holder }),
+    );
+    Err(crate::primitives::fail(format!(
+        "`{action}` refused: {whose}: {}\n  help: a journal has one writer at a time: stop that run first (Ctrl-C in its terminal, or {stop}; it offers its own rollback), then try again here",
+        crate::lock::describe(&holder)
+    )))
 }
 
 fn status(session: &Shared, state: &State) -> Result<Dynamic, Box<EvalAltResult>> {

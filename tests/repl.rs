@@ -129,3 +129,82 @@ fn repl_journal(root: &std::path::Path) -> String {
         .expect("a repl run directory");
     std::fs::read_to_string(dir.join("journal.jsonl")).unwrap()
 }
+
+/// A run directory under deployments/ whose journal has `needle`, waited for.
+fn wait_for_run(root: &std::path::Path, needle: &str) -> std::path::PathBuf {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        for e in std::fs::read_dir(root.join("deployments"))
+            .into_iter()
+            .flatten()
+        {
+            let dir = e.unwrap().path();
+            let journal = std::fs::read_to_string(dir.join("journal.jsonl")).unwrap_or_default();
+            if journal.contains(needle) {
+                return dir;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "no run with {needle}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// `runbook <args>` with `input` on stdin: (exit code, stdout, stderr).
+fn piped(t: &Test, args: &[&str], input: &str) -> (i32, String, String) {
+    use std::io::Write;
+    let mut child = t
+        .command()
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn repl_refuses_to_roll_back_a_deployment_whose_run_is_alive() {
+    let t = Test::new().file(
+        "deploy.rhai",
+        "on_rollback(\"remove live.txt\", \"rm -f live.txt\");\nsh(\"touch live.txt\");\nlog(\"waiting\");\nsleep(\"60s\");\n",
+    );
+    let mut deploy = t.command().arg("deploy.rhai").spawn().unwrap();
+    let dir = wait_for_run(t.path(), "waiting");
+    let shown = dir.strip_prefix(t.path()).unwrap().display().to_string();
+    for call in [
+        "rollback()".to_string(),
+        format!("undo_deployment(\"{shown}\", \"now\")"),
+    ] {
+        let (_, stdout, stderr) =
+            piped(&t, &["repl", "--deployment", &shown], &format!("{call}\n"));
+        let all = format!("{stdout}{stderr}");
+        assert!(
+            all.contains(&format!(
+                "refused: the run of `{shown}` is still alive: tester on "
+            )) && all.contains(&format!("(pid {})", deploy.id()))
+                && all.contains(&format!(
+                    "help: a journal has one writer at a time: stop that run first (Ctrl-C in its terminal, or `kill -INT {}`",
+                    deploy.id()
+                )),
+            "{all}"
+        );
+        assert!(t.path().join("live.txt").exists(), "{all}");
+    }
+    // Once the run is gone, its undo steps are the REPL's to run.
+    deploy.kill().unwrap();
+    deploy.wait().unwrap();
+    let (_, stdout, stderr) = piped(&t, &["repl", "--deployment", &shown], "rollback()\n");
+    assert!(!t.path().join("live.txt").exists(), "{stdout}{stderr}");
+}

@@ -188,7 +188,7 @@ fn load_standing(dir: &str) -> RhaiResult<Vec<crate::undo::Undo>> {
 }
 
 /// Carry out another run's standing undos and end this run: exit 3 when every undo succeeded.
-fn rollback_deployment(
+pub fn rollback_deployment(
     session: &Session,
     engine: &rhai::Engine,
     dir: &str,
