@@ -31,6 +31,9 @@ pub struct ReplOptions {
 
 const SOURCE: &str = "<repl>";
 
+const FORCE_HINT: &str =
+    "its undo steps do not run unless forced: rollback(#{ force: \"why it is safe\" })";
+
 /// Name, signature, one line: for `:help` and for completion.
 const DOCS: &[(&str, &str, &str)] = &[
     ("sh", "sh(cmd[, opts])", "run a command (string through sh -c, array without a shell); returns #{code, stdout, stderr, duration}"),
@@ -94,6 +97,8 @@ struct Incident {
 #[derive(Default)]
 struct State {
     attached: Option<PathBuf>,
+    /// What is wrong with the attached deployment's journal (its hash chain, checked on attach).
+    damaged: Option<String>,
     incident: RefCell<Option<Incident>>,
 }
 
@@ -273,8 +278,10 @@ pub fn run(common: &Common, opts: &ReplOptions, ui: &Ui) -> Result<i32, Error> {
             "run_dir": dir.display().to_string(),
         }),
     );
+    let damaged = attached.as_deref().and_then(journal_damage);
     let state = Rc::new(State {
         attached,
+        damaged,
         incident: RefCell::new(None),
     });
     register(&mut engine, &session, &state, &sources);
@@ -303,6 +310,16 @@ pub fn run(common: &Common, opts: &ReplOptions, ui: &Ui) -> Result<i32, Error> {
         ));
     }
     ui.say("  :help for the primitives, :quit or Ctrl-D to leave");
+    if let (Some(a), Some(damage)) = (&state.attached, &state.damaged) {
+        session.warn(&format!(
+            "the journal `{}` {damage}; {FORCE_HINT}",
+            a.join(crate::journal::FILE_NAME).display()
+        ));
+        session.record(
+            "repl.journal_damaged",
+            json!({ "deployment": a.display().to_string(), "damage": damage }),
+        );
+    }
 
     let mut repl = Repl {
         session: session.clone(),
@@ -724,14 +741,28 @@ fn register(engine: &mut Engine, session: &Shared, state: &Rc<State>, sources: &
         status(&s, &st)
     });
     let (s, st) = (session.clone(), state.clone());
-    engine.register_fn("rollback", move |ctx: NativeCallContext| -> Result<bool, Box<EvalAltResult>> {
-        let Some(dir) = st.attached.clone() else {
-            return Err(crate::primitives::fail("no deployment attached: start with `runbook repl --last` or `--deployment DIR`"));
-        };
-        refuse_if_alive(&s, &dir, "rollback()")?;
-        let ok = crate::primitives::rollback::undo_deployment(&s, ctx.engine(), &dir.display().to_string(), "rolled back from the REPL")?;
-        Ok(ok)
-    });
+    engine.register_fn(
+        "rollback",
+        move |ctx: NativeCallContext| -> Result<bool, Box<EvalAltResult>> {
+            rollback(&s, &st, ctx.engine(), None)
+        },
+    );
+    let (s, st) = (session.clone(), state.clone());
+    engine.register_fn(
+        "rollback",
+        move |ctx: NativeCallContext, opts: rhai::Map| -> Result<bool, Box<EvalAltResult>> {
+            let o = crate::primitives::Opts::new(&opts, "rollback", &["force"])?;
+            let force = o
+                .string("force")?
+                .filter(|r| !r.trim().is_empty())
+                .ok_or_else(|| {
+                    crate::primitives::fail(
+                        "`rollback(#{ force: ... })` needs the reason it is safe, as text",
+                    )
+                })?;
+            rollback(&s, &st, ctx.engine(), Some(&force))
+        },
+    );
     // The same guard on the primitives that undo a named deployment.
     let s = session.clone();
     engine.register_fn(
@@ -741,6 +772,7 @@ fn register(engine: &mut Engine, session: &Shared, state: &Rc<State>, sources: &
               reason: &str|
               -> Result<bool, Box<EvalAltResult>> {
             refuse_if_alive(&s, Path::new(dir), "undo_deployment()")?;
+            refuse_if_damaged(Path::new(dir), "undo_deployment()")?;
             crate::primitives::rollback::undo_deployment(&s, ctx.engine(), dir, reason)
         },
     );
@@ -749,6 +781,7 @@ fn register(engine: &mut Engine, session: &Shared, state: &Rc<State>, sources: &
         "rollback_deployment",
         move |ctx: NativeCallContext, dir: &str, reason: &str| -> Result<(), Box<EvalAltResult>> {
             refuse_if_alive(&s, Path::new(dir), "rollback_deployment()")?;
+            refuse_if_damaged(Path::new(dir), "rollback_deployment()")?;
             crate::primitives::rollback::rollback_deployment(&s, ctx.engine(), dir, reason)
         },
     );
@@ -784,6 +817,71 @@ fn register(engine: &mut Engine, session: &Shared, state: &Rc<State>, sources: &
             )
         },
     );
+}
+
+/// `rollback()`: the attached deployment's standing undo steps, unless its run is alive, or
+/// its journal is damaged and the person did not force it (with a reason, recorded).
+fn rollback(
+    session: &Shared,
+    state: &State,
+    engine: &Engine,
+    force: Option<&str>,
+) -> Result<bool, Box<EvalAltResult>> {
+    let Some(dir) = state.attached.clone() else {
+        return Err(crate::primitives::fail(
+            "no deployment attached: start with `runbook repl --last` or `--deployment DIR`",
+        ));
+    };
+    refuse_if_alive(session, &dir, "rollback()")?;
+    let mut reason = "rolled back from the REPL".to_string();
+    if let Some(damage) = &state.damaged {
+        let Some(why) = force else {
+            return Err(crate::primitives::fail(format!(
+                "`rollback()` refused: the journal `{}` {damage}; {FORCE_HINT}",
+                dir.join(crate::journal::FILE_NAME).display()
+            )));
+        };
+        session.record(
+            "rollback.forced",
+            json!({ "deployment": dir.display().to_string(), "damage": damage, "reason": why, "by": crate::primitives::prompt::user() }),
+        );
+        session.warn(&format!("forced past a damaged journal: {why}"));
+        reason = format!("rolled back from the REPL, forced past a damaged journal: {why}");
+    }
+    crate::primitives::rollback::undo_deployment(
+        session,
+        engine,
+        &dir.display().to_string(),
+        &reason,
+    )
+}
+
+/// What is wrong with a run directory's journal, if anything: a broken hash chain, no records,
+/// not a journal at all. A torn last record (the process died while writing it) is not damage.
+fn journal_damage(dir: &Path) -> Option<String> {
+    match crate::journal::verify(&dir.join(crate::journal::FILE_NAME)) {
+        Err(e) => Some(format!("cannot be read: {}", e.summary())),
+        Ok(v) => match v.problem {
+            Some((_, why)) if why.starts_with("the last record is incomplete") && v.records > 0 => {
+                None
+            }
+            Some((line, why)) => Some(format!("is not intact at line {line}: {why}")),
+            None if v.records == 0 => Some("is empty".into()),
+            None => None,
+        },
+    }
+}
+
+fn refuse_if_damaged(dir: &Path, action: &str) -> Result<(), Box<EvalAltResult>> {
+    match journal_damage(dir) {
+        None => Ok(()),
+        Some(damage) => Err(crate::primitives::fail(format!(
+            "`{action}` refused: the journal `{}` {damage}; attach to it (`runbook repl --deployment {}`) and {}",
+            dir.join(crate::journal::FILE_NAME).display(),
+            dir.display(),
+            FORCE_HINT.trim_start_matches("its undo steps do not run unless forced: ")
+        ))),
+    }
 }
 
 /// The live process holding the lock of the environment `dir` deployed to, if there is one

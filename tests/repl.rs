@@ -180,7 +180,13 @@ fn repl_refuses_to_roll_back_a_deployment_whose_run_is_alive() {
         "deploy.rhai",
         "on_rollback(\"remove live.txt\", \"rm -f live.txt\");\nsh(\"touch live.txt\");\nlog(\"waiting\");\nsleep(\"60s\");\n",
     );
-    let mut deploy = t.command().arg("deploy.rhai").spawn().unwrap();
+    let mut deploy = t
+        .command()
+        .arg("deploy.rhai")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     let dir = wait_for_run(t.path(), "waiting");
     let shown = dir.strip_prefix(t.path()).unwrap().display().to_string();
     for call in [
@@ -207,4 +213,100 @@ fn repl_refuses_to_roll_back_a_deployment_whose_run_is_alive() {
     deploy.wait().unwrap();
     let (_, stdout, stderr) = piped(&t, &["repl", "--deployment", &shown], "rollback()\n");
     assert!(!t.path().join("live.txt").exists(), "{stdout}{stderr}");
+}
+
+#[test]
+fn repl_attaching_to_a_tampered_empty_or_garbage_journal_says_so_and_runs_no_undo_unless_forced() {
+    let t = Test::new().file(
+        "deploy.rhai",
+        "on_rollback(\"restore\", \"echo restored > restored.txt\");\nlog(\"deployed\");\n",
+    );
+    let out = t.command().arg("deploy.rhai").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let dir = wait_for_run(t.path(), "deployed");
+    let shown = dir.strip_prefix(t.path()).unwrap().display().to_string();
+    // An undo edited by hand: the chain no longer holds.
+    let journal = dir.join("journal.jsonl");
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let line = text
+        .lines()
+        .position(|l| l.contains("echo restored"))
+        .unwrap()
+        + 1;
+    std::fs::write(
+        &journal,
+        text.replace(
+            "echo restored > restored.txt",
+            "echo tampered > tampered.txt",
+        ),
+    )
+    .unwrap();
+    let (_, stdout, stderr) = piped(&t, &["repl", "--deployment", &shown], "rollback()\n");
+    let all = format!("{stdout}{stderr}");
+    assert!(
+        all.contains(&format!(
+            "warning: the journal `{shown}/journal.jsonl` is not intact at line {}: record {} (seq {}) does not follow record {line}",
+            line + 1,
+            line + 1,
+            line + 1
+        )),
+        "{all}"
+    );
+    assert!(
+        all.contains(
+            "its undo steps do not run unless forced: rollback(#{ force: \"why it is safe\" })"
+        ),
+        "{all}"
+    );
+    assert!(!t.path().join("tampered.txt").exists(), "{all}");
+
+    // Forced, with a reason: it runs, and the reason is recorded.
+    let (_, stdout, stderr) = piped(
+        &t,
+        &["repl", "--deployment", &shown],
+        "rollback(#{ force: \"checked the edit with alice\" })\n",
+    );
+    let all = format!("{stdout}{stderr}");
+    assert!(t.path().join("tampered.txt").exists(), "{all}");
+    let forced: Vec<serde_json::Value> = std::fs::read_dir(t.path().join("deployments"))
+        .unwrap()
+        .flat_map(|e| {
+            std::fs::read_to_string(e.unwrap().path().join("journal.jsonl"))
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .filter(|r| r["type"] == "rollback.forced")
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(forced.len(), 1, "{all}");
+    assert_eq!(forced[0]["reason"], "checked the edit with alice");
+
+    // Empty and garbage journals are shown as such too.
+    for (content, said) in [
+        ("", "is empty"),
+        (
+            "this is not a journal\n",
+            "is not intact at line 1: not a JSON record",
+        ),
+    ] {
+        std::fs::create_dir_all(t.path().join("deployments/odd")).unwrap();
+        std::fs::write(t.path().join("deployments/odd/journal.jsonl"), content).unwrap();
+        let (_, stdout, stderr) = piped(
+            &t,
+            &["repl", "--deployment", "deployments/odd"],
+            "rollback()\n",
+        );
+        let all = format!("{stdout}{stderr}");
+        assert!(
+            all.contains(&format!(
+                "warning: the journal `deployments/odd/journal.jsonl` {said}"
+            )),
+            "{all}"
+        );
+        assert!(
+            all.contains("its undo steps do not run unless forced"),
+            "{all}"
+        );
+    }
 }
