@@ -7,6 +7,9 @@ use std::collections::HashMap;
 use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::atomic::{AtomicI32, AtomicU8};
+use std::sync::{Arc, Mutex};
 
 use rhai::{Dynamic, Engine, EvalAltResult, NativeCallContext, Scope, AST};
 use rustyline::completion::{Completer, Pair};
@@ -17,6 +20,7 @@ use serde_json::{json, Value};
 
 use crate::answers::Answers;
 use crate::error::Error;
+use crate::incident::{Closed, Incident};
 use crate::modules::Sources;
 use crate::runner::Built;
 use crate::session::{Session, Shared, Stop};
@@ -66,7 +70,7 @@ const DOCS: &[(&str, &str, &str)] = &[
     ("status_page", "status_page(message)", "emergency: update the status page (channel status_page)"),
     ("page_oncall", "page_oncall(message)", "emergency: notify on-call (channel oncall)"),
     ("notify_stakeholders", "notify_stakeholders(message)", "emergency: stakeholder update (channel stakeholders)"),
-    ("incident", "incident(title, severity)", "open an incident: every command and effect from now on goes into its timeline"),
+    ("incident", "incident(title[, severity])", "open an incident (severity critical, high, medium or low; default medium): every command and effect from now on goes into its timeline"),
     ("resolve", "resolve([cause, impact, remediation, prevention])", "close the incident and write incident-report.md"),
 ];
 
@@ -85,21 +89,72 @@ const COMMANDS: &[(&str, &str)] = &[
     (":quit", "leave (Ctrl-D too)"),
 ];
 
-struct Incident {
-    title: String,
-    severity: String,
-    opened: String,
-    /// The journal record the incident opened at: its effects come after.
-    from_seq_ts: String,
-    timeline: Vec<(String, String)>,
-}
-
 #[derive(Default)]
 struct State {
     attached: Option<PathBuf>,
     /// What is wrong with the attached deployment's journal (its hash chain, checked on attach).
     damaged: Option<String>,
-    incident: RefCell<Option<Incident>>,
+    /// Shared with the watcher that writes it as abandoned when a signal ends the session.
+    incident: Arc<Mutex<Option<Incident>>>,
+}
+
+impl State {
+    fn incident(&self) -> std::sync::MutexGuard<'_, Option<Incident>> {
+        self.incident.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Who may touch the session's state: the main thread, except while it waits for input; then
+/// a SIGTERM or SIGHUP (a dropped SSH session) is handled by the watcher, which writes the open
+/// incident as abandoned and ends the process.
+#[derive(Default)]
+struct Watch {
+    owner: AtomicU8,
+    /// The signal that ends the session (0: none yet).
+    ending: AtomicI32,
+}
+
+const BUSY: u8 = 0;
+const WAITING: u8 = 1;
+const TAKEN: u8 = 2;
+
+impl Watch {
+    /// Run `read` (a wait for input) with the watcher allowed to take over; `None` when a
+    /// signal ended the session and the main thread must wind it down.
+    fn waiting<T>(&self, read: impl FnOnce() -> T) -> Option<T> {
+        if self.ending.load(SeqCst) != 0 {
+            return None;
+        }
+        self.owner.store(WAITING, SeqCst);
+        if self.ending.load(SeqCst) != 0 {
+            self.reclaim();
+            return None;
+        }
+        let r = read();
+        self.reclaim();
+        Some(r)
+    }
+
+    fn reclaim(&self) {
+        if self
+            .owner
+            .compare_exchange(WAITING, BUSY, SeqCst, SeqCst)
+            .is_err()
+        {
+            // The watcher is writing the report and ending the process.
+            loop {
+                std::thread::park();
+            }
+        }
+    }
+
+    fn why(&self) -> Option<&'static str> {
+        match self.ending.load(SeqCst) {
+            0 => None,
+            libc::SIGHUP => Some("SIGHUP"),
+            _ => Some("SIGTERM"),
+        }
+    }
 }
 
 /// What completion knows: names, and each module's members.
@@ -282,7 +337,7 @@ pub fn run(common: &Common, opts: &ReplOptions, ui: &Ui) -> Result<i32, Error> {
     let state = Rc::new(State {
         attached,
         damaged,
-        incident: RefCell::new(None),
+        incident: Arc::new(Mutex::new(None)),
     });
     register(&mut engine, &session, &state, &sources);
 
@@ -321,9 +376,12 @@ pub fn run(common: &Common, opts: &ReplOptions, ui: &Ui) -> Result<i32, Error> {
         );
     }
 
+    let watch = Arc::new(Watch::default());
+    spawn_watcher(&session, watch.clone(), state.incident.clone(), tty);
     let mut repl = Repl {
         session: session.clone(),
         state: state.clone(),
+        watch,
         engine,
         sources,
         scope: Scope::new(),
@@ -331,16 +389,142 @@ pub fn run(common: &Common, opts: &ReplOptions, ui: &Ui) -> Result<i32, Error> {
         names: names.clone(),
         history: Vec::new(),
     };
-    if tty {
-        repl.interactive(names)?;
+    let ended = if tty {
+        repl.interactive(names)?
     } else {
-        repl.piped()?;
-    }
-    session.record("run.end", json!({ "outcome": "completed", "exit_code": 0 }));
+        repl.piped()?
+    };
+    repl.finish(ended.why());
+    let code = match ended {
+        Ended::Signal(_) => crate::error::exit::INTERRUPTED,
+        _ => 0,
+    };
+    session.record(
+        "run.end",
+        json!({ "outcome": if code == 0 { "completed" } else { "interrupted" }, "exit_code": code }),
+    );
     if let Err(e) = crate::artifacts::render(&dir, session.effects.borrow().redactor()) {
         ui.error_text(&e.render(ui));
     }
-    Ok(0)
+    Ok(code)
+}
+
+/// How the session ended.
+enum Ended {
+    Input,
+    Quit,
+    TerminalLost,
+    Signal(&'static str),
+}
+
+impl Ended {
+    fn why(&self) -> String {
+        match self {
+            Ended::Input => "end of input".into(),
+            Ended::Quit => ":quit".into(),
+            Ended::TerminalLost => "the terminal was lost".into(),
+            Ended::Signal(s) => s.to_string(),
+        }
+    }
+}
+
+/// SIGTERM and SIGHUP end the session. While the main thread waits for input the watcher
+/// writes the open incident as abandoned itself (nothing else would wake the line editor);
+/// otherwise the main thread does once the current line is over.
+fn spawn_watcher(
+    session: &Session,
+    watch: Arc<Watch>,
+    incident: Arc<Mutex<Option<Incident>>>,
+    tty: bool,
+) {
+    let journal = session.effects.borrow().journal_path().to_path_buf();
+    let redactor = session.effects.borrow().redactor().clone();
+    // The line editor puts the terminal in raw mode; leaving from under it puts it back.
+    let termios = tty
+        .then(|| {
+            // SAFETY: tcgetattr fills the struct it is given; zeroed is a valid termios.
+            let mut t: libc::termios = unsafe { std::mem::zeroed() };
+            (unsafe { libc::tcgetattr(0, &mut t) } == 0).then_some(t)
+        })
+        .flatten();
+    session.rt.spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) else {
+            return;
+        };
+        loop {
+            let sig = tokio::select! {
+                _ = term.recv() => libc::SIGTERM,
+                _ = hup.recv() => libc::SIGHUP,
+            };
+            watch.ending.store(sig, SeqCst);
+            if watch
+                .owner
+                .compare_exchange(WAITING, TAKEN, SeqCst, SeqCst)
+                .is_ok()
+            {
+                abandon_and_exit(
+                    watch.why().unwrap_or("SIGTERM"),
+                    &incident,
+                    &journal,
+                    &redactor,
+                    termios,
+                );
+            }
+        }
+    });
+}
+
+fn abandon_and_exit(
+    why: &str,
+    incident: &Mutex<Option<Incident>>,
+    journal: &Path,
+    redactor: &crate::secrets::Redactor,
+    termios: Option<libc::termios>,
+) -> ! {
+    use std::io::Write;
+    if let Some(t) = termios {
+        // SAFETY: t came from tcgetattr on the same descriptor.
+        unsafe {
+            libc::tcsetattr(0, libc::TCSANOW, &t);
+        }
+    }
+    let open = incident.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let code = crate::error::exit::INTERRUPTED;
+    let mut j = crate::journal::Journal::append_to(journal, redactor.clone()).ok();
+    if let Some(i) = open {
+        let closed = Closed::Abandoned(format!("the session ended: {why}"));
+        let md = redactor.redact(&i.render(journal, &closed));
+        let path = i.report_path();
+        let written = crate::incident::write_new(&path, &md);
+        if let Some(j) = j.as_mut() {
+            let _ = j.write(
+                "incident.abandon",
+                json!({ "id": i.id, "title": i.title, "report": path.display().to_string(),
+                        "why": format!("the session ended: {why}"), "error": written.as_ref().err() }),
+            );
+        }
+        // After a hangup there may be no terminal to tell: the report is written first.
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n{why}: the incident `{}` was still open: {}",
+            i.title,
+            match &written {
+                Ok(()) => format!("written as abandoned to {}", path.display()),
+                Err(e) => format!("its report could not be written: {e}"),
+            }
+        );
+    }
+    if let Some(j) = j.as_mut() {
+        let _ = j.write(
+            "run.end",
+            json!({ "outcome": "interrupted", "exit_code": code, "signal": why }),
+        );
+    }
+    std::process::exit(code)
 }
 
 /// Read a prompt's answer through the REPL's line editor: Ctrl-C interrupts the question,
@@ -348,14 +532,18 @@ pub fn run(common: &Common, opts: &ReplOptions, ui: &Ui) -> Result<i32, Error> {
 fn answer_reader(
     editor: Rc<RefCell<LineEditor>>,
     answering: Rc<std::cell::Cell<bool>>,
+    watch: Arc<Watch>,
 ) -> crate::session::LineEditor {
     Box::new(move |prompt: &str| {
         answering.set(true);
-        let read = match editor.try_borrow_mut() {
+        let read = watch.waiting(|| match editor.try_borrow_mut() {
             Ok(mut editor) => editor.readline(prompt),
             Err(_) => Err(ReadlineError::Eof),
-        };
+        });
         answering.set(false);
+        let Some(read) = read else {
+            return Ok(None);
+        };
         match read {
             Ok(line) => Ok(Some(line)),
             Err(ReadlineError::Interrupted) => Err(crate::signals::Interrupted),
@@ -367,6 +555,7 @@ fn answer_reader(
 struct Repl {
     session: Shared,
     state: Rc<State>,
+    watch: Arc<Watch>,
     engine: Engine,
     sources: Sources,
     scope: Scope<'static>,
@@ -382,7 +571,7 @@ enum Flow {
 }
 
 impl Repl {
-    fn interactive(&mut self, names: Rc<RefCell<Names>>) -> Result<(), Error> {
+    fn interactive(&mut self, names: Rc<RefCell<Names>>) -> Result<Ended, Error> {
         let checker_engine = Rc::new(Engine::new());
         let check = {
             let e = checker_engine.clone();
@@ -406,9 +595,11 @@ impl Repl {
         // leaving?") read through this same editor: a second reader on stdin would take the
         // keys typed at the next `runbook>` prompt.
         let editor = Rc::new(RefCell::new(editor));
-        self.session
-            .terminal
-            .set_editor(Some(answer_reader(editor.clone(), answering)));
+        self.session.terminal.set_editor(Some(answer_reader(
+            editor.clone(),
+            answering,
+            self.watch.clone(),
+        )));
         let outcome = self.read_loop(&editor, hist.as_deref());
         self.session.terminal.set_editor(None);
         outcome
@@ -418,9 +609,17 @@ impl Repl {
         &mut self,
         editor: &RefCell<LineEditor>,
         hist: Option<&Path>,
-    ) -> Result<(), Error> {
+    ) -> Result<Ended, Error> {
         loop {
-            let read = editor.borrow_mut().readline("runbook> ");
+            if let Some(sig) = self.watch.why() {
+                return Ok(Ended::Signal(sig));
+            }
+            let Some(read) = self
+                .watch
+                .waiting(|| editor.borrow_mut().readline("runbook> "))
+            else {
+                continue;
+            };
             match read {
                 Ok(line) => {
                     if line.trim().is_empty() {
@@ -440,7 +639,7 @@ impl Repl {
                     self.history.push(redacted);
                     if let Flow::Quit = self.handle(&line) {
                         if self.confirm_quit() {
-                            break;
+                            return Ok(Ended::Quit);
                         }
                     }
                 }
@@ -448,18 +647,44 @@ impl Repl {
                 Err(ReadlineError::Interrupted) => continue,
                 Err(ReadlineError::Eof) => {
                     if self.confirm_quit() {
-                        break;
+                        return Ok(Ended::Input);
                     }
                 }
-                Err(e) => return Err(Error::Usage(format!("the line editor failed: {e}"))),
+                // The terminal went away (a hangup): end in order, the incident written.
+                Err(_) => return Ok(Ended::TerminalLost),
             }
         }
-        Ok(())
+    }
+
+    /// The session is over: an incident still open is written as abandoned.
+    fn finish(&mut self, why: String) {
+        if self.state.incident().is_none() {
+            return;
+        }
+        let title = self
+            .state
+            .incident()
+            .as_ref()
+            .map(|i| i.title.clone())
+            .unwrap_or_default();
+        let closed = Closed::Abandoned(format!("the session ended: {why}"));
+        let said = match close(&self.session, &self.state, closed) {
+            Ok(path) => format!(
+                "the incident `{title}` was still open: written as abandoned to {}",
+                path.display()
+            ),
+            Err(e) => format!(
+                "the incident `{title}` was still open; its report could not be written: {e}"
+            ),
+        };
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "{said}");
+        self.session.effects.borrow_mut().log(&said);
     }
 
     /// Leaving with an incident open: offer to resolve it first.
     fn confirm_quit(&mut self) -> bool {
-        if self.state.incident.borrow().is_none() {
+        if self.state.incident().is_none() {
             return true;
         }
         match crate::primitives::prompt::offer(
@@ -476,10 +701,18 @@ impl Repl {
         }
     }
 
-    fn piped(&mut self) -> Result<(), Error> {
+    fn piped(&mut self) -> Result<Ended, Error> {
         let stdin = std::io::stdin();
         let mut buffer = String::new();
-        for line in stdin.lock().lines() {
+        let mut lines = stdin.lock().lines();
+        loop {
+            if let Some(sig) = self.watch.why() {
+                return Ok(Ended::Signal(sig));
+            }
+            let Some(next) = self.watch.waiting(|| lines.next()) else {
+                continue;
+            };
+            let Some(line) = next else { break };
             let line = line.map_err(|e| Error::io("read", "<stdin>", e))?;
             buffer.push_str(&line);
             buffer.push('\n');
@@ -493,13 +726,13 @@ impl Repl {
             self.history.push(self.session.redact(input.trim_end()));
             println!("runbook> {}", self.session.redact(input.trim_end()));
             if let Flow::Quit = self.handle(&input) {
-                return Ok(());
+                return Ok(Ended::Quit);
             }
         }
         if !buffer.trim().is_empty() {
             self.handle(&buffer);
         }
-        Ok(())
+        Ok(Ended::Input)
     }
 
     fn handle(&mut self, input: &str) -> Flow {
@@ -532,7 +765,7 @@ impl Repl {
     }
 
     fn timeline(&self, entry: &str) {
-        if let Some(i) = self.state.incident.borrow_mut().as_mut() {
+        if let Some(i) = self.state.incident().as_mut() {
             i.timeline
                 .push((crate::journal::now_rfc3339(), entry.to_string()));
         }
@@ -786,18 +1019,19 @@ fn register(engine: &mut Engine, session: &Shared, state: &Rc<State>, sources: &
         },
     );
     let (s, st) = (session.clone(), state.clone());
-    engine.register_fn("incident", move |title: &str, severity: &str| -> String {
-        let opened = crate::journal::now_rfc3339();
-        s.record("incident.open", json!({ "title": title, "severity": severity }));
-        *st.incident.borrow_mut() = Some(Incident {
-            title: title.to_string(),
-            severity: severity.to_string(),
-            opened: opened.clone(),
-            from_seq_ts: opened,
-            timeline: Vec::new(),
-        });
-        format!("incident open: {title} ({severity}); every command from now on goes into its timeline; resolve() writes the report")
-    });
+    engine.register_fn(
+        "incident",
+        move |title: &str, severity: &str| -> Result<String, Box<EvalAltResult>> {
+            open_incident(&s, &st, title, severity)
+        },
+    );
+    let (s, st) = (session.clone(), state.clone());
+    engine.register_fn(
+        "incident",
+        move |title: &str| -> Result<String, Box<EvalAltResult>> {
+            open_incident(&s, &st, title, crate::incident::DEFAULT_SEVERITY)
+        },
+    );
     let (s, st) = (session.clone(), state.clone());
     engine.register_fn("resolve", move || -> Result<String, Box<EvalAltResult>> {
         resolve(&s, &st, None)
@@ -1004,17 +1238,67 @@ fn status(session: &Shared, state: &State) -> Result<Dynamic, Box<EvalAltResult>
     Ok(crate::primitives::from_json(&v))
 }
 
+fn open_incident(
+    session: &Shared,
+    state: &State,
+    title: &str,
+    severity: &str,
+) -> Result<String, Box<EvalAltResult>> {
+    let severity = crate::incident::severity(severity).map_err(crate::primitives::fail)?;
+    let open = state.incident().as_ref().map(|i| i.title.clone());
+    if let Some(open) = open {
+        let question = format!(
+            "The incident `{open}` is still open. Write it as abandoned and open `{title}`?"
+        );
+        match crate::primitives::prompt::offer(session, "incident-replace", &question) {
+            Some(true) => {
+                close(
+                    session,
+                    state,
+                    Closed::Abandoned(format!("replaced by the incident `{title}`")),
+                )?;
+            }
+            Some(false) => {
+                return Err(crate::primitives::fail(format!(
+                    "kept the incident `{open}` open"
+                )))
+            }
+            None => {
+                return Err(crate::primitives::fail(format!(
+                    "the incident `{open}` is still open: resolve() it before opening another"
+                )))
+            }
+        }
+    }
+    let root = crate::runner::deployments_root(None, &session.config);
+    let (id, dir) = crate::incident::claim(&root).map_err(crate::primitives::fail)?;
+    let opened = crate::journal::now_rfc3339();
+    session.record(
+        "incident.open",
+        json!({ "id": id, "title": title, "severity": severity, "dir": dir.display().to_string() }),
+    );
+    *state.incident() = Some(Incident {
+        id: id.clone(),
+        dir,
+        title: title.to_string(),
+        severity: severity.clone(),
+        opened,
+        timeline: Vec::new(),
+    });
+    Ok(format!("incident {id} open: {title} ({severity}); every command from now on goes into its timeline; resolve() writes the report"))
+}
+
 fn resolve(
     session: &Shared,
     state: &State,
     given: Option<[String; 4]>,
 ) -> Result<String, Box<EvalAltResult>> {
-    if state.incident.borrow().is_none() {
+    if state.incident().is_none() {
         return Err(crate::primitives::fail(
             "no incident is open: incident(title, severity) opens one",
         ));
     }
-    let [cause, impact, remediation, prevention] = match given {
+    let answers = match given {
         Some(a) => a,
         None => {
             let ask = |q: &str, id: &str| -> Result<String, Box<EvalAltResult>> {
@@ -1028,43 +1312,44 @@ fn resolve(
             ]
         }
     };
-    let incident = state.incident.borrow_mut().take().expect("checked above");
-    // The timeline: what was typed and answered, and every effect this session journaled since.
-    let mut timeline = incident.timeline.clone();
-    let journal = session.effects.borrow().journal_path().to_path_buf();
-    if let Ok((records, _)) = crate::journal::read(&journal) {
-        for r in records.iter().filter(|r| r["type"] == "effect.result") {
-            let ts = r["ts"].as_str().unwrap_or("").to_string();
-            if ts < incident.from_seq_ts {
-                continue;
-            }
-            let what = format!(
-                "effect {} `{}`: {}",
-                r["kind"].as_str().unwrap_or(""),
-                r["name"].as_str().unwrap_or(""),
-                if r["ok"] == true {
-                    "ok".to_string()
-                } else {
-                    format!("FAILED: {}", r["error"].as_str().unwrap_or(""))
-                }
-            );
-            timeline.push((ts, what));
-        }
-    }
-    timeline.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut md = format!("# Incident Report - {}\n\n- Severity: {}\n- Opened: {}\n- Resolved: {}\n- By: {}\n\n## Timeline\n\n", incident.title, incident.severity, incident.opened, crate::journal::now_rfc3339(), crate::primitives::prompt::user());
-    for (ts, what) in &timeline {
-        md.push_str(&format!("- {ts} {}\n", what.replace('\n', " ")));
-    }
-    md.push_str(&format!("\n## Root cause\n\n{cause}\n\n## Impact assessment\n\n{impact}\n\n## Remediation steps\n\n{remediation}\n\n## Prevention measures\n\n{prevention}\n"));
-    let root = crate::runner::deployments_root(None, &session.config);
-    let path = root
-        .join(&crate::journal::now_rfc3339()[..10])
-        .join("incident-report.md");
-    crate::primitives::files::write(session, &path.display().to_string(), &md, false)?;
-    session.record(
-        "incident.resolve",
-        json!({ "title": incident.title, "report": path.display().to_string() }),
-    );
+    let path = close(session, state, Closed::Resolved(answers))?;
     Ok(format!("incident resolved; report: {}", path.display()))
+}
+
+/// Write the open incident's report (through the gate; never over an existing file) and close
+/// it. On failure it stays open.
+fn close(session: &Session, state: &State, closed: Closed) -> Result<PathBuf, Box<EvalAltResult>> {
+    let Some(incident) = state.incident().take() else {
+        return Err(crate::primitives::fail("no incident is open"));
+    };
+    let journal = session.effects.borrow().journal_path().to_path_buf();
+    let md = session.redact(&incident.render(&journal, &closed));
+    let path = incident.report_path();
+    let shown = path.display().to_string();
+    let written = session.gate(
+        "write_file",
+        &shown,
+        json!({ "path": shown, "bytes": md.len() }),
+        || json!({ "planned": true }),
+        || {
+            crate::incident::write_new(&path, &md)?;
+            Ok(json!({ "written": md.len() }))
+        },
+    );
+    if let Err(e) = written {
+        *state.incident() = Some(incident);
+        return Err(match e {
+            crate::session::GateError::Failed(f) => crate::primitives::fail(f.0),
+            other => crate::primitives::gate_error(session, other),
+        });
+    }
+    let (kind, why) = match &closed {
+        Closed::Resolved(_) => ("incident.resolve", None),
+        Closed::Abandoned(why) => ("incident.abandon", Some(why.clone())),
+    };
+    session.record(
+        kind,
+        json!({ "id": incident.id, "title": incident.title, "report": shown, "why": why }),
+    );
+    Ok(path)
 }

@@ -310,3 +310,232 @@ fn repl_attaching_to_a_tampered_empty_or_garbage_journal_says_so_and_runs_no_und
         );
     }
 }
+
+/// The incident directories under deployments/, sorted, as (name, report text).
+fn incident_reports(root: &std::path::Path) -> Vec<(String, String)> {
+    find_reports(root)
+        .into_iter()
+        .map(|p| {
+            let name = p
+                .parent()
+                .unwrap()
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            (name, std::fs::read_to_string(&p).unwrap())
+        })
+        .collect()
+}
+
+fn today() -> String {
+    // The date the binary uses: UTC, as in the run directory names.
+    let out = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn repl_each_incident_gets_its_own_report_never_overwritten() {
+    let t = Test::new();
+    let (code, stdout, stderr) = piped(
+        &t,
+        &["repl"],
+        "incident(\"search 500s\", \"high\")\nresolve(\"bad index\", \"search down\", \"reindexed\", \"alerts\")\n\
+         incident(\"checkout slow\")\nresolve(\"db\", \"slow checkouts\", \"failover\", \"capacity\")\n",
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let day = today();
+    let reports = incident_reports(t.path());
+    let names: Vec<&str> = reports.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            format!("{day}-incident-1").as_str(),
+            format!("{day}-incident-2").as_str()
+        ],
+        "{stdout}{stderr}"
+    );
+    assert!(
+        reports[0].1.starts_with(&format!(
+            "# Incident Report - search 500s\n\n- Incident: {day}-incident-1\n- Severity: high\n"
+        )),
+        "{}",
+        reports[0].1
+    );
+    assert!(reports[0].1.contains("## Root cause\n\nbad index\n"));
+    // incident(title) alone: the default severity.
+    assert!(
+        reports[1].1.contains("- Severity: medium\n"),
+        "{}",
+        reports[1].1
+    );
+    let first = reports[0].1.clone();
+    // A later session the same day: a third report, the first untouched.
+    let (code, stdout, stderr) = piped(
+        &t,
+        &["repl"],
+        "incident(\"search 500s again\", \"critical\")\nresolve(\"x\", \"y\", \"z\", \"w\")\n",
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let reports = incident_reports(t.path());
+    assert_eq!(reports.len(), 3, "{reports:?}");
+    assert_eq!(reports[0].1, first);
+    assert_eq!(reports[2].0, format!("{day}-incident-3"));
+    assert!(reports[2].1.contains("- Severity: critical\n"));
+    assert!(
+        stdout.contains(&format!(
+            "incident resolved; report: deployments/{day}-incident-3/incident-report.md"
+        )),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn repl_incident_severity_is_checked_and_a_second_incident_is_refused_in_a_pipe() {
+    let t = Test::new();
+    let (_, stdout, stderr) = piped(
+        &t,
+        &["repl"],
+        "incident(\"x\", \"hgih\")\nincident(\"first\", \"low\")\nincident(\"second\", \"high\")\nresolve(\"a\", \"b\", \"c\", \"d\")\n",
+    );
+    let all = format!("{stdout}{stderr}");
+    assert!(
+        all.contains("error: the severity `hgih` is not one of critical, high, medium, low (did you mean `high`?)"),
+        "{all}"
+    );
+    assert!(
+        all.contains(
+            "error: the incident `first` is still open: resolve() it before opening another"
+        ),
+        "{all}"
+    );
+    let reports = incident_reports(t.path());
+    assert_eq!(reports.len(), 1, "{all}");
+    assert!(
+        reports[0].1.starts_with("# Incident Report - first\n"),
+        "{}",
+        reports[0].1
+    );
+}
+
+#[test]
+fn repl_an_incident_open_at_the_end_of_input_is_written_as_abandoned() {
+    let t = Test::new();
+    let (_, stdout, stderr) = piped(
+        &t,
+        &["repl"],
+        "incident(\"search 500s\", \"high\")\n40 + 2\n",
+    );
+    let reports = incident_reports(t.path());
+    assert_eq!(reports.len(), 1, "{stdout}{stderr}");
+    let report = &reports[0].1;
+    assert!(
+        report.contains("- Status: abandoned (the session ended: end of input)\n"),
+        "{report}"
+    );
+    assert!(report.contains("> 40 + 2"), "{report}");
+    assert!(report.contains("= 42"), "{report}");
+    assert!(
+        report.contains("## Root cause\n\n(not given: the incident was abandoned)\n"),
+        "{report}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "the incident `search 500s` was still open: written as abandoned to deployments/{}/incident-report.md",
+            reports[0].0
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn repl_an_incident_open_when_the_terminal_session_ends_is_written_as_abandoned() {
+    // Ctrl-D, declining to resolve; then SIGTERM and SIGHUP at the prompt.
+    for end in ["ctrl-d", "SIGTERM", "SIGHUP"] {
+        let t = Test::new();
+        let mut p = pty(&t, &["repl"]);
+        prompt(&mut p);
+        p.send_line("incident(\"search 500s\", \"high\")").unwrap();
+        prompt(&mut p);
+        p.send_line("6 * 7").unwrap();
+        p.exp_string("=> 42").unwrap();
+        prompt(&mut p);
+        let why = match end {
+            "ctrl-d" => {
+                p.send_control('d').unwrap();
+                answer(&mut p, "before leaving? (y/n):", "n");
+                "the session ended: end of input"
+            }
+            "SIGTERM" => {
+                p.process_mut()
+                    .signal(rexpect::process::Signal::SIGTERM)
+                    .unwrap();
+                "the session ended: SIGTERM"
+            }
+            _ => {
+                p.process_mut()
+                    .signal(rexpect::process::Signal::SIGHUP)
+                    .unwrap();
+                "the session ended: SIGHUP"
+            }
+        };
+        let _ = p.exp_eof();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while incident_reports(t.path()).is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let reports = incident_reports(t.path());
+        assert_eq!(reports.len(), 1, "{end}");
+        let report = &reports[0].1;
+        assert!(
+            report.contains(&format!("- Status: abandoned ({why})\n")),
+            "{end}: {report}"
+        );
+        assert!(report.contains("> 6 * 7"), "{end}: {report}");
+    }
+}
+
+#[test]
+fn repl_a_second_incident_at_a_terminal_asks_before_replacing_the_open_one() {
+    let t = Test::new();
+    let mut p = pty(&t, &["repl"]);
+    prompt(&mut p);
+    p.send_line("incident(\"search 500s\", \"high\")").unwrap();
+    prompt(&mut p);
+    p.send_line("incident(\"checkout slow\")").unwrap();
+    answer(
+        &mut p,
+        "The incident `search 500s` is still open. Write it as abandoned and open `checkout slow`? (y/n):",
+        "n",
+    );
+    p.exp_string("kept the incident `search 500s` open")
+        .unwrap();
+    prompt(&mut p);
+    p.send_line("incident(\"checkout slow\")").unwrap();
+    answer(&mut p, "open `checkout slow`? (y/n):", "y");
+    p.exp_string("-incident-2 open: checkout slow (medium)")
+        .unwrap();
+    prompt(&mut p);
+    p.send_line("resolve(\"a\", \"b\", \"c\", \"d\")").unwrap();
+    p.exp_string("incident resolved").unwrap();
+    prompt(&mut p);
+    p.send_line(":quit").unwrap();
+    p.exp_eof().unwrap();
+    let reports = incident_reports(t.path());
+    assert_eq!(reports.len(), 2, "{reports:?}");
+    assert!(
+        reports[0]
+            .1
+            .contains("- Status: abandoned (replaced by the incident `checkout slow`)\n"),
+        "{}",
+        reports[0].1
+    );
+    assert!(
+        reports[1].1.contains("- Status: resolved\n"),
+        "{}",
+        reports[1].1
+    );
+}
