@@ -539,3 +539,42 @@ fn repl_a_second_incident_at_a_terminal_asks_before_replacing_the_open_one() {
         reports[1].1
     );
 }
+
+#[test]
+fn repl_ctrl_c_during_rollback_stops_it_and_the_rest_stay_standing() {
+    let t = Test::new().file(
+        "deploy.rhai",
+        "on_rollback(\"remove the old version\", \"touch first-undone\");\n\
+         on_rollback(\"drain slowly\", \"sleep 30; touch slow-undone\");\n\
+         on_rollback(\"switch back\", \"touch last-undone\");\nlog(\"deployed\");\n",
+    );
+    let out = t.command().arg("deploy.rhai").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let dir = wait_for_run(t.path(), "deployed");
+    let shown = dir.strip_prefix(t.path()).unwrap().display().to_string();
+    let mut p = pty(&t, &["repl", "--deployment", &shown]);
+    prompt(&mut p);
+    p.send_line("rollback()").unwrap();
+    // (rexpect reads the output byte by byte: match ASCII text only.)
+    p.exp_string("drain slowly (sleep 30").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    p.send_control('c').unwrap();
+    let (before, _) = p
+        .exp_regex("Rollback stopped by Ctrl-C: 2 undo step\\(s\\) still standing: drain slowly, remove the old version")
+        .unwrap();
+    assert!(
+        !before.contains("remove the old version (touch"),
+        "{before}"
+    );
+    assert!(!before.contains("drain slowly: command"), "{before}");
+    prompt(&mut p);
+    p.send_line(&format!("standing_undos(\"{shown}\").len()"))
+        .unwrap();
+    p.exp_string("=> 2").unwrap();
+    prompt(&mut p);
+    p.send_line(":quit").unwrap();
+    p.exp_eof().unwrap();
+    assert!(t.path().join("last-undone").exists());
+    assert!(!t.path().join("first-undone").exists());
+    assert!(!t.path().join("slow-undone").exists());
+}

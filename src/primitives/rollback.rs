@@ -217,7 +217,8 @@ pub fn undo_deployment(
         json!({ "deployment": dir, "undos": ids }),
     );
     *session.undo.borrow_mut() = undos;
-    let report = crate::undo::rollback(session, engine, reason);
+    // Ctrl-C stops it: what was not carried out stays standing in the deployment's journal.
+    let report = crate::undo::rollback_until_interrupted(session, engine, reason);
     let path = std::path::Path::new(dir).join(crate::journal::FILE_NAME);
     let redactor = session.effects.borrow().redactor().clone();
     let by_run = session
@@ -246,5 +247,5 @@ pub fn undo_deployment(
             e.summary()
         )),
     }
-    Ok(report.ok())
+    Ok(report.ok() && report.stopped.is_empty())
 }
