@@ -31,6 +31,8 @@ use crate::ui::Ui;
 pub struct ReplOptions {
     pub deployment: Option<PathBuf>,
     pub last: bool,
+    /// Answers to the questions asked in the session (prompt id -> answer).
+    pub answers: Option<PathBuf>,
 }
 
 const SOURCE: &str = "<repl>";
@@ -313,7 +315,7 @@ pub fn run(common: &Common, opts: &ReplOptions, ui: &Ui) -> Result<i32, Error> {
     } = crate::runner::build(
         ui,
         loaded,
-        Answers::default(),
+        Answers::load(opts.answers.as_deref())?,
         "repl".into(),
         PathBuf::from(SOURCE),
         PathBuf::from("."),
@@ -356,15 +358,23 @@ pub fn run(common: &Common, opts: &ReplOptions, ui: &Ui) -> Result<i32, Error> {
     }
 
     let tty = std::io::stdin().is_terminal();
-    ui.say(&ui.bold("runbook repl"));
-    ui.say(&format!("  journal: {}", dir.display()));
+    // From a pipe, stdout carries only results: the banner and the echoed lines go to stderr.
+    let banner = |line: &str| {
+        if tty {
+            ui.say(line);
+        } else {
+            to_stderr(line);
+        }
+    };
+    banner(&ui.bold("runbook repl"));
+    banner(&format!("  journal: {}", dir.display()));
     if let Some(a) = &state.attached {
-        ui.say(&format!(
+        banner(&format!(
             "  attached to {}: status(), rollback(), metrics()",
             a.display()
         ));
     }
-    ui.say("  :help for the primitives, :quit or Ctrl-D to leave");
+    banner("  :help for the primitives, :quit or Ctrl-D to leave");
     if let (Some(a), Some(damage)) = (&state.attached, &state.damaged) {
         session.warn(&format!(
             "the journal `{}` {damage}; {FORCE_HINT}",
@@ -388,6 +398,8 @@ pub fn run(common: &Common, opts: &ReplOptions, ui: &Ui) -> Result<i32, Error> {
         functions: AST::empty(),
         names: names.clone(),
         history: Vec::new(),
+        lines: 0,
+        failed: 0,
     };
     let ended = if tty {
         repl.interactive(names)?
@@ -397,6 +409,15 @@ pub fn run(common: &Common, opts: &ReplOptions, ui: &Ui) -> Result<i32, Error> {
     repl.finish(ended.why());
     let code = match ended {
         Ended::Signal(_) => crate::error::exit::INTERRUPTED,
+        _ if !tty && repl.failed > 0 => {
+            to_stderr(&format!(
+                "{} of {} lines failed: exit {}",
+                repl.failed,
+                repl.lines,
+                crate::error::exit::FAILED
+            ));
+            crate::error::exit::FAILED
+        }
         _ => 0,
     };
     session.record(
@@ -407,6 +428,12 @@ pub fn run(common: &Common, opts: &ReplOptions, ui: &Ui) -> Result<i32, Error> {
         ui.error_text(&e.render(ui));
     }
     Ok(code)
+}
+
+/// A line on stderr; a closed stderr is no reason to stop.
+fn to_stderr(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 /// How the session ended.
@@ -563,6 +590,9 @@ struct Repl {
     functions: AST,
     names: Rc<RefCell<Names>>,
     history: Vec<String>,
+    /// Lines handled, and how many of them failed (from a pipe, any failure makes exit 1).
+    lines: usize,
+    failed: usize,
 }
 
 enum Flow {
@@ -724,7 +754,10 @@ impl Repl {
                 continue;
             }
             self.history.push(self.session.redact(input.trim_end()));
-            println!("runbook> {}", self.session.redact(input.trim_end()));
+            to_stderr(&format!(
+                "runbook> {}",
+                self.session.redact(input.trim_end())
+            ));
             if let Flow::Quit = self.handle(&input) {
                 return Ok(Ended::Quit);
             }
@@ -741,6 +774,7 @@ impl Repl {
             return self.command(cmd.trim());
         }
         let shown = self.session.redact(text);
+        self.lines += 1;
         self.session.record("repl.input", json!({ "text": shown }));
         self.timeline(&format!("> {shown}"));
         match self.eval(input) {
@@ -756,6 +790,7 @@ impl Repl {
                 }
             }
             Err(text) => {
+                self.failed += 1;
                 self.session.record("repl.error", json!({ "error": text }));
                 self.timeline(&format!("! {text}"));
             }

@@ -578,3 +578,47 @@ fn repl_ctrl_c_during_rollback_stops_it_and_the_rest_stay_standing() {
     assert!(!t.path().join("first-undone").exists());
     assert!(!t.path().join("slow-undone").exists());
 }
+
+#[test]
+fn repl_from_a_pipe_exits_1_when_a_line_failed_and_keeps_stdout_for_results() {
+    let t = Test::new();
+    let (code, stdout, stderr) = piped(&t, &["repl"], "1 + 1\nbogus()\n2 + 2\n");
+    assert_eq!(code, 1, "{stdout}\n---\n{stderr}");
+    assert_eq!(stdout, "=> 2\n=> 4\n", "{stderr}");
+    assert!(stderr.starts_with("runbook repl\n"), "{stderr}");
+    assert!(stderr.contains("runbook> bogus()\n"), "{stderr}");
+    assert!(stderr.contains("error: no function `bogus`"), "{stderr}");
+    assert!(
+        stderr.ends_with("1 of 3 lines failed: exit 1\n"),
+        "{stderr}"
+    );
+    // Every line went well: 0.
+    let (code, stdout, stderr) = piped(&t, &["repl"], "1 + 1\n");
+    assert_eq!(code, 0, "{stdout}\n---\n{stderr}");
+    assert_eq!(stdout, "=> 2\n");
+}
+
+#[test]
+fn repl_answers_file_answers_the_questions_of_a_piped_session() {
+    let t = Test::new().file(
+        "answers.yaml",
+        "who: alice\nincident-root-cause: bad index\nincident-impact: search down\n\
+         incident-remediation: reindexed\nincident-prevention: alerts\n",
+    );
+    let (code, stdout, stderr) = piped(
+        &t,
+        &["repl", "--answers", "answers.yaml"],
+        "input(\"Who\", \"\", #{ id: \"who\" })\nincident(\"search 500s\", \"high\")\nresolve()\n",
+    );
+    assert_eq!(code, 0, "{stdout}\n---\n{stderr}");
+    assert!(stdout.contains("=> alice\n"), "{stdout}");
+    let reports = incident_reports(t.path());
+    assert_eq!(reports.len(), 1, "{stdout}{stderr}");
+    assert!(
+        reports[0]
+            .1
+            .contains("## Root cause\n\nbad index\n\n## Impact assessment\n\nsearch down\n"),
+        "{}",
+        reports[0].1
+    );
+}
