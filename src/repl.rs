@@ -1125,6 +1125,92 @@ fn rollback(
     )
 }
 
+/// `status()` for a person: what is live and since when, the last verdict, a rollback already
+/// done, the undo steps standing, whether the journal holds.
+fn summary(dir: &Path, records: &[Value], v: &Value, damaged: Option<&str>) -> Vec<String> {
+    let text = |v: &Value| v.as_str().map(str::to_string).unwrap_or_default();
+    let mut out = Vec::new();
+    let strategy = text(&v["strategy"]);
+    out.push(format!(
+        "deployment {}: {}{}",
+        dir.display(),
+        text(&v["outcome"]),
+        if strategy.is_empty() {
+            String::new()
+        } else {
+            format!(" ({strategy})")
+        }
+    ));
+    let traffic = &v["traffic"];
+    let traffic_at = records
+        .iter()
+        .rfind(|r| r["type"] == "effect.intent" && r["intent"] == *traffic)
+        .map(|r| text(&r["ts"]))
+        .unwrap_or_default();
+    out.push(match traffic {
+        Value::Null => "  live: no traffic change recorded".to_string(),
+        t => {
+            let what = match (t["command"].as_str(), t["url"].as_str()) {
+                (Some(c), _) => format!("`{c}`"),
+                (None, Some(u)) => format!("{} {u}", t["method"].as_str().unwrap_or(""))
+                    .trim()
+                    .to_string(),
+                _ => t.to_string(),
+            };
+            format!("  live: {what} since {traffic_at}")
+        }
+    });
+    match records.iter().rfind(|r| r["type"] == "verdict") {
+        Some(r) => {
+            let verdict = &r["verdict"];
+            let version = text(&verdict["version"]);
+            out.push(format!(
+                "  last verdict: {}{}: {}, at {}",
+                text(&verdict["verdict"]),
+                if version.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({version})")
+                },
+                text(&verdict["reason"]),
+                text(&r["ts"])
+            ));
+        }
+        None => out.push("  last verdict: none".into()),
+    }
+    let undone: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["type"] == "undo.external" && r["ok"] == true)
+        .collect();
+    if let Some(last) = undone.last() {
+        out.push(format!(
+            "  rolled back: {} undo step(s) by {}, last at {}",
+            undone.len(),
+            text(&last["by_run"]),
+            text(&last["ts"])
+        ));
+    }
+    let standing = v["undo_standing"].as_array().cloned().unwrap_or_default();
+    out.push(if standing.is_empty() {
+        "  undo steps standing: none".into()
+    } else {
+        format!(
+            "  undo steps standing: {} ({}): rollback() runs them",
+            standing.len(),
+            standing
+                .iter()
+                .map(|u| text(&u["label"]))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    });
+    out.push(match damaged {
+        None => "  journal: intact".into(),
+        Some(d) => format!("  journal: {d}"),
+    });
+    out
+}
+
 /// What is wrong with a run directory's journal, if anything: a broken hash chain, no records,
 /// not a journal at all. A torn last record (the process died while writing it) is not damage.
 fn journal_damage(dir: &Path) -> Option<String> {
@@ -1263,13 +1349,11 @@ fn status(session: &Shared, state: &State) -> Result<Dynamic, Box<EvalAltResult>
         "traffic": traffic,
         "verdicts": verdicts,
         "undo_standing": standing,
+        "journal": state.damaged.clone().unwrap_or_else(|| "intact".into()),
     });
-    session.say(&format!(
-        "deployment {}: {} ({})",
-        dir.display(),
-        outcome,
-        strategy
-    ));
+    for line in summary(dir, &records, &v, state.damaged.as_deref()) {
+        session.shout(&line);
+    }
     Ok(crate::primitives::from_json(&v))
 }
 

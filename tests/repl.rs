@@ -622,3 +622,46 @@ fn repl_answers_file_answers_the_questions_of_a_piped_session() {
         reports[0].1
     );
 }
+
+#[test]
+fn repl_status_prints_a_short_summary_before_the_map() {
+    let t = Test::new()
+        .executable("switch-traffic", "#!/bin/sh\necho \"traffic on $1\"\n")
+        .file(
+            "deploy.rhai",
+            "on_rollback(\"switch back to v1\", \"./switch-traffic v1\");\n\
+             on_rollback(\"remove v2\", \"true\");\n\
+             sh(\"./switch-traffic v2\");\n\
+             verdict(#{ version: \"v2\", verdict: \"success\", reason: \"error rate 0.1% under 1%\" });\n\
+             log(\"deployed\");\n",
+        );
+    let out = t.command().arg("deploy.rhai").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let dir = wait_for_run(t.path(), "deployed");
+    let shown = dir.strip_prefix(t.path()).unwrap().display().to_string();
+    let (code, stdout, stderr) = piped(&t, &["repl", "--deployment", &shown], "status()\n");
+    assert_eq!(code, 0, "{stdout}\n---\n{stderr}");
+    let summary: Vec<&str> = stdout.lines().take(5).collect();
+    assert_eq!(
+        summary[0],
+        format!("deployment {shown}: completed"),
+        "{stdout}"
+    );
+    assert!(
+        summary[1].starts_with("  live: `./switch-traffic v2` since 20"),
+        "{stdout}"
+    );
+    assert!(
+        summary[2].starts_with("  last verdict: success (v2): error rate 0.1% under 1%, at 20"),
+        "{stdout}"
+    );
+    assert_eq!(
+        summary[3], "  undo steps standing: 2 (remove v2, switch back to v1): rollback() runs them",
+        "{stdout}"
+    );
+    assert_eq!(summary[4], "  journal: intact", "{stdout}");
+    assert!(
+        stdout.lines().nth(5).unwrap_or("").starts_with("=> #{"),
+        "{stdout}"
+    );
+}
