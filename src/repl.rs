@@ -887,7 +887,29 @@ impl Repl {
             }
             Some(Stop::Declined { gate, by }) => Error::Declined { gate, by },
             Some(Stop::Error(err)) => err,
-            None => crate::engine::script_error(e, SOURCE, &self.sources, false),
+            None => {
+                let mut err = crate::engine::script_error(e, SOURCE, &self.sources, false);
+                if let (EvalAltResult::ErrorFunctionNotFound(sig, _), Error::Script(script)) =
+                    (e, &mut err)
+                {
+                    // Every name callable here: primitives, the REPL's own and the emergency
+                    // actions, and the functions defined in this session.
+                    let name = sig.split([' ', '(']).next().unwrap_or(sig);
+                    let mut names: Vec<String> = crate::engine::PRIMITIVES
+                        .iter()
+                        .chain(DOCS.iter().map(|(n, _, _)| n))
+                        .map(|n| n.to_string())
+                        .collect();
+                    names.extend(self.functions.iter_functions().map(|f| f.name.to_string()));
+                    if let Some(hint) = crate::error::did_you_mean(
+                        name,
+                        names.iter().map(String::as_str).filter(|n| *n != name),
+                    ) {
+                        script.suggestion = Some(hint);
+                    }
+                }
+                err
+            }
         };
         self.session
             .ui

@@ -665,3 +665,35 @@ fn repl_status_prints_a_short_summary_before_the_map() {
         "{stdout}"
     );
 }
+
+#[test]
+fn repl_did_you_mean_knows_every_callable_name() {
+    let t = Test::new();
+    let (_, _, stderr) = piped(
+        &t,
+        &["repl"],
+        "stauts()\nmetrcs()\nscael(2)\npage_oncal(\"x\")\nrollbak()\nfn drain_all() { 1 }\ndrian_all()\n",
+    );
+    for (typed, meant) in [
+        ("stauts", "status"),
+        ("metrcs", "metrics"),
+        ("scael", "scale"),
+        ("page_oncal", "page_oncall"),
+        ("rollbak", "rollback"),
+        ("drian_all", "drain_all"),
+    ] {
+        let at = stderr
+            .find(&format!("error: no function `{typed}`"))
+            .unwrap_or_else(|| panic!("{typed}: {stderr}"));
+        let rest = &stderr[at..];
+        let next = rest[1..]
+            .find("runbook> ")
+            .map(|i| i + 1)
+            .unwrap_or(rest.len());
+        assert!(
+            rest[..next].contains(&format!("help: did you mean `{meant}`?")),
+            "{typed}: {}",
+            &rest[..next]
+        );
+    }
+}
