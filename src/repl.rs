@@ -420,14 +420,41 @@ pub fn run(common: &Common, opts: &ReplOptions, ui: &Ui) -> Result<i32, Error> {
         }
         _ => 0,
     };
-    session.record(
-        "run.end",
-        json!({ "outcome": if code == 0 { "completed" } else { "interrupted" }, "exit_code": code }),
-    );
-    if let Err(e) = crate::artifacts::render(&dir, session.effects.borrow().redactor()) {
+    let outcome = if code == crate::error::exit::INTERRUPTED {
+        "interrupted"
+    } else {
+        "completed"
+    };
+    session.record("run.end", json!({ "outcome": outcome, "exit_code": code }));
+    let journal = session.effects.borrow().journal_path().to_path_buf();
+    if !acted(&journal) {
+        // Looking around changed nothing: no run directory to leave behind.
+        let _ = std::fs::remove_dir_all(&dir);
+    } else if let Err(e) = crate::artifacts::render(&dir, session.effects.borrow().redactor()) {
         ui.error_text(&e.render(ui));
     }
     Ok(code)
+}
+
+/// Whether the session did anything worth its own record: an effect (a command, a request, a
+/// prompt's answer, an undo...), an incident, a refusal or a forced rollback. Lines typed and
+/// their results alone are not.
+fn acted(journal: &Path) -> bool {
+    let Ok((records, _)) = crate::journal::read(journal) else {
+        return true;
+    };
+    records.iter().any(|r| {
+        !matches!(
+            r["type"].as_str().unwrap_or(""),
+            "run.start"
+                | "run.end"
+                | "repl.input"
+                | "repl.result"
+                | "repl.error"
+                | "repl.load"
+                | "repl.journal_damaged"
+        )
+    })
 }
 
 /// A line on stderr; a closed stderr is no reason to stop.

@@ -697,3 +697,26 @@ fn repl_did_you_mean_knows_every_callable_name() {
         );
     }
 }
+
+/// The REPL run directories under deployments/.
+fn repl_dirs(root: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(root.join("deployments"))
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.contains("repl"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn repl_that_never_acts_leaves_no_run_directory() {
+    let t = Test::new();
+    let (code, stdout, stderr) = piped(&t, &["repl"], "1 + 1\n:help\nlet x = now();\nbogus()\n");
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert_eq!(repl_dirs(t.path()), Vec::<String>::new(), "{stderr}");
+    // One that acts keeps its journal.
+    let (code, stdout, stderr) = piped(&t, &["repl"], "sh(\"true\")\n");
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(repl_dirs(t.path()).len(), 1, "{stderr}");
+}
