@@ -1166,12 +1166,56 @@ fn rollback(
         session.warn(&format!("forced past a damaged journal: {why}"));
         reason = format!("rolled back from the REPL, forced past a damaged journal: {why}");
     }
+    if let Some(done) = already_rolled_back(&dir) {
+        session.shout(&done);
+        return Ok(true);
+    }
     crate::primitives::rollback::undo_deployment(
         session,
         engine,
         &dir.display().to_string(),
         &reason,
     )
+}
+
+/// When nothing is standing because the deployment was rolled back already: when, by whom.
+fn already_rolled_back(dir: &Path) -> Option<String> {
+    let (records, _) = crate::journal::read(&dir.join(crate::journal::FILE_NAME)).ok()?;
+    if !crate::artifacts::standing_undos(&records).is_empty() {
+        return None;
+    }
+    let user_of = |records: &[Value]| {
+        records
+            .iter()
+            .find(|r| r["type"] == "run.start")
+            .and_then(|r| r["user"].as_str().map(str::to_string))
+            .unwrap_or_else(|| "someone unknown".into())
+    };
+    let by = |ts: &Value, who: String, run: String| {
+        format!(
+            "`{}` was already rolled back at {} by {who} (run {run}): no undo step is standing",
+            dir.display(),
+            ts.as_str().unwrap_or("an unknown time")
+        )
+    };
+    if let Some(r) = records
+        .iter()
+        .rfind(|r| r["type"] == "undo.external" && r["ok"] == true)
+    {
+        let run = r["by_run"].as_str().unwrap_or("").to_string();
+        let who = crate::journal::read(&Path::new(&run).join(crate::journal::FILE_NAME))
+            .map(|(rs, _)| user_of(&rs))
+            .unwrap_or_else(|_| "someone unknown".into());
+        return Some(by(&r["ts"], who, run));
+    }
+    let own = records
+        .iter()
+        .rfind(|r| r["type"] == "effect.result" && r["kind"] == "undo" && r["ok"] == true)?;
+    Some(by(
+        &own["ts"],
+        user_of(&records),
+        format!("{}, its own", dir.display()),
+    ))
 }
 
 /// `status()` for a person: what is live and since when, the last verdict, a rollback already

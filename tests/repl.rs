@@ -720,3 +720,32 @@ fn repl_that_never_acts_leaves_no_run_directory() {
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert_eq!(repl_dirs(t.path()).len(), 1, "{stderr}");
 }
+
+#[test]
+fn repl_a_second_rollback_says_when_and_by_whom_it_was_rolled_back() {
+    let t = Test::new().file(
+        "deploy.rhai",
+        "on_rollback(\"restore v1\", \"touch restored\");\nlog(\"deployed\");\n",
+    );
+    let out = t.command().arg("deploy.rhai").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let dir = wait_for_run(t.path(), "deployed");
+    let shown = dir.strip_prefix(t.path()).unwrap().display().to_string();
+    let (_, stdout, stderr) = piped(&t, &["repl", "--deployment", &shown], "rollback()\n");
+    assert!(t.path().join("restored").exists(), "{stdout}{stderr}");
+    let first = repl_dirs(t.path());
+    assert_eq!(first.len(), 1);
+    let (_, stdout, stderr) = piped(&t, &["repl", "--deployment", &shown], "rollback()\n");
+    let all = format!("{stdout}{stderr}");
+    let at = all
+        .find(&format!("`{shown}` was already rolled back at 20"))
+        .unwrap_or_else(|| panic!("{all}"));
+    assert!(
+        all[at..].contains(&format!(
+            " by tester (run deployments/{}): no undo step is standing",
+            first[0]
+        )),
+        "{all}"
+    );
+    assert!(!all.contains("Nothing to undo"), "{all}");
+}
