@@ -96,6 +96,8 @@ struct State {
     attached: Option<PathBuf>,
     /// What is wrong with the attached deployment's journal (its hash chain, checked on attach).
     damaged: Option<String>,
+    /// The maintenance mode this session last set.
+    maintenance: std::cell::Cell<Option<bool>>,
     /// Shared with the watcher that writes it as abandoned when a signal ends the session.
     incident: Arc<Mutex<Option<Incident>>>,
 }
@@ -339,6 +341,7 @@ pub fn run(common: &Common, opts: &ReplOptions, ui: &Ui) -> Result<i32, Error> {
     let state = Rc::new(State {
         attached,
         damaged,
+        maintenance: std::cell::Cell::new(None),
         incident: Arc::new(Mutex::new(None)),
     });
     register(&mut engine, &session, &state, &sources);
@@ -713,8 +716,14 @@ impl Repl {
         }
     }
 
-    /// The session is over: an incident still open is written as abandoned.
+    /// The session is over: an incident still open is written as abandoned; maintenance mode
+    /// left on gets a reminder.
     fn finish(&mut self, why: String) {
+        if self.state.maintenance.get() == Some(true) {
+            let said = "reminder: maintenance mode is still on (this session turned it on): maintenance(false) turns it off";
+            to_stderr(said);
+            self.session.effects.borrow_mut().log(said);
+        }
         if self.state.incident().is_none() {
             return;
         }
@@ -1042,14 +1051,35 @@ fn register(engine: &mut Engine, session: &Shared, state: &Rc<State>, sources: &
         .find(|(f, _)| *f == "emergency.rhai")
     {
         let name = crate::modules::shipped_name("stdlib", "emergency.rhai");
-        sources.insert(&name, text);
-        if let Ok(mut ast) = engine.compile(text) {
+        // maintenance(on) is the stdlib's, wrapped (below) so that this session remembers it.
+        let text = text.replacen("fn maintenance(on)", "fn stdlib_maintenance(on)", 1);
+        sources.insert(&name, &text);
+        if let Ok(mut ast) = engine.compile(&text) {
             ast.set_source(name.clone());
             if let Ok(mut m) = rhai::Module::eval_ast_as_new(Scope::new(), &ast, engine) {
                 m.set_id(name);
                 m.build_index();
                 engine.register_global_module(m.into());
             }
+            // Leaving with maintenance mode on gets a reminder.
+            let (s, st, ast) = (session.clone(), state.clone(), Rc::new(ast));
+            engine.register_fn(
+                "maintenance",
+                move |ctx: NativeCallContext, on: Dynamic| -> Result<Dynamic, Box<EvalAltResult>> {
+                    let flag = on.as_bool().ok();
+                    let r = ctx.engine().call_fn::<Dynamic>(
+                        &mut Scope::new(),
+                        &ast,
+                        "stdlib_maintenance",
+                        (on,),
+                    )?;
+                    if let Some(flag) = flag {
+                        st.maintenance.set(Some(flag));
+                        s.record("repl.maintenance", json!({ "on": flag }));
+                    }
+                    Ok(r)
+                },
+            );
         }
     }
 

@@ -749,3 +749,29 @@ fn repl_a_second_rollback_says_when_and_by_whom_it_was_rolled_back() {
     );
     assert!(!all.contains("Nothing to undo"), "{all}");
 }
+
+#[test]
+fn repl_leaving_with_maintenance_mode_on_gets_a_reminder() {
+    let t = Test::new()
+        .file(
+            "runbook.yaml",
+            "adapter: script\nscript:\n  deploy: ./deploy.sh {env}\n  maintenance: ./maint.sh {action}\n",
+        )
+        .executable("maint.sh", "#!/bin/sh\necho \"$1\" > maintenance-state\n");
+    let (code, stdout, stderr) = piped(&t, &["repl"], "maintenance(true)\n");
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(t.path().join("maintenance-state")).unwrap(),
+        "on\n"
+    );
+    assert!(
+        stderr.contains(
+            "reminder: maintenance mode is still on (this session turned it on): maintenance(false) turns it off"
+        ),
+        "{stderr}"
+    );
+    // Turned off again: no reminder.
+    let (code, stdout, stderr) = piped(&t, &["repl"], "maintenance(true)\nmaintenance(false)\n");
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(!stderr.contains("reminder"), "{stderr}");
+}
