@@ -775,3 +775,27 @@ fn repl_leaving_with_maintenance_mode_on_gets_a_reminder() {
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert!(!stderr.contains("reminder"), "{stderr}");
 }
+
+#[test]
+fn repl_sigterm_at_the_prompt_ends_the_session_with_130() {
+    let t = Test::new();
+    let mut p = pty(&t, &["repl"]);
+    prompt(&mut p);
+    p.send_line("sh(\"true\")").unwrap();
+    prompt(&mut p);
+    p.process_mut()
+        .signal(rexpect::process::Signal::SIGTERM)
+        .unwrap();
+    p.exp_eof().unwrap();
+    let status = p.process_mut().wait().unwrap();
+    assert!(
+        matches!(status, rexpect::process::WaitStatus::Exited(_, 130)),
+        "{status:?}"
+    );
+    // The journal says how the session ended.
+    let journal = repl_journal(t.path());
+    assert!(
+        journal.contains("\"type\":\"run.end\"") && journal.contains("\"signal\":\"SIGTERM\""),
+        "{journal}"
+    );
+}
