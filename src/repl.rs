@@ -1438,10 +1438,7 @@ fn status(session: &Shared, state: &State) -> Result<Dynamic, Box<EvalAltResult>
         .last()
         .map(|r| r["stage"].clone())
         .unwrap_or(Value::Null);
-    let outcome = get("run.end")
-        .last()
-        .map(|r| r["outcome"].clone())
-        .unwrap_or_else(|| json!("unfinished"));
+    let outcome = json!(crate::artifacts::outcome_text(&records));
     let verdicts: Vec<Value> = get("verdict")
         .into_iter()
         .map(|r| r["verdict"].clone())

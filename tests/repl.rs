@@ -799,3 +799,41 @@ fn repl_sigterm_at_the_prompt_ends_the_session_with_130() {
         "{journal}"
     );
 }
+
+#[test]
+fn repl_after_a_rollback_the_deployments_own_record_says_rolled_back() {
+    let t = Test::new().file(
+        "deploy.rhai",
+        "on_rollback(\"restore v1\", \"touch restored\");\nlog(\"deployed\");\n",
+    );
+    let out = t.command().arg("deploy.rhai").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let dir = wait_for_run(t.path(), "deployed");
+    let shown = dir.strip_prefix(t.path()).unwrap().display().to_string();
+    let plan = std::fs::read_to_string(dir.join("deployment-plan.md")).unwrap();
+    assert!(plan.contains("- Outcome: completed\n"), "{plan}");
+    let (_, stdout, stderr) = piped(&t, &["repl", "--deployment", &shown], "rollback()\n");
+    let repl = repl_dirs(t.path());
+    assert_eq!(repl.len(), 1, "{stdout}{stderr}");
+    let by = format!("deployments/{}", repl[0]);
+    let plan = std::fs::read_to_string(dir.join("deployment-plan.md")).unwrap();
+    assert!(
+        plan.contains(&format!("- Outcome: rolled back by {by} at 20")),
+        "{plan}"
+    );
+    let log = std::fs::read_to_string(dir.join("deployment-log.txt")).unwrap();
+    assert!(
+        log.contains(&format!("rolled back by {by} (tester): restore v1: ok")),
+        "{log}"
+    );
+    let (_, stdout, _) = piped(&t, &["repl", "--deployment", &shown], "status().outcome\n");
+    let first = stdout.lines().next().unwrap_or("");
+    assert!(
+        first.starts_with(&format!("deployment {shown}: rolled back by {by} at 20")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("=> rolled back by {by} at 20")),
+        "{stdout}"
+    );
+}

@@ -237,6 +237,7 @@ pub fn undo_deployment(
                             "error": step.error, "reason": reason, "by_run": by_run }),
                 );
             }
+            log_external(dir, &by_run, &report, &redactor);
             if let Err(e) = crate::artifacts::render(std::path::Path::new(dir), &redactor) {
                 session.warn(&e.summary());
             }
@@ -248,4 +249,39 @@ pub fn undo_deployment(
         )),
     }
     Ok(report.ok() && report.stopped.is_empty())
+}
+
+/// The deployment's own human log says who rolled it back, step by step.
+fn log_external(
+    dir: &str,
+    by_run: &str,
+    report: &crate::undo::Report,
+    redactor: &crate::secrets::Redactor,
+) {
+    use std::io::Write;
+    let path = std::path::Path::new(dir).join(crate::artifacts::LOG);
+    let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(&path) else {
+        return;
+    };
+    let ts = crate::journal::now_rfc3339();
+    let clock = ts.get(11..19).unwrap_or(&ts);
+    let who = super::prompt::user();
+    for step in &report.steps {
+        let result = match &step.error {
+            None => "ok".to_string(),
+            Some(e) => format!("FAILED: {e}"),
+        };
+        let line = format!(
+            "[{clock}] rolled back by {by_run} ({who}): {}: {result}",
+            step.undo.label
+        );
+        let _ = writeln!(f, "{}", redactor.redact(&line));
+    }
+    for undo in &report.stopped {
+        let line = format!(
+            "[{clock}] rollback by {by_run} ({who}) stopped by Ctrl-C: {}: not carried out, still standing",
+            undo.label
+        );
+        let _ = writeln!(f, "{}", redactor.redact(&line));
+    }
 }
