@@ -22,8 +22,8 @@ pub struct Incident {
     pub title: String,
     pub severity: String,
     pub opened: String,
-    /// What was typed and answered, with when.
-    pub timeline: Vec<(String, String)>,
+    /// The deployment the REPL is attached to.
+    pub attached: Option<PathBuf>,
 }
 
 /// How an incident was closed.
@@ -74,36 +74,89 @@ impl Incident {
         self.dir.join(REPORT)
     }
 
-    /// The report: the incident, its timeline (with the effects the REPL's journal recorded
-    /// since it opened), and the four sections.
+    /// The report: the incident and the deployment it is about, its milestones (detected,
+    /// mitigated, resolved), the deployment's verdicts, and the session's timeline from the
+    /// REPL's journal (every line typed since attaching, each followed by the effects it caused
+    /// and its result, repeated identical lines folded); then the four sections.
     pub fn render(&self, journal: &Path, closed: &Closed) -> String {
-        let mut timeline = self.timeline.clone();
-        if let Ok((records, _)) = crate::journal::read(journal) {
-            for r in records.iter().filter(|r| r["type"] == "effect.result") {
-                let ts = r["ts"].as_str().unwrap_or("").to_string();
-                if ts < self.opened {
-                    continue;
-                }
-                timeline.push((ts, effect_line(r)));
-            }
-        }
-        // Stable: a result typed in the same instant as its effect stays after it.
-        timeline.sort_by(|a, b| a.0.cmp(&b.0));
+        let records = crate::journal::read(journal)
+            .map(|(r, _)| r)
+            .unwrap_or_default();
+        let deployment = self.attached.as_ref().map(|d| {
+            let records = crate::journal::read(&d.join(crate::journal::FILE_NAME))
+                .map(|(r, _)| r)
+                .unwrap_or_default();
+            (d, records)
+        });
+        let now = crate::journal::now_rfc3339();
         let status = match closed {
             Closed::Resolved(_) => "resolved".to_string(),
             Closed::Abandoned(why) => format!("abandoned ({why})"),
         };
         let mut md = format!(
-            "# Incident Report - {}\n\n- Incident: {}\n- Severity: {}\n- Opened: {}\n- Status: {status}\n- Closed: {}\n- By: {}\n\n## Timeline\n\n",
+            "# Incident Report - {}\n\n- Incident: {}\n- Severity: {}\n- Opened: {}\n- Status: {status}\n- Closed: {now}\n- By: {}\n",
             self.title,
             self.id,
             self.severity,
             self.opened,
-            crate::journal::now_rfc3339(),
             crate::primitives::prompt::user()
         );
-        for (ts, what) in &timeline {
-            md.push_str(&format!("- {ts} {}\n", what.replace('\n', " ")));
+        md.push_str(&match &deployment {
+            None => "- Deployment: none attached\n".to_string(),
+            Some((dir, records)) => match last_traffic(records) {
+                Some(r) => format!(
+                    "- Deployment: {}, live since {} ({})\n",
+                    dir.display(),
+                    text(&r["ts"]),
+                    describe_traffic(&r["intent"])
+                ),
+                None => format!(
+                    "- Deployment: {} (no traffic change recorded)\n",
+                    dir.display()
+                ),
+            },
+        });
+
+        md.push_str(&format!(
+            "\n## Milestones\n\n- Detected: {} (incident opened by {})\n",
+            self.opened,
+            crate::primitives::prompt::user()
+        ));
+        md.push_str(&match mitigated(&records) {
+            Some(m) => format!("- Mitigated: {m}\n"),
+            None => "- Mitigated: no rollback in this session\n".into(),
+        });
+        md.push_str(&match closed {
+            Closed::Resolved(_) => format!("- Resolved: {now}\n"),
+            Closed::Abandoned(why) => format!("- Abandoned: {now} ({why})\n"),
+        });
+
+        if let Some((_, records)) = &deployment {
+            md.push_str("\n## Deployment verdicts\n\n");
+            let verdicts: Vec<&Value> = records.iter().filter(|r| r["type"] == "verdict").collect();
+            if verdicts.is_empty() {
+                md.push_str("(none recorded)\n");
+            }
+            for r in verdicts {
+                let v = &r["verdict"];
+                let version = text(&v["version"]);
+                md.push_str(&format!(
+                    "- {} {}{}: {}\n",
+                    text(&r["ts"]),
+                    text(&v["verdict"]),
+                    if version.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({version})")
+                    },
+                    text(&v["reason"])
+                ));
+            }
+        }
+
+        md.push_str("\n## Timeline\n\n");
+        for line in timeline(&records) {
+            md.push_str(&format!("- {}\n", line.replace('\n', " ")));
         }
         let sections = match closed {
             Closed::Resolved(s) => s.clone(),
@@ -117,17 +170,169 @@ impl Incident {
     }
 }
 
-fn effect_line(r: &Value) -> String {
-    format!(
-        "effect {} `{}`: {}",
-        r["kind"].as_str().unwrap_or(""),
-        r["name"].as_str().unwrap_or(""),
-        if r["ok"] == true {
-            "ok".to_string()
-        } else {
-            format!("FAILED: {}", r["error"].as_str().unwrap_or(""))
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// The last traffic change a run asked for (an adapter's weights, flag or switch), as its
+/// intent record.
+pub fn last_traffic(records: &[Value]) -> Option<&Value> {
+    records.iter().rfind(|r| {
+        let t = r.to_string();
+        r["type"] == "effect.intent"
+            && (t.contains("/_fleet/weights")
+                || t.contains("/_fleet/flag")
+                || t.contains("switch-traffic")
+                || t.contains("virtualservice")
+                || t.contains("\"switch: "))
+    })
+}
+
+pub fn describe_traffic(intent: &Value) -> String {
+    match (intent["command"].as_str(), intent["url"].as_str()) {
+        (Some(c), _) => format!("`{c}`"),
+        (None, Some(u)) => format!("{} {u}", intent["method"].as_str().unwrap_or(""))
+            .trim()
+            .to_string(),
+        _ => intent.to_string(),
+    }
+}
+
+/// The first rollback of the session that completed: when, of what, how many undo steps.
+fn mitigated(records: &[Value]) -> Option<String> {
+    let mut target = String::new();
+    let mut undone = 0;
+    for r in records {
+        match r["type"].as_str().unwrap_or("") {
+            "rollback.target" => {
+                target = text(&r["deployment"]);
+                undone = 0;
+            }
+            "rollback.start" => undone = 0,
+            "effect.result" if r["kind"] == "undo" && r["ok"] == true => undone += 1,
+            "rollback.end" if r["ok"] == true => {
+                let of = if target.is_empty() {
+                    String::new()
+                } else {
+                    format!(" of {target}")
+                };
+                return Some(format!(
+                    "{} (rollback{of}: {undone} undo step(s) done)",
+                    text(&r["ts"])
+                ));
+            }
+            _ => {}
         }
-    )
+    }
+    None
+}
+
+/// One line typed and what followed it, until the next.
+struct Block {
+    ts: String,
+    input: Option<String>,
+    lines: Vec<(String, String)>,
+    failed: bool,
+}
+
+/// The session's timeline from its journal, in journal order: each line typed, the effects it
+/// caused, its result. Consecutive identical lines are folded into one, with how many went well.
+fn timeline(records: &[Value]) -> Vec<String> {
+    let mut blocks: Vec<Block> = Vec::new();
+    for r in records {
+        let ts = text(&r["ts"]);
+        let line = match r["type"].as_str().unwrap_or("") {
+            "repl.input" => {
+                blocks.push(Block {
+                    ts,
+                    input: Some(text(&r["text"])),
+                    lines: Vec::new(),
+                    failed: false,
+                });
+                continue;
+            }
+            "repl.result" => match &r["value"] {
+                Value::Null => "= ok".to_string(),
+                v => format!("= {}", text(v)),
+            },
+            "repl.error" => format!("! {}", text(&r["error"])),
+            "effect.result" => effect_line(r),
+            "incident.open" => format!(
+                "incident opened: {} ({})",
+                text(&r["title"]),
+                text(&r["severity"])
+            ),
+            "rollback.start" => format!("rollback started: {}", text(&r["reason"])),
+            "rollback.end" => format!(
+                "rollback {}",
+                if r["stopped"] == true {
+                    "stopped by Ctrl-C"
+                } else if r["ok"] == true {
+                    "complete"
+                } else {
+                    "INCOMPLETE"
+                }
+            ),
+            "rollback.forced" => format!(
+                "rollback forced past a damaged journal: {}",
+                text(&r["reason"])
+            ),
+            "repl.refused" => format!("refused: {}", text(&r["action"])),
+            _ => continue,
+        };
+        let failed =
+            (r["type"] == "repl.error") || (r["type"] == "effect.result" && r["ok"] == false);
+        match blocks.last_mut() {
+            Some(b) => {
+                b.failed |= failed;
+                b.lines.push((ts, line));
+            }
+            None => blocks.push(Block {
+                ts: ts.clone(),
+                input: None,
+                lines: vec![(ts, line)],
+                failed,
+            }),
+        }
+    }
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < blocks.len() {
+        let same = blocks[i..]
+            .iter()
+            .take_while(|b| b.input.is_some() && b.input == blocks[i].input)
+            .count();
+        if same > 1 {
+            let failed = blocks[i..i + same].iter().filter(|b| b.failed).count();
+            let ok = same - failed;
+            let tally = if failed == 0 {
+                format!("{ok} ok")
+            } else {
+                format!("{ok} ok, {failed} failed")
+            };
+            out.push(format!(
+                "{} > {} ×{same}: {tally} (until {})",
+                blocks[i].ts,
+                blocks[i].input.as_deref().unwrap_or(""),
+                blocks[i + same - 1].ts
+            ));
+            i += same;
+            continue;
+        }
+        let b = &blocks[i];
+        if let Some(input) = &b.input {
+            out.push(format!("{} > {input}", b.ts));
+        }
+        for (ts, line) in &b.lines {
+            out.push(format!("{ts} {line}"));
+        }
+        i += 1;
+    }
+    out
 }
 
 /// Write a report that must not exist yet: an incident's report is never overwritten.
@@ -141,4 +346,17 @@ pub fn write_new(path: &Path, text: &str) -> Result<(), String> {
     f.write_all(text.as_bytes())
         .and_then(|_| f.sync_all())
         .map_err(|e| format!("cannot write `{}`: {e}", path.display()))
+}
+
+fn effect_line(r: &Value) -> String {
+    format!(
+        "effect {} `{}`: {}",
+        text(&r["kind"]),
+        text(&r["name"]),
+        if r["ok"] == true {
+            "ok".to_string()
+        } else {
+            format!("FAILED: {}", text(&r["error"]))
+        }
+    )
 }

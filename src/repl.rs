@@ -72,7 +72,7 @@ const DOCS: &[(&str, &str, &str)] = &[
     ("status_page", "status_page(message)", "emergency: update the status page (channel status_page)"),
     ("page_oncall", "page_oncall(message)", "emergency: notify on-call (channel oncall)"),
     ("notify_stakeholders", "notify_stakeholders(message)", "emergency: stakeholder update (channel stakeholders)"),
-    ("incident", "incident(title[, severity])", "open an incident (severity critical, high, medium or low; default medium): every command and effect from now on goes into its timeline"),
+    ("incident", "incident(title[, severity])", "open an incident (severity critical, high, medium or low; default medium): the session's commands and effects go into its timeline"),
     ("resolve", "resolve([cause, impact, remediation, prevention])", "close the incident and write incident-report.md"),
 ];
 
@@ -812,34 +812,23 @@ impl Repl {
         let shown = self.session.redact(text);
         self.lines += 1;
         self.session.record("repl.input", json!({ "text": shown }));
-        self.timeline(&format!("> {shown}"));
         match self.eval(input) {
             Ok(v) => {
                 if !v.is_unit() {
                     let out = self.session.redact(&v.to_string());
                     self.session.shout(&format!("=> {out}"));
                     self.session.record("repl.result", json!({ "value": out }));
-                    self.timeline(&format!("= {out}"));
                 } else {
                     self.session.record("repl.result", json!({ "value": null }));
-                    self.timeline("= ok");
                 }
             }
             Err(text) => {
                 self.failed += 1;
                 self.session.record("repl.error", json!({ "error": text }));
-                self.timeline(&format!("! {text}"));
             }
         }
         self.session.interrupt.forgive();
         Flow::Go
-    }
-
-    fn timeline(&self, entry: &str) {
-        if let Some(i) = self.state.incident().as_mut() {
-            i.timeline
-                .push((crate::journal::now_rfc3339(), entry.to_string()));
-        }
     }
 
     /// Evaluate one input; an error is shown and returned as text, and the session goes on.
@@ -1005,7 +994,8 @@ impl Repl {
                 Ok(text) => {
                     self.session.record("repl.load", json!({ "file": arg }));
                     if let Err(e) = self.eval(&text) {
-                        self.timeline(&format!("! {e}"));
+                        self.failed += 1;
+                        self.session.record("repl.error", json!({ "error": e }));
                     }
                 }
                 Err(e) => self
@@ -1444,17 +1434,7 @@ fn status(session: &Shared, state: &State) -> Result<Dynamic, Box<EvalAltResult>
         .map(|r| r["verdict"].clone())
         .collect();
     // The last traffic change the run made, as it was asked for.
-    let traffic = records
-        .iter()
-        .rfind(|r| {
-            let t = r.to_string();
-            r["type"] == "effect.intent"
-                && (t.contains("/_fleet/weights")
-                    || t.contains("/_fleet/flag")
-                    || t.contains("switch-traffic")
-                    || t.contains("virtualservice")
-                    || t.contains("\"switch: "))
-        })
+    let traffic = crate::incident::last_traffic(&records)
         .map(|r| r["intent"].clone())
         .unwrap_or(Value::Null);
     let standing: Vec<Value> = crate::artifacts::standing_undos(&records)
@@ -1522,9 +1502,9 @@ fn open_incident(
         title: title.to_string(),
         severity: severity.clone(),
         opened,
-        timeline: Vec::new(),
+        attached: state.attached.clone(),
     });
-    Ok(format!("incident {id} open: {title} ({severity}); every command from now on goes into its timeline; resolve() writes the report"))
+    Ok(format!("incident {id} open: {title} ({severity}); the session's commands and effects go into its timeline; resolve() writes the report"))
 }
 
 fn resolve(

@@ -837,3 +837,65 @@ fn repl_after_a_rollback_the_deployments_own_record_says_rolled_back() {
         "{stdout}"
     );
 }
+
+#[test]
+fn repl_incident_report_tells_the_story() {
+    let t = Test::new()
+        .executable("switch-traffic", "#!/bin/sh\necho \"traffic on $1\"\n")
+        // Fails every other call, as a flapping load balancer check would.
+        .executable(
+            "check-lb",
+            "#!/bin/sh\nif [ -e flip ]; then rm flip; exit 1; else touch flip; fi\n",
+        )
+        .file(
+            "deploy.rhai",
+            "on_rollback(\"restore v1\", \"./switch-traffic v1\");\n\
+             sh(\"./switch-traffic v2\");\n\
+             verdict(#{ version: \"v2\", verdict: \"success\", reason: \"error rate 0.1% under 1%\" });\n\
+             log(\"deployed\");\n",
+        );
+    let out = t.command().arg("deploy.rhai").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let dir = wait_for_run(t.path(), "deployed");
+    let shown = dir.strip_prefix(t.path()).unwrap().display().to_string();
+    let (_, stdout, stderr) = piped(
+        &t,
+        &["repl", "--deployment", &shown],
+        "1 + 1\nincident(\"checkout errors\", \"high\")\n\
+         try { sh(\"./check-lb\"); } catch { }\ntry { sh(\"./check-lb\"); } catch { }\n\
+         try { sh(\"./check-lb\"); } catch { }\ntry { sh(\"./check-lb\"); } catch { }\n\
+         sh(\"false\")\nrollback()\n\
+         resolve(\"bad release\", \"5% of checkouts failed\", \"rolled back\", \"canary analysis\")\n",
+    );
+    let reports = incident_reports(t.path());
+    assert_eq!(reports.len(), 1, "{stdout}{stderr}");
+    let report = &reports[0].1;
+    let in_order = [
+        format!("- Deployment: {shown}, live since 20"),
+        "## Milestones\n\n- Detected: 20".to_string(),
+        "- Mitigated: 20".to_string(),
+        format!("(rollback of {shown}: 1 undo step(s) done)"),
+        "- Resolved: 20".to_string(),
+        "## Deployment verdicts\n\n- 20".to_string(),
+        "success (v2): error rate 0.1% under 1%".to_string(),
+        "## Timeline".to_string(),
+        "> 1 + 1".to_string(),
+        "= 2".to_string(),
+        "incident opened: checkout errors (high)".to_string(),
+        "> try { sh(\"./check-lb\"); } catch { } ×4: 2 ok, 2 failed".to_string(),
+        "> sh(\"false\")".to_string(),
+        "effect sh `false`: FAILED".to_string(),
+        "! command `false` failed".to_string(),
+        "> rollback()".to_string(),
+        "effect undo `undo: restore v1`: ok".to_string(),
+        "= true".to_string(),
+        "## Root cause\n\nbad release".to_string(),
+    ];
+    let mut at = 0;
+    for item in &in_order {
+        let found = report[at..]
+            .find(item.as_str())
+            .unwrap_or_else(|| panic!("{item:?} missing or out of order in\n{report}"));
+        at += found + item.len();
+    }
+}
