@@ -66,7 +66,7 @@ const DOCS: &[(&str, &str, &str)] = &[
     ("config", "config([path[, default]])", "the team config"),
     ("status", "status()", "the attached deployment: strategy, stages, traffic, verdicts, undo steps standing"),
     ("rollback", "rollback()", "roll the attached deployment back: its undo steps, last in first out"),
-    ("metrics", "metrics()", "re-measure requests and errors per version"),
+    ("metrics", "metrics()", "re-measure per version from the configured monitoring (monitoring.queries with prometheus, or monitoring.series from the scrape; then monitoring.metrics), each against its trigger"),
     ("scale", "scale(count)", "emergency: add serving instances through the adapter"),
     ("maintenance", "maintenance(on)", "emergency: maintenance mode on or off"),
     ("status_page", "status_page(message)", "emergency: update the status page (channel status_page)"),
@@ -1044,7 +1044,13 @@ fn register(engine: &mut Engine, session: &Shared, state: &Rc<State>, sources: &
         // maintenance(on) is the stdlib's, wrapped (below) so that this session remembers it.
         let text = text.replacen("fn maintenance(on)", "fn stdlib_maintenance(on)", 1);
         sources.insert(&name, &text);
-        if let Ok(mut ast) = engine.compile(&text) {
+        let compiled = engine.compile(&text);
+        if let Err(e) = &compiled {
+            // A shipped module that does not compile is our bug: say it rather than lose the
+            // emergency actions without a word.
+            session.warn(&format!("the emergency actions are not available: {e}"));
+        }
+        if let Ok(mut ast) = compiled {
             ast.set_source(name.clone());
             if let Ok(mut m) = rhai::Module::eval_ast_as_new(Scope::new(), &ast, engine) {
                 m.set_id(name);

@@ -899,3 +899,66 @@ fn repl_incident_report_tells_the_story() {
         at += found + item.len();
     }
 }
+
+fn team_metrics(path: &str) -> (u16, String) {
+    match path {
+        "/metrics" => (
+            200,
+            "# TYPE app_requests_total counter\napp_requests_total{release=\"v1\"} 1000\napp_requests_total{release=\"v2\"} 200\n\
+             app_errors_total{release=\"v1\"} 10\napp_errors_total{release=\"v2\"} 20\n"
+                .to_string(),
+        ),
+        _ => (404, String::new()),
+    }
+}
+
+#[test]
+fn repl_metrics_reads_the_teams_configured_series_and_shows_them_against_the_triggers() {
+    let server = support::Server::start(team_metrics);
+    let t = Test::new().file(
+        "runbook.yaml",
+        &format!(
+            "adapter: script\nscript:\n  deploy: ./deploy.sh {{env}}\nversion: v2\ncurrent_version: v1\n\
+             monitoring:\n  metrics_url: {}\n  series:\n    requests: app_requests_total\n    errors: app_errors_total\n    version_label: release\n\
+             triggers:\n  error_rate: 0.05\n",
+            server.url("/metrics")
+        ),
+    );
+    let (code, stdout, stderr) = piped(&t, &["repl"], "let m = metrics();\nm.v2.errors\n");
+    assert_eq!(code, 0, "{stdout}\n---\n{stderr}");
+    assert!(
+        stdout.contains("  v1: requests 1000, errors 10, error rate 1% (trigger 5%: ok)\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("  v2: requests 200, errors 20, error rate 10% (trigger 5%: OVER)\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("=> 20\n"), "{stdout}");
+}
+
+#[test]
+fn repl_metrics_reads_the_configured_prometheus_queries() {
+    let server = support::Server::start(team_metrics);
+    let prom = support::Prometheus::start(std::slice::from_ref(&server.addr), "500ms");
+    prom.wait_for_series("app_errors_total");
+    let t = Test::new().file(
+        "runbook.yaml",
+        &format!(
+            "adapter: script\nscript:\n  deploy: ./deploy.sh {{env}}\nversion: v2\ncurrent_version: v1\n\
+             monitoring:\n  prometheus: {}\n  queries:\n    error_rate: 'sum(app_errors_total{{release=\"{{{{version}}}}\"}}) / sum(app_requests_total{{release=\"{{{{version}}}}\"}})'\n\
+             triggers:\n  error_rate: 0.05\n",
+            prom.url
+        ),
+    );
+    let (code, stdout, stderr) = piped(&t, &["repl"], "metrics()\n");
+    assert_eq!(code, 0, "{stdout}\n---\n{stderr}");
+    assert!(
+        stdout.contains("  v1: error_rate 0.01 (trigger 0.05: ok)\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("  v2: error_rate 0.1 (trigger 0.05: OVER)\n"),
+        "{stdout}"
+    );
+}
