@@ -103,12 +103,12 @@ impl Incident {
         );
         md.push_str(&match &deployment {
             None => "- Deployment: none attached\n".to_string(),
-            Some((dir, records)) => match last_traffic(records) {
-                Some(r) => format!(
+            Some((dir, records)) => match live(records) {
+                Some(l) => format!(
                     "- Deployment: {}, live since {} ({})\n",
                     dir.display(),
-                    text(&r["ts"]),
-                    describe_traffic(&r["intent"])
+                    l.since,
+                    l.what
                 ),
                 None => format!(
                     "- Deployment: {} (no traffic change recorded)\n",
@@ -178,9 +178,55 @@ fn text(v: &Value) -> String {
     }
 }
 
-/// The last traffic change a run asked for (an adapter's weights, flag or switch), as its
-/// intent record.
-pub fn last_traffic(records: &[Value]) -> Option<&Value> {
+/// What is live according to a run's journal.
+pub struct Live {
+    pub since: String,
+    /// For a person: "v2 on green (v2 100%)".
+    pub what: String,
+    pub version: Option<String>,
+    pub colour: Option<String>,
+    /// The record it was read from (a `traffic` record, or a traffic effect's intent).
+    pub record: Value,
+}
+
+/// The last traffic change of a run: the adapter's own `traffic` record (what is live, at what
+/// weight); for journals from before adapters wrote one, the last effect that looks like a
+/// traffic change.
+pub fn live(records: &[Value]) -> Option<Live> {
+    if let Some(r) = records
+        .iter()
+        .rfind(|r| r["type"] == "traffic" && r["dry_run"] != true)
+    {
+        let version = r["live"].as_str().map(str::to_string);
+        let colour = r["colour"].as_str().map(str::to_string);
+        let weights: Vec<String> = r["weights"]
+            .as_object()
+            .map(|w| w.iter().map(|(k, v)| format!("{k} {}%", text(v))).collect())
+            .unwrap_or_default();
+        let mut what = version.clone().unwrap_or_else(|| "nothing".into());
+        if let Some(c) = &colour {
+            what.push_str(&format!(" on {c}"));
+        }
+        what.push_str(&format!(" ({})", weights.join(", ")));
+        return Some(Live {
+            since: text(&r["ts"]),
+            what,
+            version,
+            colour,
+            record: r.clone(),
+        });
+    }
+    last_traffic(records).map(|r| Live {
+        since: text(&r["ts"]),
+        what: describe_traffic(&r["intent"]),
+        version: None,
+        colour: None,
+        record: r["intent"].clone(),
+    })
+}
+
+/// The last effect that looks like a traffic change (an adapter's weights, flag or switch).
+fn last_traffic(records: &[Value]) -> Option<&Value> {
     records.iter().rfind(|r| {
         let t = r.to_string();
         r["type"] == "effect.intent"
@@ -192,7 +238,7 @@ pub fn last_traffic(records: &[Value]) -> Option<&Value> {
     })
 }
 
-pub fn describe_traffic(intent: &Value) -> String {
+fn describe_traffic(intent: &Value) -> String {
     match (intent["command"].as_str(), intent["url"].as_str()) {
         (Some(c), _) => format!("`{c}`"),
         (None, Some(u)) => format!("{} {u}", intent["method"].as_str().unwrap_or(""))

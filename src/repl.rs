@@ -291,7 +291,7 @@ fn latest_deployment(root: &Path) -> Option<PathBuf> {
 }
 
 pub fn run(common: &Common, opts: &ReplOptions, ui: &Ui) -> Result<i32, Error> {
-    let loaded = crate::config::load(common.config_file.as_deref(), &common.sets)?;
+    let mut loaded = crate::config::load(common.config_file.as_deref(), &common.sets)?;
     let root = crate::runner::deployments_root(None, &loaded);
     let attached = match (&opts.deployment, opts.last) {
         (Some(d), _) => {
@@ -309,6 +309,26 @@ pub fn run(common: &Common, opts: &ReplOptions, ui: &Ui) -> Result<i32, Error> {
         })?),
         (None, false) => None,
     };
+    // The emergency actions act on the side that is live: the deployment's journal says which,
+    // not the static config.
+    let live = attached.as_deref().and_then(|d| {
+        crate::journal::read(&d.join(crate::journal::FILE_NAME))
+            .ok()
+            .and_then(|(records, _)| crate::incident::live(&records))
+    });
+    if let Some(l) = &live {
+        let mut sets = common.sets.clone();
+        if let Some(v) = &l.version {
+            sets.push(format!("current_version={v}"));
+        }
+        if let Some(c) = &l.colour {
+            if loaded.config.script.is_some() {
+                sets.push(format!("script.live_colour={c}"));
+            }
+            sets.push(format!("kubernetes.live_colour={c}"));
+        }
+        loaded = crate::config::load(common.config_file.as_deref(), &sets)?;
+    }
     let Built {
         session,
         mut engine,
@@ -375,6 +395,12 @@ pub fn run(common: &Common, opts: &ReplOptions, ui: &Ui) -> Result<i32, Error> {
         banner(&format!(
             "  attached to {}: status(), rollback(), metrics()",
             a.display()
+        ));
+    }
+    if let Some(l) = live.as_ref().filter(|l| l.version.is_some()) {
+        banner(&format!(
+            "  live: {}, from the deployment's journal",
+            l.what.split(" (").next().unwrap_or(&l.what)
         ));
     }
     banner("  :help for the primitives, :quit or Ctrl-D to leave");
@@ -1246,7 +1272,13 @@ fn already_rolled_back(dir: &Path) -> Option<String> {
 
 /// `status()` for a person: what is live and since when, the last verdict, a rollback already
 /// done, the undo steps standing, whether the journal holds.
-fn summary(dir: &Path, records: &[Value], v: &Value, damaged: Option<&str>) -> Vec<String> {
+fn summary(
+    dir: &Path,
+    records: &[Value],
+    v: &Value,
+    live: Option<&crate::incident::Live>,
+    damaged: Option<&str>,
+) -> Vec<String> {
     let text = |v: &Value| v.as_str().map(str::to_string).unwrap_or_default();
     let mut out = Vec::new();
     let strategy = text(&v["strategy"]);
@@ -1260,24 +1292,9 @@ fn summary(dir: &Path, records: &[Value], v: &Value, damaged: Option<&str>) -> V
             format!(" ({strategy})")
         }
     ));
-    let traffic = &v["traffic"];
-    let traffic_at = records
-        .iter()
-        .rfind(|r| r["type"] == "effect.intent" && r["intent"] == *traffic)
-        .map(|r| text(&r["ts"]))
-        .unwrap_or_default();
-    out.push(match traffic {
-        Value::Null => "  live: no traffic change recorded".to_string(),
-        t => {
-            let what = match (t["command"].as_str(), t["url"].as_str()) {
-                (Some(c), _) => format!("`{c}`"),
-                (None, Some(u)) => format!("{} {u}", t["method"].as_str().unwrap_or(""))
-                    .trim()
-                    .to_string(),
-                _ => t.to_string(),
-            };
-            format!("  live: {what} since {traffic_at}")
-        }
+    out.push(match live {
+        None => "  live: no traffic change recorded".to_string(),
+        Some(l) => format!("  live: {} since {}", l.what, l.since),
     });
     match records.iter().rfind(|r| r["type"] == "verdict") {
         Some(r) => {
@@ -1440,8 +1457,10 @@ fn status(session: &Shared, state: &State) -> Result<Dynamic, Box<EvalAltResult>
         .map(|r| r["verdict"].clone())
         .collect();
     // The last traffic change the run made, as it was asked for.
-    let traffic = crate::incident::last_traffic(&records)
-        .map(|r| r["intent"].clone())
+    let live = crate::incident::live(&records);
+    let traffic = live
+        .as_ref()
+        .map(|l| l.record.clone())
         .unwrap_or(Value::Null);
     let standing: Vec<Value> = crate::artifacts::standing_undos(&records)
         .into_iter()
@@ -1457,7 +1476,7 @@ fn status(session: &Shared, state: &State) -> Result<Dynamic, Box<EvalAltResult>
         "undo_standing": standing,
         "journal": state.damaged.clone().unwrap_or_else(|| "intact".into()),
     });
-    for line in summary(dir, &records, &v, state.damaged.as_deref()) {
+    for line in summary(dir, &records, &v, live.as_ref(), state.damaged.as_deref()) {
         session.shout(&line);
     }
     Ok(crate::primitives::from_json(&v))

@@ -962,3 +962,48 @@ fn repl_metrics_reads_the_configured_prometheus_queries() {
         "{stdout}"
     );
 }
+
+#[test]
+fn repl_emergency_actions_act_on_the_live_side_the_deployments_journal_records() {
+    let t = Test::new()
+        .file(
+            "runbook.yaml",
+            "adapter: script\nversion: v2\ncurrent_version: v1\nscript:\n  deploy: ./record deploy {env}\n  switch: ./record switch {from}-to-{to}\n  scale: ./record scale {env} {count}\n  live_colour: blue\n",
+        )
+        .executable("record", "#!/bin/sh\necho \"$*\" >> commands.txt\n")
+        .file(
+            "deploy.rhai",
+            "import \"script\" as adapter;\nadapter::switch_to(\"v2\");\nlog(\"deployed\");\n",
+        );
+    let out = t.command().arg("deploy.rhai").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    // The adapter journaled the traffic change as a record of its own.
+    let dir = wait_for_run(t.path(), "deployed");
+    let journal = std::fs::read_to_string(dir.join("journal.jsonl")).unwrap();
+    let traffic: Vec<serde_json::Value> = journal
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|r| r["type"] == "traffic")
+        .collect();
+    assert_eq!(traffic.len(), 1, "{journal}");
+    assert_eq!(traffic[0]["live"], "v2");
+    assert_eq!(traffic[0]["colour"], "green");
+    assert_eq!(traffic[0]["weights"]["v2"], 100);
+
+    let (code, stdout, stderr) = piped(&t, &["repl", "--last"], "status()\nscale(3)\n");
+    assert_eq!(code, 0, "{stdout}\n---\n{stderr}");
+    // Green is live: the scale goes there, for the live version.
+    let commands = std::fs::read_to_string(t.path().join("commands.txt")).unwrap();
+    assert_eq!(
+        commands, "switch blue-to-green\nscale production-green 3\n",
+        "{stdout}{stderr}"
+    );
+    assert!(
+        stdout.contains("  live: v2 on green (v2 100%) since 20"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("  live: v2 on green, from the deployment's journal"),
+        "{stderr}"
+    );
+}
