@@ -55,6 +55,25 @@ const DOCS: &[(&str, &str, &str)] = &[
     ("confirm", "confirm(question)", "ask y/n"),
     ("choose", "choose(question, options)", "a numbered menu"),
     ("input", "input(question, default)", "ask for text"),
+    ("checklist", "checklist(title, items)", "ask each item y/n; returns the unchecked ones"),
+    ("approve", "approve(#{feature, changes, risk, rollback_time})", "a critical approval gate (a person, --approve, or an answer)"),
+    ("decline", "decline(reason)", "end the run at a gate, exit 4"),
+    ("stage", "stage(name, || { ... })", "a named, timed section in the output, the journal and the artifacts"),
+    ("discard_rollback", "discard_rollback(label)", "drop an undo that no longer applies"),
+    ("rollback_deployment", "rollback_deployment(dir, reason)", "roll a past run back from its journal and end this one"),
+    ("undo_deployment", "undo_deployment(dir, reason)", "carry out a past run's standing undo steps; returns whether all succeeded"),
+    ("dashboard", "dashboard(frame)", "draw the Deployment Monitor"),
+    ("measurement", "measurement(m)", "record a measurement (monitoring-snapshot.json)"),
+    ("verdict", "verdict(v)", "record a verdict (monitoring-snapshot.json)"),
+    ("traffic", "traffic(#{weights, colour})", "record an adapter's traffic change: which version takes what share, on which colour"),
+    ("interactive", "interactive()", "whether a person is at the terminal"),
+    ("secret", "secret(name)", "a secret from the config's secrets (redacted everywhere)"),
+    ("feature", "feature()", "the feature being deployed"),
+    ("dry_run", "dry_run()", "whether this is a dry run"),
+    ("run_dir", "run_dir()", "this run's directory"),
+    ("duration", "duration(\"5s\")", "a duration in milliseconds"),
+    ("timestamp_ms", "timestamp_ms()", "milliseconds since the epoch"),
+    ("print", "print(message)", "a line on the terminal"),
     ("on_rollback", "on_rollback(label, action)", "register an undo (command or #{function, args})"),
     ("rollback_stack", "rollback_stack()", "the undo steps this session registered"),
     ("deployments", "deployments()", "past run directories, oldest first"),
@@ -723,9 +742,12 @@ impl Repl {
                         }
                     }
                     self.history.push(redacted);
-                    if let Flow::Quit = self.handle(&line) {
-                        if self.confirm_quit() {
-                            return Ok(Ended::Quit);
+                    // Several lines pasted at once run one statement at a time, as if typed.
+                    for statement in self.statements(&line) {
+                        if let Flow::Quit = self.handle(&statement) {
+                            if self.confirm_quit() {
+                                return Ok(Ended::Quit);
+                            }
                         }
                     }
                 }
@@ -772,6 +794,28 @@ impl Repl {
         use std::io::Write;
         let _ = writeln!(std::io::stderr(), "{said}");
         self.session.effects.borrow_mut().log(&said);
+    }
+
+    /// The statements in `text`, line by line: a line joins the next while the parser says the
+    /// statement is unfinished.
+    fn statements(&self, text: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut buffer = String::new();
+        for line in text.lines() {
+            buffer.push_str(line);
+            buffer.push('\n');
+            if buffer.trim().is_empty() {
+                buffer.clear();
+                continue;
+            }
+            if !is_incomplete(&self.engine, &self.scope, &buffer) {
+                out.push(std::mem::take(&mut buffer));
+            }
+        }
+        if !buffer.trim().is_empty() {
+            out.push(buffer);
+        }
+        out
     }
 
     /// Leaving with an incident open: offer to resolve it first.
@@ -863,7 +907,21 @@ impl Repl {
         let mut ast = match self.engine.compile_with_scope(&self.scope, input) {
             Ok(a) => a,
             Err(e) => {
-                let err = crate::engine::parse_error(&e, SOURCE, &self.sources);
+                let mut err = crate::engine::parse_error(&e, SOURCE, &self.sources);
+                // Completion offers the stdlib modules' members: a call to one not imported
+                // says the import it needs.
+                if let (rhai::ParseErrorType::ModuleUndefined(module), Error::Script(script)) =
+                    (&*e.0, &mut err)
+                {
+                    let shipped = crate::embedded::STDLIB
+                        .iter()
+                        .any(|(f, _)| f.trim_end_matches(".rhai") == module);
+                    if shipped {
+                        script.message = format!(
+                            "the module `{module}` is not imported here: `import \"{module}\" as {module};` first"
+                        );
+                    }
+                }
                 self.session
                     .ui
                     .error_text(&self.session.redact(&err.render(&self.session.ui)));

@@ -1007,3 +1007,64 @@ fn repl_emergency_actions_act_on_the_live_side_the_deployments_journal_records()
         "{stderr}"
     );
 }
+
+#[test]
+fn repl_help_covers_every_documented_function() {
+    // Every function in the README's table of primitives, and the REPL's own.
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let mut names: Vec<String> = Vec::new();
+    for line in readme.lines().filter(|l| l.starts_with("| `")) {
+        let first = line.split(" | ").next().unwrap_or("");
+        for part in first.split('`').skip(1).step_by(2) {
+            if let Some((name, _)) = part.split_once('(') {
+                if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    names.push(name.to_string());
+                }
+            }
+        }
+    }
+    names.sort();
+    names.dedup();
+    assert!(names.len() > 20, "{names:?}");
+    let input: String = names.iter().map(|n| format!(":help {n}\n")).collect();
+    let t = Test::new();
+    let (_, stdout, stderr) = piped(&t, &["repl"], &input);
+    let missing: Vec<&String> = names
+        .iter()
+        .filter(|n| stdout.contains(&format!("no help for `{n}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "no :help for {missing:?}\n{stdout}{stderr}"
+    );
+}
+
+#[test]
+fn repl_a_stdlib_module_not_imported_says_the_import_it_needs() {
+    let t = Test::new();
+    let (_, _, stderr) = piped(&t, &["repl"], "blue_green::deploy()\n");
+    assert!(
+        stderr.contains(
+            "error: the module `blue_green` is not imported here: `import \"blue_green\" as blue_green;` first"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn repl_several_lines_pasted_run_each_line() {
+    let t = Test::new();
+    let mut p = pty(&t, &["repl"]);
+    prompt(&mut p);
+    // A bracketed paste of three lines, then Enter.
+    p.send("\x1b[200~1 + 1\r2 + 2\r3 + 3\x1b[201~").unwrap();
+    p.send("\r").unwrap();
+    p.flush().unwrap();
+    p.exp_string("=> 2").unwrap();
+    p.exp_string("=> 4").unwrap();
+    p.exp_string("=> 6").unwrap();
+    prompt(&mut p);
+    p.send_line(":quit").unwrap();
+    p.exp_eof().unwrap();
+}
