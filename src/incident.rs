@@ -277,6 +277,16 @@ fn mitigated(records: &[Value]) -> Option<String> {
     None
 }
 
+/// A long value (a whole status map) cut to a line; the journal keeps all of it.
+fn shortened(s: &str) -> String {
+    const MAX: usize = 200;
+    if s.chars().count() <= MAX {
+        return s.to_string();
+    }
+    let cut: String = s.chars().take(MAX).collect();
+    format!("{cut}… (in full in the journal)")
+}
+
 /// One line typed and what followed it, until the next.
 struct Block {
     ts: String,
@@ -303,7 +313,7 @@ fn timeline(records: &[Value]) -> Vec<String> {
             }
             "repl.result" => match &r["value"] {
                 Value::Null => "= ok".to_string(),
-                v => format!("= {}", text(v)),
+                v => format!("= {}", shortened(&text(v))),
             },
             "repl.error" => format!("! {}", text(&r["error"])),
             "effect.result" => effect_line(r),

@@ -115,6 +115,8 @@ struct State {
     attached: Option<PathBuf>,
     /// What is wrong with the attached deployment's journal (its hash chain, checked on attach).
     damaged: Option<String>,
+    /// The versions in play for metrics(): configured, and those the deployment sent traffic to.
+    versions: Vec<String>,
     /// The maintenance mode this session last set.
     maintenance: std::cell::Cell<Option<bool>>,
     /// Shared with the watcher that writes it as abandoned when a signal ends the session.
@@ -335,6 +337,25 @@ pub fn run(common: &Common, opts: &ReplOptions, ui: &Ui) -> Result<i32, Error> {
             .ok()
             .and_then(|(records, _)| crate::incident::live(&records))
     });
+    // The versions in play: as configured (before the live side below replaces
+    // `current_version`), and every one the deployment sent traffic to.
+    let mut versions: Vec<String> = [&loaded.config.current_version, &loaded.config.version]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+    if let Some(d) = &attached {
+        let records = crate::journal::read(&d.join(crate::journal::FILE_NAME))
+            .map(|(r, _)| r)
+            .unwrap_or_default();
+        for r in records.iter().filter(|r| r["type"] == "traffic") {
+            for v in r["weights"].as_object().into_iter().flat_map(|w| w.keys()) {
+                versions.push(v.clone());
+            }
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    versions.retain(|v| seen.insert(v.clone()));
     if let Some(l) = &live {
         let mut sets = common.sets.clone();
         if let Some(v) = &l.version {
@@ -379,6 +400,7 @@ pub fn run(common: &Common, opts: &ReplOptions, ui: &Ui) -> Result<i32, Error> {
     let damaged = attached.as_deref().and_then(journal_damage);
     let state = Rc::new(State {
         attached,
+        versions,
         damaged,
         maintenance: std::cell::Cell::new(None),
         incident: Arc::new(Mutex::new(None)),
@@ -1163,6 +1185,11 @@ fn register(engine: &mut Engine, session: &Shared, state: &Rc<State>, sources: &
         }
     }
 
+    // The versions in play, for metrics().
+    let st = state.clone();
+    engine.register_fn("attached_versions", move || -> rhai::Array {
+        st.versions.iter().cloned().map(Dynamic::from).collect()
+    });
     let (s, st) = (session.clone(), state.clone());
     engine.register_fn("status", move || -> Result<Dynamic, Box<EvalAltResult>> {
         status(&s, &st)

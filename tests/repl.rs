@@ -1068,3 +1068,299 @@ fn repl_several_lines_pasted_run_each_line() {
     p.send_line(":quit").unwrap();
     p.exp_eof().unwrap();
 }
+
+// ---------------------------------------------------------------- a whole incident, as a person plays it
+
+static V2_BAD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The shop's request and error counters, as its exporter would serve them: v2 goes bad on cue.
+fn shop_metrics(path: &str) -> (u16, String) {
+    if path != "/metrics" {
+        return (404, String::new());
+    }
+    let v2_errors = if V2_BAD.load(std::sync::atomic::Ordering::SeqCst) {
+        300
+    } else {
+        5
+    };
+    (
+        200,
+        format!(
+            "app_requests_total{{release=\"v1\"}} 1000\napp_requests_total{{release=\"v2\"}} 1000\n\
+             app_errors_total{{release=\"v1\"}} 5\napp_errors_total{{release=\"v2\"}} {v2_errors}\n"
+        ),
+    )
+}
+
+fn nginx_binary() -> String {
+    ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .unwrap_or_else(|| {
+            panic!("nginx is not installed: .ci/run installs it with apt-get (package nginx-light)")
+        })
+        .to_string()
+}
+
+fn wait_for(url: &str, want: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let got = support::http_get(url).unwrap_or_default();
+        if got.trim() == want || std::time::Instant::now() > deadline {
+            return got.trim().to_string();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// nginx in front of the blue or green instance; stopped (SIGTERM: fast shutdown) when dropped.
+struct Nginx(std::process::Child);
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        unsafe {
+            libc::kill(self.0.id() as i32, libc::SIGTERM);
+        }
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn repl_a_whole_incident_against_a_real_nginx_and_prometheus() {
+    let nginx = nginx_binary();
+    let t = Test::new();
+    let dir = t.path().to_path_buf();
+    let blue = support::start_app(dir.join("blue"));
+    let green = support::start_app(dir.join("green"));
+    let staging = support::start_app(dir.join("staging"));
+    std::fs::write(dir.join("blue/version"), "v1\n").unwrap();
+    let port = support::free_port();
+    std::fs::create_dir_all(dir.join("tmp")).unwrap();
+    std::fs::write(
+        dir.join("upstream.conf"),
+        format!("upstream shop {{ server 127.0.0.1:{blue}; }}\n"),
+    )
+    .unwrap();
+    let user = if unsafe { libc::geteuid() } == 0 {
+        "user root;\n"
+    } else {
+        ""
+    };
+    let d = dir.display();
+    std::fs::write(
+        dir.join("nginx.conf"),
+        format!(
+            "{user}worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{ worker_connections 64; }}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {d}/tmp; proxy_temp_path {d}/tmp; fastcgi_temp_path {d}/tmp; uwsgi_temp_path {d}/tmp; scgi_temp_path {d}/tmp;\n\
+             include {d}/upstream.conf;\n  server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://shop; }} }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    let _nginx = Nginx(
+        std::process::Command::new(&nginx)
+            .args(["-c", &format!("{d}/nginx.conf"), "-p", &format!("{d}")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start nginx"),
+    );
+    let front = format!("http://127.0.0.1:{port}/");
+    assert_eq!(
+        wait_for(&front, "v1"),
+        "v1",
+        "nginx serves blue before the deploy"
+    );
+
+    let exporter = support::Server::start(shop_metrics);
+    let prometheus = support::Prometheus::start(std::slice::from_ref(&exporter.addr), "300ms");
+    prometheus.wait_for_series("app_errors_total");
+
+    // The example team's scripts with the shipped workflow: deploy writes the version an
+    // instance serves, switch rewrites nginx's upstream and reloads it.
+    let t = t.example(
+        "blue-green-nginx",
+        &[
+            "runbook.yaml",
+            "answers.yaml",
+            "deploy.sh",
+            "scripts/switch-traffic.sh",
+            "scripts/health-check.sh",
+        ],
+    );
+    std::fs::create_dir_all(dir.join("apps")).unwrap();
+    for c in ["blue", "green", "staging"] {
+        std::os::unix::fs::symlink(dir.join(c), dir.join("apps").join(c)).unwrap();
+    }
+    let path = format!(
+        "{}:/usr/sbin:/sbin:{}",
+        std::path::Path::new(&nginx).parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let query = "sum(app_errors_total{release=\"{{version}}\"}) / sum(app_requests_total{release=\"{{version}}\"})";
+    let t = t
+        .env("PATH", &path)
+        .env("BLUE_PORT", &blue.to_string())
+        .env("GREEN_PORT", &green.to_string())
+        .env("STAGING_PORT", &staging.to_string())
+        .env("NGINX_DIR", &dir.display().to_string())
+        .env("RELEASE", "v2");
+    let sets = [
+        "--set".to_string(),
+        "monitoring.interval=200ms".to_string(),
+        "--set".to_string(),
+        "monitoring.samples=2".to_string(),
+        "--set".to_string(),
+        format!("monitoring.prometheus={}", prometheus.url),
+        "--set".to_string(),
+        format!("monitoring.queries.error_rate={query}"),
+    ];
+    let mut deploy = t.command();
+    deploy
+        .args(["deploy", "--answers", "answers.yaml", "--approve"])
+        .args(&sets);
+    let out = deploy.output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        wait_for(&front, "v2"),
+        "v2",
+        "nginx serves green after the deploy"
+    );
+
+    // v2 goes bad after going live.
+    V2_BAD.store(true, std::sync::atomic::Ordering::SeqCst);
+    prometheus.wait_for_series("app_errors_total{release=\"v2\"} > 100");
+
+    let mut args: Vec<&str> = vec!["repl", "--last"];
+    args.extend(sets.iter().map(String::as_str));
+    let mut p = pty(&t, &args);
+    p.exp_string("live: v2 on green, from the deployment's journal")
+        .unwrap();
+    prompt(&mut p);
+    p.send_line("status()").unwrap();
+    p.exp_string("live: v2 on green (v2 100%) since").unwrap();
+    p.exp_string("undo steps standing: ").unwrap();
+    prompt(&mut p);
+    p.send_line("metrics()").unwrap();
+    // The live version first, then the one to roll back to.
+    p.exp_string("v2: error_rate 0.3 (trigger 0.05: OVER)")
+        .unwrap();
+    p.exp_string("v1: error_rate 0.005 (trigger 0.05: ok)")
+        .unwrap();
+    prompt(&mut p);
+    p.send_line("incident(\"shop errors after v2\", \"high\")")
+        .unwrap();
+    p.exp_string("open: shop errors after v2 (high)").unwrap();
+    prompt(&mut p);
+    p.send_line("let lead = input(\"Incident lead\", \"\");")
+        .unwrap();
+    answer(&mut p, "Incident lead:", "alice");
+    prompt(&mut p);
+    p.send_line("lead").unwrap();
+    p.exp_string("=> alice").unwrap();
+    prompt(&mut p);
+    p.send_line("rollback()").unwrap();
+    p.exp_string("Rollback complete").unwrap();
+    p.exp_string("=> true").unwrap();
+    prompt(&mut p);
+    // Traffic measured back on v1 by real requests through nginx.
+    assert_eq!(
+        wait_for(&front, "v1"),
+        "v1",
+        "nginx serves blue after the rollback"
+    );
+    p.send_line("resolve()").unwrap();
+    answer(&mut p, "Root cause:", "v2 failed 30% of requests");
+    answer(&mut p, "Impact assessment:", "shop errors for some minutes");
+    answer(
+        &mut p,
+        "Remediation steps:",
+        "rolled back to v1 from the REPL",
+    );
+    answer(
+        &mut p,
+        "Prevention measures:",
+        "canary with the error-rate query",
+    );
+    p.exp_string("incident resolved; report:").unwrap();
+    prompt(&mut p);
+    p.send_line(":quit").unwrap();
+    p.exp_eof().unwrap();
+
+    let reports = incident_reports(t.path());
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    let report = &reports[0].1;
+    let deployment = std::fs::read_dir(t.path().join("deployments"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .find(|n| n.ends_with("-shop"))
+        .unwrap();
+    let lines: Vec<&str> = report.lines().collect();
+    assert_eq!(
+        lines[0], "# Incident Report - shop errors after v2",
+        "{report}"
+    );
+    assert_eq!(
+        lines[2],
+        format!("- Incident: {}", reports[0].0),
+        "{report}"
+    );
+    assert_eq!(lines[3], "- Severity: high", "{report}");
+    assert!(lines[4].starts_with("- Opened: 20"), "{report}");
+    assert_eq!(lines[5], "- Status: resolved", "{report}");
+    assert!(lines[6].starts_with("- Closed: 20"), "{report}");
+    assert_eq!(lines[7], "- By: tester", "{report}");
+    assert!(
+        lines[8].starts_with(&format!(
+            "- Deployment: deployments/{deployment}, live since 20"
+        )) && lines[8].ends_with(" (v2 on green (v2 100%))"),
+        "{report}"
+    );
+    assert_eq!(lines[10], "## Milestones", "{report}");
+    assert!(lines[12].starts_with("- Detected: 20"), "{report}");
+    // The three undo steps the deploy left standing: the switch back, and the removal of v2 from
+    // the idle colour and from staging.
+    assert!(
+        lines[13].starts_with("- Mitigated: 20")
+            && lines[13].ends_with(&format!(
+                "(rollback of deployments/{deployment}: 3 undo step(s) done)"
+            )),
+        "{report}"
+    );
+    assert!(lines[14].starts_with("- Resolved: 20"), "{report}");
+    assert_eq!(lines[16], "## Deployment verdicts", "{report}");
+    assert!(lines[18].contains(" success (v2)"), "{report}");
+    let in_order = [
+        "## Timeline",
+        "> status()",
+        "> metrics()",
+        "effect measure `{\"prometheus\"",
+        "= #{\"v1\": #{\"error_rate\": 0.005}, \"v2\": #{\"error_rate\": 0.3}}",
+        "> incident(\"shop errors after v2\", \"high\")",
+        "incident opened: shop errors after v2 (high)",
+        "> let lead = input(\"Incident lead\", \"\");",
+        "effect prompt.input `incident-lead`: ok",
+        "> rollback()",
+        "rollback started: rolled back from the REPL",
+        "effect undo `undo: switch traffic back to v1`: ok",
+        "rollback complete",
+        "= true",
+        "> resolve()",
+        "## Root cause\n\nv2 failed 30% of requests\n",
+        "## Impact assessment\n\nshop errors for some minutes\n",
+        "## Remediation steps\n\nrolled back to v1 from the REPL\n",
+        "## Prevention measures\n\ncanary with the error-rate query\n",
+    ];
+    let mut at = 0;
+    for item in in_order {
+        let found = report[at..]
+            .find(item)
+            .unwrap_or_else(|| panic!("{item:?} missing or out of order in\n{report}"));
+        at += found + item.len();
+    }
+}
