@@ -1148,7 +1148,9 @@ fn register(engine: &mut Engine, session: &Shared, state: &Rc<State>, sources: &
     {
         let name = crate::modules::shipped_name("stdlib", "emergency.rhai");
         // maintenance(on) is the stdlib's, wrapped (below) so that this session remembers it.
-        let text = text.replacen("fn maintenance(on)", "fn stdlib_maintenance(on)", 1);
+        let text = text
+            .replacen("fn maintenance(on)", "fn stdlib_maintenance(on)", 1)
+            .replacen("fn scale(count)", "fn stdlib_scale(count)", 1);
         sources.insert(&name, &text);
         let compiled = engine.compile(&text);
         if let Err(e) = &compiled {
@@ -1164,10 +1166,15 @@ fn register(engine: &mut Engine, session: &Shared, state: &Rc<State>, sources: &
                 engine.register_global_module(m.into());
             }
             // Leaving with maintenance mode on gets a reminder.
-            let (s, st, ast) = (session.clone(), state.clone(), Rc::new(ast));
+            let ast = Rc::new(ast);
+            let ast_for_scale = ast.clone();
+            let (s, st) = (session.clone(), state.clone());
             engine.register_fn(
                 "maintenance",
                 move |ctx: NativeCallContext, on: Dynamic| -> Result<Dynamic, Box<EvalAltResult>> {
+                    if let Some(dir) = &st.attached {
+                        refuse_if_alive(&s, dir, "maintenance()")?;
+                    }
                     let flag = on.as_bool().ok();
                     let r = ctx.engine().call_fn::<Dynamic>(
                         &mut Scope::new(),
@@ -1180,6 +1187,24 @@ fn register(engine: &mut Engine, session: &Shared, state: &Rc<State>, sources: &
                         s.record("repl.maintenance", json!({ "on": flag }));
                     }
                     Ok(r)
+                },
+            );
+            // scale(n) changes the deployment too: not while its run is alive.
+            let (s, st, ast) = (session.clone(), state.clone(), ast_for_scale);
+            engine.register_fn(
+                "scale",
+                move |ctx: NativeCallContext,
+                      count: Dynamic|
+                      -> Result<Dynamic, Box<EvalAltResult>> {
+                    if let Some(dir) = &st.attached {
+                        refuse_if_alive(&s, dir, "scale()")?;
+                    }
+                    ctx.engine().call_fn::<Dynamic>(
+                        &mut Scope::new(),
+                        &ast,
+                        "stdlib_scale",
+                        (count,),
+                    )
                 },
             );
         }

@@ -1364,3 +1364,43 @@ fn repl_a_whole_incident_against_a_real_nginx_and_prometheus() {
         at += found + item.len();
     }
 }
+
+#[test]
+fn repl_refuses_emergency_changes_to_a_deployment_whose_run_is_alive() {
+    let t = Test::new()
+        .file(
+            "runbook.yaml",
+            "adapter: script\nscript:\n  deploy: ./record deploy {env}\n  scale: ./record scale {env} {count}\n  maintenance: ./record maintenance {action}\n",
+        )
+        .executable("record", "#!/bin/sh\necho \"$*\" >> commands.txt\n")
+        .file(
+            "deploy.rhai",
+            "on_rollback(\"nothing\", \"true\");\nlog(\"waiting\");\nsleep(\"60s\");\n",
+        );
+    let mut deploy = t
+        .command()
+        .arg("deploy.rhai")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let dir = wait_for_run(t.path(), "waiting");
+    let shown = dir.strip_prefix(t.path()).unwrap().display().to_string();
+    let (_, stdout, stderr) = piped(
+        &t,
+        &["repl", "--deployment", &shown],
+        "scale(3)\nmaintenance(true)\n",
+    );
+    let _ = deploy.kill();
+    let _ = deploy.wait();
+    let all = format!("{stdout}{stderr}");
+    assert!(
+        all.contains(&format!(
+            "`scale()` refused: the run of `{shown}` is still alive"
+        )) && all.contains(&format!(
+            "`maintenance()` refused: the run of `{shown}` is still alive"
+        )),
+        "{all}"
+    );
+    assert!(!t.path().join("commands.txt").exists(), "{all}");
+}
