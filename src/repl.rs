@@ -1032,6 +1032,16 @@ impl Repl {
                         .map(|n| n.to_string())
                         .collect();
                     names.extend(self.functions.iter_functions().map(|f| f.name.to_string()));
+                    // A module's members, by the alias it was imported as.
+                    if let Some((module, _)) = name.rsplit_once("::") {
+                        let known = self.names.borrow().members.get(module).cloned();
+                        names.extend(
+                            known
+                                .into_iter()
+                                .flatten()
+                                .map(|m| format!("{module}::{m}")),
+                        );
+                    }
                     if let Some(hint) = crate::error::did_you_mean(
                         name,
                         names.iter().map(String::as_str).filter(|n| *n != name),

@@ -672,7 +672,8 @@ fn repl_did_you_mean_knows_every_callable_name() {
     let (_, _, stderr) = piped(
         &t,
         &["repl"],
-        "stauts()\nmetrcs()\nscael(2)\npage_oncal(\"x\")\nrollbak()\nfn drain_all() { 1 }\ndrian_all()\n",
+        "stauts()\nmetrcs()\nscael(2)\npage_oncal(\"x\")\nrollbak()\nfn drain_all() { 1 }\ndrian_all()\n\
+         import \"blue_green\" as bg;\nbg::deplyo(\"local\")\n",
     );
     for (typed, meant) in [
         ("stauts", "status"),
@@ -681,6 +682,7 @@ fn repl_did_you_mean_knows_every_callable_name() {
         ("page_oncal", "page_oncall"),
         ("rollbak", "rollback"),
         ("drian_all", "drain_all"),
+        ("bg::deplyo", "bg::deploy"),
     ] {
         let at = stderr
             .find(&format!("error: no function `{typed}`"))
