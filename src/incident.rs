@@ -208,12 +208,19 @@ pub fn live(records: &[Value]) -> Option<Live> {
             what.push_str(&format!(" on {c}"));
         }
         what.push_str(&format!(" ({})", weights.join(", ")));
+        let mut record = r.clone();
+        if let Value::Object(m) = &mut record {
+            // The journal's own bookkeeping is no part of what is live.
+            for k in ["prev", "seq", "type", "dry_run"] {
+                m.remove(k);
+            }
+        }
         return Some(Live {
             since: text(&r["ts"]),
             what,
             version,
             colour,
-            record: r.clone(),
+            record,
         });
     }
     last_traffic(records).map(|r| Live {
