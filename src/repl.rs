@@ -1182,9 +1182,7 @@ fn register(engine: &mut Engine, session: &Shared, state: &Rc<State>, sources: &
             engine.register_fn(
                 "maintenance",
                 move |ctx: NativeCallContext, on: Dynamic| -> Result<Dynamic, Box<EvalAltResult>> {
-                    if let Some(dir) = &st.attached {
-                        refuse_if_alive(&s, dir, "maintenance()")?;
-                    }
+                    refuse_if_alive(&s, st.attached.as_deref(), "maintenance()")?;
                     let flag = on.as_bool().ok();
                     let r = ctx.engine().call_fn::<Dynamic>(
                         &mut Scope::new(),
@@ -1206,9 +1204,7 @@ fn register(engine: &mut Engine, session: &Shared, state: &Rc<State>, sources: &
                 move |ctx: NativeCallContext,
                       count: Dynamic|
                       -> Result<Dynamic, Box<EvalAltResult>> {
-                    if let Some(dir) = &st.attached {
-                        refuse_if_alive(&s, dir, "scale()")?;
-                    }
+                    refuse_if_alive(&s, st.attached.as_deref(), "scale()")?;
                     ctx.engine().call_fn::<Dynamic>(
                         &mut Scope::new(),
                         &ast,
@@ -1260,7 +1256,7 @@ fn register(engine: &mut Engine, session: &Shared, state: &Rc<State>, sources: &
               dir: &str,
               reason: &str|
               -> Result<bool, Box<EvalAltResult>> {
-            refuse_if_alive(&s, Path::new(dir), "undo_deployment()")?;
+            refuse_if_alive(&s, Some(Path::new(dir)), "undo_deployment()")?;
             refuse_if_damaged(Path::new(dir), "undo_deployment()")?;
             crate::primitives::rollback::undo_deployment(&s, ctx.engine(), dir, reason)
         },
@@ -1269,7 +1265,7 @@ fn register(engine: &mut Engine, session: &Shared, state: &Rc<State>, sources: &
     engine.register_fn(
         "rollback_deployment",
         move |ctx: NativeCallContext, dir: &str, reason: &str| -> Result<(), Box<EvalAltResult>> {
-            refuse_if_alive(&s, Path::new(dir), "rollback_deployment()")?;
+            refuse_if_alive(&s, Some(Path::new(dir)), "rollback_deployment()")?;
             refuse_if_damaged(Path::new(dir), "rollback_deployment()")?;
             crate::primitives::rollback::rollback_deployment(&s, ctx.engine(), dir, reason)
         },
@@ -1322,7 +1318,7 @@ fn rollback(
             "no deployment attached: start with `runbook repl --last` or `--deployment DIR`",
         ));
     };
-    refuse_if_alive(session, &dir, "rollback()")?;
+    refuse_if_alive(session, Some(&dir), "rollback()")?;
     let mut reason = "rolled back from the REPL".to_string();
     if let Some(damage) = &state.damaged {
         let Some(why) = force else {
@@ -1497,10 +1493,10 @@ fn refuse_if_damaged(dir: &Path, action: &str) -> Result<(), Box<EvalAltResult>>
 
 /// The live process holding the lock of the environment `dir` deployed to, if there is one
 /// and it is not this process.
-fn live_holder(session: &Session, dir: &Path) -> Option<crate::lock::Holder> {
-    let journal = dir.join(crate::journal::FILE_NAME);
-    let environment = crate::journal::read(&journal)
-        .ok()
+/// Without a deployment (`dir` None): the configured environment's lock.
+fn live_holder(session: &Session, dir: Option<&Path>) -> Option<crate::lock::Holder> {
+    let environment = dir
+        .and_then(|d| crate::journal::read(&d.join(crate::journal::FILE_NAME)).ok())
         .and_then(|(records, _)| {
             records
                 .iter()
@@ -1508,15 +1504,22 @@ fn live_holder(session: &Session, dir: &Path) -> Option<crate::lock::Holder> {
                 .and_then(|r| r["lock"]["environment"].as_str().map(str::to_string))
         })
         .unwrap_or_else(|| session.config.config.lock.environment.clone());
-    let root = dir.parent().unwrap_or(Path::new("."));
-    let holder = crate::lock::read(&crate::lock::path_for(root, &environment)).ok()??;
+    let root = match dir {
+        Some(d) => d.parent().unwrap_or(Path::new(".")).to_path_buf(),
+        None => crate::runner::deployments_root(None, &session.config),
+    };
+    let holder = crate::lock::read(&crate::lock::path_for(&root, &environment)).ok()??;
     let ours = holder.pid == std::process::id() && holder.host == crate::primitives::prompt::host();
     (!ours && crate::lock::stale(&holder).is_none()).then_some(holder)
 }
 
 /// A journal has one writer at a time: an action that would change a deployment whose run (or
 /// another run in its environment) is alive is refused, naming the holder and how to stop it.
-fn refuse_if_alive(session: &Session, dir: &Path, action: &str) -> Result<(), Box<EvalAltResult>> {
+fn refuse_if_alive(
+    session: &Session,
+    dir: Option<&Path>,
+    action: &str,
+) -> Result<(), Box<EvalAltResult>> {
     let Some(holder) = live_holder(session, dir) else {
         return Ok(());
     };
@@ -1524,14 +1527,16 @@ fn refuse_if_alive(session: &Session, dir: &Path, action: &str) -> Result<(), Bo
         (Ok(a), Ok(b)) => a == b,
         _ => a == b,
     };
-    let whose = if same(Path::new(&holder.run_dir), dir) {
-        format!("the run of `{}` is still alive", dir.display())
-    } else {
-        format!(
+    let whose = match dir {
+        Some(d) if same(Path::new(&holder.run_dir), d) => {
+            format!("the run of `{}` is still alive", d.display())
+        }
+        Some(d) => format!(
             "another run holds the lock of `{}`, the environment `{}` deployed to",
             holder.environment,
-            dir.display()
-        )
+            d.display()
+        ),
+        None => format!("another run holds the lock of `{}`", holder.environment),
     };
     let stop = if holder.host == crate::primitives::prompt::host() {
         format!("`kill -INT {}`", holder.pid)
@@ -1540,7 +1545,7 @@ fn refuse_if_alive(session: &Session, dir: &Path, action: &str) -> Result<(), Bo
     };
     session.record(
         "repl.refused",
-        json!({ "action": action, "deployment": dir.display().to_string(), "holder": holder }),
+        json!({ "action": action, "deployment": dir.map(|d| d.display().to_string()), "holder": holder }),
     );
     Err(crate::primitives::fail(format!(
         "`{action}` refused: {whose}: {}\n  help: a journal has one writer at a time: stop that run first (Ctrl-C in its terminal, or {stop}; it offers its own rollback), then try again here",

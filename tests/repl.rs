@@ -1393,6 +1393,8 @@ fn repl_refuses_emergency_changes_to_a_deployment_whose_run_is_alive() {
         &["repl", "--deployment", &shown],
         "scale(3)\nmaintenance(true)\n",
     );
+    // Not attached: the environment's lock still names the live run.
+    let (_, out2, err2) = piped(&t, &["repl"], "scale(3)\n");
     let _ = deploy.kill();
     let _ = deploy.wait();
     let all = format!("{stdout}{stderr}");
@@ -1403,6 +1405,11 @@ fn repl_refuses_emergency_changes_to_a_deployment_whose_run_is_alive() {
             "`maintenance()` refused: the run of `{shown}` is still alive"
         )),
         "{all}"
+    );
+    assert!(
+        err2.contains("`scale()` refused: another run holds the lock of `production`: tester on ")
+            && err2.contains(&format!("run {shown}")),
+        "{out2}{err2}"
     );
     assert!(!t.path().join("commands.txt").exists(), "{all}");
 }
