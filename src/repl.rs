@@ -648,6 +648,12 @@ fn abandon_and_exit(
             json!({ "outcome": "interrupted", "exit_code": code, "signal": why }),
         );
     }
+    drop(j);
+    if !acted(journal) {
+        if let Some(dir) = journal.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
     std::process::exit(code)
 }
 

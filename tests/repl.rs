@@ -1413,3 +1413,19 @@ fn repl_refuses_emergency_changes_to_a_deployment_whose_run_is_alive() {
     );
     assert!(!t.path().join("commands.txt").exists(), "{all}");
 }
+
+#[test]
+fn repl_that_never_acts_leaves_no_run_directory_after_sigterm_either() {
+    let t = Test::new();
+    let mut p = pty(&t, &["repl"]);
+    prompt(&mut p);
+    p.send_line("1 + 1").unwrap();
+    p.exp_string("=> 2").unwrap();
+    prompt(&mut p);
+    p.process_mut()
+        .signal(rexpect::process::Signal::SIGTERM)
+        .unwrap();
+    p.exp_eof().unwrap();
+    let _ = p.process_mut().wait();
+    assert_eq!(repl_dirs(t.path()), Vec::<String>::new());
+}
