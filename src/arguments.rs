@@ -138,7 +138,7 @@ enum Sub {
     },
     /// The runbook primitives at a prompt, for incidents: attach to a deployment, roll it back, keep a record
     #[command(
-        after_help = "Examples:\n  runbook repl --last                     attach to the newest deployment\n  runbook repl --deployment deployments/2026-11-27-checkout\n  echo 'status()' | runbook repl --last   commands from a pipe work too\n\nAt the prompt: :help, :vars, :history, :load FILE, :status, :quit.\nincident(title, severity) starts the record; resolve() writes incident-report.md."
+        after_help = "Examples:\n  runbook repl --last                     attach to the newest deployment\n  runbook repl --deployment deployments/2026-11-27-checkout\n  echo 'status()' | runbook repl --last   commands from a pipe work too (exit 1 if a line failed)\n  runbook repl --last --answers answers.yaml   questions answered from a file\n\nAt the prompt: :help, :vars, :history, :load FILE, :status, :quit.\nincident(title, severity) starts the record; resolve() writes incident-report.md."
     )]
     Repl {
         /// Attach to this run directory
@@ -147,6 +147,9 @@ enum Sub {
         /// Attach to the newest deployment
         #[arg(long)]
         last: bool,
+        /// Answers to the questions asked (input, confirm, resolve()...): a YAML map from prompt id to answer
+        #[arg(long, value_name = "FILE")]
+        answers: Option<PathBuf>,
     },
     /// Go on with a run that died (crash, SIGKILL, a lost laptop): what it completed is replayed from its journal, not done again
     #[command(
@@ -299,9 +302,18 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Common, Comman
             reason,
             deployments_dir,
         },
-        (Some(Sub::Repl { deployment, last }), _) => {
-            Command::Repl(crate::repl::ReplOptions { deployment, last })
-        }
+        (
+            Some(Sub::Repl {
+                deployment,
+                last,
+                answers,
+            }),
+            _,
+        ) => Command::Repl(crate::repl::ReplOptions {
+            deployment,
+            last,
+            answers,
+        }),
         (
             Some(Sub::Demo {
                 strategy,

@@ -69,13 +69,40 @@ fn header(records: &[Value]) -> Header<'_> {
 }
 
 fn outcome(records: &[Value]) -> (String, String) {
-    match of_type(records, "run.end").last() {
+    let (own, error) = match of_type(records, "run.end").last() {
         Some(r) => (s(r, "outcome").to_string(), s(r, "error").to_string()),
         None => (
             "unfinished (the journal has no end record)".into(),
             String::new(),
         ),
+    };
+    // Rolled back later by another process (the REPL, `runbook rollback`): say so, by whom, when.
+    match of_type(records, "undo.external")
+        .filter(|r| r["ok"].as_bool() == Some(true))
+        .last()
+    {
+        Some(last) => {
+            let what = if standing_undos(records).is_empty() {
+                "rolled back"
+            } else {
+                "partly rolled back"
+            };
+            (
+                format!(
+                    "{what} by {} at {} (the run itself: {own})",
+                    s(last, "by_run"),
+                    s(last, "ts")
+                ),
+                error,
+            )
+        }
+        None => (own, error),
     }
+}
+
+/// The outcome as the artifacts state it, a later rollback by another run included.
+pub fn outcome_text(records: &[Value]) -> String {
+    outcome(records).0
 }
 
 fn strategy(records: &[Value]) -> String {

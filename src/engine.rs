@@ -48,6 +48,7 @@ pub const PRIMITIVES: &[&str] = &[
     "dry_run",
     "run_dir",
     "set_strategy",
+    "traffic",
     "strategy",
     "print",
     "debug",

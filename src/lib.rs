@@ -13,6 +13,7 @@ pub mod effects;
 pub mod embedded;
 pub mod engine;
 pub mod error;
+pub mod incident;
 pub mod journal;
 pub mod lock;
 pub mod modules;

@@ -7,6 +7,9 @@ use std::collections::HashMap;
 use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::atomic::{AtomicI32, AtomicU8};
+use std::sync::{Arc, Mutex};
 
 use rhai::{Dynamic, Engine, EvalAltResult, NativeCallContext, Scope, AST};
 use rustyline::completion::{Completer, Pair};
@@ -17,9 +20,10 @@ use serde_json::{json, Value};
 
 use crate::answers::Answers;
 use crate::error::Error;
+use crate::incident::{Closed, Incident};
 use crate::modules::Sources;
 use crate::runner::Built;
-use crate::session::{Shared, Stop};
+use crate::session::{Session, Shared, Stop};
 use crate::subcommand::Common;
 use crate::ui::Ui;
 
@@ -27,9 +31,14 @@ use crate::ui::Ui;
 pub struct ReplOptions {
     pub deployment: Option<PathBuf>,
     pub last: bool,
+    /// Answers to the questions asked in the session (prompt id -> answer).
+    pub answers: Option<PathBuf>,
 }
 
 const SOURCE: &str = "<repl>";
+
+const FORCE_HINT: &str =
+    "its undo steps do not run unless forced: rollback(#{ force: \"why it is safe\" })";
 
 /// Name, signature, one line: for `:help` and for completion.
 const DOCS: &[(&str, &str, &str)] = &[
@@ -46,6 +55,25 @@ const DOCS: &[(&str, &str, &str)] = &[
     ("confirm", "confirm(question)", "ask y/n"),
     ("choose", "choose(question, options)", "a numbered menu"),
     ("input", "input(question, default)", "ask for text"),
+    ("checklist", "checklist(title, items)", "ask each item y/n; returns the unchecked ones"),
+    ("approve", "approve(#{feature, changes, risk, rollback_time})", "a critical approval gate (a person, --approve, or an answer)"),
+    ("decline", "decline(reason)", "end the run at a gate, exit 4"),
+    ("stage", "stage(name, || { ... })", "a named, timed section in the output, the journal and the artifacts"),
+    ("discard_rollback", "discard_rollback(label)", "drop an undo that no longer applies"),
+    ("rollback_deployment", "rollback_deployment(dir, reason)", "roll a past run back from its journal and end this one"),
+    ("undo_deployment", "undo_deployment(dir, reason)", "carry out a past run's standing undo steps; returns whether all succeeded"),
+    ("dashboard", "dashboard(frame)", "draw the Deployment Monitor"),
+    ("measurement", "measurement(m)", "record a measurement (monitoring-snapshot.json)"),
+    ("verdict", "verdict(v)", "record a verdict (monitoring-snapshot.json)"),
+    ("traffic", "traffic(#{weights, colour})", "record an adapter's traffic change: which version takes what share, on which colour"),
+    ("interactive", "interactive()", "whether a person is at the terminal"),
+    ("secret", "secret(name)", "a secret from the config's secrets (redacted everywhere)"),
+    ("feature", "feature()", "the feature being deployed"),
+    ("dry_run", "dry_run()", "whether this is a dry run"),
+    ("run_dir", "run_dir()", "this run's directory"),
+    ("duration", "duration(\"5s\")", "a duration in milliseconds"),
+    ("timestamp_ms", "timestamp_ms()", "milliseconds since the epoch"),
+    ("print", "print(message)", "a line on the terminal"),
     ("on_rollback", "on_rollback(label, action)", "register an undo (command or #{function, args})"),
     ("rollback_stack", "rollback_stack()", "the undo steps this session registered"),
     ("deployments", "deployments()", "past run directories, oldest first"),
@@ -57,13 +85,13 @@ const DOCS: &[(&str, &str, &str)] = &[
     ("config", "config([path[, default]])", "the team config"),
     ("status", "status()", "the attached deployment: strategy, stages, traffic, verdicts, undo steps standing"),
     ("rollback", "rollback()", "roll the attached deployment back: its undo steps, last in first out"),
-    ("metrics", "metrics()", "re-measure requests and errors per version"),
+    ("metrics", "metrics()", "re-measure per version from the configured monitoring (monitoring.queries with prometheus, or monitoring.series from the scrape; then monitoring.metrics), each against its trigger"),
     ("scale", "scale(count)", "emergency: add serving instances through the adapter"),
     ("maintenance", "maintenance(on)", "emergency: maintenance mode on or off"),
     ("status_page", "status_page(message)", "emergency: update the status page (channel status_page)"),
     ("page_oncall", "page_oncall(message)", "emergency: notify on-call (channel oncall)"),
     ("notify_stakeholders", "notify_stakeholders(message)", "emergency: stakeholder update (channel stakeholders)"),
-    ("incident", "incident(title, severity)", "open an incident: every command and effect from now on goes into its timeline"),
+    ("incident", "incident(title[, severity])", "open an incident (severity critical, high, medium or low; default medium): the session's commands and effects go into its timeline"),
     ("resolve", "resolve([cause, impact, remediation, prevention])", "close the incident and write incident-report.md"),
 ];
 
@@ -82,19 +110,76 @@ const COMMANDS: &[(&str, &str)] = &[
     (":quit", "leave (Ctrl-D too)"),
 ];
 
-struct Incident {
-    title: String,
-    severity: String,
-    opened: String,
-    /// The journal record the incident opened at: its effects come after.
-    from_seq_ts: String,
-    timeline: Vec<(String, String)>,
-}
-
 #[derive(Default)]
 struct State {
     attached: Option<PathBuf>,
-    incident: RefCell<Option<Incident>>,
+    /// What is wrong with the attached deployment's journal (its hash chain, checked on attach).
+    damaged: Option<String>,
+    /// The versions in play for metrics(): configured, and those the deployment sent traffic to.
+    versions: Vec<String>,
+    /// The maintenance mode this session last set.
+    maintenance: std::cell::Cell<Option<bool>>,
+    /// Shared with the watcher that writes it as abandoned when a signal ends the session.
+    incident: Arc<Mutex<Option<Incident>>>,
+}
+
+impl State {
+    fn incident(&self) -> std::sync::MutexGuard<'_, Option<Incident>> {
+        self.incident.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Who may touch the session's state: the main thread, except while it waits for input; then
+/// a SIGTERM or SIGHUP (a dropped SSH session) is handled by the watcher, which writes the open
+/// incident as abandoned and ends the process.
+#[derive(Default)]
+struct Watch {
+    owner: AtomicU8,
+    /// The signal that ends the session (0: none yet).
+    ending: AtomicI32,
+}
+
+const BUSY: u8 = 0;
+const WAITING: u8 = 1;
+const TAKEN: u8 = 2;
+
+impl Watch {
+    /// Run `read` (a wait for input) with the watcher allowed to take over; `None` when a
+    /// signal ended the session and the main thread must wind it down.
+    fn waiting<T>(&self, read: impl FnOnce() -> T) -> Option<T> {
+        if self.ending.load(SeqCst) != 0 {
+            return None;
+        }
+        self.owner.store(WAITING, SeqCst);
+        if self.ending.load(SeqCst) != 0 {
+            self.reclaim();
+            return None;
+        }
+        let r = read();
+        self.reclaim();
+        Some(r)
+    }
+
+    fn reclaim(&self) {
+        if self
+            .owner
+            .compare_exchange(WAITING, BUSY, SeqCst, SeqCst)
+            .is_err()
+        {
+            // The watcher is writing the report and ending the process.
+            loop {
+                std::thread::park();
+            }
+        }
+    }
+
+    fn why(&self) -> Option<&'static str> {
+        match self.ending.load(SeqCst) {
+            0 => None,
+            libc::SIGHUP => Some("SIGHUP"),
+            _ => Some("SIGTERM"),
+        }
+    }
 }
 
 /// What completion knows: names, and each module's members.
@@ -108,7 +193,11 @@ struct Names {
 struct ReplHelper {
     names: Rc<RefCell<Names>>,
     engine_check: Rc<dyn Fn(&str) -> bool>,
+    /// A prompt's answer is being read: one line of plain text, no completion.
+    answering: Rc<std::cell::Cell<bool>>,
 }
+
+type LineEditor = rustyline::Editor<ReplHelper, rustyline::history::DefaultHistory>;
 
 impl Completer for ReplHelper {
     type Candidate = Pair;
@@ -118,6 +207,9 @@ impl Completer for ReplHelper {
         pos: usize,
         _ctx: &Context<'_>,
     ) -> rustyline::Result<(usize, Vec<Pair>)> {
+        if self.answering.get() {
+            return Ok((pos, Vec::new()));
+        }
         let before = &line[..pos];
         let start = before
             .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
@@ -166,7 +258,7 @@ impl Completer for ReplHelper {
 impl Validator for ReplHelper {
     fn validate(&self, ctx: &mut ValidationContext) -> rustyline::Result<ValidationResult> {
         // Ask the parser: input that ends before a statement does continues on the next line.
-        if (self.engine_check)(ctx.input()) {
+        if !self.answering.get() && (self.engine_check)(ctx.input()) {
             Ok(ValidationResult::Incomplete)
         } else {
             Ok(ValidationResult::Valid(None))
@@ -220,7 +312,7 @@ fn latest_deployment(root: &Path) -> Option<PathBuf> {
 }
 
 pub fn run(common: &Common, opts: &ReplOptions, ui: &Ui) -> Result<i32, Error> {
-    let loaded = crate::config::load(common.config_file.as_deref(), &common.sets)?;
+    let mut loaded = crate::config::load(common.config_file.as_deref(), &common.sets)?;
     let root = crate::runner::deployments_root(None, &loaded);
     let attached = match (&opts.deployment, opts.last) {
         (Some(d), _) => {
@@ -238,6 +330,45 @@ pub fn run(common: &Common, opts: &ReplOptions, ui: &Ui) -> Result<i32, Error> {
         })?),
         (None, false) => None,
     };
+    // The emergency actions act on the side that is live: the deployment's journal says which,
+    // not the static config.
+    let live = attached.as_deref().and_then(|d| {
+        crate::journal::read(&d.join(crate::journal::FILE_NAME))
+            .ok()
+            .and_then(|(records, _)| crate::incident::live(&records))
+    });
+    // The versions in play: as configured (before the live side below replaces
+    // `current_version`), and every one the deployment sent traffic to.
+    let mut versions: Vec<String> = [&loaded.config.current_version, &loaded.config.version]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+    if let Some(d) = &attached {
+        let records = crate::journal::read(&d.join(crate::journal::FILE_NAME))
+            .map(|(r, _)| r)
+            .unwrap_or_default();
+        for r in records.iter().filter(|r| r["type"] == "traffic") {
+            for v in r["weights"].as_object().into_iter().flat_map(|w| w.keys()) {
+                versions.push(v.clone());
+            }
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    versions.retain(|v| seen.insert(v.clone()));
+    if let Some(l) = &live {
+        let mut sets = common.sets.clone();
+        if let Some(v) = &l.version {
+            sets.push(format!("current_version={v}"));
+        }
+        if let Some(c) = &l.colour {
+            if loaded.config.script.is_some() {
+                sets.push(format!("script.live_colour={c}"));
+            }
+            sets.push(format!("kubernetes.live_colour={c}"));
+        }
+        loaded = crate::config::load(common.config_file.as_deref(), &sets)?;
+    }
     let Built {
         session,
         mut engine,
@@ -246,7 +377,7 @@ pub fn run(common: &Common, opts: &ReplOptions, ui: &Ui) -> Result<i32, Error> {
     } = crate::runner::build(
         ui,
         loaded,
-        Answers::default(),
+        Answers::load(opts.answers.as_deref())?,
         "repl".into(),
         PathBuf::from(SOURCE),
         PathBuf::from("."),
@@ -266,9 +397,13 @@ pub fn run(common: &Common, opts: &ReplOptions, ui: &Ui) -> Result<i32, Error> {
             "run_dir": dir.display().to_string(),
         }),
     );
+    let damaged = attached.as_deref().and_then(journal_damage);
     let state = Rc::new(State {
         attached,
-        incident: RefCell::new(None),
+        versions,
+        damaged,
+        maintenance: std::cell::Cell::new(None),
+        incident: Arc::new(Mutex::new(None)),
     });
     register(&mut engine, &session, &state, &sources);
 
@@ -287,41 +422,270 @@ pub fn run(common: &Common, opts: &ReplOptions, ui: &Ui) -> Result<i32, Error> {
     }
 
     let tty = std::io::stdin().is_terminal();
-    ui.say(&ui.bold("runbook repl"));
-    ui.say(&format!("  journal: {}", dir.display()));
+    // From a pipe, stdout carries only results: the banner and the echoed lines go to stderr.
+    let banner = |line: &str| {
+        if tty {
+            ui.say(line);
+        } else {
+            to_stderr(line);
+        }
+    };
+    banner(&ui.bold("runbook repl"));
+    banner(&format!("  journal: {}", dir.display()));
     if let Some(a) = &state.attached {
-        ui.say(&format!(
+        banner(&format!(
             "  attached to {}: status(), rollback(), metrics()",
             a.display()
         ));
     }
-    ui.say("  :help for the primitives, :quit or Ctrl-D to leave");
+    if let Some(l) = live.as_ref().filter(|l| l.version.is_some()) {
+        banner(&format!(
+            "  live: {}, from the deployment's journal",
+            l.what.split(" (").next().unwrap_or(&l.what)
+        ));
+    }
+    banner("  :help for the primitives, :quit or Ctrl-D to leave");
+    if let (Some(a), Some(damage)) = (&state.attached, &state.damaged) {
+        session.warn(&format!(
+            "the journal `{}` {damage}; {FORCE_HINT}",
+            a.join(crate::journal::FILE_NAME).display()
+        ));
+        session.record(
+            "repl.journal_damaged",
+            json!({ "deployment": a.display().to_string(), "damage": damage }),
+        );
+    }
 
+    let watch = Arc::new(Watch::default());
+    spawn_watcher(&session, watch.clone(), state.incident.clone(), tty);
     let mut repl = Repl {
         session: session.clone(),
         state: state.clone(),
+        watch,
         engine,
         sources,
         scope: Scope::new(),
         functions: AST::empty(),
         names: names.clone(),
         history: Vec::new(),
+        lines: 0,
+        failed: 0,
     };
-    if tty {
-        repl.interactive(names)?;
+    let ended = if tty {
+        repl.interactive(names)?
     } else {
-        repl.piped()?;
-    }
-    session.record("run.end", json!({ "outcome": "completed", "exit_code": 0 }));
-    if let Err(e) = crate::artifacts::render(&dir, session.effects.borrow().redactor()) {
+        repl.piped()?
+    };
+    repl.finish(ended.why());
+    let code = match ended {
+        Ended::Signal(_) => crate::error::exit::INTERRUPTED,
+        _ if !tty && repl.failed > 0 => {
+            to_stderr(&format!(
+                "{} of {} lines failed: exit {}",
+                repl.failed,
+                repl.lines,
+                crate::error::exit::FAILED
+            ));
+            crate::error::exit::FAILED
+        }
+        _ => 0,
+    };
+    let outcome = if code == crate::error::exit::INTERRUPTED {
+        "interrupted"
+    } else {
+        "completed"
+    };
+    session.record("run.end", json!({ "outcome": outcome, "exit_code": code }));
+    let journal = session.effects.borrow().journal_path().to_path_buf();
+    if !acted(&journal) {
+        // Looking around changed nothing: no run directory to leave behind.
+        let _ = std::fs::remove_dir_all(&dir);
+    } else if let Err(e) = crate::artifacts::render(&dir, session.effects.borrow().redactor()) {
         ui.error_text(&e.render(ui));
     }
-    Ok(0)
+    Ok(code)
+}
+
+/// Whether the session did anything worth its own record: an effect (a command, a request, a
+/// prompt's answer, an undo...), an incident, a refusal or a forced rollback. Lines typed and
+/// their results alone are not.
+fn acted(journal: &Path) -> bool {
+    let Ok((records, _)) = crate::journal::read(journal) else {
+        return true;
+    };
+    records.iter().any(|r| {
+        !matches!(
+            r["type"].as_str().unwrap_or(""),
+            "run.start"
+                | "run.end"
+                | "repl.input"
+                | "repl.result"
+                | "repl.error"
+                | "repl.load"
+                | "repl.journal_damaged"
+        )
+    })
+}
+
+/// A line on stderr; a closed stderr is no reason to stop.
+fn to_stderr(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// How the session ended.
+enum Ended {
+    Input,
+    Quit,
+    TerminalLost,
+    Signal(&'static str),
+}
+
+impl Ended {
+    fn why(&self) -> String {
+        match self {
+            Ended::Input => "end of input".into(),
+            Ended::Quit => ":quit".into(),
+            Ended::TerminalLost => "the terminal was lost".into(),
+            Ended::Signal(s) => s.to_string(),
+        }
+    }
+}
+
+/// SIGTERM and SIGHUP end the session. While the main thread waits for input the watcher
+/// writes the open incident as abandoned itself (nothing else would wake the line editor);
+/// otherwise the main thread does once the current line is over.
+fn spawn_watcher(
+    session: &Session,
+    watch: Arc<Watch>,
+    incident: Arc<Mutex<Option<Incident>>>,
+    tty: bool,
+) {
+    let journal = session.effects.borrow().journal_path().to_path_buf();
+    let redactor = session.effects.borrow().redactor().clone();
+    // The line editor puts the terminal in raw mode; leaving from under it puts it back.
+    let termios = tty
+        .then(|| {
+            // SAFETY: tcgetattr fills the struct it is given; zeroed is a valid termios.
+            let mut t: libc::termios = unsafe { std::mem::zeroed() };
+            (unsafe { libc::tcgetattr(0, &mut t) } == 0).then_some(t)
+        })
+        .flatten();
+    session.rt.spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) else {
+            return;
+        };
+        loop {
+            let sig = tokio::select! {
+                _ = term.recv() => libc::SIGTERM,
+                _ = hup.recv() => libc::SIGHUP,
+            };
+            watch.ending.store(sig, SeqCst);
+            if watch
+                .owner
+                .compare_exchange(WAITING, TAKEN, SeqCst, SeqCst)
+                .is_ok()
+            {
+                abandon_and_exit(
+                    watch.why().unwrap_or("SIGTERM"),
+                    &incident,
+                    &journal,
+                    &redactor,
+                    termios,
+                );
+            }
+        }
+    });
+}
+
+fn abandon_and_exit(
+    why: &str,
+    incident: &Mutex<Option<Incident>>,
+    journal: &Path,
+    redactor: &crate::secrets::Redactor,
+    termios: Option<libc::termios>,
+) -> ! {
+    use std::io::Write;
+    if let Some(t) = termios {
+        // SAFETY: t came from tcgetattr on the same descriptor.
+        unsafe {
+            libc::tcsetattr(0, libc::TCSANOW, &t);
+        }
+    }
+    let open = incident.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let code = crate::error::exit::INTERRUPTED;
+    let mut j = crate::journal::Journal::append_to(journal, redactor.clone()).ok();
+    if let Some(i) = open {
+        let closed = Closed::Abandoned(format!("the session ended: {why}"));
+        let md = redactor.redact(&i.render(journal, &closed));
+        let path = i.report_path();
+        let written = crate::incident::write_new(&path, &md);
+        if let Some(j) = j.as_mut() {
+            let _ = j.write(
+                "incident.abandon",
+                json!({ "id": i.id, "title": i.title, "report": path.display().to_string(),
+                        "why": format!("the session ended: {why}"), "error": written.as_ref().err() }),
+            );
+        }
+        // After a hangup there may be no terminal to tell: the report is written first.
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n{why}: the incident `{}` was still open: {}",
+            i.title,
+            match &written {
+                Ok(()) => format!("written as abandoned to {}", path.display()),
+                Err(e) => format!("its report could not be written: {e}"),
+            }
+        );
+    }
+    if let Some(j) = j.as_mut() {
+        let _ = j.write(
+            "run.end",
+            json!({ "outcome": "interrupted", "exit_code": code, "signal": why }),
+        );
+    }
+    drop(j);
+    if !acted(journal) {
+        if let Some(dir) = journal.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+    std::process::exit(code)
+}
+
+/// Read a prompt's answer through the REPL's line editor: Ctrl-C interrupts the question,
+/// Ctrl-D is the end of input.
+fn answer_reader(
+    editor: Rc<RefCell<LineEditor>>,
+    answering: Rc<std::cell::Cell<bool>>,
+    watch: Arc<Watch>,
+) -> crate::session::LineEditor {
+    Box::new(move |prompt: &str| {
+        answering.set(true);
+        let read = watch.waiting(|| match editor.try_borrow_mut() {
+            Ok(mut editor) => editor.readline(prompt),
+            Err(_) => Err(ReadlineError::Eof),
+        });
+        answering.set(false);
+        let Some(read) = read else {
+            return Ok(None);
+        };
+        match read {
+            Ok(line) => Ok(Some(line)),
+            Err(ReadlineError::Interrupted) => Err(crate::signals::Interrupted),
+            Err(_) => Ok(None),
+        }
+    })
 }
 
 struct Repl {
     session: Shared,
     state: Rc<State>,
+    watch: Arc<Watch>,
     engine: Engine,
     sources: Sources,
     scope: Scope<'static>,
@@ -329,6 +693,9 @@ struct Repl {
     functions: AST,
     names: Rc<RefCell<Names>>,
     history: Vec<String>,
+    /// Lines handled, and how many of them failed (from a pipe, any failure makes exit 1).
+    lines: usize,
+    failed: usize,
 }
 
 enum Flow {
@@ -337,43 +704,78 @@ enum Flow {
 }
 
 impl Repl {
-    fn interactive(&mut self, names: Rc<RefCell<Names>>) -> Result<(), Error> {
+    fn interactive(&mut self, names: Rc<RefCell<Names>>) -> Result<Ended, Error> {
         let checker_engine = Rc::new(Engine::new());
         let check = {
             let e = checker_engine.clone();
             move |text: &str| is_incomplete(&e, &Scope::new(), text)
         };
         let config = rustyline::Config::builder().auto_add_history(false).build();
-        let mut editor: rustyline::Editor<ReplHelper, rustyline::history::DefaultHistory> =
-            rustyline::Editor::with_config(config)
-                .map_err(|e| Error::Usage(format!("cannot start the line editor: {e}")))?;
+        let mut editor: LineEditor = rustyline::Editor::with_config(config)
+            .map_err(|e| Error::Usage(format!("cannot start the line editor: {e}")))?;
+        let answering = Rc::new(std::cell::Cell::new(false));
         editor.set_helper(Some(ReplHelper {
             names,
             engine_check: Rc::new(check),
+            answering: answering.clone(),
         }));
         let hist = history_path();
         if let Some(h) = &hist {
             let _ = editor.load_history(h);
             self.history = editor.history().iter().map(|s| s.to_string()).collect();
         }
+        // Prompts asked while a line runs (input(), resolve()'s questions, "resolve before
+        // leaving?") read through this same editor: a second reader on stdin would take the
+        // keys typed at the next `runbook>` prompt.
+        let editor = Rc::new(RefCell::new(editor));
+        self.session.terminal.set_editor(Some(answer_reader(
+            editor.clone(),
+            answering,
+            self.watch.clone(),
+        )));
+        let outcome = self.read_loop(&editor, hist.as_deref());
+        self.session.terminal.set_editor(None);
+        outcome
+    }
+
+    fn read_loop(
+        &mut self,
+        editor: &RefCell<LineEditor>,
+        hist: Option<&Path>,
+    ) -> Result<Ended, Error> {
         loop {
-            match editor.readline("runbook> ") {
+            if let Some(sig) = self.watch.why() {
+                return Ok(Ended::Signal(sig));
+            }
+            let Some(read) = self
+                .watch
+                .waiting(|| editor.borrow_mut().readline("runbook> "))
+            else {
+                continue;
+            };
+            match read {
                 Ok(line) => {
                     if line.trim().is_empty() {
                         continue;
                     }
                     let redacted = self.session.redact(&line);
-                    let _ = editor.add_history_entry(redacted.as_str());
-                    self.history.push(redacted);
-                    if let Some(h) = &hist {
-                        if let Some(parent) = h.parent() {
-                            let _ = std::fs::create_dir_all(parent);
+                    {
+                        let mut editor = editor.borrow_mut();
+                        let _ = editor.add_history_entry(redacted.as_str());
+                        if let Some(h) = hist {
+                            if let Some(parent) = h.parent() {
+                                let _ = std::fs::create_dir_all(parent);
+                            }
+                            let _ = editor.save_history(h);
                         }
-                        let _ = editor.save_history(h);
                     }
-                    if let Flow::Quit = self.handle(&line) {
-                        if self.confirm_quit() {
-                            break;
+                    self.history.push(redacted);
+                    // Several lines pasted at once run one statement at a time, as if typed.
+                    for statement in self.statements(&line) {
+                        if let Flow::Quit = self.handle(&statement) {
+                            if self.confirm_quit() {
+                                return Ok(Ended::Quit);
+                            }
                         }
                     }
                 }
@@ -381,18 +783,72 @@ impl Repl {
                 Err(ReadlineError::Interrupted) => continue,
                 Err(ReadlineError::Eof) => {
                     if self.confirm_quit() {
-                        break;
+                        return Ok(Ended::Input);
                     }
                 }
-                Err(e) => return Err(Error::Usage(format!("the line editor failed: {e}"))),
+                // The terminal went away (a hangup): end in order, the incident written.
+                Err(_) => return Ok(Ended::TerminalLost),
             }
         }
-        Ok(())
+    }
+
+    /// The session is over: an incident still open is written as abandoned; maintenance mode
+    /// left on gets a reminder.
+    fn finish(&mut self, why: String) {
+        if self.state.maintenance.get() == Some(true) {
+            let said = "reminder: maintenance mode is still on (this session turned it on): maintenance(false) turns it off";
+            to_stderr(said);
+            self.session.effects.borrow_mut().log(said);
+        }
+        if self.state.incident().is_none() {
+            return;
+        }
+        let title = self
+            .state
+            .incident()
+            .as_ref()
+            .map(|i| i.title.clone())
+            .unwrap_or_default();
+        let closed = Closed::Abandoned(format!("the session ended: {why}"));
+        let said = match close(&self.session, &self.state, closed) {
+            Ok(path) => format!(
+                "the incident `{title}` was still open: written as abandoned to {}",
+                path.display()
+            ),
+            Err(e) => format!(
+                "the incident `{title}` was still open; its report could not be written: {e}"
+            ),
+        };
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "{said}");
+        self.session.effects.borrow_mut().log(&said);
+    }
+
+    /// The statements in `text`, line by line: a line joins the next while the parser says the
+    /// statement is unfinished.
+    fn statements(&self, text: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut buffer = String::new();
+        for line in text.lines() {
+            buffer.push_str(line);
+            buffer.push('\n');
+            if buffer.trim().is_empty() {
+                buffer.clear();
+                continue;
+            }
+            if !is_incomplete(&self.engine, &self.scope, &buffer) {
+                out.push(std::mem::take(&mut buffer));
+            }
+        }
+        if !buffer.trim().is_empty() {
+            out.push(buffer);
+        }
+        out
     }
 
     /// Leaving with an incident open: offer to resolve it first.
     fn confirm_quit(&mut self) -> bool {
-        if self.state.incident.borrow().is_none() {
+        if self.state.incident().is_none() {
             return true;
         }
         match crate::primitives::prompt::offer(
@@ -409,10 +865,18 @@ impl Repl {
         }
     }
 
-    fn piped(&mut self) -> Result<(), Error> {
+    fn piped(&mut self) -> Result<Ended, Error> {
         let stdin = std::io::stdin();
         let mut buffer = String::new();
-        for line in stdin.lock().lines() {
+        let mut lines = stdin.lock().lines();
+        loop {
+            if let Some(sig) = self.watch.why() {
+                return Ok(Ended::Signal(sig));
+            }
+            let Some(next) = self.watch.waiting(|| lines.next()) else {
+                continue;
+            };
+            let Some(line) = next else { break };
             let line = line.map_err(|e| Error::io("read", "<stdin>", e))?;
             buffer.push_str(&line);
             buffer.push('\n');
@@ -424,15 +888,18 @@ impl Repl {
                 continue;
             }
             self.history.push(self.session.redact(input.trim_end()));
-            println!("runbook> {}", self.session.redact(input.trim_end()));
+            to_stderr(&format!(
+                "runbook> {}",
+                self.session.redact(input.trim_end())
+            ));
             if let Flow::Quit = self.handle(&input) {
-                return Ok(());
+                return Ok(Ended::Quit);
             }
         }
         if !buffer.trim().is_empty() {
             self.handle(&buffer);
         }
-        Ok(())
+        Ok(Ended::Input)
     }
 
     fn handle(&mut self, input: &str) -> Flow {
@@ -441,34 +908,25 @@ impl Repl {
             return self.command(cmd.trim());
         }
         let shown = self.session.redact(text);
+        self.lines += 1;
         self.session.record("repl.input", json!({ "text": shown }));
-        self.timeline(&format!("> {shown}"));
         match self.eval(input) {
             Ok(v) => {
                 if !v.is_unit() {
                     let out = self.session.redact(&v.to_string());
                     self.session.shout(&format!("=> {out}"));
                     self.session.record("repl.result", json!({ "value": out }));
-                    self.timeline(&format!("= {out}"));
                 } else {
                     self.session.record("repl.result", json!({ "value": null }));
-                    self.timeline("= ok");
                 }
             }
             Err(text) => {
+                self.failed += 1;
                 self.session.record("repl.error", json!({ "error": text }));
-                self.timeline(&format!("! {text}"));
             }
         }
         self.session.interrupt.forgive();
         Flow::Go
-    }
-
-    fn timeline(&self, entry: &str) {
-        if let Some(i) = self.state.incident.borrow_mut().as_mut() {
-            i.timeline
-                .push((crate::journal::now_rfc3339(), entry.to_string()));
-        }
     }
 
     /// Evaluate one input; an error is shown and returned as text, and the session goes on.
@@ -477,7 +935,21 @@ impl Repl {
         let mut ast = match self.engine.compile_with_scope(&self.scope, input) {
             Ok(a) => a,
             Err(e) => {
-                let err = crate::engine::parse_error(&e, SOURCE, &self.sources);
+                let mut err = crate::engine::parse_error(&e, SOURCE, &self.sources);
+                // Completion offers the stdlib modules' members: a call to one not imported
+                // says the import it needs.
+                if let (rhai::ParseErrorType::ModuleUndefined(module), Error::Script(script)) =
+                    (&*e.0, &mut err)
+                {
+                    let shipped = crate::embedded::STDLIB
+                        .iter()
+                        .any(|(f, _)| f.trim_end_matches(".rhai") == module);
+                    if shipped {
+                        script.message = format!(
+                            "the module `{module}` is not imported here: `import \"{module}\" as {module};` first"
+                        );
+                    }
+                }
                 self.session
                     .ui
                     .error_text(&self.session.redact(&err.render(&self.session.ui)));
@@ -552,7 +1024,39 @@ impl Repl {
             }
             Some(Stop::Declined { gate, by }) => Error::Declined { gate, by },
             Some(Stop::Error(err)) => err,
-            None => crate::engine::script_error(e, SOURCE, &self.sources, false),
+            None => {
+                let mut err = crate::engine::script_error(e, SOURCE, &self.sources, false);
+                if let (EvalAltResult::ErrorFunctionNotFound(sig, _), Error::Script(script)) =
+                    (e, &mut err)
+                {
+                    // Every name callable here: primitives, the REPL's own and the emergency
+                    // actions, and the functions defined in this session.
+                    let name = sig.split([' ', '(']).next().unwrap_or(sig);
+                    let mut names: Vec<String> = crate::engine::PRIMITIVES
+                        .iter()
+                        .chain(DOCS.iter().map(|(n, _, _)| n))
+                        .map(|n| n.to_string())
+                        .collect();
+                    names.extend(self.functions.iter_functions().map(|f| f.name.to_string()));
+                    // A module's members, by the alias it was imported as.
+                    if let Some((module, _)) = name.rsplit_once("::") {
+                        let known = self.names.borrow().members.get(module).cloned();
+                        names.extend(
+                            known
+                                .into_iter()
+                                .flatten()
+                                .map(|m| format!("{module}::{m}")),
+                        );
+                    }
+                    if let Some(hint) = crate::error::did_you_mean(
+                        name,
+                        names.iter().map(String::as_str).filter(|n| *n != name),
+                    ) {
+                        script.suggestion = Some(hint);
+                    }
+                }
+                err
+            }
         };
         self.session
             .ui
@@ -612,7 +1116,8 @@ impl Repl {
                 Ok(text) => {
                     self.session.record("repl.load", json!({ "file": arg }));
                     if let Err(e) = self.eval(&text) {
-                        self.timeline(&format!("! {e}"));
+                        self.failed += 1;
+                        self.session.record("repl.error", json!({ "error": e }));
                     }
                 }
                 Err(e) => self
@@ -658,42 +1163,133 @@ fn register(engine: &mut Engine, session: &Shared, state: &Rc<State>, sources: &
         .find(|(f, _)| *f == "emergency.rhai")
     {
         let name = crate::modules::shipped_name("stdlib", "emergency.rhai");
-        sources.insert(&name, text);
-        if let Ok(mut ast) = engine.compile(text) {
+        // maintenance(on) is the stdlib's, wrapped (below) so that this session remembers it.
+        let text = text
+            .replacen("fn maintenance(on)", "fn stdlib_maintenance(on)", 1)
+            .replacen("fn scale(count)", "fn stdlib_scale(count)", 1);
+        sources.insert(&name, &text);
+        let compiled = engine.compile(&text);
+        if let Err(e) = &compiled {
+            // A shipped module that does not compile is our bug: say it rather than lose the
+            // emergency actions without a word.
+            session.warn(&format!("the emergency actions are not available: {e}"));
+        }
+        if let Ok(mut ast) = compiled {
             ast.set_source(name.clone());
             if let Ok(mut m) = rhai::Module::eval_ast_as_new(Scope::new(), &ast, engine) {
                 m.set_id(name);
                 m.build_index();
                 engine.register_global_module(m.into());
             }
+            // Leaving with maintenance mode on gets a reminder.
+            let ast = Rc::new(ast);
+            let ast_for_scale = ast.clone();
+            let (s, st) = (session.clone(), state.clone());
+            engine.register_fn(
+                "maintenance",
+                move |ctx: NativeCallContext, on: Dynamic| -> Result<Dynamic, Box<EvalAltResult>> {
+                    refuse_if_alive(&s, st.attached.as_deref(), "maintenance()")?;
+                    let flag = on.as_bool().ok();
+                    let r = ctx.engine().call_fn::<Dynamic>(
+                        &mut Scope::new(),
+                        &ast,
+                        "stdlib_maintenance",
+                        (on,),
+                    )?;
+                    if let Some(flag) = flag {
+                        st.maintenance.set(Some(flag));
+                        s.record("repl.maintenance", json!({ "on": flag }));
+                    }
+                    Ok(r)
+                },
+            );
+            // scale(n) changes the deployment too: not while its run is alive.
+            let (s, st, ast) = (session.clone(), state.clone(), ast_for_scale);
+            engine.register_fn(
+                "scale",
+                move |ctx: NativeCallContext,
+                      count: Dynamic|
+                      -> Result<Dynamic, Box<EvalAltResult>> {
+                    refuse_if_alive(&s, st.attached.as_deref(), "scale()")?;
+                    ctx.engine().call_fn::<Dynamic>(
+                        &mut Scope::new(),
+                        &ast,
+                        "stdlib_scale",
+                        (count,),
+                    )
+                },
+            );
         }
     }
 
+    // The versions in play, for metrics().
+    let st = state.clone();
+    engine.register_fn("attached_versions", move || -> rhai::Array {
+        st.versions.iter().cloned().map(Dynamic::from).collect()
+    });
     let (s, st) = (session.clone(), state.clone());
     engine.register_fn("status", move || -> Result<Dynamic, Box<EvalAltResult>> {
         status(&s, &st)
     });
     let (s, st) = (session.clone(), state.clone());
-    engine.register_fn("rollback", move |ctx: NativeCallContext| -> Result<bool, Box<EvalAltResult>> {
-        let Some(dir) = st.attached.clone() else {
-            return Err(crate::primitives::fail("no deployment attached: start with `runbook repl --last` or `--deployment DIR`"));
-        };
-        let ok = crate::primitives::rollback::undo_deployment(&s, ctx.engine(), &dir.display().to_string(), "rolled back from the REPL")?;
-        Ok(ok)
-    });
+    engine.register_fn(
+        "rollback",
+        move |ctx: NativeCallContext| -> Result<bool, Box<EvalAltResult>> {
+            rollback(&s, &st, ctx.engine(), None)
+        },
+    );
     let (s, st) = (session.clone(), state.clone());
-    engine.register_fn("incident", move |title: &str, severity: &str| -> String {
-        let opened = crate::journal::now_rfc3339();
-        s.record("incident.open", json!({ "title": title, "severity": severity }));
-        *st.incident.borrow_mut() = Some(Incident {
-            title: title.to_string(),
-            severity: severity.to_string(),
-            opened: opened.clone(),
-            from_seq_ts: opened,
-            timeline: Vec::new(),
-        });
-        format!("incident open: {title} ({severity}); every command from now on goes into its timeline; resolve() writes the report")
-    });
+    engine.register_fn(
+        "rollback",
+        move |ctx: NativeCallContext, opts: rhai::Map| -> Result<bool, Box<EvalAltResult>> {
+            let o = crate::primitives::Opts::new(&opts, "rollback", &["force"])?;
+            let force = o
+                .string("force")?
+                .filter(|r| !r.trim().is_empty())
+                .ok_or_else(|| {
+                    crate::primitives::fail(
+                        "`rollback(#{ force: ... })` needs the reason it is safe, as text",
+                    )
+                })?;
+            rollback(&s, &st, ctx.engine(), Some(&force))
+        },
+    );
+    // The same guard on the primitives that undo a named deployment.
+    let s = session.clone();
+    engine.register_fn(
+        "undo_deployment",
+        move |ctx: NativeCallContext,
+              dir: &str,
+              reason: &str|
+              -> Result<bool, Box<EvalAltResult>> {
+            refuse_if_alive(&s, Some(Path::new(dir)), "undo_deployment()")?;
+            refuse_if_damaged(Path::new(dir), "undo_deployment()")?;
+            crate::primitives::rollback::undo_deployment(&s, ctx.engine(), dir, reason)
+        },
+    );
+    let s = session.clone();
+    engine.register_fn(
+        "rollback_deployment",
+        move |ctx: NativeCallContext, dir: &str, reason: &str| -> Result<(), Box<EvalAltResult>> {
+            refuse_if_alive(&s, Some(Path::new(dir)), "rollback_deployment()")?;
+            refuse_if_damaged(Path::new(dir), "rollback_deployment()")?;
+            crate::primitives::rollback::rollback_deployment(&s, ctx.engine(), dir, reason)
+        },
+    );
+    let (s, st) = (session.clone(), state.clone());
+    engine.register_fn(
+        "incident",
+        move |title: &str, severity: &str| -> Result<String, Box<EvalAltResult>> {
+            open_incident(&s, &st, title, severity)
+        },
+    );
+    let (s, st) = (session.clone(), state.clone());
+    engine.register_fn(
+        "incident",
+        move |title: &str| -> Result<String, Box<EvalAltResult>> {
+            open_incident(&s, &st, title, crate::incident::DEFAULT_SEVERITY)
+        },
+    );
     let (s, st) = (session.clone(), state.clone());
     engine.register_fn("resolve", move || -> Result<String, Box<EvalAltResult>> {
         resolve(&s, &st, None)
@@ -713,6 +1309,258 @@ fn register(engine: &mut Engine, session: &Shared, state: &Rc<State>, sources: &
             )
         },
     );
+}
+
+/// `rollback()`: the attached deployment's standing undo steps, unless its run is alive, or
+/// its journal is damaged and the person did not force it (with a reason, recorded).
+fn rollback(
+    session: &Shared,
+    state: &State,
+    engine: &Engine,
+    force: Option<&str>,
+) -> Result<bool, Box<EvalAltResult>> {
+    let Some(dir) = state.attached.clone() else {
+        return Err(crate::primitives::fail(
+            "no deployment attached: start with `runbook repl --last` or `--deployment DIR`",
+        ));
+    };
+    refuse_if_alive(session, Some(&dir), "rollback()")?;
+    let mut reason = "rolled back from the REPL".to_string();
+    if let Some(damage) = &state.damaged {
+        let Some(why) = force else {
+            return Err(crate::primitives::fail(format!(
+                "`rollback()` refused: the journal `{}` {damage}; {FORCE_HINT}",
+                dir.join(crate::journal::FILE_NAME).display()
+            )));
+        };
+        session.record(
+            "rollback.forced",
+            json!({ "deployment": dir.display().to_string(), "damage": damage, "reason": why, "by": crate::primitives::prompt::user() }),
+        );
+        session.warn(&format!("forced past a damaged journal: {why}"));
+        reason = format!("rolled back from the REPL, forced past a damaged journal: {why}");
+    }
+    if let Some(done) = already_rolled_back(&dir) {
+        session.shout(&done);
+        return Ok(true);
+    }
+    crate::primitives::rollback::undo_deployment(
+        session,
+        engine,
+        &dir.display().to_string(),
+        &reason,
+    )
+}
+
+/// When nothing is standing because the deployment was rolled back already: when, by whom.
+fn already_rolled_back(dir: &Path) -> Option<String> {
+    let (records, _) = crate::journal::read(&dir.join(crate::journal::FILE_NAME)).ok()?;
+    if !crate::artifacts::standing_undos(&records).is_empty() {
+        return None;
+    }
+    let user_of = |records: &[Value]| {
+        records
+            .iter()
+            .find(|r| r["type"] == "run.start")
+            .and_then(|r| r["user"].as_str().map(str::to_string))
+            .unwrap_or_else(|| "someone unknown".into())
+    };
+    let by = |ts: &Value, who: String, run: String| {
+        format!(
+            "`{}` was already rolled back at {} by {who} (run {run}): no undo step is standing",
+            dir.display(),
+            ts.as_str().unwrap_or("an unknown time")
+        )
+    };
+    if let Some(r) = records
+        .iter()
+        .rfind(|r| r["type"] == "undo.external" && r["ok"] == true)
+    {
+        let run = r["by_run"].as_str().unwrap_or("").to_string();
+        let who = crate::journal::read(&Path::new(&run).join(crate::journal::FILE_NAME))
+            .map(|(rs, _)| user_of(&rs))
+            .unwrap_or_else(|_| "someone unknown".into());
+        return Some(by(&r["ts"], who, run));
+    }
+    let own = records
+        .iter()
+        .rfind(|r| r["type"] == "effect.result" && r["kind"] == "undo" && r["ok"] == true)?;
+    Some(by(
+        &own["ts"],
+        user_of(&records),
+        format!("{}, its own", dir.display()),
+    ))
+}
+
+/// `status()` for a person: what is live and since when, the last verdict, a rollback already
+/// done, the undo steps standing, whether the journal holds.
+fn summary(
+    dir: &Path,
+    records: &[Value],
+    v: &Value,
+    live: Option<&crate::incident::Live>,
+    damaged: Option<&str>,
+) -> Vec<String> {
+    let text = |v: &Value| v.as_str().map(str::to_string).unwrap_or_default();
+    let mut out = Vec::new();
+    let strategy = text(&v["strategy"]);
+    out.push(format!(
+        "deployment {}: {}{}",
+        dir.display(),
+        text(&v["outcome"]),
+        if strategy.is_empty() {
+            String::new()
+        } else {
+            format!(" ({strategy})")
+        }
+    ));
+    out.push(match live {
+        None => "  live: no traffic change recorded".to_string(),
+        Some(l) => format!("  live: {} since {}", l.what, l.since),
+    });
+    match records.iter().rfind(|r| r["type"] == "verdict") {
+        Some(r) => {
+            let verdict = &r["verdict"];
+            let version = text(&verdict["version"]);
+            out.push(format!(
+                "  last verdict: {}{}: {}, at {}",
+                text(&verdict["verdict"]),
+                if version.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({version})")
+                },
+                text(&verdict["reason"]),
+                text(&r["ts"])
+            ));
+        }
+        None => out.push("  last verdict: none".into()),
+    }
+    let undone: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["type"] == "undo.external" && r["ok"] == true)
+        .collect();
+    if let Some(last) = undone.last() {
+        out.push(format!(
+            "  rolled back: {} undo step(s) by {}, last at {}",
+            undone.len(),
+            text(&last["by_run"]),
+            text(&last["ts"])
+        ));
+    }
+    let standing = v["undo_standing"].as_array().cloned().unwrap_or_default();
+    out.push(if standing.is_empty() {
+        "  undo steps standing: none".into()
+    } else {
+        format!(
+            "  undo steps standing: {} ({}): rollback() runs them",
+            standing.len(),
+            standing
+                .iter()
+                .map(|u| text(&u["label"]))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    });
+    out.push(match damaged {
+        None => "  journal: intact".into(),
+        Some(d) => format!("  journal: {d}"),
+    });
+    out
+}
+
+/// What is wrong with a run directory's journal, if anything: a broken hash chain, no records,
+/// not a journal at all. A torn last record (the process died while writing it) is not damage.
+fn journal_damage(dir: &Path) -> Option<String> {
+    match crate::journal::verify(&dir.join(crate::journal::FILE_NAME)) {
+        Err(e) => Some(format!("cannot be read: {}", e.summary())),
+        Ok(v) => match v.problem {
+            Some((_, why)) if why.starts_with("the last record is incomplete") && v.records > 0 => {
+                None
+            }
+            Some((line, why)) => Some(format!("is not intact at line {line}: {why}")),
+            None if v.records == 0 => Some("is empty".into()),
+            None => None,
+        },
+    }
+}
+
+fn refuse_if_damaged(dir: &Path, action: &str) -> Result<(), Box<EvalAltResult>> {
+    match journal_damage(dir) {
+        None => Ok(()),
+        Some(damage) => Err(crate::primitives::fail(format!(
+            "`{action}` refused: the journal `{}` {damage}; attach to it (`runbook repl --deployment {}`) and {}",
+            dir.join(crate::journal::FILE_NAME).display(),
+            dir.display(),
+            FORCE_HINT.trim_start_matches("its undo steps do not run unless forced: ")
+        ))),
+    }
+}
+
+/// The live process holding the lock of the environment `dir` deployed to, if there is one
+/// and it is not this process.
+/// Without a deployment (`dir` None): the configured environment's lock.
+fn live_holder(session: &Session, dir: Option<&Path>) -> Option<crate::lock::Holder> {
+    let environment = dir
+        .and_then(|d| crate::journal::read(&d.join(crate::journal::FILE_NAME)).ok())
+        .and_then(|(records, _)| {
+            records
+                .iter()
+                .find(|r| r["type"] == "lock.acquire")
+                .and_then(|r| r["lock"]["environment"].as_str().map(str::to_string))
+        })
+        .unwrap_or_else(|| session.config.config.lock.environment.clone());
+    let root = match dir {
+        Some(d) => d.parent().unwrap_or(Path::new(".")).to_path_buf(),
+        None => crate::runner::deployments_root(None, &session.config),
+    };
+    let crate::lock::State::Held(holder) =
+        crate::lock::state(&crate::lock::path_for(&root, &environment)).ok()?
+    else {
+        return None;
+    };
+    let ours = holder.pid == std::process::id() && holder.host == crate::primitives::prompt::host();
+    (!ours && crate::lock::stale(&holder).is_none()).then_some(holder)
+}
+
+/// A journal has one writer at a time: an action that would change a deployment whose run (or
+/// another run in its environment) is alive is refused, naming the holder and how to stop it.
+fn refuse_if_alive(
+    session: &Session,
+    dir: Option<&Path>,
+    action: &str,
+) -> Result<(), Box<EvalAltResult>> {
+    let Some(holder) = live_holder(session, dir) else {
+        return Ok(());
+    };
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    };
+    let whose = match dir {
+        Some(d) if same(Path::new(&holder.run_dir), d) => {
+            format!("the run of `{}` is still alive", d.display())
+        }
+        Some(d) => format!(
+            "another run holds the lock of `{}`, the environment `{}` deployed to",
+            holder.environment,
+            d.display()
+        ),
+        None => format!("another run holds the lock of `{}`", holder.environment),
+    };
+    let stop = if holder.host == crate::primitives::prompt::host() {
+        format!("`kill -INT {}`", holder.pid)
+    } else {
+        format!("`kill -INT {}` on {}", holder.pid, holder.host)
+    };
+    session.record(
+        "repl.refused",
+        json!({ "action": action, "deployment": dir.map(|d| d.display().to_string()), "holder": holder }),
+    );
+    Err(crate::primitives::fail(format!(
+        "`{action}` refused: {whose}: {}\n  help: a journal has one writer at a time: stop that run first (Ctrl-C in its terminal, or {stop}; it offers its own rollback), then try again here",
+        crate::lock::describe(&holder)
+    )))
 }
 
 fn status(session: &Shared, state: &State) -> Result<Dynamic, Box<EvalAltResult>> {
@@ -738,27 +1586,16 @@ fn status(session: &Shared, state: &State) -> Result<Dynamic, Box<EvalAltResult>
         .last()
         .map(|r| r["stage"].clone())
         .unwrap_or(Value::Null);
-    let outcome = get("run.end")
-        .last()
-        .map(|r| r["outcome"].clone())
-        .unwrap_or_else(|| json!("unfinished"));
+    let outcome = json!(crate::artifacts::outcome_text(&records));
     let verdicts: Vec<Value> = get("verdict")
         .into_iter()
         .map(|r| r["verdict"].clone())
         .collect();
     // The last traffic change the run made, as it was asked for.
-    let traffic = records
-        .iter()
-        .rfind(|r| {
-            let t = r.to_string();
-            r["type"] == "effect.intent"
-                && (t.contains("/_fleet/weights")
-                    || t.contains("/_fleet/flag")
-                    || t.contains("switch-traffic")
-                    || t.contains("virtualservice")
-                    || t.contains("\"switch: "))
-        })
-        .map(|r| r["intent"].clone())
+    let live = crate::incident::live(&records);
+    let traffic = live
+        .as_ref()
+        .map(|l| l.record.clone())
         .unwrap_or(Value::Null);
     let standing: Vec<Value> = crate::artifacts::standing_undos(&records)
         .into_iter()
@@ -772,14 +1609,62 @@ fn status(session: &Shared, state: &State) -> Result<Dynamic, Box<EvalAltResult>
         "traffic": traffic,
         "verdicts": verdicts,
         "undo_standing": standing,
+        "journal": state.damaged.clone().unwrap_or_else(|| "intact".into()),
     });
-    session.say(&format!(
-        "deployment {}: {} ({})",
-        dir.display(),
-        outcome,
-        strategy
-    ));
+    for line in summary(dir, &records, &v, live.as_ref(), state.damaged.as_deref()) {
+        session.shout(&line);
+    }
     Ok(crate::primitives::from_json(&v))
+}
+
+fn open_incident(
+    session: &Shared,
+    state: &State,
+    title: &str,
+    severity: &str,
+) -> Result<String, Box<EvalAltResult>> {
+    let severity = crate::incident::severity(severity).map_err(crate::primitives::fail)?;
+    let open = state.incident().as_ref().map(|i| i.title.clone());
+    if let Some(open) = open {
+        let question = format!(
+            "The incident `{open}` is still open. Write it as abandoned and open `{title}`?"
+        );
+        match crate::primitives::prompt::offer(session, "incident-replace", &question) {
+            Some(true) => {
+                close(
+                    session,
+                    state,
+                    Closed::Abandoned(format!("replaced by the incident `{title}`")),
+                )?;
+            }
+            Some(false) => {
+                return Err(crate::primitives::fail(format!(
+                    "kept the incident `{open}` open"
+                )))
+            }
+            None => {
+                return Err(crate::primitives::fail(format!(
+                    "the incident `{open}` is still open: resolve() it before opening another"
+                )))
+            }
+        }
+    }
+    let root = crate::runner::deployments_root(None, &session.config);
+    let (id, dir) = crate::incident::claim(&root).map_err(crate::primitives::fail)?;
+    let opened = crate::journal::now_rfc3339();
+    session.record(
+        "incident.open",
+        json!({ "id": id, "title": title, "severity": severity, "dir": dir.display().to_string() }),
+    );
+    *state.incident() = Some(Incident {
+        id: id.clone(),
+        dir,
+        title: title.to_string(),
+        severity: severity.clone(),
+        opened,
+        attached: state.attached.clone(),
+    });
+    Ok(format!("incident {id} open: {title} ({severity}); the session's commands and effects go into its timeline; resolve() writes the report"))
 }
 
 fn resolve(
@@ -787,12 +1672,12 @@ fn resolve(
     state: &State,
     given: Option<[String; 4]>,
 ) -> Result<String, Box<EvalAltResult>> {
-    if state.incident.borrow().is_none() {
+    if state.incident().is_none() {
         return Err(crate::primitives::fail(
             "no incident is open: incident(title, severity) opens one",
         ));
     }
-    let [cause, impact, remediation, prevention] = match given {
+    let answers = match given {
         Some(a) => a,
         None => {
             let ask = |q: &str, id: &str| -> Result<String, Box<EvalAltResult>> {
@@ -806,43 +1691,44 @@ fn resolve(
             ]
         }
     };
-    let incident = state.incident.borrow_mut().take().expect("checked above");
-    // The timeline: what was typed and answered, and every effect this session journaled since.
-    let mut timeline = incident.timeline.clone();
-    let journal = session.effects.borrow().journal_path().to_path_buf();
-    if let Ok((records, _)) = crate::journal::read(&journal) {
-        for r in records.iter().filter(|r| r["type"] == "effect.result") {
-            let ts = r["ts"].as_str().unwrap_or("").to_string();
-            if ts < incident.from_seq_ts {
-                continue;
-            }
-            let what = format!(
-                "effect {} `{}`: {}",
-                r["kind"].as_str().unwrap_or(""),
-                r["name"].as_str().unwrap_or(""),
-                if r["ok"] == true {
-                    "ok".to_string()
-                } else {
-                    format!("FAILED: {}", r["error"].as_str().unwrap_or(""))
-                }
-            );
-            timeline.push((ts, what));
-        }
-    }
-    timeline.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut md = format!("# Incident Report - {}\n\n- Severity: {}\n- Opened: {}\n- Resolved: {}\n- By: {}\n\n## Timeline\n\n", incident.title, incident.severity, incident.opened, crate::journal::now_rfc3339(), crate::primitives::prompt::user());
-    for (ts, what) in &timeline {
-        md.push_str(&format!("- {ts} {}\n", what.replace('\n', " ")));
-    }
-    md.push_str(&format!("\n## Root cause\n\n{cause}\n\n## Impact assessment\n\n{impact}\n\n## Remediation steps\n\n{remediation}\n\n## Prevention measures\n\n{prevention}\n"));
-    let root = crate::runner::deployments_root(None, &session.config);
-    let path = root
-        .join(&crate::journal::now_rfc3339()[..10])
-        .join("incident-report.md");
-    crate::primitives::files::write(session, &path.display().to_string(), &md, false)?;
-    session.record(
-        "incident.resolve",
-        json!({ "title": incident.title, "report": path.display().to_string() }),
-    );
+    let path = close(session, state, Closed::Resolved(answers))?;
     Ok(format!("incident resolved; report: {}", path.display()))
+}
+
+/// Write the open incident's report (through the gate; never over an existing file) and close
+/// it. On failure it stays open.
+fn close(session: &Session, state: &State, closed: Closed) -> Result<PathBuf, Box<EvalAltResult>> {
+    let Some(incident) = state.incident().take() else {
+        return Err(crate::primitives::fail("no incident is open"));
+    };
+    let journal = session.effects.borrow().journal_path().to_path_buf();
+    let md = session.redact(&incident.render(&journal, &closed));
+    let path = incident.report_path();
+    let shown = path.display().to_string();
+    let written = session.gate(
+        "write_file",
+        &shown,
+        json!({ "path": shown, "bytes": md.len() }),
+        || json!({ "planned": true }),
+        || {
+            crate::incident::write_new(&path, &md)?;
+            Ok(json!({ "written": md.len() }))
+        },
+    );
+    if let Err(e) = written {
+        *state.incident() = Some(incident);
+        return Err(match e {
+            crate::session::GateError::Failed(f) => crate::primitives::fail(f.0),
+            other => crate::primitives::gate_error(session, other),
+        });
+    }
+    let (kind, why) = match &closed {
+        Closed::Resolved(_) => ("incident.resolve", None),
+        Closed::Abandoned(why) => ("incident.abandon", Some(why.clone())),
+    };
+    session.record(
+        kind,
+        json!({ "id": incident.id, "title": incident.title, "report": shown, "why": why }),
+    );
+    Ok(path)
 }

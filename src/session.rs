@@ -332,8 +332,10 @@ impl Session {
             None if self.terminal.tty => {
                 self.ui.shout(&self.ui.yellow(&question));
                 loop {
-                    crate::ui::print_prompt("Type rerun, skip or rollback: ");
-                    match self.terminal.read_line(&self.interrupt) {
+                    match self
+                        .terminal
+                        .ask("Type rerun, skip or rollback: ", &self.interrupt)
+                    {
                         Ok(Some(l)) if matches!(l.trim(), "rerun" | "skip" | "rollback") => {
                             break Some(l.trim().to_string())
                         }
@@ -424,10 +426,16 @@ pub enum GateError {
     Halt,
 }
 
-/// Lines typed at the terminal, read on a thread so a prompt can still notice Ctrl-C.
+/// Reads one answer with its prompt shown: the REPL's line editor, so nothing else reads stdin
+/// behind it.
+pub type LineEditor = Box<dyn FnMut(&str) -> Result<Option<String>, Interrupted>>;
+
+/// Lines typed at the terminal, read on a thread so a prompt can still notice Ctrl-C; or, when
+/// a line editor owns the terminal (the REPL), read through it.
 pub struct Terminal {
     pub tty: bool,
     rx: RefCell<Option<mpsc::Receiver<Option<String>>>>,
+    editor: RefCell<Option<LineEditor>>,
 }
 
 impl Terminal {
@@ -435,11 +443,27 @@ impl Terminal {
         Terminal {
             tty: std::io::stdin().is_terminal(),
             rx: RefCell::new(None),
+            editor: RefCell::new(None),
         }
     }
 
-    /// One line from the terminal; `Ok(None)` at end of input.
-    pub fn read_line(&self, interrupt: &Interrupt) -> Result<Option<String>, Interrupted> {
+    /// From now on prompts read through `editor` (None: through the reader thread again).
+    pub fn set_editor(&self, editor: Option<LineEditor>) {
+        *self.editor.borrow_mut() = editor;
+    }
+
+    /// Show `prompt` and read one line; `Ok(None)` at end of input.
+    pub fn ask(&self, prompt: &str, interrupt: &Interrupt) -> Result<Option<String>, Interrupted> {
+        if let Some(editor) = self.editor.borrow_mut().as_mut() {
+            return editor(prompt);
+        }
+        crate::ui::print_prompt(prompt);
+        self.read_line(interrupt)
+    }
+
+    /// One line from the terminal; `Ok(None)` at end of input. Never used while a line editor
+    /// owns the terminal: the thread it starts would read stdin behind the editor.
+    fn read_line(&self, interrupt: &Interrupt) -> Result<Option<String>, Interrupted> {
         let mut rx = self.rx.borrow_mut();
         let rx = rx.get_or_insert_with(|| {
             let (tx, rx) = mpsc::channel();

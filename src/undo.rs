@@ -94,6 +94,9 @@ pub struct Step {
 #[derive(Debug, Clone, Default)]
 pub struct Report {
     pub steps: Vec<Step>,
+    /// Stopped by Ctrl-C (see `rollback_until_interrupted`): the undos not carried out, the
+    /// interrupted one first; they stay standing.
+    pub stopped: Vec<Undo>,
 }
 
 impl Report {
@@ -112,7 +115,7 @@ pub enum Progress<'a> {
 
 /// Carry out the undo stack, last in first out; a failing undo is reported and the rest still run.
 pub fn rollback(session: &Session, engine: &rhai::Engine, reason: &str) -> Report {
-    rollback_watched(session, engine, reason, &mut |_, _| {})
+    carry_out(session, engine, reason, false, &mut |_, _| {})
 }
 
 /// `rollback`, telling `watch` as each undo starts and ends (`runbook rollback` records each one
@@ -121,6 +124,38 @@ pub fn rollback_watched(
     session: &Session,
     engine: &rhai::Engine,
     reason: &str,
+    watch: &mut dyn FnMut(&Undo, Progress),
+) -> Report {
+    carry_out(session, engine, reason, false, watch)
+}
+
+/// Like `rollback`, but Ctrl-C stops it: the undo it interrupted and the ones after it are not
+/// carried out (an interrupted undo may have half-happened, and the next could remove the version
+/// serving all traffic); they stay standing, in `Report::stopped`.
+pub fn rollback_until_interrupted(
+    session: &Session,
+    engine: &rhai::Engine,
+    reason: &str,
+) -> Report {
+    carry_out(session, engine, reason, true, &mut |_, _| {})
+}
+
+/// Both: watched as it goes, and stopped by Ctrl-C (another run's undos, from the REPL or
+/// `runbook rollback`).
+pub fn rollback_watched_until_interrupted(
+    session: &Session,
+    engine: &rhai::Engine,
+    reason: &str,
+    watch: &mut dyn FnMut(&Undo, Progress),
+) -> Report {
+    carry_out(session, engine, reason, true, watch)
+}
+
+fn carry_out(
+    session: &Session,
+    engine: &rhai::Engine,
+    reason: &str,
+    stoppable: bool,
     watch: &mut dyn FnMut(&Undo, Progress),
 ) -> Report {
     let undos: Vec<Undo> = std::mem::take(&mut *session.undo.borrow_mut());
@@ -135,7 +170,13 @@ pub fn rollback_watched(
     }
     let mut report = Report::default();
     let mut skipped = 0;
-    for undo in undos.into_iter().rev() {
+    let mut pending = undos.into_iter().rev();
+    while let Some(undo) = pending.next() {
+        if stoppable && session.interrupt.is_set() {
+            report.stopped.push(undo);
+            report.stopped.extend(pending.by_ref());
+            break;
+        }
         let name = format!("undo: {}", undo.label);
         let intent = json!({ "undo": undo.id, "label": undo.label, "action": undo.action });
         session.say(&format!("↩ {} ({})", undo.label, undo.action.describe()));
@@ -189,6 +230,15 @@ pub fn rollback_watched(
                 session.say_styled(&format!("  ✓ {}", undo.label), |ui, s| ui.green(s));
                 None
             }
+            Err(_) if stoppable && session.interrupt.is_set() => {
+                session.say_styled(
+                    &format!("  ⏸ {}: interrupted, still standing", undo.label),
+                    |ui, s| ui.yellow(s),
+                );
+                report.stopped.push(undo);
+                report.stopped.extend(pending.by_ref());
+                break;
+            }
             Err(e) => {
                 let e = match e {
                     GateError::Failed(f) => f.0,
@@ -208,16 +258,26 @@ pub fn rollback_watched(
         .filter(|s| s.error.is_some())
         .map(|s| s.undo.label.as_str())
         .collect();
+    let standing: Vec<&str> = report.stopped.iter().map(|u| u.label.as_str()).collect();
     session.record(
         "rollback.end",
-        json!({ "ok": report.ok(), "failed": failed }),
+        json!({ "ok": report.ok() && standing.is_empty(), "failed": failed,
+                "stopped": !standing.is_empty(), "standing": report.stopped.iter().map(|u| u.id).collect::<Vec<_>>() }),
     );
-    if report.ok() {
-        let note = if skipped > 0 {
-            format!(", {skipped} skipped (nothing to do)")
-        } else {
-            String::new()
-        };
+    let note = if skipped > 0 {
+        format!(", {skipped} skipped (nothing to do)")
+    } else {
+        String::new()
+    };
+    if !standing.is_empty() {
+        session.shout(&session.ui.yellow(&format!(
+            "Rollback stopped by Ctrl-C: {} undo step(s) still standing: {}; {} done, {} failed",
+            standing.len(),
+            standing.join(", "),
+            report.steps.len() - failed.len(),
+            failed.len()
+        )));
+    } else if report.ok() {
         session.shout(&session.ui.green(&format!(
             "Rollback complete: {} step(s) undone{note}.",
             report.steps.len() - skipped

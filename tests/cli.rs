@@ -1933,9 +1933,10 @@ fn repl_from_a_pipe_attaches_to_a_deployment_rolls_it_back_and_writes_the_incide
     }
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
+    // `bogus()` failed: from a pipe, any failed line makes exit 1.
     assert_eq!(
         out.status.code(),
-        Some(0),
+        Some(1),
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );

@@ -28,6 +28,31 @@ pub fn register(engine: &mut rhai::Engine, session: &Shared) {
             json!({ "verdict": v, "stage": s.current_stage() }),
         );
     });
+    // An adapter's traffic change, as a record of its own: which version takes what share (and
+    // on which colour), so the REPL, status() and the reports read what is live instead of
+    // guessing from command text.
+    let s = session.clone();
+    engine.register_fn("traffic", move |m: Map| -> RhaiResult<()> {
+        let v = to_json(&Dynamic::from_map(m));
+        let Some(weights) = v.get("weights").and_then(|w| w.as_object()) else {
+            return Err(super::fail(
+                "`traffic` needs #{ weights: #{ version: percent, ... } }",
+            ));
+        };
+        let live = weights
+            .iter()
+            .max_by(|a, b| {
+                let (x, y) = (a.1.as_f64().unwrap_or(0.0), b.1.as_f64().unwrap_or(0.0));
+                x.total_cmp(&y)
+            })
+            .map(|(k, _)| k.clone());
+        s.record(
+            "traffic",
+            json!({ "live": live, "colour": v.get("colour"), "weights": weights,
+                    "dry_run": s.dry_run(), "stage": s.current_stage() }),
+        );
+        Ok(())
+    });
     let s = session.clone();
     engine.register_fn("override_verdict", move |m: Map| -> RhaiResult<()> {
         let o = Opts::new(&m, "override_verdict", &["verdict", "reason", "by"])?;

@@ -148,8 +148,10 @@ fn ask<T: Clone>(
         })));
     }
     loop {
-        crate::ui::print_prompt(&format!("{shown} "));
-        match session.terminal.read_line(&session.interrupt) {
+        match session
+            .terminal
+            .ask(&format!("{shown} "), &session.interrupt)
+        {
             Err(_) => return Err(session.stop(Stop::Interrupted)),
             Ok(None) => {
                 return Err(session.stop(Stop::Error(Error::PromptUnanswered {

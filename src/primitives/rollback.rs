@@ -314,7 +314,7 @@ fn load_standing(dir: &str) -> RhaiResult<(Vec<crate::undo::Undo>, Option<Unfini
 }
 
 /// Carry out another run's standing undos and end this run: exit 3 when every undo succeeded.
-fn rollback_deployment(
+pub fn rollback_deployment(
     session: &Session,
     engine: &rhai::Engine,
     dir: &str,
@@ -425,9 +425,14 @@ pub fn undo_deployment(
         );
     }
     *session.undo.borrow_mut() = undos;
-    let report = crate::undo::rollback_watched(session, engine, reason, &mut |undo, progress| {
-        let Some(j) = &mut target else { return };
-        let written = match progress {
+    // Ctrl-C stops it: what was not carried out stays standing in the deployment's journal.
+    let report = crate::undo::rollback_watched_until_interrupted(
+        session,
+        engine,
+        reason,
+        &mut |undo, progress| {
+            let Some(j) = &mut target else { return };
+            let written = match progress {
             crate::undo::Progress::Start => j.write(
                 "undo.external.start",
                 json!({ "undos": [undo.id], "label": undo.label, "reason": reason, "by_run": by_run }),
@@ -438,18 +443,55 @@ pub fn undo_deployment(
                         "error": error, "reason": reason, "by_run": by_run }),
             ),
         };
-        if let Err(e) = written {
-            session.warn(&format!(
-                "could not record the undo in {}: {}",
-                path.display(),
-                e.summary()
-            ));
-        }
-    });
+            if let Err(e) = written {
+                session.warn(&format!(
+                    "could not record the undo in {}: {}",
+                    path.display(),
+                    e.summary()
+                ));
+            }
+        },
+    );
     if target.is_some() {
+        log_external(dir, &by_run, &report, &redactor);
         if let Err(e) = crate::artifacts::render(std::path::Path::new(dir), &redactor) {
             session.warn(&e.summary());
         }
     }
-    Ok(report.ok())
+    Ok(report.ok() && report.stopped.is_empty())
+}
+
+/// The deployment's own human log says who rolled it back, step by step.
+fn log_external(
+    dir: &str,
+    by_run: &str,
+    report: &crate::undo::Report,
+    redactor: &crate::secrets::Redactor,
+) {
+    use std::io::Write;
+    let path = std::path::Path::new(dir).join(crate::artifacts::LOG);
+    let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(&path) else {
+        return;
+    };
+    let ts = crate::journal::now_rfc3339();
+    let clock = ts.get(11..19).unwrap_or(&ts);
+    let who = super::prompt::user();
+    for step in &report.steps {
+        let result = match &step.error {
+            None => "ok".to_string(),
+            Some(e) => format!("FAILED: {e}"),
+        };
+        let line = format!(
+            "[{clock}] rolled back by {by_run} ({who}): {}: {result}",
+            step.undo.label
+        );
+        let _ = writeln!(f, "{}", redactor.redact(&line));
+    }
+    for undo in &report.stopped {
+        let line = format!(
+            "[{clock}] rollback by {by_run} ({who}) stopped by Ctrl-C: {}: not carried out, still standing",
+            undo.label
+        );
+        let _ = writeln!(f, "{}", redactor.redact(&line));
+    }
 }
