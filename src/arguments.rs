@@ -188,6 +188,15 @@ enum Sub {
         #[arg(value_name = "DIR")]
         dir: PathBuf,
     },
+    /// Render a run's artifacts again from its journal: plan, rollback plan, checklist, snapshot,
+    /// post-mortem and the metric charts (chart-<metric>.svg)
+    #[command(
+        after_help = "Examples:\n  runbook report deployments/2026-11-27-checkout\n\nExit codes: 0 written; 1 the journal cannot be read or a file written; 2 not a run directory."
+    )]
+    Report {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
     /// List the runbooks found, where each comes from, and what it does
     #[command(after_help = "Examples:\n  runbook list\n  runbook list --config ops/runbook.yaml")]
     List,
@@ -278,6 +287,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Common, Comman
         (Some(Sub::Run { runbook, run }), _) => Command::Run(run.into_options(runbook)),
         (Some(Sub::List), _) => Command::List,
         (Some(Sub::Verify { dir }), _) => Command::Verify(dir),
+        (Some(Sub::Report { dir }), _) => Command::Report(dir),
         (
             Some(Sub::Resume {
                 dir,

@@ -948,7 +948,40 @@ pub fn render(dir: &Path, redactor: &Redactor) -> Result<Vec<String>, Error> {
             ),
         ));
     }
+    // A chart per judged metric, embedded in the plan and the post-mortem.
+    let mut charts: Vec<(String, String, String)> = Vec::new();
+    if !dry {
+        for series in crate::charts::series(&records) {
+            match crate::charts::svg(&series) {
+                Ok(svg) => charts.push((crate::charts::file_name(&series.name), series.label, svg)),
+                Err(e) => eprintln!(
+                    "warning: the chart of `{}` could not be drawn: {e}",
+                    series.name
+                ),
+            }
+        }
+    }
+    if !charts.is_empty() {
+        let embeds: String = charts
+            .iter()
+            .map(|(file, label, _)| format!("![{label}]({file})\n"))
+            .collect();
+        for (name, text) in files.iter_mut() {
+            if *name == PLAN || *name == POST_MORTEM {
+                let (body, evidence) = text
+                    .split_once("\n\n## Evidence")
+                    .map(|(b, e)| (b.to_string(), format!("\n\n## Evidence{e}")))
+                    .unwrap_or_else(|| (text.clone(), String::new()));
+                *text = format!("{body}\n\n## Charts\n\n{embeds}{evidence}");
+            }
+        }
+    }
     let mut written = Vec::new();
+    for (file, _, svg) in &charts {
+        let p = dir.join(file);
+        std::fs::write(&p, redactor.redact(svg)).map_err(|e| Error::io("write chart", &p, e))?;
+        written.push(file.clone());
+    }
     for (name, text) in files {
         let p = dir.join(name);
         std::fs::write(&p, redactor.redact(&text))

@@ -44,6 +44,7 @@ pub enum Command {
     Demo(crate::demo::DemoOptions),
     Repl(crate::repl::ReplOptions),
     Verify(PathBuf),
+    Report(PathBuf),
     Resume {
         dir: Option<PathBuf>,
         force: bool,
@@ -66,6 +67,7 @@ pub fn dispatch(common: &Common, command: &Command) -> Result<i32, Error> {
         Command::Demo(opts) => crate::demo::run(common, opts, &ui),
         Command::Repl(opts) => crate::repl::run(common, opts, &ui),
         Command::Verify(dir) => verify(&ui, dir),
+        Command::Report(dir) => report(common, &ui, dir),
         Command::Resume {
             dir,
             force,
@@ -189,6 +191,22 @@ fn init(ui: &Ui, dir: &Path, force: bool) -> Result<i32, Error> {
 
 /// `runbook verify DIR`: walk the journal's hash chain, and check that the artifacts' pinned
 /// hash is in it.
+/// The artifacts of a past run, rendered again from its journal (secrets from the config redacted).
+fn report(common: &Common, ui: &Ui, dir: &Path) -> Result<i32, Error> {
+    if !dir.join(crate::journal::FILE_NAME).is_file() {
+        return Err(Error::Usage(format!(
+            "`{}` is not a run directory (it has no {})",
+            dir.display(),
+            crate::journal::FILE_NAME
+        )));
+    }
+    let loaded = crate::config::load(common.config_file.as_deref(), &common.sets)?;
+    let redactor = crate::secrets::Redactor::from_config(&loaded.config);
+    let files = crate::artifacts::render(dir, &redactor)?;
+    ui.say(&format!("{}: {}", dir.display(), files.join(", ")));
+    Ok(crate::error::exit::OK)
+}
+
 fn verify(ui: &Ui, dir: &Path) -> Result<i32, Error> {
     let path = dir.join(crate::journal::FILE_NAME);
     if !path.is_file() {

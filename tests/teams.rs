@@ -539,3 +539,48 @@ fn set_gives_a_value_the_type_its_key_expects() {
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("2|123|true|8"), "{}", out.stdout);
 }
+
+#[test]
+fn a_rolled_back_demo_gets_a_chart_per_metric_with_every_measurement_the_threshold_and_the_rollback(
+) {
+    let out = Test::new()
+        .args(&["demo", "--bad-release", "--unattended"])
+        .run();
+    assert_eq!(out.code, 3, "{}\n{}", out.stdout, out.stderr);
+    let dir = out.run_dir();
+    let svg =
+        std::fs::read_to_string(dir.join("chart-error_rate.svg")).expect("an error-rate chart");
+    let snapshot: serde_json::Value =
+        serde_json::from_str(&out.artifact("monitoring-snapshot.json")).unwrap();
+    let measured = snapshot["measurements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["metrics"].get("error_rate").is_some())
+        .count();
+    assert!(measured >= 2, "{snapshot}");
+    // One mark per measurement (a value, or a hollow mark for no value).
+    assert_eq!(svg.matches("<circle").count(), measured, "{svg}");
+    assert!(
+        svg.contains("threshold &gt; 5.0%") || svg.contains("threshold > 5.0%"),
+        "{svg}"
+    );
+    assert!(svg.contains("\nrollback\n</text>"), "{svg}");
+    assert!(svg.contains("v2 5%"), "the traffic change is marked: {svg}");
+    // Embedded in the post-mortem and the plan.
+    for doc in ["post-mortem.md", "deployment-plan.md"] {
+        let text = out.artifact(doc);
+        assert!(
+            text.contains("![Error Rate](chart-error_rate.svg)"),
+            "{doc}: {text}"
+        );
+    }
+    // `runbook report` draws the same charts again from the journal alone.
+    std::fs::remove_file(dir.join("chart-error_rate.svg")).unwrap();
+    let rel = dir.strip_prefix(&out.dir).unwrap().display().to_string();
+    let again = out.again().args(&["report", &rel]).run();
+    assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
+    let redrawn =
+        std::fs::read_to_string(again.dir.join(&rel).join("chart-error_rate.svg")).unwrap();
+    assert_eq!(redrawn, svg, "report draws the same chart");
+}

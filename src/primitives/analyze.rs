@@ -926,10 +926,15 @@ fn result_map(run: &Run, v: Verdict, why: &str) -> Map {
         let last = m.last.as_ref().and_then(|(o, _, _)| o.value());
         let condition = show_cond(m, &m.failure)
             .or_else(|| show_cond(m, &m.success).map(|c| format!("not {c}")));
+        // The number a condition compares with, for the charts.
+        let threshold = [&m.failure, &m.success].into_iter().find_map(|c| match c {
+            Some(Cond::Threshold(t)) => Some(t.value),
+            _ => None,
+        });
         metrics.insert(
             m.spec.name.as_str().into(),
             from_json(&json!({
-                "label": m.label, "condition": condition,
+                "label": m.label, "condition": condition, "threshold": threshold,
                 "verdict": mv, "reason": mwhy, "continued": m.continued, "last": last,
                 "measured": t.measured, "successes": t.successes, "failures": t.failures,
                 "inconclusives": t.inconclusives, "errors": t.errors,
