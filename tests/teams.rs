@@ -584,3 +584,36 @@ fn a_rolled_back_demo_gets_a_chart_per_metric_with_every_measurement_the_thresho
         std::fs::read_to_string(again.dir.join(&rel).join("chart-error_rate.svg")).unwrap();
     assert_eq!(redrawn, svg, "report draws the same chart");
 }
+
+#[test]
+fn the_rollout_menu_keeps_its_letters_and_refuses_a_step_already_taken() {
+    // At a terminal: the shipped canary on the demo fleet; the menu answered by a person.
+    let (_rt, fleet) = support::fleet(&[]);
+    let t = Test::new()
+        .file(
+            "runbook.yaml",
+            &format!(
+                "adapter: local\nlocal:\n  url: {}\nfeature: checkout\nversion: v2\ncurrent_version: v1\n\
+                 rollout:\n  initial: 20\nmonitoring:\n  interval: 500ms\n  samples: 2\n",
+                fleet.url()
+            ),
+        )
+        .file("answers.yaml", &format!("strategy: canary\n{}", "prerequisites: yes\npre-deployment-checklist: yes\nstaging-deployment-successful-proceed-to-production: yes\n"));
+    let mut p = support::pty(
+        &t,
+        &["deploy", "--answers", "answers.yaml", "--approve", "--yes"],
+    );
+    p.exp_string("Canary looks healthy. Increase traffic?")
+        .unwrap();
+    p.exp_string("Press a, b, c, d, or e:").unwrap();
+    p.send_line("a").unwrap();
+    p.exp_string("now gets 25% of traffic").unwrap();
+    p.exp_string("a) Yes, increase to 25% (not available: already at 25%)")
+        .unwrap();
+    p.exp_string("Press b, c, d, or e:").unwrap();
+    p.send_line("a").unwrap();
+    p.exp_string("is not available: already at 25%").unwrap();
+    p.send_line("c").unwrap();
+    p.exp_string("now gets 100% of traffic").unwrap();
+    p.exp_eof().unwrap();
+}

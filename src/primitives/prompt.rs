@@ -225,6 +225,7 @@ fn parse_options(options: &Array) -> RhaiResult<Vec<MenuOption>> {
                     key: label.clone(),
                     label,
                     notes: vec![],
+                    unavailable: None,
                 });
             }
             let m = o.read_lock::<Map>().ok_or_else(|| {
@@ -233,7 +234,11 @@ fn parse_options(options: &Array) -> RhaiResult<Vec<MenuOption>> {
                     o.type_name()
                 ))
             })?;
-            let opts = Opts::new(&m, "choose option", &["key", "label", "notes"])?;
+            let opts = Opts::new(
+                &m,
+                "choose option",
+                &["key", "label", "notes", "unavailable"],
+            )?;
             let label = opts
                 .string("label")?
                 .ok_or_else(|| fail("a `choose` option map needs a `label`"))?;
@@ -249,7 +254,19 @@ fn parse_options(options: &Array) -> RhaiResult<Vec<MenuOption>> {
                     .map(|d| d.to_string())
                     .collect(),
             };
-            Ok(MenuOption { key, label, notes })
+            // `unavailable: "why"` (or `()`, or false: available).
+            let unavailable = match opts.get("unavailable") {
+                None => None,
+                Some(v) if v.is_unit() => None,
+                Some(v) if v.as_bool() == Ok(false) => None,
+                Some(v) => Some(v.to_string()),
+            };
+            Ok(MenuOption {
+                key,
+                label,
+                notes,
+                unavailable,
+            })
         })
         .collect()
 }
@@ -272,22 +289,40 @@ fn choose(session: &Session, question: &str, options: Array, opts: &Map) -> Rhai
         session.ui.shout(line);
     }
     session.effects.borrow_mut().log(&format!("? {question}"));
-    let press = menu::press_line(style, options.len());
+    if options.iter().all(|o| o.unavailable.is_some()) {
+        return Err(fail(format!(
+            "`choose`: every option of \"{question}\" is unavailable"
+        )));
+    }
+    let press = menu::press_line(style, &options);
     let parse = |text: &str| -> Result<usize, String> {
         let t = text.trim();
         let by_key = (0..options.len()).find(|&i| style.key(i).eq_ignore_ascii_case(t));
         let by_name = options
             .iter()
             .position(|opt| opt.key.eq_ignore_ascii_case(t) || opt.label.eq_ignore_ascii_case(t));
-        by_key.or(by_name).ok_or_else(|| {
+        let i = by_key.or(by_name).ok_or_else(|| {
             format!(
                 "`{t}` is not one of the choices; {}",
                 press.trim_end_matches(':').replace("Press", "press")
             )
-        })
+        })?;
+        match &options[i].unavailable {
+            Some(why) => Err(format!(
+                "`{t}` ({}) is not available: {why}; {}",
+                options[i].label,
+                press.trim_end_matches(':').replace("Press", "press")
+            )),
+            None => Ok(i),
+        }
     };
     let explicit = session.answers.borrow_mut().explicit(&id);
-    let example = style.key(0);
+    let example = style.key(
+        options
+            .iter()
+            .position(|o| o.unavailable.is_none())
+            .unwrap_or(0),
+    );
     let a = ask(
         session, "choice", &id, question, &press, &example, explicit, None, &parse,
     )?;

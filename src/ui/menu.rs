@@ -7,6 +7,8 @@ pub struct MenuOption {
     pub key: String,
     pub label: String,
     pub notes: Vec<String>,
+    /// Shown, keeping its letter or number, but not to be chosen (why not).
+    pub unavailable: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,9 +44,12 @@ fn letter(index: usize) -> char {
     (b'a' + (index % 26) as u8) as char
 }
 
-/// "Press 1, 2, 3, or 4:" / "Press a, b, or c:"
-pub fn press_line(style: MenuStyle, count: usize) -> String {
-    let keys: Vec<String> = (0..count).map(|i| style.key(i)).collect();
+/// "Press 1, 2, 3, or 4:" / "Press a, b, or c:" (the keys of the options that can be chosen)
+pub fn press_line(style: MenuStyle, options: &[MenuOption]) -> String {
+    let keys: Vec<String> = (0..options.len())
+        .filter(|&i| options[i].unavailable.is_none())
+        .map(|i| style.key(i))
+        .collect();
     match keys.len() {
         0 => "Press:".to_string(),
         1 => format!("Press {}:", keys[0]),
@@ -56,7 +61,15 @@ pub fn press_line(style: MenuStyle, count: usize) -> String {
 pub fn render_menu(ui: &Ui, question: &str, options: &[MenuOption], style: MenuStyle) -> String {
     let mut out = format!("{}\n\n", ui.bold(question));
     for (i, opt) in options.iter().enumerate() {
-        out.push_str(&format!("{} {}\n", style.marker(i), ui.bold(&opt.label)));
+        match &opt.unavailable {
+            // The letter stays the option's own (a-e always mean the same); it cannot be chosen.
+            Some(why) => out.push_str(&format!(
+                "{} {}\n",
+                style.marker(i),
+                ui.dim(&format!("{} (not available: {why})", opt.label))
+            )),
+            None => out.push_str(&format!("{} {}\n", style.marker(i), ui.bold(&opt.label))),
+        }
         for note in &opt.notes {
             out.push_str(&format!("   - {note}\n"));
         }
