@@ -24,7 +24,8 @@ Exit codes:
   2 usage, config, answers or script error (found before anything changed)
   3 rolled back cleanly: a verdict, a failed step, a person or the script chose it
   4 declined at a gate
-  5 rolled back cleanly after the run itself broke (runbook, stdlib or answer error)
+  5 rolled back cleanly after the run itself broke (runbook, stdlib or answer error,
+    monitoring that could not measure)
   130 interrupted";
 
 #[derive(Parser, Debug)]

@@ -1017,7 +1017,7 @@ impl Repl {
     fn report(&self, e: &EvalAltResult) -> String {
         let stop = self.session.stop.borrow_mut().take();
         let err = match stop {
-            Some(Stop::RolledBack { ok, reason }) => {
+            Some(Stop::RolledBack { ok, reason, .. }) => {
                 return if ok {
                     format!("rolled back: {reason}")
                 } else {

@@ -861,11 +861,31 @@ fn conclude(
             let text = show_error(session, &e);
             (exit::DECLINED, "declined", text)
         }
-        Some(Stop::RolledBack { ok: true, reason }) => {
+        Some(Stop::RolledBack {
+            ok: true,
+            reason,
+            broken: false,
+        }) => {
             session.shout(&ui.yellow(&ui.bold(&format!("↩ Rolled back: {reason}"))));
             (exit::ROLLED_BACK, "rolled back", reason)
         }
-        Some(Stop::RolledBack { ok: false, reason }) => {
+        Some(Stop::RolledBack {
+            ok: true,
+            reason,
+            broken: true,
+        }) => {
+            session.shout(&ui.yellow(&ui.bold(&format!(
+                "↩ Rolled back because the run could not judge the release (exit 5): {reason}"
+            ))));
+            (
+                exit::ROLLED_BACK_AFTER_ERROR,
+                "rolled back after an error",
+                reason,
+            )
+        }
+        Some(Stop::RolledBack {
+            ok: false, reason, ..
+        }) => {
             session.shout(
                 &ui.red(&ui.bold("✗ Rollback failed: see rollback-plan.md for what still stands")),
             );
@@ -901,7 +921,8 @@ fn conclude(
         Some(Stop::Error(e))
             if e.exit_code() == exit::USAGE
                 && matches!(e, Error::Answers { .. } | Error::PromptUnanswered { .. })
-                && session.effects.borrow().acted() =>
+                && session.effects.borrow().acted()
+                && !session.dry_run() =>
         {
             let text = show_error(session, &e);
             failed(session, p, text, Cause::RunError)
@@ -910,7 +931,10 @@ fn conclude(
             let text = show_error(session, &e);
             // An input error (an answer that does not fit, a prompt nobody can answer) found
             // after changes began is a broken run: what it changed is offered for rollback.
-            if e.exit_code() == exit::USAGE && !session.undo.borrow().is_empty() {
+            if e.exit_code() == exit::USAGE
+                && !session.undo.borrow().is_empty()
+                && !session.dry_run()
+            {
                 return failed(session, p, text, Cause::RunError);
             }
             let outcome = if e.exit_code() == exit::USAGE {

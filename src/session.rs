@@ -29,6 +29,8 @@ pub enum Stop {
     RolledBack {
         ok: bool,
         reason: String,
+        /// The run itself broke (its monitoring could not measure), not a verdict on the release.
+        broken: bool,
     },
     Interrupted,
     /// The run passed `limits.wall_clock`.

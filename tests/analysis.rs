@@ -1032,3 +1032,39 @@ print(`reason=${r.reason}`);
         .unwrap();
     assert!(took < 1000, "took {took} ms:\n{}", out.stdout);
 }
+
+#[test]
+fn a_window_does_not_end_on_a_failed_measurement() {
+    // Three rounds wanted; the third fails within failure_limit 1. Before, the window ended
+    // there and passed a release whose latest reading failed; now it measures again, and the
+    // second failure fails it.
+    let script = r#"
+let r = analyze(#{ name: "w", interval: "20ms", count: 3, max_count: 9, metrics: [
+    #{ name: "error_rate", failure: "> 0.05", failure_limit: 1, provider: #{ command: #{
+        run: "n=$(cat n 2>/dev/null || echo 0); n=$((n+1)); echo $n > n; if [ $n -ge 3 ]; then echo 0.2; else echo 0.01; fi" } } },
+] });
+print(`verdict=${r.verdict} measured=${r.metrics.error_rate.measured}`);
+"#;
+    let out = Test::new().script(script).run();
+    out.code(0);
+    assert!(
+        out.stdout.contains("verdict=failure measured=4"),
+        "{}",
+        out.stdout
+    );
+    // A failure followed by a success ends the window as usual: success, within the limit.
+    let script = r#"
+let r = analyze(#{ name: "w", interval: "20ms", count: 3, max_count: 9, metrics: [
+    #{ name: "error_rate", failure: "> 0.05", failure_limit: 1, provider: #{ command: #{
+        run: "n=$(cat n 2>/dev/null || echo 0); n=$((n+1)); echo $n > n; if [ $n -eq 3 ]; then echo 0.2; else echo 0.01; fi" } } },
+] });
+print(`verdict=${r.verdict} measured=${r.metrics.error_rate.measured}`);
+"#;
+    let out = Test::new().script(script).run();
+    out.code(0);
+    assert!(
+        out.stdout.contains("verdict=success measured=4"),
+        "{}",
+        out.stdout
+    );
+}

@@ -162,3 +162,31 @@ fn declined_at_a_gate_is_4() {
     let out = after_a_change("decline(\"staging sign-off\");").run();
     expect(&out, 4, "declined");
 }
+
+#[test]
+fn a_dry_run_that_stops_at_a_missing_answer_is_2_and_rolls_nothing_back() {
+    let out = after_a_change("if confirm(\"Proceed to production?\") { print(\"go\"); }")
+        .args(&["--dry-run"])
+        .run();
+    expect(&out, 2, "stopped");
+    assert!(!out.stdout.contains("Rolling back"), "{}", out.stdout);
+}
+
+#[test]
+fn monitoring_that_could_not_measure_is_5_not_3() {
+    let out = after_a_change(
+        r#"import "stdlib/monitor" as monitor;
+           let r = analyze(#{ name: "canary", interval: "10ms", count: 3, metrics: [
+               #{ name: "error_rate", provider: #{ command: #{ run: "exit 1" } }, failure: "> 0.05" } ] });
+           if monitor::must_roll_back(r) { monitor::roll_back(r, `v2: ${r.reason}`); }"#,
+    )
+    .run();
+    expect(&out, 5, "rolled back after an error");
+    assert!(!out.dir.join("changed").exists());
+    assert!(
+        out.stdout
+            .contains("Rolled back because the run could not judge the release (exit 5)"),
+        "{}",
+        out.stdout
+    );
+}

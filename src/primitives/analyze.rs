@@ -596,6 +596,7 @@ fn analyze(session: &Session, ctx: &NativeCallContext, spec: &Map) -> RhaiResult
                 .map_err(|_| session.stop_waiting())?;
         }
         let readings = run.read_all(false)?;
+        let mut round_failed = false;
         let mut values = Map::new();
         let mut round_conclusive = true;
         // Providers first, then computed metrics in the order written.
@@ -669,6 +670,9 @@ fn analyze(session: &Session, ctx: &NativeCallContext, spec: &Map) -> RhaiResult
                 if matches!(class, Class::Inconclusive | Class::Error) {
                     round_conclusive = false;
                 }
+                if class == Class::Failure {
+                    round_failed = true;
+                }
                 m.recent.push_back((round, observed.clone(), class));
                 if m.recent.len() > 5 {
                     m.recent.pop_front();
@@ -679,7 +683,9 @@ fn analyze(session: &Session, ctx: &NativeCallContext, spec: &Map) -> RhaiResult
         if round_conclusive {
             conclusive_rounds += 1;
         }
-        let done = conclusive_rounds >= count || round >= max_count;
+        // A window does not end on a failed measurement (one within its limit): it measures
+        // again, up to `max_count`, so a release whose latest reading fails is never passed.
+        let done = (conclusive_rounds >= count && !round_failed) || round >= max_count;
         // Verdicts reached this round.
         let mut stop: Option<(Verdict, String)> = None;
         for i in 0..run.metrics.len() {

@@ -24,6 +24,26 @@ pub fn register(engine: &mut rhai::Engine, session: &Shared) {
             Err(s.stop(Stop::RolledBack {
                 ok: report.ok(),
                 reason: reason.to_string(),
+                broken: false,
+            }))
+        },
+    );
+    // `rollback(reason, #{ broken: true })`: the run itself broke (its monitoring could not
+    // measure), so a clean rollback is exit 5, not 3 (the release was not judged bad).
+    let s = session.clone();
+    engine.register_fn(
+        "rollback",
+        move |ctx: NativeCallContext, reason: &str, opts: Map| -> RhaiResult<()> {
+            let o = super::Opts::new(&opts, "rollback", &["broken"])?;
+            let broken = o
+                .get("broken")
+                .and_then(|b| b.as_bool().ok())
+                .unwrap_or(false);
+            let report = crate::undo::rollback(&s, ctx.engine(), reason);
+            Err(s.stop(Stop::RolledBack {
+                ok: report.ok(),
+                reason: reason.to_string(),
+                broken,
             }))
         },
     );
@@ -324,6 +344,7 @@ pub fn rollback_deployment(
     Err(session.stop(Stop::RolledBack {
         ok,
         reason: reason.to_string(),
+        broken: false,
     }))
 }
 
