@@ -368,6 +368,9 @@ pub struct Queries {
     /// CPU and memory use as a fraction (0..1).
     pub cpu: Option<String>,
     pub memory: Option<String>,
+    /// Requests per second to the version (shown, not judged): with it the post-mortem
+    /// estimates the failed requests from the error rate.
+    pub requests: Option<String>,
 }
 
 /// The seed's automatic rollback triggers.

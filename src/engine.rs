@@ -35,6 +35,7 @@ pub const PRIMITIVES: &[&str] = &[
     "sleep",
     "shell_quote",
     "config_error",
+    "precondition_failed",
     "probe",
     "override_verdict",
     "success_criteria",

@@ -245,10 +245,22 @@ impl Error {
                     &format!("{kind} `{id}` needs an answer and there is no terminal to ask"),
                 );
                 let _ = writeln!(out, "  question: {question}");
-                let _ = writeln!(
-                    out,
-                    "  help: answer it in a file given with `--answers FILE`, as `{id}: {example}`"
-                );
+                // A checklist item's id is `<list>.<item>`: in the answers file it is nested
+                // under its list (or the whole list answered at once).
+                match id.split_once('.') {
+                    Some((list, item)) => {
+                        let _ = writeln!(
+                            out,
+                            "  help: answer it in a file given with `--answers FILE`, nested under its list:\n          {list}:\n            {item}: {example}\n        or the whole list at once: `{list}: yes`"
+                        );
+                    }
+                    None => {
+                        let _ = writeln!(
+                            out,
+                            "  help: answer it in a file given with `--answers FILE`, as `{id}: {example}`"
+                        );
+                    }
+                }
                 let _ = writeln!(out, "  help: or set the environment variable {env_var}");
             }
             Error::Declined { gate, by } => {

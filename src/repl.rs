@@ -51,6 +51,7 @@ const DOCS: &[(&str, &str, &str)] = &[
     ("probe", "probe(provider)", "read a metric provider once and say what came back: #{outcome, value, why, source}"),
     ("shell_quote", "shell_quote(value)", "the value as one shell word (quoted only when it must be)"),
     ("config_error", "config_error(key, message)", "end the run as a configuration error (exit 2 before anything changed)"),
+    ("precondition_failed", "precondition_failed(message)", "end the run: something it needs is not there (exit 2 before anything changed)"),
     ("success_criteria", "success_criteria()", "the Success Criteria from what this run recorded: passed, not measured, overridden or failed"),
     ("override_verdict", "override_verdict(#{verdict, reason[, by]})", "record that a person (or the config) let an unhealthy window through"),
     ("strategy", "strategy()", "the strategy chosen at the menu (its label), or ()"),

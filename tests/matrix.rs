@@ -345,11 +345,12 @@ fn watch_cell(prom: &str, targets: &Path, cell: &str, ports: &[u16]) {
 fn queries(cell: &str) -> String {
     let sel = |m: &str| format!("{m}{{cell=\"{cell}\",version=\"{{{{version}}}}\"}}");
     format!(
-        "  queries:\n    error_rate: '(sum(rate({}[2s])) or vector(0)) / sum(rate({}[2s]))'\n    response_time: '1000 * sum(rate({}[2s])) / sum(rate({}[2s]))'\n",
+        "  queries:\n    error_rate: '(sum(rate({}[2s])) or vector(0)) / sum(rate({}[2s]))'\n    response_time: '1000 * sum(rate({}[2s])) / sum(rate({}[2s]))'\n    requests: 'sum(rate({}[2s]))'\n",
         sel("app_errors_total"),
         sel("app_requests_total"),
         sel("app_request_duration_seconds_sum"),
         sel("app_request_duration_seconds_count"),
+        sel("app_requests_total"),
     )
 }
 
@@ -563,6 +564,11 @@ fn script_cell(strategy: &str, bad: bool) {
     };
     report(&cell, &out, &traffic, detection);
     expect_outcome(&cell, bad, &out, &traffic);
+    if bad {
+        // With a request-rate query, the post-mortem estimates the failed requests.
+        let pm = out.artifact("post-mortem.md");
+        assert!(!pm.contains("not estimated"), "{cell}: {pm}");
+    }
 }
 
 #[test]
@@ -930,9 +936,9 @@ fn a_mistyped_query_stops_the_run_before_production_is_touched() {
     report(cell, &out, &traffic, None);
     assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
     assert!(
-        out.stderr.contains(
-            "error: invalid config at `monitoring`: Error Rate (query sum(rate(app_errors_total"
-        ) && out.stderr.contains("parse error")
+        out.stderr
+            .contains("error: monitoring: Error Rate (query sum(rate(app_errors_total")
+            && out.stderr.contains("parse error")
             && out.stderr.contains("production was not touched"),
         "{}",
         out.stderr

@@ -254,7 +254,7 @@ fn a_dead_prometheus_stops_the_run_before_anything_is_deployed_naming_its_url() 
     nothing_deployed(&out);
     assert!(
         out.stderr.contains(&format!(
-            "error: invalid config at `monitoring`: Error Rate (query vector(0) at {url}) cannot be read: {url}: cannot connect"
+            "error: monitoring: Error Rate (query vector(0) at {url}) cannot be read: {url}: cannot connect"
         )),
         "{}",
         out.stderr
@@ -616,4 +616,37 @@ fn the_rollout_menu_keeps_its_letters_and_refuses_a_step_already_taken() {
     p.send_line("c").unwrap();
     p.exp_string("now gets 100% of traffic").unwrap();
     p.exp_eof().unwrap();
+}
+
+#[test]
+fn runbook_rollback_picks_the_newest_run_with_undo_steps_standing() {
+    // A run that changed something and left its undo standing, then a later one that changed
+    // nothing: `runbook rollback` rolls back the first, and says why.
+    let out = Test::new()
+        .file(
+            "first.rhai",
+            "sh(\"touch changed\");\non_rollback(\"remove the change\", \"rm changed\");\n",
+        )
+        .file("second.rhai", "throw \"stopped at a check\";\n")
+        .args(&["first.rhai", "--set", "feature=first"])
+        .run();
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let out = out
+        .again()
+        .args(&["second.rhai", "--set", "feature=second"])
+        .run();
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let out = out.again().args(&["rollback", "--yes"]).run();
+    assert_eq!(out.code, 3, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout
+            .contains("left nothing to undo: rolling back deployments/")
+            && out.stdout.contains("-first, the newest one that did."),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        !out.dir.join("changed").exists(),
+        "the first run's undo ran"
+    );
 }

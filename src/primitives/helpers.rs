@@ -34,6 +34,18 @@ pub fn register(engine: &mut rhai::Engine, session: &Shared) {
             )
         },
     );
+    let s = session.clone();
+    engine.register_fn(
+        "precondition_failed",
+        move |message: &str| -> RhaiResult<()> {
+            s.record("precondition.failed", json!({ "message": message }));
+            Err(
+                s.stop(crate::session::Stop::Error(crate::error::Error::Usage(
+                    message.to_string(),
+                ))),
+            )
+        },
+    );
     engine.register_fn("shell_quote", |value: Dynamic| -> RhaiResult<String> {
         shell_quote(&value.to_string()).map_err(fail)
     });
