@@ -343,6 +343,12 @@ pub struct Series {
     pub latency_count: String,
     /// The label whose value is the version.
     pub version_label: String,
+    /// A CPU-seconds counter (no version label), rated between scrapes: the fraction of a core
+    /// in use, judged by `triggers.cpu`.
+    pub cpu_seconds: Option<String>,
+    /// Resident memory in bytes, over `memory_total` (bytes): judged by `triggers.memory`.
+    pub memory_bytes: Option<String>,
+    pub memory_total: Option<String>,
 }
 
 impl Default for Series {
@@ -353,6 +359,9 @@ impl Default for Series {
             latency_sum: "demo_request_duration_seconds_sum".into(),
             latency_count: "demo_request_duration_seconds_count".into(),
             version_label: "version".into(),
+            cpu_seconds: None,
+            memory_bytes: None,
+            memory_total: None,
         }
     }
 }

@@ -547,6 +547,38 @@ fn a_rolled_back_demo_gets_a_chart_per_metric_with_every_measurement_the_thresho
         .args(&["demo", "--bad-release", "--unattended"])
         .run();
     assert_eq!(out.code, 3, "{}\n{}", out.stdout, out.stderr);
+    // The demo shows every part measured: automated checks that really ran (the binary and the
+    // fleet), and CPU and memory read from the fleet's own process, judged by the triggers.
+    assert!(
+        out.stdout
+            .contains("4 of 6 automated checks configured and passing"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("✓ Integration tests (status 200"),
+        "{}",
+        out.stdout
+    );
+    let demo_snapshot: serde_json::Value =
+        serde_json::from_str(&out.artifact("monitoring-snapshot.json")).unwrap();
+    for metric in ["cpu", "memory"] {
+        let measured: Vec<f64> = demo_snapshot["measurements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|m| m["metrics"][metric]["value"].as_f64())
+            .collect();
+        assert!(
+            !measured.is_empty() && measured.iter().all(|v| *v >= 0.0),
+            "{metric}: {measured:?}"
+        );
+    }
+    assert!(
+        !out.stdout.contains("no source configured"),
+        "{}",
+        out.stdout
+    );
     let dir = out.run_dir();
     let svg =
         std::fs::read_to_string(dir.join("chart-error_rate.svg")).expect("an error-rate chart");

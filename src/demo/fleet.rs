@@ -329,9 +329,51 @@ fn record(state: &State, version: &str, ok: bool, took: Duration) {
     }
 }
 
+/// This process's CPU seconds (user + system), resident bytes, and the machine's memory, from
+/// /proc: the demo fleet runs its instances as tasks of this process, so this is their usage.
+fn process_usage() -> Option<(f64, f64, f64)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces) start after its closing paren.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let (utime, stime): (f64, f64) = (f.get(11)?.parse().ok()?, f.get(12)?.parse().ok()?);
+    // SAFETY: sysconf only reads a system constant.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as f64;
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let resident: f64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let total_kb: f64 = meminfo
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some((
+        (utime + stime) / ticks.max(1.0),
+        resident * page,
+        total_kb * 1024.0,
+    ))
+}
+
 fn metrics_text(state: &State) -> String {
     let m = state.metrics.lock().expect("metrics lock").clone();
     let mut out = String::new();
+    if let Some((cpu, rss, total)) = process_usage() {
+        out.push_str(&format!(
+            "# HELP demo_fleet_process_cpu_seconds_total CPU time of the process running the fleet (all its instances).
+# TYPE demo_fleet_process_cpu_seconds_total counter
+demo_fleet_process_cpu_seconds_total {cpu}
+             # HELP demo_fleet_process_resident_memory_bytes Resident memory of the process running the fleet.
+# TYPE demo_fleet_process_resident_memory_bytes gauge
+demo_fleet_process_resident_memory_bytes {rss}
+             # HELP demo_fleet_machine_memory_bytes The machine's memory.
+# TYPE demo_fleet_machine_memory_bytes gauge
+demo_fleet_machine_memory_bytes {total}
+"
+        ));
+    }
     let orders: u64 = m.values().map(|s| s.requests - s.errors).sum::<u64>() / 3;
     out.push_str(&format!("# HELP demo_orders_total Orders placed (a business metric: every third good request).\n# TYPE demo_orders_total counter\ndemo_orders_total {orders}\n"));
     out.push_str("# HELP demo_requests_total Requests answered, by version.\n# TYPE demo_requests_total counter\n");

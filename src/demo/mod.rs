@@ -71,6 +71,17 @@ pub fn run(common: &Common, opts: &DemoOptions, ui: &Ui) -> Result<i32, Error> {
         format!("current_version={CURRENT}"),
         "notify.team.type=stdout".into(),
         "monitoring.business.Orders (all versions)=demo_orders_total".into(),
+        // CPU and memory: the demo fleet's own process (its instances are tasks in it), as its
+        // /metrics exports them; the shipped CPU and memory triggers judge them.
+        "monitoring.series.cpu_seconds=demo_fleet_process_cpu_seconds_total".into(),
+        "monitoring.series.memory_bytes=demo_fleet_process_resident_memory_bytes".into(),
+        "monitoring.series.memory_total=demo_fleet_machine_memory_bytes".into(),
+        // Automated checks that really run: the binary compiles the shipped runbooks and
+        // answers, and the fleet answers through its router.
+        format!("checks.tests={} check deploy", exe_quoted()),
+        format!("checks.build={} --version", exe_quoted()),
+        format!("checks.integration={}/health", fleet.url()),
+        format!("checks.e2e={}/", fleet.url()),
     ];
     if unattended {
         sets.push("unattended=true".into());
@@ -145,4 +156,14 @@ pub async fn measure_split(url: &str, n: usize) -> BTreeMap<String, u32> {
         *out.entry(version).or_insert(0) += 1;
     }
     out
+}
+
+/// This program's path, quoted for the shell (the demo's automated checks run it).
+fn exe_quoted() -> String {
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "runbook".into());
+    shlex::try_quote(&exe)
+        .map(|q| q.into_owned())
+        .unwrap_or(exe)
 }
