@@ -87,6 +87,11 @@ pub enum Error {
         file: String,
         message: String,
     },
+    /// The environment lock was lost while the run held it.
+    LockLost {
+        environment: String,
+        how: String,
+    },
     Usage(String),
 }
 
@@ -103,7 +108,7 @@ impl Error {
         match self {
             Error::Declined { .. } => exit::DECLINED,
             Error::Interrupted => exit::INTERRUPTED,
-            Error::Io { .. } | Error::Journal { .. } => exit::FAILED,
+            Error::Io { .. } | Error::Journal { .. } | Error::LockLost { .. } => exit::FAILED,
             Error::Script(e) => {
                 if e.is_compile {
                     exit::USAGE
@@ -274,6 +279,16 @@ impl Error {
                 head(&mut out, &format!("journal `{file}`: {message}"));
             }
             Error::Usage(msg) => head(&mut out, msg),
+            Error::LockLost { environment, how } => {
+                head(
+                    &mut out,
+                    &format!("the lock on `{environment}` was lost while this run held it: {how}"),
+                );
+                let _ = writeln!(
+                    out,
+                    "  this run stopped before its next step and rolled nothing back (another run may own `{environment}` now); its undo steps stand in rollback-plan.md: run them with `runbook rollback` once you know what the other run did"
+                );
+            }
         }
         out
     }

@@ -251,6 +251,8 @@ pub fn acquire(
 #[derive(Debug)]
 struct Renewer {
     holder: std::sync::Arc<std::sync::Mutex<Holder>>,
+    /// Set when the lock is found no longer ours: who holds it now (or that nobody does).
+    lost: LostFlag,
     stop: std::sync::mpsc::Sender<()>,
     thread: std::thread::JoinHandle<()>,
 }
@@ -260,6 +262,8 @@ impl Renewer {
         let shared = std::sync::Arc::new(std::sync::Mutex::new(holder));
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let h = shared.clone();
+        let lost = LostFlag::default();
+        let said = lost.clone();
         let every = (lease / 3).max(Duration::from_millis(100));
         let thread = std::thread::spawn(move || {
             while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every)
@@ -274,22 +278,54 @@ impl Renewer {
                         mine.expires = lease_end(lease);
                         let _ = write_whole(&path, &mine);
                     }
-                    Ok(_) => return,
+                    Ok(State::Held(other)) => {
+                        said.set(format!("it is held now by {}", describe(&other)));
+                        return;
+                    }
+                    Ok(_) => {
+                        said.set("it was broken (`runbook unlock`) and nobody holds it".into());
+                        return;
+                    }
                     Err(_) => continue,
                 }
             }
         });
         Renewer {
             holder: shared,
+            lost,
             stop,
             thread,
         }
     }
 }
 
+/// Whether a held lock was lost (taken over, or broken), and how: the renewer sets it, the gate
+/// reads it before every effect.
+#[derive(Debug, Clone, Default)]
+pub struct LostFlag(std::sync::Arc<std::sync::Mutex<Option<String>>>);
+
+impl LostFlag {
+    fn set(&self, how: String) {
+        if let Ok(mut l) = self.0.lock() {
+            *l = Some(how);
+        }
+    }
+    pub fn get(&self) -> Option<String> {
+        self.0.lock().ok().and_then(|l| l.clone())
+    }
+}
+
 impl Lock {
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The flag that says this lock was lost while the run held it.
+    pub fn lost(&self) -> LostFlag {
+        self.renewer
+            .as_ref()
+            .map(|r| r.lost.clone())
+            .unwrap_or_default()
     }
 
     /// Name the run directory once it exists.

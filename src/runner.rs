@@ -618,6 +618,9 @@ pub fn run_with(
             take_over.as_deref(),
         )?;
         p.session.interrupt.hold_lock(Some(l.path().to_path_buf()));
+        p.session
+            .interrupt
+            .watch_lock(&l.holder.environment, l.lost());
         Some(l)
     };
     let wall_clock = match &p.session.config.config.limits.wall_clock {

@@ -170,6 +170,13 @@ impl Session {
         planned: impl FnOnce() -> Value,
         act: impl FnOnce() -> Result<Value, Failure>,
     ) -> Result<Value, GateError> {
+        // A run whose environment lock was lost acts no more: another run may own it now.
+        if let Some((environment, how)) = self.interrupt.lock_lost() {
+            return Err(GateError::Fatal(crate::error::Error::LockLost {
+                environment,
+                how,
+            }));
+        }
         let mut intent = intent;
         if let (Value::Object(m), Some(stage)) = (&mut intent, self.current_stage()) {
             m.insert("stage".into(), Value::String(stage));

@@ -20,6 +20,8 @@ pub struct Interrupt {
     child_group: AtomicI32,
     /// The environment lock this run holds: an abort must not leave it behind.
     lock: std::sync::Mutex<Option<std::path::PathBuf>>,
+    /// Set when that lock is lost while the run holds it (the gate then acts no more).
+    lock_lost: std::sync::Mutex<Option<(String, crate::lock::LostFlag)>>,
 }
 
 impl Interrupt {
@@ -93,6 +95,20 @@ impl Interrupt {
         if let Ok(mut l) = self.lock.lock() {
             *l = path;
         }
+    }
+
+    /// Watch the lock of `environment` for loss.
+    pub fn watch_lock(&self, environment: &str, flag: crate::lock::LostFlag) {
+        if let Ok(mut l) = self.lock_lost.lock() {
+            *l = Some((environment.to_string(), flag));
+        }
+    }
+
+    /// (environment, how) when the lock this run holds was lost.
+    pub fn lock_lost(&self) -> Option<(String, String)> {
+        let l = self.lock_lost.lock().ok()?;
+        let (env, flag) = l.as_ref()?;
+        flag.get().map(|how| (env.clone(), how))
     }
 
     pub fn set_child_group(&self, group: i32) {

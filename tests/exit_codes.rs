@@ -190,3 +190,53 @@ fn monitoring_that_could_not_measure_is_5_not_3() {
         out.stdout
     );
 }
+
+#[test]
+fn a_lost_lock_stops_the_run_before_its_next_step_with_1_and_rolls_nothing_back() {
+    // The run holds `production` with a short lease (renewed every 100 ms); while its first step
+    // runs, someone breaks the lock. Its next step is refused, nothing is rolled back.
+    let t = Test::new()
+        .script(
+            "sh(\"touch first\");\non_rollback(\"undo first\", \"rm first\");\nsh(\"sleep 1.5\");\nsh(\"touch second\");\n",
+        )
+        .args(&["--set", "lock.lease=300ms"]);
+    let dir = t.path().to_path_buf();
+    let child = t
+        .command()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !dir.join("first").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let unlock = std::process::Command::new(support::BIN)
+        .args(["unlock", "production", "--reason", "taking over by hand"])
+        .current_dir(&dir)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(
+        unlock.status.success(),
+        "{}",
+        String::from_utf8_lossy(&unlock.stderr)
+    );
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("error: the lock on `production` was lost while this run held it: it was broken (`runbook unlock`) and nobody holds it"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.join("second").exists(),
+        "a step ran after the lock was lost"
+    );
+    assert!(dir.join("first").exists(), "nothing was rolled back");
+}
