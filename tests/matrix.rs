@@ -1013,3 +1013,111 @@ fn a_prometheus_stopped_mid_window_is_never_a_silent_pass() {
     assert!(stdout.contains("provider errors in a row"), "{stdout}");
     assert_eq!(traffic, "v1 100%");
 }
+
+// ------------------------------------------------------------------ the documented example config
+
+/// A Prometheus API that answers every query with one series at 0.
+fn prometheus_at_zero(_path: &str) -> (u16, String) {
+    (
+        200,
+        r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000,"0"]}]}}"#
+            .to_string(),
+    )
+}
+
+fn hook(_path: &str) -> (u16, String) {
+    (200, "ok".to_string())
+}
+
+#[test]
+fn the_documented_example_config_runs_as_shipped() {
+    // docs/runbook.example.yaml with every key it documents uncommented, as a team would start;
+    // only the URLs (Prometheus, the Slack and webhook endpoints) point at servers on loopback,
+    // and the intervals are short. The team's commands (./deploy.sh, ./scripts/*.sh, npm, snyk)
+    // are theirs to provide: here each records its call and succeeds.
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/runbook.example.yaml"
+    ))
+    .unwrap();
+    let keys: String = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# "))
+        .filter(|l| {
+            let t = l.trim_start();
+            let key: String = t
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect();
+            !key.is_empty()
+                && t[key.len()..].starts_with(':')
+                && (t[key.len() + 1..].is_empty() || t[key.len() + 1..].starts_with(' '))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let prom = support::Server::start(prometheus_at_zero);
+    let slack = support::Server::start(hook);
+    let ops = support::Server::start(hook);
+    let config = keys
+        .replace("http://prometheus:9090", &prom.url(""))
+        .replace("https://hooks.slack.com/services/...", &slack.url("/slack"))
+        .replace("https://ops.example.com/hooks/deploy", &ops.url("/ops"));
+    assert!(
+        config.contains("adapter: script") && config.contains("prometheus: http://127.0.0.1"),
+        "{config}"
+    );
+    let record = "#!/bin/sh\necho \"$(basename \"$0\") $*\" >> calls.log\n";
+    let t = Test::new()
+        .file("runbook.yaml", &config)
+        .file("answers.yaml", &format!("strategy: canary\n{ANSWERS}"))
+        .executable("deploy.sh", record)
+        .executable("scripts/health-check.sh", record)
+        .executable("scripts/switch-traffic.sh", record)
+        .executable("scripts/feature-flag.sh", record)
+        .executable("scripts/set-weight.sh", record)
+        .executable("bin/npm", record)
+        .executable("bin/snyk", record);
+    let path = format!(
+        "{}/bin:{}",
+        t.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = t
+        .env("PATH", &path)
+        .args(&[
+            "deploy",
+            "--answers",
+            "answers.yaml",
+            "--approve",
+            "--yes",
+            "--set",
+            "monitoring.interval=100ms",
+            "--set",
+            "monitoring.samples=2",
+        ])
+        .run();
+    let calls = std::fs::read_to_string(out.dir.join("calls.log")).unwrap_or_default();
+    println!(
+        "MATRIX | docs/runbook.example.yaml (script, canary) | {} | - | - |",
+        out.code
+    );
+    assert_eq!(out.code, 0, "{}\n{}\n{calls}", out.stdout, out.stderr);
+    for want in [
+        "npm test",
+        "npm run build",
+        "deploy.sh staging",
+        "npm run test:smoke -- staging",
+        "set-weight.sh green 5 blue 95",
+        "set-weight.sh green 100 blue 0",
+    ] {
+        assert!(calls.contains(want), "missing `{want}`\n{calls}");
+    }
+    assert!(
+        slack
+            .bodies()
+            .iter()
+            .any(|(_, b)| b.contains("checkout-v2")),
+        "the team channel heard nothing: {:?}",
+        slack.bodies()
+    );
+}
