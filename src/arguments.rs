@@ -151,6 +151,9 @@ enum Sub {
         /// Answers to the questions asked (input, confirm, resolve()...): a YAML map from prompt id to answer
         #[arg(long, value_name = "FILE")]
         answers: Option<PathBuf>,
+        /// Where the deployments are: --last, locks and incident reports [default: ./deployments]
+        #[arg(long, value_name = "DIR")]
+        deployments_dir: Option<PathBuf>,
     },
     /// Go on with a run that died (crash, SIGKILL, a lost laptop): what it completed is replayed from its journal, not done again
     #[command(
@@ -318,12 +321,14 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Common, Comman
                 deployment,
                 last,
                 answers,
+                deployments_dir,
             }),
             _,
         ) => Command::Repl(crate::repl::ReplOptions {
             deployment,
             last,
             answers,
+            deployments_dir,
         }),
         (
             Some(Sub::Demo {

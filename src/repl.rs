@@ -33,6 +33,8 @@ pub struct ReplOptions {
     pub last: bool,
     /// Answers to the questions asked in the session (prompt id -> answer).
     pub answers: Option<PathBuf>,
+    /// Where the deployments are (`--deployments-dir`), instead of the config's or ./deployments.
+    pub deployments_dir: Option<PathBuf>,
 }
 
 const SOURCE: &str = "<repl>";
@@ -320,6 +322,14 @@ fn latest_deployment(root: &Path) -> Option<PathBuf> {
 
 pub fn run(common: &Common, opts: &ReplOptions, ui: &Ui) -> Result<i32, Error> {
     let mut loaded = crate::config::load(common.config_file.as_deref(), &common.sets)?;
+    if let Some(dir) = &opts.deployments_dir {
+        // Everything the session finds or writes (the newest deployment, locks, incident
+        // reports) is under it.
+        let absolute = std::env::current_dir()
+            .map(|cwd| cwd.join(dir))
+            .unwrap_or_else(|_| dir.clone());
+        loaded.config.deployments_dir = Some(absolute);
+    }
     let root = crate::runner::deployments_root(None, &loaded);
     let attached = match (&opts.deployment, opts.last) {
         (Some(d), _) => {

@@ -1429,3 +1429,32 @@ fn repl_that_never_acts_leaves_no_run_directory_after_sigterm_either() {
     let _ = p.process_mut().wait();
     assert_eq!(repl_dirs(t.path()), Vec::<String>::new());
 }
+
+#[test]
+fn repl_last_honours_deployments_dir() {
+    // A deployment under team-b/, none under ./deployments: `--last` with `--deployments-dir`
+    // attaches to it.
+    let t = Test::new().script("sh(\"true\");\non_rollback(\"undo\", \"true\");\n");
+    let out = t.args(&["--deployments-dir", "team-b"]).run();
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let again = out.again();
+    let mut cmd = again.command();
+    let child = cmd
+        .args(["repl", "--last", "--deployments-dir", "team-b"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = child;
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "status().deployment").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("team-b/"), "{stdout}\n{stderr}");
+}
