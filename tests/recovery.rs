@@ -1233,3 +1233,36 @@ fn an_undo_still_running_from_a_killed_rollback_is_waited_for() {
     );
     assert_eq!(lines(&t.path().join("undone-1")), 1);
 }
+
+#[test]
+fn a_runaway_push_is_stopped_by_the_array_limit_at_once() {
+    // Each push used to re-measure the whole array (n pushes: O(n^2)); the limit still stops a
+    // runaway loop, flat or nested.
+    for (what, body) in [
+        ("flat", "a.push(\"x\");"),
+        ("nested", "a.push([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);"),
+    ] {
+        let out = Test::new()
+            .script(&format!("let a = [];\nloop {{ {body} }}\n"))
+            .args(&["--set", "limits.array_size=100000"])
+            .run();
+        assert_eq!(out.code, 1, "{what}: {}\n{}", out.stdout, out.stderr);
+        assert!(
+            out.stderr.contains(
+                "error: Size of array/BLOB grew past its limit (see `limits` in runbook.yaml)"
+            ),
+            "{what}: {}",
+            out.stderr
+        );
+    }
+    // Growing within the limit is whole and correct.
+    let out = Test::new()
+        .script("let a = [];\nfor i in 0..200000 { a.push(i); }\nprint(`len ${a.len()} last ${a[199999]}`);\n")
+        .run();
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("len 200000 last 199999"),
+        "{}",
+        out.stdout
+    );
+}

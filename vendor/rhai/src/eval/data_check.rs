@@ -162,6 +162,22 @@ impl Engine {
             return Ok(value);
         }
 
+        // runbook patch: an array grown one item at a time (`push` in a loop) was measured
+        // whole after every change, so n pushes cost O(n^2). Its length is checked every time
+        // (O(1)); its nested sizes only when the length reaches a power of two, so the whole
+        // growth costs O(n) and nested data can pass a limit by at most the last doubling
+        // before it is caught.
+        #[cfg(not(feature = "no_index"))]
+        if let Union::Array(ref arr, ..) = value.borrow().0 {
+            let len = arr.len();
+            if len > 64 && !len.is_power_of_two() {
+                if self.limits.array_size.map_or(false, |max| len > max.get()) {
+                    return Err(ERR::ErrorDataTooLarge("Size of array/BLOB".to_string(), pos).into());
+                }
+                return Ok(value);
+            }
+        }
+
         let sizes = calc_data_sizes(value.borrow(), true);
 
         self.throw_on_size(sizes)
