@@ -168,6 +168,31 @@ impl Answers {
         Ok(a)
     }
 
+    /// Check the file's answers to the prompts the runbook declares with literal text, before the
+    /// run: the first answer that cannot fit is an error naming the file, the id and what fits.
+    pub fn check(&self, declared: &[crate::prompts::Declared]) -> Result<(), Error> {
+        for (id, value) in &self.map {
+            let Some(d) = declared.iter().find(|d| &d.id == id) else {
+                continue;
+            };
+            let Ok(v) = serde_json::to_value(value) else {
+                continue;
+            };
+            if let Some(problem) = crate::prompts::problem(d, &v) {
+                return Err(Error::Answers {
+                    file: self.file_name(),
+                    id: Some(id.clone()),
+                    message: problem,
+                    help: Some(
+                        "found before the run started, so nothing was changed; fix the answer and run again"
+                            .into(),
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
     pub fn file_name(&self) -> String {
         self.file
             .as_ref()

@@ -21,6 +21,7 @@ pub mod modules;
 pub mod net;
 pub mod primitives;
 pub mod process;
+pub mod prompts;
 pub mod repl;
 pub mod runbooks;
 pub mod runner;

@@ -161,7 +161,9 @@ pub fn precompile_imports(
     importer: &str,
     ast: &rhai::AST,
     base: &Path,
-) -> Result<(), Box<EvalAltResult>> {
+) -> Result<Vec<crate::prompts::Declared>, Box<EvalAltResult>> {
+    // The prompts declared with literal text, in the runbook and every module it imports.
+    let mut prompts = crate::prompts::declared(ast);
     // Each queued module carries the chain of imports that led to it, to wrap its errors in.
     type Chain = Vec<(String, Position)>;
     let mut seen = std::collections::HashSet::new();
@@ -195,10 +197,11 @@ pub fn precompile_imports(
             if let Some((call, pos)) = foreign_calls(engine, &module_ast).into_iter().next() {
                 return Err(wrap(&next, foreign_call_error(&call, pos)));
             }
+            prompts.extend(crate::prompts::declared(&module_ast));
             queue.push((name, module_ast, next));
         }
     }
-    Ok(())
+    Ok(prompts)
 }
 
 /// Names the evaluator itself answers, with no registered function behind them.

@@ -88,8 +88,10 @@ pub fn prepare(
         .compile(&found.text)
         .map_err(|e| crate::engine::parse_error(&e, &found.shown, &sources))?;
     ast.set_source(found.shown.clone());
-    crate::modules::precompile_imports(&engine, &sources, &found.shown, &ast, &base)
+    let prompts = crate::modules::precompile_imports(&engine, &sources, &found.shown, &ast, &base)
         .map_err(|e| crate::engine::script_error(&e, &found.shown, &sources, true))?;
+    // An answer that cannot fit a prompt the runbook declares is found now, not mid-run.
+    session.answers.borrow().check(&prompts)?;
     Ok(Prepared {
         session,
         engine,

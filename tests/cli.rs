@@ -256,7 +256,7 @@ fn a_bad_answer_names_the_file_the_id_and_the_fix() {
     out.code(2);
     assert_eq!(
         out.stderr,
-        "error: answer `strategy` in `answers.yaml`: `9` is not one of the choices; press 1, 2, 3, or 4\n  help: for example `strategy: 1`\n"
+        "error: answer `strategy` in `answers.yaml`: `9` is not one of the choices: blue-green, rolling, canary, feature-flag (or its number)\n  help: found before the run started, so nothing was changed; fix the answer and run again\n"
     );
 }
 

@@ -117,10 +117,12 @@ fn a_module_error_after_changes_is_5() {
 
 #[test]
 fn a_bad_answer_found_after_changes_is_rolled_back_with_5() {
-    let out = after_a_change("if confirm(\"Proceed to production?\") { print(\"go\"); }")
-        .file("answers.yaml", "proceed-to-production: maybe\n")
-        .args(&["--answers", "answers.yaml"])
-        .run();
+    // A question built at run time: its answer is checked only when it is asked.
+    let out =
+        after_a_change("let q = \"Proceed to production?\";\nif confirm(q) { print(\"go\"); }")
+            .file("answers.yaml", "proceed-to-production: maybe\n")
+            .args(&["--answers", "answers.yaml"])
+            .run();
     expect(&out, 5, "rolled back after an error");
     assert!(!out.dir.join("changed").exists(), "the undo ran");
 }
@@ -134,8 +136,23 @@ fn an_unanswerable_prompt_after_changes_is_rolled_back_with_5() {
 
 #[test]
 fn a_bad_answer_before_any_change_is_2() {
+    // Found before the run starts: no run directory, nothing changed.
     let out = Test::new()
         .script("if confirm(\"Proceed to production?\") { sh(\"touch changed\"); }")
+        .file("answers.yaml", "proceed-to-production: maybe\n")
+        .args(&["--answers", "answers.yaml"])
+        .run();
+    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("found before the run started"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.dir.join("deployments").exists());
+    assert!(!out.dir.join("changed").exists());
+    // A question built at run time, asked before any change: exit 2, "stopped".
+    let out = Test::new()
+        .script("let q = \"Proceed to production?\";\nif confirm(q) { sh(\"touch changed\"); }")
         .file("answers.yaml", "proceed-to-production: maybe\n")
         .args(&["--answers", "answers.yaml"])
         .run();

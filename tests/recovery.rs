@@ -1085,7 +1085,9 @@ fn a_bad_answer_found_after_effects_ran_is_a_failure_that_rolls_back() {
         .file("answers.yaml", "proceed: maybe\n")
         .file(
             "deploy.rhai",
-            "sh(\"echo x >> ran\");\non_rollback(\"undo\", \"echo u >> undone\");\nif confirm(\"Proceed?\") { sh(\"touch finished\"); }\n",
+            // A question built at run time: only then is its answer checked (the ones written
+            // literally are checked before the run starts).
+            "sh(\"echo x >> ran\");\non_rollback(\"undo\", \"echo u >> undone\");\nlet q = \"Proceed?\";\nif confirm(q) { sh(\"touch finished\"); }\n",
         );
     let out = run(&t, &[], &["deploy.rhai", "--answers", "answers.yaml"]);
     // Something changed already: not "nothing changed" (2), but a broken run, rolled back (5).
@@ -1101,7 +1103,7 @@ fn a_bad_answer_found_after_effects_ran_is_a_failure_that_rolls_back() {
     // Nothing to undo: exit 1, said so.
     let t = Test::new().file("answers.yaml", "proceed: maybe\n").file(
         "deploy.rhai",
-        "sh(\"echo x >> ran\");\nconfirm(\"Proceed?\");\n",
+        "sh(\"echo x >> ran\");\nlet q = \"Proceed?\";\nconfirm(q);\n",
     );
     let out = run(&t, &[], &["deploy.rhai", "--answers", "answers.yaml"]);
     out.code(1);
@@ -1265,4 +1267,52 @@ fn a_runaway_push_is_stopped_by_the_array_limit_at_once() {
         "{}",
         out.stdout
     );
+}
+
+#[test]
+fn answers_that_cannot_fit_a_declared_prompt_are_found_before_anything_runs() {
+    for (answers, id, says) in [
+        ("strategy: 9\n", "strategy", "`9` is not one of the choices: blue-green, rolling, canary, feature-flag (or its number)"),
+        (
+            "strategy: canary\nstaging-deployment-successful-proceed-to-production: maybe\n",
+            "staging-deployment-successful-proceed-to-production",
+            "`maybe` is not an answer to a yes/no question: yes or no",
+        ),
+        (
+            "pre-deployment-checklist: { all-tests-passin: yes }\n",
+            "pre-deployment-checklist",
+            "`all-tests-passin` is not one of its items",
+        ),
+    ] {
+        // `runbook check --answers` says so...
+        let out = Test::new()
+            .file("answers.yaml", answers)
+            .args(&["check", "deploy", "--answers", "answers.yaml"])
+            .run();
+        assert_eq!(out.code, 2, "{id}: {}\n{}", out.stdout, out.stderr);
+        assert!(
+            out.stderr.contains(&format!("error: answer `{id}` in `answers.yaml`: "))
+                && out.stderr.contains(says),
+            "{id}: {}",
+            out.stderr
+        );
+        // ...and a run refuses before anything changes.
+        let out = Test::new()
+            .file("runbook.yaml", "adapter: local\nlocal: { url: \"http://127.0.0.1:9\" }\nversion: v2\ncurrent_version: v1\n")
+            .file("answers.yaml", answers)
+            .args(&["deploy", "--answers", "answers.yaml", "--approve"])
+            .run();
+        assert_eq!(out.code, 2, "{id}: {}\n{}", out.stdout, out.stderr);
+        assert!(out.stderr.contains(says), "{id}: {}", out.stderr);
+        assert!(!out.stdout.contains("Prerequisites"), "{id}: the run began\n{}", out.stdout);
+    }
+    // Answers that fit are valid.
+    let out = Test::new()
+        .file(
+            "answers.yaml",
+            "strategy: 3\nstaging-deployment-successful-proceed-to-production: yes\npre-deployment-checklist: { all-tests-passing: yes }\n",
+        )
+        .args(&["check", "deploy", "--answers", "answers.yaml"])
+        .run();
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
 }
