@@ -15,7 +15,8 @@ pub const ROLLBACK_PLAN: &str = "rollback-plan.md";
 pub const POST_MORTEM: &str = "post-mortem.md";
 pub const SNAPSHOT: &str = "monitoring-snapshot.json";
 
-fn s<'a>(v: &'a Value, key: &str) -> &'a str {
+/// A string field of a record ("" when absent).
+pub(crate) fn s<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key).and_then(Value::as_str).unwrap_or("")
 }
 
@@ -32,7 +33,11 @@ fn millis(v: &Value) -> Option<i64> {
     i64::try_from(d.as_millis()).ok()
 }
 
-fn of_type<'a>(records: &'a [Value], t: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+/// The records of one type.
+pub(crate) fn of_type<'a>(
+    records: &'a [Value],
+    t: &'a str,
+) -> impl Iterator<Item = &'a Value> + 'a {
     records.iter().filter(move |r| s(r, "type") == t)
 }
 

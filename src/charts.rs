@@ -5,9 +5,7 @@
 use plotters::prelude::*;
 use serde_json::Value;
 
-fn s<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(Value::as_str).unwrap_or("")
-}
+use crate::artifacts::s;
 
 /// Seconds since midnight of a journal timestamp ("2026-11-28T10:00:00.123Z").
 fn secs(r: &Value) -> Option<f64> {

@@ -4,6 +4,8 @@
 
 use serde_json::Value;
 
+use crate::artifacts::{of_type, s};
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum State {
     Passed,
@@ -46,14 +48,6 @@ impl Criterion {
     pub fn line(&self) -> String {
         format!("{} {}: {}", self.state.mark(), self.name, self.detail)
     }
-}
-
-fn s<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(Value::as_str).unwrap_or("")
-}
-
-fn of_type<'a>(records: &'a [Value], t: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
-    records.iter().filter(move |r| s(r, "type") == t)
 }
 
 /// The six criteria of the documented workflow, from `records` (a journal, possibly unfinished).

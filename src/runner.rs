@@ -806,15 +806,8 @@ fn finish_rollback(
         }
     }
     if let Some((effect, id, name)) = f.in_flight {
-        let label = undos
-            .iter()
-            .find(|u| u.id == id)
-            .map(|u| u.label.clone())
-            .unwrap_or_default();
-        let question = format!(
-            "The last rollback died while undoing `{label}` (it may or may not have happened). Run it again?"
-        );
-        match crate::primitives::prompt::offer(session, "rollback-in-flight", &question) {
+        let (label, answer) = crate::undo::ask_in_flight(session, &undos, id);
+        match answer {
             Some(true) => {}
             Some(false) => {
                 undos.retain(|u| u.id != id);
@@ -827,7 +820,8 @@ fn finish_rollback(
             }
             None => {
                 return Err(Error::Usage(format!(
-                    "the run died while undoing `{label}`, and there is nobody to ask whether to run it again\n  help: answer `rollback-in-flight` (yes: run it again, no: skip it) in the answers file or as RUNBOOK_ANSWER_ROLLBACK_IN_FLIGHT"
+                    "the run died while undoing `{label}`, and there is nobody to ask whether to run it again\n  {}",
+                    crate::undo::IN_FLIGHT_HELP
                 )))
             }
         }

@@ -113,6 +113,24 @@ pub enum Progress<'a> {
     Done(Option<&'a str>),
 }
 
+/// A rollback died while undo `id` of `undos` was under way: ask whether to run it again.
+/// Returns its label and the answer (`None`: nobody to ask).
+pub fn ask_in_flight(session: &Session, undos: &[Undo], id: u64) -> (String, Option<bool>) {
+    let label = undos
+        .iter()
+        .find(|u| u.id == id)
+        .map(|u| u.label.clone())
+        .unwrap_or_default();
+    let question = format!(
+        "The last rollback died while undoing `{label}` (it may or may not have happened). Run it again?"
+    );
+    let answer = crate::primitives::prompt::offer(session, "rollback-in-flight", &question);
+    (label, answer)
+}
+
+/// How to answer `rollback-in-flight` when nobody is there to ask.
+pub const IN_FLIGHT_HELP: &str = "help: answer `rollback-in-flight` (yes: run it again, no: skip it) in the answers file or as RUNBOOK_ANSWER_ROLLBACK_IN_FLIGHT";
+
 /// Carry out the undo stack, last in first out; a failing undo is reported and the rest still run.
 pub fn rollback(session: &Session, engine: &rhai::Engine, reason: &str) -> Report {
     carry_out(session, engine, reason, false, &mut |_, _| {})

@@ -1002,21 +1002,7 @@ fn init_writes_a_starter_config_that_loads() {
     let check = Test::new().file("runbook.yaml", &cfg).args(&["list"]).run();
     check.code(0);
     // Every key the starter shows, uncommented, is a valid config: the starter tells the truth.
-    let keys: String = cfg
-        .lines()
-        .filter_map(|l| l.strip_prefix("# "))
-        .filter(|l| {
-            let t = l.trim_start();
-            let key: String = t
-                .chars()
-                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
-                .collect();
-            !key.is_empty()
-                && t[key.len()..].starts_with(':')
-                && (t[key.len() + 1..].is_empty() || t[key.len() + 1..].starts_with(' '))
-        })
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let keys = support::documented_keys(&cfg);
     assert!(
         keys.contains("script:\n") && keys.contains("  deploy: ./deploy.sh {env}\n"),
         "{keys}"
@@ -1387,77 +1373,24 @@ fn demo_feature_flag_bad_release_turns_the_flag_off() {
 
 // ---------------------------------------------------------------- the script adapter, with a real nginx
 
-fn nginx_binary() -> String {
-    for p in ["/usr/sbin/nginx", "/usr/bin/nginx"] {
-        if std::path::Path::new(p).exists() {
-            return p.to_string();
-        }
-    }
-    panic!("nginx is not installed: .ci/run installs it with apt-get (package nginx-light)");
-}
-
-fn wait_for(url: &str, want: &str) -> String {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        let got = support::http_get(url).unwrap_or_default();
-        if got.trim() == want || std::time::Instant::now() > deadline {
-            return got.trim().to_string();
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn script_adapter_blue_green_behind_a_real_nginx_then_rolled_back_from_the_journal() {
-    let nginx = nginx_binary();
+    let nginx = support::nginx_binary();
     let t = Test::new();
     let dir = t.path().to_path_buf();
     let blue = support::start_app(dir.join("blue"));
     let green = support::start_app(dir.join("green"));
     let staging = support::start_app(dir.join("staging"));
     std::fs::write(dir.join("blue/version"), "v1\n").unwrap();
-    let port = support::free_port();
-    std::fs::create_dir_all(dir.join("tmp")).unwrap();
-    std::fs::write(
-        dir.join("upstream.conf"),
-        format!("upstream shop {{ server 127.0.0.1:{blue}; }}\n"),
-    )
-    .unwrap();
-    let user = if unsafe { libc::geteuid() } == 0 {
-        "user root;\n"
-    } else {
-        ""
-    };
-    let d = dir.display();
-    std::fs::write(
-        dir.join("nginx.conf"),
-        format!(
-            "{user}worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{ worker_connections 64; }}\n\
-             http {{\n  access_log off;\n  client_body_temp_path {d}/tmp; proxy_temp_path {d}/tmp; fastcgi_temp_path {d}/tmp; uwsgi_temp_path {d}/tmp; scgi_temp_path {d}/tmp;\n\
-             include {d}/upstream.conf;\n  server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://shop; }} }}\n}}\n"
-        ),
-    )
-    .unwrap();
-    let server = std::process::Command::new(&nginx)
-        .args(["-c", &format!("{d}/nginx.conf"), "-p", &format!("{d}")])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start nginx");
-    // SIGTERM is nginx's fast shutdown: the master stops its workers before it exits.
-    struct Stop(std::process::Child);
-    impl Drop for Stop {
-        fn drop(&mut self) {
-            unsafe {
-                libc::kill(self.0.id() as i32, libc::SIGTERM);
-            }
-            let _ = self.0.wait();
-        }
-    }
-    let _guard = Stop(server);
+    let _server = support::Nginx::start(
+        &dir,
+        "shop",
+        &format!("upstream shop {{ server 127.0.0.1:{blue}; }}\n"),
+    );
+    let port = _server.port;
     let front = format!("http://127.0.0.1:{port}/");
     assert_eq!(
-        wait_for(&front, "v1"),
+        support::wait_for(&front, "v1"),
         "v1",
         "nginx serves blue before the deploy"
     );
@@ -1519,7 +1452,7 @@ fn script_adapter_blue_green_behind_a_real_nginx_then_rolled_back_from_the_journ
         out.stdout
     );
     assert_eq!(
-        wait_for(&front, "v2"),
+        support::wait_for(&front, "v2"),
         "v2",
         "nginx serves green after the deploy"
     );
@@ -1559,7 +1492,7 @@ fn script_adapter_blue_green_behind_a_real_nginx_then_rolled_back_from_the_journ
         again.stdout
     );
     assert_eq!(
-        wait_for(&front, "v1"),
+        support::wait_for(&front, "v1"),
         "v1",
         "nginx serves blue after the rollback"
     );

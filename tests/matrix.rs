@@ -128,69 +128,6 @@ fn start_app(dir: PathBuf) -> u16 {
 
 // ------------------------------------------------------------------ nginx in front
 
-struct Nginx {
-    child: std::process::Child,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl Nginx {
-    /// nginx on a loopback port, proxying to the upstream in `<dir>/upstream.conf`.
-    fn start(dir: &Path, upstream: &str) -> Nginx {
-        let bin = ["/usr/sbin/nginx", "/usr/bin/nginx"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .expect(
-                "nginx is not installed: .ci/run installs it with apt-get (package nginx-light)",
-            );
-        let port = support::free_port();
-        std::fs::create_dir_all(dir.join("tmp")).unwrap();
-        std::fs::write(dir.join("upstream.conf"), upstream).unwrap();
-        let user = if unsafe { libc::geteuid() } == 0 {
-            "user root;\n"
-        } else {
-            ""
-        };
-        let d = dir.display();
-        std::fs::write(
-            dir.join("nginx.conf"),
-            format!(
-                "{user}worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{ worker_connections 256; }}\n\
-                 http {{\n  access_log off;\n  client_body_temp_path {d}/tmp; proxy_temp_path {d}/tmp; fastcgi_temp_path {d}/tmp; uwsgi_temp_path {d}/tmp; scgi_temp_path {d}/tmp;\n\
-                 include {d}/upstream.conf;\n  server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://app; proxy_next_upstream off; }} }}\n}}\n"
-            ),
-        )
-        .unwrap();
-        let child = std::process::Command::new(bin)
-            .args(["-c", &format!("{d}/nginx.conf"), "-p", &format!("{d}")])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start nginx");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "nginx did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Nginx {
-            child,
-            port,
-            dir: dir.to_path_buf(),
-        }
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        // SIGTERM is nginx's fast shutdown: the master stops its workers before it exits.
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        let _ = self.child.wait();
-        let _ = &self.dir;
-    }
-}
-
 /// One GET through the front: (status, body).
 fn get(port: u16) -> Option<(u16, String)> {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
@@ -480,7 +417,7 @@ const SCRIPTS: &[(&str, &str)] = &[
 
 struct ScriptWorld {
     t: Test,
-    nginx: Nginx,
+    nginx: support::Nginx,
     _traffic: Traffic,
     prom: &'static SharedProm,
 }
@@ -508,7 +445,7 @@ fn script_world(cell: &str, rolling: bool, bad: &str, slow: &str) -> ScriptWorld
     } else {
         format!("upstream app {{ server 127.0.0.1:{blue} weight=100; server 127.0.0.1:{green} down; }}\n")
     };
-    let nginx = Nginx::start(&dir.join("nginx"), &upstream);
+    let nginx = support::Nginx::start(&dir.join("nginx"), "app", &upstream);
     let traffic = Traffic::start(nginx.port);
     for (name, text) in SCRIPTS {
         t = t.executable(name, text);
@@ -666,8 +603,9 @@ fn kube_cell(strategy: &str, bad: bool) {
     } else {
         "stable"
     };
-    let nginx = Nginx::start(
+    let nginx = support::Nginx::start(
         &dir.join("nginx"),
+        "app",
         &format!("upstream app {{ server 127.0.0.1:{}; }}\n", ports[live]),
     );
     let _traffic = Traffic::start(nginx.port);
@@ -857,7 +795,11 @@ fn local_rolling_bad() {
 // ------------------------------------------------------------------ script x Prometheus, the edges
 
 /// The shipped workflow on a script world, canary, with `extra` config and these queries.
-fn script_run(w: ScriptWorld, extra: &str, queries_yaml: &str) -> (support::Output, Nginx) {
+fn script_run(
+    w: ScriptWorld,
+    extra: &str,
+    queries_yaml: &str,
+) -> (support::Output, support::Nginx) {
     let config = format!(
         "{SCRIPT_CONFIG}{extra}monitoring:\n  interval: 500ms\n  samples: 3\n  prometheus: {}\n{queries_yaml}",
         w.prom.url,
@@ -1016,15 +958,6 @@ fn a_prometheus_stopped_mid_window_is_never_a_silent_pass() {
 
 // ------------------------------------------------------------------ the documented example config
 
-/// A Prometheus API that answers every query with one series at 0.
-fn prometheus_at_zero(_path: &str) -> (u16, String) {
-    (
-        200,
-        r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000,"0"]}]}}"#
-            .to_string(),
-    )
-}
-
 fn hook(_path: &str) -> (u16, String) {
     (200, "ok".to_string())
 }
@@ -1040,22 +973,8 @@ fn the_documented_example_config_runs_as_shipped() {
         "/docs/runbook.example.yaml"
     ))
     .unwrap();
-    let keys: String = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("# "))
-        .filter(|l| {
-            let t = l.trim_start();
-            let key: String = t
-                .chars()
-                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
-                .collect();
-            !key.is_empty()
-                && t[key.len()..].starts_with(':')
-                && (t[key.len() + 1..].is_empty() || t[key.len() + 1..].starts_with(' '))
-        })
-        .map(|l| format!("{l}\n"))
-        .collect();
-    let prom = support::Server::start(prometheus_at_zero);
+    let keys = support::documented_keys(&text);
+    let prom = support::Server::start(support::prometheus_at_zero);
     let slack = support::Server::start(hook);
     let ops = support::Server::start(hook);
     let config = keys

@@ -109,19 +109,10 @@ fn a_module_private_function_does_not_shadow_a_primitive_for_the_runbook() {
     assert!(out.stdout.contains("wrong: 0"), "{}", out.stdout);
 }
 
-/// A Prometheus API that answers every query with one series at 0 (no errors, no latency).
-fn prometheus_at_zero(_path: &str) -> (u16, String) {
-    (
-        200,
-        r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000,"0"]}]}}"#
-            .to_string(),
-    )
-}
-
 /// The shipped workflow with the script adapter and PromQL monitoring (two queries): the stdlib's
 /// `monitor` and `script` modules both have a `fill(a, b)`. A healthy release is promoted.
 fn shipped_workflow_with_script_adapter_and_prometheus(strategy: &str) {
-    let prom = support::Server::start(prometheus_at_zero);
+    let prom = support::Server::start(support::prometheus_at_zero);
     let config = format!(
         "adapter: script\nfeature: payments\nversion: v2\ncurrent_version: v1\n\
          script:\n  deploy: \"true\"\n  health: \"true\"\n  switch: \"true\"\n  weight: \"true\"\n  flag: \"true\"\n\

@@ -1094,81 +1094,24 @@ fn shop_metrics(path: &str) -> (u16, String) {
     )
 }
 
-fn nginx_binary() -> String {
-    ["/usr/sbin/nginx", "/usr/bin/nginx"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-        .unwrap_or_else(|| {
-            panic!("nginx is not installed: .ci/run installs it with apt-get (package nginx-light)")
-        })
-        .to_string()
-}
-
-fn wait_for(url: &str, want: &str) -> String {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        let got = support::http_get(url).unwrap_or_default();
-        if got.trim() == want || std::time::Instant::now() > deadline {
-            return got.trim().to_string();
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-}
-
-/// nginx in front of the blue or green instance; stopped (SIGTERM: fast shutdown) when dropped.
-struct Nginx(std::process::Child);
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        unsafe {
-            libc::kill(self.0.id() as i32, libc::SIGTERM);
-        }
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn repl_a_whole_incident_against_a_real_nginx_and_prometheus() {
-    let nginx = nginx_binary();
+    let nginx = support::nginx_binary();
     let t = Test::new();
     let dir = t.path().to_path_buf();
     let blue = support::start_app(dir.join("blue"));
     let green = support::start_app(dir.join("green"));
     let staging = support::start_app(dir.join("staging"));
     std::fs::write(dir.join("blue/version"), "v1\n").unwrap();
-    let port = support::free_port();
-    std::fs::create_dir_all(dir.join("tmp")).unwrap();
-    std::fs::write(
-        dir.join("upstream.conf"),
-        format!("upstream shop {{ server 127.0.0.1:{blue}; }}\n"),
-    )
-    .unwrap();
-    let user = if unsafe { libc::geteuid() } == 0 {
-        "user root;\n"
-    } else {
-        ""
-    };
-    let d = dir.display();
-    std::fs::write(
-        dir.join("nginx.conf"),
-        format!(
-            "{user}worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{ worker_connections 64; }}\n\
-             http {{\n  access_log off;\n  client_body_temp_path {d}/tmp; proxy_temp_path {d}/tmp; fastcgi_temp_path {d}/tmp; uwsgi_temp_path {d}/tmp; scgi_temp_path {d}/tmp;\n\
-             include {d}/upstream.conf;\n  server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://shop; }} }}\n}}\n"
-        ),
-    )
-    .unwrap();
-    let _nginx = Nginx(
-        std::process::Command::new(&nginx)
-            .args(["-c", &format!("{d}/nginx.conf"), "-p", &format!("{d}")])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start nginx"),
+    let _nginx = support::Nginx::start(
+        &dir,
+        "shop",
+        &format!("upstream shop {{ server 127.0.0.1:{blue}; }}\n"),
     );
+    let port = _nginx.port;
     let front = format!("http://127.0.0.1:{port}/");
     assert_eq!(
-        wait_for(&front, "v1"),
+        support::wait_for(&front, "v1"),
         "v1",
         "nginx serves blue before the deploy"
     );
@@ -1229,7 +1172,7 @@ fn repl_a_whole_incident_against_a_real_nginx_and_prometheus() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(
-        wait_for(&front, "v2"),
+        support::wait_for(&front, "v2"),
         "v2",
         "nginx serves green after the deploy"
     );
@@ -1272,7 +1215,7 @@ fn repl_a_whole_incident_against_a_real_nginx_and_prometheus() {
     prompt(&mut p);
     // Traffic measured back on v1 by real requests through nginx.
     assert_eq!(
-        wait_for(&front, "v1"),
+        support::wait_for(&front, "v1"),
         "v1",
         "nginx serves blue after the rollback"
     );

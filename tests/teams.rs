@@ -5,15 +5,6 @@ mod support;
 
 use support::{Server, Test};
 
-/// A Prometheus API that answers every query with one series at 0 (no errors, no latency).
-fn prometheus_at_zero(_path: &str) -> (u16, String) {
-    (
-        200,
-        r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000,"0"]}]}}"#
-            .to_string(),
-    )
-}
-
 /// Records its arguments, one `[arg]` each, a line per call.
 const RECORDER: &str = r#"#!/bin/sh
 { printf 'CALL'; for a in "$@"; do printf ' [%s]' "$a"; done; printf '\n'; } >> calls.log
@@ -36,7 +27,7 @@ rollout:
 "#;
 
 fn hostile_run(strategy: &str) -> (support::Output, Vec<String>) {
-    let prom = Server::start(prometheus_at_zero);
+    let prom = Server::start(support::prometheus_at_zero);
     let config = format!(
         "{HOSTILE}monitoring:\n  interval: 20ms\n  samples: 1\n  prometheus: {}\n  queries:\n    error_rate: 'vector(0)'\n",
         prom.url("")
@@ -155,7 +146,7 @@ fn a_script_template_that_quotes_a_placeholder_is_refused_before_anything_runs()
 /// The shipped workflow, blue-green, script adapter (all commands `true`), PromQL from a fake
 /// Prometheus API at 0, plus `extra` config; returns the run and the Prometheus requests.
 fn healthy_script_run(extra: &str) -> (support::Output, Vec<(String, String)>) {
-    let prom = Server::start(prometheus_at_zero);
+    let prom = Server::start(support::prometheus_at_zero);
     let config = format!(
         "adapter: script\nfeature: payments\nversion: v2\ncurrent_version: v1\n\
          script:\n  deploy: \"true\"\n  health: \"true\"\n  switch: \"true\"\n\
@@ -217,7 +208,7 @@ fn prometheus_by_query(path: &str) -> (u16, String) {
             r#"{"status":"error","errorType":"bad_data","error":"1:4: parse error: unexpected end of input"}"#.into(),
         )
     } else {
-        prometheus_at_zero(path)
+        support::prometheus_at_zero(path)
     }
 }
 
@@ -324,7 +315,7 @@ fn prometheus_v2_ghost(path: &str) -> (u16, String) {
             r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#.into(),
         )
     } else {
-        prometheus_at_zero(path)
+        support::prometheus_at_zero(path)
     }
 }
 

@@ -423,3 +423,107 @@ impl Drop for Prometheus {
         self.kill();
     }
 }
+
+/// Where nginx is installed.
+pub fn nginx_binary() -> String {
+    ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .unwrap_or_else(|| {
+            panic!("nginx is not installed: .ci/run installs it with apt-get (package nginx-light)")
+        })
+        .to_string()
+}
+
+/// A real nginx on a loopback port, its config, pid and temp files in `dir`, proxying to the
+/// upstream named `name` that `dir/upstream.conf` defines (scripts rewrite that file and reload).
+/// Stopped when dropped (SIGTERM: nginx's fast shutdown stops its workers first).
+pub struct Nginx {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl Nginx {
+    pub fn start(dir: &Path, name: &str, upstream: &str) -> Nginx {
+        let bin = nginx_binary();
+        let port = free_port();
+        std::fs::create_dir_all(dir.join("tmp")).unwrap();
+        std::fs::write(dir.join("upstream.conf"), upstream).unwrap();
+        let user = if unsafe { libc::geteuid() } == 0 {
+            "user root;\n"
+        } else {
+            ""
+        };
+        let d = dir.display();
+        std::fs::write(
+            dir.join("nginx.conf"),
+            format!(
+                "{user}worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{ worker_connections 256; }}\n\
+                 http {{\n  access_log off;\n  client_body_temp_path {d}/tmp; proxy_temp_path {d}/tmp; fastcgi_temp_path {d}/tmp; uwsgi_temp_path {d}/tmp; scgi_temp_path {d}/tmp;\n\
+                 include {d}/upstream.conf;\n  server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://{name}; proxy_next_upstream off; }} }}\n}}\n"
+            ),
+        )
+        .unwrap();
+        let child = Command::new(&bin)
+            .args(["-c", &format!("{d}/nginx.conf"), "-p", &format!("{d}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nginx");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "nginx did not start");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Nginx { child, port }
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// Fetch `url` until it answers `want` (trimmed) or 5 s pass; what it answered last.
+pub fn wait_for(url: &str, want: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let got = http_get(url).unwrap_or_default();
+        if got.trim() == want || std::time::Instant::now() > deadline {
+            return got.trim().to_string();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// The keys a commented config documents (`# key: value` lines), uncommented, as a team would
+/// start from it.
+pub fn documented_keys(text: &str) -> String {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("# "))
+        .filter(|l| {
+            let t = l.trim_start();
+            let key: String = t
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect();
+            !key.is_empty()
+                && t[key.len()..].starts_with(':')
+                && (t[key.len() + 1..].is_empty() || t[key.len() + 1..].starts_with(' '))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// For `Server::start`: a Prometheus API that answers every query with one series at 0.
+pub fn prometheus_at_zero(_path: &str) -> (u16, String) {
+    (
+        200,
+        r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000,"0"]}]}}"#
+            .to_string(),
+    )
+}
