@@ -1316,3 +1316,44 @@ fn answers_that_cannot_fit_a_declared_prompt_are_found_before_anything_runs() {
         .run();
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
 }
+
+#[test]
+fn a_run_killed_but_not_yet_reaped_does_not_hold_its_lock() {
+    // SIGKILL, and its parent (this test) has not waited for it yet: the process is a zombie,
+    // which still "exists" for kill(pid, 0). It holds nothing: resume takes its lock over.
+    let t = Test::new().file(
+        "deploy.rhai",
+        "sh(\"echo a >> steps\");\nsh(\"sleep 3\");\nsh(\"echo b >> steps\");\n",
+    );
+    let mut child = t
+        .command()
+        .arg("deploy.rhai")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !t.path().join("steps").exists() {
+        assert!(Instant::now() < deadline, "the run never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGKILL);
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap_or_default();
+    assert!(
+        stat.contains(") Z "),
+        "the killed run should be an unreaped zombie: {stat}"
+    );
+    let out = run(&t, &[], &["resume", "--set", "resume.in_flight=rerun"]);
+    let _ = child.wait();
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("took over the stale lock"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(lines(&t.path().join("steps")), 2);
+}
