@@ -5,9 +5,12 @@ mod support;
 
 use support::{Server, Test};
 
-/// Records its arguments, one `[arg]` each, a line per call.
+/// Records its arguments, one `[arg]` each, a line per call. The line is written with one
+/// `printf`, so calls the workflow makes at the same time (smoke test and health check) cannot
+/// interleave inside a line.
 const RECORDER: &str = r#"#!/bin/sh
-{ printf 'CALL'; for a in "$@"; do printf ' [%s]' "$a"; done; printf '\n'; } >> calls.log
+line='CALL'; for a in "$@"; do line="$line [$a]"; done
+printf '%s\n' "$line" >> calls.log
 "#;
 
 const HOSTILE: &str = r#"adapter: script
