@@ -225,6 +225,16 @@ enum Sub {
         #[arg(long)]
         force: bool,
     },
+    /// Write Rhai definition files (.d.rhai) for an editor: every primitive and stdlib function
+    /// with its signature and docs, so a team's editor completes and checks runbooks
+    #[command(
+        after_help = "Examples:\n  runbook definitions                   write them to ./rhai-definitions\n  runbook definitions ops/defs\n\nPoint the Rhai language server at the directory (see docs/editors.md)."
+    )]
+    Definitions {
+        /// Where to write them
+        #[arg(value_name = "DIR", default_value = "rhai-definitions")]
+        dir: PathBuf,
+    },
     /// Print a shell completion script
     #[command(
         after_help = "Examples:\n  runbook completions bash > /etc/bash_completion.d/runbook\n  runbook completions zsh > \"${fpath[1]}/_runbook\"\n  runbook completions fish > ~/.config/fish/completions/runbook.fish"
@@ -346,6 +356,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Common, Comman
         }),
         (Some(Sub::Check { runbook, answers }), _) => Command::Check { runbook, answers },
         (Some(Sub::Init { dir, force }), _) => Command::Init { dir, force },
+        (Some(Sub::Definitions { dir }), _) => Command::Definitions(dir),
         (Some(Sub::Completions { shell }), _) => {
             let mut cmd = Cli::command();
             let mut out = Vec::new();

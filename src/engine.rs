@@ -9,51 +9,6 @@ use crate::error::{Error, Location};
 use crate::modules::{Resolver, Sources};
 use crate::session::{Shared, Stop};
 
-/// Names scripts can call, for "did you mean" on a mistyped function.
-pub const PRIMITIVES: &[&str] = &[
-    "sh",
-    "choose",
-    "confirm",
-    "checklist",
-    "input",
-    "approve",
-    "decline",
-    "check",
-    "check_all",
-    "analyze",
-    "measure",
-    "samples",
-    "judge",
-    "scrape",
-    "stage",
-    "on_rollback",
-    "rollback",
-    "discard_rollback",
-    "rollback_stack",
-    "notify",
-    "duration",
-    "sleep",
-    "shell_quote",
-    "config_error",
-    "precondition_failed",
-    "probe",
-    "override_verdict",
-    "success_criteria",
-    "now",
-    "timestamp_ms",
-    "log",
-    "env",
-    "config",
-    "secret",
-    "feature",
-    "dry_run",
-    "run_dir",
-    "set_strategy",
-    "traffic",
-    "strategy",
-    "print",
-    "debug",
-];
 
 pub fn build(session: &Shared, sources: &Sources, base: PathBuf) -> Engine {
     let mut engine = Engine::new();
@@ -227,7 +182,10 @@ fn suggest(err: &EvalAltResult, sources: &Sources, file: &str) -> Option<String>
     match err {
         EvalAltResult::ErrorFunctionNotFound(sig, _) => {
             let name = sig.split([' ', '(']).next().unwrap_or(sig);
-            let mut names: Vec<String> = PRIMITIVES.iter().map(|s| s.to_string()).collect();
+            let mut names: Vec<String> = crate::catalogue::names(crate::catalogue::Scope::Everywhere)
+                .into_iter()
+                .map(str::to_string)
+                .collect();
             if let Some(text) = sources.text(file) {
                 names.extend(fn_names(&text));
             }

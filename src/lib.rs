@@ -6,6 +6,7 @@ pub mod analysis;
 pub mod answers;
 pub mod arguments;
 pub mod artifacts;
+pub mod catalogue;
 pub mod charts;
 pub mod config;
 pub mod criteria;

@@ -42,67 +42,6 @@ const SOURCE: &str = "<repl>";
 const FORCE_HINT: &str =
     "its undo steps do not run unless forced: rollback(#{ force: \"why it is safe\" })";
 
-/// Name, signature, one line: for `:help` and for completion.
-const DOCS: &[(&str, &str, &str)] = &[
-    ("sh", "sh(cmd[, opts])", "run a command (string through sh -c, array without a shell); returns #{code, stdout, stderr, duration}"),
-    ("check", "check(#{http|tcp|cmd, ...})", "one health check with timeout and retries"),
-    ("check_all", "check_all([specs])", "health checks, concurrently, with a summary table"),
-    ("http", "http(method, url[, body[, opts]])", "one HTTP request; returns #{status, body, json, ms}"),
-    ("scrape", "scrape(url)", "read a Prometheus text endpoint as samples"),
-    ("measure", "measure(#{prometheus|scrape|http|command|check: #{...}})", "read one metric provider once: a number, or () for no data"),
-    ("probe", "probe(provider)", "read a metric provider once and say what came back: #{outcome, value, why, source}"),
-    ("shell_quote", "shell_quote(value)", "the value as one shell word (quoted only when it must be)"),
-    ("config_error", "config_error(key, message)", "end the run as a configuration error (exit 2 before anything changed)"),
-    ("precondition_failed", "precondition_failed(message)", "end the run: something it needs is not there (exit 2 before anything changed)"),
-    ("success_criteria", "success_criteria()", "the Success Criteria from what this run recorded: passed, not measured, overridden or failed"),
-    ("override_verdict", "override_verdict(#{verdict, reason[, by]})", "record that a person (or the config) let an unhealthy window through"),
-    ("strategy", "strategy()", "the strategy chosen at the menu (its label), or ()"),
-    ("analyze", "analyze(#{interval, count, metrics: [...]})", "measure metrics every interval and judge them: #{verdict, healthy, reason, metrics}"),
-    ("samples", "samples(#{prometheus: #{url, query, range}})", "a Prometheus range query's points, for judge"),
-    ("judge", "judge(#{metrics: [#{name, canary, baseline, ...}]})", "canary against baseline: Mann-Whitney U per metric, weighted score"),
-    ("notify", "notify(channel, message)", "send to a channel configured in runbook.yaml"),
-    ("confirm", "confirm(question)", "ask y/n"),
-    ("choose", "choose(question, options)", "a numbered menu"),
-    ("input", "input(question, default)", "ask for text"),
-    ("checklist", "checklist(title, items)", "ask each item y/n; returns the unchecked ones"),
-    ("approve", "approve(#{feature, changes, risk, rollback_time})", "a critical approval gate (a person, --approve, or an answer)"),
-    ("decline", "decline(reason)", "end the run at a gate, exit 4"),
-    ("stage", "stage(name, || { ... })", "a named, timed section in the output, the journal and the artifacts"),
-    ("discard_rollback", "discard_rollback(label)", "drop an undo that no longer applies"),
-    ("rollback_deployment", "rollback_deployment(dir, reason)", "roll a past run back from its journal and end this one"),
-    ("undo_deployment", "undo_deployment(dir, reason)", "carry out a past run's standing undo steps; returns whether all succeeded"),
-    ("dashboard", "dashboard(frame)", "draw the Deployment Monitor"),
-    ("measurement", "measurement(m)", "record a measurement (monitoring-snapshot.json)"),
-    ("verdict", "verdict(v)", "record a verdict (monitoring-snapshot.json)"),
-    ("traffic", "traffic(#{weights, colour})", "record an adapter's traffic change: which version takes what share, on which colour"),
-    ("interactive", "interactive()", "whether a person is at the terminal"),
-    ("secret", "secret(name)", "a secret from the config's secrets (redacted everywhere)"),
-    ("feature", "feature()", "the feature being deployed"),
-    ("dry_run", "dry_run()", "whether this is a dry run"),
-    ("run_dir", "run_dir()", "this run's directory"),
-    ("duration", "duration(\"5s\")", "a duration in milliseconds"),
-    ("timestamp_ms", "timestamp_ms()", "milliseconds since the epoch"),
-    ("print", "print(message)", "a line on the terminal"),
-    ("on_rollback", "on_rollback(label, action)", "register an undo (command or #{function, args})"),
-    ("rollback_stack", "rollback_stack()", "the undo steps this session registered"),
-    ("deployments", "deployments()", "past run directories, oldest first"),
-    ("standing_undos", "standing_undos(dir)", "the undo steps a past run left standing"),
-    ("sleep", "sleep(duration)", "wait (\"5s\"); Ctrl-C stops it"),
-    ("now", "now()", "the time, RFC 3339"),
-    ("log", "log(message)", "a line in the log and the journal"),
-    ("env", "env(name[, default])", "an environment variable"),
-    ("config", "config([path[, default]])", "the team config"),
-    ("status", "status()", "the attached deployment: strategy, stages, traffic, verdicts, undo steps standing"),
-    ("rollback", "rollback()", "roll the attached deployment back: its undo steps, last in first out"),
-    ("metrics", "metrics()", "re-measure per version from the configured monitoring (monitoring.queries with prometheus, or monitoring.series from the scrape; then monitoring.metrics), each against its trigger"),
-    ("scale", "scale(count)", "emergency: add serving instances through the adapter"),
-    ("maintenance", "maintenance(on)", "emergency: maintenance mode on or off"),
-    ("status_page", "status_page(message)", "emergency: update the status page (channel status_page)"),
-    ("page_oncall", "page_oncall(message)", "emergency: notify on-call (channel oncall)"),
-    ("notify_stakeholders", "notify_stakeholders(message)", "emergency: stakeholder update (channel stakeholders)"),
-    ("incident", "incident(title[, severity])", "open an incident (severity critical, high, medium or low; default medium): the session's commands and effects go into its timeline"),
-    ("resolve", "resolve([cause, impact, remediation, prevention])", "close the incident and write incident-report.md"),
-];
 
 const COMMANDS: &[(&str, &str)] = &[
     (
@@ -427,10 +366,11 @@ pub fn run(common: &Common, opts: &ReplOptions, ui: &Ui) -> Result<i32, Error> {
     let names = Rc::new(RefCell::new(Names::default()));
     {
         let mut n = names.borrow_mut();
-        n.words
-            .extend(crate::engine::PRIMITIVES.iter().map(|s| s.to_string()));
-        n.words
-            .extend(DOCS.iter().map(|(name, _, _)| name.to_string()));
+        n.words.extend(
+            crate::catalogue::names(crate::catalogue::Scope::Repl)
+                .into_iter()
+                .map(str::to_string),
+        );
         for (file, text) in crate::embedded::STDLIB {
             let module = file.trim_end_matches(".rhai").to_string();
             n.words.push(format!("{module}::"));
@@ -1049,11 +989,11 @@ impl Repl {
                     // Every name callable here: primitives, the REPL's own and the emergency
                     // actions, and the functions defined in this session.
                     let name = sig.split([' ', '(']).next().unwrap_or(sig);
-                    let mut names: Vec<String> = crate::engine::PRIMITIVES
-                        .iter()
-                        .chain(DOCS.iter().map(|(n, _, _)| n))
-                        .map(|n| n.to_string())
-                        .collect();
+                    let mut names: Vec<String> =
+                        crate::catalogue::names(crate::catalogue::Scope::Repl)
+                            .into_iter()
+                            .map(str::to_string)
+                            .collect();
                     names.extend(self.functions.iter_functions().map(|f| f.name.to_string()));
                     // A module's members, by the alias it was imported as.
                     if let Some((module, _)) = name.rsplit_once("::") {
@@ -1094,8 +1034,23 @@ impl Repl {
                     println!("  {c:<12} {d}");
                 }
                 println!("Functions:");
-                for (_, sig, doc) in DOCS {
-                    println!("  {sig:<48} {doc}");
+                for n in crate::catalogue::natives(crate::catalogue::Scope::Repl) {
+                    println!(
+                        "  {:<48} {}",
+                        crate::catalogue::short_signature(n),
+                        n.summary
+                    );
+                }
+                // The emergency actions are globals here.
+                for m in crate::catalogue::stdlib()
+                    .into_iter()
+                    .filter(|m| m.module == "emergency" && !helps_natively(&m.name))
+                {
+                    println!(
+                        "  {:<48} {}",
+                        format!("{}({})", m.name, m.params.join(", ")),
+                        m.summary()
+                    );
                 }
                 println!(
                     "Modules: {}",
@@ -1106,15 +1061,7 @@ impl Repl {
                         .join(", ")
                 );
             }
-            "help" => match DOCS.iter().find(|(n, _, _)| *n == arg) {
-                Some((_, sig, doc)) => println!("{sig}\n  {doc}"),
-                None => {
-                    let hint = crate::error::did_you_mean(arg, DOCS.iter().map(|(n, _, _)| *n))
-                        .map(|s| format!(" (did you mean `{s}`?)"))
-                        .unwrap_or_default();
-                    println!("no help for `{arg}`{hint}");
-                }
-            },
+            "help" => help_for(arg),
             "vars" => {
                 for (name, constant, value) in self.scope.iter_raw() {
                     let v = self.session.redact(&value.to_string());
@@ -1171,6 +1118,57 @@ fn top_level_imports(ast: &AST) -> Vec<(String, String)> {
         }
     }
     out
+}
+
+/// Whether the catalogue has a native entry for `name` at the REPL.
+fn helps_natively(name: &str) -> bool {
+    crate::catalogue::natives(crate::catalogue::Scope::Repl).any(|n| n.name == name)
+}
+
+/// `:help NAME`: a primitive's overloads, or a stdlib function (`workflow::run`, or an emergency
+/// action by its bare name).
+fn help_for(arg: &str) {
+    let natives: Vec<_> = crate::catalogue::natives(crate::catalogue::Scope::Repl)
+        .filter(|n| n.name == arg)
+        .collect();
+    if !natives.is_empty() {
+        for n in natives {
+            for o in n.overloads {
+                println!("{o}");
+            }
+            println!("  {}", n.summary);
+        }
+        return;
+    }
+    let stdlib = crate::catalogue::stdlib();
+    let found = stdlib.iter().find(|m| {
+        format!("{}::{}", m.module, m.name) == arg || (m.module == "emergency" && m.name == arg)
+    });
+    match found {
+        Some(m) => {
+            println!("{}", m.signature());
+            if !m.doc.is_empty() {
+                println!("  {}", m.doc);
+            }
+        }
+        None => {
+            let mut names: Vec<String> = crate::catalogue::names(crate::catalogue::Scope::Repl)
+                .into_iter()
+                .map(str::to_string)
+                .collect();
+            names.extend(stdlib.iter().map(|m| format!("{}::{}", m.module, m.name)));
+            let hint = crate::error::did_you_mean(arg, names.iter().map(String::as_str))
+                .map(|s| format!(" (did you mean `{s}`?)"))
+                .unwrap_or_default();
+            println!("no help for `{arg}`{hint}");
+        }
+    }
+}
+
+/// The REPL's own functions on an engine with no deployment attached: for the catalogue's test
+/// of what is really registered.
+pub fn register_detached(engine: &mut Engine, session: &Shared, sources: &Sources) {
+    register(engine, session, &Rc::new(State::default()), sources);
 }
 
 fn register(engine: &mut Engine, session: &Shared, state: &Rc<State>, sources: &Sources) {

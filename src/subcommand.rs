@@ -45,6 +45,7 @@ pub enum Command {
     Repl(crate::repl::ReplOptions),
     Verify(PathBuf),
     Report(PathBuf),
+    Definitions(PathBuf),
     Resume {
         dir: Option<PathBuf>,
         force: bool,
@@ -68,6 +69,7 @@ pub fn dispatch(common: &Common, command: &Command) -> Result<i32, Error> {
         Command::Repl(opts) => crate::repl::run(common, opts, &ui),
         Command::Verify(dir) => verify(&ui, dir),
         Command::Report(dir) => report(common, &ui, dir),
+        Command::Definitions(dir) => crate::catalogue::write_definitions(&ui, dir),
         Command::Resume {
             dir,
             force,

@@ -202,3 +202,54 @@ fn check_rejects_a_module_that_calls_a_function_it_does_not_define() {
     assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
     assert!(!out.stdout.contains('2'), "{}", out.stdout);
 }
+
+/// `runbook definitions`: an editor's Rhai language server gets every primitive with its
+/// overloads and docs, and each stdlib module's public functions.
+#[test]
+fn definitions_are_written_for_every_primitive_and_stdlib_module() {
+    let out = Test::new().args(&["definitions", "defs"]).run();
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("definition files in defs"),
+        "{}",
+        out.stdout
+    );
+    let read = |f: &str| {
+        std::fs::read_to_string(out.dir.join("defs").join(f))
+            .unwrap_or_else(|e| panic!("defs/{f}: {e}"))
+    };
+    let primitives = read("runbook.d.rhai");
+    assert!(primitives.starts_with("module static;"), "{primitives}");
+    for line in [
+        "fn sh(cmd: ?) -> map;",
+        "fn sh(cmd: ?, opts: map) -> map;",
+        "fn analyze(spec: map) -> map;",
+        "fn confirm(question: string, opts: map) -> bool;",
+    ] {
+        assert!(primitives.contains(line), "missing {line}\n{primitives}");
+    }
+    // Every fn line is a well-formed declaration with a doc line above it.
+    let lines: Vec<&str> = primitives.lines().collect();
+    for (i, l) in lines.iter().enumerate().filter(|(_, l)| l.starts_with("fn ")) {
+        assert!(l.ends_with(';') && l.contains('(') && l.contains(')'), "{l}");
+        assert!(lines[i - 1].starts_with("/// "), "no doc above {l}");
+    }
+    let workflow = read("workflow.d.rhai");
+    assert!(workflow.starts_with("module workflow;"), "{workflow}");
+    assert!(workflow.contains("fn staging(ctx: ?);"), "{workflow}");
+    assert!(
+        workflow.contains("/// Stage 1: deploy to staging, smoke tests, sign-off."),
+        "{workflow}"
+    );
+    // Rhai's own functions come too, so the editor knows the whole language.
+    assert!(read("__static__.d.rhai").contains("fn len("));
+    assert!(out.dir.join("defs/__builtin__.d.rhai").is_file());
+
+    // A directory that cannot be written: a clear error, exit 1.
+    let out2 = Test::new()
+        .file("blocker", "")
+        .args(&["definitions", "blocker/defs"])
+        .run();
+    assert_eq!(out2.code, 1, "{}\n{}", out2.stdout, out2.stderr);
+    assert!(out2.stderr.contains("blocker/defs"), "{}", out2.stderr);
+}
