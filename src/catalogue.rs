@@ -99,6 +99,9 @@ pub const NATIVE: &[Native] = &[
     f("shell_quote", &["shell_quote(value: ?) -> string"], "the value as one shell word (quoted only when it must be)"),
     f("write_file", &["write_file(path: string, text: string)"], "write a file (a planned effect in a dry run)"),
     f("append_file", &["append_file(path: string, text: string)"], "append to a file (a planned effect in a dry run)"),
+    f("deprecated", &["deprecated(old: string, new: string)"], "warn, once per run, that a form still works but has a successor (journaled)"),
+    f("defines", &["defines(module: string, name: string, arity: int) -> bool"], "whether a module, found as `import` finds it, defines a public function of that name and arity"),
+    f("call_home", &["call_home(f: Fn, args: array) -> ?"], "call a function pointer with the functions of the file that made it first in line (how workflow::run calls a team's step)"),
     f("interactive", &["interactive() -> bool"], "whether a person is at the terminal"),
     f("secret", &["secret(name: string) -> string"], "a secret from the config's secrets (redacted everywhere)"),
     f("feature", &["feature() -> string"], "the feature being deployed"),
@@ -222,7 +225,11 @@ pub fn short_signature(n: &Native) -> String {
     };
     let all: Vec<Vec<String>> = n.overloads.iter().map(|o| params(o)).collect();
     let fewest = all.iter().map(Vec::len).min().unwrap_or(0);
-    let longest = all.iter().max_by_key(|p| p.len()).cloned().unwrap_or_default();
+    let longest = all
+        .iter()
+        .max_by_key(|p| p.len())
+        .cloned()
+        .unwrap_or_default();
     let mut s = format!("{}(", n.name);
     for (i, p) in longest.iter().enumerate() {
         if i == fewest && i > 0 {
@@ -460,12 +467,19 @@ mod tests {
                 .unwrap_or_else(|| panic!("no definition file for {}", m.module))
                 .1;
             let want = (m.name.clone(), vec!["?".to_string(); m.params.len()]);
-            assert!(defined(text).contains(&want), "{}: {want:?}\n{text}", m.module);
+            assert!(
+                defined(text).contains(&want),
+                "{}: {want:?}\n{text}",
+                m.module
+            );
         }
         // and the module's interface only: no private helper, no closure.
         let monitor = &files.iter().find(|(n, _)| n == "monitor.d.rhai").unwrap().1;
         assert!(monitor.contains("fn watch(adapter_name: ?, version: ?, label: ?, env: ?);"));
-        assert!(!monitor.contains("fill_version") && !monitor.contains("anon$"), "{monitor}");
+        assert!(
+            !monitor.contains("fill_version") && !monitor.contains("anon$"),
+            "{monitor}"
+        );
     }
 
     #[test]

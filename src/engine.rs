@@ -9,7 +9,6 @@ use crate::error::{Error, Location};
 use crate::modules::{Resolver, Sources};
 use crate::session::{Shared, Stop};
 
-
 pub fn build(session: &Shared, sources: &Sources, base: PathBuf) -> Engine {
     let mut engine = Engine::new();
     let limits = &session.config.config.limits;
@@ -182,10 +181,11 @@ fn suggest(err: &EvalAltResult, sources: &Sources, file: &str) -> Option<String>
     match err {
         EvalAltResult::ErrorFunctionNotFound(sig, _) => {
             let name = sig.split([' ', '(']).next().unwrap_or(sig);
-            let mut names: Vec<String> = crate::catalogue::names(crate::catalogue::Scope::Everywhere)
-                .into_iter()
-                .map(str::to_string)
-                .collect();
+            let mut names: Vec<String> =
+                crate::catalogue::names(crate::catalogue::Scope::Everywhere)
+                    .into_iter()
+                    .map(str::to_string)
+                    .collect();
             if let Some(text) = sources.text(file) {
                 names.extend(fn_names(&text));
             }

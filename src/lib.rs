@@ -9,6 +9,7 @@ pub mod artifacts;
 pub mod catalogue;
 pub mod charts;
 pub mod config;
+pub mod contract;
 pub mod criteria;
 pub mod demo;
 pub mod effects;

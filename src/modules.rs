@@ -32,6 +32,11 @@ impl Sources {
     pub fn len(&self) -> usize {
         self.0.borrow().len()
     }
+    /// The names of the sources held: the runbook and the modules it imports.
+    pub fn names(&self) -> Vec<String> {
+        self.0.borrow().keys().cloned().collect()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.borrow().is_empty()
     }

@@ -42,7 +42,6 @@ const SOURCE: &str = "<repl>";
 const FORCE_HINT: &str =
     "its undo steps do not run unless forced: rollback(#{ force: \"why it is safe\" })";
 
-
 const COMMANDS: &[(&str, &str)] = &[
     (
         ":help",

@@ -92,6 +92,8 @@ pub fn prepare(
         .map_err(|e| crate::engine::script_error(&e, &found.shown, &sources, true))?;
     // An answer that cannot fit a prompt the runbook declares is found now, not mid-run.
     session.answers.borrow().check(&prompts)?;
+    // A team's adapter that lacks a function the shipped workflow calls, likewise.
+    crate::contract::check_adapter(&session.config, &sources.names(), &base)?;
     Ok(Prepared {
         session,
         engine,

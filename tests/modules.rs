@@ -230,8 +230,15 @@ fn definitions_are_written_for_every_primitive_and_stdlib_module() {
     }
     // Every fn line is a well-formed declaration with a doc line above it.
     let lines: Vec<&str> = primitives.lines().collect();
-    for (i, l) in lines.iter().enumerate().filter(|(_, l)| l.starts_with("fn ")) {
-        assert!(l.ends_with(';') && l.contains('(') && l.contains(')'), "{l}");
+    for (i, l) in lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.starts_with("fn "))
+    {
+        assert!(
+            l.ends_with(';') && l.contains('(') && l.contains(')'),
+            "{l}"
+        );
         assert!(lines[i - 1].starts_with("/// "), "no doc above {l}");
     }
     let workflow = read("workflow.d.rhai");

@@ -676,3 +676,204 @@ fn runbook_rollback_picks_the_newest_run_with_undo_steps_standing() {
         "the first run's undo ran"
     );
 }
+
+/// A plain script-adapter setup whose commands only record their arguments.
+fn recorded(extra: &[(&str, &str)], runbook: &str, answers: &str) -> support::Output {
+    let prom = Server::start(support::prometheus_at_zero);
+    let config = format!(
+        "adapter: script\nversion: v2\ncurrent_version: v1\nscript:\n  deploy: ./rec.sh deploy {{env}} {{version}}\n  health: ./rec.sh health {{env}}\n  smoke: ./rec.sh smoke {{env}}\n  switch: ./rec.sh switch {{to}}\n  weight: ./rec.sh weight {{version}} {{percent}}\n  flag: ./rec.sh flag {{action}} {{percent}}\n  remove: ./rec.sh remove {{env}} {{version}}\nrollout:\n  steps: [100]\nmonitoring:\n  interval: 20ms\n  samples: 1\n  prometheus: {}\n  queries:\n    error_rate: 'vector(0)'\n",
+        prom.url("")
+    );
+    let mut t = Test::new()
+        .executable("rec.sh", RECORDER)
+        .file("runbook.yaml", &config)
+        .file("answers.yaml", answers)
+        .file("deploy.rhai", runbook);
+    for (name, text) in extra {
+        t = t.file(name, text);
+    }
+    t.args(&[
+        "deploy.rhai",
+        "--answers",
+        "answers.yaml",
+        "--approve",
+        "--yes",
+    ])
+    .run()
+}
+
+const ANSWERS_BLUE_GREEN: &str = "strategy: blue-green\nprerequisites: yes\npre-deployment-checklist: yes\nstaging-deployment-successful-proceed-to-production: yes\n";
+
+#[test]
+fn workflow_run_replaces_one_step_by_name_and_runs_the_others() {
+    let out = recorded(
+        &[],
+        r#"import "stdlib/workflow" as workflow;
+// Named as the step it replaces: the workflow module has a `summary` too, and ours must answer.
+fn summary(ctx) { print(`our own summary: ${ctx.strategy} ${ctx.version}`); }
+fn notes(ctx) { print(`our notes for ${ctx.version}`); }
+workflow::run(workflow::context(), #{
+    summary: |ctx| summary(ctx),
+    post_deployment: |ctx| { notes(ctx); workflow::post_deployment(ctx); },
+    approval: Fn("approval_ours"),
+});
+fn approval_ours(ctx) { print("our approval"); }
+"#,
+        ANSWERS_BLUE_GREEN,
+    );
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    // Our steps ran with the context the earlier steps built; the shipped summary did not.
+    assert!(
+        out.stdout.contains("our own summary: blue-green v2"),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("Success Criteria"), "{}", out.stdout);
+    assert!(out.stdout.contains("our notes for v2"), "{}", out.stdout);
+    assert!(out.stdout.contains("our approval"), "{}", out.stdout);
+    assert!(
+        !out.stdout.contains("CRITICAL"),
+        "the shipped approval did not run\n{}",
+        out.stdout
+    );
+    // The shipped steps before it ran: staging, production, post-deployment.
+    for stage in [
+        "Stage 1: Staging Deployment",
+        "Stage 2: Production Deployment (Blue-Green Deployment)",
+        "Post-Deployment",
+    ] {
+        assert!(
+            out.stdout.contains(stage),
+            "missing {stage}\n{}",
+            out.stdout
+        );
+    }
+
+    // A step name that does not exist is refused, with the names that do.
+    let out = recorded(
+        &[],
+        "import \"stdlib/workflow\" as workflow;\nworkflow::run(workflow::context(), #{ post_deploy: |ctx| () });\n",
+        ANSWERS_BLUE_GREEN,
+    );
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.contains(
+            "workflow::run: no step named \"post_deploy\"; the steps are [\"prerequisites\""
+        ),
+        "{}",
+        out.stderr
+    );
+    let calls = std::fs::read_to_string(out.dir.join("calls.log")).unwrap_or_default();
+    assert!(calls.is_empty(), "nothing may run: {calls}");
+}
+
+#[test]
+fn a_strategy_module_on_the_old_positional_api_still_runs_with_a_deprecation_warning() {
+    // The team's blue_green.rhai beside the runbook shadows the shipped one, written for the
+    // API before strategies took the context map.
+    let old = r#"
+fn deploy(adapter_name, version, current, count) {
+    import adapter_name as adapter;
+    print(`old deploy ${adapter_name} ${version} ${current} ${count}`);
+    adapter::deploy("production", version, count);
+    adapter::switch_to(version);
+}
+fn rollout(adapter_name, version, current) { print(`old rollout ${version}`); }
+fn serving_env() { "production" }
+"#;
+    let out = recorded(
+        &[("blue_green.rhai", old)],
+        "import \"stdlib/workflow\" as workflow;\nworkflow::run(workflow::context(), #{});\n",
+        ANSWERS_BLUE_GREEN,
+    );
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("old deploy script v2 v1 1"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("old rollout v2"), "{}", out.stdout);
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        all.contains("`blue_green::deploy(adapter_name, version, current, count)` is deprecated and will be removed: use `blue_green::deploy(ctx)`"),
+        "{all}"
+    );
+    // Said once per form, and journaled.
+    assert_eq!(
+        all.matches("blue_green::deploy(adapter_name, version, current, count)` is deprecated")
+            .count(),
+        1,
+        "{all}"
+    );
+    assert_eq!(
+        out.records("deprecated").len(),
+        2,
+        "deploy and rollout, once each"
+    );
+
+    // A runbook calling a shipped strategy the old way: works, and is told the new form.
+    let out = recorded(
+        &[],
+        r#"import "stdlib/canary" as canary;
+canary::rollout("script", "v2", "v1");
+"#,
+        "increase-traffic: a\n",
+    );
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        all.contains("`canary::rollout(adapter_name, version, current)` is deprecated and will be removed: use `canary::rollout(ctx), ctx from workflow::context()`"),
+        "{all}"
+    );
+}
+
+#[test]
+fn runbook_check_refuses_a_team_adapter_missing_a_function_the_workflow_calls() {
+    // payments.rhai: the team's adapter, without smoke_checks and with flag's arity wrong.
+    let adapter = r#"
+fn deploy(env, version, count) {}
+fn instances(env, version) { [] }
+fn health_checks(env, version) { [] }
+fn remove(env, version) {}
+fn cleanup(adapter_name, current, version) { "" }
+fn switch_to(version) {}
+fn deploy_canary(version) {}
+fn remove_canary(version) {}
+fn set_weight(version, percent, other) {}
+fn promote(version, current) {}
+fn replace_instance(id, version) {}
+fn flag(name, percent) {}
+"#;
+    let runbook =
+        "import \"stdlib/workflow\" as workflow;\nworkflow::run(workflow::context(), #{});\n";
+    for args in [
+        vec!["check", "deploy.rhai"],
+        vec![
+            "deploy.rhai",
+            "--answers",
+            "answers.yaml",
+            "--approve",
+            "--yes",
+        ],
+    ] {
+        let out = Test::new()
+            .file(
+                "runbook.yaml",
+                "adapter: payments\nversion: v2\ncurrent_version: v1\n",
+            )
+            .file("payments.rhai", adapter)
+            .file("answers.yaml", ANSWERS_BLUE_GREEN)
+            .file("deploy.rhai", runbook)
+            .args(&args)
+            .run();
+        assert_eq!(out.code, 2, "{args:?}\n{}\n{}", out.stdout, out.stderr);
+        for want in [
+            "the adapter `payments` (payments.rhai) does not meet the adapter contract",
+            "it does not define smoke_checks(env, version), which the workflow calls for the staging smoke tests",
+            "`flag` takes 2 argument(s); the workflow calls flag(name, version, percent) for the feature flag's shares",
+        ] {
+            assert!(out.stderr.contains(want), "{args:?}: missing {want}\n{}", out.stderr);
+        }
+        // Refused before a run directory was made.
+        assert!(!out.dir.join("deployments").exists(), "{args:?}");
+    }
+}

@@ -3,6 +3,7 @@
 
 pub mod analyze;
 pub mod check;
+pub mod contract;
 pub mod files;
 pub mod helpers;
 pub mod http;
@@ -146,4 +147,5 @@ pub fn register(engine: &mut rhai::Engine, session: &crate::session::Shared) {
     metrics::register(engine, session);
     analyze::register(engine, session);
     monitor::register(engine, session);
+    contract::register(engine, session);
 }
