@@ -145,7 +145,7 @@ pub fn check_adapter(
     base: &Path,
 ) -> Result<(), Error> {
     let workflow = crate::modules::shipped_name("stdlib", "workflow.rhai");
-    if !modules.iter().any(|m| *m == workflow) {
+    if !modules.contains(&workflow) {
         return Ok(());
     }
     let Some(adapter) = loaded.config.adapter.as_deref() else {
