@@ -44,7 +44,7 @@ const FORCE_HINT: &str =
 
 /// Name, signature, one line: for `:help` and for completion.
 const DOCS: &[(&str, &str, &str)] = &[
-    ("sh", "sh(cmd[, opts])", "run a command (string through sh -c, array without a shell); returns #{code, stdout, stderr, duration}"),
+    ("sh", "sh(cmd[, opts])", "run a command (string through sh -c, array without a shell); returns #{code, stdout, stderr, duration, ok, timed_out, truncated, attempts}"),
     ("check", "check(#{http|tcp|cmd, ...})", "one health check with timeout and retries"),
     ("check_all", "check_all([specs])", "health checks, concurrently, with a summary table"),
     ("http", "http(method, url[, body[, opts]])", "one HTTP request; returns #{status, body, json, ms}"),
@@ -1089,15 +1089,15 @@ impl Repl {
         match name {
             "quit" | "q" | "exit" => return Flow::Quit,
             "help" if arg.is_empty() => {
-                println!("Commands:");
+                crate::outln!("Commands:");
                 for (c, d) in COMMANDS {
-                    println!("  {c:<12} {d}");
+                    crate::outln!("  {c:<12} {d}");
                 }
-                println!("Functions:");
+                crate::outln!("Functions:");
                 for (_, sig, doc) in DOCS {
-                    println!("  {sig:<48} {doc}");
+                    crate::outln!("  {sig:<48} {doc}");
                 }
-                println!(
+                crate::outln!(
                     "Modules: {}",
                     crate::embedded::STDLIB
                         .iter()
@@ -1107,23 +1107,23 @@ impl Repl {
                 );
             }
             "help" => match DOCS.iter().find(|(n, _, _)| *n == arg) {
-                Some((_, sig, doc)) => println!("{sig}\n  {doc}"),
+                Some((_, sig, doc)) => crate::outln!("{sig}\n  {doc}"),
                 None => {
                     let hint = crate::error::did_you_mean(arg, DOCS.iter().map(|(n, _, _)| *n))
                         .map(|s| format!(" (did you mean `{s}`?)"))
                         .unwrap_or_default();
-                    println!("no help for `{arg}`{hint}");
+                    crate::outln!("no help for `{arg}`{hint}");
                 }
             },
             "vars" => {
                 for (name, constant, value) in self.scope.iter_raw() {
                     let v = self.session.redact(&value.to_string());
-                    println!("{}{name} = {v}", if constant { "const " } else { "" });
+                    crate::outln!("{}{name} = {v}", if constant { "const " } else { "" });
                 }
             }
             "history" => {
                 for (i, h) in self.history.iter().enumerate() {
-                    println!("{:>4}  {h}", i + 1);
+                    crate::outln!("{:>4}  {h}", i + 1);
                 }
             }
             "status" => {
