@@ -137,16 +137,16 @@ impl Stream {
             self.cut = true;
         }
         self.line.extend_from_slice(bytes);
-        while let Some(i) = self.line.iter().position(|&b| b == b'\n') {
-            let rest = self.line.split_off(i + 1);
-            let line = std::mem::replace(&mut self.line, rest);
-            show(&line, is_err, on_line);
+        let mut shown = 0;
+        while let Some(i) = self.line[shown..].iter().position(|&b| b == b'\n') {
+            show(&self.line[shown..shown + i + 1], is_err, on_line);
+            shown += i + 1;
         }
-        while self.line.len() >= MAX_LINE {
-            let rest = self.line.split_off(MAX_LINE);
-            let piece = std::mem::replace(&mut self.line, rest);
-            show(&piece, is_err, on_line);
+        while self.line.len() - shown >= MAX_LINE {
+            show(&self.line[shown..shown + MAX_LINE], is_err, on_line);
+            shown += MAX_LINE;
         }
+        self.line.drain(..shown);
     }
 
     /// The last line, when the output did not end with a newline.
