@@ -59,7 +59,7 @@ const fn repl(
 /// Every native function, in the order `:help` lists them.
 pub const NATIVE: &[Native] = &[
     f("sh", &["sh(cmd: ?) -> map", "sh(cmd: ?, opts: map) -> map"],
-      "run a command (a string through sh -c, an array without a shell); returns #{code, stdout, stderr, duration, timed_out}"),
+      "run a command (a string through sh -c, an array without a shell; stdin is /dev/null); returns #{code, stdout, stderr, duration, ok, timed_out, truncated, attempts}"),
     f("check", &["check(spec: map) -> map"], "one health check (#{http|tcp|cmd, ...}) with timeout and retries"),
     f("check_all", &["check_all(specs: array) -> array"], "health checks, concurrently, with a summary table"),
     f("http", &["http(method: string, url: string) -> map", "http(method: string, url: string, body: ?) -> map", "http(method: string, url: string, body: ?, opts: map) -> map"],

@@ -152,7 +152,26 @@ pub fn script_error(err: &EvalAltResult, main: &str, sources: &Sources, compile:
         location,
         call_sites: sites,
         suggestion,
+        help: None,
         is_compile,
+    }))
+}
+
+/// An error found in the script before it runs (exit 2), at `pos` in `file`, with what to do.
+pub fn error_at(
+    sources: &Sources,
+    file: &str,
+    pos: Position,
+    message: String,
+    help: String,
+) -> Error {
+    Error::Script(Box::new(crate::error::ScriptError {
+        message,
+        location: location(sources, file, pos),
+        call_sites: Vec::new(),
+        suggestion: None,
+        help: Some(help),
+        is_compile: true,
     }))
 }
 

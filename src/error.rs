@@ -37,6 +37,8 @@ pub struct ScriptError {
     /// Where the failing function was called from, outermost first.
     pub call_sites: Vec<Location>,
     pub suggestion: Option<String>,
+    /// What to do about it.
+    pub help: Option<String>,
     /// Found before the run started (syntax, undefined variable, missing module): exit 2.
     pub is_compile: bool,
 }
@@ -220,6 +222,7 @@ impl Error {
                     location,
                     call_sites,
                     suggestion,
+                    help,
                     ..
                 } = &**e;
                 head(&mut out, message);
@@ -236,6 +239,9 @@ impl Error {
                 }
                 if let Some(s) = suggestion {
                     let _ = writeln!(out, "  help: did you mean `{s}`?");
+                }
+                if let Some(h) = help {
+                    let _ = writeln!(out, "  help: {h}");
                 }
             }
             Error::PromptUnanswered {

@@ -2,6 +2,18 @@
 //!
 //! The layering is described in docs/architecture.md.
 
+/// `println!` for what a command prints: a closed stdout ends printing quietly instead of
+/// panicking (`ui::write_out`).
+#[macro_export]
+macro_rules! outln {
+    () => {
+        $crate::ui::write_out("\n")
+    };
+    ($($arg:tt)*) => {
+        $crate::ui::write_out(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 pub mod analysis;
 pub mod answers;
 pub mod arguments;

@@ -158,6 +158,15 @@ impl rhai::ModuleResolver for Resolver {
     }
 }
 
+/// What a runbook and the modules it imports by name declare with literal text, found before
+/// the run starts.
+#[derive(Debug, Default)]
+pub struct Literals {
+    pub prompts: Vec<crate::prompts::Declared>,
+    /// Each notification channel named literally, with the file (runbook or module) naming it.
+    pub channels: Vec<(String, crate::prompts::ChannelUse)>,
+}
+
 /// Compile the script's imports (and theirs) without running them, so a syntax error in a module
 /// is reported before the run changes anything.
 pub fn precompile_imports(
@@ -166,9 +175,13 @@ pub fn precompile_imports(
     importer: &str,
     ast: &rhai::AST,
     base: &Path,
-) -> Result<Vec<crate::prompts::Declared>, Box<EvalAltResult>> {
-    // The prompts declared with literal text, in the runbook and every module it imports.
+) -> Result<Literals, Box<EvalAltResult>> {
+    // The prompts and channels named with literal text, in the runbook and every module it imports.
     let mut prompts = crate::prompts::declared(ast);
+    let mut channels: Vec<(String, crate::prompts::ChannelUse)> = crate::prompts::channels(ast)
+        .into_iter()
+        .map(|c| (importer.to_string(), c))
+        .collect();
     // Each queued module carries the chain of imports that led to it, to wrap its errors in.
     type Chain = Vec<(String, Position)>;
     let mut seen = std::collections::HashSet::new();
@@ -203,10 +216,15 @@ pub fn precompile_imports(
                 return Err(wrap(&next, foreign_call_error(&call, pos)));
             }
             prompts.extend(crate::prompts::declared(&module_ast));
+            channels.extend(
+                crate::prompts::channels(&module_ast)
+                    .into_iter()
+                    .map(|c| (name.clone(), c)),
+            );
             queue.push((name, module_ast, next));
         }
     }
-    Ok(prompts)
+    Ok(Literals { prompts, channels })
 }
 
 /// Names the evaluator itself answers, with no registered function behind them.

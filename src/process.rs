@@ -1,7 +1,8 @@
-//! Running one command: its own process group, output streamed line by line as it comes, a
-//! bounded capture, a timeout, and SIGTERM then SIGKILL to the whole group when it must stop.
+//! Running one command: its own process group, output echoed line by line as it comes, the
+//! bytes it wrote captured exactly up to a limit, a timeout, and SIGTERM then SIGKILL to the
+//! whole group when it must stop.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -89,34 +90,111 @@ pub fn direct_argv(line: &str) -> Option<Vec<String>> {
 }
 
 enum Msg {
-    Line(bool, String),
+    Bytes(bool, Vec<u8>),
     Eof,
 }
 
+/// Longest piece of a line shown at once: a longer line is echoed in pieces, so memory stays
+/// bounded. Only the echo is cut; the capture keeps the bytes as written.
 const MAX_LINE: usize = 64 * 1024;
 
-fn read_lines(stream: impl Read, is_err: bool, tx: mpsc::SyncSender<Msg>) {
-    let mut reader = BufReader::with_capacity(64 * 1024, stream);
-    let mut buf = Vec::new();
+fn read_chunks(mut stream: impl Read, is_err: bool, tx: mpsc::SyncSender<Msg>) {
+    let mut buf = vec![0; 64 * 1024];
     loop {
-        buf.clear();
-        // A line longer than MAX_LINE is passed on in pieces, so memory stays bounded.
-        let n = (&mut reader)
-            .take(MAX_LINE as u64)
-            .read_until(b'\n', &mut buf)
-            .unwrap_or_default();
-        if n == 0 {
-            break;
-        }
-        while buf.last() == Some(&b'\n') || buf.last() == Some(&b'\r') {
-            buf.pop();
-        }
-        let line = String::from_utf8_lossy(&buf).into_owned();
-        if tx.send(Msg::Line(is_err, line)).is_err() {
+        let n = match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        if tx.send(Msg::Bytes(is_err, buf[..n].to_vec())).is_err() {
             break;
         }
     }
     let _ = tx.send(Msg::Eof);
+}
+
+/// One output stream of the command: the bytes kept for the script (exactly as written, up to
+/// the limit) and the unfinished line waiting to be echoed.
+#[derive(Default)]
+struct Stream {
+    kept: Vec<u8>,
+    cut: bool,
+    line: Vec<u8>,
+}
+
+impl Stream {
+    fn take(
+        &mut self,
+        bytes: &[u8],
+        limit: usize,
+        is_err: bool,
+        on_line: &mut dyn FnMut(bool, &str),
+    ) {
+        let room = limit.saturating_sub(self.kept.len());
+        self.kept.extend_from_slice(&bytes[..room.min(bytes.len())]);
+        if bytes.len() > room {
+            self.cut = true;
+        }
+        self.line.extend_from_slice(bytes);
+        let mut shown = 0;
+        while let Some(i) = self.line[shown..].iter().position(|&b| b == b'\n') {
+            show(&self.line[shown..shown + i + 1], is_err, on_line);
+            shown += i + 1;
+        }
+        while self.line.len() - shown >= MAX_LINE {
+            show(&self.line[shown..shown + MAX_LINE], is_err, on_line);
+            shown += MAX_LINE;
+        }
+        self.line.drain(..shown);
+    }
+
+    /// The last line, when the output did not end with a newline.
+    fn finish(&mut self, is_err: bool, on_line: &mut dyn FnMut(bool, &str)) {
+        if !self.line.is_empty() {
+            show(&std::mem::take(&mut self.line), is_err, on_line);
+        }
+    }
+
+    fn text(&self) -> String {
+        let bytes = if self.cut {
+            whole_characters(&self.kept)
+        } else {
+            &self.kept
+        };
+        String::from_utf8_lossy(bytes).into_owned()
+    }
+}
+
+fn show(line: &[u8], is_err: bool, on_line: &mut dyn FnMut(bool, &str)) {
+    let mut end = line.len();
+    while end > 0 && (line[end - 1] == b'\n' || line[end - 1] == b'\r') {
+        end -= 1;
+    }
+    on_line(is_err, &String::from_utf8_lossy(&line[..end]));
+}
+
+/// `bytes` without a UTF-8 character the capture limit cut in two at its end (left out rather
+/// than shown as U+FFFD).
+fn whole_characters(bytes: &[u8]) -> &[u8] {
+    let n = bytes.len();
+    for back in 1..=n.min(4) {
+        let b = bytes[n - back];
+        if b & 0xC0 != 0x80 {
+            let len = match b {
+                0xF0.. => 4,
+                0xE0.. => 3,
+                0xC0.. => 2,
+                _ => 1,
+            };
+            return if len > back {
+                &bytes[..n - back]
+            } else {
+                bytes
+            };
+        }
+    }
+    bytes
 }
 
 /// (state, process group, start time in clock ticks since boot) of a process, from /proc.
@@ -210,8 +288,8 @@ pub fn run(
     // filling our memory.
     let (tx, rx) = mpsc::sync_channel(256);
     let tx2 = tx.clone();
-    let t_out = std::thread::spawn(move || read_lines(out_r, false, tx));
-    let t_err = std::thread::spawn(move || read_lines(err_r, true, tx2));
+    let t_out = std::thread::spawn(move || read_chunks(out_r, false, tx));
+    let t_err = std::thread::spawn(move || read_chunks(err_r, true, tx2));
 
     let mut out = Outcome::default();
     let mut open_streams = 2;
@@ -223,20 +301,8 @@ pub fn run(
     // for its output after this long.
     let drain = Duration::from_millis(250);
 
-    let capture = |is_err: bool, line: &str, out: &mut Outcome| {
-        let buf = if is_err {
-            &mut out.stderr
-        } else {
-            &mut out.stdout
-        };
-        if buf.len() + line.len() < spec.capture_limit {
-            buf.push_str(line);
-            buf.push('\n');
-        } else {
-            out.truncated = true;
-        }
-    };
-
+    let limit = spec.capture_limit;
+    let mut streams = [Stream::default(), Stream::default()];
     loop {
         if open_streams == 0 {
             break;
@@ -247,9 +313,8 @@ pub fn run(
             }
         }
         match rx.recv_timeout(Duration::from_millis(50)) {
-            Ok(Msg::Line(is_err, line)) => {
-                capture(is_err, &line, &mut out);
-                on_line(is_err, &line);
+            Ok(Msg::Bytes(is_err, bytes)) => {
+                streams[usize::from(is_err)].take(&bytes, limit, is_err, on_line);
                 continue;
             }
             Ok(Msg::Eof) => {
@@ -325,11 +390,18 @@ pub fn run(
         let _ = t_out.join();
         let _ = t_err.join();
     }
-    // Lines that arrived while we were waiting for the exit status.
-    while let Ok(Msg::Line(is_err, line)) = rx.try_recv() {
-        capture(is_err, &line, &mut out);
-        on_line(is_err, &line);
+    // Output that arrived while we were waiting for the exit status.
+    while let Ok(msg) = rx.try_recv() {
+        if let Msg::Bytes(is_err, bytes) = msg {
+            streams[usize::from(is_err)].take(&bytes, limit, is_err, on_line);
+        }
     }
+    for (i, stream) in streams.iter_mut().enumerate() {
+        stream.finish(i == 1, on_line);
+    }
+    out.stdout = streams[0].text();
+    out.stderr = streams[1].text();
+    out.truncated = streams[0].cut || streams[1].cut;
     out.code = status.code();
     out.signal = status.signal();
     out.duration = started.elapsed();
@@ -355,6 +427,16 @@ fn program_exists(program: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_character_cut_by_the_limit_is_left_out() {
+        assert_eq!(whole_characters(b"ab"), b"ab");
+        assert_eq!(whole_characters("aé".as_bytes()), "aé".as_bytes());
+        assert_eq!(whole_characters(&"aé".as_bytes()[..2]), b"a");
+        assert_eq!(whole_characters(&"a€".as_bytes()[..3]), b"a");
+        assert_eq!(whole_characters(&"a😀".as_bytes()[..4]), b"a");
+        assert_eq!(whole_characters("a😀".as_bytes()), "a😀".as_bytes());
+    }
 
     #[test]
     fn plain_lines_run_directly_and_shell_syntax_does_not() {

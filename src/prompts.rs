@@ -1,7 +1,8 @@
 //! The prompts a runbook and its modules declare with literal text, found before the run starts,
 //! so that an answers file is checked up front: a yes/no that is neither, a choice that is not
 //! one of the menu's. Prompts built at run time (computed text, computed options) are checked
-//! when they are asked, as before.
+//! when they are asked, as before. The same walk finds the notification channels named with
+//! literal text, so a channel the config does not define is refused before anything changes.
 
 use serde_json::Value;
 
@@ -132,6 +133,48 @@ pub fn declared(ast: &rhai::AST) -> Vec<Declared> {
         if let Some(kind) = kind {
             out.push(Declared { id, kind });
         }
+        true
+    });
+    out
+}
+
+/// A notification channel named with literal text in a `notify` call.
+#[derive(Debug, Clone)]
+pub struct ChannelUse {
+    pub channel: String,
+    pub position: rhai::Position,
+}
+
+/// The channels `ast` names literally: `notify("team", ..)`, `notify(["ops", "audit"], ..)`. A
+/// channel given by a variable or computed is left to run time (where an unknown one is shown
+/// and journaled, never fatal).
+pub fn channels(ast: &rhai::AST) -> Vec<ChannelUse> {
+    let mut out = Vec::new();
+    ast.walk(&mut |path| {
+        let (call, position) = match path.last() {
+            Some(rhai::ASTNode::Expr(rhai::Expr::FnCall(x, pos)))
+            | Some(rhai::ASTNode::Stmt(rhai::Stmt::FnCall(x, pos))) => (x, *pos),
+            _ => return true,
+        };
+        if !call.namespace.is_empty() || call.name.as_str() != "notify" || call.args.len() != 2 {
+            return true;
+        }
+        let names = match call.args.first().and_then(literal) {
+            Some(Value::String(s)) => vec![s],
+            Some(Value::Array(items)) => items
+                .into_iter()
+                .filter_map(|i| match i {
+                    Value::String(s) => Some(s),
+                    _ => None,
+                })
+                .collect(),
+            _ => vec![],
+        };
+        out.extend(
+            names
+                .into_iter()
+                .map(|channel| ChannelUse { channel, position }),
+        );
         true
     });
     out

@@ -1028,13 +1028,13 @@ impl Repl {
         match name {
             "quit" | "q" | "exit" => return Flow::Quit,
             "help" if arg.is_empty() => {
-                println!("Commands:");
+                crate::outln!("Commands:");
                 for (c, d) in COMMANDS {
-                    println!("  {c:<12} {d}");
+                    crate::outln!("  {c:<12} {d}");
                 }
-                println!("Functions:");
+                crate::outln!("Functions:");
                 for n in crate::catalogue::natives(crate::catalogue::Scope::Repl) {
-                    println!(
+                    crate::outln!(
                         "  {:<48} {}",
                         crate::catalogue::short_signature(n),
                         n.summary
@@ -1045,13 +1045,13 @@ impl Repl {
                     .into_iter()
                     .filter(|m| m.module == "emergency" && !helps_natively(&m.name))
                 {
-                    println!(
+                    crate::outln!(
                         "  {:<48} {}",
                         format!("{}({})", m.name, m.params.join(", ")),
                         m.summary()
                     );
                 }
-                println!(
+                crate::outln!(
                     "Modules: {}",
                     crate::embedded::STDLIB
                         .iter()
@@ -1064,12 +1064,12 @@ impl Repl {
             "vars" => {
                 for (name, constant, value) in self.scope.iter_raw() {
                     let v = self.session.redact(&value.to_string());
-                    println!("{}{name} = {v}", if constant { "const " } else { "" });
+                    crate::outln!("{}{name} = {v}", if constant { "const " } else { "" });
                 }
             }
             "history" => {
                 for (i, h) in self.history.iter().enumerate() {
-                    println!("{:>4}  {h}", i + 1);
+                    crate::outln!("{:>4}  {h}", i + 1);
                 }
             }
             "status" => {
@@ -1133,9 +1133,9 @@ fn help_for(arg: &str) {
     if !natives.is_empty() {
         for n in natives {
             for o in n.overloads {
-                println!("{o}");
+                crate::outln!("{o}");
             }
-            println!("  {}", n.summary);
+            crate::outln!("  {}", n.summary);
         }
         return;
     }
@@ -1145,9 +1145,9 @@ fn help_for(arg: &str) {
     });
     match found {
         Some(m) => {
-            println!("{}", m.signature());
+            crate::outln!("{}", m.signature());
             if !m.doc.is_empty() {
-                println!("  {}", m.doc);
+                crate::outln!("  {}", m.doc);
             }
         }
         None => {
@@ -1159,7 +1159,7 @@ fn help_for(arg: &str) {
             let hint = crate::error::did_you_mean(arg, names.iter().map(String::as_str))
                 .map(|s| format!(" (did you mean `{s}`?)"))
                 .unwrap_or_default();
-            println!("no help for `{arg}`{hint}");
+            crate::outln!("no help for `{arg}`{hint}");
         }
     }
 }

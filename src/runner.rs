@@ -88,11 +88,14 @@ pub fn prepare(
         .compile(&found.text)
         .map_err(|e| crate::engine::parse_error(&e, &found.shown, &sources))?;
     ast.set_source(found.shown.clone());
-    let prompts = crate::modules::precompile_imports(&engine, &sources, &found.shown, &ast, &base)
+    let literals = crate::modules::precompile_imports(&engine, &sources, &found.shown, &ast, &base)
         .map_err(|e| crate::engine::script_error(&e, &found.shown, &sources, true))?;
     // An answer that cannot fit a prompt the runbook declares is found now, not mid-run.
-    session.answers.borrow().check(&prompts)?;
-    // A team's adapter that lacks a function the shipped workflow calls, likewise.
+    session.answers.borrow().check(&literals.prompts)?;
+    // So is a notification channel the config does not define: at run time it could only be a
+    // warning, and the person would learn of it after the deployment.
+    check_channels(&session, &literals.channels, &sources)?;
+    // And a team's adapter that lacks a function the shipped workflow calls.
     crate::contract::check_adapter(&session.config, &sources.names(), &base)?;
     Ok(Prepared {
         session,
@@ -102,6 +105,36 @@ pub fn prepare(
         found,
         runtime,
     })
+}
+
+fn check_channels(
+    session: &Session,
+    used: &[(String, crate::prompts::ChannelUse)],
+    sources: &Sources,
+) -> Result<(), Error> {
+    let config = &session.config;
+    let Some((file, unknown)) = used
+        .iter()
+        .find(|(_, u)| !config.config.notify.contains_key(&u.channel))
+    else {
+        return Ok(());
+    };
+    let known: Vec<&str> = config.config.notify.keys().map(String::as_str).collect();
+    let config_file = config
+        .file
+        .as_ref()
+        .map(|f| f.display().to_string())
+        .unwrap_or_else(|| crate::config::FILE_NAME.to_string());
+    Err(crate::engine::error_at(
+        sources,
+        file,
+        unknown.position,
+        crate::primitives::notify::unknown_channel(&unknown.channel, &known),
+        format!(
+            "add `{}` under `notify:` in {config_file} (docs/configuration.md, \"Notification channels\"), or name a channel that is defined",
+            unknown.channel
+        ),
+    ))
 }
 
 /// A session and its engine, before any script is compiled.
@@ -910,6 +943,7 @@ fn conclude(
                 location: None,
                 call_sites: vec![],
                 suggestion: None,
+                help: None,
                 is_compile: false,
             }));
             let text = show_error(session, &e);

@@ -81,7 +81,7 @@ pub fn dispatch(common: &Common, command: &Command) -> Result<i32, Error> {
             deployments_dir,
         } => unlock(common, &ui, environment, reason, deployments_dir.as_deref()),
         Command::Completions(script) => {
-            print!("{script}");
+            crate::ui::write_out(script);
             Ok(0)
         }
     };
@@ -101,7 +101,7 @@ fn list(common: &Common, ui: &Ui) -> Result<i32, Error> {
         .collect();
     let entries = crate::runbooks::list(&dirs);
     if entries.is_empty() {
-        println!("No runbooks found (looked in ./runbooks, the team's runbook_dirs, and the shipped runbooks).");
+        crate::outln!("No runbooks found (looked in ./runbooks, the team's runbook_dirs, and the shipped runbooks).");
         return Ok(0);
     }
     let w = entries
@@ -116,7 +116,7 @@ fn list(common: &Common, ui: &Ui) -> Result<i32, Error> {
         .max()
         .unwrap_or(6)
         .max(6);
-    println!(
+    crate::outln!(
         "{}",
         ui.bold(&format!("{:<w$}  {:<sw$}  DESCRIPTION", "NAME", "SOURCE"))
     );
@@ -126,7 +126,7 @@ fn list(common: &Common, ui: &Ui) -> Result<i32, Error> {
         } else {
             e.source
         };
-        println!("{:<w$}  {:<sw$}  {}", e.name, source, e.description);
+        crate::outln!("{:<w$}  {:<sw$}  {}", e.name, source, e.description);
     }
     Ok(0)
 }
@@ -134,7 +134,7 @@ fn list(common: &Common, ui: &Ui) -> Result<i32, Error> {
 fn check(common: &Common, ui: &Ui, runbook: &str, answers: Option<&Path>) -> Result<i32, Error> {
     let p = crate::runner::prepare(common, ui, runbook, answers, (false, false, true))?;
     let modules = p.sources_count();
-    println!(
+    crate::outln!(
         "{} {} compiles{}; config {}; answers {}",
         ui.green("ok:"),
         p.found.shown,
@@ -168,7 +168,7 @@ fn init(ui: &Ui, dir: &Path, force: bool) -> Result<i32, Error> {
     let mut skipped = 0;
     for (path, text) in files {
         if path.exists() && !force {
-            println!(
+            crate::outln!(
                 "{} {} (exists; --force overwrites)",
                 ui.yellow("skip"),
                 path.display()
@@ -177,13 +177,13 @@ fn init(ui: &Ui, dir: &Path, force: bool) -> Result<i32, Error> {
             continue;
         }
         std::fs::write(&path, text).map_err(|e| Error::io("write", &path, e))?;
-        println!("{} {}", ui.green("wrote"), path.display());
+        crate::outln!("{} {}", ui.green("wrote"), path.display());
     }
     if crate::embedded::RUNBOOKS.is_empty() {
-        println!("(this build ships no runbooks to copy)");
+        crate::outln!("(this build ships no runbooks to copy)");
     }
     if skipped == 0 {
-        println!(
+        crate::outln!(
             "Next: edit {}, then `runbook list`.",
             dir.join(crate::config::FILE_NAME).display()
         );
@@ -240,7 +240,7 @@ fn verify(ui: &Ui, dir: &Path) -> Result<i32, Error> {
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io("read journal", &path, e))?;
     for (i, line) in text.lines().enumerate() {
         if line.contains("\"type\":\"journal.repaired\"") {
-            println!(
+            crate::outln!(
                 "{} record {} is a `journal.repaired` record: the record after record {i} was cut off mid-write (its fragment is kept in it)",
                 ui.yellow("note:"),
                 i + 1
@@ -258,8 +258,8 @@ fn verify(ui: &Ui, dir: &Path) -> Result<i32, Error> {
             std::fs::read_to_string(&path).map_err(|e| Error::io("read journal", &path, e))?;
         let hashes: Vec<String> = text.lines().map(crate::journal::line_hash).collect();
         match hashes.iter().position(|h| *h == pin) {
-            Some(i) if i + 1 == hashes.len() => println!("{} {} pins the last record", ui.green("ok:"), crate::artifacts::PLAN),
-            Some(i) => println!(
+            Some(i) if i + 1 == hashes.len() => crate::outln!("{} {} pins the last record", ui.green("ok:"), crate::artifacts::PLAN),
+            Some(i) => crate::outln!(
                 "{} {} pins record {} of {}: {} record(s) were appended since (e.g. a later rollback)",
                 ui.green("ok:"),
                 crate::artifacts::PLAN,
@@ -278,7 +278,7 @@ fn verify(ui: &Ui, dir: &Path) -> Result<i32, Error> {
             }
         }
     }
-    println!(
+    crate::outln!(
         "{} {}: {} records, hash chain intact; final hash {}",
         ui.green("ok:"),
         path.display(),
@@ -304,18 +304,18 @@ fn unlock(
     let root = crate::runner::deployments_root(deployments_dir, &loaded);
     let log = root.join(".locks/unlock-log.jsonl");
     match crate::lock::unlock(&root, environment, reason)? {
-        crate::lock::State::Held(h) => println!(
+        crate::lock::State::Held(h) => crate::outln!(
             "{} `{environment}` unlocked (was: {}); recorded in {}",
             ui.green("ok:"),
             crate::lock::describe(&h),
             log.display()
         ),
-        crate::lock::State::Torn => println!(
+        crate::lock::State::Torn => crate::outln!(
             "{} `{environment}` unlocked (was: an empty or half-written lock file); recorded in {}",
             ui.green("ok:"),
             log.display()
         ),
-        crate::lock::State::Free => println!(
+        crate::lock::State::Free => crate::outln!(
             "`{environment}` was not locked (no lock under `{}`: see --deployments-dir); recorded in {}",
             root.display(),
             log.display()

@@ -651,8 +651,9 @@ fn an_unknown_channel_is_an_error_with_a_suggestion() {
         .file("runbook.yaml", "notify:\n  team: { type: stdout }\n")
         .script(r#"notify("tema", "x");"#)
         .run();
-    out.code(1);
-    assert!(out.stderr.starts_with("error: no notification channel `tema` (did you mean `team`?); channels are configured under `notify:` in runbook.yaml (configured: team)\n"), "{}", out.stderr);
+    // Written literally in the script: found before the run starts (tests/claims_output.rs).
+    out.code(2);
+    assert!(out.stderr.starts_with("error: no notification channel `tema` (did you mean `team`?): the channels defined are team\n"), "{}", out.stderr);
 }
 
 // ---------------------------------------------------------------- secrets

@@ -1,5 +1,7 @@
 //! `notify(channel, message)`: to a channel from the team config (webhook, Slack-compatible
-//! webhook, file, stdout). A failed notification is shown and journaled; it never fails the run.
+//! webhook, file, stdout). A failed notification (a channel the config does not define among
+//! them) is shown and journaled; it never fails the run. A channel written literally in the
+//! runbook is checked before the run starts (runner::prepare).
 
 use std::io::Write;
 use std::time::Duration;
@@ -31,7 +33,10 @@ pub fn notify(session: &Session, channel: Dynamic, message: &str) -> RhaiResult<
     };
     let mut all_ok = true;
     for name in names {
+        let text = session.redact(message);
         let Some(ch) = session.config.config.notify.get(&name).cloned() else {
+            // A channel written literally was checked before the run; this one was computed.
+            // Not knowing where to send is a failed notification like any other: never fatal.
             let known: Vec<&str> = session
                 .config
                 .config
@@ -39,15 +44,23 @@ pub fn notify(session: &Session, channel: Dynamic, message: &str) -> RhaiResult<
                 .keys()
                 .map(String::as_str)
                 .collect();
-            let hint = crate::error::did_you_mean(&name, known.iter().copied())
-                .map(|s| format!(" (did you mean `{s}`?)"))
-                .unwrap_or_default();
-            return Err(fail(format!(
-                "no notification channel `{name}`{hint}; channels are configured under `notify:` in runbook.yaml{}",
-                if known.is_empty() { String::new() } else { format!(" (configured: {})", known.join(", ")) }
-            )));
+            let why = unknown_channel(&name, &known);
+            let r = session.gate(
+                "notify",
+                &name,
+                json!({ "channel": name, "message": text }),
+                || json!({ "planned": true, "unknown_channel": true }),
+                || Err(why.clone().into()),
+            );
+            match r {
+                Err(GateError::Fatal(e)) => return Err(session.stop(Stop::Error(e))),
+                Err(e @ GateError::Halt) => return Err(super::gate_error(session, e)),
+                _ => {}
+            }
+            all_ok = false;
+            session.warn(&format!("notification to `{name}` failed: {why}"));
+            continue;
         };
-        let text = session.redact(message);
         let r = session.gate(
             "notify",
             &name,
@@ -69,6 +82,21 @@ pub fn notify(session: &Session, channel: Dynamic, message: &str) -> RhaiResult<
         }
     }
     Ok(all_ok)
+}
+
+/// Why `name` is not a channel: with a near name, and the channels the config defines.
+pub fn unknown_channel(name: &str, known: &[&str]) -> String {
+    let hint = crate::error::did_you_mean(name, known.iter().copied())
+        .map(|s| format!(" (did you mean `{s}`?)"))
+        .unwrap_or_default();
+    if known.is_empty() {
+        format!("no notification channel `{name}`{hint}: the config defines none")
+    } else {
+        format!(
+            "no notification channel `{name}`{hint}: the channels defined are {}",
+            known.join(", ")
+        )
+    }
 }
 
 fn send(

@@ -192,6 +192,8 @@ fn planned_map() -> Map {
     m.insert("stderr".into(), Dynamic::from(""));
     m.insert("duration".into(), Dynamic::from(0_i64));
     m.insert("ok".into(), Dynamic::from(true));
+    m.insert("timed_out".into(), Dynamic::from(false));
+    m.insert("truncated".into(), Dynamic::from(false));
     m.insert("planned".into(), Dynamic::from(true));
     m
 }
@@ -210,6 +212,7 @@ fn to_map(o: &Outcome, attempts: u32) -> Map {
     );
     m.insert("ok".into(), Dynamic::from(o.success()));
     m.insert("timed_out".into(), Dynamic::from(o.timed_out));
+    m.insert("truncated".into(), Dynamic::from(o.truncated));
     m.insert("attempts".into(), Dynamic::from(attempts as i64));
     m
 }

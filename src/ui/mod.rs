@@ -121,7 +121,7 @@ impl Ui {
     }
 
     pub fn warn(&self, msg: &str) {
-        eprintln!("{}: {msg}", self.yellow("warning"));
+        self.error_text(&format!("{}: {msg}\n", self.yellow("warning")));
     }
 
     pub fn error_text(&self, text: &str) {
@@ -150,17 +150,32 @@ impl Ui {
 }
 
 fn println_out(line: &str) {
+    write_out(&format!("{line}\n"));
+}
+
+/// Set once stdout is found closed: nothing more is tried there.
+static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Write `text` to stdout. A closed pipe (`runbook ... | head -1`) ends printing quietly, as
+/// ripgrep and fd do: never a panic, and the work the command does (files, the journal, the
+/// run) goes on and decides the exit code. SIGPIPE stays ignored, so a run piped into `tee`
+/// that is killed is not killed mid-change.
+pub fn write_out(text: &str) {
+    use std::sync::atomic::Ordering;
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
     let mut out = std::io::stdout().lock();
-    // A closed pipe (`runbook ... | head`) must not turn into a panic.
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            STDOUT_CLOSED.store(true, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Print a prompt without a newline and flush it, so the cursor waits after it.
 pub fn print_prompt(text: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = write!(out, "{text}");
-    let _ = out.flush();
+    write_out(text);
 }
 
 pub fn format_duration(d: std::time::Duration) -> String {
