@@ -175,7 +175,7 @@ pub fn check_adapter(
         key: "adapter".into(),
         message: format!(
             "the adapter `{adapter}` ({shown}) does not meet the adapter contract:\n  - {}\n\
-             Every adapter defines {}; see docs/configuration.md, \"Your own adapter\".",
+             Every adapter defines {}; see docs/architecture.md, \"The workflow, strategies and adapters\".",
             problems.join("\n  - "),
             ADAPTER
                 .iter()
