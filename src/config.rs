@@ -255,7 +255,7 @@ pub struct Monitoring {
     /// Channels told when a metric fails and its action is `continue`.
     pub notify: Vec<String>,
     /// The team's own metrics, judged beside the shipped triggers.
-    pub metrics: Vec<crate::primitives::analyze::MetricSpec>,
+    pub metrics: Vec<crate::analysis::spec::MetricSpec>,
     /// Canary against baseline (with `prometheus`): after each canary window below 100%.
     pub judge: JudgeCfg,
 }
@@ -402,7 +402,7 @@ pub struct Triggers {
     /// Provider errors in a row tolerated per trigger; one more ends the window in error.
     pub consecutive_error_limit: u32,
     /// Per trigger (error_rate, response_time, health, cpu, memory): rollback, ask or continue.
-    pub on_failure: BTreeMap<String, crate::primitives::analyze::Action>,
+    pub on_failure: BTreeMap<String, crate::analysis::spec::Action>,
 }
 
 impl Default for Triggers {
