@@ -24,12 +24,13 @@ fn read(path: &str) -> String {
 
 fn doc_files() -> Vec<String> {
     let mut files = vec!["README.md".to_string()];
-    let mut docs: Vec<String> = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".md"))
-        .map(|n| format!("docs/{n}"))
-        .collect();
+    let mut docs: Vec<String> =
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".md"))
+            .map(|n| format!("docs/{n}"))
+            .collect();
     docs.sort();
     files.extend(docs);
     files
@@ -70,7 +71,10 @@ fn config_rows(text: &str) -> Vec<Row> {
             continue;
         }
         let cells: Vec<&str> = line.split(" | ").collect();
-        assert!(cells.len() >= 4, "a config row with fewer than 4 cells: {line}");
+        assert!(
+            cells.len() >= 4,
+            "a config row with fewer than 4 cells: {line}"
+        );
         let keys_cell = cells[0].trim_start_matches("| ");
         let names = ticked(keys_cell);
         assert!(!names.is_empty(), "a config row without a key: {line}");
@@ -140,7 +144,8 @@ const FILLED_IN_AT_USE: &[(&str, &str)] = &[(
 
 /// Keys the program accepts but does not serialize (so they are not in the walk): each is
 /// checked by loading a config that sets it.
-const NOT_SERIALIZED: &[(&str, &str)] = &[("secrets.values", "secrets:\n  values:\n    token: abcdef\n")];
+const NOT_SERIALIZED: &[(&str, &str)] =
+    &[("secrets.values", "secrets:\n  values:\n    token: abcdef\n")];
 
 /// The literal a default cell states, if it states one: a backticked first word, or a bare number.
 fn literal(cell: &str) -> Option<String> {
@@ -168,7 +173,9 @@ fn problems_with_row(row: &Row, value: &serde_json::Value) -> Vec<String> {
         V::Object(_) => ty.contains("map") || ty.contains("channel"),
         V::String(s) => {
             let choices = ticked(ty);
-            !["bool", "integer", "list", "map"].iter().any(|w| ty.starts_with(w))
+            !["bool", "integer", "list", "map"]
+                .iter()
+                .any(|w| ty.starts_with(w))
                 && (choices.is_empty() || choices.contains(s))
         }
         V::Null => true,
@@ -184,9 +191,11 @@ fn problems_with_row(row: &Row, value: &serde_json::Value) -> Vec<String> {
         V::String(s) => s == lit,
         V::Number(n) => lit.parse::<f64>().ok() == n.as_f64(),
         V::Bool(b) => lit == b.to_string(),
-        V::Array(_) | V::Object(_) => serde_json::from_str::<V>(lit).ok().as_ref() == Some(value)
+        V::Array(_) | V::Object(_) => {
+            serde_json::from_str::<V>(lit).ok().as_ref() == Some(value)
             // a map whose missing entries have a default ("`rollback` for each")
-            || matches!(value, V::Object(m) if m.is_empty()) && row.default.contains("each"),
+            || matches!(value, V::Object(m) if m.is_empty()) && row.default.contains("each")
+        }
         V::Null => false,
     };
     match (&stated, value) {
@@ -262,7 +271,244 @@ fn the_configuration_table_matches_the_config_keys_types_and_defaults_both_ways(
         }
     }
     for (key, _) in FILLED_IN_AT_USE.iter().chain(NOT_SERIALIZED) {
-        assert!(documented.contains(*key), "exception `{key}` is not documented");
+        assert!(
+            documented.contains(*key),
+            "exception `{key}` is not documented"
+        );
     }
-    assert!(problems.is_empty(), "docs/configuration.md vs src/config.rs:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "docs/configuration.md vs src/config.rs:\n{}",
+        problems.join("\n")
+    );
+}
+
+// ------------------------------------------------------------------ C: prompt ids
+
+/// A prompt a shipped runbook or module writes: its id, and its items or keys when literal.
+#[derive(Debug, Default, Clone)]
+struct Shipped {
+    files: BTreeSet<String>,
+    choices: Vec<String>,
+}
+
+fn literal_value(e: &rhai::Expr) -> Option<serde_json::Value> {
+    let d = e.get_literal_value(None)?;
+    rhai::serde::from_dynamic::<serde_json::Value>(&d).ok()
+}
+
+/// Every prompt the shipped runbooks and stdlib modules ask whose id can be known before the
+/// run: an `id` given literally, or one derived from literal question text (as the runner does).
+fn shipped_prompts() -> BTreeMap<String, Shipped> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut engine = rhai::Engine::new();
+    engine.set_max_expr_depths(0, 0);
+    let mut out: BTreeMap<String, Shipped> = BTreeMap::new();
+    for dir in ["runbooks", "stdlib"] {
+        let mut files: Vec<_> = std::fs::read_dir(root.join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "rhai"))
+            .collect();
+        files.sort();
+        for file in files {
+            let name = format!("{dir}/{}", file.file_name().unwrap().to_string_lossy());
+            let ast = engine
+                .compile(std::fs::read_to_string(&file).unwrap())
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            for d in runbook::prompts::declared(&ast) {
+                let e = out.entry(d.id.clone()).or_default();
+                e.files.insert(name.clone());
+                match d.kind {
+                    runbook::prompts::Kind::Choose { keys, .. } => e.choices.extend(keys),
+                    runbook::prompts::Kind::Checklist(items) => e.choices.extend(items),
+                    runbook::prompts::Kind::Confirm => {}
+                }
+            }
+            ast.walk(&mut |path| {
+                let call = match path.last() {
+                    Some(rhai::ASTNode::Expr(rhai::Expr::FnCall(x, _)))
+                    | Some(rhai::ASTNode::Stmt(rhai::Stmt::FnCall(x, _))) => x,
+                    _ => return true,
+                };
+                let opts_at = match call.name.as_str() {
+                    "confirm" => 1,
+                    "choose" | "checklist" | "input" => 2,
+                    "approve" => 0,
+                    _ => return true,
+                };
+                let opts = call.args.get(opts_at).and_then(literal_value);
+                let id = opts
+                    .as_ref()
+                    .and_then(|o| o.get("id"))
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string)
+                    .or_else(|| match call.name.as_str() {
+                        "approve" => Some("approve-deployment".to_string()),
+                        _ => match call.args.first().and_then(literal_value) {
+                            Some(serde_json::Value::String(q)) => Some(runbook::answers::slug(&q)),
+                            _ => None,
+                        },
+                    });
+                if let Some(id) = id {
+                    out.entry(id).or_default().files.insert(name.clone());
+                }
+                true
+            });
+        }
+    }
+    out
+}
+
+/// Prompts the runner asks itself (not a script): the id is written in the Rust source.
+fn asked_by_the_runner(id: &str) -> bool {
+    fn walk(dir: &Path, needle: &str) -> bool {
+        std::fs::read_dir(dir).unwrap().any(|e| {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, needle)
+            } else {
+                p.extension().is_some_and(|e| e == "rs")
+                    && std::fs::read_to_string(&p).unwrap().contains(needle)
+            }
+        })
+    }
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    match id.strip_suffix("<metric>") {
+        Some(prefix) => walk(&src, &format!("\"{prefix}{{}}\"")),
+        None => walk(&src, &format!("\"{id}\"")),
+    }
+}
+
+/// The prompt ids a text names: `id `x``, `ids (`x`, `y`, ...)`, and `RUNBOOK_ANSWER_X`.
+fn ids_named_in(text: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    for (i, _) in text.match_indices("id `") {
+        let rest = &text[i + 4..];
+        ids.push(rest.split('`').next().unwrap().to_string());
+    }
+    for (i, _) in text.match_indices("ids (") {
+        let rest = &text[i + 5..];
+        let list = rest.split(')').next().unwrap();
+        ids.extend(ticked(list).into_iter().filter(|t| t != "..."));
+    }
+    ids
+}
+
+#[test]
+fn every_prompt_id_the_docs_name_is_one_the_shipped_runbooks_or_the_runner_ask() {
+    let shipped = shipped_prompts();
+    let config = read("docs/configuration.md");
+    let readme = read("README.md");
+    let mut named: Vec<(String, String)> = Vec::new();
+
+    // The "Answers files" table: every id, and the items or choices it lists.
+    let answers = config
+        .split("## Answers files")
+        .nth(1)
+        .expect("an Answers files section");
+    let mut problems = Vec::new();
+    for line in answers.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = line.split(" | ").collect();
+        for id in ticked(cells[0]) {
+            named.push((
+                id.clone(),
+                "docs/configuration.md Answers files table".into(),
+            ));
+            if let Some(s) = shipped.get(&id) {
+                for choice in ticked(cells[1]) {
+                    if !s.choices.is_empty() && !s.choices.contains(&choice) {
+                        problems.push(format!(
+                            "`{id}`: the docs list `{choice}`, which is not one of its items or choices {:?}",
+                            s.choices
+                        ));
+                    }
+                }
+                if !s.choices.is_empty() {
+                    for c in &s.choices {
+                        if !cells[1].contains(&format!("`{c}`")) {
+                            problems.push(format!(
+                                "`{id}`: the docs leave out its item or choice `{c}`"
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // The answers-file example: its keys are prompt ids.
+    let example = answers
+        .split("```yaml")
+        .nth(1)
+        .unwrap()
+        .split("```")
+        .next()
+        .unwrap();
+    for line in example.lines() {
+        if let Some((key, _)) = line.trim_start_matches("# ").split_once(':') {
+            if !key.contains(' ') && !key.is_empty() {
+                named.push((
+                    key.to_string(),
+                    "docs/configuration.md answers example".into(),
+                ));
+            }
+        }
+    }
+    for (file, text) in [("README.md", &readme), ("docs/configuration.md", &config)] {
+        for id in ids_named_in(text) {
+            named.push((id, format!("{file} prose")));
+        }
+        for (i, _) in text.match_indices("RUNBOOK_ANSWER_") {
+            let var: String = text[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            if var.len() > "RUNBOOK_ANSWER_".len() {
+                let known = shipped
+                    .keys()
+                    .any(|id| runbook::answers::env_var_for(id) == var)
+                    || asked_by_the_runner(
+                        &var["RUNBOOK_ANSWER_".len()..]
+                            .to_lowercase()
+                            .replace('_', "-"),
+                    );
+                if !known {
+                    problems.push(format!("{file}: `{var}` answers no shipped prompt"));
+                }
+            }
+        }
+    }
+    for (id, whence) in &named {
+        if !shipped.contains_key(id) && !asked_by_the_runner(id) {
+            problems.push(format!(
+                "{whence}: `{id}` is not a prompt id of the shipped runbooks (nor one the runner asks)"
+            ));
+        }
+    }
+    // The other way: every prompt the shipped runbooks ask is in the table.
+    for (id, s) in &shipped {
+        let in_table = answers
+            .lines()
+            .filter(|l| l.starts_with("| `"))
+            .any(|l| ticked(l.split(" | ").next().unwrap()).contains(id));
+        if !in_table {
+            problems.push(format!(
+                "`{id}` (asked in {:?}) is missing from docs/configuration.md's Answers files table",
+                s.files
+            ));
+        }
+    }
+    assert_eq!(
+        runbook::answers::slug("Proceed to production?"),
+        "proceed-to-production"
+    );
+    assert!(
+        readme.contains("\"Proceed to production?\" is\n`proceed-to-production`")
+            || readme.contains("\"Proceed to production?\" is `proceed-to-production`")
+    );
+    assert!(
+        problems.is_empty(),
+        "prompt ids in the docs:\n{}",
+        problems.join("\n")
+    );
 }
