@@ -512,3 +512,499 @@ fn every_prompt_id_the_docs_name_is_one_the_shipped_runbooks_or_the_runner_ask()
         problems.join("\n")
     );
 }
+
+// ------------------------------------------------------------------ running documented commands
+
+/// What a command did.
+struct Ran {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Ran {
+    fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+/// A directory to run documented commands in, with what they need there.
+struct Place {
+    dir: tempfile::TempDir,
+    /// The fleet the team's runbook.yaml points at, kept alive with its runtime.
+    fleet: Option<(tokio::runtime::Runtime, runbook::demo::fleet::Fleet)>,
+    /// A placeholder in an example and what it stands for here (a run directory's real name).
+    replace: Vec<(String, String)>,
+}
+
+impl Place {
+    fn empty() -> Place {
+        Place {
+            dir: tempfile::tempdir().unwrap(),
+            fleet: None,
+            replace: Vec::new(),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn file(&self, path: &str, text: &str) {
+        let p = self.path().join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    /// A team on the embedded fleet (adapter `local`), with an answers file for the shipped
+    /// deploy runbook that answers every prompt an unattended run reaches, and a runbook of its
+    /// own, deploy.rhai.
+    fn team() -> Place {
+        let mut p = Place::empty();
+        let (rt, fleet) = support::fleet(&[]);
+        p.file(
+            "runbook.yaml",
+            &format!(
+                "adapter: local\nlocal:\n  url: {}\nfeature: checkout\nversion: v2\ncurrent_version: v1\nunattended: true\n\
+                 monitoring:\n  interval: 300ms\n  samples: 2\n  min_requests: 5\nrollout:\n  steps: [100]\n",
+                fleet.url()
+            ),
+        );
+        p.file(
+            "answers.yaml",
+            "strategy: blue-green\nprerequisites: yes\npre-deployment-checklist: yes\nstaging-deployment-successful-proceed-to-production: yes\n\
+             approve-deployment: { approved: yes, by: docs-test }\n",
+        );
+        p.file(
+            "deploy.rhai",
+            "// The team's own deploy runbook.\nsh(\"echo deployed by the team runbook\");\n",
+        );
+        p.fleet = Some((rt, fleet));
+        p
+    }
+
+    /// A copy of `examples/<name>/`, as the team has it (scripts executable).
+    fn example(name: &str) -> Place {
+        let p = Place::empty();
+        let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples")
+            .join(name);
+        let status = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", from.display()))
+            .arg(p.path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        p
+    }
+
+    /// A team that has deployed once: `deployments/2026-11-27-checkout` in an example is that run.
+    fn deployed() -> Place {
+        let mut p = Place::team();
+        p.run("runbook deploy --answers answers.yaml")
+            .expect_code(0, "deploy");
+        let dir = only_run_dir(p.path());
+        p.replace.push((
+            "deployments/2026-11-27-checkout".into(),
+            format!("deployments/{dir}"),
+        ));
+        p
+    }
+
+    /// A run that died (SIGKILL) in its second step, leaving its lock.
+    fn dead_run() -> Place {
+        let mut p = Place::empty();
+        p.file(
+            "hotfix.rhai",
+            "sh(\"echo x >> ran-1\");\nsh(\"[ -f killed ] || { touch killed; kill -9 $PPID; }\");\nsh(\"echo x >> ran-3\");\n",
+        );
+        let r = p.run("runbook hotfix.rhai");
+        assert_eq!(r.code, -1, "killed by SIGKILL\n{}", r.all());
+        let dir = only_run_dir(p.path());
+        p.replace.push((
+            "deployments/2026-11-27-checkout".into(),
+            format!("deployments/{dir}"),
+        ));
+        p
+    }
+
+    fn fleet_split(&self) -> BTreeMap<String, u32> {
+        let (rt, fleet) = self.fleet.as_ref().expect("a team with a fleet");
+        rt.block_on(runbook::demo::measure_split(&fleet.url(), 40))
+    }
+
+    /// Run a documented command line here: `runbook ...` (or `cargo run -- ...`, or
+    /// `cargo run --release -- ...`: the same arguments to the binary the tests built), with
+    /// `echo '...' |` before it as its input and `> FILE` after it captured rather than written.
+    fn run(&self, line: &str) -> Ran {
+        let mut line = line.to_string();
+        for (from, to) in &self.replace {
+            line = line.replace(from, to);
+        }
+        let (stdin, line) = match line.split_once(" | ") {
+            Some((echo, rest)) => {
+                let words = shlex::split(echo).expect("a shell word list");
+                assert_eq!(words[0], "echo", "{line}");
+                (
+                    Some(format!("{}\n", words[1..].join(" "))),
+                    rest.to_string(),
+                )
+            }
+            None => (None, line.clone()),
+        };
+        let line = line.split(" > ").next().unwrap();
+        let mut words = shlex::split(line).unwrap_or_else(|| panic!("not shell words: {line}"));
+        let mut env = Vec::new();
+        while words[0].contains('=') {
+            let w = words.remove(0);
+            let (k, v) = w.split_once('=').unwrap();
+            env.push((k.to_string(), v.to_string()));
+        }
+        let args: Vec<String> = match words[0].as_str() {
+            "runbook" => words[1..].to_vec(),
+            "cargo" => {
+                let at = words
+                    .iter()
+                    .position(|w| w == "--")
+                    .expect("cargo run -- ARGS");
+                words[at + 1..].to_vec()
+            }
+            other => panic!("not a runbook command: {other} ({line})"),
+        };
+        let mut cmd = std::process::Command::new(support::BIN);
+        cmd.args(&args)
+            .current_dir(self.path())
+            .env("NO_COLOR", "1")
+            .env("USER", "tester")
+            .env("XDG_STATE_HOME", self.path().join(".state"));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("RUNBOOK_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.envs(env);
+        let out = match stdin {
+            None => cmd.stdin(std::process::Stdio::null()).output().unwrap(),
+            Some(text) => {
+                use std::io::Write;
+                let mut child = cmd
+                    .stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                child
+                    .stdin
+                    .take()
+                    .unwrap()
+                    .write_all(text.as_bytes())
+                    .unwrap();
+                child.wait_with_output().unwrap()
+            }
+        };
+        Ran {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+impl Ran {
+    #[track_caller]
+    fn expect_code(&self, code: i32, what: &str) -> &Ran {
+        assert_eq!(
+            self.code, code,
+            "{what}: exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    fn expect(&self, what: &str, text: &str) -> &Ran {
+        assert!(
+            self.all().contains(text),
+            "{what}: expected `{text}` in the output\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+}
+
+/// The one run directory under deployments/ (dot-directories aside).
+fn only_run_dir(dir: &Path) -> String {
+    let mut dirs: Vec<String> = std::fs::read_dir(dir.join("deployments"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    dirs.sort();
+    assert_eq!(dirs.len(), 1, "one run directory: {dirs:?}");
+    dirs.pop().unwrap()
+}
+
+/// Run a documented example and check that it does what the docs (or the help) say it does.
+/// `None`: this file does not know the example (the caller fails, naming it).
+fn check_example(line: &str) -> Option<()> {
+    let what = format!("`{line}`");
+    let w = what.as_str();
+    match line {
+        // Demos: the whole workflow on the embedded fleet. Without a terminal a demo runs
+        // unattended, so `runbook demo` is `--unattended` here.
+        "runbook demo" | "runbook demo --unattended" | "cargo run --release -- demo" => {
+            let r = Place::empty().run(line);
+            r.expect_code(0, w)
+                .expect(w, "✅ Run completed.")
+                .expect(w, "Traffic now (measured through the router): v2 100%");
+        }
+        "runbook demo --strategy blue-green --bad-release --unattended"
+        | "runbook demo --bad-release --unattended" => {
+            let p = Place::empty();
+            let r = p.run(line);
+            r.expect_code(3, w)
+                .expect(w, "Rolled back")
+                .expect(w, "Traffic now (measured through the router): v1 100%");
+            let dir = p.path().join("deployments").join(only_run_dir(p.path()));
+            assert!(dir.join("post-mortem.md").exists(), "{w}: post-mortem.md");
+        }
+        "runbook demo --strategy blue-green --unattended" => {
+            let r = Place::empty().run(line);
+            r.expect_code(0, w)
+                .expect(w, "Blue-Green")
+                .expect(w, "Traffic now (measured through the router): v2 100%");
+        }
+        // The team's own deploy.rhai, a path: it runs.
+        "runbook deploy.rhai" | "runbook run deploy.rhai --answers answers.yaml" => {
+            let r = Place::team().run(line);
+            r.expect_code(0, w)
+                .expect(w, "▶ deploy.rhai")
+                .expect(w, "deployed by the team runbook");
+        }
+        // The shipped deploy runbook, named: the feature comes from --set; with no answers and
+        // no terminal it stops at the first prompt, before anything changes (exit 2).
+        "runbook deploy --set feature=checkout" => {
+            let p = Place::team();
+            std::fs::write(p.path().join("runbook.yaml"), std::fs::read_to_string(p.path().join("runbook.yaml")).unwrap().replace("feature: checkout\n", "")).unwrap();
+            let r = p.run(line);
+            r.expect_code(2, w)
+                .expect(w, "<shipped>/runbooks/deploy.rhai — feature `checkout`")
+                .expect(w, "needs an answer and there is no terminal to ask");
+            assert!(only_run_dir(p.path()).ends_with("-checkout"), "{w}");
+        }
+        "runbook deploy --answers answers.yaml" => {
+            let p = Place::team();
+            p.run(line).expect_code(0, w).expect(w, "✅ Run completed.");
+            assert_eq!(p.fleet_split().get("v2"), Some(&40), "{w}: v2 takes all traffic");
+        }
+        // A team with its own scripts (examples/blue-green-nginx): the plan lists its commands,
+        // none of which runs.
+        "runbook deploy --dry-run --answers answers.yaml --approve" => {
+            let p = Place::example("blue-green-nginx");
+            p.run(line)
+                .expect_code(0, w)
+                .expect(w, "dry-run: nothing will be executed")
+                .expect(w, "✅ Run completed.");
+            let plan = std::fs::read_to_string(
+                p.path().join("deployments").join(only_run_dir(p.path())).join("deployment-plan.md"),
+            )
+            .unwrap();
+            for cmd in ["`./deploy.sh staging`", "`./deploy.sh production-green`", "`./scripts/switch-traffic.sh blue-to-green`"] {
+                assert!(plan.contains(cmd), "{w}: the plan lists {cmd}\n{plan}");
+            }
+            assert!(!plan.contains("| done |"), "{w}: nothing ran\n{plan}");
+        }
+        "runbook run ./ops/hotfix.rhai --dry-run --yes" => {
+            let p = Place::empty();
+            p.file(
+                "ops/hotfix.rhai",
+                "sh(\"touch hotfixed\");\nif !confirm(\"Restart the workers?\") { decline(\"no\"); }\nsh(\"touch restarted\");\n",
+            );
+            p.run(line).expect_code(0, w).expect(w, "✅ Run completed.");
+            assert!(!p.path().join("hotfixed").exists(), "{w}: a dry-run runs nothing");
+            let plan = std::fs::read_to_string(
+                p.path().join("deployments").join(only_run_dir(p.path())).join("deployment-plan.md"),
+            )
+            .unwrap();
+            assert!(plan.contains("touch restarted"), "{w}: {plan}");
+        }
+        "runbook check deploy.rhai" => {
+            Place::team()
+                .run(line)
+                .expect_code(0, w)
+                .expect(w, "ok: deploy.rhai compiles");
+            Place::empty()
+                .run(line)
+                .expect_code(0, w)
+                .expect(w, "ok: <shipped>/runbooks/deploy.rhai compiles");
+        }
+        "runbook check deploy --answers answers.yaml --set feature=checkout" => {
+            Place::team()
+                .run(line)
+                .expect_code(0, w)
+                .expect(w, "answers `answers.yaml` is valid");
+        }
+        "runbook list" => {
+            let r = Place::empty().run(line);
+            r.expect_code(0, w);
+            for name in ["deploy", "incident", "preflight", "rollback"] {
+                r.expect(w, name);
+            }
+        }
+        "runbook list --config ops/runbook.yaml" => {
+            let p = Place::empty();
+            p.file("ops/runbook.yaml", "runbook_dirs: [playbooks]\n");
+            p.file("ops/playbooks/hotfix.rhai", "// Restart the workers.\nsh(\"true\");\n");
+            p.run(line).expect_code(0, w).expect(w, "hotfix");
+        }
+        "runbook init" | "runbook init ops/deploy" => {
+            let p = Place::empty();
+            p.run(line).expect_code(0, w);
+            let at = p.path().join(line.strip_prefix("runbook init").unwrap().trim());
+            assert!(at.join("runbook.yaml").exists(), "{w}");
+            assert!(at.join("runbooks/deploy.rhai").exists(), "{w}");
+        }
+        "runbook init --force" => {
+            let p = Place::empty();
+            p.file("runbook.yaml", "feature: mine\n");
+            p.run(line).expect_code(0, w);
+            let text = std::fs::read_to_string(p.path().join("runbook.yaml")).unwrap();
+            assert!(!text.contains("feature: mine"), "{w}: overwritten");
+        }
+        "runbook repl --last" | "runbook repl --deployment deployments/2026-11-27-checkout" => {
+            let p = Place::deployed();
+            p.run(line)
+                .expect_code(0, w)
+                .expect(w, &format!("attached to {}", p.replace[0].1));
+        }
+        "echo 'status()' | runbook repl --last" => {
+            let p = Place::deployed();
+            let r = p.run(line);
+            r.expect_code(0, w);
+            assert!(r.stdout.contains("=> "), "{w}: results on stdout\n{}", r.stdout);
+            assert!(r.stdout.contains("Blue-Green Deployment"), "{w}: {}", r.stdout);
+        }
+        "runbook repl --last --answers answers.yaml" => {
+            let p = Place::deployed();
+            p.file("answers.yaml", "incident-root-cause: a bad release\n");
+            p.run(line).expect_code(0, w).expect(w, "attached to");
+        }
+        "runbook resume" | "runbook resume deployments/2026-11-27-checkout" => {
+            let p = Place::dead_run();
+            // Nobody to ask about the command the run died in: `resume.in_flight` (rollback).
+            p.run(line)
+                .expect_code(3, w)
+                .expect(w, "resuming: 1 completed effect(s) replayed")
+                .expect(w, "Rolling back: the run died during");
+            assert_eq!(std::fs::read_to_string(p.path().join("ran-1")).unwrap(), "x\n", "{w}: not run again");
+        }
+        "runbook resume --set resume.in_flight=rerun" => {
+            let p = Place::dead_run();
+            p.run(line).expect_code(0, w).expect(w, "✅ Run completed.");
+            assert!(p.path().join("ran-3").exists(), "{w}: went on");
+        }
+        "runbook unlock production --reason \"runner host died mid-deploy; checked the cluster by hand\"" => {
+            let p = Place::dead_run();
+            p.run(line)
+                .expect_code(0, w)
+                .expect(w, "ok: `production` unlocked");
+            assert!(!p.path().join("deployments/.locks/production.lock").exists(), "{w}");
+        }
+        "runbook verify deployments/2026-11-27-checkout" => {
+            Place::deployed().run(line).expect_code(0, w).expect(w, "ok");
+        }
+        "runbook report deployments/2026-11-27-checkout" => {
+            Place::deployed().run(line).expect_code(0, w);
+        }
+        "runbook completions bash > /etc/bash_completion.d/runbook" => {
+            let r = Place::empty().run(line);
+            r.expect_code(0, w).expect(w, "complete -F _runbook");
+        }
+        "runbook completions zsh > \"${fpath[1]}/_runbook\"" => {
+            let r = Place::empty().run(line);
+            r.expect_code(0, w);
+            assert!(r.stdout.starts_with("#compdef runbook"), "{w}");
+        }
+        "runbook completions fish > ~/.config/fish/completions/runbook.fish" => {
+            let r = Place::empty().run(line);
+            r.expect_code(0, w).expect(w, "complete -c runbook");
+        }
+        _ => return None,
+    }
+    Some(())
+}
+
+// ------------------------------------------------------------------ E: the help's examples
+
+/// The examples a help text shows: the command of each line of its "Examples:" section.
+fn help_examples(help: &str) -> Vec<String> {
+    let Some(section) = help.split("Examples:\n").nth(1) else {
+        return Vec::new();
+    };
+    section
+        .lines()
+        .take_while(|l| l.starts_with("  ") || l.is_empty())
+        .map(str::trim)
+        .filter(|l| l.starts_with("runbook ") || l.starts_with("echo "))
+        .map(|l| l.split("  ").next().unwrap().to_string())
+        .collect()
+}
+
+/// Run each example in its own thread (a demo takes a while; they wait mostly on the network).
+fn check_all_examples(examples: Vec<(String, String)>) {
+    let handles: Vec<_> = examples
+        .into_iter()
+        .map(|(whence, line)| {
+            std::thread::spawn(move || {
+                if check_example(&line).is_none() {
+                    panic!("{whence}: `{line}` is an example tests/docs.rs does not know: add what it must do to check_example");
+                }
+            })
+        })
+        .collect();
+    let failed: Vec<_> = handles.into_iter().filter_map(|h| h.join().err()).collect();
+    assert!(
+        failed.is_empty(),
+        "{} example(s) failed (see above)",
+        failed.len()
+    );
+}
+
+#[test]
+fn every_example_in_runbook_help_and_each_subcommand_help_does_what_it_says() {
+    let mut examples = Vec::new();
+    let top = Place::empty().run("runbook --help");
+    top.expect_code(0, "runbook --help");
+    for e in help_examples(&top.stdout) {
+        examples.push(("runbook --help".to_string(), e));
+    }
+    let cli = runbook::arguments::command();
+    for sub in cli.get_subcommands() {
+        let name = sub.get_name();
+        if name == "help" {
+            continue;
+        }
+        let help = Place::empty().run(&format!("runbook {name} --help"));
+        help.expect_code(0, name);
+        let found = help_examples(&help.stdout);
+        assert!(
+            !found.is_empty(),
+            "`runbook {name} --help` shows no example"
+        );
+        for e in found {
+            examples.push((format!("runbook {name} --help"), e));
+        }
+    }
+    examples.sort();
+    examples.dedup_by(|a, b| a.1 == b.1);
+    check_all_examples(examples);
+}
+
+#[test]
+fn init_help_shows_its_default_once() {
+    let r = Place::empty().run("runbook init --help");
+    r.expect_code(0, "init --help");
+    assert_eq!(r.stdout.matches("[default: .]").count(), 1, "{}", r.stdout);
+}
