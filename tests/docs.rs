@@ -711,9 +711,23 @@ impl Place {
     }
 }
 
+thread_local! {
+    /// The exit code an example's own check verified (its `what` is the example, in backticks).
+    static VERIFIED: std::cell::Cell<Option<i32>> = const { std::cell::Cell::new(None) };
+}
+
+fn code_of(line: &str) -> i32 {
+    VERIFIED
+        .with(|v| v.get())
+        .unwrap_or_else(|| panic!("`{line}`: its check verified no exit code"))
+}
+
 impl Ran {
     #[track_caller]
     fn expect_code(&self, code: i32, what: &str) -> &Ran {
+        if what.starts_with('`') {
+            VERIFIED.with(|v| v.set(Some(code)));
+        }
         assert_eq!(
             self.code, code,
             "{what}: exit code\n--- stdout\n{}\n--- stderr\n{}",
@@ -748,7 +762,7 @@ fn only_run_dir(dir: &Path) -> String {
 
 /// Run a documented example and check that it does what the docs (or the help) say it does.
 /// `None`: this file does not know the example (the caller fails, naming it).
-fn check_example(line: &str) -> Option<()> {
+fn check_example(line: &str) -> Option<i32> {
     let what = format!("`{line}`");
     let w = what.as_str();
     match line {
@@ -794,7 +808,7 @@ fn check_example(line: &str) -> Option<()> {
                 .expect(w, "needs an answer and there is no terminal to ask");
             assert!(only_run_dir(p.path()).ends_with("-checkout"), "{w}");
         }
-        "runbook deploy --answers answers.yaml" => {
+        "runbook deploy --answers answers.yaml" | "runbook deploy --answers answers.yaml --approve" => {
             let p = Place::team();
             p.run(line).expect_code(0, w).expect(w, "✅ Run completed.");
             assert_eq!(p.fleet_split().get("v2"), Some(&40), "{w}: v2 takes all traffic");
@@ -840,7 +854,8 @@ fn check_example(line: &str) -> Option<()> {
                 .expect_code(0, w)
                 .expect(w, "ok: <shipped>/runbooks/deploy.rhai compiles");
         }
-        "runbook check deploy --answers answers.yaml --set feature=checkout" => {
+        "runbook check deploy --answers answers.yaml"
+        | "runbook check deploy --answers answers.yaml --set feature=checkout" => {
             Place::team()
                 .run(line)
                 .expect_code(0, w)
@@ -912,6 +927,17 @@ fn check_example(line: &str) -> Option<()> {
                 .expect(w, "ok: `production` unlocked");
             assert!(!p.path().join("deployments/.locks/production.lock").exists(), "{w}");
         }
+        // The shipped rollback runbook: the last deployment's undo steps, from its journal.
+        "runbook rollback --yes" => {
+            let p = Place::deployed();
+            assert_eq!(p.fleet_split().get("v2"), Some(&40), "{w}: deployed first");
+            // Rolled back cleanly, as a person chose: exit 3.
+            p.run(line)
+                .expect_code(3, w)
+                .expect(w, "<shipped>/runbooks/rollback.rhai")
+                .expect(w, "Rollback complete: 1 step(s) undone.");
+            assert_eq!(p.fleet_split().get("v1"), Some(&40), "{w}: v1 takes all traffic again");
+        }
         "runbook verify deployments/2026-11-27-checkout" => {
             Place::deployed().run(line).expect_code(0, w).expect(w, "ok");
         }
@@ -933,7 +959,7 @@ fn check_example(line: &str) -> Option<()> {
         }
         _ => return None,
     }
-    Some(())
+    Some(code_of(line))
 }
 
 // ------------------------------------------------------------------ E: the help's examples
@@ -1007,4 +1033,287 @@ fn init_help_shows_its_default_once() {
     let r = Place::empty().run("runbook init --help");
     r.expect_code(0, "init --help");
     assert_eq!(r.stdout.matches("[default: .]").count(), 1, "{}", r.stdout);
+}
+
+// ------------------------------------------------------------------ A: the docs' commands
+
+/// Documented commands that cannot run here, each with why. Keep this rare: a reason must not
+/// hide a false claim.
+const CANNOT_RUN_HERE: &[(&str, &str)] = &[];
+
+/// A fenced block: the file, its language, the line it starts on and its text.
+struct Block {
+    file: String,
+    lang: String,
+    line: usize,
+    text: String,
+}
+
+fn fenced_blocks(file: &str, text: &str) -> Vec<Block> {
+    let mut out = Vec::new();
+    let mut open: Option<Block> = None;
+    for (n, line) in text.lines().enumerate() {
+        if let Some(fence) = line.strip_prefix("```") {
+            match open.take() {
+                Some(b) => out.push(b),
+                None => {
+                    open = Some(Block {
+                        file: file.to_string(),
+                        lang: fence.trim().to_string(),
+                        line: n + 1,
+                        text: String::new(),
+                    })
+                }
+            }
+        } else if let Some(b) = open.as_mut() {
+            b.text.push_str(line);
+            b.text.push('\n');
+        }
+    }
+    assert!(open.is_none(), "{file}: a fenced block is not closed");
+    out
+}
+
+/// A shell line that invokes runbook: `runbook ...`, `cargo run ... -- ...`, with environment
+/// assignments before it or `echo ... |` feeding it.
+fn invokes_runbook(line: &str) -> bool {
+    let after_pipe = line.rsplit(" | ").next().unwrap();
+    let first = after_pipe
+        .split_whitespace()
+        .find(|w| !w.contains('='))
+        .unwrap_or("");
+    first == "runbook" || after_pipe.trim_start().starts_with("cargo run")
+}
+
+/// Every runbook command in the fenced shell blocks of README.md and docs/*.md, with where it
+/// is and the exit code the text gives it (`# exit N` after it; none said: 0).
+fn documented_commands() -> Vec<(String, String, i32)> {
+    let mut out = Vec::new();
+    for file in doc_files() {
+        let text = read(&file);
+        // A command in an indented block would escape this test: commands go in fenced blocks.
+        let mut fenced = false;
+        for (n, line) in text.lines().enumerate() {
+            if line.starts_with("```") {
+                fenced = !fenced;
+            }
+            let t = line.trim_start();
+            if !fenced && line.starts_with("    ") && invokes_runbook(t) {
+                panic!(
+                    "{file}:{}: a command in an indented block; put it in a ```sh block: {t}",
+                    n + 1
+                );
+            }
+        }
+        for b in fenced_blocks(&file, &text) {
+            if !matches!(b.lang.as_str(), "sh" | "console" | "bash" | "shell") {
+                continue;
+            }
+            for (i, line) in b.text.lines().enumerate() {
+                let line = line.trim().trim_start_matches("$ ");
+                let (cmd, comment) = match line.split_once(" # ") {
+                    Some((c, k)) => (c.trim(), k),
+                    None => (line, ""),
+                };
+                if cmd.is_empty() || cmd.starts_with('#') || !invokes_runbook(cmd) {
+                    continue;
+                }
+                let code = comment
+                    .split("exit ")
+                    .nth(1)
+                    .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+                    .and_then(|d| d.parse().ok())
+                    .unwrap_or(0);
+                out.push((
+                    format!("{}:{}", b.file, b.line + 1 + i),
+                    cmd.to_string(),
+                    code,
+                ));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_command_in_the_readme_and_docs_runs_with_its_documented_exit_code() {
+    let commands = documented_commands();
+    assert!(commands.len() >= 8, "found too few commands: {commands:?}");
+    let handles: Vec<_> = commands
+        .into_iter()
+        .filter(|(_, line, _)| {
+            if let Some((_, why)) = CANNOT_RUN_HERE.iter().find(|(c, _)| c == line) {
+                eprintln!("not run here: `{line}`: {why}");
+                false
+            } else {
+                true
+            }
+        })
+        .map(|(whence, line, documented)| {
+            std::thread::spawn(move || match check_example(&line) {
+                None => panic!("{whence}: `{line}` is a documented command tests/docs.rs does not know: add what it must do to check_example (or, rarely, to CANNOT_RUN_HERE with why)"),
+                Some(code) => assert_eq!(code, documented, "{whence}: `{line}` exits {code}, the text says {documented}"),
+            })
+        })
+        .collect();
+    let failed: Vec<_> = handles.into_iter().filter_map(|h| h.join().err()).collect();
+    assert!(
+        failed.is_empty(),
+        "{} documented command(s) failed (see above)",
+        failed.len()
+    );
+}
+
+/// The long flags of a subcommand (its own and the global ones), with `-q`/`-v` style shorts.
+fn flags_of(cli: &clap::Command, sub: Option<&str>) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut add = |c: &clap::Command| {
+        for a in c.get_arguments() {
+            if let Some(l) = a.get_long() {
+                out.insert(format!("--{l}"));
+            }
+            if let Some(s) = a.get_short() {
+                out.insert(format!("-{s}"));
+            }
+        }
+    };
+    add(cli);
+    if let Some(name) = sub {
+        add(cli.find_subcommand(name).unwrap());
+    }
+    out.insert("--help".into());
+    out
+}
+
+fn flags_in(text: &str) -> Vec<String> {
+    text.split(|c: char| c.is_whitespace() || "[]|=".contains(c))
+        .filter(|w| w.starts_with('-') && w.len() > 1 && !w.starts_with("---"))
+        .map(|w| {
+            w.trim_end_matches(|c: char| !c.is_ascii_alphanumeric())
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn the_readme_command_list_matches_the_command_line_both_ways() {
+    let cli = runbook::arguments::command();
+    let readme = read("README.md");
+    let commands = readme.split("## Commands").nth(1).unwrap();
+    let block = fenced_blocks("README.md", commands)
+        .into_iter()
+        .find(|b| b.lang == "text")
+        .expect("the command list, a ```text block under ## Commands");
+    // Each entry: its first line starts with `runbook`, continuation lines are indented.
+    let mut entries: Vec<String> = Vec::new();
+    for line in block.text.lines() {
+        if line.starts_with("runbook ") {
+            entries.push(line.to_string());
+        } else if let Some(last) = entries.last_mut() {
+            last.push(' ');
+            last.push_str(line.trim());
+        }
+    }
+    let mut problems = Vec::new();
+    let mut listed = BTreeSet::new();
+    for entry in &entries {
+        let word = entry.split_whitespace().nth(1).unwrap();
+        let sub = cli.find_subcommand(word).map(|_| word);
+        listed.insert(sub.unwrap_or("FILE_OR_NAME").to_string());
+        // Only the synopsis (before the description's two spaces) names flags.
+        let synopsis = entry.split("  ").next().unwrap();
+        let known = flags_of(&cli, sub);
+        for f in flags_in(synopsis) {
+            if !known.contains(&f) {
+                problems.push(format!("`{synopsis}`: `{f}` is not a flag of this command"));
+            }
+        }
+        let shown: BTreeSet<String> = flags_in(synopsis).into_iter().collect();
+        if sub.is_some() && sub != Some("run") {
+            let own = cli.find_subcommand(word).unwrap();
+            for a in own.get_arguments() {
+                if let Some(l) = a.get_long() {
+                    if !shown.contains(&format!("--{l}")) {
+                        problems.push(format!(
+                            "`runbook {word}`: its flag `--{l}` is left out of the README's list"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    for sub in cli.get_subcommands().map(|s| s.get_name()) {
+        if sub != "help" && !listed.contains(sub) {
+            problems.push(format!(
+                "`runbook {sub}` is left out of the README's command list"
+            ));
+        }
+    }
+    // Inline commands in the prose of every doc: each flag exists where it is used.
+    for file in doc_files() {
+        for span in ticked(&read(&file)) {
+            let Some(rest) = span.strip_prefix("runbook ") else {
+                continue;
+            };
+            let word = rest.split_whitespace().next().unwrap_or("");
+            let sub = cli.find_subcommand(word).map(|_| word);
+            let known = flags_of(&cli, sub);
+            for f in flags_in(rest) {
+                if !known.contains(&f) {
+                    problems.push(format!(
+                        "{file}: `{span}`: `{f}` is not a flag of this command"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn the_readme_runbooks_pass_check_and_run() {
+    let readme = read("README.md");
+    let blocks: Vec<Block> = fenced_blocks("README.md", &readme)
+        .into_iter()
+        .filter(|b| b.lang == "rhai")
+        .collect();
+    assert!(blocks.len() >= 2, "the README's runbooks");
+    for b in blocks {
+        let whence = format!("README.md:{}", b.line);
+        let p = Place::empty();
+        p.file("example.rhai", &b.text);
+        // What the examples lean on: a module of the team's own beside the runbook, and the
+        // channel `notify("team", ...)` writes to, in runbook.yaml.
+        p.file("lib/ops.rhai", "// The team's helpers.\nfn noop() {}\n");
+        p.file("runbook.yaml", "notify:\n  team: { type: stdout }\n");
+        p.run("runbook check example.rhai")
+            .expect_code(0, &whence)
+            .expect(&whence, "ok: example.rhai compiles");
+        // The hosts it names (staging.internal, prometheus:9090) are not here: a dry-run runs it
+        // through, every prompt answered, every effect planned.
+        p.run("RUNBOOK_ANSWER_STRATEGY=canary runbook example.rhai --dry-run --yes --approve")
+            .expect_code(0, &whence)
+            .expect(&whence, "✅ Run completed.");
+    }
+}
+
+#[test]
+fn the_command_provider_takes_cmd_as_check_does_and_still_takes_run() {
+    for field in ["cmd", "run"] {
+        let p = Place::empty();
+        p.file(
+            "m.rhai",
+            &format!(
+                "let r = analyze(#{{ interval: \"10ms\", count: 2, metrics: [\n\
+                 #{{ name: \"seven\", provider: #{{ command: #{{ {field}: \"echo 7\" }} }}, success: \"== 7\" }},\n\
+                 #{{ name: \"healthy\", provider: #{{ check: #{{ cmd: \"true\" }} }}, success: \"== 1\" }},\n\
+                 #{{ name: \"shown\", provider: #{{ command: #{{ {field}: \"echo 99\" }} }} }},\n\
+                 ] }});\nprint(`verdict ${{r.verdict}} healthy ${{r.healthy}}`);\n"
+            ),
+        );
+        // `shown` has neither `success` nor `failure`: every value it reads is a success.
+        p.run("runbook m.rhai")
+            .expect_code(0, field)
+            .expect(field, "verdict success healthy true");
+    }
 }
