@@ -1317,3 +1317,129 @@ fn the_command_provider_takes_cmd_as_check_does_and_still_takes_run() {
             .expect(field, "verdict success healthy true");
     }
 }
+
+// ------------------------------------------------------------------ the table, as a run sees it
+
+/// The documented keys whose type is a list of values (`ask`, `auto`, `never`).
+fn enum_rows() -> Vec<(String, Vec<String>)> {
+    config_rows(&read("docs/configuration.md"))
+        .into_iter()
+        .filter_map(|r| {
+            let choices = ticked(&r.ty);
+            let plain = r.ty.replace(|c: char| c != '`' && c != ',' && c != ' ', "");
+            // Only a cell that is nothing but backticked words: `a`, `b`, `c`.
+            (choices.len() >= 2
+                && r.ty.matches('`').count() == 2 * choices.len()
+                && plain.len() == r.ty.len() - choices.iter().map(String::len).sum::<usize>())
+            .then_some((r.key, choices))
+        })
+        .collect()
+}
+
+#[test]
+fn every_key_documented_with_a_list_of_values_takes_each_and_refuses_others() {
+    let rows = enum_rows();
+    assert!(
+        rows.iter().any(|(k, _)| k == "rollback.on_failure"),
+        "{:?}",
+        rows.iter().map(|r| &r.0).collect::<Vec<_>>()
+    );
+    let p = Place::empty();
+    p.file("one.rhai", "print(1);\n");
+    // `script.*` keys need the script adapter's one required key beside them.
+    p.file("script.yaml", "script:\n  deploy: ./deploy.sh {env}\n");
+    let mut problems = Vec::new();
+    for (key, choices) in rows {
+        let config = if key.starts_with("script.") {
+            " --config script.yaml"
+        } else {
+            ""
+        };
+        for c in &choices {
+            let r = p.run(&format!("runbook check one.rhai{config} --set {key}={c}"));
+            if r.code != 0 {
+                problems.push(format!(
+                    "`{key}={c}` (documented) is refused: {}",
+                    r.stderr.trim()
+                ));
+            }
+        }
+        let r = p.run(&format!(
+            "runbook check one.rhai{config} --set {key}=not-a-choice"
+        ));
+        if r.code != 2 || !r.stderr.contains(key.as_str()) {
+            problems.push(format!(
+                "`{key}=not-a-choice` (the docs list {choices:?}) exits {}, not 2 naming the key: {}{}",
+                r.code,
+                r.stdout.trim(),
+                r.stderr.trim()
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn config_in_a_script_has_every_documented_key_with_its_default() {
+    let mut leaves = BTreeMap::new();
+    code_leaves(
+        "",
+        &serde_json::to_value(runbook::config::Config::default()).unwrap(),
+        &mut leaves,
+    );
+    let rows = config_rows(&read("docs/configuration.md"));
+    let mut script = String::new();
+    for r in &rows {
+        script.push_str(&format!(
+            "print(`{0}\t${{config(\"{0}\", \"ABSENT\")}}`);\n",
+            r.key
+        ));
+    }
+    let p = Place::empty();
+    p.file("show.rhai", &script);
+    let r = p.run("runbook show.rhai");
+    r.expect_code(0, "show.rhai");
+    let shown: BTreeMap<&str, &str> = r
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .collect();
+    let mut problems = Vec::new();
+    for row in &rows {
+        let Some(got) = shown.get(row.key.as_str()) else {
+            problems.push(format!("`{}`: not printed", row.key));
+            continue;
+        };
+        // A secret's values are never shown by config().
+        if row.key == "secrets.values" {
+            continue;
+        }
+        let want = match leaves.get(&row.key) {
+            // `script` and `local` are absent until configured.
+            None if row.key.starts_with("script.") || row.key.starts_with("local.") => {
+                "ABSENT".to_string()
+            }
+            None => {
+                problems.push(format!("`{}`: not in Config::default()", row.key));
+                continue;
+            }
+            Some(serde_json::Value::Null) => "ABSENT".to_string(),
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(serde_json::Value::Object(m)) if m.is_empty() => "#{}".to_string(),
+            Some(v) => v.to_string(),
+        };
+        let same = *got == want
+            || got.replace(' ', "") == want
+            || got
+                .parse::<f64>()
+                .ok()
+                .is_some_and(|g| want.parse::<f64>().ok() == Some(g));
+        if !same {
+            problems.push(format!(
+                "config(\"{}\") is `{got}`, its default is `{want}`",
+                row.key
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
