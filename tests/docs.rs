@@ -1443,3 +1443,36 @@ fn config_in_a_script_has_every_documented_key_with_its_default() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+// ------------------------------------------------------------------ D: who acts on inconclusive
+
+/// README, Analysis: `analyze` only returns an inconclusive verdict (unhealthy); it neither asks
+/// nor rolls back, whatever `monitoring.on_inconclusive` says: the script (the shipped monitor,
+/// here the runbook itself) decides.
+#[test]
+fn analyze_returns_an_inconclusive_window_and_leaves_the_decision_to_the_script() {
+    let p = Place::empty();
+    p.file("runbook.yaml", "monitoring:\n  on_inconclusive: rollback\n");
+    p.file(
+        "w.rhai",
+        "on_rollback(\"undo\", \"touch undone\");\n\
+         let r = analyze(#{ interval: \"10ms\", count: 2, metrics: [\n\
+         #{ name: \"silent\", provider: #{ command: #{ cmd: \"true\" } }, success: \"== 1\" },\n\
+         ] });\n\
+         print(`verdict ${r.verdict} healthy ${r.healthy}`);\n\
+         sh(\"touch went-on\");\n",
+    );
+    let r = p.run("runbook w.rhai");
+    r.expect_code(0, "w.rhai")
+        .expect("w.rhai", "verdict inconclusive healthy false");
+    assert!(p.path().join("went-on").exists());
+    assert!(
+        !p.path().join("undone").exists(),
+        "analyze rolled back on its own"
+    );
+    assert!(
+        !r.all().contains("Roll back?"),
+        "analyze asked: {}",
+        r.all()
+    );
+}
