@@ -890,6 +890,17 @@ fn check_example(line: &str) -> Option<i32> {
             assert!(at.join("runbook.yaml").exists(), "{w}");
             assert!(at.join("runbooks/deploy.rhai").exists(), "{w}");
         }
+        // Definition files for an editor: every primitive, and a file per stdlib module.
+        "runbook definitions" | "runbook definitions ops/defs" => {
+            let p = Place::empty();
+            p.run(line).expect_code(0, w).expect(w, "definition files in");
+            let dir = line.strip_prefix("runbook definitions").unwrap().trim();
+            let at = p.path().join(if dir.is_empty() { "rhai-definitions" } else { dir });
+            let primitives = std::fs::read_to_string(at.join("runbook.d.rhai"))
+                .unwrap_or_else(|e| panic!("{w}: runbook.d.rhai: {e}"));
+            assert!(primitives.contains("fn sh(cmd: ?, opts: map) -> map;"), "{w}");
+            assert!(at.join("workflow.d.rhai").is_file(), "{w}");
+        }
         "runbook init --force" => {
             let p = Place::empty();
             p.file("runbook.yaml", "feature: mine\n");
@@ -1287,6 +1298,8 @@ fn the_readme_command_list_matches_the_command_line_both_ways() {
             let Some(rest) = span.strip_prefix("runbook ") else {
                 continue;
             };
+            // What follows a pipe is another program's.
+            let rest = rest.split(" | ").next().unwrap_or(rest);
             let word = rest.split_whitespace().next().unwrap_or("");
             let sub = cli.find_subcommand(word).map(|_| word);
             let known = flags_of(&cli, sub);
