@@ -1331,6 +1331,13 @@ fn the_readme_runbooks_pass_check_and_run() {
         // channel `notify("team", ...)` writes to, in runbook.yaml.
         p.file("lib/ops.rhai", "// The team's helpers.\nfn noop() {}\n");
         p.file("runbook.yaml", "notify:\n  team: { type: stdout }\n");
+        if b.text.contains("workflow::run") {
+            // The shipped workflow needs an adapter: the script one, with commands that succeed.
+            p.file(
+                "runbook.yaml",
+                "adapter: script\nversion: v2\ncurrent_version: v1\nscript:\n  deploy: \"true {env}\"\n  health: \"true {env}\"\n  switch: \"true {to}\"\n  weight: \"true {percent}\"\n  remove: \"true {env}\"\n",
+            );
+        }
         p.run("runbook check example.rhai")
             .expect_code(0, &whence)
             .expect(&whence, "ok: example.rhai compiles");
