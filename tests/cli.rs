@@ -1236,6 +1236,10 @@ fn demo_in(t: Test, strategy: &str, bad: bool) -> support::Output {
         "monitoring.samples=3",
         "--set",
         "monitoring.min_requests=5",
+        // A machine busy with the rest of the suite answers slowly: the response-time trigger
+        // would roll a good release back. The bad release is caught by its error rate.
+        "--set",
+        "triggers.response_time=30s",
     ];
     if bad {
         args.push("--bad-release");
