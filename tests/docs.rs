@@ -1528,3 +1528,90 @@ fn analyze_returns_an_inconclusive_window_and_leaves_the_decision_to_the_script(
         r.all()
     );
 }
+
+/// The README's table of primitives and the catalogue (src/catalogue.rs, which the engine is held
+/// to) name the same functions, both ways; and each call form the table shows has an arity the
+/// catalogue lists for that function.
+#[test]
+fn the_readme_primitives_table_and_the_catalogue_name_the_same_functions() {
+    let readme = read("README.md");
+    let section = readme
+        .split("## Primitives")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("README has a Primitives section");
+    // `name(args)` forms in the first column of each table row.
+    let mut documented: BTreeMap<String, BTreeSet<usize>> = BTreeMap::new();
+    for row in section.lines().filter(|l| l.starts_with("| `")) {
+        let first = row[1..].split(" | ").next().unwrap();
+        for form in first.split('`').skip(1).step_by(2) {
+            let Some((name, rest)) = form.split_once('(') else {
+                continue;
+            };
+            let args = rest.rsplit_once(')').map(|(a, _)| a).unwrap_or("");
+            // `[, opts]` and `[, #{id}]` are optional: both arities are shown.
+            let required = args.split('[').next().unwrap();
+            let count = |s: &str| {
+                let s = s.trim().trim_start_matches(',').trim();
+                if s.is_empty() {
+                    0
+                } else {
+                    // Commas inside #{...} or `\|` alternatives are one argument.
+                    let mut depth = 0;
+                    let mut n = 1;
+                    for c in s.chars() {
+                        match c {
+                            '{' | '(' | '[' => depth += 1,
+                            '}' | ')' | ']' => depth -= 1,
+                            ',' if depth == 0 => n += 1,
+                            _ => {}
+                        }
+                    }
+                    n
+                }
+            };
+            let arities = documented.entry(name.trim().to_string()).or_default();
+            arities.insert(count(required));
+            if args.contains('[') {
+                arities.insert(count(&args.replace(['[', ']'], "")));
+            }
+        }
+    }
+    let catalogue: BTreeMap<&str, BTreeSet<usize>> = runbook::catalogue::natives(
+        runbook::catalogue::Scope::Everywhere,
+    )
+    .map(|n| {
+        let arities = n
+            .overloads
+            .iter()
+            .map(|o| {
+                let inner = o.split_once('(').unwrap().1.rsplit_once(')').unwrap().0;
+                inner.split(", ").filter(|p| !p.is_empty()).count()
+            })
+            .collect();
+        (n.name, arities)
+    })
+    .collect();
+    let mut problems = Vec::new();
+    for name in catalogue.keys() {
+        if !documented.contains_key(*name) {
+            problems.push(format!("`{name}` is a primitive the README's table leaves out"));
+        }
+    }
+    for (name, arities) in &documented {
+        match catalogue.get(name.as_str()) {
+            None if runbook::catalogue::LANGUAGE.contains(&name.as_str()) => {}
+            None => problems.push(format!(
+                "the README's table shows `{name}`, which is not a primitive"
+            )),
+            Some(known) => {
+                for a in arities.difference(known) {
+                    problems.push(format!(
+                        "the README's table calls `{name}` with {a} argument(s); it takes {known:?}"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
