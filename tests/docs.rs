@@ -1615,3 +1615,29 @@ fn the_readme_primitives_table_and_the_catalogue_name_the_same_functions() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// The README's list of examples names every directory under examples/, and no other.
+#[test]
+fn the_readme_names_every_example_and_only_those() {
+    let readme = read("README.md");
+    let line = readme
+        .lines()
+        .position(|l| l.starts_with("- `examples/`:"))
+        .expect("README lists the examples");
+    let text: String = readme.lines().skip(line).take_while(|l| !l.is_empty()).collect();
+    let named: BTreeSet<String> = text
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|w| !w.contains('/') && !w.contains('.'))
+        .map(str::to_string)
+        .collect();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let present: BTreeSet<String> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(named, present, "the README's examples against examples/");
+}
