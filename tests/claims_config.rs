@@ -1,0 +1,337 @@
+//! Issue #17, the config's claims: `runbook check` validates every value it can (durations,
+//! enumerated values, numbers, answers), a typo in a value is an error naming the key path, the
+//! line and the accepted values, and `config()` is the whole map with the defaults filled in.
+
+mod support;
+
+use support::Test;
+
+/// `runbook check` of the shipped deploy runbook with `config` as runbook.yaml (and `args`).
+fn check(config: &str, args: &[&str]) -> support::Output {
+    Test::new()
+        .file("runbook.yaml", config)
+        .args(&["check", "deploy"])
+        .args(args)
+        .run()
+}
+
+#[track_caller]
+fn refused(out: &support::Output, wants: &[&str]) {
+    out.code(2);
+    for w in wants {
+        assert!(
+            out.stderr.contains(w),
+            "expected {w:?} in the error\n--- stderr\n{}",
+            out.stderr
+        );
+    }
+}
+
+// ------------------------------------------------ 3. check validates every value it can
+
+#[test]
+fn check_refuses_every_duration_that_is_not_one() {
+    let cases = [
+        ("lock:\n  lease: forever\n", "lock.lease", "forever"),
+        (
+            "commands:\n  timeout: 10 minutes please\n",
+            "commands.timeout",
+            "10 minutes please",
+        ),
+        (
+            "commands:\n  kill_grace: soon\n",
+            "commands.kill_grace",
+            "soon",
+        ),
+        (
+            "limits:\n  wall_clock: 4 hours-ish\n",
+            "limits.wall_clock",
+            "4 hours-ish",
+        ),
+        (
+            "monitoring:\n  interval: often\n",
+            "monitoring.interval",
+            "often",
+        ),
+        (
+            "triggers:\n  response_time: 2\n",
+            "triggers.response_time",
+            "2",
+        ),
+        (
+            "kubernetes:\n  rollout_timeout: soon\n",
+            "kubernetes.rollout_timeout",
+            "soon",
+        ),
+        (
+            "monitoring:\n  judge:\n    range: a while\n",
+            "monitoring.judge.range",
+            "a while",
+        ),
+    ];
+    for (config, key, value) in cases {
+        let out = check(config, &[]);
+        refused(
+            &out,
+            &[
+                &format!("`{key}`"),
+                &format!("`{value}`"),
+                "is not a duration",
+                "runbook.yaml:",
+            ],
+        );
+    }
+    // kubectl is given the rollout timeout as written: a duration only humantime reads is refused.
+    let out = check(
+        "kubernetes:
+  rollout_timeout: 5 mins
+",
+        &[],
+    );
+    refused(
+        &out,
+        &[
+            "`kubernetes.rollout_timeout`",
+            "`5 mins` is not a duration kubectl reads",
+        ],
+    );
+    check(
+        "kubernetes:
+  rollout_timeout: 1h30m
+",
+        &[],
+    )
+    .code(0);
+    // The same through --set, and in a team metric's provider.
+    let out = Test::new()
+        .args(&["check", "deploy", "--set", "lock.lease=forever"])
+        .run();
+    refused(&out, &["lock.lease", "`forever` is not a duration"]);
+    let out = check(
+        "monitoring:\n  metrics:\n    - name: p99\n      failure: \"> 800\"\n      provider: { prometheus: { url: \"http://p:9090\", query: up, range: ages } }\n",
+        &[],
+    );
+    refused(
+        &out,
+        &[
+            "monitoring.metrics[0].provider.prometheus.range",
+            "`ages` is not a duration",
+        ],
+    );
+}
+
+#[test]
+fn check_refuses_numbers_out_of_range() {
+    let cases = [
+        (
+            "rollout:\n  steps: [25, 150]\n",
+            "rollout.steps[1]",
+            "a percent from 1 to 100",
+        ),
+        (
+            "rollout:\n  initial: 0\n",
+            "rollout.initial",
+            "a percent from 1 to 100",
+        ),
+        (
+            "rolling:\n  batch_percent: 120\n",
+            "rolling.batch_percent",
+            "a percent",
+        ),
+        (
+            "rolling:\n  batch_size: 0\n",
+            "rolling.batch_size",
+            "at least 1",
+        ),
+        (
+            "monitoring:\n  samples: 0\n",
+            "monitoring.samples",
+            "at least 1",
+        ),
+        (
+            "triggers:\n  health_failures: 0\n",
+            "triggers.health_failures",
+            "at least 1",
+        ),
+        (
+            "triggers:\n  error_rate: 5\n",
+            "triggers.error_rate",
+            "a fraction from 0 to 1",
+        ),
+        (
+            "triggers:\n  cpu: 90\n",
+            "triggers.cpu",
+            "a fraction from 0 to 1",
+        ),
+        (
+            "monitoring:\n  judge:\n    alpha: 5\n",
+            "monitoring.judge.alpha",
+            "significance level",
+        ),
+        (
+            "monitoring:\n  judge:\n    pass: 950\n",
+            "monitoring.judge.pass",
+            "a score from 0 to 100",
+        ),
+    ];
+    for (config, key, want) in cases {
+        let out = check(config, &[]);
+        refused(&out, &[&format!("`{key}`"), want, "runbook.yaml:"]);
+    }
+}
+
+// ------------------------------------------------ 4. typos in values are errors
+
+#[test]
+fn a_typo_in_a_trigger_on_failure_key_names_the_known_triggers() {
+    let out = check("triggers:\n  on_failure: {error_rte: continue}\n", &[]);
+    refused(
+        &out,
+        &[
+            "`triggers.on_failure.error_rte`",
+            "unknown trigger `error_rte`",
+            "`error_rate`, `response_time`, `health`, `cpu`, `memory`",
+            "runbook.yaml:2:",
+        ],
+    );
+    // The team's own metrics are triggers too, and named among the known ones.
+    let metrics = "monitoring:\n  metrics: [{ name: p99, failure: \"> 800\" }]\n";
+    check(
+        &format!("{metrics}triggers:\n  on_failure: {{ p99: ask, cpu: continue }}\n"),
+        &[],
+    )
+    .code(0);
+    let out = check(
+        &format!("{metrics}triggers:\n  on_failure: {{ p90: ask }}\n"),
+        &[],
+    );
+    refused(&out, &["unknown trigger `p90`", "`memory`, `p99`"]);
+    // And through --set.
+    let out = Test::new()
+        .args(&[
+            "check",
+            "deploy",
+            "--set",
+            "triggers.on_failure.eror_rate=ask",
+        ])
+        .run();
+    refused(&out, &["unknown trigger `eror_rate`"]);
+}
+
+#[test]
+fn a_typo_in_an_enumerated_value_is_an_error_with_the_accepted_values() {
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "monitoring:\n  on_inconclusive: continu\n",
+            "monitoring.on_inconclusive",
+            &["`continu`", "`rollback`", "`continue`"],
+        ),
+        (
+            "resume:\n  in_flight: rerunn\n",
+            "resume.in_flight",
+            &["`rerunn`", "`rerun`", "`skip`", "`rollback`"],
+        ),
+        (
+            "triggers:\n  on_failure: { cpu: contine }\n",
+            "triggers.on_failure.cpu",
+            &["`contine`", "`rollback`", "`ask`", "`continue`"],
+        ),
+        (
+            "strategy: canry\n",
+            "strategy",
+            &[
+                "`canry`",
+                "`blue-green`",
+                "`rolling`",
+                "`canary`",
+                "`feature-flag`",
+            ],
+        ),
+        (
+            "script:\n  deploy: ./deploy.sh {env}\n  live_colour: gren\n",
+            "script.live_colour",
+            &["`gren`", "`blue`", "`green`"],
+        ),
+        (
+            "kubernetes:\n  live_colour: Blue\n",
+            "kubernetes.live_colour",
+            &["`Blue`", "`blue`", "`green`"],
+        ),
+        (
+            "monitoring:\n  on_no_data: pas\n",
+            "monitoring.on_no_data",
+            &["`pas`", "`pass`", "`fail`", "`inconclusive`"],
+        ),
+        (
+            "notify:\n  team: { type: slak, url: \"http://x\" }\n",
+            "notify.team.type",
+            &["`slak`", "`webhook`", "`slack`", "`file`", "`stdout`"],
+        ),
+        (
+            "rollback:\n  on_failure: nevr\n",
+            "rollback.on_failure",
+            &["`nevr`", "`ask`", "`auto`", "`never`"],
+        ),
+    ];
+    for (config, key, wants) in cases {
+        let out = check(config, &[]);
+        let mut all = vec![format!("`{key}`"), "runbook.yaml:".to_string()];
+        all.extend(wants.iter().map(|w| w.to_string()));
+        refused(&out, &all.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+}
+
+#[test]
+fn an_unknown_adapter_or_notify_channel_is_an_error() {
+    let out = check("adapter: kubernets\n", &[]);
+    refused(
+        &out,
+        &[
+            "`adapter`",
+            "unknown adapter `kubernets`",
+            "`local`, `script`, `kubernetes`",
+            "runbook.yaml:1:",
+        ],
+    );
+    // A team's adapter beside the runbook is one.
+    Test::new()
+        .file("runbook.yaml", "adapter: mine\n")
+        .file("mine.rhai", "fn deploy(env, version) { }\n")
+        .args(&["check", "deploy"])
+        .run()
+        .code(0);
+    let out = check(
+        "notify:\n  team: { type: stdout }\nmonitoring:\n  notify: [oncall]\n",
+        &[],
+    );
+    refused(
+        &out,
+        &[
+            "`monitoring.notify[0]`",
+            "unknown channel `oncall`",
+            "`team`",
+        ],
+    );
+}
+
+#[test]
+fn scripts_see_enumerated_values_and_durations_as_written() {
+    let out = Test::new()
+        .file(
+            "runbook.yaml",
+            "monitoring:\n  on_inconclusive: continue\n  interval: 250ms\nresume:\n  in_flight: skip\n\
+             lock:\n  lease: 45s\nkubernetes:\n  live_colour: green\nstrategy: feature-flag\n\
+             triggers:\n  on_failure: { cpu: ask }\n",
+        )
+        .script(
+            r#"print(`seen: ${config("monitoring.on_inconclusive")} ${config("monitoring.interval")} ${config("resume.in_flight")} ${config("lock.lease")} ${config("kubernetes.live_colour")} ${config("strategy")} ${config("triggers.on_failure").cpu} ${config("rollback.on_failure")}`);"#,
+        )
+        .run();
+    out.code(0);
+    assert!(
+        out.stdout
+            .contains("seen: continue 250ms skip 45s green feature-flag ask ask"),
+        "{}",
+        out.stdout
+    );
+}
