@@ -180,6 +180,64 @@ fn check_refuses_numbers_out_of_range() {
     }
 }
 
+#[test]
+fn check_answers_refuses_what_the_shipped_workflow_would_refuse() {
+    // Each answer the shipped deploy runbook (or the runner under it) cannot take, refused by
+    // `runbook check --answers` with what it accepts, before anything runs.
+    let cases = [
+        (
+            "strategy: 9\n",
+            "`9` is not one of the choices: blue-green, rolling, canary, feature-flag",
+        ),
+        (
+            "continue-with-unchecked-items: maybe\n",
+            "`maybe` is not an answer to a yes/no question",
+        ),
+        (
+            "inconclusive-roll-back: perhaps\n",
+            "`perhaps` is not an answer to a yes/no question",
+        ),
+        (
+            "approve-deployment: maybe\n",
+            "`maybe` is not an answer to a yes/no question",
+        ),
+        (
+            "approve-deployment: { approved: sure, by: alice }\n",
+            "an approval map needs `approved: yes` or `approved: no`",
+        ),
+        (
+            "initiate-rollback: later\n",
+            "`later` is not an answer to a yes/no question",
+        ),
+        (
+            "rollback-after-interrupt: later\n",
+            "`later` is not an answer to a yes/no question",
+        ),
+        (
+            "resume-in-flight: rerunn\n",
+            "`rerunn` is not one of: rerun, skip, rollback",
+        ),
+    ];
+    for (answers, want) in cases {
+        let id = answers.split(':').next().unwrap();
+        let out = Test::new()
+            .file("answers.yaml", answers)
+            .args(&["check", "deploy", "--answers", "answers.yaml"])
+            .run();
+        refused(&out, &[&format!("answer `{id}` in `answers.yaml`"), want]);
+    }
+    // And good answers pass.
+    let out = Test::new()
+        .file(
+            "answers.yaml",
+            "strategy: 2\ncontinue-with-unchecked-items: no\napprove-deployment: { approved: yes, by: alice }\n\
+             initiate-rollback: yes\nresume-in-flight: skip\n",
+        )
+        .args(&["check", "deploy", "--answers", "answers.yaml"])
+        .run();
+    out.code(0);
+}
+
 // ------------------------------------------------ 4. typos in values are errors
 
 #[test]
