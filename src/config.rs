@@ -370,7 +370,7 @@ pub struct Documentation {
 
 /// Commands of the `script` adapter. Placeholders: {env} (staging, production-blue, ...),
 /// {version}, {colour}, {from}, {to}, {name}, {percent}, {action} (enable/disable).
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScriptAdapter {
     /// Deploy a version to an environment, e.g. "./deploy.sh {env}".
@@ -1324,13 +1324,46 @@ fn apply_set(root: &mut Value, arg: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// The value scripts see as `config()`: the merged file, with defaults for what it leaves out,
-/// and without secret values.
-pub fn script_view(loaded: &Loaded) -> serde_json::Value {
-    let mut v = serde_json::to_value(&loaded.config).unwrap_or(serde_json::Value::Null);
-    if let serde_json::Value::Object(map) = &mut v {
-        map.retain(|_, v| !v.is_null());
+/// The value scripts see as `config()`: every key, the merged file's value or its default (a key
+/// with no default is there as `()`), `feature` the run's (by default the runbook's file name),
+/// and the secrets' names without their values.
+pub fn script_view(loaded: &Loaded, feature: &str) -> serde_json::Value {
+    use serde_json::{json, Value as J};
+    let c = &loaded.config;
+    let mut v = serde_json::to_value(c).unwrap_or(J::Null);
+    let Some(map) = v.as_object_mut() else {
+        return v;
+    };
+    map.insert("feature".into(), json!(feature));
+    map.insert(
+        "deployments_dir".into(),
+        json!(c
+            .deployments_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("deployments"))),
+    );
+    // The adapters' sections are there with their defaults when the file leaves them out.
+    if c.local.is_none() {
+        map.insert("local".into(), json!({ "url": null }));
     }
+    if c.script.is_none() {
+        let mut script = serde_json::to_value(ScriptAdapter::default()).unwrap_or(J::Null);
+        script["deploy"] = J::Null;
+        map.insert("script".into(), script);
+    }
+    let k = &c.kubernetes;
+    map["kubernetes"]["host"] = json!(k.host.as_ref().unwrap_or(&k.service));
+    map["kubernetes"]["container"] = json!(k.container.as_ref().unwrap_or(&k.deployment));
+    if c.triggers.inconclusive_limit.is_none() {
+        map["triggers"]["inconclusive_limit"] = json!(c.monitoring.samples.saturating_mul(2));
+    }
+    let names: serde_json::Map<String, J> = c
+        .secrets
+        .values
+        .keys()
+        .map(|k| (k.clone(), J::Null))
+        .collect();
+    map["secrets"]["values"] = J::Object(names);
     v
 }
 

@@ -393,3 +393,126 @@ fn scripts_see_enumerated_values_and_durations_as_written() {
         out.stdout
     );
 }
+
+// ------------------------------------------------ 11. config() is the whole map, defaults filled in
+
+/// The keys docs/configuration.md's tables document, as dotted paths (`.errors` after
+/// `monitoring.series.requests` is `monitoring.series.errors`); placeholders (`notify.<name>`)
+/// are left out.
+fn documented_table_keys() -> Vec<String> {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/configuration.md"
+    ))
+    .unwrap();
+    let mut keys = Vec::new();
+    // The config's tables come before the answers files' (whose ids are not config keys).
+    let text = text.split("\n## Answers files").next().unwrap();
+    for line in text.lines() {
+        let Some(first) = line.strip_prefix("| ").and_then(|l| l.split(" |").next()) else {
+            continue;
+        };
+        let names: Vec<&str> = first.split('`').skip(1).step_by(2).collect();
+        let Some(head) = names.first() else { continue };
+        let parent = head.rsplit_once('.').map(|(p, _)| p);
+        for n in &names {
+            let key = match (n.strip_prefix('.'), parent) {
+                (Some(rest), Some(p)) => format!("{p}.{rest}"),
+                (None, Some(p)) if !n.contains('.') => format!("{p}.{n}"),
+                _ => n.to_string(),
+            };
+            if !key.contains('<') {
+                keys.push(key);
+            }
+        }
+    }
+    assert!(keys.len() > 80, "parsed too few keys: {keys:?}");
+    keys
+}
+
+#[test]
+fn config_has_every_documented_key() {
+    let keys = documented_table_keys();
+    let list = keys
+        .iter()
+        .map(|k| format!("{k:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let out = Test::new()
+        .script(&format!(
+            r#"
+            let c = config();
+            let missing = [];
+            for k in [{list}] {{
+                let node = c;
+                for part in k.split(".") {{
+                    if type_of(node) == "map" && part in node {{ node = node[part]; }} else {{ missing.push(k); break; }}
+                }}
+            }}
+            print(`missing: ${{missing}}`);
+            "#
+        ))
+        .run();
+    out.code(0);
+    assert!(out.stdout.contains("missing: []"), "{}", out.stdout);
+}
+
+#[test]
+fn config_fills_in_the_documented_defaults() {
+    let out = Test::new()
+        .file("runbook.yaml", "secrets:\n  values:\n    token: s3cr3t-value\n")
+        .file(
+            "ship-it.rhai",
+            r#"
+            print(`feature: ${config("feature")} ${config().feature}`);
+            print(`deployments_dir: ${config("deployments_dir")}`);
+            print(`live_colour: ${config("script.live_colour")} ${config("kubernetes.live_colour")}`);
+            print(`host: ${config("kubernetes.host")} container: ${config("kubernetes.container")}`);
+            print(`inconclusive_limit: ${config("triggers.inconclusive_limit")}`);
+            print(`secrets: ${config("secrets.values").keys()}`);
+            print(`whole: ${config()}`);
+            print(`absent: ${config("version", "none")}`);
+            "#,
+        )
+        .args(&["ship-it.rhai"])
+        .run();
+    out.code(0);
+    for want in [
+        "feature: ship-it ship-it",
+        "deployments_dir: deployments",
+        "live_colour: blue blue",
+        "host: app container: app",
+        "inconclusive_limit: 10",
+        "secrets: [\"token\"]",
+        "absent: none",
+    ] {
+        assert!(out.stdout.contains(want), "{want:?}\n{}", out.stdout);
+    }
+    assert!(!out.stdout.contains("s3cr3t-value"), "{}", out.stdout);
+    // Where this run's directories go: the file's `deployments_dir`, or --deployments-dir.
+    let show = r#"print(`deployments_dir: ${config("deployments_dir")}`);"#;
+    let out = Test::new()
+        .file(
+            "runbook.yaml",
+            "deployments_dir: runs
+",
+        )
+        .script(show)
+        .run();
+    out.code(0);
+    assert!(
+        out.stdout.contains("deployments_dir: ./runs\n"),
+        "{}",
+        out.stdout
+    );
+    let out = Test::new()
+        .script(show)
+        .args(&["--deployments-dir", "elsewhere"])
+        .run();
+    out.code(0);
+    assert!(
+        out.stdout.contains("deployments_dir: elsewhere\n"),
+        "{}",
+        out.stdout
+    );
+}
