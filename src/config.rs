@@ -938,6 +938,87 @@ fn check_references(config: &Config, file: &str) -> Result<(), Error> {
             ));
         }
     }
+    let j = &config.monitoring.judge;
+    if j.marginal > j.pass {
+        return Err(bad(
+            "monitoring.judge.marginal".into(),
+            format!(
+                "`{}` is above `monitoring.judge.pass` ({}): the marginal score cannot be above the passing one",
+                j.marginal, j.pass
+            ),
+        ));
+    }
+    for (i, m) in j.metrics.iter().enumerate() {
+        if !j.groups.is_empty() && !j.groups.contains_key(&m.group) {
+            let known: Vec<String> = j.groups.keys().map(|k| format!("`{k}`")).collect();
+            return Err(bad(
+                format!("monitoring.judge.metrics[{i}].group"),
+                format!(
+                    "unknown group `{}`, expected one of the groups weighted in `monitoring.judge.groups` ({})",
+                    m.group,
+                    known.join(", ")
+                ),
+            ));
+        }
+        if m.allowed < 0.0 || m.allowed_absolute < 0.0 {
+            return Err(bad(
+                format!("monitoring.judge.metrics[{i}]"),
+                "`allowed` and `allowed_absolute` cannot be negative".into(),
+            ));
+        }
+    }
+    for (group, weight) in &j.groups {
+        if !j.metrics.iter().any(|m| &m.group == group) {
+            let used: std::collections::BTreeSet<String> =
+                j.metrics.iter().map(|m| format!("`{}`", m.group)).collect();
+            return Err(bad(
+                format!("monitoring.judge.groups.{group}"),
+                format!(
+                    "no judge metric is in group `{group}` (the metrics' groups: {})",
+                    if used.is_empty() {
+                        "none".to_string()
+                    } else {
+                        used.into_iter().collect::<Vec<_>>().join(", ")
+                    }
+                ),
+            ));
+        }
+        if weight.is_nan() || *weight < 0.0 {
+            return Err(bad(
+                format!("monitoring.judge.groups.{group}"),
+                format!("`{weight}` is not a weight (a number of at least 0)"),
+            ));
+        }
+    }
+    // URLs the program itself requests (a `script.*` URL may be a command instead).
+    let mut urls: Vec<(String, &str)> = vec![];
+    let mon = &config.monitoring;
+    for (key, url) in [
+        ("monitoring.prometheus", &mon.prometheus),
+        ("monitoring.metrics_url", &mon.metrics_url),
+        ("kubernetes.flag_url", &config.kubernetes.flag_url),
+    ] {
+        if let Some(u) = url {
+            urls.push((key.to_string(), u));
+        }
+    }
+    if let Some(l) = &config.local {
+        urls.push(("local.url".into(), &l.url));
+    }
+    for (name, ch) in &config.notify {
+        if let Channel::Webhook { url, .. } | Channel::Slack { url } = ch {
+            urls.push((format!("notify.{name}.url"), url));
+        }
+    }
+    for (key, url) in urls {
+        let scheme = reqwest::Url::parse(url).map(|u| u.scheme().to_string());
+        if !matches!(scheme.as_deref(), Ok("http" | "https")) {
+            return Err(bad(
+                key,
+                format!("`{url}` is not an http:// or https:// URL"),
+            ));
+        }
+    }
     for (i, m) in config.monitoring.metrics.iter().enumerate() {
         let Some(p) = &m.provider else { continue };
         let mut durations: Vec<(&str, &Option<String>)> = Vec::new();

@@ -373,6 +373,67 @@ fn an_unknown_adapter_or_notify_channel_is_an_error() {
 }
 
 #[test]
+fn judge_groups_thresholds_and_urls_are_checked() {
+    let judge =
+        "monitoring:\n  judge:\n    metrics: [{ name: latency, query: up, group: latency }]\n";
+    // A weight for a group no metric is in (a typo) would be ignored; a metric in a group with
+    // no weight, or marginal above pass, failed only when the judge ran.
+    let out = check(&format!("{judge}    groups: {{ latncy: 1 }}\n"), &[]);
+    refused(
+        &out,
+        &[
+            "`monitoring.judge.metrics[0].group`",
+            "unknown group `latency`",
+            "`latncy`",
+        ],
+    );
+    let out = check(
+        &format!("{judge}    groups: {{ latency: 1, erors: 1 }}\n"),
+        &[],
+    );
+    refused(
+        &out,
+        &[
+            "`monitoring.judge.groups.erors`",
+            "no judge metric is in group `erors`",
+            "`latency`",
+        ],
+    );
+    let out = check(
+        "monitoring:\n  judge:\n    pass: 50\n    marginal: 80\n",
+        &[],
+    );
+    refused(
+        &out,
+        &[
+            "`monitoring.judge.marginal`",
+            "`80` is above `monitoring.judge.pass` (50)",
+        ],
+    );
+    check(&format!("{judge}    groups: {{ latency: 1 }}\n"), &[]).code(0);
+    for (config, key) in [
+        (
+            "monitoring:\n  prometheus: prometheus:9090\n",
+            "monitoring.prometheus",
+        ),
+        (
+            "monitoring:\n  metrics_url: /metrics\n",
+            "monitoring.metrics_url",
+        ),
+        (
+            "notify:\n  team: { type: slack, url: hooks.slack.com/x }\n",
+            "notify.team.url",
+        ),
+    ] {
+        let out = check(config, &[]);
+        refused(
+            &out,
+            &[&format!("`{key}`"), "is not an http:// or https:// URL"],
+        );
+    }
+}
+
+#[test]
 fn scripts_see_enumerated_values_and_durations_as_written() {
     let out = Test::new()
         .file(
