@@ -195,6 +195,22 @@ where
     Ok(v)
 }
 
+/// A duration that cannot be 0 (a measurement interval, a lease, a query range).
+fn nonzero<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let v = Duration::deserialize(d)?;
+    if v.get().is_zero() {
+        return Err(serde::de::Error::custom(format!(
+            "`{}` is too short: it must be longer than 0",
+            v.text
+        )));
+    }
+    Ok(v)
+}
+
+fn nonzero_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    nonzero(d).map(Some)
+}
+
 /// A duration kubectl reads too (Go's `time.ParseDuration`: `5m`, `90s`, `1h30m`, no spaces).
 fn go_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let v = Duration::deserialize(d)?;
@@ -347,6 +363,7 @@ pub struct LockCfg {
     /// The environment a run holds the lock of.
     pub environment: String,
     /// How long a lock holds before it counts as stale.
+    #[serde(deserialize_with = "nonzero")]
     pub lease: Duration,
 }
 
@@ -480,6 +497,7 @@ impl Default for Rollout {
 #[serde(deny_unknown_fields, default)]
 pub struct Monitoring {
     /// Time between measurements.
+    #[serde(deserialize_with = "nonzero")]
     pub interval: Duration,
     /// Conclusive measurements per monitoring window (after each traffic change).
     #[serde(deserialize_with = "at_least_one")]
@@ -517,7 +535,9 @@ pub struct Monitoring {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct JudgeCfg {
+    #[serde(deserialize_with = "nonzero")]
     pub range: Duration,
+    #[serde(deserialize_with = "nonzero_opt")]
     pub step: Option<Duration>,
     #[serde(deserialize_with = "score")]
     pub pass: f64,

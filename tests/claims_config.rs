@@ -81,6 +81,24 @@ fn check_refuses_every_duration_that_is_not_one() {
             ],
         );
     }
+    // A duration that cannot be 0.
+    for (config, key) in [
+        ("monitoring:\n  interval: 0s\n", "monitoring.interval"),
+        ("lock:\n  lease: 0ms\n", "lock.lease"),
+        (
+            "monitoring:\n  judge:\n    step: 0s\n",
+            "monitoring.judge.step",
+        ),
+    ] {
+        let out = check(config, &[]);
+        refused(
+            &out,
+            &[
+                &format!("`{key}`"),
+                "is too short: it must be longer than 0",
+            ],
+        );
+    }
     // kubectl is given the rollout timeout as written: a duration only humantime reads is refused.
     let out = check(
         "kubernetes:
