@@ -77,6 +77,7 @@ pub fn prepare(
         .path
         .clone()
         .unwrap_or_else(|| PathBuf::from(&found.shown));
+    config::check_adapter(&loaded, &base)?;
     let Built {
         session,
         engine,
