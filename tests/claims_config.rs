@@ -369,11 +369,16 @@ fn an_unknown_adapter_or_notify_channel_is_an_error() {
             "runbook.yaml:1:",
         ],
     );
-    // A team's adapter beside the runbook is one.
+    // A team's adapter beside the runbook is one (a runbook that does not use the shipped
+    // workflow: with it, the adapter must also meet the contract, tests/teams.rs).
     Test::new()
         .file("runbook.yaml", "adapter: mine\n")
         .file("mine.rhai", "fn deploy(env, version) { }\n")
-        .args(&["check", "deploy"])
+        .file(
+            "mine-deploy.rhai",
+            "import \"mine\" as mine;\nprint(\"ours\");\n",
+        )
+        .args(&["check", "mine-deploy.rhai"])
         .run()
         .code(0);
     let out = check(
