@@ -947,7 +947,7 @@ fn conclude(
         Some(Stop::Error(e))
             if e.exit_code() == exit::USAGE
                 && matches!(e, Error::Answers { .. } | Error::PromptUnanswered { .. })
-                && session.effects.borrow().acted()
+                && session.effects.borrow().changed()
                 && !session.dry_run() =>
         {
             let text = show_error(session, &e);
