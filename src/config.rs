@@ -1087,6 +1087,24 @@ fn check_script_templates(script: &ScriptAdapter, file: &str) -> Result<(), Erro
     ];
     for (key, template) in templates {
         let Some(template) = template else { continue };
+        let known = script_placeholders(key);
+        if let Some(unknown) = placeholders(template)
+            .into_iter()
+            .find(|p| !known.contains(&p.as_str()))
+        {
+            let hint = crate::error::did_you_mean(&unknown, known.iter().copied())
+                .map(|s| format!(" (did you mean `{{{s}}}`?)"))
+                .unwrap_or_default();
+            return Err(Error::Config {
+                file: file.to_string(),
+                key: format!("script.{key}"),
+                message: format!(
+                    "`{{{unknown}}}` is not a placeholder of `script.{key}`{hint}: it would reach the command as written; its placeholders are {}",
+                    known.iter().map(|p| format!("{{{p}}}")).collect::<Vec<_>>().join(", ")
+                ),
+                location: None,
+            });
+        }
         if let Some(quoted) = quoted_placeholder(template) {
             return Err(Error::Config {
                 file: file.to_string(),
@@ -1100,6 +1118,44 @@ fn check_script_templates(script: &ScriptAdapter, file: &str) -> Result<(), Erro
         }
     }
     Ok(())
+}
+
+/// The placeholders the script adapter fills in for each `script.*` template (stdlib/script.rhai).
+fn script_placeholders(key: &str) -> &'static [&'static str] {
+    match key {
+        "deploy" | "health" | "smoke" | "remove" => &["env", "version", "colour"],
+        "switch" => &["from", "to", "from_version", "to_version", "version"],
+        "weight" => &[
+            "version",
+            "percent",
+            "colour",
+            "other",
+            "other_percent",
+            "other_colour",
+        ],
+        "flag" => &["action", "name", "percent", "version"],
+        "scale" => &["env", "count", "version"],
+        "maintenance" => &["action"],
+        "replace" => &["instance", "version", "env"],
+        "instance_health" => &["instance", "version"],
+        _ => &[],
+    }
+}
+
+/// The `{name}` placeholders of a template, in order.
+fn placeholders(template: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = template;
+    while let Some(i) = rest.find('{') {
+        rest = &rest[i + 1..];
+        if let Some(j) = rest.find('}') {
+            let name = &rest[..j];
+            if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                out.push(name.to_string());
+            }
+        }
+    }
+    out
 }
 
 /// The first placeholder written inside shell quotes (`'{env}'`, `"app-{version}"`), if any.

@@ -600,3 +600,27 @@ fn config_fills_in_the_documented_defaults() {
         out.stdout
     );
 }
+
+/// A placeholder a `script.*` template does not have (`{envv}`) would reach the command as
+/// written: `runbook check` refuses it, naming the ones it has (found by the new-team trial).
+#[test]
+fn an_unknown_placeholder_in_a_script_template_is_refused() {
+    let out = check(
+        "adapter: script\nscript:\n  deploy: ./deploy.sh {envv} {version}\n",
+        &[],
+    );
+    refused(
+        &out,
+        &[
+            "`script.deploy`",
+            "`{envv}` is not a placeholder of `script.deploy` (did you mean `{env}`?)",
+            "{env}, {version}, {colour}",
+        ],
+    );
+    // Every documented placeholder is accepted.
+    let out = check(
+        "adapter: script\nscript:\n  deploy: ./d.sh {env} {version} {colour}\n  switch: ./s.sh {from} {to} {from_version} {to_version} {version}\n  weight: ./w.sh {version} {percent} {colour} {other} {other_percent} {other_colour}\n  flag: ./f.sh {action} {name} {percent} {version}\n  replace: ./r.sh {instance} {version} {env}\n  scale: ./sc.sh {env} {count} {version}\n  maintenance: ./m.sh {action}\n",
+        &[],
+    );
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+}

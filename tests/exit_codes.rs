@@ -275,7 +275,8 @@ fn a_missing_answer_after_reads_only_is_2() {
         .run();
     expect(&out, 2, "stopped");
     assert!(
-        out.stderr.contains("`proceed-to-production` needs an answer")
+        out.stderr
+            .contains("`proceed-to-production` needs an answer")
             || out.stderr.contains("proceed-to-production"),
         "{}",
         out.stderr
