@@ -194,6 +194,32 @@ impl Answers {
         Ok(())
     }
 
+    /// Answers whose id no prompt is known to ask but is close to one that is: most likely a
+    /// typo, found before the run rather than as "never asked" at its end. Known: the prompts
+    /// `declared` (the runbook and the modules it imports by name), every literal prompt of the
+    /// shipped stdlib (imported by computed names), and the runner's own. Ids far from all of
+    /// them are left alone: a prompt built at run time may ask them.
+    pub fn likely_typos(&self, declared: &[crate::prompts::Declared]) -> Vec<(String, String)> {
+        let mut known: Vec<String> = declared.iter().map(|d| d.id.clone()).collect();
+        let engine = rhai::Engine::new_raw();
+        for (_, text) in crate::embedded::STDLIB {
+            if let Ok(ast) = engine.compile(text) {
+                known.extend(crate::prompts::declared(&ast).into_iter().map(|d| d.id));
+            }
+        }
+        known.extend(RUNNER_PROMPTS.iter().map(|s| s.to_string()));
+        let mut out = Vec::new();
+        for id in self.map.keys() {
+            if known.contains(id) || id.starts_with("analysis-") {
+                continue;
+            }
+            if let Some(near) = crate::error::did_you_mean(id, known.iter().map(String::as_str)) {
+                out.push((id.clone(), near));
+            }
+        }
+        out
+    }
+
     pub fn file_name(&self) -> String {
         self.file
             .as_ref()
@@ -332,6 +358,16 @@ fn runner_problem(id: &str, answer: &serde_json::Value) -> Option<String> {
         _ => None,
     }
 }
+
+/// The prompts the runner itself asks (not the runbook), by id.
+const RUNNER_PROMPTS: &[&str] = &[
+    "initiate-rollback",
+    "rollback-after-interrupt",
+    "rollback-in-flight",
+    "resume-in-flight",
+    "resume-still-running",
+    "approve-deployment",
+];
 
 pub fn kind_of(v: &Value) -> &'static str {
     match v {

@@ -273,6 +273,16 @@ impl Error {
                     }
                 }
                 let _ = writeln!(out, "  help: or set the environment variable {env_var}");
+                // The approval gate has a flag of its own; --yes answers confirmations and
+                // checklists (never an approval).
+                if *kind == "approval" {
+                    let _ = writeln!(out, "  help: or pass --approve on the command line");
+                } else if matches!(*kind, "confirmation" | "checklist item") {
+                    let _ = writeln!(
+                        out,
+                        "  help: or pass --yes to answer confirmations and checklists with yes"
+                    );
+                }
             }
             Error::Declined { gate, by } => {
                 head(

@@ -93,6 +93,12 @@ pub fn prepare(
         .map_err(|e| crate::engine::script_error(&e, &found.shown, &sources, true))?;
     // An answer that cannot fit a prompt the runbook declares is found now, not mid-run.
     session.answers.borrow().check(&literals.prompts)?;
+    for (id, near) in session.answers.borrow().likely_typos(&literals.prompts) {
+        ui.warn(&format!(
+            "{}: `{id}` answers no prompt this runbook asks; did you mean `{near}`?",
+            session.answers.borrow().file_name()
+        ));
+    }
     // So is a notification channel the config does not define: at run time it could only be a
     // warning, and the person would learn of it after the deployment.
     check_channels(&session, &literals.channels, &sources)?;
@@ -771,7 +777,21 @@ pub fn run_with(
         }
     };
 
-    for id in session.answers.borrow().unused() {
+    // A run that did not complete never reached some of its prompts: their answers are not
+    // wrong, only unused; say so once rather than once per answer.
+    let unused = session.answers.borrow().unused();
+    if code != exit::OK && !unused.is_empty() {
+        session.warn(&format!(
+            "the run ended ({outcome}) before the prompts of {} answer(s) in `{}` were reached: {}",
+            unused.len(),
+            session.answers.borrow().file_name(),
+            unused.join(", ")
+        ));
+        for id in &unused {
+            session.record("answers.unused", json!({ "id": id }));
+        }
+    }
+    for id in unused.into_iter().filter(|_| code == exit::OK) {
         let asked: Vec<String> = session
             .answers
             .borrow()

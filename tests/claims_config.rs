@@ -624,3 +624,24 @@ fn an_unknown_placeholder_in_a_script_template_is_refused() {
     );
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
 }
+
+/// A misspelled prompt id is said by `runbook check --answers` (and at the start of a run),
+/// with the id it is close to (found by the new-team trial: it was only said at the end of a
+/// run that had deployed to staging and then stopped at the unanswered prompt).
+#[test]
+fn check_says_a_misspelled_prompt_id_with_the_one_it_is_close_to() {
+    let out = Test::new()
+        .file("runbook.yaml", "adapter: local\n")
+        .file(
+            "answers.yaml",
+            "strategy: canary\nstaging-deployment-successfull-proceed-to-production: yes\n",
+        )
+        .args(&["check", "deploy", "--answers", "answers.yaml"])
+        .run();
+    out.code(0);
+    assert!(
+        out.stderr.contains("warning: answers.yaml: `staging-deployment-successfull-proceed-to-production` answers no prompt this runbook asks; did you mean `staging-deployment-successful-proceed-to-production`?"),
+        "{}",
+        out.stderr
+    );
+}

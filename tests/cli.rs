@@ -242,8 +242,31 @@ fn an_answer_no_prompt_asked_for_is_reported_as_unused() {
     out.code(0);
     assert_eq!(
         out.stderr,
-        "warning: answers file `answers.yaml` has an answer for `proced-to-production` that no prompt asked for (did you mean `proceed-to-production`?)\n"
+        "warning: answers.yaml: `proced-to-production` answers no prompt this runbook asks; did you mean `proceed-to-production`?\n\
+         warning: answers file `answers.yaml` has an answer for `proced-to-production` that no prompt asked for (did you mean `proceed-to-production`?)\n"
     );
+}
+
+/// A run that stopped early never reached some prompts: their answers are said to be unreached,
+/// not wrong (found by the new-team trial: every later answer was reported "no prompt asked for").
+#[test]
+fn answers_a_run_never_reached_are_not_called_wrong() {
+    let out = Test::new()
+        .file("answers.yaml", "strategy: 1
+release-name: x
+pre-deployment-checklist: yes
+proceed-to-production: yes
+")
+        .script("sh(\"false\");\n")
+        .args(&["--answers", "answers.yaml"])
+        .run();
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.contains("the run ended (") && out.stderr.contains("before the prompts of 4 answer(s) in `answers.yaml` were reached"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("no prompt asked for"), "{}", out.stderr);
 }
 
 #[test]
