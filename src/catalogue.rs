@@ -123,7 +123,22 @@ pub const NATIVE: &[Native] = &[
     repl("attached_versions", &["attached_versions() -> array"], "the versions in play: configured, and those the deployment sent traffic to"),
 ];
 
-/// Rhai's own functions that a mistyped name is often meant to be.
+/// Rhai's own functions a runbook uses most, with how runbook shows them: for `:help`, and for
+/// "did you mean" on a mistyped name.
+pub const LANGUAGE_DOCS: &[(&str, &str, &str)] = &[
+    (
+        "print",
+        "print(message)",
+        "a line on the terminal and in the log (not with -q)",
+    ),
+    (
+        "debug",
+        "debug(value)",
+        "the value as Rhai shows it, with the file and line, in the log",
+    ),
+];
+
+/// The names of `LANGUAGE_DOCS`.
 pub const LANGUAGE: &[&str] = &["print", "debug"];
 
 /// A stdlib module's public function, read from the shipped source.
@@ -200,10 +215,19 @@ pub fn natives(scope: Scope) -> impl Iterator<Item = &'static Native> {
         .filter(move |n| scope == Scope::Repl || n.scope == Scope::Everywhere)
 }
 
-/// The names a mistyped function may have meant, in runbooks (`Everywhere`) or at the REPL.
-pub fn names(scope: Scope) -> Vec<&'static str> {
-    let mut out: Vec<&str> = natives(scope).map(|n| n.name).collect();
-    out.extend(LANGUAGE);
+/// The names a mistyped function may have meant, in runbooks (`Everywhere`) or at the REPL
+/// (where the emergency module's functions are globals too).
+pub fn names(scope: Scope) -> Vec<String> {
+    let mut out: Vec<String> = natives(scope).map(|n| n.name.to_string()).collect();
+    out.extend(LANGUAGE.iter().map(|s| s.to_string()));
+    if scope == Scope::Repl {
+        out.extend(
+            stdlib()
+                .into_iter()
+                .filter(|m| m.module == "emergency")
+                .map(|m| m.name),
+        );
+    }
     out.sort();
     out.dedup();
     out
@@ -480,6 +504,12 @@ mod tests {
             !monitor.contains("fill_version") && !monitor.contains("anon$"),
             "{monitor}"
         );
+    }
+
+    #[test]
+    fn language_names_match_their_docs() {
+        let documented: Vec<&str> = LANGUAGE_DOCS.iter().map(|(n, _, _)| *n).collect();
+        assert_eq!(documented, LANGUAGE);
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub struct Series {
     pub condition: Option<String>,
     /// (seconds, text): traffic changes, verdicts, the rollback or promotion.
     pub marks: Vec<(f64, String, Mark)>,
+    /// A fraction shown as a percent: values and threshold are drawn ×100, in %.
+    pub percent: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -67,6 +69,9 @@ pub fn series(records: &[Value]) -> Vec<Series> {
                     out.len() - 1
                 }
             };
+            if s(m, "format") == "percent" {
+                out[i].percent = true;
+            }
             match m.get("value").and_then(Value::as_f64) {
                 Some(v) => out[i].points.push((t, v, s(m, "class").to_string())),
                 None => out[i].gaps.push((t, s(m, "outcome").to_string())),
@@ -119,6 +124,12 @@ pub fn series(records: &[Value]) -> Vec<Series> {
     }
     for x in out.iter_mut() {
         x.marks = marks.clone();
+        if x.percent {
+            for p in x.points.iter_mut() {
+                p.1 *= 100.0;
+            }
+            x.threshold = x.threshold.map(|t| t * 100.0);
+        }
     }
     out
 }
@@ -157,7 +168,11 @@ pub fn svg(x: &Series) -> Result<String, String> {
         chart
             .configure_mesh()
             .x_desc("seconds since the first traffic change")
-            .y_desc(x.label.as_str())
+            .y_desc(if x.percent {
+                format!("{} (%)", x.label)
+            } else {
+                x.label.clone()
+            })
             .light_line_style(WHITE)
             .draw()
             .map_err(|e| e.to_string())?;

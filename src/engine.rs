@@ -201,10 +201,7 @@ fn suggest(err: &EvalAltResult, sources: &Sources, file: &str) -> Option<String>
         EvalAltResult::ErrorFunctionNotFound(sig, _) => {
             let name = sig.split([' ', '(']).next().unwrap_or(sig);
             let mut names: Vec<String> =
-                crate::catalogue::names(crate::catalogue::Scope::Everywhere)
-                    .into_iter()
-                    .map(str::to_string)
-                    .collect();
+                crate::catalogue::names(crate::catalogue::Scope::Everywhere);
             if let Some(text) = sources.text(file) {
                 names.extend(fn_names(&text));
             }

@@ -31,6 +31,7 @@ pub mod error;
 pub mod identity;
 pub mod incident;
 pub mod journal;
+pub mod live;
 pub mod lock;
 pub mod modules;
 pub mod net;

@@ -357,11 +357,8 @@ pub fn run(common: &Common, opts: &ReplOptions, ui: &Ui) -> Result<i32, Error> {
     let names = Rc::new(RefCell::new(Names::default()));
     {
         let mut n = names.borrow_mut();
-        n.words.extend(
-            crate::catalogue::names(crate::catalogue::Scope::Repl)
-                .into_iter()
-                .map(str::to_string),
-        );
+        n.words
+            .extend(crate::catalogue::names(crate::catalogue::Scope::Repl));
         for (file, text) in crate::embedded::STDLIB {
             let module = file.trim_end_matches(".rhai").to_string();
             n.words.push(format!("{module}::"));
@@ -981,10 +978,7 @@ impl Repl {
                     // actions, and the functions defined in this session.
                     let name = sig.split([' ', '(']).next().unwrap_or(sig);
                     let mut names: Vec<String> =
-                        crate::catalogue::names(crate::catalogue::Scope::Repl)
-                            .into_iter()
-                            .map(str::to_string)
-                            .collect();
+                        crate::catalogue::names(crate::catalogue::Scope::Repl);
                     names.extend(self.functions.iter_functions().map(|f| f.name.to_string()));
                     // A module's members, by the alias it was imported as.
                     if let Some((module, _)) = name.rsplit_once("::") {
@@ -1131,6 +1125,14 @@ fn help_for(arg: &str) {
         }
         return;
     }
+    if let Some((_, sig, doc)) = crate::catalogue::LANGUAGE_DOCS
+        .iter()
+        .find(|(n, _, _)| *n == arg)
+    {
+        crate::outln!("{sig}");
+        crate::outln!("  {doc}");
+        return;
+    }
     let stdlib = crate::catalogue::stdlib();
     let found = stdlib.iter().find(|m| {
         format!("{}::{}", m.module, m.name) == arg || (m.module == "emergency" && m.name == arg)
@@ -1143,10 +1145,7 @@ fn help_for(arg: &str) {
             }
         }
         None => {
-            let mut names: Vec<String> = crate::catalogue::names(crate::catalogue::Scope::Repl)
-                .into_iter()
-                .map(str::to_string)
-                .collect();
+            let mut names: Vec<String> = crate::catalogue::names(crate::catalogue::Scope::Repl);
             names.extend(stdlib.iter().map(|m| format!("{}::{}", m.module, m.name)));
             let hint = crate::error::did_you_mean(arg, names.iter().map(String::as_str))
                 .map(|s| format!(" (did you mean `{s}`?)"))

@@ -104,6 +104,8 @@ pub fn prepare(
     check_channels(&session, &literals.channels, &sources)?;
     // And a team's adapter that lacks a function the shipped workflow calls.
     crate::contract::check_adapter(&session.config, &sources.names(), &base)?;
+    // And a live colour that is not the one the last recorded switch made live.
+    crate::live::check(&session.config, &sources.names())?;
     Ok(Prepared {
         session,
         engine,

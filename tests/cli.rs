@@ -252,21 +252,31 @@ fn an_answer_no_prompt_asked_for_is_reported_as_unused() {
 #[test]
 fn answers_a_run_never_reached_are_not_called_wrong() {
     let out = Test::new()
-        .file("answers.yaml", "strategy: 1
+        .file(
+            "answers.yaml",
+            "strategy: 1
 release-name: x
 pre-deployment-checklist: yes
 proceed-to-production: yes
-")
+",
+        )
         .script("sh(\"false\");\n")
         .args(&["--answers", "answers.yaml"])
         .run();
     assert_ne!(out.code, 0);
     assert!(
-        out.stderr.contains("the run ended (") && out.stderr.contains("before the prompts of 4 answer(s) in `answers.yaml` were reached"),
+        out.stderr.contains("the run ended (")
+            && out
+                .stderr
+                .contains("before the prompts of 4 answer(s) in `answers.yaml` were reached"),
         "{}",
         out.stderr
     );
-    assert!(!out.stderr.contains("no prompt asked for"), "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("no prompt asked for"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]

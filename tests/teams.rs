@@ -592,6 +592,9 @@ fn a_rolled_back_demo_gets_a_chart_per_metric_with_every_measurement_the_thresho
         "{svg}"
     );
     assert!(svg.contains("\nrollback\n</text>"), "{svg}");
+    // A fraction shown as a percent is drawn in percent, as its threshold says (found by the
+    // new-team trial: the axis ran 0.0-0.5 under a "> 5.0%" title).
+    assert!(svg.contains("Error Rate (%)"), "{svg}");
     assert!(svg.contains("v2 5%"), "the traffic change is marked: {svg}");
     // Embedded in the post-mortem and the plan.
     for doc in ["post-mortem.md", "deployment-plan.md"] {
@@ -938,4 +941,55 @@ fn a_rolled_back_canary_is_reported_as_failed_skipped_and_notified() {
         "{pm}"
     );
     assert!(pm.contains("\"delete canary v2\": skipped:"), "{pm}");
+}
+
+/// After a blue-green release went out, green is live: a second deploy whose config still says
+/// `script.live_colour: blue` (or leaves it unset) would deploy onto green, the colour everyone is
+/// served from. It is stopped before anything changes, naming the run that switched; with the
+/// colour set right, it deploys to blue (found by the new-team trial).
+#[test]
+fn a_deploy_onto_the_colour_the_last_switch_made_live_is_refused() {
+    let prom = Server::start(support::prometheus_at_zero);
+    let config = |version: &str, current: &str, live: Option<&str>| {
+        format!(
+            "adapter: script\nversion: {version}\ncurrent_version: {current}\nscript:\n  deploy: ./rec.sh deploy {{env}} {{version}}\n  health: ./rec.sh health {{env}}\n  switch: ./rec.sh switch {{to}}\n{}monitoring:\n  interval: 20ms\n  samples: 1\n  prometheus: {}\n  queries:\n    error_rate: 'vector(0)'\n",
+            live.map(|c| format!("  live_colour: {c}\n")).unwrap_or_default(),
+            prom.url("")
+        )
+    };
+    let deploy = ["deploy", "--answers", "answers.yaml", "--approve", "--yes"];
+    let mut out = Test::new()
+        .executable("rec.sh", RECORDER)
+        .file("runbook.yaml", &config("v2", "v1", Some("blue")))
+        .file("answers.yaml", ANSWERS_BLUE_GREEN)
+        .args(&deploy)
+        .run();
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let dir = out.dir.clone();
+    std::fs::write(dir.join("calls.log"), "").unwrap();
+
+    for live in [Some("blue"), None] {
+        std::fs::write(dir.join("runbook.yaml"), config("v3", "v2", live)).unwrap();
+        out = out.again().args(&deploy).run();
+        assert_eq!(out.code, 2, "{live:?}\n{}\n{}", out.stdout, out.stderr);
+        assert!(
+            out.stderr
+                .contains("but the last switch recorded made green live")
+                && out.stderr.contains("Set `script.live_colour: green`"),
+            "{}",
+            out.stderr
+        );
+        let calls = std::fs::read_to_string(dir.join("calls.log")).unwrap();
+        assert!(calls.is_empty(), "nothing may run: {calls}");
+    }
+
+    std::fs::write(dir.join("runbook.yaml"), config("v3", "v2", Some("green"))).unwrap();
+    let out = out.again().args(&deploy).run();
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let calls = std::fs::read_to_string(dir.join("calls.log")).unwrap();
+    assert!(
+        calls.contains("CALL [deploy] [production-blue] [v3]"),
+        "{calls}"
+    );
+    assert!(calls.contains("CALL [switch] [blue]"), "{calls}");
 }

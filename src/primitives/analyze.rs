@@ -844,6 +844,10 @@ fn metric_json(m: &Metric) -> Value {
             v["class"] = json!(c.as_str());
             // As the monitor showed it ("20.0%", "305ms"), for the post-mortem.
             v["shown"] = json!(show_value(m, o, note.as_deref()));
+            // How it is shown (a fraction shown as a percent, ms...), for the charts' axis.
+            if let Some(f) = m.spec.format {
+                v["format"] = json!(f);
+            }
             if let Some(n) = note {
                 v["note"] = json!(n);
             }
