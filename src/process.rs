@@ -456,6 +456,8 @@ fn run_as(
             if e.kind() == std::io::ErrorKind::Interrupted {
                 continue;
             }
+            kill_group(group, libc::SIGKILL);
+            let _ = child.wait();
             return Err(e);
         }
         for (p, &i) in fds.iter().zip(&which) {
