@@ -5,7 +5,10 @@
 //! Runs are interleaved (runbook, bash, runbook, bash, ...) so a change in the machine's load
 //! touches both alike. For each case it prints the median and the p10-p90 spread of each, the
 //! ratio of the medians, and the p10-p90 spread of the ratios of the interleaved pairs.
-//! Run with `cargo bench --bench steps`; `BENCH_RUNS=n` changes the number of runs per case.
+//! It also prints the CPU time (user + system, with the commands run) of each, which the load
+//! of other processes disturbs less than the wall time.
+//! Run with `cargo bench --bench steps`; `BENCH_RUNS=n` changes the number of runs per case,
+//! `BENCH_RUNBOOK=path` measures another build of runbook.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -22,7 +25,22 @@ fn quantile(v: &[f64], q: f64) -> f64 {
     v[i]
 }
 
-fn time(mut cmd: Command) -> Duration {
+fn time(cmd: Command) -> Duration {
+    time_cpu(cmd).0
+}
+
+/// CPU time (user and system) of the waited-for children so far.
+fn children_cpu() -> f64 {
+    // SAFETY: getrusage fills the struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) };
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    t(u.ru_utime) + t(u.ru_stime)
+}
+
+/// Wall time and CPU time (user + system, the command and all it ran) of one run.
+fn time_cpu(mut cmd: Command) -> (Duration, f64) {
+    let cpu = children_cpu();
     let start = Instant::now();
     let status = cmd
         .stdout(Stdio::null())
@@ -31,7 +49,15 @@ fn time(mut cmd: Command) -> Duration {
         .expect("run");
     let took = start.elapsed();
     assert!(status.success(), "{cmd:?} failed: {status}");
-    took
+    (took, children_cpu() - cpu)
+}
+
+/// The 1-minute load average, to say how quiet "quiet" was.
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
 }
 
 /// A process that keeps one core busy until it is killed.
@@ -85,38 +111,50 @@ fn case(bin: &str, dir: &std::path::Path, steps: usize, busy: bool, runs: usize)
     // Warm the page cache for both.
     time(runbook());
     time(bash());
+    let load_before = load();
     let (mut r, mut b, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut rc, mut bc) = (Vec::new(), Vec::new());
     for _ in 0..runs {
-        let tr = time(runbook()).as_secs_f64();
-        let tb = time(bash()).as_secs_f64();
+        let (tr, cr) = time_cpu(runbook());
+        let (tb, cb) = time_cpu(bash());
+        let (tr, tb) = (tr.as_secs_f64(), tb.as_secs_f64());
         r.push(tr);
         b.push(tb);
+        rc.push(cr);
+        bc.push(cb);
         ratios.push(tr / tb);
     }
     let ratio = quantile(&r, 0.5) / quantile(&b, 0.5);
     let target = if busy { BUSY_TARGET } else { QUIET_TARGET };
     println!(
-        "{steps} steps, {}, {runs} interleaved runs each:",
-        if busy { "one core busy" } else { "quiet" }
+        "{steps} steps, {}, {runs} interleaved runs each (1-minute load average {load_before} before, {} after{}):",
+        if busy { "one core busy" } else { "quiet" },
+        load(),
+        if busy { ", the spinner included" } else { "" }
     );
-    for (name, v) in [("runbook (journal on)", &r), ("bash", &b)] {
+    for (name, v, c) in [("runbook (journal on)", &r, &rc), ("bash", &b, &bc)] {
         println!(
-            "  {name:<21} median {:>8.2} ms   p10-p90 {:>8.2} - {:>8.2} ms",
+            "  {name:<21} median {:>8.2} ms   p10-p90 {:>8.2} - {:>8.2} ms   cpu median {:>8.2} ms",
             ms(v, 0.5),
             ms(v, 0.1),
-            ms(v, 0.9)
+            ms(v, 0.9),
+            ms(c, 0.5)
         );
     }
     println!(
-        "  ratio runbook/bash    {ratio:>8.2}x          pairs p10-p90 {:.2}x - {:.2}x   (target: at most {target}x)",
+        "  ratio runbook/bash    {ratio:>8.2}x          pairs p10-p90 {:.2}x - {:.2}x   cpu {:.2}x   (target: at most {target}x)",
         quantile(&ratios, 0.1),
-        quantile(&ratios, 0.9)
+        quantile(&ratios, 0.9),
+        quantile(&rc, 0.5) / quantile(&bc, 0.5)
     );
     ratio
 }
 
 fn main() {
-    let bin = env!("CARGO_BIN_EXE_runbook");
+    // BENCH_RUNBOOK: another build to measure (an older one, to compare).
+    let bin =
+        std::env::var("BENCH_RUNBOOK").unwrap_or_else(|_| env!("CARGO_BIN_EXE_runbook").into());
+    let bin = bin.as_str();
     let dir = tempfile::tempdir().expect("temp dir");
     let runs = std::env::var("BENCH_RUNS")
         .ok()
