@@ -1,19 +1,46 @@
-//! Wall time of a runbook of 50 `sh("/bin/true")` steps (journal on) against a bash script running
-//! the same 50 commands, and the startup time of `runbook check` on a shipped runbook.
-//! Run with `cargo bench --bench steps`; it prints medians and the ratio.
+//! Wall time of runbooks of 50 and 200 `sh("/bin/true")` steps (journal on) against bash scripts
+//! running the same commands, on a quiet machine and with one core kept busy by a spinning
+//! process; and the startup time of `runbook check` on a shipped runbook.
+//!
+//! Runs are interleaved (runbook, bash, runbook, bash, ...) so a change in the machine's load
+//! touches both alike. For each case it prints the median and the p10-p90 spread of each, the
+//! ratio of the medians, and the p10-p90 spread of the ratios of the interleaved pairs.
+//! It also prints the CPU time (user + system, with the commands run) of each, which the load
+//! of other processes disturbs less than the wall time.
+//! Run with `cargo bench --bench steps`; `BENCH_RUNS=n` changes the number of runs per case,
+//! `BENCH_RUNBOOK=path` measures another build of runbook.
 
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const RUNS: usize = 31;
-const STEPS: usize = 50;
+const RUNS: usize = 21;
+const QUIET_TARGET: f64 = 1.15;
+const BUSY_TARGET: f64 = 1.5;
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
+/// The value at quantile `q` (0..=1) of `v`, nearest rank.
+fn quantile(v: &[f64], q: f64) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    let i = ((v.len() - 1) as f64 * q).round() as usize;
+    v[i]
 }
 
-fn time(mut cmd: Command) -> Duration {
+fn time(cmd: Command) -> Duration {
+    time_cpu(cmd).0
+}
+
+/// CPU time (user and system) of the waited-for children so far.
+fn children_cpu() -> f64 {
+    // SAFETY: getrusage fills the struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) };
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    t(u.ru_utime) + t(u.ru_stime)
+}
+
+/// Wall time and CPU time (user + system, the command and all it ran) of one run.
+fn time_cpu(mut cmd: Command) -> (Duration, f64) {
+    let cpu = children_cpu();
     let start = Instant::now();
     let status = cmd
         .stdout(Stdio::null())
@@ -22,45 +49,124 @@ fn time(mut cmd: Command) -> Duration {
         .expect("run");
     let took = start.elapsed();
     assert!(status.success(), "{cmd:?} failed: {status}");
-    took
+    (took, children_cpu() - cpu)
 }
 
-fn main() {
-    let bin = env!("CARGO_BIN_EXE_runbook");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let rhai: String = (0..STEPS).map(|_| "sh(\"/bin/true\");\n").collect();
-    let bash: String = std::iter::once("#!/bin/bash\n".to_string())
-        .chain((0..STEPS).map(|_| "/bin/true\n".to_string()))
-        .collect();
-    std::fs::write(dir.path().join("steps.rhai"), rhai).unwrap();
-    std::fs::write(dir.path().join("steps.sh"), bash).unwrap();
+/// The 1-minute load average, to say how quiet "quiet" was.
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
 
+/// A process that keeps one core busy until it is killed.
+struct Spinner(Child);
+
+impl Spinner {
+    fn start() -> Spinner {
+        let child = Command::new("sh")
+            .args(["-c", "while :; do :; done"])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start the spinning process");
+        // Let it get going before the first measured run.
+        std::thread::sleep(Duration::from_millis(200));
+        Spinner(child)
+    }
+}
+
+impl Drop for Spinner {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn ms(v: &[f64], q: f64) -> f64 {
+    quantile(v, q) * 1e3
+}
+
+fn case(bin: &str, dir: &std::path::Path, steps: usize, busy: bool, runs: usize) -> f64 {
+    let rhai_file = format!("steps{steps}.rhai");
+    let bash_file = format!("steps{steps}.sh");
+    let rhai: String = (0..steps).map(|_| "sh(\"/bin/true\");\n").collect();
+    let bash: String = std::iter::once("#!/bin/bash\n".to_string())
+        .chain((0..steps).map(|_| "/bin/true\n".to_string()))
+        .collect();
+    std::fs::write(dir.join(&rhai_file), rhai).unwrap();
+    std::fs::write(dir.join(&bash_file), bash).unwrap();
     let runbook = || {
         let mut c = Command::new(bin);
-        c.arg("steps.rhai").current_dir(dir.path());
+        c.arg(&rhai_file).current_dir(dir);
         c
     };
     let bash = || {
         let mut c = Command::new("bash");
-        c.arg("steps.sh").current_dir(dir.path());
+        c.arg(&bash_file).current_dir(dir);
         c
     };
+
+    let _spinner = busy.then(Spinner::start);
     // Warm the page cache for both.
     time(runbook());
     time(bash());
-    let (mut r, mut b) = (Vec::new(), Vec::new());
-    for _ in 0..RUNS {
-        r.push(time(runbook()));
-        b.push(time(bash()));
+    let load_before = load();
+    let (mut r, mut b, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut rc, mut bc) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let (tr, cr) = time_cpu(runbook());
+        let (tb, cb) = time_cpu(bash());
+        let (tr, tb) = (tr.as_secs_f64(), tb.as_secs_f64());
+        r.push(tr);
+        b.push(tb);
+        rc.push(cr);
+        bc.push(cb);
+        ratios.push(tr / tb);
     }
-    let (mr, mb) = (median(r), median(b));
-    println!("{STEPS} steps, median of {RUNS} runs:");
-    println!("  runbook (journal on): {:>8.2} ms", mr.as_secs_f64() * 1e3);
-    println!("  bash:                 {:>8.2} ms", mb.as_secs_f64() * 1e3);
+    let ratio = quantile(&r, 0.5) / quantile(&b, 0.5);
+    let target = if busy { BUSY_TARGET } else { QUIET_TARGET };
     println!(
-        "  ratio runbook/bash:   {:>8.2}x   (target: at most 1.5x)",
-        mr.as_secs_f64() / mb.as_secs_f64()
+        "{steps} steps, {}, {runs} interleaved runs each (1-minute load average {load_before} before, {} after{}):",
+        if busy { "one core busy" } else { "quiet" },
+        load(),
+        if busy { ", the spinner included" } else { "" }
     );
+    for (name, v, c) in [("runbook (journal on)", &r, &rc), ("bash", &b, &bc)] {
+        println!(
+            "  {name:<21} median {:>8.2} ms   p10-p90 {:>8.2} - {:>8.2} ms   cpu median {:>8.2} ms",
+            ms(v, 0.5),
+            ms(v, 0.1),
+            ms(v, 0.9),
+            ms(c, 0.5)
+        );
+    }
+    println!(
+        "  ratio runbook/bash    {ratio:>8.2}x          pairs p10-p90 {:.2}x - {:.2}x   cpu {:.2}x   (target: at most {target}x)",
+        quantile(&ratios, 0.1),
+        quantile(&ratios, 0.9),
+        quantile(&rc, 0.5) / quantile(&bc, 0.5)
+    );
+    ratio
+}
+
+fn main() {
+    // BENCH_RUNBOOK: another build to measure (an older one, to compare).
+    let bin =
+        std::env::var("BENCH_RUNBOOK").unwrap_or_else(|_| env!("CARGO_BIN_EXE_runbook").into());
+    let bin = bin.as_str();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let runs = std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(RUNS);
+
+    for busy in [false, true] {
+        for steps in [50, 200] {
+            case(bin, dir.path(), steps, busy, runs);
+        }
+    }
 
     let name = std::env::var("BENCH_CHECK_RUNBOOK").unwrap_or_else(|_| "deploy".into());
     let shipped = runbook::embedded::RUNBOOKS
@@ -73,9 +179,11 @@ fn main() {
         c
     };
     time(check());
-    let c: Vec<Duration> = (0..RUNS).map(|_| time(check())).collect();
+    let c: Vec<f64> = (0..runs).map(|_| time(check()).as_secs_f64()).collect();
     println!(
-        "`runbook check {name}` (shipped), median of {RUNS}: {:.2} ms   (target: under 20 ms)",
-        median(c).as_secs_f64() * 1e3
+        "`runbook check {name}` (shipped), {runs} runs: median {:.2} ms, p10-p90 {:.2} - {:.2} ms   (target: under 20 ms)",
+        ms(&c, 0.5),
+        ms(&c, 0.1),
+        ms(&c, 0.9)
     );
 }

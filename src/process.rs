@@ -3,9 +3,11 @@
 //! whole group when it must stop.
 
 use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::signals::{kill_group, Interrupt};
@@ -89,30 +91,9 @@ pub fn direct_argv(line: &str) -> Option<Vec<String>> {
     Some(words)
 }
 
-enum Msg {
-    Bytes(bool, Vec<u8>),
-    Eof,
-}
-
 /// Longest piece of a line shown at once: a longer line is echoed in pieces, so memory stays
 /// bounded. Only the echo is cut; the capture keeps the bytes as written.
 const MAX_LINE: usize = 64 * 1024;
-
-fn read_chunks(mut stream: impl Read, is_err: bool, tx: mpsc::SyncSender<Msg>) {
-    let mut buf = vec![0; 64 * 1024];
-    loop {
-        let n = match stream.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(_) => break,
-        };
-        if tx.send(Msg::Bytes(is_err, buf[..n].to_vec())).is_err() {
-            break;
-        }
-    }
-    let _ = tx.send(Msg::Eof);
-}
 
 /// One output stream of the command: the bytes kept for the script (exactly as written, up to
 /// the limit) and the unfinished line waiting to be echoed.
@@ -236,11 +217,99 @@ pub fn group_alive(group: i32, start: Option<u64>) -> bool {
     }
 }
 
+/// What every command the program runs shares, whoever runs it (`sh`, an undo, a `cmd` health
+/// check, a `command` metric provider): the interrupt that stops it and the `commands` settings.
+#[derive(Debug, Clone)]
+pub struct Runner {
+    pub interrupt: Arc<Interrupt>,
+    pub kill_grace: Duration,
+    pub capture_limit: usize,
+}
+
+impl Runner {
+    pub fn spec(&self, program: Program, timeout: Option<Duration>) -> Spec {
+        Spec {
+            program,
+            env: Vec::new(),
+            cwd: None,
+            timeout,
+            kill_grace: self.kill_grace,
+            capture_limit: self.capture_limit,
+        }
+    }
+
+    /// Run `spec` in the background of an async task (a health check, a metric read): on a
+    /// blocking thread of the runtime, output captured and not shown. The interrupt still stops
+    /// it (SIGTERM, then SIGKILL after the grace), but it is not the command Ctrl-C signals at
+    /// once: several may run together.
+    pub async fn capture(&self, spec: Spec) -> std::io::Result<Outcome> {
+        let interrupt = self.interrupt.clone();
+        tokio::task::spawn_blocking(move || {
+            run_as(
+                &spec,
+                &interrupt,
+                false,
+                &mut |_: bool, _: &str| {},
+                &mut |_: i32| {},
+            )
+        })
+        .await
+        .map_err(std::io::Error::other)?
+    }
+}
+
 /// Run `spec`, calling `on_line(is_stderr, line)` for each line of output as it arrives and
-/// `on_spawn(group)` once it started, with its process group.
+/// `on_spawn(group)` once it started, with its process group. It is the command in the
+/// foreground: Ctrl-C signals its group at once.
 pub fn run(
     spec: &Spec,
     interrupt: &Interrupt,
+    on_line: &mut dyn FnMut(bool, &str),
+    on_spawn: &mut dyn FnMut(i32),
+) -> std::io::Result<Outcome> {
+    run_as(spec, interrupt, true, on_line, on_spawn)
+}
+
+/// Clears the interrupt's foreground group however the run ends.
+struct Foreground<'a>(Option<&'a Interrupt>);
+
+impl Drop for Foreground<'_> {
+    fn drop(&mut self) {
+        if let Some(i) = self.0 {
+            i.clear_child_group();
+        }
+    }
+}
+
+/// A descriptor that tells when the process `pid` has exited (Linux 5.3 and later).
+fn pidfd_open(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: the descriptor was just created and is owned by nobody else.
+    Some(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+fn set_nonblocking(fd: i32) {
+    // SAFETY: fcntl on a descriptor we own.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags >= 0 {
+            libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+        }
+    }
+}
+
+/// The whole life of one command on the calling thread: no reader threads, no runtime. One
+/// `poll` waits on both output pipes and on the child's exit (a pidfd), with a timeout that is
+/// the next thing the clock must do (the deadline, the end of the kill grace, the end of the
+/// drain) and at most 50 ms, so an interrupt is seen promptly.
+fn run_as(
+    spec: &Spec,
+    interrupt: &Interrupt,
+    foreground: bool,
     on_line: &mut dyn FnMut(bool, &str),
     on_spawn: &mut dyn FnMut(i32),
 ) -> std::io::Result<Outcome> {
@@ -257,42 +326,39 @@ pub fn run(
             _ => vec!["/bin/sh".into(), "-c".into(), l.clone()],
         },
     };
-    let (out_r, out_w) = os_pipe::pipe()?;
-    let (err_r, err_w) = os_pipe::pipe()?;
+    let mut cmd = std::process::Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own group, so a timeout or Ctrl-C stops the command and all it started.
+        .process_group(0);
+    for (k, v) in &spec.env {
+        cmd.env(k, v);
+    }
+    if let Some(dir) = &spec.cwd {
+        cmd.current_dir(dir);
+    }
     let started = Instant::now();
-    let handle = {
-        let mut expr = duct::cmd(&argv[0], &argv[1..])
-            .stdin_null()
-            .stdout_file(out_w)
-            .stderr_file(err_w)
-            .unchecked()
-            .before_spawn(|c| {
-                // Its own group, so a timeout or Ctrl-C stops the command and all it started.
-                c.process_group(0);
-                Ok(())
-            });
-        for (k, v) in &spec.env {
-            expr = expr.env(k, v);
-        }
-        if let Some(dir) = &spec.cwd {
-            expr = expr.dir(dir);
-        }
-        // The expression holds the pipes' write ends: it must be gone before we read to EOF.
-        expr.start()?
-    };
-    let group = handle.pids().first().copied().unwrap_or(0) as i32;
-    interrupt.set_child_group(group);
+    let mut child = cmd.spawn()?;
+    let group = child.id() as i32;
+    let _foreground = Foreground(foreground.then_some(interrupt));
+    if foreground {
+        interrupt.set_child_group(group);
+    }
     on_spawn(group);
 
-    // Bounded: a command that prints faster than we show it waits on its pipe instead of
-    // filling our memory.
-    let (tx, rx) = mpsc::sync_channel(256);
-    let tx2 = tx.clone();
-    let t_out = std::thread::spawn(move || read_chunks(out_r, false, tx));
-    let t_err = std::thread::spawn(move || read_chunks(err_r, true, tx2));
+    let mut pipes: [Option<std::fs::File>; 2] = [
+        child.stdout.take().map(|p| OwnedFd::from(p).into()),
+        child.stderr.take().map(|p| OwnedFd::from(p).into()),
+    ];
+    for fd in pipes.iter().flatten() {
+        set_nonblocking(fd.as_raw_fd());
+    }
+    let pidfd = pidfd_open(group);
 
     let mut out = Outcome::default();
-    let mut open_streams = 2;
+    let mut status: Option<std::process::ExitStatus> = None;
     let mut exited_at: Option<Instant> = None;
     let mut term_sent: Option<Instant> = None;
     let mut killed = false;
@@ -300,83 +366,137 @@ pub fn run(
     // After the command exits, a background grandchild may hold the pipes open: stop waiting
     // for its output after this long.
     let drain = Duration::from_millis(250);
-
     let limit = spec.capture_limit;
     let mut streams = [Stream::default(), Stream::default()];
+    let mut buf = vec![0u8; 64 * 1024];
+
     loop {
-        if open_streams == 0 {
-            break;
+        if status.is_none() {
+            // Without a pidfd, ask each time round; with one, only when it says so (below).
+            if pidfd.is_none() || pipes.iter().all(Option::is_none) {
+                if let Some(s) = child.try_wait()? {
+                    status = Some(s);
+                    exited_at = Some(Instant::now());
+                }
+            }
         }
         if let Some(t) = exited_at {
-            if t.elapsed() > drain {
+            if pipes.iter().all(Option::is_none) || t.elapsed() >= drain {
                 break;
             }
         }
-        match rx.recv_timeout(Duration::from_millis(50)) {
-            Ok(Msg::Bytes(is_err, bytes)) => {
-                streams[usize::from(is_err)].take(&bytes, limit, is_err, on_line);
-                continue;
+        let now = Instant::now();
+        // The clock and the interrupt, while the command runs.
+        if status.is_none() {
+            if interrupt.is_set() {
+                out.interrupted = true;
+            } else if deadline.is_some_and(|d| now >= d) {
+                out.timed_out = true;
             }
-            Ok(Msg::Eof) => {
-                open_streams -= 1;
-                continue;
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-        }
-        // Nothing to read for a moment: check the clock, the interrupt, and the child.
-        if exited_at.is_none() && matches!(handle.try_wait(), Ok(Some(_))) {
-            exited_at = Some(Instant::now());
-        }
-        let stop = if interrupt.is_set() {
-            out.interrupted = true;
-            true
-        } else if deadline.is_some_and(|d| Instant::now() >= d) {
-            out.timed_out = true;
-            true
-        } else {
-            false
-        };
-        if stop && exited_at.is_none() {
-            match term_sent {
-                None => {
-                    kill_group(group, libc::SIGTERM);
-                    term_sent = Some(Instant::now());
+            if out.interrupted || out.timed_out {
+                match term_sent {
+                    None => {
+                        kill_group(group, libc::SIGTERM);
+                        term_sent = Some(now);
+                    }
+                    Some(t) if !killed && now >= t + spec.kill_grace => {
+                        kill_group(group, libc::SIGKILL);
+                        killed = true;
+                    }
+                    _ => {}
                 }
-                Some(t) if !killed && t.elapsed() >= spec.kill_grace => {
-                    kill_group(group, libc::SIGKILL);
-                    killed = true;
-                }
-                _ => {}
             }
         }
-    }
+        // How long poll may sleep: until the next thing the clock must do.
+        let mut wake = now + Duration::from_millis(50);
+        if status.is_none() {
+            if let (Some(d), None) = (deadline, term_sent) {
+                wake = wake.min(d);
+            }
+            if let (Some(t), false) = (term_sent, killed) {
+                wake = wake.min(t + spec.kill_grace);
+            }
+            if pidfd.is_none() && pipes.iter().all(Option::is_none) {
+                // Nothing to wait on but the exit itself: look again soon.
+                wake = wake.min(now + Duration::from_millis(1));
+            }
+        }
+        if let Some(t) = exited_at {
+            wake = wake.min(t + drain);
+        }
+        let wait_ms = wake
+            .saturating_duration_since(now)
+            .as_millis()
+            .min(i32::MAX as u128) as i32;
 
-    // Wait for the child itself, still honouring the clock and the interrupt.
-    let status = loop {
-        match handle.wait_timeout(Duration::from_millis(50))? {
-            Some(output) => break output.status,
-            None => {
-                if interrupt.is_set() {
-                    out.interrupted = true;
-                } else if deadline.is_some_and(|d| Instant::now() >= d) {
-                    out.timed_out = true;
+        let mut fds: Vec<libc::pollfd> = Vec::with_capacity(3);
+        let mut which: Vec<usize> = Vec::with_capacity(3);
+        for (i, p) in pipes.iter().enumerate() {
+            if let Some(fd) = p {
+                fds.push(libc::pollfd {
+                    fd: fd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                });
+                which.push(i);
+            }
+        }
+        if let (Some(fd), None) = (&pidfd, status) {
+            fds.push(libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+            which.push(2);
+        }
+        // SAFETY: `fds` is a valid array of `fds.len()` pollfd structures.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, wait_ms) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            kill_group(group, libc::SIGKILL);
+            let _ = child.wait();
+            return Err(e);
+        }
+        for (p, &i) in fds.iter().zip(&which) {
+            if p.revents == 0 {
+                continue;
+            }
+            if i == 2 {
+                if let Some(s) = child.try_wait()? {
+                    status = Some(s);
+                    exited_at = Some(Instant::now());
                 }
-                if out.interrupted || out.timed_out {
-                    match term_sent {
-                        None => {
-                            kill_group(group, libc::SIGTERM);
-                            term_sent = Some(Instant::now());
-                        }
-                        Some(t) if t.elapsed() >= spec.kill_grace => {
-                            kill_group(group, libc::SIGKILL)
-                        }
-                        _ => {}
+                continue;
+            }
+            let is_err = i == 1;
+            let Some(mut file) = pipes[i].as_ref() else {
+                continue;
+            };
+            // Read what is there now (bounded, so one busy stream does not starve the other).
+            let mut closed = false;
+            for _ in 0..16 {
+                match file.read(&mut buf) {
+                    Ok(0) => {
+                        closed = true;
+                        break;
+                    }
+                    Ok(k) => streams[usize::from(is_err)].take(&buf[..k], limit, is_err, on_line),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(_) => {
+                        closed = true;
+                        break;
                     }
                 }
             }
+            if closed {
+                pipes[i] = None;
+            }
         }
-    };
+    }
     if interrupt.is_set() {
         out.interrupted = true;
     }
@@ -384,21 +504,13 @@ pub fn run(
         // No orphans: whatever the command started goes with it.
         kill_group(group, libc::SIGKILL);
     }
-    interrupt.clear_child_group();
-    // The readers end once every holder of the pipes is gone; do not wait on a daemon that kept them.
-    if open_streams == 0 {
-        let _ = t_out.join();
-        let _ = t_err.join();
-    }
-    // Output that arrived while we were waiting for the exit status.
-    while let Ok(msg) = rx.try_recv() {
-        if let Msg::Bytes(is_err, bytes) = msg {
-            streams[usize::from(is_err)].take(&bytes, limit, is_err, on_line);
-        }
-    }
     for (i, stream) in streams.iter_mut().enumerate() {
         stream.finish(i == 1, on_line);
     }
+    let status = match status {
+        Some(s) => s,
+        None => child.wait()?,
+    };
     out.stdout = streams[0].text();
     out.stderr = streams[1].text();
     out.truncated = streams[0].cut || streams[1].cut;

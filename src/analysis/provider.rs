@@ -15,7 +15,6 @@
 //! all [`Observed::Error`], never a panic, a hang or a pass.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -378,9 +377,9 @@ fn snippet(text: &str) -> String {
 pub async fn read(
     client: crate::net::Client,
     provider: Provider,
-    interrupt: Arc<crate::signals::Interrupt>,
+    runner: crate::process::Runner,
 ) -> Value {
-    match read_inner(&client, &provider, interrupt).await {
+    match read_inner(&client, &provider, runner).await {
         Ok(v) => v,
         // Every provider error names where it read, so a dead server is found by its address.
         Err(e) => match provider.url() {
@@ -393,7 +392,7 @@ pub async fn read(
 async fn read_inner(
     client: &crate::net::Client,
     provider: &Provider,
-    interrupt: Arc<crate::signals::Interrupt>,
+    runner: crate::process::Runner,
 ) -> Result<Value, String> {
     match provider {
         Provider::Prometheus { spec, .. } => {
@@ -500,43 +499,34 @@ async fn read_inner(
             Ok(json_value(&doc, pointer, &spec.path).to_json())
         }
         Provider::Command { run, timeout } => {
-            let mut cmd = tokio::process::Command::new("/bin/sh");
-            cmd.arg("-c")
-                .arg(run)
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .kill_on_drop(true)
-                .process_group(0);
-            let child = cmd
-                .spawn()
+            // The one runner of every command: own process group, SIGTERM then SIGKILL after
+            // `commands.kill_grace` on the timeout, output captured up to `commands.capture_limit`.
+            let spec = runner.spec(crate::process::Program::Line(run.clone()), Some(*timeout));
+            let out = runner
+                .capture(spec)
+                .await
                 .map_err(|e| format!("cannot run `{run}`: {e}"))?;
-            let group = child.id().unwrap_or(0) as i32;
-            let out = match tokio::time::timeout(*timeout, child.wait_with_output()).await {
-                Err(_) => {
-                    crate::signals::kill_group(group, libc::SIGKILL);
-                    return Err(format!(
-                        "`{run}` did not finish within {} (timeout)",
-                        crate::ui::format_duration(*timeout)
-                    ));
-                }
-                Ok(r) => r.map_err(|e| format!("cannot run `{run}`: {e}"))?,
-            };
-            if !out.status.success() {
-                let err = String::from_utf8_lossy(&out.stderr);
+            if out.timed_out {
+                return Err(format!(
+                    "`{run}` did not finish within {} (timeout)",
+                    crate::ui::format_duration(*timeout)
+                ));
+            }
+            if out.interrupted {
+                return Err(format!("`{run}` was interrupted"));
+            }
+            if out.code != Some(0) {
                 return Err(format!(
                     "`{run}` exited with {}{}",
-                    out.status
-                        .code()
-                        .map(|c| c.to_string())
-                        .unwrap_or("a signal".into()),
-                    err.lines()
+                    out.code.map(|c| c.to_string()).unwrap_or("a signal".into()),
+                    out.stderr
+                        .lines()
                         .last()
                         .map(|l| format!(": {}", l.trim()))
                         .unwrap_or_default()
                 ));
             }
-            let text = String::from_utf8_lossy(&out.stdout);
+            let text = &out.stdout;
             let Some(last) = text.lines().map(str::trim).rfind(|l| !l.is_empty()) else {
                 return Ok(Observed::NoData(format!("`{run}` printed nothing")).to_json());
             };
@@ -546,8 +536,7 @@ async fn read_inner(
             Ok(Observed::number(v).to_json())
         }
         Provider::Check(spec) => {
-            let o =
-                crate::primitives::check::run(client.clone(), (**spec).clone(), interrupt).await;
+            let o = crate::primitives::check::run(client.clone(), (**spec).clone(), runner).await;
             Ok(
                 json!({ "outcome": "value", "value": if o.ok() { 1.0 } else { 0.0 }, "note": o.detail() }),
             )

@@ -346,7 +346,7 @@ impl Run<'_> {
             || json!({ "planned": true }),
             || {
                 let client = session.net(providers.iter().any(|(_, p)| p.https()));
-                let interrupt = session.interrupt.clone();
+                let runner = crate::primitives::shell::runner(session);
                 let list = providers.clone();
                 let readings = session.rt.block_on(async move {
                     let handles: Vec<_> = list
@@ -355,7 +355,7 @@ impl Run<'_> {
                             tokio::spawn(crate::analysis::provider::read(
                                 client.clone(),
                                 p,
-                                interrupt.clone(),
+                                runner.clone(),
                             ))
                         })
                         .collect();
@@ -972,11 +972,11 @@ fn read_one(session: &Session, kind: &str, p: &Provider) -> RhaiResult<Value> {
         || json!({ "outcome": "no_data", "why": "dry run" }),
         || {
             let client = session.net(p.https());
-            let interrupt = session.interrupt.clone();
+            let runner = crate::primitives::shell::runner(session);
             let p = p.clone();
-            Ok(session.rt.block_on(async move {
-                crate::analysis::provider::read(client, p, interrupt).await
-            }))
+            Ok(session
+                .rt
+                .block_on(async move { crate::analysis::provider::read(client, p, runner).await }))
         },
     );
     r.map_err(|e| gate_error(session, e))

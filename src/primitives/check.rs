@@ -1,16 +1,16 @@
 //! `check(spec)` and `check_all(specs)`: HTTP, TCP and command health checks, with a timeout and
 //! retries; `check_all` runs them concurrently and prints one summary table.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rhai::{Array, Dynamic, Map};
 use serde_json::{json, Value};
 
+use super::shell::runner;
 use super::{fail, gate_error, Opts, RhaiResult};
 use crate::effects::Failure;
+use crate::process::{Program, Runner};
 use crate::session::{GateError, Session, Shared, Stop};
-use crate::signals::Interrupt;
 
 const OPTIONS: &[&str] = &[
     "name",
@@ -163,7 +163,11 @@ fn spec_json(s: &Spec) -> Value {
             "latency_ms": s.latency.map(|l| l.as_millis() as u64) })
 }
 
-async fn attempt(client: &crate::net::Client, spec: &Spec) -> Result<String, String> {
+async fn attempt(
+    client: &crate::net::Client,
+    spec: &Spec,
+    runner: &Runner,
+) -> Result<String, String> {
     let started = Instant::now();
     let detail = match &spec.target {
         Target::Http {
@@ -229,35 +233,30 @@ async fn attempt(client: &crate::net::Client, spec: &Spec) -> Result<String, Str
             "connected".to_string()
         }
         Target::Cmd(line) => {
-            let mut cmd = tokio::process::Command::new("/bin/sh");
-            cmd.arg("-c")
-                .arg(line)
-                .stdin(std::process::Stdio::null())
-                .kill_on_drop(true);
-            cmd.stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped());
-            cmd.process_group(0);
-            let child = cmd.spawn().map_err(|e| format!("cannot run: {e}"))?;
-            let group = child.id().unwrap_or(0) as i32;
-            match tokio::time::timeout(spec.timeout, child.wait_with_output()).await {
-                Err(_) => {
-                    crate::signals::kill_group(group, libc::SIGKILL);
-                    return Err(format!(
-                        "did not finish within {}",
-                        crate::ui::format_duration(spec.timeout)
-                    ));
-                }
-                Ok(Err(e)) => return Err(format!("cannot run: {e}")),
-                Ok(Ok(out)) if out.status.success() => "exit 0".to_string(),
-                Ok(Ok(out)) => {
-                    let err = String::from_utf8_lossy(&out.stderr);
-                    let last = err.lines().last().unwrap_or("").trim().to_string();
-                    return Err(match out.status.code() {
-                        Some(c) if last.is_empty() => format!("exit {c}"),
-                        Some(c) => format!("exit {c}: {last}"),
-                        None => "killed by a signal".to_string(),
-                    });
-                }
+            // The one runner of every command: own process group, SIGTERM then SIGKILL after
+            // `commands.kill_grace` on the timeout, output captured up to `commands.capture_limit`.
+            let out = runner
+                .capture(runner.spec(Program::Line(line.clone()), Some(spec.timeout)))
+                .await
+                .map_err(|e| format!("cannot run: {e}"))?;
+            if out.timed_out {
+                return Err(format!(
+                    "did not finish within {}",
+                    crate::ui::format_duration(spec.timeout)
+                ));
+            }
+            if out.interrupted {
+                return Err("interrupted".to_string());
+            }
+            if out.code == Some(0) {
+                "exit 0".to_string()
+            } else {
+                let last = out.stderr.lines().last().unwrap_or("").trim().to_string();
+                return Err(match out.code {
+                    Some(c) if last.is_empty() => format!("exit {c}"),
+                    Some(c) => format!("exit {c}: {last}"),
+                    None => "killed by a signal".to_string(),
+                });
             }
         }
     };
@@ -275,12 +274,12 @@ async fn attempt(client: &crate::net::Client, spec: &Spec) -> Result<String, Str
 }
 
 /// Run one check with its retries.
-pub async fn run(client: crate::net::Client, spec: Spec, interrupt: Arc<Interrupt>) -> Outcome {
+pub async fn run(client: crate::net::Client, spec: Spec, runner: Runner) -> Outcome {
     let started = Instant::now();
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let r = attempt(&client, &spec).await;
+        let r = attempt(&client, &spec, &runner).await;
         let last = attempts > spec.retries;
         match r {
             Ok(detail) => {
@@ -292,7 +291,7 @@ pub async fn run(client: crate::net::Client, spec: Spec, interrupt: Arc<Interrup
                     attempts,
                 }
             }
-            Err(detail) if last || interrupt.is_set() => {
+            Err(detail) if last || runner.interrupt.is_set() => {
                 return Outcome {
                     name: spec.name,
                     ok: false,
@@ -370,7 +369,7 @@ fn check(session: &Session, spec: &Map) -> RhaiResult<Map> {
             let client = session.net(spec.https());
             let o = session
                 .rt
-                .block_on(run(client, spec.clone(), session.interrupt.clone()));
+                .block_on(run(client, spec.clone(), runner(session)));
             let v = outcome_json(&o);
             if o.ok {
                 Ok(v)
@@ -434,9 +433,10 @@ fn check_all(session: &Session, specs: Array) -> RhaiResult<Array> {
         || json!({ "planned": true }),
         || {
             let client = session.net(parsed.iter().any(Spec::https));
+            let runner = runner(session);
             let handles: Vec<_> = parsed
                 .iter()
-                .map(|s| session.rt.spawn(run(client.clone(), s.clone(), session.interrupt.clone())))
+                .map(|s| session.rt.spawn(run(client.clone(), s.clone(), runner.clone())))
                 .collect();
             let got: Vec<Outcome> = session.rt.block_on(async {
                 let mut out = Vec::with_capacity(handles.len());

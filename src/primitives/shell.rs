@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::{fail, gate_error, Opts, RhaiResult};
 use crate::effects::Failure;
-use crate::process::{Outcome, Program, Spec};
+use crate::process::{Outcome, Program, Runner, Spec};
 use crate::session::{GateError, Session, Shared, Stop};
 use serde_json::Value;
 
@@ -92,12 +92,9 @@ fn sh(session: &Session, cmd: Dynamic, opts: &Map) -> RhaiResult<Map> {
     loop {
         attempt += 1;
         let spec = Spec {
-            program: program.clone(),
             env: env.clone(),
             cwd: cwd.clone(),
-            timeout,
-            kill_grace: kill_grace(session),
-            capture_limit: session.config.config.commands.capture_limit,
+            ..runner(session).spec(program.clone(), timeout)
         };
         let intent = json!({
             "command": program.display(),
@@ -177,6 +174,15 @@ fn default_timeout(session: &Session) -> RhaiResult<Option<Duration>> {
         Some(t) => crate::config::parse_duration(t)
             .map(Some)
             .map_err(|e| fail(format!("config `commands.timeout`: {e}"))),
+    }
+}
+
+/// The runner of every command of this session: its interrupt and its `commands` settings.
+pub fn runner(session: &Session) -> Runner {
+    Runner {
+        interrupt: session.interrupt.clone(),
+        kill_grace: kill_grace(session),
+        capture_limit: session.config.config.commands.capture_limit,
     }
 }
 
@@ -290,19 +296,16 @@ pub fn run_spec(session: &Session, spec: &Spec, quiet: bool) -> Result<Outcome, 
         .map_err(|e| format!("cannot run `{}`: {e}", spec.program.display()))
 }
 
-/// Run a program with the session's defaults (used by undo and command checks).
+/// Run a program with the session's defaults (used by undo): `timeout`, else
+/// `commands.timeout`.
 pub fn run_program(
     session: &Session,
     program: Program,
     timeout: Option<Duration>,
 ) -> Result<Outcome, String> {
-    let spec = Spec {
-        program,
-        env: Vec::new(),
-        cwd: None,
-        timeout,
-        kill_grace: kill_grace(session),
-        capture_limit: session.config.config.commands.capture_limit,
+    let timeout = match timeout {
+        Some(t) => Some(t),
+        None => default_timeout(session).map_err(|e| e.to_string())?,
     };
-    run_spec(session, &spec, false)
+    run_spec(session, &runner(session).spec(program, timeout), false)
 }
