@@ -36,6 +36,7 @@ pub mod net;
 pub mod primitives;
 pub mod process;
 pub mod prompts;
+pub mod record;
 pub mod repl;
 pub mod runbooks;
 pub mod runner;

@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 use crate::answers::Answers;
 use crate::error::Error;
 use crate::incident::{Closed, Incident};
+use crate::journal::Record;
 use crate::modules::Sources;
 use crate::runner::Built;
 use crate::session::{Session, Shared, Stop};
@@ -339,19 +340,17 @@ pub fn run(common: &Common, opts: &ReplOptions, ui: &Ui) -> Result<i32, Error> {
         false,
     )?;
     let dir = crate::runner::start_journal(&session, &root, false)?;
-    session.record(
-        "run.start",
-        json!({
-            "script": SOURCE,
-            "feature": session.feature,
-            "version": env!("CARGO_PKG_VERSION"),
-            "dry_run": false,
-            "user": crate::primitives::prompt::user(),
-            "host": crate::primitives::prompt::host(),
-            "attached": attached.as_ref().map(|d| d.display().to_string()),
-            "run_dir": dir.display().to_string(),
-        }),
-    );
+    session.record(Record::RunStart(crate::record::RunStart {
+        script: SOURCE.to_string(),
+        feature: session.feature.clone(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        dry_run: false,
+        user: crate::primitives::prompt::user(),
+        host: crate::primitives::prompt::host(),
+        run_dir: dir.display().to_string(),
+        run: None,
+        attached: Some(json!(attached.as_ref().map(|d| d.display().to_string()))),
+    }));
     let damaged = attached.as_deref().and_then(journal_damage);
     let state = Rc::new(State {
         attached,
@@ -406,10 +405,10 @@ pub fn run(common: &Common, opts: &ReplOptions, ui: &Ui) -> Result<i32, Error> {
             "the journal `{}` {damage}; {FORCE_HINT}",
             a.join(crate::journal::FILE_NAME).display()
         ));
-        session.record(
-            "repl.journal_damaged",
-            json!({ "deployment": a.display().to_string(), "damage": damage }),
-        );
+        session.record(Record::ReplJournalDamaged {
+            deployment: a.display().to_string(),
+            damage: damage.to_string(),
+        });
     }
 
     let watch = Arc::new(Watch::default());
@@ -451,7 +450,12 @@ pub fn run(common: &Common, opts: &ReplOptions, ui: &Ui) -> Result<i32, Error> {
     } else {
         "completed"
     };
-    session.record("run.end", json!({ "outcome": outcome, "exit_code": code }));
+    session.record(Record::RunEnd {
+        outcome: outcome.to_string(),
+        exit_code: code,
+        error: None,
+        signal: None,
+    });
     let journal = session.effects.borrow().journal_path().to_path_buf();
     if !acted(&journal) {
         // Looking around changed nothing: no run directory to leave behind.
@@ -581,11 +585,13 @@ fn abandon_and_exit(
         let path = i.report_path();
         let written = crate::incident::write_new(&path, &md);
         if let Some(j) = j.as_mut() {
-            let _ = j.write(
-                "incident.abandon",
-                json!({ "id": i.id, "title": i.title, "report": path.display().to_string(),
-                        "why": format!("the session ended: {why}"), "error": written.as_ref().err() }),
-            );
+            let _ = j.append(&Record::IncidentAbandon(crate::record::IncidentClose {
+                id: i.id.clone(),
+                title: i.title.clone(),
+                report: path.display().to_string(),
+                why: Some(format!("the session ended: {why}")),
+                error: Some(json!(written.as_ref().err())),
+            }));
         }
         // After a hangup there may be no terminal to tell: the report is written first.
         let _ = writeln!(
@@ -599,10 +605,12 @@ fn abandon_and_exit(
         );
     }
     if let Some(j) = j.as_mut() {
-        let _ = j.write(
-            "run.end",
-            json!({ "outcome": "interrupted", "exit_code": code, "signal": why }),
-        );
+        let _ = j.append(&Record::RunEnd {
+            outcome: "interrupted".into(),
+            exit_code: code,
+            error: None,
+            signal: Some(why.to_string()),
+        });
     }
     drop(j);
     if !acted(journal) {
@@ -865,20 +873,22 @@ impl Repl {
         }
         let shown = self.session.redact(text);
         self.lines += 1;
-        self.session.record("repl.input", json!({ "text": shown }));
+        self.session.record(Record::ReplInput { text: shown });
         match self.eval(input) {
             Ok(v) => {
                 if !v.is_unit() {
                     let out = self.session.redact(&v.to_string());
                     self.session.shout(&format!("=> {out}"));
-                    self.session.record("repl.result", json!({ "value": out }));
+                    self.session
+                        .record(Record::ReplResult { value: json!(out) });
                 } else {
-                    self.session.record("repl.result", json!({ "value": null }));
+                    self.session
+                        .record(Record::ReplResult { value: Value::Null });
                 }
             }
             Err(text) => {
                 self.failed += 1;
-                self.session.record("repl.error", json!({ "error": text }));
+                self.session.record(Record::ReplError { error: text });
             }
         }
         self.session.interrupt.forgive();
@@ -1077,10 +1087,12 @@ impl Repl {
             }
             "load" => match std::fs::read_to_string(arg) {
                 Ok(text) => {
-                    self.session.record("repl.load", json!({ "file": arg }));
+                    self.session.record(Record::ReplLoad {
+                        file: arg.to_string(),
+                    });
                     if let Err(e) = self.eval(&text) {
                         self.failed += 1;
-                        self.session.record("repl.error", json!({ "error": e }));
+                        self.session.record(Record::ReplError { error: e });
                     }
                 }
                 Err(e) => self
@@ -1212,7 +1224,7 @@ fn register(engine: &mut Engine, session: &Shared, state: &Rc<State>, sources: &
                     )?;
                     if let Some(flag) = flag {
                         st.maintenance.set(Some(flag));
-                        s.record("repl.maintenance", json!({ "on": flag }));
+                        s.record(Record::ReplMaintenance { on: json!(flag) });
                     }
                     Ok(r)
                 },
@@ -1347,10 +1359,12 @@ fn rollback(
                 dir.join(crate::journal::FILE_NAME).display()
             )));
         };
-        session.record(
-            "rollback.forced",
-            json!({ "deployment": dir.display().to_string(), "damage": damage, "reason": why, "by": crate::primitives::prompt::user() }),
-        );
+        session.record(Record::RollbackForced {
+            deployment: dir.display().to_string(),
+            damage: damage.to_string(),
+            reason: why.to_string(),
+            by: crate::primitives::prompt::user(),
+        });
         session.warn(&format!("forced past a damaged journal: {why}"));
         reason = format!("rolled back from the REPL, forced past a damaged journal: {why}");
     }
@@ -1567,10 +1581,11 @@ fn refuse_if_alive(
     } else {
         format!("`kill -INT {}` on {}", holder.pid, holder.host)
     };
-    session.record(
-        "repl.refused",
-        json!({ "action": action, "deployment": dir.map(|d| d.display().to_string()), "holder": holder }),
-    );
+    session.record(Record::ReplRefused {
+        action: action.to_string(),
+        deployment: dir.map(|d| d.display().to_string()),
+        holder: holder.clone(),
+    });
     Err(crate::primitives::fail(format!(
         "`{action}` refused: {whose}: {}\n  help: a journal has one writer at a time: stop that run first (Ctrl-C in its terminal, or {stop}; it offers its own rollback), then try again here",
         crate::lock::describe(&holder)
@@ -1666,10 +1681,12 @@ fn open_incident(
     let root = crate::runner::deployments_root(None, &session.config);
     let (id, dir) = crate::incident::claim(&root).map_err(crate::primitives::fail)?;
     let opened = crate::journal::now_rfc3339();
-    session.record(
-        "incident.open",
-        json!({ "id": id, "title": title, "severity": severity, "dir": dir.display().to_string() }),
-    );
+    session.record(Record::IncidentOpen {
+        id: id.clone(),
+        title: title.to_string(),
+        severity: severity.to_string(),
+        dir: dir.display().to_string(),
+    });
     *state.incident() = Some(Incident {
         id: id.clone(),
         dir,
@@ -1731,18 +1748,18 @@ fn close(session: &Session, state: &State, closed: Closed) -> Result<PathBuf, Bo
     );
     if let Err(e) = written {
         *state.incident() = Some(incident);
-        return Err(match e {
-            crate::session::GateError::Failed(f) => crate::primitives::fail(f.0),
-            other => crate::primitives::gate_error(session, other),
-        });
+        return Err(crate::primitives::gate_error(session, e));
     }
-    let (kind, why) = match &closed {
-        Closed::Resolved(_) => ("incident.resolve", None),
-        Closed::Abandoned(why) => ("incident.abandon", Some(why.clone())),
+    let close = |why| crate::record::IncidentClose {
+        id: incident.id.clone(),
+        title: incident.title.clone(),
+        report: shown.clone(),
+        why,
+        error: None,
     };
-    session.record(
-        kind,
-        json!({ "id": incident.id, "title": incident.title, "report": shown, "why": why }),
-    );
+    session.record(match &closed {
+        Closed::Resolved(_) => Record::IncidentResolve(close(None)),
+        Closed::Abandoned(why) => Record::IncidentAbandon(close(Some(why.clone()))),
+    });
     Ok(path)
 }

@@ -11,7 +11,7 @@ use crate::answers::Answers;
 use crate::config::{self, Loaded};
 use crate::effects::Effects;
 use crate::error::{exit, Error};
-use crate::journal::Journal;
+use crate::journal::{Journal, Record};
 use crate::modules::Sources;
 use crate::runbooks::{self, Found};
 use crate::secrets::Redactor;
@@ -255,55 +255,25 @@ pub fn resume(
             end["outcome"].as_str().unwrap_or("?")
         )));
     }
-    let mut recorded = Vec::new();
-    let mut in_flight = None;
-    let mut next_effect = 0;
-    let mut answers = Vec::new();
-    for r in records.iter().filter(|r| r["type"] == "effect.intent") {
-        let n = r["effect"].as_u64().unwrap_or(0);
-        next_effect = next_effect.max(n);
-        let kind = r["kind"].as_str().unwrap_or("").to_string();
-        let name = r["name"].as_str().unwrap_or("").to_string();
-        match records
-            .iter()
-            .find(|x| x["type"] == "effect.result" && x["effect"].as_u64() == Some(n))
-        {
-            Some(res) => {
-                let result = res
-                    .get("result")
-                    .cloned()
-                    .unwrap_or(serde_json::Value::Null);
-                if kind.starts_with("prompt.") {
-                    answers.extend(replayed_answers(&kind, &result));
-                }
-                let outcome = if res["ok"] == true {
-                    Ok(result)
-                } else {
-                    Err(crate::effects::Failure(
-                        res["error"].as_str().unwrap_or("").to_string(),
-                        result,
-                    ))
-                };
-                recorded.push(crate::effects::Recorded {
-                    kind,
-                    name,
-                    outcome,
-                });
-            }
-            None => {
-                let child = records
-                    .iter()
-                    .rfind(|x| x["type"] == "effect.child" && x["effect"].as_u64() == Some(n))
-                    .and_then(|x| Some((x["group"].as_i64()? as i32, x["start"].as_u64())));
-                in_flight = Some(crate::effects::InFlight {
-                    kind,
-                    name,
-                    started: r["ts"].as_str().unwrap_or("").to_string(),
-                    child,
-                });
-            }
-        }
-    }
+    let entries: Vec<crate::journal::Entry> = records
+        .iter()
+        .map(crate::journal::Entry::from_value)
+        .collect();
+    let crate::effects::ReplayIndex {
+        recorded,
+        in_flight,
+        next_effect,
+    } = crate::effects::ReplayIndex::build(&entries);
+    let answers: Vec<_> = recorded
+        .iter()
+        .filter(|r| r.kind.starts_with("prompt."))
+        .flat_map(|r| {
+            let result = match &r.outcome {
+                Ok(v) | Err(crate::effects::Failure(_, v)) => v,
+            };
+            replayed_answers(&r.kind, result)
+        })
+        .collect();
     let finishing = unfinished_rollback(&records);
     // A run that died rolling back another run (`runbook rollback`, the incident runbook) is
     // finished by rolling that run back again, which runs only what still stands there.
@@ -682,50 +652,66 @@ pub fn run_with(
 
     match &resume {
         Some(r) => {
-            session.record(
-                "run.resume",
-                json!({
-                    "pid": std::process::id(),
-                    "user": crate::primitives::prompt::user(),
-                    "host": crate::primitives::prompt::host(),
-                    "replaying": r.recorded.len(),
-                    "in_flight": r.in_flight.as_ref().map(|f| json!({ "kind": f.kind, "name": f.name, "started": f.started })),
-                    "inputs": hashes,
-                    "forced": r.force,
-                    "sets": r.sets.iter().filter(|s| !is_secret_set(s)).collect::<Vec<_>>(),
-                }),
-            );
+            session.record(Record::RunResume(crate::record::RunResume {
+                pid: std::process::id(),
+                user: crate::primitives::prompt::user(),
+                host: crate::primitives::prompt::host(),
+                replaying: r.recorded.len(),
+                in_flight: r
+                    .in_flight
+                    .as_ref()
+                    .map(|f| json!({ "kind": f.kind, "name": f.name, "started": f.started })),
+                inputs: hashes.clone(),
+                forced: r.force,
+                sets: r
+                    .sets
+                    .iter()
+                    .filter(|s| !is_secret_set(s))
+                    .cloned()
+                    .collect(),
+            }));
         }
-        None => session.record(
-            "run.start",
-            json!({
-                "inputs": hashes,
-                "yes": opts.yes,
-                "approve": opts.approve,
-                "presets": opts.presets,
-                "script": p.found.shown,
-                "feature": session.feature,
-                "version": env!("CARGO_PKG_VERSION"),
-                "dry_run": opts.dry_run,
-                "user": crate::primitives::prompt::user(),
-                "host": crate::primitives::prompt::host(),
-                "pid": std::process::id(),
-                "config_file": session.config.file.as_ref().map(|f| f.display().to_string()),
-                "answers_file": opts.answers.as_ref().map(|f| f.display().to_string()),
-                "sets": common.sets.iter().filter(|s| !is_secret_set(s)).collect::<Vec<_>>(),
-                "secrets": secret_names(&session.config.config),
-                "run_dir": dir.display().to_string(),
+        None => session.record(Record::RunStart(crate::record::RunStart {
+            script: p.found.shown.clone(),
+            feature: session.feature.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            dry_run: opts.dry_run,
+            user: crate::primitives::prompt::user(),
+            host: crate::primitives::prompt::host(),
+            run_dir: dir.display().to_string(),
+            run: Some(crate::record::RunInputs {
+                inputs: hashes.clone(),
+                yes: opts.yes,
+                approve: opts.approve,
+                presets: opts.presets.clone(),
+                pid: std::process::id(),
+                config_file: session
+                    .config
+                    .file
+                    .as_ref()
+                    .map(|f| f.display().to_string()),
+                answers_file: opts.answers.as_ref().map(|f| f.display().to_string()),
+                sets: common
+                    .sets
+                    .iter()
+                    .filter(|s| !is_secret_set(s))
+                    .cloned()
+                    .collect(),
+                secrets: secret_names(&session.config.config),
             }),
-        ),
+            attached: None,
+        })),
     }
     if let Some(l) = &mut lock {
         l.set_run_dir(&dir);
-        session.record("lock.acquire", json!({ "lock": l.holder }));
+        session.record(Record::LockAcquire {
+            lock: l.holder.clone(),
+        });
         if let Some((previous, reason)) = &l.took_over {
-            session.record(
-                "lock.takeover",
-                json!({ "previous": previous, "reason": reason }),
-            );
+            session.record(Record::LockTakeover {
+                previous: previous.clone(),
+                reason: reason.clone(),
+            });
             session.warn(&format!(
                 "took over the stale lock of `{}`: {}",
                 l.holder.environment,
@@ -794,20 +780,21 @@ pub fn run_with(
             "answers file `{}` has an answer for `{id}` that no prompt asked for{hint}",
             session.answers.borrow().file_name()
         ));
-        session.record("answers.unused", json!({ "id": id }));
+        session.record(Record::AnswersUnused { id: id.clone() });
     }
     if let Some(l) = lock.take() {
-        session.record(
-            "lock.release",
-            json!({ "environment": l.holder.environment }),
-        );
+        session.record(Record::LockRelease {
+            environment: l.holder.environment.clone(),
+        });
         drop(l);
         session.interrupt.hold_lock(None);
     }
-    session.record(
-        "run.end",
-        json!({ "outcome": outcome, "exit_code": code, "error": error_text }),
-    );
+    session.record(Record::RunEnd {
+        outcome: outcome.to_string(),
+        exit_code: code,
+        error: Some(json!(error_text)),
+        signal: None,
+    });
     match crate::artifacts::render(&dir, &redactor) {
         Ok(files) => {
             session.say(&format!(
@@ -847,11 +834,16 @@ fn finish_rollback(
             Some(false) => {
                 undos.retain(|u| u.id != id);
                 // Closed as skipped, so it no longer stands.
-                session.record(
-                    "effect.result",
-                    json!({ "effect": effect, "kind": "undo", "name": name, "ok": true,
-                            "result": { "skipped": true } }),
-                );
+                session.record(Record::EffectResult(crate::record::EffectResult {
+                    effect,
+                    kind: "undo".into(),
+                    name: name.clone(),
+                    ok: true,
+                    ms: None,
+                    result: json!({ "skipped": true }),
+                    error: None,
+                    dry_run: None,
+                }));
             }
             None => {
                 return Err(Error::Usage(format!(
@@ -1086,7 +1078,7 @@ fn failed(
 
 fn interrupted(session: &Session, p: &Prepared) -> (i32, &'static str, String) {
     session.interrupt.acknowledge();
-    session.record("interrupted", json!({}));
+    session.record(Record::Interrupted {});
     session.shout(&session.ui.yellow("\n⚠️ Interrupted."));
     let standing = session.undo.borrow().len();
     if standing > 0 && session.terminal.tty {

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::journal::Record;
 use crate::session::{GateError, Session};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -177,10 +178,10 @@ fn carry_out(
     watch: &mut dyn FnMut(&Undo, Progress),
 ) -> Report {
     let undos: Vec<Undo> = std::mem::take(&mut *session.undo.borrow_mut());
-    session.record(
-        "rollback.start",
-        json!({ "reason": reason, "undos": undos.len() }),
-    );
+    session.record(Record::RollbackStart {
+        reason: reason.to_string(),
+        undos: undos.len(),
+    });
     session.ui.banner("Rollback");
     session.shout(&format!("Rolling back: {reason}"));
     if undos.is_empty() {
@@ -238,8 +239,10 @@ fn carry_out(
         let error = match result {
             // A module's undo that had nothing to do says so (`#{ skipped: "why" }`): it is not
             // reported as done.
-            Ok(v) if v["returned"]["skipped"].is_string() => {
-                let why = v["returned"]["skipped"].as_str().unwrap_or_default();
+            Ok(v) if v.value()["returned"]["skipped"].is_string() => {
+                let why = v.value()["returned"]["skipped"]
+                    .as_str()
+                    .unwrap_or_default();
                 session.say(&format!("  – {}: skipped: {why}", undo.label));
                 skipped += 1;
                 None
@@ -277,11 +280,12 @@ fn carry_out(
         .map(|s| s.undo.label.as_str())
         .collect();
     let standing: Vec<&str> = report.stopped.iter().map(|u| u.label.as_str()).collect();
-    session.record(
-        "rollback.end",
-        json!({ "ok": report.ok() && standing.is_empty(), "failed": failed,
-                "stopped": !standing.is_empty(), "standing": report.stopped.iter().map(|u| u.id).collect::<Vec<_>>() }),
-    );
+    session.record(Record::RollbackEnd {
+        ok: report.ok() && standing.is_empty(),
+        failed: failed.iter().map(|s| s.to_string()).collect(),
+        stopped: !standing.is_empty(),
+        standing: report.stopped.iter().map(|u| u.id).collect(),
+    });
     let note = if skipped > 0 {
         format!(", {skipped} skipped (nothing to do)")
     } else {

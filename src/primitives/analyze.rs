@@ -19,7 +19,8 @@ use crate::analysis::provider::{Provider, ProviderSpec, Rates};
 use crate::analysis::{
     classify, combine, Class, DataOutcome, DataPolicy, Limits, Observed, Tally, Threshold, Verdict,
 };
-use crate::session::{GateError, Session, Shared};
+use crate::journal::Record;
+use crate::session::{Gated, Session, Shared};
 use crate::ui::dashboard::Frame;
 
 /// A metric as runbook.yaml (`monitoring.metrics`) or a script writes it. In a script,
@@ -420,11 +421,7 @@ impl Run<'_> {
                 Ok(json!({ "readings": map }))
             },
         );
-        let v = match r {
-            Ok(v) => v,
-            Err(e @ (GateError::Fatal(_) | GateError::Halt)) => return Err(gate_error(session, e)),
-            Err(GateError::Failed(f)) => return Err(fail(f.0)),
-        };
+        let v = r.map_err(|e| gate_error(session, e))?.into_value();
         Ok(providers
             .iter()
             .map(|(n, _)| {
@@ -771,13 +768,13 @@ fn analyze(session: &Session, ctx: &NativeCallContext, spec: &Map) -> RhaiResult
     };
     let (v, why) = verdict;
     let result = result_map(&run, v, &why);
-    session.record(
-        "verdict",
-        json!({ "verdict": {
+    session.record(Record::Verdict {
+        verdict: json!({
             "version": run.version, "window": run.name, "verdict": v.as_str(), "reason": why,
             "measurements": round, "metrics": to_json(&result["metrics"]),
-        }, "stage": session.current_stage() }),
-    );
+        }),
+        stage: session.current_stage(),
+    });
     Ok(result)
 }
 
@@ -911,13 +908,13 @@ fn record_measurement(run: &Run, round: u32) {
         .iter()
         .map(|m| (m.spec.name.clone(), metric_json(m)))
         .collect();
-    run.session.record(
-        "measurement",
-        json!({ "measurement": {
+    run.session.record(Record::Measurement {
+        measurement: json!({
             "version": run.version, "window": run.name, "sample": round,
             "classification": worst.as_str(), "metrics": metrics, "business": business,
-        }, "stage": run.session.current_stage() }),
-    );
+        }),
+        stage: run.session.current_stage(),
+    });
 }
 
 fn result_map(run: &Run, v: Verdict, why: &str) -> Map {
@@ -1020,7 +1017,7 @@ fn read_one(session: &Session, kind: &str, p: &Provider) -> RhaiResult<Value> {
             }))
         },
     );
-    r.map_err(|e| gate_error(session, e))
+    r.map(Gated::into_value).map_err(|e| gate_error(session, e))
 }
 
 /// `samples(#{ prometheus: #{ url, query, range, step } })`: a range query's points, for the judge.
@@ -1062,7 +1059,7 @@ fn samples(session: &Session, provider: &Map) -> RhaiResult<Array> {
             })
         },
     );
-    let v = r.map_err(|e| gate_error(session, e))?;
+    let v = r.map_err(|e| gate_error(session, e))?.into_value();
     Ok(v["points"]
         .as_array()
         .map(|a| {

@@ -5,6 +5,8 @@ use rhai::{Array, Dynamic, Map, NativeCallContext};
 use serde_json::json;
 
 use super::{fail, RhaiResult};
+use crate::journal::Record;
+use crate::record::UndoExternal;
 use crate::session::{Session, Shared, Stop};
 use crate::undo::Action;
 
@@ -59,7 +61,10 @@ pub fn register(engine: &mut rhai::Engine, session: &Shared) {
         undo.retain(|u| u.label != label);
         drop(undo);
         if !dropped.is_empty() {
-            s.record("undo.discard", json!({ "label": label, "undos": dropped }));
+            s.record(crate::journal::Record::UndoDiscard {
+                label: label.to_string(),
+                undos: dropped,
+            });
         }
         (before - s.undo.borrow().len()) as i64
     });
@@ -198,10 +203,13 @@ fn on_rollback(
         .map_text(&mut |t| Ok(redactor.refer(t)))
         .map_err(fail)?;
     let undo = session.push_undo(label.to_string(), action);
-    session.record(
-        "undo.register",
-        json!({ "undo": undo.id, "label": undo.label, "action": undo.action, "shows": shows, "stage": session.current_stage() }),
-    );
+    session.record(Record::UndoRegister {
+        undo: undo.id,
+        label: undo.label.clone(),
+        action: undo.action.clone(),
+        shows,
+        stage: session.current_stage(),
+    });
     session.ui.verbose(&format!(
         "  ↩ registered undo: {} ({})",
         undo.label,
@@ -388,11 +396,16 @@ pub fn undo_deployment(
         Some(u) if u.state == Seen::Done => {
             undos.retain(|x| x.id != u.id);
             if let Some(j) = &mut target {
-                let _ = j.write(
-                    "undo.external",
-                    json!({ "undos": [u.id], "ok": true, "confirmed_by": u.by_run,
-                            "reason": reason, "by_run": by_run }),
-                );
+                let _ = j.append(&Record::UndoExternal(UndoExternal {
+                    undos: vec![u.id],
+                    label: None,
+                    ok: true,
+                    confirmed_by: Some(u.by_run.clone()),
+                    skipped: false,
+                    error: None,
+                    reason: reason.to_string(),
+                    by_run: by_run.clone(),
+                }));
             }
             None
         }
@@ -428,16 +441,23 @@ pub fn undo_deployment(
         }
     }
     let ids: Vec<u64> = undos.iter().map(|u| u.id).collect();
-    session.record(
-        "rollback.target",
-        json!({ "deployment": dir, "undos": ids, "in_flight": in_flight, "skipped": skipped.as_ref().map(|s| s.0) }),
-    );
+    session.record(Record::RollbackTarget {
+        deployment: dir.to_string(),
+        undos: ids,
+        in_flight,
+        skipped: skipped.as_ref().map(|s| s.0),
+    });
     if let (Some(j), Some((id, label))) = (&mut target, &skipped) {
-        let _ = j.write(
-            "undo.external",
-            json!({ "undos": [id], "label": label, "ok": true, "skipped": true,
-                    "reason": reason, "by_run": by_run }),
-        );
+        let _ = j.append(&Record::UndoExternal(UndoExternal {
+            undos: vec![*id],
+            label: Some(label.clone()),
+            ok: true,
+            confirmed_by: None,
+            skipped: true,
+            error: None,
+            reason: reason.to_string(),
+            by_run: by_run.clone(),
+        }));
     }
     *session.undo.borrow_mut() = undos;
     // Ctrl-C stops it: what was not carried out stays standing in the deployment's journal.
@@ -448,16 +468,25 @@ pub fn undo_deployment(
         &mut |undo, progress| {
             let Some(j) = &mut target else { return };
             let written = match progress {
-            crate::undo::Progress::Start => j.write(
-                "undo.external.start",
-                json!({ "undos": [undo.id], "label": undo.label, "reason": reason, "by_run": by_run }),
-            ),
-            crate::undo::Progress::Done(error) => j.write(
-                "undo.external",
-                json!({ "undos": [undo.id], "label": undo.label, "ok": error.is_none(),
-                        "error": error, "reason": reason, "by_run": by_run }),
-            ),
-        };
+                crate::undo::Progress::Start => j.append(&Record::UndoExternalStart {
+                    undos: vec![undo.id],
+                    label: undo.label.clone(),
+                    reason: reason.to_string(),
+                    by_run: by_run.clone(),
+                }),
+                crate::undo::Progress::Done(error) => {
+                    j.append(&Record::UndoExternal(UndoExternal {
+                        undos: vec![undo.id],
+                        label: Some(undo.label.clone()),
+                        ok: error.is_none(),
+                        confirmed_by: None,
+                        skipped: false,
+                        error: Some(json!(error)),
+                        reason: reason.to_string(),
+                        by_run: by_run.clone(),
+                    }))
+                }
+            };
             if let Err(e) = written {
                 session.warn(&format!(
                     "could not record the undo in {}: {}",
