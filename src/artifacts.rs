@@ -299,44 +299,13 @@ pub fn checklist(records: &[Value]) -> Option<String> {
 }
 
 /// Undo steps still standing (registered, not discarded, not carried out), newest first.
-pub fn standing_undos(records: &[Value]) -> Vec<Value> {
-    let mut standing: Vec<Value> = Vec::new();
-    let res = results(records);
-    for r in records {
-        match s(r, "type") {
-            // A resumed run registers again the undos of the steps it replays: one stands once.
-            "undo.register" => {
-                standing.retain(|u| u["undo"] != r["undo"]);
-                standing.push(r.clone());
-            }
-            // Discarded, or carried out by a later process: no longer standing.
-            t @ ("undo.discard" | "undo.external")
-                if t == "undo.discard" || r["ok"].as_bool() == Some(true) =>
-            {
-                let ids: Vec<u64> = r["undos"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_u64)
-                    .collect();
-                standing.retain(|u| !ids.contains(&u["undo"].as_u64().unwrap_or(0)));
-            }
-            "effect.intent" if s(r, "kind") == "undo" => {
-                let done = r["effect"]
-                    .as_u64()
-                    .and_then(|e| res.get(&e))
-                    .is_some_and(|x| x["ok"].as_bool() == Some(true));
-                let dry = r["dry_run"].as_bool() == Some(true);
-                if done && !dry {
-                    let id = r["intent"]["undo"].as_u64();
-                    standing.retain(|u| u["undo"].as_u64() != id);
-                }
-            }
-            _ => {}
-        }
-    }
-    standing.reverse();
-    standing
+/// The undo steps `records` leave standing, last registered first.
+pub fn standing_undos(records: &[Value]) -> Vec<crate::undo::Standing> {
+    let entries: Vec<crate::journal::Entry> = records
+        .iter()
+        .map(crate::journal::Entry::from_value)
+        .collect();
+    crate::undo::standing(&entries)
 }
 
 pub fn rollback_plan(records: &[Value]) -> String {
@@ -353,14 +322,14 @@ pub fn rollback_plan(records: &[Value]) -> String {
             "In the order they would run (last registered first):\n"
         );
         for (i, u) in standing.iter().enumerate() {
-            let stage = s(u, "stage");
-            let call = crate::undo::describe_json(&u["action"]);
+            let stage = u.stage.as_deref().unwrap_or("");
+            let call = u.undo.action.describe();
             let _ = writeln!(
                 out,
                 "{}. {}: {}{}",
                 i + 1,
-                s(u, "label"),
-                match u.get("shows").and_then(Value::as_str) {
+                u.undo.label,
+                match &u.shows {
                     Some(cmd) => format!("`{cmd}` (through `{call}`)"),
                     None => format!("`{call}`"),
                 },
@@ -773,12 +742,7 @@ fn story(records: &[Value]) -> String {
             "Not undone (see rollback-plan.md; `runbook rollback` can carry them out):\n"
         );
         for u in &standing {
-            let _ = writeln!(
-                out,
-                "- {}: `{}`",
-                s(u, "label"),
-                crate::undo::describe_json(&u["action"])
-            );
+            let _ = writeln!(out, "- {}: `{}`", u.undo.label, u.undo.action.describe());
         }
     }
     out

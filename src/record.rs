@@ -302,7 +302,7 @@ pub struct RunStart {
 }
 
 /// What a runbook run was started with, so `runbook resume` can start it again.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunInputs {
     /// Hashes of the script, config and answers (a changed one refuses a resume).
     #[serde(default)]

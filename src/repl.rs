@@ -1628,7 +1628,7 @@ fn status(session: &Shared, state: &State) -> Result<Dynamic, Box<EvalAltResult>
         .unwrap_or(Value::Null);
     let standing: Vec<Value> = crate::artifacts::standing_undos(&records)
         .into_iter()
-        .map(|u| json!({ "label": u["label"], "action": crate::undo::describe_json(&u["action"]) }))
+        .map(|u| json!({ "label": u.undo.label, "action": u.undo.action.describe() }))
         .collect();
     let v = json!({
         "deployment": dir.display().to_string(),

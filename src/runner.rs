@@ -240,25 +240,29 @@ pub fn resume(
     if let Some(w) = warning {
         ui.warn(&w);
     }
-    let start = records
-        .iter()
-        .find(|r| r["type"] == "run.start")
-        .cloned()
-        .ok_or_else(|| Error::Journal {
-            file: path.display().to_string(),
-            message: "it has no run.start record, so there is no script to resume".into(),
-        })?;
-    if let Some(end) = records.iter().rfind(|r| r["type"] == "run.end") {
-        return Err(Error::Usage(format!(
-            "the run in `{}` already ended ({}): there is nothing to resume",
-            dir.display(),
-            end["outcome"].as_str().unwrap_or("?")
-        )));
-    }
     let entries: Vec<crate::journal::Entry> = records
         .iter()
         .map(crate::journal::Entry::from_value)
         .collect();
+    let start = entries
+        .iter()
+        .find_map(|e| match &e.record {
+            Record::RunStart(s) => Some(s.clone()),
+            _ => None,
+        })
+        .ok_or_else(|| Error::Journal {
+            file: path.display().to_string(),
+            message: "it has no run.start record, so there is no script to resume".into(),
+        })?;
+    if let Some(outcome) = entries.iter().rev().find_map(|e| match &e.record {
+        Record::RunEnd { outcome, .. } => Some(outcome.as_str()),
+        _ => None,
+    }) {
+        return Err(Error::Usage(format!(
+            "the run in `{}` already ended ({outcome}): there is nothing to resume",
+            dir.display(),
+        )));
+    }
     let crate::effects::ReplayIndex {
         recorded,
         in_flight,
@@ -274,64 +278,56 @@ pub fn resume(
             replayed_answers(&r.kind, result)
         })
         .collect();
-    let finishing = unfinished_rollback(&records);
+    let finishing = unfinished_rollback(&entries);
     // A run that died rolling back another run (`runbook rollback`, the incident runbook) is
     // finished by rolling that run back again, which runs only what still stands there.
-    if let (Some(_), Some(t)) = (
-        &finishing,
-        records.iter().rfind(|r| r["type"] == "rollback.target"),
-    ) {
-        let target = t["deployment"].as_str().unwrap_or("?");
+    let target = entries.iter().rev().find_map(|e| match &e.record {
+        Record::RollbackTarget { deployment, .. } => Some(deployment.as_str()),
+        _ => None,
+    });
+    if let (Some(_), Some(target)) = (&finishing, target) {
         return Err(Error::Usage(format!(
             "the run in `{}` was rolling back `{target}` when it died: finish that with `runbook rollback --set vars.deployment={target}` (it runs only what still stands)",
             dir.display()
         )));
     }
-    let script = start["script"].as_str().unwrap_or("").to_string();
+    let script = start.script.clone();
     let runbook = match script.strip_prefix("<shipped>/runbooks/") {
         Some(name) => name.trim_end_matches(".rhai").to_string(),
         None => script,
     };
-    let text = |k: &str| start[k].as_str().map(str::to_string);
+    let given = start.run.clone().unwrap_or_default();
     // The run's own `--set`s, then those given now: settings that govern the resume itself
     // (`resume.*`) are the resume's to give; any other change shows as a changed config below.
     // A secret's value is never in the journal (an older journal holds `[REDACTED]`): secrets
     // are given again to the resume.
-    let mut sets: Vec<String> = start["sets"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(str::to_string))
-                .filter(|s| !is_secret_set(s))
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut sets: Vec<String> = given
+        .sets
+        .iter()
+        .filter(|s| !is_secret_set(s))
+        .cloned()
+        .collect();
     let resume_sets = common.sets.clone();
     sets.extend(common.sets.iter().cloned());
     let common = Common {
         sets,
-        config_file: text("config_file")
+        config_file: given
+            .config_file
+            .clone()
             .map(PathBuf::from)
             .or_else(|| common.config_file.clone()),
         ..common.clone()
     };
     let opts = RunOptions {
         runbook,
-        answers: text("answers_file").map(PathBuf::from),
-        yes: start["yes"] == true,
-        approve: start["approve"] == true,
+        answers: given.answers_file.clone().map(PathBuf::from),
+        yes: given.yes,
+        approve: given.approve,
         // A resumed run keeps its mode: a dry-run that died is resumed as a dry-run.
-        dry_run: start["dry_run"] == true,
+        dry_run: start.dry_run,
         deployments_dir: dir.parent().map(Path::to_path_buf),
         take_over: None,
-        presets: start["presets"]
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        presets: given.presets.clone(),
     };
     run_with(
         &common,
@@ -362,48 +358,50 @@ pub struct Finishing {
 }
 
 /// Whether the journal's last rollback started and never ended, and what it left.
-fn unfinished_rollback(records: &[serde_json::Value]) -> Option<Finishing> {
-    let started = records
+fn unfinished_rollback(entries: &[crate::journal::Entry]) -> Option<Finishing> {
+    let started = entries
         .iter()
-        .rposition(|r| r["type"] == "rollback.start")?;
-    if records[started..]
+        .rposition(|e| matches!(e.record, Record::RollbackStart { .. }))?;
+    if entries[started..]
         .iter()
-        .any(|r| r["type"] == "rollback.end")
+        .any(|e| matches!(e.record, Record::RollbackEnd { .. }))
     {
         return None;
     }
-    let undos = crate::artifacts::standing_undos(records)
+    let undos = crate::undo::standing(entries)
         .into_iter()
         .rev()
-        .filter_map(|r| {
-            Some(crate::undo::Undo {
-                id: r["undo"].as_u64()?,
-                label: r["label"].as_str().unwrap_or("").to_string(),
-                action: serde_json::from_value(r["action"].clone()).ok()?,
-            })
-        })
+        .map(|s| s.undo)
         .collect();
-    let in_flight = records[started..]
+    let finished = |n: u64| {
+        entries
+            .iter()
+            .any(|e| matches!(&e.record, Record::EffectResult(r) if r.effect == n))
+    };
+    let in_flight = entries[started..]
         .iter()
-        .filter(|r| r["type"] == "effect.intent" && r["kind"] == "undo")
-        .filter(|r| {
-            !records
-                .iter()
-                .any(|x| x["type"] == "effect.result" && x["effect"] == r["effect"])
-        })
-        .filter_map(|r| {
-            Some((
-                r["effect"].as_u64()?,
-                r["intent"]["undo"].as_u64()?,
-                r["name"].as_str().unwrap_or("").to_string(),
-            ))
+        .filter_map(|e| match &e.record {
+            Record::EffectIntent {
+                effect,
+                kind,
+                name,
+                intent,
+                ..
+            } if kind == "undo" && !finished(*effect) => {
+                Some((*effect, intent["undo"].as_u64()?, name.clone()))
+            }
+            _ => None,
         })
         .next_back();
     let child = in_flight.as_ref().and_then(|(effect, _, _)| {
-        records
-            .iter()
-            .rfind(|x| x["type"] == "effect.child" && x["effect"].as_u64() == Some(*effect))
-            .and_then(|x| Some((x["group"].as_i64()? as i32, x["start"].as_u64())))
+        entries.iter().rev().find_map(|e| match &e.record {
+            Record::EffectChild {
+                effect: n,
+                group,
+                start,
+            } if n == effect => Some((*group, *start)),
+            _ => None,
+        })
     });
     Some(Finishing {
         undos,
@@ -490,7 +488,7 @@ pub struct Resume {
     pub next_effect: u64,
     pub in_flight: Option<crate::effects::InFlight>,
     pub answers: Vec<(String, serde_yaml::Value)>,
-    pub start: serde_json::Value,
+    pub start: crate::record::RunStart,
     pub force: bool,
     /// The run died while rolling back: finish that rollback rather than run the script again.
     pub finishing: Option<Finishing>,
@@ -565,7 +563,8 @@ pub fn run_with(
             .names()
             .map(str::to_string)
             .collect();
-        for s in r.start["secrets"].as_array().into_iter().flatten() {
+        let given = r.start.run.clone().unwrap_or_default();
+        for s in given.secrets.as_array().into_iter().flatten() {
             let name = s["name"].as_str().unwrap_or("");
             if name.is_empty() || have.iter().any(|h| h == name) {
                 continue;
@@ -579,7 +578,7 @@ pub fn run_with(
                 "the run was started with the secret `{name}`, which this resume was not given\n  help: give it again: {help}"
             )));
         }
-        let before = &r.start["inputs"];
+        let before = &given.inputs;
         let changed: Vec<&str> = ["script", "config", "answers"]
             .into_iter()
             .filter(|k| before.get(*k).is_some_and(|v| *v != hashes[*k]))

@@ -376,3 +376,68 @@ pub fn describe_json(v: &Value) -> String {
         .map(|a| a.describe())
         .unwrap_or_else(|_| v.to_string())
 }
+
+/// An undo step a run registered and nothing carried out or discarded since.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Standing {
+    pub undo: Undo,
+    /// The command line it will run, as its adapter shows it.
+    pub shows: Option<String>,
+    /// The stage it was registered in.
+    pub stage: Option<String>,
+}
+
+/// The undo steps a journal leaves standing, last registered first (the order they run in).
+pub fn standing(entries: &[crate::journal::Entry]) -> Vec<Standing> {
+    // The last result of an effect is its result.
+    let results: std::collections::HashMap<u64, bool> = entries
+        .iter()
+        .filter_map(|e| match &e.record {
+            Record::EffectResult(r) => Some((r.effect, r.ok)),
+            _ => None,
+        })
+        .collect();
+    let mut standing: Vec<Standing> = Vec::new();
+    for e in entries {
+        match &e.record {
+            // A resumed run registers again the undos of the steps it replays: one stands once.
+            Record::UndoRegister {
+                undo,
+                label,
+                action,
+                shows,
+                stage,
+            } => {
+                standing.retain(|s| s.undo.id != *undo);
+                standing.push(Standing {
+                    undo: Undo {
+                        id: *undo,
+                        label: label.clone(),
+                        action: action.clone(),
+                    },
+                    shows: shows.clone(),
+                    stage: stage.clone(),
+                });
+            }
+            // Discarded, or carried out by a later process: no longer standing.
+            Record::UndoDiscard { undos, .. } => standing.retain(|s| !undos.contains(&s.undo.id)),
+            Record::UndoExternal(x) if x.ok => standing.retain(|s| !x.undos.contains(&s.undo.id)),
+            Record::EffectIntent {
+                effect,
+                kind,
+                intent,
+                dry_run,
+                ..
+            } if kind == "undo" => {
+                let done = results.get(effect) == Some(&true);
+                if done && !dry_run {
+                    let id = intent["undo"].as_u64();
+                    standing.retain(|s| Some(s.undo.id) != id);
+                }
+            }
+            _ => {}
+        }
+    }
+    standing.reverse();
+    standing
+}

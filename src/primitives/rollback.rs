@@ -263,28 +263,35 @@ enum Seen {
 /// What the rollback run in `by_run` recorded of undo `id`.
 fn seen_in(by_run: &str, id: u64) -> Seen {
     let path = std::path::Path::new(by_run).join(crate::journal::FILE_NAME);
-    let Ok((records, _)) = crate::journal::read(&path) else {
+    let Ok((entries, _)) = crate::journal::read_entries(&path) else {
         return Seen::Unknown(None);
     };
-    let Some(intent) = records.iter().rfind(|r| {
-        r["type"] == "effect.intent"
-            && r["kind"] == "undo"
-            && r["intent"]["undo"].as_u64() == Some(id)
+    let Some(effect) = entries.iter().rev().find_map(|e| match &e.record {
+        Record::EffectIntent {
+            effect,
+            kind,
+            intent,
+            ..
+        } if kind == "undo" && intent["undo"].as_u64() == Some(id) => Some(*effect),
+        _ => None,
     }) else {
         return Seen::NotStarted;
     };
-    match records
-        .iter()
-        .find(|r| r["type"] == "effect.result" && r["effect"] == intent["effect"])
-    {
-        Some(r) if r["ok"] == true && r["dry_run"] != true => Seen::Done,
+    let result = entries.iter().find_map(|e| match &e.record {
+        Record::EffectResult(r) if r.effect == effect => Some(r),
+        _ => None,
+    });
+    match result {
+        Some(r) if r.ok && r.dry_run != Some(true) => Seen::Done,
         Some(_) => Seen::Failed,
-        None => Seen::Unknown(
-            records
-                .iter()
-                .rfind(|r| r["type"] == "effect.child" && r["effect"] == intent["effect"])
-                .and_then(|r| Some((r["group"].as_i64()? as i32, r["start"].as_u64()))),
-        ),
+        None => Seen::Unknown(entries.iter().rev().find_map(|e| match &e.record {
+            Record::EffectChild {
+                effect: n,
+                group,
+                start,
+            } if *n == effect => Some((*group, *start)),
+            _ => None,
+        })),
     }
 }
 
@@ -293,39 +300,40 @@ fn seen_in(by_run: &str, id: u64) -> Seen {
 fn load_standing(dir: &str) -> RhaiResult<(Vec<crate::undo::Undo>, Option<Unfinished>)> {
     let path = std::path::Path::new(dir).join(crate::journal::FILE_NAME);
     let (records, _) = crate::journal::read(&path).map_err(|e| fail(e.summary()))?;
-    let mut out = Vec::new();
-    for r in crate::artifacts::standing_undos(&records).into_iter().rev() {
-        let action: Action = serde_json::from_value(r["action"].clone()).map_err(|e| {
-            fail(format!(
-                "{}: an undo record is not readable: {e}",
-                path.display()
-            ))
-        })?;
-        out.push(crate::undo::Undo {
-            id: r["undo"].as_u64().unwrap_or(0),
-            label: r["label"].as_str().unwrap_or("").to_string(),
-            action,
-        });
-    }
-    let mut started: Vec<(u64, String)> = Vec::new();
-    for r in &records {
-        let ids = || -> Vec<u64> {
-            r["undos"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(serde_json::Value::as_u64)
-                .collect()
+    let entries: Vec<crate::journal::Entry> = records
+        .iter()
+        .map(crate::journal::Entry::from_value)
+        .collect();
+    // An undo record whose action this version cannot read would be left out silently.
+    if let Some(e) = entries.iter().find(
+        |e| matches!(&e.record, crate::journal::Record::Other(v) if v["type"] == "undo.register"),
+    ) {
+        let why = match &e.record {
+            crate::journal::Record::Other(v) => {
+                serde_json::from_value::<Action>(v["action"].clone())
+                    .err()
+                    .map(|e| e.to_string())
+                    .unwrap_or_else(|| "its fields do not fit".into())
+            }
+            _ => String::new(),
         };
-        match r["type"].as_str() {
-            Some("undo.external.start") => {
-                let by = r["by_run"].as_str().unwrap_or("").to_string();
-                started.extend(ids().into_iter().map(|id| (id, by.clone())));
+        return Err(fail(format!(
+            "{}: an undo record is not readable: {why}",
+            path.display()
+        )));
+    }
+    let out: Vec<crate::undo::Undo> = crate::undo::standing(&entries)
+        .into_iter()
+        .rev()
+        .map(|s| s.undo)
+        .collect();
+    let mut started: Vec<(u64, String)> = Vec::new();
+    for e in &entries {
+        match &e.record {
+            Record::UndoExternalStart { undos, by_run, .. } => {
+                started.extend(undos.iter().map(|id| (*id, by_run.clone())));
             }
-            Some("undo.external") => {
-                let done = ids();
-                started.retain(|(id, _)| !done.contains(id));
-            }
+            Record::UndoExternal(x) => started.retain(|(id, _)| !x.undos.contains(id)),
             _ => {}
         }
     }
