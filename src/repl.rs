@@ -288,11 +288,12 @@ pub fn run(common: &Common, opts: &ReplOptions, ui: &Ui) -> Result<i32, Error> {
     };
     // The emergency actions act on the side that is live: the deployment's journal says which,
     // not the static config.
-    let live = attached.as_deref().and_then(|d| {
-        crate::journal::read(&d.join(crate::journal::FILE_NAME))
-            .ok()
-            .and_then(|(records, _)| crate::incident::live(&records))
-    });
+    let entries: Vec<crate::journal::Entry> = attached
+        .as_deref()
+        .and_then(|d| crate::journal::read_entries(&d.join(crate::journal::FILE_NAME)).ok())
+        .map(|(entries, _)| entries)
+        .unwrap_or_default();
+    let live = crate::incident::live(&entries);
     // The versions in play: as configured (before the live side below replaces
     // `current_version`), and every one the deployment sent traffic to.
     let mut versions: Vec<String> = [&loaded.config.current_version, &loaded.config.version]
@@ -300,14 +301,9 @@ pub fn run(common: &Common, opts: &ReplOptions, ui: &Ui) -> Result<i32, Error> {
         .flatten()
         .cloned()
         .collect();
-    if let Some(d) = &attached {
-        let records = crate::journal::read(&d.join(crate::journal::FILE_NAME))
-            .map(|(r, _)| r)
-            .unwrap_or_default();
-        for r in records.iter().filter(|r| r["type"] == "traffic") {
-            for v in r["weights"].as_object().into_iter().flat_map(|w| w.keys()) {
-                versions.push(v.clone());
-            }
+    for e in &entries {
+        if let Record::Traffic { weights, .. } = &e.record {
+            versions.extend(weights.keys().cloned());
         }
     }
     let mut seen = std::collections::HashSet::new();
@@ -475,14 +471,14 @@ fn acted(journal: &Path) -> bool {
     };
     records.iter().any(|r| {
         !matches!(
-            r["type"].as_str().unwrap_or(""),
-            "run.start"
-                | "run.end"
-                | "repl.input"
-                | "repl.result"
-                | "repl.error"
-                | "repl.load"
-                | "repl.journal_damaged"
+            Record::from_value(r),
+            Record::RunStart(_)
+                | Record::RunEnd { .. }
+                | Record::ReplInput { .. }
+                | Record::ReplResult { .. }
+                | Record::ReplError { .. }
+                | Record::ReplLoad { .. }
+                | Record::ReplJournalDamaged { .. }
         )
     })
 }
@@ -1382,119 +1378,45 @@ fn rollback(
 
 /// When nothing is standing because the deployment was rolled back already: when, by whom.
 fn already_rolled_back(dir: &Path) -> Option<String> {
-    let (records, _) = crate::journal::read(&dir.join(crate::journal::FILE_NAME)).ok()?;
-    if !crate::artifacts::standing_undos(&records).is_empty() {
+    use crate::journal::Entry;
+    let (entries, _) = crate::journal::read_entries(&dir.join(crate::journal::FILE_NAME)).ok()?;
+    if !crate::undo::standing(&entries).is_empty() {
         return None;
     }
-    let user_of = |records: &[Value]| {
-        records
+    let user_of = |entries: &[Entry]| {
+        entries
             .iter()
-            .find(|r| r["type"] == "run.start")
-            .and_then(|r| r["user"].as_str().map(str::to_string))
+            .find_map(|e| match &e.record {
+                Record::RunStart(s) => Some(s.user.clone()),
+                _ => None,
+            })
             .unwrap_or_else(|| "someone unknown".into())
     };
-    let by = |ts: &Value, who: String, run: String| {
+    let by = |ts: &str, who: String, run: String| {
         format!(
             "`{}` was already rolled back at {} by {who} (run {run}): no undo step is standing",
             dir.display(),
-            ts.as_str().unwrap_or("an unknown time")
+            if ts.is_empty() { "an unknown time" } else { ts }
         )
     };
-    if let Some(r) = records
-        .iter()
-        .rfind(|r| r["type"] == "undo.external" && r["ok"] == true)
-    {
-        let run = r["by_run"].as_str().unwrap_or("").to_string();
-        let who = crate::journal::read(&Path::new(&run).join(crate::journal::FILE_NAME))
+    if let Some((ts, run)) = entries.iter().rev().find_map(|e| match &e.record {
+        Record::UndoExternal(x) if x.ok => Some((e.ts.as_str(), x.by_run.clone())),
+        _ => None,
+    }) {
+        let who = crate::journal::read_entries(&Path::new(&run).join(crate::journal::FILE_NAME))
             .map(|(rs, _)| user_of(&rs))
             .unwrap_or_else(|_| "someone unknown".into());
-        return Some(by(&r["ts"], who, run));
+        return Some(by(ts, who, run));
     }
-    let own = records
-        .iter()
-        .rfind(|r| r["type"] == "effect.result" && r["kind"] == "undo" && r["ok"] == true)?;
+    let own = entries.iter().rev().find_map(|e| match &e.record {
+        Record::EffectResult(r) if r.kind == "undo" && r.ok => Some(e.ts.as_str()),
+        _ => None,
+    })?;
     Some(by(
-        &own["ts"],
-        user_of(&records),
+        own,
+        user_of(&entries),
         format!("{}, its own", dir.display()),
     ))
-}
-
-/// `status()` for a person: what is live and since when, the last verdict, a rollback already
-/// done, the undo steps standing, whether the journal holds.
-fn summary(
-    dir: &Path,
-    records: &[Value],
-    v: &Value,
-    live: Option<&crate::incident::Live>,
-    damaged: Option<&str>,
-) -> Vec<String> {
-    let text = |v: &Value| v.as_str().map(str::to_string).unwrap_or_default();
-    let mut out = Vec::new();
-    let strategy = text(&v["strategy"]);
-    out.push(format!(
-        "deployment {}: {}{}",
-        dir.display(),
-        text(&v["outcome"]),
-        if strategy.is_empty() {
-            String::new()
-        } else {
-            format!(" ({strategy})")
-        }
-    ));
-    out.push(match live {
-        None => "  live: no traffic change recorded".to_string(),
-        Some(l) => format!("  live: {} since {}", l.what, l.since),
-    });
-    match records.iter().rfind(|r| r["type"] == "verdict") {
-        Some(r) => {
-            let verdict = &r["verdict"];
-            let version = text(&verdict["version"]);
-            out.push(format!(
-                "  last verdict: {}{}: {}, at {}",
-                text(&verdict["verdict"]),
-                if version.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({version})")
-                },
-                text(&verdict["reason"]),
-                text(&r["ts"])
-            ));
-        }
-        None => out.push("  last verdict: none".into()),
-    }
-    let undone: Vec<&Value> = records
-        .iter()
-        .filter(|r| r["type"] == "undo.external" && r["ok"] == true)
-        .collect();
-    if let Some(last) = undone.last() {
-        out.push(format!(
-            "  rolled back: {} undo step(s) by {}, last at {}",
-            undone.len(),
-            text(&last["by_run"]),
-            text(&last["ts"])
-        ));
-    }
-    let standing = v["undo_standing"].as_array().cloned().unwrap_or_default();
-    out.push(if standing.is_empty() {
-        "  undo steps standing: none".into()
-    } else {
-        format!(
-            "  undo steps standing: {} ({}): rollback() runs them",
-            standing.len(),
-            standing
-                .iter()
-                .map(|u| text(&u["label"]))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    });
-    out.push(match damaged {
-        None => "  journal: intact".into(),
-        Some(d) => format!("  journal: {d}"),
-    });
-    out
 }
 
 /// What is wrong with a run directory's journal, if anything: a broken hash chain, no records,
@@ -1532,10 +1454,10 @@ fn live_holder(session: &Session, dir: Option<&Path>) -> Option<crate::lock::Hol
     let environment = dir
         .and_then(|d| crate::journal::read(&d.join(crate::journal::FILE_NAME)).ok())
         .and_then(|(records, _)| {
-            records
-                .iter()
-                .find(|r| r["type"] == "lock.acquire")
-                .and_then(|r| r["lock"]["environment"].as_str().map(str::to_string))
+            records.iter().find_map(|r| match Record::from_value(r) {
+                Record::LockAcquire { lock } => Some(lock.environment),
+                _ => None,
+            })
         })
         .unwrap_or_else(|| session.config.config.lock.environment.clone());
     let root = match dir {
@@ -1600,47 +1522,8 @@ fn status(session: &Shared, state: &State) -> Result<Dynamic, Box<EvalAltResult>
     };
     let (records, _) = crate::journal::read(&dir.join(crate::journal::FILE_NAME))
         .map_err(|e| crate::primitives::fail(e.summary()))?;
-    let get = |t: &str| {
-        records
-            .iter()
-            .filter(|r| r["type"] == t)
-            .cloned()
-            .collect::<Vec<Value>>()
-    };
-    let strategy = get("strategy")
-        .last()
-        .map(|r| r["strategy"].clone())
-        .unwrap_or(Value::Null);
-    let stage = get("stage.start")
-        .last()
-        .map(|r| r["stage"].clone())
-        .unwrap_or(Value::Null);
-    let outcome = json!(crate::artifacts::outcome_text(&records));
-    let verdicts: Vec<Value> = get("verdict")
-        .into_iter()
-        .map(|r| r["verdict"].clone())
-        .collect();
-    // The last traffic change the run made, as it was asked for.
-    let live = crate::incident::live(&records);
-    let traffic = live
-        .as_ref()
-        .map(|l| l.record.clone())
-        .unwrap_or(Value::Null);
-    let standing: Vec<Value> = crate::artifacts::standing_undos(&records)
-        .into_iter()
-        .map(|u| json!({ "label": u.undo.label, "action": u.undo.action.describe() }))
-        .collect();
-    let v = json!({
-        "deployment": dir.display().to_string(),
-        "strategy": strategy,
-        "stage": stage,
-        "outcome": outcome,
-        "traffic": traffic,
-        "verdicts": verdicts,
-        "undo_standing": standing,
-        "journal": state.damaged.clone().unwrap_or_else(|| "intact".into()),
-    });
-    for line in summary(dir, &records, &v, live.as_ref(), state.damaged.as_deref()) {
+    let (v, lines) = crate::artifacts::status(dir, &records, state.damaged.as_deref());
+    for line in lines {
         session.shout(&line);
     }
     Ok(crate::primitives::from_json(&v))
