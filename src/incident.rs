@@ -422,7 +422,7 @@ mod live_tests {
     fn live_is_what_the_adapter_recorded_never_a_guess_from_a_url() {
         let guessable = json!({ "type": "effect.intent", "ts": "t1", "effect": 1, "kind": "http",
             "name": "POST http://fleet/_fleet/weights", "intent": { "url": "http://fleet/_fleet/weights" } });
-        assert!(live(&entries(&[guessable.clone()])).is_none());
+        assert!(live(&entries(std::slice::from_ref(&guessable))).is_none());
         let recorded = json!({ "type": "traffic", "ts": "t2", "live": "v2", "colour": "green",
             "weights": { "v2": 100 }, "dry_run": false, "stage": "Deploy" });
         let planned = json!({ "type": "traffic", "ts": "t3", "live": "v3", "colour": null,
