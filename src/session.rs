@@ -206,7 +206,12 @@ impl Session {
                 InFlightChoice::Skip => {
                     let v = serde_json::json!({ "skipped": true, "code": 0, "ok": true, "status": 200 });
                     self.effects.borrow_mut().finish(pending, &Ok(v.clone()));
-                    return Ok(Gated::Acted(v));
+                    // Nothing was acted on: a dry-run's skip is still only a plan.
+                    return Ok(if self.dry_run() {
+                        Gated::Planned(v)
+                    } else {
+                        Gated::Acted(v)
+                    });
                 }
                 InFlightChoice::Rollback => {
                     // Closed, so a resume of this resume does not meet it again.
