@@ -5,7 +5,11 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use std::collections::HashMap;
+
 use crate::error::Error;
+use crate::journal::{Entry, Record};
+use crate::record::EffectResult;
 use crate::secrets::Redactor;
 
 pub const PLAN: &str = "deployment-plan.md";
@@ -41,10 +45,27 @@ pub(crate) fn of_type<'a>(
     records.iter().filter(move |r| s(r, "type") == t)
 }
 
-/// The result record of each effect, by effect number.
-fn results(records: &[Value]) -> std::collections::HashMap<u64, &Value> {
+/// The result record of each effect as JSON, by effect number (the post-mortem's story still
+/// reads its records as JSON: it needs each one's time).
+fn value_results(records: &[Value]) -> HashMap<u64, &Value> {
     of_type(records, "effect.result")
         .filter_map(|r| r.get("effect").and_then(Value::as_u64).map(|n| (n, r)))
+        .collect()
+}
+
+/// The records, typed.
+fn entries(records: &[Value]) -> Vec<Entry> {
+    records.iter().map(Entry::from_value).collect()
+}
+
+/// The (last) result record of each effect, by effect number.
+fn results(entries: &[Entry]) -> HashMap<u64, &EffectResult> {
+    entries
+        .iter()
+        .filter_map(|e| match &e.record {
+            Record::EffectResult(r) => Some((r.effect, r)),
+            _ => None,
+        })
         .collect()
 }
 
@@ -57,47 +78,54 @@ struct Header<'a> {
     host: &'a str,
 }
 
-fn header(records: &[Value]) -> Header<'_> {
-    let start = of_type(records, "run.start").next();
-    let get = |k: &str| start.map(|r| s(r, k)).unwrap_or("");
+fn header(entries: &[Entry]) -> Header<'_> {
+    let start = entries.iter().find_map(|e| match &e.record {
+        Record::RunStart(s) => Some((e.ts.as_str(), s)),
+        _ => None,
+    });
     Header {
-        feature: get("feature"),
-        script: get("script"),
-        started: start.map(|r| s(r, "ts")).unwrap_or(""),
-        dry_run: start
-            .and_then(|r| r.get("dry_run"))
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
-        by: get("user"),
-        host: get("host"),
+        feature: start.map_or("", |(_, s)| &s.feature),
+        script: start.map_or("", |(_, s)| &s.script),
+        started: start.map_or("", |(ts, _)| ts),
+        dry_run: start.is_some_and(|(_, s)| s.dry_run),
+        by: start.map_or("", |(_, s)| &s.user),
+        host: start.map_or("", |(_, s)| &s.host),
     }
 }
 
-fn outcome(records: &[Value]) -> (String, String) {
-    let (own, error) = match of_type(records, "run.end").last() {
-        Some(r) => (s(r, "outcome").to_string(), s(r, "error").to_string()),
+fn outcome(entries: &[Entry]) -> (String, String) {
+    let end = entries.iter().rev().find_map(|e| match &e.record {
+        Record::RunEnd { outcome, error, .. } => Some((outcome, error)),
+        _ => None,
+    });
+    let (own, error) = match end {
+        Some((outcome, error)) => (
+            outcome.clone(),
+            error
+                .as_ref()
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+        ),
         None => (
             "unfinished (the journal has no end record)".into(),
             String::new(),
         ),
     };
     // Rolled back later by another process (the REPL, `runbook rollback`): say so, by whom, when.
-    match of_type(records, "undo.external")
-        .filter(|r| r["ok"].as_bool() == Some(true))
-        .last()
-    {
-        Some(last) => {
-            let what = if standing_undos(records).is_empty() {
+    let last = entries.iter().rev().find_map(|e| match &e.record {
+        Record::UndoExternal(x) if x.ok => Some((e.ts.as_str(), x.by_run.as_str())),
+        _ => None,
+    });
+    match last {
+        Some((ts, by_run)) => {
+            let what = if crate::undo::standing(entries).is_empty() {
                 "rolled back"
             } else {
                 "partly rolled back"
             };
             (
-                format!(
-                    "{what} by {} at {} (the run itself: {own})",
-                    s(last, "by_run"),
-                    s(last, "ts")
-                ),
+                format!("{what} by {by_run} at {ts} (the run itself: {own})"),
                 error,
             )
         }
@@ -107,7 +135,7 @@ fn outcome(records: &[Value]) -> (String, String) {
 
 /// The outcome as the artifacts state it, a later rollback by another run included.
 pub fn outcome_text(records: &[Value]) -> String {
-    outcome(records).0
+    outcome(&entries(records)).0
 }
 
 /// A deployment's state, for the REPL's `status()`: a map for scripts (strategy, stage, outcome,
@@ -217,43 +245,67 @@ pub fn status(dir: &Path, records: &[Value], damaged: Option<&str>) -> (Value, V
     (v, out)
 }
 
-fn strategy(records: &[Value]) -> String {
-    of_type(records, "strategy")
-        .last()
-        .map(|r| s(r, "strategy").to_string())
+fn strategy(entries: &[Entry]) -> String {
+    entries
+        .iter()
+        .rev()
+        .find_map(|e| match &e.record {
+            Record::Strategy { strategy } => Some(strategy.clone()),
+            _ => None,
+        })
         .unwrap_or_else(|| "not chosen in this run".into())
 }
 
-fn command_of(intent: &Value) -> String {
-    let i = intent.get("intent").unwrap_or(&Value::Null);
-    match s(intent, "kind") {
-        "sh" => s(i, "command").to_string(),
+/// An effect announced (`effect.intent`): its number, kind, name and intent.
+struct Intent<'a> {
+    effect: u64,
+    kind: &'a str,
+    name: &'a str,
+    intent: &'a Value,
+}
+
+fn intents(entries: &[Entry]) -> impl Iterator<Item = Intent<'_>> {
+    entries.iter().filter_map(|e| match &e.record {
+        Record::EffectIntent {
+            effect,
+            kind,
+            name,
+            intent,
+            ..
+        } => Some(Intent {
+            effect: *effect,
+            kind,
+            name,
+            intent,
+        }),
+        _ => None,
+    })
+}
+
+fn command_of(i: &Intent) -> String {
+    match i.kind {
+        "sh" => s(i.intent, "command").to_string(),
         "undo" => i
+            .intent
             .get("action")
             .map(crate::undo::describe_json)
             .unwrap_or_default(),
-        _ => s(intent, "name").to_string(),
+        _ => i.name.to_string(),
     }
 }
 
-fn result_text(r: Option<&&Value>, dry: bool) -> String {
+fn result_text(r: Option<&&EffectResult>, dry: bool) -> String {
     match r {
         None => "no result recorded (in flight when the run stopped)".into(),
         Some(_) if dry => "planned".into(),
-        Some(r) if r.get("ok").and_then(Value::as_bool) == Some(true) => {
-            let res = r.get("result").unwrap_or(&Value::Null);
-            match res.get("code").and_then(Value::as_i64) {
-                Some(c) => format!(
-                    "exit {c}, {} ms",
-                    r.get("ms").and_then(Value::as_u64).unwrap_or(0)
-                ),
-                None => format!(
-                    "ok, {} ms",
-                    r.get("ms").and_then(Value::as_u64).unwrap_or(0)
-                ),
+        Some(r) if r.ok => {
+            let ms = r.ms.unwrap_or(0);
+            match r.result.get("code").and_then(Value::as_i64) {
+                Some(c) => format!("exit {c}, {ms} ms"),
+                None => format!("ok, {ms} ms"),
             }
         }
-        Some(r) => format!("FAILED: {}", s(r, "error")),
+        Some(r) => format!("FAILED: {}", r.error.as_deref().unwrap_or("")),
     }
 }
 
@@ -262,9 +314,10 @@ fn md_cell(text: &str) -> String {
 }
 
 pub fn plan(records: &[Value]) -> String {
-    let h = header(records);
-    let (outcome, _) = outcome(records);
-    let res = results(records);
+    let entries = entries(records);
+    let h = header(&entries);
+    let (outcome, _) = outcome(&entries);
+    let res = results(&entries);
     let mut out = String::new();
     let _ = writeln!(out, "# Deployment Plan - {}\n", h.feature);
     let _ = writeln!(out, "- Runbook: `{}`", h.script);
@@ -278,7 +331,7 @@ pub fn plan(records: &[Value]) -> String {
             "live"
         }
     );
-    let _ = writeln!(out, "- Strategy: {}", strategy(records));
+    let _ = writeln!(out, "- Strategy: {}", strategy(&entries));
     let _ = writeln!(out, "- Outcome: {outcome}\n");
 
     if !h.dry_run {
@@ -291,27 +344,25 @@ pub fn plan(records: &[Value]) -> String {
 
     let _ = writeln!(out, "## Stages\n");
     let mut n = 0;
-    for r in of_type(records, "stage.end") {
-        n += 1;
-        let status = if r.get("ok").and_then(Value::as_bool) == Some(true) {
-            "done"
-        } else {
-            "FAILED"
-        };
-        let _ = writeln!(
-            out,
-            "{n}. {} ({status}, {} ms)",
-            s(r, "stage"),
-            r.get("ms").and_then(Value::as_u64).unwrap_or(0)
-        );
-    }
-    for r in of_type(records, "stage.start") {
-        let name = s(r, "stage");
-        let ended = of_type(records, "stage.end")
-            .any(|e| s(e, "stage") == name && e["seq"].as_u64() > r["seq"].as_u64());
-        if !ended {
-            n += 1;
-            let _ = writeln!(out, "{n}. {name} (not finished)");
+    let ends: Vec<(u64, &str)> = entries
+        .iter()
+        .filter_map(|e| match &e.record {
+            Record::StageEnd { stage, ok, ms, .. } => {
+                n += 1;
+                let status = if *ok { "done" } else { "FAILED" };
+                let _ = writeln!(out, "{n}. {stage} ({status}, {ms} ms)");
+                Some((e.seq, stage.as_str()))
+            }
+            _ => None,
+        })
+        .collect();
+    for e in &entries {
+        if let Record::StageStart { stage } = &e.record {
+            let ended = ends.iter().any(|(seq, s)| s == stage && *seq > e.seq);
+            if !ended {
+                n += 1;
+                let _ = writeln!(out, "{n}. {stage} (not finished)");
+            }
         }
     }
     if n == 0 {
@@ -322,15 +373,14 @@ pub fn plan(records: &[Value]) -> String {
     let _ = writeln!(out, "| Effect | Stage | Command | Result |");
     let _ = writeln!(out, "|---|---|---|---|");
     let mut any = false;
-    for i in of_type(records, "effect.intent").filter(|r| matches!(s(r, "kind"), "sh" | "undo")) {
+    for i in intents(&entries).filter(|i| matches!(i.kind, "sh" | "undo")) {
         any = true;
-        let e = i.get("effect").and_then(Value::as_u64).unwrap_or(0);
-        let stage = i.get("intent").map(|x| s(x, "stage")).unwrap_or("");
+        let e = i.effect;
         let _ = writeln!(
             out,
             "| {e} | {} | `{}` | {} |",
-            md_cell(stage),
-            md_cell(&command_of(i)),
+            md_cell(s(i.intent, "stage")),
+            md_cell(&command_of(&i)),
             md_cell(&result_text(res.get(&e), h.dry_run))
         );
     }
@@ -338,19 +388,18 @@ pub fn plan(records: &[Value]) -> String {
         let _ = writeln!(out, "| | | (no commands) | |");
     }
 
-    let others: Vec<&Value> = of_type(records, "effect.intent")
-        .filter(|r| matches!(s(r, "kind"), "check" | "check_all" | "notify"))
+    let others: Vec<Intent> = intents(&entries)
+        .filter(|i| matches!(i.kind, "check" | "check_all" | "notify"))
         .collect();
     if !others.is_empty() {
         let _ = writeln!(out, "\n## Checks and notifications\n");
         for i in others {
-            let e = i.get("effect").and_then(Value::as_u64).unwrap_or(0);
             let _ = writeln!(
                 out,
                 "- {} `{}`: {}",
-                s(i, "kind"),
-                s(i, "name"),
-                result_text(res.get(&e), h.dry_run)
+                i.kind,
+                i.name,
+                result_text(res.get(&i.effect), h.dry_run)
             );
         }
     }
@@ -358,19 +407,24 @@ pub fn plan(records: &[Value]) -> String {
 }
 
 pub fn checklist(records: &[Value]) -> Option<String> {
-    let lists: Vec<&Value> = of_type(records, "effect.result")
-        .filter(|r| s(r, "kind") == "prompt.checklist")
-        .collect();
-    let approvals: Vec<&Value> = of_type(records, "effect.result")
-        .filter(|r| s(r, "kind") == "prompt.approve")
-        .collect();
+    let entries = entries(records);
+    let answered = |kind: &str| -> Vec<&Value> {
+        entries
+            .iter()
+            .filter_map(|e| match &e.record {
+                Record::EffectResult(r) if r.kind == kind => Some(&r.result),
+                _ => None,
+            })
+            .collect()
+    };
+    let lists = answered("prompt.checklist");
+    let approvals = answered("prompt.approve");
     if lists.is_empty() && approvals.is_empty() {
         return None;
     }
-    let h = header(records);
+    let h = header(&entries);
     let mut out = format!("# Pre-deployment Checklist - {}\n\n", h.feature);
-    for l in lists {
-        let r = &l["result"];
+    for r in lists {
         let _ = writeln!(out, "## {}\n", s(r, "title"));
         let _ = writeln!(out, "| Item | Answer | By | How | When |");
         let _ = writeln!(out, "|---|---|---|---|---|");
@@ -388,8 +442,7 @@ pub fn checklist(records: &[Value]) -> Option<String> {
         }
         out.push('\n');
     }
-    for a in approvals {
-        let r = &a["result"];
+    for r in approvals {
         let approved = r["approved"].as_bool() == Some(true);
         let _ = writeln!(out, "## Critical approval\n");
         let _ = writeln!(
@@ -416,10 +469,11 @@ pub fn standing_undos(records: &[Value]) -> Vec<crate::undo::Standing> {
 }
 
 pub fn rollback_plan(records: &[Value]) -> String {
-    let h = header(records);
-    let res = results(records);
+    let entries = entries(records);
+    let h = header(&entries);
+    let res = results(&entries);
     let mut out = format!("# Rollback Plan - {}\n\n", h.feature);
-    let standing = standing_undos(records);
+    let standing = crate::undo::standing(&entries);
     let _ = writeln!(out, "## Undo steps standing\n");
     if standing.is_empty() {
         let _ = writeln!(out, "None: nothing this run did is waiting to be undone.\n");
@@ -449,20 +503,18 @@ pub fn rollback_plan(records: &[Value]) -> String {
         }
         out.push('\n');
     }
-    let done: Vec<&Value> = of_type(records, "effect.intent")
-        .filter(|r| s(r, "kind") == "undo")
-        .collect();
+    let done: Vec<Intent> = intents(&entries).filter(|i| i.kind == "undo").collect();
     if !done.is_empty() {
         let _ = writeln!(out, "## Rollback carried out\n");
         for i in done {
-            let e = i["effect"].as_u64().unwrap_or(0);
+            let e = i.effect;
             let skipped = res
                 .get(&e)
-                .and_then(|r| r["result"]["returned"]["skipped"].as_str());
+                .and_then(|r| r.result["returned"]["skipped"].as_str());
             let _ = writeln!(
                 out,
                 "- {}: {}",
-                s(&i["intent"], "label"),
+                s(i.intent, "label"),
                 match skipped {
                     Some(why) => format!("skipped: {why}"),
                     None => result_text(res.get(&e), h.dry_run),
@@ -541,9 +593,11 @@ fn measurement_line(m: &Value) -> String {
 /// The opening of the post-mortem: what happened, impact, detection, response, and what is
 /// still standing, each read from the journal.
 fn story(records: &[Value]) -> String {
-    let h = header(records);
-    let (outcome, error) = outcome(records);
-    let res = results(records);
+    let entries = entries(records);
+    let h = header(&entries);
+    let (outcome, error) = outcome(&entries);
+    let res = value_results(records);
+    let typed = results(&entries);
     let mut out = String::new();
     // The verdict that ended the run: the last window that was not a success.
     let failing_at = records
@@ -588,7 +642,7 @@ fn story(records: &[Value]) -> String {
         } else {
             format!(" {version}")
         },
-        strategy(records),
+        strategy(&entries),
         clock(of_type(records, "run.start").next().unwrap_or(&Value::Null)),
         h.by,
         h.host
@@ -796,13 +850,13 @@ fn story(records: &[Value]) -> String {
                 clock(b),
                 md_cell(s(b, "reason"))
             );
-            for (i, r) in &undos {
+            for (i, _) in &undos {
                 let _ = writeln!(
                     out,
                     "- {} undo \"{}\": {}",
                     clock(i),
                     s(&i["intent"], "label"),
-                    result_text(*r, h.dry_run)
+                    result_text(i["effect"].as_u64().and_then(|e| typed.get(&e)), h.dry_run)
                 );
             }
             // Who was told.
@@ -817,7 +871,7 @@ fn story(records: &[Value]) -> String {
                     "- {} notified `{}`: {}",
                     clock(n),
                     s(n, "name"),
-                    result_text(res.get(&e), h.dry_run)
+                    result_text(typed.get(&e), h.dry_run)
                 );
             }
             if let Some(e) = rollback_end {
@@ -856,9 +910,10 @@ fn story(records: &[Value]) -> String {
 }
 
 pub fn post_mortem(records: &[Value]) -> String {
-    let h = header(records);
-    let (outcome, error) = outcome(records);
-    let res = results(records);
+    let entries = entries(records);
+    let h = header(&entries);
+    let (outcome, error) = outcome(&entries);
+    let res = results(&entries);
     let mut out = format!("# Post-mortem - {}\n\n", h.feature);
     let _ = writeln!(out, "- Runbook: `{}`", h.script);
     let _ = writeln!(out, "- Started: {} by {} on {}", h.started, h.by, h.host);
@@ -868,45 +923,49 @@ pub fn post_mortem(records: &[Value]) -> String {
     }
     let _ = writeln!(out, "\n{}", story(records).trim_end());
     let _ = writeln!(out, "\n## Timeline\n");
-    for r in records {
-        let t = clock(r);
-        let line = match s(r, "type") {
-            "run.start" => format!("run started: `{}`", s(r, "script")),
-            "stage.start" => format!("stage \"{}\" started", s(r, "stage")),
-            "stage.end" if r["ok"].as_bool() == Some(true) => {
-                format!("stage \"{}\" done", s(r, "stage"))
-            }
-            "stage.end" => format!("stage \"{}\" FAILED: {}", s(r, "stage"), s(r, "error")),
+    for (e, i) in entries.iter().zip(
+        // Each effect's intent, where the record is one.
+        entries
+            .iter()
+            .map(|e| intents(std::slice::from_ref(e)).next()),
+    ) {
+        let t = e.ts.get(11..23).unwrap_or(&e.ts);
+        let line = match (&e.record, i) {
+            (Record::RunStart(s), _) => format!("run started: `{}`", s.script),
+            (Record::StageStart { stage }, _) => format!("stage \"{stage}\" started"),
+            (
+                Record::StageEnd {
+                    stage, ok: true, ..
+                },
+                _,
+            ) => format!("stage \"{stage}\" done"),
+            (Record::StageEnd { stage, error, .. }, _) => format!(
+                "stage \"{stage}\" FAILED: {}",
+                error.as_deref().unwrap_or("")
+            ),
             // The measurement record that follows carries the values.
-            "effect.intent"
-                if s(r, "kind") == "measure"
-                    && r["effect"]
-                        .as_u64()
-                        .and_then(|e| res.get(&e))
-                        .is_some_and(|x| x["ok"].as_bool() == Some(true)) =>
-            {
+            (_, Some(i)) if i.kind == "measure" && res.get(&i.effect).is_some_and(|x| x.ok) => {
                 continue
             }
-            "measurement" => measurement_line(&r["measurement"]),
-            "verdict" => format!(
+            (Record::Measurement { measurement, .. }, _) => measurement_line(measurement),
+            (Record::Verdict { verdict, .. }, _) => format!(
                 "verdict of `{}`: {}: {}",
-                s(&r["verdict"], "window"),
-                s(&r["verdict"], "verdict"),
-                s(&r["verdict"], "reason")
+                s(verdict, "window"),
+                s(verdict, "verdict"),
+                s(verdict, "reason")
             ),
-            "effect.intent" => {
-                let e = r["effect"].as_u64().unwrap_or(0);
-                let what = match s(r, "kind") {
-                    "sh" => format!("ran `{}`", command_of(r)),
-                    "undo" => format!("undo \"{}\"", s(&r["intent"], "label")),
+            (_, Some(i)) => {
+                let what = match i.kind {
+                    "sh" => format!("ran `{}`", command_of(&i)),
+                    "undo" => format!("undo \"{}\"", s(i.intent, "label")),
                     k if k.starts_with("prompt.") => {
                         let ans = res
-                            .get(&e)
-                            .map(|x| x["result"]["answer"].to_string())
+                            .get(&i.effect)
+                            .map(|x| x.result["answer"].to_string())
                             .unwrap_or_default();
                         format!(
                             "asked `{}`{}",
-                            s(r, "name"),
+                            i.name,
                             if ans.is_empty() || ans == "null" {
                                 String::new()
                             } else {
@@ -914,23 +973,18 @@ pub fn post_mortem(records: &[Value]) -> String {
                             }
                         )
                     }
-                    k => format!("{k} `{}`", s(r, "name")),
+                    k => format!("{k} `{}`", i.name),
                 };
-                format!("{what}: {}", result_text(res.get(&e), h.dry_run))
+                format!("{what}: {}", result_text(res.get(&i.effect), h.dry_run))
             }
-            "undo.register" => format!("registered undo \"{}\"", s(r, "label")),
-            "rollback.start" => format!("rollback started: {}", s(r, "reason")),
-            "rollback.end" => format!(
-                "rollback {}",
-                if r["ok"].as_bool() == Some(true) {
-                    "complete"
-                } else {
-                    "INCOMPLETE"
-                }
-            ),
-            "log" => format!("log: {}", s(r, "message")),
-            "interrupted" => "interrupted (Ctrl-C or SIGTERM)".to_string(),
-            "run.end" => format!("run ended: {}", s(r, "outcome")),
+            (Record::UndoRegister { label, .. }, _) => format!("registered undo \"{label}\""),
+            (Record::RollbackStart { reason, .. }, _) => format!("rollback started: {reason}"),
+            (Record::RollbackEnd { ok, .. }, _) => {
+                format!("rollback {}", if *ok { "complete" } else { "INCOMPLETE" })
+            }
+            (Record::Log { message, .. }, _) => format!("log: {message}"),
+            (Record::Interrupted {}, _) => "interrupted (Ctrl-C or SIGTERM)".to_string(),
+            (Record::RunEnd { outcome, .. }, _) => format!("run ended: {outcome}"),
             _ => continue,
         };
         let _ = writeln!(out, "- {t} {}", md_cell(&line));
@@ -942,28 +996,34 @@ pub fn post_mortem(records: &[Value]) -> String {
 
 /// Every measurement and verdict of the run's monitoring, as the journal holds them.
 pub fn snapshot(records: &[Value]) -> Option<String> {
-    let stamp = |r: &Value, key: &str| {
-        let mut v = r.get(key).cloned().unwrap_or(Value::Null);
+    let entries = entries(records);
+    let stamp = |e: &Entry, v: &Value, stage: &Option<String>| {
+        let mut v = v.clone();
         if let Value::Object(m) = &mut v {
-            m.insert("ts".into(), r["ts"].clone());
-            m.insert("stage".into(), r["stage"].clone());
+            m.insert("ts".into(), Value::String(e.ts.clone()));
+            m.insert("stage".into(), serde_json::json!(stage));
         }
         v
     };
-    let measurements: Vec<Value> = of_type(records, "measurement")
-        .map(|r| stamp(r, "measurement"))
-        .collect();
-    let verdicts: Vec<Value> = of_type(records, "verdict")
-        .map(|r| stamp(r, "verdict"))
-        .collect();
+    let mut measurements = Vec::new();
+    let mut verdicts = Vec::new();
+    for e in &entries {
+        match &e.record {
+            Record::Measurement { measurement, stage } => {
+                measurements.push(stamp(e, measurement, stage))
+            }
+            Record::Verdict { verdict, stage } => verdicts.push(stamp(e, verdict, stage)),
+            _ => {}
+        }
+    }
     if measurements.is_empty() && verdicts.is_empty() {
         return None;
     }
-    let h = header(records);
+    let h = header(&entries);
     let v = serde_json::json!({
         "feature": h.feature,
         "started": h.started,
-        "outcome": outcome(records).0,
+        "outcome": outcome(&entries).0,
         "measurements": measurements,
         "verdicts": verdicts,
     });
@@ -991,7 +1051,8 @@ pub fn render(dir: &Path, redactor: &Redactor) -> Result<Vec<String>, Error> {
     let journal_path = dir.join(crate::journal::FILE_NAME);
     let (records, _) = crate::journal::read(&journal_path)?;
     let pin = evidence(&journal_path);
-    let (outcome, _) = outcome(&records);
+    let typed = entries(&records);
+    let (outcome, _) = outcome(&typed);
     let mut files: Vec<(&str, String)> = vec![
         (
             PLAN,
@@ -1005,7 +1066,7 @@ pub fn render(dir: &Path, redactor: &Redactor) -> Result<Vec<String>, Error> {
     if let Some(m) = snapshot(&records) {
         files.push((SNAPSHOT, m));
     }
-    let dry = header(&records).dry_run;
+    let dry = header(&typed).dry_run;
     if !dry
         && matches!(
             outcome.as_str(),
