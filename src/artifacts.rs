@@ -24,33 +24,12 @@ pub(crate) fn s<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key).and_then(Value::as_str).unwrap_or("")
 }
 
-/// The time of day of a record, to the millisecond.
-fn clock(v: &Value) -> &str {
-    let ts = s(v, "ts");
-    ts.get(11..23).unwrap_or(ts)
-}
-
-/// Milliseconds since the epoch of a record's RFC 3339 `ts`, for durations between records.
-fn millis(v: &Value) -> Option<i64> {
-    let t = humantime::parse_rfc3339(s(v, "ts")).ok()?;
-    let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
-    i64::try_from(d.as_millis()).ok()
-}
-
 /// The records of one type.
 pub(crate) fn of_type<'a>(
     records: &'a [Value],
     t: &'a str,
 ) -> impl Iterator<Item = &'a Value> + 'a {
     records.iter().filter(move |r| s(r, "type") == t)
-}
-
-/// The result record of each effect as JSON, by effect number (the post-mortem's story still
-/// reads its records as JSON: it needs each one's time).
-fn value_results(records: &[Value]) -> HashMap<u64, &Value> {
-    of_type(records, "effect.result")
-        .filter_map(|r| r.get("effect").and_then(Value::as_u64).map(|n| (n, r)))
-        .collect()
 }
 
 /// The records, typed.
@@ -543,11 +522,11 @@ fn span(ms: i64) -> String {
 }
 
 /// A traffic change the shipped strategies announce: "→ v2 now gets 25% of traffic".
-fn traffic_change(r: &Value) -> Option<(&str, f64)> {
-    if s(r, "type") != "log" {
+fn traffic_change(e: &Entry) -> Option<(&str, f64)> {
+    let Record::Log { message, .. } = &e.record else {
         return None;
-    }
-    let rest = s(r, "message").strip_prefix("→ ")?;
+    };
+    let rest = message.strip_prefix("→ ")?;
     let (version, rest) = rest.split_once(" now gets ")?;
     let share = rest.strip_suffix("% of traffic")?.trim().parse().ok()?;
     Some((version, share))
@@ -596,46 +575,81 @@ fn story(records: &[Value]) -> String {
     let entries = entries(records);
     let h = header(&entries);
     let (outcome, error) = outcome(&entries);
-    let res = value_results(records);
-    let typed = results(&entries);
+    let res = results(&entries);
+    // Each effect's (last) result record, for its time.
+    let res_at: HashMap<u64, &Entry> = entries
+        .iter()
+        .filter_map(|e| match &e.record {
+            Record::EffectResult(r) => Some((r.effect, e)),
+            _ => None,
+        })
+        .collect();
     let mut out = String::new();
     // The verdict that ended the run: the last window that was not a success.
-    let failing_at = records
+    let failing_at = entries.iter().rposition(
+        |e| matches!(&e.record, Record::Verdict { verdict, .. } if s(verdict, "verdict") != "success"),
+    );
+    let failing: Option<(&Entry, &Value)> = failing_at.and_then(|i| match &entries[i].record {
+        Record::Verdict { verdict, .. } => Some((&entries[i], verdict)),
+        _ => None,
+    });
+    let measurements: Vec<(&Entry, &Value)> = entries
         .iter()
-        .rposition(|r| s(r, "type") == "verdict" && s(&r["verdict"], "verdict") != "success");
-    let failing = failing_at.map(|i| &records[i]);
-    let measurements: Vec<&Value> = of_type(records, "measurement").collect();
-    let version = failing
-        .map(|f| s(&f["verdict"], "version"))
-        .or_else(|| {
-            measurements
-                .first()
-                .map(|m| s(&m["measurement"], "version"))
+        .filter_map(|e| match &e.record {
+            Record::Measurement { measurement, .. } => Some((e, measurement)),
+            _ => None,
         })
+        .collect();
+    let version = failing
+        .map(|(_, v)| s(v, "version"))
+        .or_else(|| measurements.first().map(|(_, m)| s(m, "version")))
         .filter(|v| !v.is_empty())
         .unwrap_or("");
-    let rollback_start = of_type(records, "rollback.start").last();
-    let rollback_end = of_type(records, "rollback.end").last();
-    // The undo steps the (last) rollback carried out, with their results.
-    let undos: Vec<(&Value, Option<&&Value>)> = records
+    let rollback_at = entries
         .iter()
-        .rposition(|r| s(r, "type") == "rollback.start")
+        .rposition(|e| matches!(e.record, Record::RollbackStart { .. }));
+    let rollback_start: Option<(&Entry, &str)> =
+        rollback_at.and_then(|i| match &entries[i].record {
+            Record::RollbackStart { reason, .. } => Some((&entries[i], reason.as_str())),
+            _ => None,
+        });
+    let rollback_end: Option<(&Entry, bool)> = entries.iter().rev().find_map(|e| match &e.record {
+        Record::RollbackEnd { ok, .. } => Some((e, *ok)),
+        _ => None,
+    });
+    // The undo steps the (last) rollback carried out (their intents), with their results.
+    let undos: Vec<(&Entry, Intent, Option<&&EffectResult>)> = rollback_at
         .map(|at| {
-            records[at..]
+            entries[at..]
                 .iter()
-                .filter(|r| s(r, "type") == "effect.intent" && s(r, "kind") == "undo")
-                .map(|r| (r, r["effect"].as_u64().and_then(|e| res.get(&e))))
+                .filter_map(|e| intents(std::slice::from_ref(e)).next().map(|i| (e, i)))
+                .filter(|(_, i)| i.kind == "undo")
+                .map(|(e, i)| {
+                    let r = res.get(&i.effect);
+                    (e, i, r)
+                })
                 .collect()
         })
         .unwrap_or_default();
     let undone = undos
         .iter()
-        .filter(|(_, r)| r.is_some_and(|r| r["ok"].as_bool() == Some(true)))
+        .filter(|(_, _, r)| r.is_some_and(|r| r.ok))
         .count();
+    let clock = |e: &Entry| -> String { e.ts.get(11..23).unwrap_or(&e.ts).to_string() };
+    let millis = |e: &Entry| -> Option<i64> {
+        let t = humantime::parse_rfc3339(&e.ts).ok()?;
+        let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
+        i64::try_from(d.as_millis()).ok()
+    };
 
     let _ = writeln!(out, "## What happened\n");
+    let started = entries
+        .iter()
+        .find(|e| matches!(e.record, Record::RunStart(_)))
+        .map(clock)
+        .unwrap_or_default();
     let mut what = format!(
-        "{}{} went out with the {} strategy (started {} by {} on {}).",
+        "{}{} went out with the {} strategy (started {started} by {} on {}).",
         h.feature,
         if version.is_empty() {
             String::new()
@@ -643,12 +657,10 @@ fn story(records: &[Value]) -> String {
             format!(" {version}")
         },
         strategy(&entries),
-        clock(of_type(records, "run.start").next().unwrap_or(&Value::Null)),
         h.by,
         h.host
     );
-    if let Some(f) = failing {
-        let v = &f["verdict"];
+    if let Some((f, v)) = failing {
         let _ = write!(
             what,
             " Monitoring window `{}` ended in {} at {}: {}.",
@@ -660,7 +672,7 @@ fn story(records: &[Value]) -> String {
     } else if !error.is_empty() {
         let _ = write!(what, " It stopped: {}.", error.trim());
     }
-    if let Some(b) = rollback_start {
+    if let Some((b, _)) = rollback_start {
         let _ = write!(
             what,
             " The run rolled back at {}: {} of {} undo step(s) carried out{}.",
@@ -668,7 +680,7 @@ fn story(records: &[Value]) -> String {
             undone,
             undos.len(),
             match rollback_end {
-                Some(e) if e["ok"].as_bool() == Some(true) => ", rollback complete".to_string(),
+                Some((_, true)) => ", rollback complete".to_string(),
                 Some(_) => ", rollback INCOMPLETE".to_string(),
                 None => ", the rollback did not finish".to_string(),
             }
@@ -680,20 +692,20 @@ fn story(records: &[Value]) -> String {
     // Impact: from the first traffic change for the version to the rollback's first step
     // (traffic back, in the shipped strategies), else the end of the run.
     let _ = writeln!(out, "## Impact\n");
-    let changes: Vec<(usize, &Value, f64)> = records
+    let changes: Vec<(usize, &Entry, f64)> = entries
         .iter()
         .enumerate()
-        .filter_map(|(i, r)| traffic_change(r).map(|(v, share)| (i, r, v, share)))
+        .filter_map(|(i, e)| traffic_change(e).map(|(v, share)| (i, e, v, share)))
         .filter(|(_, _, v, _)| version.is_empty() || *v == version)
-        .map(|(i, r, _, share)| (i, r, share))
+        .map(|(i, e, _, share)| (i, e, share))
         .collect();
     // The highest share announced; without announcements, the windows' labels ("100% (switched)").
     let max = |m: Option<f64>, x: f64| Some(m.map_or(x, |m: f64| m.max(x)));
     let top = if changes.is_empty() {
         measurements
             .iter()
-            .filter_map(|r| {
-                let w = s(&r["measurement"], "window");
+            .filter_map(|(_, m)| {
+                let w = s(m, "window");
                 w.split_once('%')
                     .and_then(|(n, _)| n.trim().parse::<f64>().ok())
             })
@@ -703,13 +715,18 @@ fn story(records: &[Value]) -> String {
     };
     let served_from = changes
         .first()
-        .map(|(_, r, _)| *r)
-        .or_else(|| measurements.first().copied());
+        .map(|(_, e, _)| *e)
+        .or_else(|| measurements.first().map(|(e, _)| *e));
     let back = undos
         .iter()
-        .find(|(_, r)| r.is_some_and(|r| r["ok"].as_bool() == Some(true)))
-        .and_then(|(_, r)| r.copied())
-        .or_else(|| of_type(records, "run.end").last());
+        .find(|(_, _, r)| r.is_some_and(|r| r.ok))
+        .and_then(|(_, i, _)| res_at.get(&i.effect).copied())
+        .or_else(|| {
+            entries
+                .iter()
+                .rev()
+                .find(|e| matches!(e.record, Record::RunEnd { .. }))
+        });
     match (served_from, back) {
         (Some(from), Some(to)) => {
             let _ = writeln!(
@@ -738,24 +755,22 @@ fn story(records: &[Value]) -> String {
     }
     // Failed requests: error rate × request rate × the time each measurement covers.
     let (mut failed, mut intervals) = (0.0, 0);
-    let mut previous: Option<&Value> = None;
-    for r in &measurements {
-        let m = &r["measurement"];
-        let same_window =
-            previous.is_some_and(|p| s(&p["measurement"], "window") == s(m, "window"));
+    let mut previous: Option<(&Entry, &Value)> = None;
+    for (e, m) in &measurements {
+        let same_window = previous.is_some_and(|(_, p)| s(p, "window") == s(m, "window"));
         let rate = m["metrics"]["error_rate"]["value"].as_f64();
         let requests = m["business"]["requests"]["value"].as_f64();
         if let (true, Some(rate), Some(requests), Some(now), Some(then)) = (
             same_window,
             rate,
             requests,
-            millis(r),
-            previous.and_then(millis),
+            millis(e),
+            previous.and_then(|(p, _)| millis(p)),
         ) {
             failed += rate * requests * (now - then) as f64 / 1000.0;
             intervals += 1;
         }
-        previous = Some(r);
+        previous = Some((e, m));
     }
     if intervals > 0 {
         let _ = writeln!(
@@ -779,8 +794,7 @@ fn story(records: &[Value]) -> String {
                 "No monitoring window failed: the run stopped for another reason.\n"
             );
         }
-        Some(f) => {
-            let v = &f["verdict"];
+        Some((f, v)) => {
             let window = s(v, "window");
             let change = changes.iter().rev().find(|(i, _, _)| Some(*i) < failing_at);
             if let Some((_, c, share)) = change {
@@ -817,11 +831,10 @@ fn story(records: &[Value]) -> String {
                 );
                 let _ = writeln!(out, "| # | Time | Value | Class |");
                 let _ = writeln!(out, "|---|---|---|---|");
-                for r in measurements.iter().filter(|r| {
-                    s(&r["measurement"], "window") == window
-                        && s(&r["measurement"], "version") == s(v, "version")
-                }) {
-                    let m = &r["measurement"];
+                for (r, m) in measurements
+                    .iter()
+                    .filter(|(_, m)| s(m, "window") == window && s(m, "version") == s(v, "version"))
+                {
                     if let Some(x) = m["metrics"].get(name) {
                         let _ = writeln!(
                             out,
@@ -843,47 +856,40 @@ fn story(records: &[Value]) -> String {
         None => {
             let _ = writeln!(out, "No rollback was started.");
         }
-        Some(b) => {
-            let _ = writeln!(
-                out,
-                "- {} rollback started: {}",
-                clock(b),
-                md_cell(s(b, "reason"))
-            );
-            for (i, _) in &undos {
+        Some((b, reason)) => {
+            let _ = writeln!(out, "- {} rollback started: {}", clock(b), md_cell(reason));
+            for (e, i, r) in &undos {
                 let _ = writeln!(
                     out,
                     "- {} undo \"{}\": {}",
-                    clock(i),
-                    s(&i["intent"], "label"),
-                    result_text(i["effect"].as_u64().and_then(|e| typed.get(&e)), h.dry_run)
+                    clock(e),
+                    s(i.intent, "label"),
+                    result_text(*r, h.dry_run)
                 );
             }
             // Who was told.
-            let after = records.iter().position(|r| std::ptr::eq(r, b)).unwrap_or(0);
-            for n in records[failing_at.unwrap_or(after).min(after)..]
-                .iter()
-                .filter(|r| s(r, "type") == "effect.intent" && s(r, "kind") == "notify")
-            {
-                let e = n["effect"].as_u64().unwrap_or(0);
+            let after = rollback_at.unwrap_or(0);
+            for e in &entries[failing_at.unwrap_or(after).min(after)..] {
+                let Some(n) = intents(std::slice::from_ref(e)).next() else {
+                    continue;
+                };
+                if n.kind != "notify" {
+                    continue;
+                }
                 let _ = writeln!(
                     out,
                     "- {} notified `{}`: {}",
-                    clock(n),
-                    s(n, "name"),
-                    result_text(typed.get(&e), h.dry_run)
+                    clock(e),
+                    n.name,
+                    result_text(res.get(&n.effect), h.dry_run)
                 );
             }
-            if let Some(e) = rollback_end {
+            if let Some((e, ok)) = rollback_end {
                 let _ = writeln!(
                     out,
                     "- {} rollback {}",
                     clock(e),
-                    if e["ok"].as_bool() == Some(true) {
-                        "complete"
-                    } else {
-                        "INCOMPLETE"
-                    }
+                    if ok { "complete" } else { "INCOMPLETE" }
                 );
             }
         }
@@ -891,7 +897,7 @@ fn story(records: &[Value]) -> String {
     out.push('\n');
 
     let _ = writeln!(out, "## Still standing\n");
-    let standing = standing_undos(records);
+    let standing = crate::undo::standing(&entries);
     if standing.is_empty() {
         let _ = writeln!(
             out,
