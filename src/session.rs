@@ -237,6 +237,14 @@ impl Session {
         outcome.map(Gated::Acted).map_err(GateError::Failed)
     }
 
+    /// Work that is no effect of its own but only plans in a dry-run (an analysis, which in a
+    /// dry-run measures nothing and journals no `measure` effect): the plan when the run only
+    /// plans, else None and the caller goes on to act through the gate. The session, not the
+    /// primitive, knows the mode.
+    pub fn plan_only<T>(&self, plan: impl FnOnce() -> T) -> Option<T> {
+        self.dry_run().then(plan)
+    }
+
     /// An input effect (a prompt's answer): recorded like any effect, and taken in dry-run too.
     pub fn gate_input(
         &self,

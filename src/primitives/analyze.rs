@@ -536,7 +536,7 @@ fn analyze(session: &Session, ctx: &NativeCallContext, spec: &Map) -> RhaiResult
         rates: Rates::default(),
     };
 
-    if session.dry_run() {
+    if let Some(planned) = session.plan_only(|| {
         let names: Vec<&str> = run.metrics.iter().map(|m| m.spec.name.as_str()).collect();
         session.say(&format!(
             "  (dry-run) analyze {}: {} measurement(s) every {} of {}",
@@ -545,8 +545,9 @@ fn analyze(session: &Session, ctx: &NativeCallContext, spec: &Map) -> RhaiResult
             crate::ui::format_duration(interval),
             names.join(", ")
         ));
-        let reason = "dry run: nothing was measured".to_string();
-        return Ok(result_map(&run, Verdict::Success, &reason));
+        result_map(&run, Verdict::Success, "dry run: nothing was measured")
+    }) {
+        return Ok(planned);
     }
 
     if !initial_delay.is_zero() {
