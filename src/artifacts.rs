@@ -24,14 +24,6 @@ pub(crate) fn s<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key).and_then(Value::as_str).unwrap_or("")
 }
 
-/// The records of one type.
-pub(crate) fn of_type<'a>(
-    records: &'a [Value],
-    t: &'a str,
-) -> impl Iterator<Item = &'a Value> + 'a {
-    records.iter().filter(move |r| s(r, "type") == t)
-}
-
 /// The records, typed.
 fn entries(records: &[Value]) -> Vec<Entry> {
     records.iter().map(Entry::from_value).collect()
