@@ -5,7 +5,11 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use std::collections::HashMap;
+
 use crate::error::Error;
+use crate::journal::{Entry, Record};
+use crate::record::EffectResult;
 use crate::secrets::Redactor;
 
 pub const PLAN: &str = "deployment-plan.md";
@@ -20,31 +24,19 @@ pub(crate) fn s<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key).and_then(Value::as_str).unwrap_or("")
 }
 
-/// The time of day of a record, to the millisecond.
-fn clock(v: &Value) -> &str {
-    let ts = s(v, "ts");
-    ts.get(11..23).unwrap_or(ts)
+/// The records, typed.
+fn entries(records: &[Value]) -> Vec<Entry> {
+    records.iter().map(Entry::from_value).collect()
 }
 
-/// Milliseconds since the epoch of a record's RFC 3339 `ts`, for durations between records.
-fn millis(v: &Value) -> Option<i64> {
-    let t = humantime::parse_rfc3339(s(v, "ts")).ok()?;
-    let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
-    i64::try_from(d.as_millis()).ok()
-}
-
-/// The records of one type.
-pub(crate) fn of_type<'a>(
-    records: &'a [Value],
-    t: &'a str,
-) -> impl Iterator<Item = &'a Value> + 'a {
-    records.iter().filter(move |r| s(r, "type") == t)
-}
-
-/// The result record of each effect, by effect number.
-fn results(records: &[Value]) -> std::collections::HashMap<u64, &Value> {
-    of_type(records, "effect.result")
-        .filter_map(|r| r.get("effect").and_then(Value::as_u64).map(|n| (n, r)))
+/// The (last) result record of each effect, by effect number.
+fn results(entries: &[Entry]) -> HashMap<u64, &EffectResult> {
+    entries
+        .iter()
+        .filter_map(|e| match &e.record {
+            Record::EffectResult(r) => Some((r.effect, r)),
+            _ => None,
+        })
         .collect()
 }
 
@@ -57,47 +49,54 @@ struct Header<'a> {
     host: &'a str,
 }
 
-fn header(records: &[Value]) -> Header<'_> {
-    let start = of_type(records, "run.start").next();
-    let get = |k: &str| start.map(|r| s(r, k)).unwrap_or("");
+fn header(entries: &[Entry]) -> Header<'_> {
+    let start = entries.iter().find_map(|e| match &e.record {
+        Record::RunStart(s) => Some((e.ts.as_str(), s)),
+        _ => None,
+    });
     Header {
-        feature: get("feature"),
-        script: get("script"),
-        started: start.map(|r| s(r, "ts")).unwrap_or(""),
-        dry_run: start
-            .and_then(|r| r.get("dry_run"))
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
-        by: get("user"),
-        host: get("host"),
+        feature: start.map_or("", |(_, s)| &s.feature),
+        script: start.map_or("", |(_, s)| &s.script),
+        started: start.map_or("", |(ts, _)| ts),
+        dry_run: start.is_some_and(|(_, s)| s.dry_run),
+        by: start.map_or("", |(_, s)| &s.user),
+        host: start.map_or("", |(_, s)| &s.host),
     }
 }
 
-fn outcome(records: &[Value]) -> (String, String) {
-    let (own, error) = match of_type(records, "run.end").last() {
-        Some(r) => (s(r, "outcome").to_string(), s(r, "error").to_string()),
+fn outcome(entries: &[Entry]) -> (String, String) {
+    let end = entries.iter().rev().find_map(|e| match &e.record {
+        Record::RunEnd { outcome, error, .. } => Some((outcome, error)),
+        _ => None,
+    });
+    let (own, error) = match end {
+        Some((outcome, error)) => (
+            outcome.clone(),
+            error
+                .as_ref()
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+        ),
         None => (
             "unfinished (the journal has no end record)".into(),
             String::new(),
         ),
     };
     // Rolled back later by another process (the REPL, `runbook rollback`): say so, by whom, when.
-    match of_type(records, "undo.external")
-        .filter(|r| r["ok"].as_bool() == Some(true))
-        .last()
-    {
-        Some(last) => {
-            let what = if standing_undos(records).is_empty() {
+    let last = entries.iter().rev().find_map(|e| match &e.record {
+        Record::UndoExternal(x) if x.ok => Some((e.ts.as_str(), x.by_run.as_str())),
+        _ => None,
+    });
+    match last {
+        Some((ts, by_run)) => {
+            let what = if crate::undo::standing(entries).is_empty() {
                 "rolled back"
             } else {
                 "partly rolled back"
             };
             (
-                format!(
-                    "{what} by {} at {} (the run itself: {own})",
-                    s(last, "by_run"),
-                    s(last, "ts")
-                ),
+                format!("{what} by {by_run} at {ts} (the run itself: {own})"),
                 error,
             )
         }
@@ -107,50 +106,181 @@ fn outcome(records: &[Value]) -> (String, String) {
 
 /// The outcome as the artifacts state it, a later rollback by another run included.
 pub fn outcome_text(records: &[Value]) -> String {
-    outcome(records).0
+    outcome(&entries(records)).0
 }
 
-fn strategy(records: &[Value]) -> String {
-    of_type(records, "strategy")
-        .last()
-        .map(|r| s(r, "strategy").to_string())
+/// A deployment's state, for the REPL's `status()`: a map for scripts (strategy, stage, outcome,
+/// the live traffic, the verdicts, the undo steps standing, the journal's health) and the short
+/// summary a person reads before it. Read from the typed records.
+pub fn status(dir: &Path, records: &[Value], damaged: Option<&str>) -> (Value, Vec<String>) {
+    use crate::journal::{Entry, Record};
+    use serde_json::json;
+    let entries: Vec<Entry> = records.iter().map(Entry::from_value).collect();
+    let strategy = entries.iter().rev().find_map(|e| match &e.record {
+        Record::Strategy { strategy } => Some(strategy.clone()),
+        _ => None,
+    });
+    let stage = entries.iter().rev().find_map(|e| match &e.record {
+        Record::StageStart { stage } => Some(stage.clone()),
+        _ => None,
+    });
+    let verdicts: Vec<(&str, &Value)> = entries
+        .iter()
+        .filter_map(|e| match &e.record {
+            Record::Verdict { verdict, .. } => Some((e.ts.as_str(), verdict)),
+            _ => None,
+        })
+        .collect();
+    let undone: Vec<(&str, &str)> = entries
+        .iter()
+        .filter_map(|e| match &e.record {
+            Record::UndoExternal(x) if x.ok => Some((e.ts.as_str(), x.by_run.as_str())),
+            _ => None,
+        })
+        .collect();
+    // The last traffic change the run made, as it was asked for.
+    let live = crate::incident::live(&entries);
+    let standing = crate::undo::standing(&entries);
+    let outcome = outcome_text(records);
+    let v = json!({
+        "deployment": dir.display().to_string(),
+        "strategy": strategy,
+        "stage": stage,
+        "outcome": outcome,
+        "traffic": live.as_ref().map(|l| l.record.clone()),
+        "verdicts": verdicts.iter().map(|(_, v)| (*v).clone()).collect::<Vec<_>>(),
+        "undo_standing": standing
+            .iter()
+            .map(|u| json!({ "label": u.undo.label, "action": u.undo.action.describe() }))
+            .collect::<Vec<_>>(),
+        "journal": damaged.unwrap_or("intact"),
+    });
+
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    let mut out = Vec::new();
+    out.push(format!(
+        "deployment {}: {outcome}{}",
+        dir.display(),
+        match &strategy {
+            Some(s) if !s.is_empty() => format!(" ({s})"),
+            _ => String::new(),
+        }
+    ));
+    out.push(match &live {
+        None => "  live: no traffic change recorded".to_string(),
+        Some(l) => format!("  live: {} since {}", l.what, l.since),
+    });
+    match verdicts.last() {
+        Some((ts, verdict)) => {
+            let version = text(&verdict["version"]);
+            out.push(format!(
+                "  last verdict: {}{}: {}, at {ts}",
+                text(&verdict["verdict"]),
+                if version.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({version})")
+                },
+                text(&verdict["reason"]),
+            ));
+        }
+        None => out.push("  last verdict: none".into()),
+    }
+    if let Some((ts, by_run)) = undone.last() {
+        out.push(format!(
+            "  rolled back: {} undo step(s) by {by_run}, last at {ts}",
+            undone.len(),
+        ));
+    }
+    out.push(if standing.is_empty() {
+        "  undo steps standing: none".into()
+    } else {
+        format!(
+            "  undo steps standing: {} ({}): rollback() runs them",
+            standing.len(),
+            standing
+                .iter()
+                .map(|u| u.undo.label.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    });
+    out.push(match damaged {
+        None => "  journal: intact".into(),
+        Some(d) => format!("  journal: {d}"),
+    });
+    (v, out)
+}
+
+fn strategy(entries: &[Entry]) -> String {
+    entries
+        .iter()
+        .rev()
+        .find_map(|e| match &e.record {
+            Record::Strategy { strategy } => Some(strategy.clone()),
+            _ => None,
+        })
         .unwrap_or_else(|| "not chosen in this run".into())
 }
 
-fn command_of(intent: &Value) -> String {
-    let i = intent.get("intent").unwrap_or(&Value::Null);
-    match s(intent, "kind") {
-        "sh" => s(i, "command").to_string(),
+/// An effect announced (`effect.intent`): its number, kind, name and intent.
+struct Intent<'a> {
+    effect: u64,
+    kind: &'a str,
+    name: &'a str,
+    intent: &'a Value,
+}
+
+fn intents(entries: &[Entry]) -> impl Iterator<Item = Intent<'_>> {
+    entries.iter().filter_map(|e| match &e.record {
+        Record::EffectIntent {
+            effect,
+            kind,
+            name,
+            intent,
+            ..
+        } => Some(Intent {
+            effect: *effect,
+            kind,
+            name,
+            intent,
+        }),
+        _ => None,
+    })
+}
+
+fn command_of(i: &Intent) -> String {
+    match i.kind {
+        "sh" => s(i.intent, "command").to_string(),
         "undo" => i
+            .intent
             .get("action")
             .map(crate::undo::describe_json)
             .unwrap_or_default(),
-        _ => s(intent, "name").to_string(),
+        _ => i.name.to_string(),
     }
 }
 
-fn result_text(r: Option<&&Value>, dry: bool) -> String {
+fn result_text(r: Option<&&EffectResult>, dry: bool) -> String {
     match r {
         None => "no result recorded (in flight when the run stopped)".into(),
         Some(_) if dry => "planned".into(),
-        Some(r) if r.get("ok").and_then(Value::as_bool) == Some(true) => {
-            let res = r.get("result").unwrap_or(&Value::Null);
+        Some(r) if r.ok => {
             // A module's undo that had nothing to do said so: skipped, not done.
-            if let Some(why) = res["returned"]["skipped"].as_str() {
+            if let Some(why) = r.result["returned"]["skipped"].as_str() {
                 return format!("skipped: {why}");
             }
-            match res.get("code").and_then(Value::as_i64) {
-                Some(c) => format!(
-                    "exit {c}, {} ms",
-                    r.get("ms").and_then(Value::as_u64).unwrap_or(0)
-                ),
-                None => format!(
-                    "ok, {} ms",
-                    r.get("ms").and_then(Value::as_u64).unwrap_or(0)
-                ),
+            let ms = r.ms.unwrap_or(0);
+            match r.result.get("code").and_then(Value::as_i64) {
+                Some(c) => format!("exit {c}, {ms} ms"),
+                None => format!("ok, {ms} ms"),
             }
         }
-        Some(r) => format!("FAILED: {}", s(r, "error")),
+        Some(r) => format!("FAILED: {}", r.error.as_deref().unwrap_or("")),
     }
 }
 
@@ -159,9 +289,10 @@ fn md_cell(text: &str) -> String {
 }
 
 pub fn plan(records: &[Value]) -> String {
-    let h = header(records);
-    let (outcome, _) = outcome(records);
-    let res = results(records);
+    let entries = entries(records);
+    let h = header(&entries);
+    let (outcome, _) = outcome(&entries);
+    let res = results(&entries);
     let mut out = String::new();
     let _ = writeln!(out, "# Deployment Plan - {}\n", h.feature);
     let _ = writeln!(out, "- Runbook: `{}`", h.script);
@@ -175,7 +306,7 @@ pub fn plan(records: &[Value]) -> String {
             "live"
         }
     );
-    let _ = writeln!(out, "- Strategy: {}", strategy(records));
+    let _ = writeln!(out, "- Strategy: {}", strategy(&entries));
     let _ = writeln!(out, "- Outcome: {outcome}\n");
 
     if !h.dry_run {
@@ -188,27 +319,25 @@ pub fn plan(records: &[Value]) -> String {
 
     let _ = writeln!(out, "## Stages\n");
     let mut n = 0;
-    for r in of_type(records, "stage.end") {
-        n += 1;
-        let status = if r.get("ok").and_then(Value::as_bool) == Some(true) {
-            "done"
-        } else {
-            "FAILED"
-        };
-        let _ = writeln!(
-            out,
-            "{n}. {} ({status}, {} ms)",
-            s(r, "stage"),
-            r.get("ms").and_then(Value::as_u64).unwrap_or(0)
-        );
-    }
-    for r in of_type(records, "stage.start") {
-        let name = s(r, "stage");
-        let ended = of_type(records, "stage.end")
-            .any(|e| s(e, "stage") == name && e["seq"].as_u64() > r["seq"].as_u64());
-        if !ended {
-            n += 1;
-            let _ = writeln!(out, "{n}. {name} (not finished)");
+    let ends: Vec<(u64, &str)> = entries
+        .iter()
+        .filter_map(|e| match &e.record {
+            Record::StageEnd { stage, ok, ms, .. } => {
+                n += 1;
+                let status = if *ok { "done" } else { "FAILED" };
+                let _ = writeln!(out, "{n}. {stage} ({status}, {ms} ms)");
+                Some((e.seq, stage.as_str()))
+            }
+            _ => None,
+        })
+        .collect();
+    for e in &entries {
+        if let Record::StageStart { stage } = &e.record {
+            let ended = ends.iter().any(|(seq, s)| s == stage && *seq > e.seq);
+            if !ended {
+                n += 1;
+                let _ = writeln!(out, "{n}. {stage} (not finished)");
+            }
         }
     }
     if n == 0 {
@@ -219,15 +348,14 @@ pub fn plan(records: &[Value]) -> String {
     let _ = writeln!(out, "| Effect | Stage | Command | Result |");
     let _ = writeln!(out, "|---|---|---|---|");
     let mut any = false;
-    for i in of_type(records, "effect.intent").filter(|r| matches!(s(r, "kind"), "sh" | "undo")) {
+    for i in intents(&entries).filter(|i| matches!(i.kind, "sh" | "undo")) {
         any = true;
-        let e = i.get("effect").and_then(Value::as_u64).unwrap_or(0);
-        let stage = i.get("intent").map(|x| s(x, "stage")).unwrap_or("");
+        let e = i.effect;
         let _ = writeln!(
             out,
             "| {e} | {} | `{}` | {} |",
-            md_cell(stage),
-            md_cell(&command_of(i)),
+            md_cell(s(i.intent, "stage")),
+            md_cell(&command_of(&i)),
             md_cell(&result_text(res.get(&e), h.dry_run))
         );
     }
@@ -235,19 +363,18 @@ pub fn plan(records: &[Value]) -> String {
         let _ = writeln!(out, "| | | (no commands) | |");
     }
 
-    let others: Vec<&Value> = of_type(records, "effect.intent")
-        .filter(|r| matches!(s(r, "kind"), "check" | "check_all" | "notify"))
+    let others: Vec<Intent> = intents(&entries)
+        .filter(|i| matches!(i.kind, "check" | "check_all" | "notify"))
         .collect();
     if !others.is_empty() {
         let _ = writeln!(out, "\n## Checks and notifications\n");
         for i in others {
-            let e = i.get("effect").and_then(Value::as_u64).unwrap_or(0);
             let _ = writeln!(
                 out,
                 "- {} `{}`: {}",
-                s(i, "kind"),
-                s(i, "name"),
-                result_text(res.get(&e), h.dry_run)
+                i.kind,
+                i.name,
+                result_text(res.get(&i.effect), h.dry_run)
             );
         }
     }
@@ -255,19 +382,24 @@ pub fn plan(records: &[Value]) -> String {
 }
 
 pub fn checklist(records: &[Value]) -> Option<String> {
-    let lists: Vec<&Value> = of_type(records, "effect.result")
-        .filter(|r| s(r, "kind") == "prompt.checklist")
-        .collect();
-    let approvals: Vec<&Value> = of_type(records, "effect.result")
-        .filter(|r| s(r, "kind") == "prompt.approve")
-        .collect();
+    let entries = entries(records);
+    let answered = |kind: &str| -> Vec<&Value> {
+        entries
+            .iter()
+            .filter_map(|e| match &e.record {
+                Record::EffectResult(r) if r.kind == kind => Some(&r.result),
+                _ => None,
+            })
+            .collect()
+    };
+    let lists = answered("prompt.checklist");
+    let approvals = answered("prompt.approve");
     if lists.is_empty() && approvals.is_empty() {
         return None;
     }
-    let h = header(records);
+    let h = header(&entries);
     let mut out = format!("# Pre-deployment Checklist - {}\n\n", h.feature);
-    for l in lists {
-        let r = &l["result"];
+    for r in lists {
         let _ = writeln!(out, "## {}\n", s(r, "title"));
         let _ = writeln!(out, "| Item | Answer | By | How | When |");
         let _ = writeln!(out, "|---|---|---|---|---|");
@@ -285,8 +417,7 @@ pub fn checklist(records: &[Value]) -> Option<String> {
         }
         out.push('\n');
     }
-    for a in approvals {
-        let r = &a["result"];
+    for r in approvals {
         let approved = r["approved"].as_bool() == Some(true);
         let _ = writeln!(out, "## Critical approval\n");
         let _ = writeln!(
@@ -303,51 +434,21 @@ pub fn checklist(records: &[Value]) -> Option<String> {
 }
 
 /// Undo steps still standing (registered, not discarded, not carried out), newest first.
-pub fn standing_undos(records: &[Value]) -> Vec<Value> {
-    let mut standing: Vec<Value> = Vec::new();
-    let res = results(records);
-    for r in records {
-        match s(r, "type") {
-            // A resumed run registers again the undos of the steps it replays: one stands once.
-            "undo.register" => {
-                standing.retain(|u| u["undo"] != r["undo"]);
-                standing.push(r.clone());
-            }
-            // Discarded, or carried out by a later process: no longer standing.
-            t @ ("undo.discard" | "undo.external")
-                if t == "undo.discard" || r["ok"].as_bool() == Some(true) =>
-            {
-                let ids: Vec<u64> = r["undos"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_u64)
-                    .collect();
-                standing.retain(|u| !ids.contains(&u["undo"].as_u64().unwrap_or(0)));
-            }
-            "effect.intent" if s(r, "kind") == "undo" => {
-                let done = r["effect"]
-                    .as_u64()
-                    .and_then(|e| res.get(&e))
-                    .is_some_and(|x| x["ok"].as_bool() == Some(true));
-                let dry = r["dry_run"].as_bool() == Some(true);
-                if done && !dry {
-                    let id = r["intent"]["undo"].as_u64();
-                    standing.retain(|u| u["undo"].as_u64() != id);
-                }
-            }
-            _ => {}
-        }
-    }
-    standing.reverse();
-    standing
+/// The undo steps `records` leave standing, last registered first.
+pub fn standing_undos(records: &[Value]) -> Vec<crate::undo::Standing> {
+    let entries: Vec<crate::journal::Entry> = records
+        .iter()
+        .map(crate::journal::Entry::from_value)
+        .collect();
+    crate::undo::standing(&entries)
 }
 
 pub fn rollback_plan(records: &[Value]) -> String {
-    let h = header(records);
-    let res = results(records);
+    let entries = entries(records);
+    let h = header(&entries);
+    let res = results(&entries);
     let mut out = format!("# Rollback Plan - {}\n\n", h.feature);
-    let standing = standing_undos(records);
+    let standing = crate::undo::standing(&entries);
     let _ = writeln!(out, "## Undo steps standing\n");
     if standing.is_empty() {
         let _ = writeln!(out, "None: nothing this run did is waiting to be undone.\n");
@@ -357,14 +458,14 @@ pub fn rollback_plan(records: &[Value]) -> String {
             "In the order they would run (last registered first):\n"
         );
         for (i, u) in standing.iter().enumerate() {
-            let stage = s(u, "stage");
-            let call = crate::undo::describe_json(&u["action"]);
+            let stage = u.stage.as_deref().unwrap_or("");
+            let call = u.undo.action.describe();
             let _ = writeln!(
                 out,
                 "{}. {}: {}{}",
                 i + 1,
-                s(u, "label"),
-                match u.get("shows").and_then(Value::as_str) {
+                u.undo.label,
+                match &u.shows {
                     Some(cmd) => format!("`{cmd}` (through `{call}`)"),
                     None => format!("`{call}`"),
                 },
@@ -377,20 +478,18 @@ pub fn rollback_plan(records: &[Value]) -> String {
         }
         out.push('\n');
     }
-    let done: Vec<&Value> = of_type(records, "effect.intent")
-        .filter(|r| s(r, "kind") == "undo")
-        .collect();
+    let done: Vec<Intent> = intents(&entries).filter(|i| i.kind == "undo").collect();
     if !done.is_empty() {
         let _ = writeln!(out, "## Rollback carried out\n");
         for i in done {
-            let e = i["effect"].as_u64().unwrap_or(0);
+            let e = i.effect;
             let skipped = res
                 .get(&e)
-                .and_then(|r| r["result"]["returned"]["skipped"].as_str());
+                .and_then(|r| r.result["returned"]["skipped"].as_str());
             let _ = writeln!(
                 out,
                 "- {}: {}",
-                s(&i["intent"], "label"),
+                s(i.intent, "label"),
                 match skipped {
                     Some(why) => format!("skipped: {why}"),
                     None => result_text(res.get(&e), h.dry_run),
@@ -419,11 +518,11 @@ fn span(ms: i64) -> String {
 }
 
 /// A traffic change the shipped strategies announce: "→ v2 now gets 25% of traffic".
-fn traffic_change(r: &Value) -> Option<(&str, f64)> {
-    if s(r, "type") != "log" {
+fn traffic_change(e: &Entry) -> Option<(&str, f64)> {
+    let Record::Log { message, .. } = &e.record else {
         return None;
-    }
-    let rest = s(r, "message").strip_prefix("→ ")?;
+    };
+    let rest = message.strip_prefix("→ ")?;
     let (version, rest) = rest.split_once(" now gets ")?;
     let share = rest.strip_suffix("% of traffic")?.trim().parse().ok()?;
     Some((version, share))
@@ -469,65 +568,100 @@ fn measurement_line(m: &Value) -> String {
 /// The opening of the post-mortem: what happened, impact, detection, response, and what is
 /// still standing, each read from the journal.
 fn story(records: &[Value]) -> String {
-    let h = header(records);
-    let (outcome, error) = outcome(records);
-    let res = results(records);
+    let entries = entries(records);
+    let h = header(&entries);
+    let (outcome, error) = outcome(&entries);
+    let res = results(&entries);
+    // Each effect's (last) result record, for its time.
+    let res_at: HashMap<u64, &Entry> = entries
+        .iter()
+        .filter_map(|e| match &e.record {
+            Record::EffectResult(r) => Some((r.effect, e)),
+            _ => None,
+        })
+        .collect();
     let mut out = String::new();
     // The verdict that ended the run: the last window that was not a success.
-    let failing_at = records
+    let failing_at = entries.iter().rposition(
+        |e| matches!(&e.record, Record::Verdict { verdict, .. } if s(verdict, "verdict") != "success"),
+    );
+    let failing: Option<(&Entry, &Value)> = failing_at.and_then(|i| match &entries[i].record {
+        Record::Verdict { verdict, .. } => Some((&entries[i], verdict)),
+        _ => None,
+    });
+    let measurements: Vec<(&Entry, &Value)> = entries
         .iter()
-        .rposition(|r| s(r, "type") == "verdict" && s(&r["verdict"], "verdict") != "success");
-    let failing = failing_at.map(|i| &records[i]);
-    let measurements: Vec<&Value> = of_type(records, "measurement").collect();
-    let version = failing
-        .map(|f| s(&f["verdict"], "version"))
-        .or_else(|| {
-            measurements
-                .first()
-                .map(|m| s(&m["measurement"], "version"))
+        .filter_map(|e| match &e.record {
+            Record::Measurement { measurement, .. } => Some((e, measurement)),
+            _ => None,
         })
+        .collect();
+    let version = failing
+        .map(|(_, v)| s(v, "version"))
+        .or_else(|| measurements.first().map(|(_, m)| s(m, "version")))
         .filter(|v| !v.is_empty())
         .unwrap_or("");
-    let rollback_start = of_type(records, "rollback.start").last();
-    let rollback_end = of_type(records, "rollback.end").last();
-    // The undo steps the (last) rollback carried out, with their results.
-    let undos: Vec<(&Value, Option<&&Value>)> = records
+    let rollback_at = entries
         .iter()
-        .rposition(|r| s(r, "type") == "rollback.start")
+        .rposition(|e| matches!(e.record, Record::RollbackStart { .. }));
+    let rollback_start: Option<(&Entry, &str)> =
+        rollback_at.and_then(|i| match &entries[i].record {
+            Record::RollbackStart { reason, .. } => Some((&entries[i], reason.as_str())),
+            _ => None,
+        });
+    let rollback_end: Option<(&Entry, bool)> = entries.iter().rev().find_map(|e| match &e.record {
+        Record::RollbackEnd { ok, .. } => Some((e, *ok)),
+        _ => None,
+    });
+    // The undo steps the (last) rollback carried out (their intents), with their results.
+    let undos: Vec<(&Entry, Intent, Option<&&EffectResult>)> = rollback_at
         .map(|at| {
-            records[at..]
+            entries[at..]
                 .iter()
-                .filter(|r| s(r, "type") == "effect.intent" && s(r, "kind") == "undo")
-                .map(|r| (r, r["effect"].as_u64().and_then(|e| res.get(&e))))
+                .filter_map(|e| intents(std::slice::from_ref(e)).next().map(|i| (e, i)))
+                .filter(|(_, i)| i.kind == "undo")
+                .map(|(e, i)| {
+                    let r = res.get(&i.effect);
+                    (e, i, r)
+                })
                 .collect()
         })
         .unwrap_or_default();
     let skipped = undos
         .iter()
-        .filter(|(_, r)| r.is_some_and(|r| r["result"]["returned"]["skipped"].is_string()))
+        .filter(|(_, _, r)| r.is_some_and(|r| r.result["returned"]["skipped"].is_string()))
         .count();
     let undone = undos
         .iter()
-        .filter(|(_, r)| r.is_some_and(|r| r["ok"].as_bool() == Some(true)))
+        .filter(|(_, _, r)| r.is_some_and(|r| r.ok))
         .count()
         - skipped;
+    let clock = |e: &Entry| -> String { e.ts.get(11..23).unwrap_or(&e.ts).to_string() };
+    let millis = |e: &Entry| -> Option<i64> {
+        let t = humantime::parse_rfc3339(&e.ts).ok()?;
+        let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
+        i64::try_from(d.as_millis()).ok()
+    };
 
     let _ = writeln!(out, "## What happened\n");
+    let started = entries
+        .iter()
+        .find(|e| matches!(e.record, Record::RunStart(_)))
+        .map(clock)
+        .unwrap_or_default();
     let mut what = format!(
-        "{}{} went out with the {} strategy (started {} by {} on {}).",
+        "{}{} went out with the {} strategy (started {started} by {} on {}).",
         h.feature,
         if version.is_empty() {
             String::new()
         } else {
             format!(" {version}")
         },
-        strategy(records),
-        clock(of_type(records, "run.start").next().unwrap_or(&Value::Null)),
+        strategy(&entries),
         h.by,
         h.host
     );
-    if let Some(f) = failing {
-        let v = &f["verdict"];
+    if let Some((f, v)) = failing {
         let _ = write!(
             what,
             " Monitoring window `{}` ended in {} at {}: {}.",
@@ -539,7 +673,7 @@ fn story(records: &[Value]) -> String {
     } else if !error.is_empty() {
         let _ = write!(what, " It stopped: {}.", error.trim());
     }
-    if let Some(b) = rollback_start {
+    if let Some((b, _)) = rollback_start {
         let _ = write!(
             what,
             " The run rolled back at {}: {} of {} undo step(s) carried out{}{}.",
@@ -552,7 +686,7 @@ fn story(records: &[Value]) -> String {
                 String::new()
             },
             match rollback_end {
-                Some(e) if e["ok"].as_bool() == Some(true) => ", rollback complete".to_string(),
+                Some((_, true)) => ", rollback complete".to_string(),
                 Some(_) => ", rollback INCOMPLETE".to_string(),
                 None => ", the rollback did not finish".to_string(),
             }
@@ -564,20 +698,20 @@ fn story(records: &[Value]) -> String {
     // Impact: from the first traffic change for the version to the rollback's first step
     // (traffic back, in the shipped strategies), else the end of the run.
     let _ = writeln!(out, "## Impact\n");
-    let changes: Vec<(usize, &Value, f64)> = records
+    let changes: Vec<(usize, &Entry, f64)> = entries
         .iter()
         .enumerate()
-        .filter_map(|(i, r)| traffic_change(r).map(|(v, share)| (i, r, v, share)))
+        .filter_map(|(i, e)| traffic_change(e).map(|(v, share)| (i, e, v, share)))
         .filter(|(_, _, v, _)| version.is_empty() || *v == version)
-        .map(|(i, r, _, share)| (i, r, share))
+        .map(|(i, e, _, share)| (i, e, share))
         .collect();
     // The highest share announced; without announcements, the windows' labels ("100% (switched)").
     let max = |m: Option<f64>, x: f64| Some(m.map_or(x, |m: f64| m.max(x)));
     let top = if changes.is_empty() {
         measurements
             .iter()
-            .filter_map(|r| {
-                let w = s(&r["measurement"], "window");
+            .filter_map(|(_, m)| {
+                let w = s(m, "window");
                 w.split_once('%')
                     .and_then(|(n, _)| n.trim().parse::<f64>().ok())
             })
@@ -587,13 +721,18 @@ fn story(records: &[Value]) -> String {
     };
     let served_from = changes
         .first()
-        .map(|(_, r, _)| *r)
-        .or_else(|| measurements.first().copied());
+        .map(|(_, e, _)| *e)
+        .or_else(|| measurements.first().map(|(e, _)| *e));
     let back = undos
         .iter()
-        .find(|(_, r)| r.is_some_and(|r| r["ok"].as_bool() == Some(true)))
-        .and_then(|(_, r)| r.copied())
-        .or_else(|| of_type(records, "run.end").last());
+        .find(|(_, _, r)| r.is_some_and(|r| r.ok))
+        .and_then(|(_, i, _)| res_at.get(&i.effect).copied())
+        .or_else(|| {
+            entries
+                .iter()
+                .rev()
+                .find(|e| matches!(e.record, Record::RunEnd { .. }))
+        });
     match (served_from, back) {
         (Some(from), Some(to)) => {
             let _ = writeln!(
@@ -622,24 +761,22 @@ fn story(records: &[Value]) -> String {
     }
     // Failed requests: error rate × request rate × the time each measurement covers.
     let (mut failed, mut intervals) = (0.0, 0);
-    let mut previous: Option<&Value> = None;
-    for r in &measurements {
-        let m = &r["measurement"];
-        let same_window =
-            previous.is_some_and(|p| s(&p["measurement"], "window") == s(m, "window"));
+    let mut previous: Option<(&Entry, &Value)> = None;
+    for (e, m) in &measurements {
+        let same_window = previous.is_some_and(|(_, p)| s(p, "window") == s(m, "window"));
         let rate = m["metrics"]["error_rate"]["value"].as_f64();
         let requests = m["business"]["requests"]["value"].as_f64();
         if let (true, Some(rate), Some(requests), Some(now), Some(then)) = (
             same_window,
             rate,
             requests,
-            millis(r),
-            previous.and_then(millis),
+            millis(e),
+            previous.and_then(|(p, _)| millis(p)),
         ) {
             failed += rate * requests * (now - then) as f64 / 1000.0;
             intervals += 1;
         }
-        previous = Some(r);
+        previous = Some((e, m));
     }
     if intervals > 0 {
         let _ = writeln!(
@@ -663,8 +800,7 @@ fn story(records: &[Value]) -> String {
                 "No monitoring window failed: the run stopped for another reason.\n"
             );
         }
-        Some(f) => {
-            let v = &f["verdict"];
+        Some((f, v)) => {
             let window = s(v, "window");
             let change = changes.iter().rev().find(|(i, _, _)| Some(*i) < failing_at);
             if let Some((_, c, share)) = change {
@@ -701,11 +837,10 @@ fn story(records: &[Value]) -> String {
                 );
                 let _ = writeln!(out, "| # | Time | Value | Class |");
                 let _ = writeln!(out, "|---|---|---|---|");
-                for r in measurements.iter().filter(|r| {
-                    s(&r["measurement"], "window") == window
-                        && s(&r["measurement"], "version") == s(v, "version")
-                }) {
-                    let m = &r["measurement"];
+                for (r, m) in measurements
+                    .iter()
+                    .filter(|(_, m)| s(m, "window") == window && s(m, "version") == s(v, "version"))
+                {
                     if let Some(x) = m["metrics"].get(name) {
                         let _ = writeln!(
                             out,
@@ -727,47 +862,40 @@ fn story(records: &[Value]) -> String {
         None => {
             let _ = writeln!(out, "No rollback was started.");
         }
-        Some(b) => {
-            let _ = writeln!(
-                out,
-                "- {} rollback started: {}",
-                clock(b),
-                md_cell(s(b, "reason"))
-            );
-            for (i, r) in &undos {
+        Some((b, reason)) => {
+            let _ = writeln!(out, "- {} rollback started: {}", clock(b), md_cell(reason));
+            for (e, i, r) in &undos {
                 let _ = writeln!(
                     out,
                     "- {} undo \"{}\": {}",
-                    clock(i),
-                    s(&i["intent"], "label"),
+                    clock(e),
+                    s(i.intent, "label"),
                     result_text(*r, h.dry_run)
                 );
             }
             // Who was told.
-            let after = records.iter().position(|r| std::ptr::eq(r, b)).unwrap_or(0);
-            for n in records[failing_at.unwrap_or(after).min(after)..]
-                .iter()
-                .filter(|r| s(r, "type") == "effect.intent" && s(r, "kind") == "notify")
-            {
-                let e = n["effect"].as_u64().unwrap_or(0);
+            let after = rollback_at.unwrap_or(0);
+            for e in &entries[failing_at.unwrap_or(after).min(after)..] {
+                let Some(n) = intents(std::slice::from_ref(e)).next() else {
+                    continue;
+                };
+                if n.kind != "notify" {
+                    continue;
+                }
                 let _ = writeln!(
                     out,
                     "- {} notified `{}`: {}",
-                    clock(n),
-                    s(n, "name"),
-                    result_text(res.get(&e), h.dry_run)
+                    clock(e),
+                    n.name,
+                    result_text(res.get(&n.effect), h.dry_run)
                 );
             }
-            if let Some(e) = rollback_end {
+            if let Some((e, ok)) = rollback_end {
                 let _ = writeln!(
                     out,
                     "- {} rollback {}",
                     clock(e),
-                    if e["ok"].as_bool() == Some(true) {
-                        "complete"
-                    } else {
-                        "INCOMPLETE"
-                    }
+                    if ok { "complete" } else { "INCOMPLETE" }
                 );
             }
         }
@@ -775,7 +903,7 @@ fn story(records: &[Value]) -> String {
     out.push('\n');
 
     let _ = writeln!(out, "## Still standing\n");
-    let standing = standing_undos(records);
+    let standing = crate::undo::standing(&entries);
     if standing.is_empty() {
         let _ = writeln!(
             out,
@@ -787,21 +915,17 @@ fn story(records: &[Value]) -> String {
             "Not undone (see rollback-plan.md; `runbook rollback` can carry them out):\n"
         );
         for u in &standing {
-            let _ = writeln!(
-                out,
-                "- {}: `{}`",
-                s(u, "label"),
-                crate::undo::describe_json(&u["action"])
-            );
+            let _ = writeln!(out, "- {}: `{}`", u.undo.label, u.undo.action.describe());
         }
     }
     out
 }
 
 pub fn post_mortem(records: &[Value]) -> String {
-    let h = header(records);
-    let (outcome, error) = outcome(records);
-    let res = results(records);
+    let entries = entries(records);
+    let h = header(&entries);
+    let (outcome, error) = outcome(&entries);
+    let res = results(&entries);
     let mut out = format!("# Post-mortem - {}\n\n", h.feature);
     let _ = writeln!(out, "- Runbook: `{}`", h.script);
     let _ = writeln!(out, "- Started: {} by {} on {}", h.started, h.by, h.host);
@@ -811,45 +935,49 @@ pub fn post_mortem(records: &[Value]) -> String {
     }
     let _ = writeln!(out, "\n{}", story(records).trim_end());
     let _ = writeln!(out, "\n## Timeline\n");
-    for r in records {
-        let t = clock(r);
-        let line = match s(r, "type") {
-            "run.start" => format!("run started: `{}`", s(r, "script")),
-            "stage.start" => format!("stage \"{}\" started", s(r, "stage")),
-            "stage.end" if r["ok"].as_bool() == Some(true) => {
-                format!("stage \"{}\" done", s(r, "stage"))
-            }
-            "stage.end" => format!("stage \"{}\" FAILED: {}", s(r, "stage"), s(r, "error")),
+    for (e, i) in entries.iter().zip(
+        // Each effect's intent, where the record is one.
+        entries
+            .iter()
+            .map(|e| intents(std::slice::from_ref(e)).next()),
+    ) {
+        let t = e.ts.get(11..23).unwrap_or(&e.ts);
+        let line = match (&e.record, i) {
+            (Record::RunStart(s), _) => format!("run started: `{}`", s.script),
+            (Record::StageStart { stage }, _) => format!("stage \"{stage}\" started"),
+            (
+                Record::StageEnd {
+                    stage, ok: true, ..
+                },
+                _,
+            ) => format!("stage \"{stage}\" done"),
+            (Record::StageEnd { stage, error, .. }, _) => format!(
+                "stage \"{stage}\" FAILED: {}",
+                error.as_deref().unwrap_or("")
+            ),
             // The measurement record that follows carries the values.
-            "effect.intent"
-                if s(r, "kind") == "measure"
-                    && r["effect"]
-                        .as_u64()
-                        .and_then(|e| res.get(&e))
-                        .is_some_and(|x| x["ok"].as_bool() == Some(true)) =>
-            {
+            (_, Some(i)) if i.kind == "measure" && res.get(&i.effect).is_some_and(|x| x.ok) => {
                 continue
             }
-            "measurement" => measurement_line(&r["measurement"]),
-            "verdict" => format!(
+            (Record::Measurement { measurement, .. }, _) => measurement_line(measurement),
+            (Record::Verdict { verdict, .. }, _) => format!(
                 "verdict of `{}`: {}: {}",
-                s(&r["verdict"], "window"),
-                s(&r["verdict"], "verdict"),
-                s(&r["verdict"], "reason")
+                s(verdict, "window"),
+                s(verdict, "verdict"),
+                s(verdict, "reason")
             ),
-            "effect.intent" => {
-                let e = r["effect"].as_u64().unwrap_or(0);
-                let what = match s(r, "kind") {
-                    "sh" => format!("ran `{}`", command_of(r)),
-                    "undo" => format!("undo \"{}\"", s(&r["intent"], "label")),
+            (_, Some(i)) => {
+                let what = match i.kind {
+                    "sh" => format!("ran `{}`", command_of(&i)),
+                    "undo" => format!("undo \"{}\"", s(i.intent, "label")),
                     k if k.starts_with("prompt.") => {
                         let ans = res
-                            .get(&e)
-                            .map(|x| x["result"]["answer"].to_string())
+                            .get(&i.effect)
+                            .map(|x| x.result["answer"].to_string())
                             .unwrap_or_default();
                         format!(
                             "asked `{}`{}",
-                            s(r, "name"),
+                            i.name,
                             if ans.is_empty() || ans == "null" {
                                 String::new()
                             } else {
@@ -857,23 +985,18 @@ pub fn post_mortem(records: &[Value]) -> String {
                             }
                         )
                     }
-                    k => format!("{k} `{}`", s(r, "name")),
+                    k => format!("{k} `{}`", i.name),
                 };
-                format!("{what}: {}", result_text(res.get(&e), h.dry_run))
+                format!("{what}: {}", result_text(res.get(&i.effect), h.dry_run))
             }
-            "undo.register" => format!("registered undo \"{}\"", s(r, "label")),
-            "rollback.start" => format!("rollback started: {}", s(r, "reason")),
-            "rollback.end" => format!(
-                "rollback {}",
-                if r["ok"].as_bool() == Some(true) {
-                    "complete"
-                } else {
-                    "INCOMPLETE"
-                }
-            ),
-            "log" => format!("log: {}", s(r, "message")),
-            "interrupted" => "interrupted (Ctrl-C or SIGTERM)".to_string(),
-            "run.end" => format!("run ended: {}", s(r, "outcome")),
+            (Record::UndoRegister { label, .. }, _) => format!("registered undo \"{label}\""),
+            (Record::RollbackStart { reason, .. }, _) => format!("rollback started: {reason}"),
+            (Record::RollbackEnd { ok, .. }, _) => {
+                format!("rollback {}", if *ok { "complete" } else { "INCOMPLETE" })
+            }
+            (Record::Log { message, .. }, _) => format!("log: {message}"),
+            (Record::Interrupted {}, _) => "interrupted (Ctrl-C or SIGTERM)".to_string(),
+            (Record::RunEnd { outcome, .. }, _) => format!("run ended: {outcome}"),
             _ => continue,
         };
         let _ = writeln!(out, "- {t} {}", md_cell(&line));
@@ -885,28 +1008,34 @@ pub fn post_mortem(records: &[Value]) -> String {
 
 /// Every measurement and verdict of the run's monitoring, as the journal holds them.
 pub fn snapshot(records: &[Value]) -> Option<String> {
-    let stamp = |r: &Value, key: &str| {
-        let mut v = r.get(key).cloned().unwrap_or(Value::Null);
+    let entries = entries(records);
+    let stamp = |e: &Entry, v: &Value, stage: &Option<String>| {
+        let mut v = v.clone();
         if let Value::Object(m) = &mut v {
-            m.insert("ts".into(), r["ts"].clone());
-            m.insert("stage".into(), r["stage"].clone());
+            m.insert("ts".into(), Value::String(e.ts.clone()));
+            m.insert("stage".into(), serde_json::json!(stage));
         }
         v
     };
-    let measurements: Vec<Value> = of_type(records, "measurement")
-        .map(|r| stamp(r, "measurement"))
-        .collect();
-    let verdicts: Vec<Value> = of_type(records, "verdict")
-        .map(|r| stamp(r, "verdict"))
-        .collect();
+    let mut measurements = Vec::new();
+    let mut verdicts = Vec::new();
+    for e in &entries {
+        match &e.record {
+            Record::Measurement { measurement, stage } => {
+                measurements.push(stamp(e, measurement, stage))
+            }
+            Record::Verdict { verdict, stage } => verdicts.push(stamp(e, verdict, stage)),
+            _ => {}
+        }
+    }
     if measurements.is_empty() && verdicts.is_empty() {
         return None;
     }
-    let h = header(records);
+    let h = header(&entries);
     let v = serde_json::json!({
         "feature": h.feature,
         "started": h.started,
-        "outcome": outcome(records).0,
+        "outcome": outcome(&entries).0,
         "measurements": measurements,
         "verdicts": verdicts,
     });
@@ -934,7 +1063,8 @@ pub fn render(dir: &Path, redactor: &Redactor) -> Result<Vec<String>, Error> {
     let journal_path = dir.join(crate::journal::FILE_NAME);
     let (records, _) = crate::journal::read(&journal_path)?;
     let pin = evidence(&journal_path);
-    let (outcome, _) = outcome(&records);
+    let typed = entries(&records);
+    let (outcome, _) = outcome(&typed);
     let mut files: Vec<(&str, String)> = vec![
         (
             PLAN,
@@ -948,7 +1078,7 @@ pub fn render(dir: &Path, redactor: &Redactor) -> Result<Vec<String>, Error> {
     if let Some(m) = snapshot(&records) {
         files.push((SNAPSHOT, m));
     }
-    let dry = header(&records).dry_run;
+    let dry = header(&typed).dry_run;
     if !dry
         && matches!(
             outcome.as_str(),

@@ -4,7 +4,8 @@
 
 use serde_json::Value;
 
-use crate::artifacts::{of_type, s};
+use crate::artifacts::s;
+use crate::journal::{Entry, Record};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum State {
@@ -52,12 +53,12 @@ impl Criterion {
 
 /// The six criteria of the documented workflow, from `records` (a journal, possibly unfinished).
 pub fn evaluate(records: &[Value]) -> Vec<Criterion> {
-    let dry = records
-        .iter()
-        .find(|r| s(r, "type") == "run.start")
-        .and_then(|r| r.get("dry_run"))
-        .and_then(Value::as_bool)
-        == Some(true);
+    let entries: Vec<Entry> = records.iter().map(Entry::from_value).collect();
+    let records = entries.as_slice();
+    let dry = records.iter().find_map(|e| match &e.record {
+        Record::RunStart(s) => Some(s.dry_run),
+        _ => None,
+    }) == Some(true);
     if dry {
         return NAMES
             .iter()
@@ -102,12 +103,18 @@ const NAMES: [&str; 6] = [
     "Documentation updated",
 ];
 
-fn deployed(records: &[Value]) -> Criterion {
-    let ends: Vec<&Value> = of_type(records, "stage.end").collect();
+fn deployed(records: &[Entry]) -> Criterion {
+    let ends: Vec<(&str, bool)> = records
+        .iter()
+        .filter_map(|e| match &e.record {
+            Record::StageEnd { stage, ok, .. } => Some((stage.as_str(), *ok)),
+            _ => None,
+        })
+        .collect();
     let failed: Vec<&str> = ends
         .iter()
-        .filter(|r| r.get("ok").and_then(Value::as_bool) != Some(true))
-        .map(|r| s(r, "stage"))
+        .filter(|(_, ok)| !ok)
+        .map(|(stage, _)| *stage)
         .collect();
     let (state, detail) = if ends.is_empty() {
         (
@@ -130,7 +137,7 @@ fn deployed(records: &[Value]) -> Criterion {
 }
 
 /// One metric across every monitoring window: the verdict records carry each metric's tally.
-fn metric(records: &[Value], name: &'static str, key: &str, unmeasured: &str) -> Criterion {
+fn metric(records: &[Entry], name: &'static str, key: &str, unmeasured: &str) -> Criterion {
     let mut measured = 0u64;
     let mut windows = 0usize;
     let mut tolerated = 0u64;
@@ -141,20 +148,22 @@ fn metric(records: &[Value], name: &'static str, key: &str, unmeasured: &str) ->
     let last = records
         .iter()
         .rev()
-        .filter(|r| s(r, "type") == "measurement")
-        .find_map(|r| {
-            let m = &r["measurement"]["metrics"][key];
+        .filter_map(|e| match &e.record {
+            Record::Measurement { measurement, .. } => Some(measurement),
+            _ => None,
+        })
+        .find_map(|measurement| {
+            let m = &measurement["metrics"][key];
             m.get("value")?;
             Some(match m.get("shown").and_then(Value::as_str) {
                 Some(shown) => shown.to_string(),
                 None => m["value"].to_string(),
             })
         });
-    for (i, r) in records.iter().enumerate() {
-        if s(r, "type") != "verdict" {
+    for (i, e) in records.iter().enumerate() {
+        let Record::Verdict { verdict: v, .. } = &e.record else {
             continue;
-        }
-        let v = &r["verdict"];
+        };
         let Some(m) = v.get("metrics").and_then(|m| m.get(key)) else {
             continue;
         };
@@ -175,10 +184,13 @@ fn metric(records: &[Value], name: &'static str, key: &str, unmeasured: &str) ->
             // after the window's verdict), or the metric's own `on_failure: continue`.
             let over = records[i + 1..]
                 .iter()
-                .take_while(|n| s(n, "type") != "verdict")
-                .find(|n| s(n, "type") == "override");
+                .take_while(|n| !matches!(n.record, Record::Verdict { .. }))
+                .find_map(|n| match &n.record {
+                    Record::Override { by, .. } => Some((by, &n.ts)),
+                    _ => None,
+                });
             let by = match over {
-                Some(o) => format!("by {} at {}", s(o, "by"), s(o, "ts")),
+                Some((by, ts)) => format!("by {by} at {ts}"),
                 None if m.get("continued").and_then(Value::as_bool) == Some(true) => {
                     "by its own `on_failure: continue`".to_string()
                 }
@@ -229,30 +241,45 @@ fn metric(records: &[Value], name: &'static str, key: &str, unmeasured: &str) ->
 }
 
 /// The results of the effects of one kind: (name, ok).
-fn effects<'a>(records: &'a [Value], kind: &str) -> Vec<(&'a str, bool, &'a str)> {
-    let intents: std::collections::HashMap<u64, &str> = of_type(records, "effect.intent")
-        .filter(|r| s(r, "kind") == kind)
-        .filter_map(|r| Some((r.get("effect")?.as_u64()?, s(r, "name"))))
+fn effects<'a>(records: &'a [Entry], kind: &str) -> Vec<(&'a str, bool, &'a str)> {
+    let intents: std::collections::HashMap<u64, &str> = records
+        .iter()
+        .filter_map(|e| match &e.record {
+            Record::EffectIntent {
+                effect,
+                kind: k,
+                name,
+                ..
+            } if k == kind => Some((*effect, name.as_str())),
+            _ => None,
+        })
         .collect();
-    of_type(records, "effect.result")
-        .filter_map(|r| {
-            let name = intents.get(&r.get("effect")?.as_u64()?)?;
-            let ok = r.get("ok").and_then(Value::as_bool) == Some(true);
-            Some((*name, ok, s(r, "error")))
+    records
+        .iter()
+        .filter_map(|e| match &e.record {
+            Record::EffectResult(r) => {
+                let name = intents.get(&r.effect)?;
+                Some((*name, r.ok, r.error.as_deref().unwrap_or("")))
+            }
+            _ => None,
         })
         .collect()
 }
 
-fn notified(records: &[Value]) -> Criterion {
+fn notified(records: &[Entry]) -> Criterion {
     let sent = effects(records, "notify");
     let failed: Vec<String> = sent
         .iter()
         .filter(|(_, ok, _)| !ok)
         .map(|(n, _, e)| format!("{n} ({e})"))
         .collect();
-    let ended = of_type(records, "run.end")
-        .last()
-        .map(|e| s(e, "outcome").to_string())
+    let ended = records
+        .iter()
+        .rev()
+        .find_map(|e| match &e.record {
+            Record::RunEnd { outcome, .. } => Some(outcome.clone()),
+            _ => None,
+        })
         .filter(|o| o != "completed");
     let (state, detail) = if sent.is_empty() {
         (
@@ -283,7 +310,7 @@ fn notified(records: &[Value]) -> Criterion {
     }
 }
 
-fn documented(records: &[Value]) -> Criterion {
+fn documented(records: &[Entry]) -> Criterion {
     let appended = effects(records, "append_file");
     let failed: Vec<&str> = appended
         .iter()

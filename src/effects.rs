@@ -10,10 +10,10 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::error::Error;
-use crate::journal::Journal;
+use crate::journal::{Entry, Journal, Record};
 use crate::secrets::Redactor;
 
 pub struct Effects {
@@ -51,6 +51,79 @@ pub struct Recorded {
     pub kind: String,
     pub name: String,
     pub outcome: Result<Value, Failure>,
+    /// It was planned (a dry-run), not acted on.
+    pub planned: bool,
+}
+
+/// What a journal says a resume must replay: the completed effects in order, the one in flight
+/// (an intent with no result), and the number the next effect takes. Built in one pass.
+#[derive(Debug, Default)]
+pub struct ReplayIndex {
+    pub recorded: Vec<Recorded>,
+    pub in_flight: Option<InFlight>,
+    pub next_effect: u64,
+}
+
+impl ReplayIndex {
+    pub fn build(entries: &[Entry]) -> ReplayIndex {
+        use std::collections::HashMap;
+        let mut results: HashMap<u64, &crate::record::EffectResult> = HashMap::new();
+        let mut children: HashMap<u64, (i32, Option<u64>)> = HashMap::new();
+        for e in entries {
+            match &e.record {
+                // The first result of an effect is its result.
+                Record::EffectResult(r) => {
+                    results.entry(r.effect).or_insert(r);
+                }
+                // The last child recorded is the one that ran last.
+                Record::EffectChild {
+                    effect,
+                    group,
+                    start,
+                } => {
+                    children.insert(*effect, (*group, *start));
+                }
+                _ => {}
+            }
+        }
+        let mut index = ReplayIndex::default();
+        for e in entries {
+            let Record::EffectIntent {
+                effect, kind, name, ..
+            } = &e.record
+            else {
+                continue;
+            };
+            index.next_effect = index.next_effect.max(*effect);
+            match results.get(effect) {
+                Some(r) => {
+                    let outcome = if r.ok {
+                        Ok(r.result.clone())
+                    } else {
+                        Err(Failure(
+                            r.error.clone().unwrap_or_default(),
+                            r.result.clone(),
+                        ))
+                    };
+                    index.recorded.push(Recorded {
+                        kind: kind.clone(),
+                        name: name.clone(),
+                        outcome,
+                        planned: r.dry_run == Some(true),
+                    });
+                }
+                None => {
+                    index.in_flight = Some(InFlight {
+                        kind: kind.clone(),
+                        name: name.clone(),
+                        started: e.ts.clone(),
+                        child: children.get(effect).copied(),
+                    })
+                }
+            }
+        }
+        index
+    }
 }
 
 /// An effect whose intent is recorded and whose result is not yet.
@@ -60,8 +133,9 @@ pub struct Pending {
     kind: String,
     name: String,
     started: Instant,
-    /// Resuming: the result this effect had, returned instead of acting.
-    pub replayed: Option<Result<Value, Failure>>,
+    /// Resuming: the result this effect had, returned instead of acting (and whether it was
+    /// only planned).
+    pub replayed: Option<(Result<Value, Failure>, bool)>,
     /// Resuming: this is the effect that was under way when the earlier process died.
     pub in_flight: bool,
     /// Resuming: the process group that effect started (and its leader's start time).
@@ -177,11 +251,11 @@ impl Effects {
     }
 
     /// A record that is not an effect (stage boundaries, registrations, the run's start and end).
-    pub fn record(&mut self, kind: &str, fields: Value) -> Result<u64, Error> {
+    pub fn record(&mut self, record: &Record) -> Result<u64, Error> {
         if self.replaying() {
             return Ok(0);
         }
-        self.journal.write(kind, fields).inspect_err(|e| {
+        self.journal.append(record).inspect_err(|e| {
             self.broken = Some(cause(e));
         })
     }
@@ -222,7 +296,7 @@ impl Effects {
                     ),
                 });
             }
-            if !kind.starts_with("prompt.") {
+            if !kind.starts_with("prompt.") && !rec.planned {
                 self.acted = true;
             }
             if changes(kind, &intent) {
@@ -233,7 +307,7 @@ impl Effects {
                 kind: kind.to_string(),
                 name: name.to_string(),
                 started: Instant::now(),
-                replayed: Some(rec.outcome),
+                replayed: Some((rec.outcome, rec.planned)),
                 in_flight: false,
                 in_flight_child: None,
                 changes: false,
@@ -260,10 +334,13 @@ impl Effects {
         let effect = self.next_effect;
         let changes = changes(kind, &intent);
         self.journal
-            .write(
-                "effect.intent",
-                json!({ "effect": effect, "kind": kind, "name": name, "intent": intent, "dry_run": self.dry_run }),
-            )
+            .append(&Record::EffectIntent {
+                effect,
+                kind: kind.to_string(),
+                name: name.to_string(),
+                intent,
+                dry_run: self.dry_run,
+            })
             .map_err(|e| {
                 let why = cause(&e);
                 self.broken = Some(why.clone());
@@ -298,14 +375,19 @@ impl Effects {
             self.changed = true;
         }
         let ms = p.started.elapsed().as_millis() as u64;
-        let fields = match outcome {
-            Ok(v) => {
-                json!({ "effect": p.effect, "kind": p.kind, "name": p.name, "ok": true, "ms": ms, "result": v, "dry_run": self.dry_run })
-            }
-            Err(Failure(e, data)) => {
-                json!({ "effect": p.effect, "kind": p.kind, "name": p.name, "ok": false, "ms": ms, "error": e, "result": data, "dry_run": self.dry_run })
-            }
+        let (ok, result, error) = match outcome {
+            Ok(v) => (true, v.clone(), None),
+            Err(Failure(e, data)) => (false, data.clone(), Some(e.clone())),
         };
-        let _ = self.record("effect.result", fields);
+        let _ = self.record(&Record::EffectResult(crate::record::EffectResult {
+            effect: p.effect,
+            kind: p.kind,
+            name: p.name,
+            ok,
+            ms: Some(ms),
+            result,
+            error,
+            dry_run: Some(self.dry_run),
+        }));
     }
 }

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::journal::{Entry, Record};
+
 /// The severities `incident(title, severity)` takes, most severe first.
 pub const SEVERITIES: &[&str] = &["critical", "high", "medium", "low"];
 
@@ -79,14 +81,18 @@ impl Incident {
     /// REPL's journal (every line typed since attaching, each followed by the effects it caused
     /// and its result, repeated identical lines folded); then the four sections.
     pub fn render(&self, journal: &Path, closed: &Closed) -> String {
-        let records = crate::journal::read(journal)
+        let records = crate::journal::read_entries(journal)
             .map(|(r, _)| r)
             .unwrap_or_default();
         let deployment = self.attached.as_ref().map(|d| {
             let records = crate::journal::read(&d.join(crate::journal::FILE_NAME))
                 .map(|(r, _)| r)
                 .unwrap_or_default();
-            (d, records)
+            let entries: Vec<crate::journal::Entry> = records
+                .iter()
+                .map(crate::journal::Entry::from_value)
+                .collect();
+            (d, entries)
         });
         let now = crate::journal::now_rfc3339();
         let status = match closed {
@@ -103,7 +109,7 @@ impl Incident {
         );
         md.push_str(&match &deployment {
             None => "- Deployment: none attached\n".to_string(),
-            Some((dir, records)) => match live(records) {
+            Some((dir, entries)) => match live(entries) {
                 Some(l) => format!(
                     "- Deployment: {}, live since {} ({})\n",
                     dir.display(),
@@ -131,18 +137,25 @@ impl Incident {
             Closed::Abandoned(why) => format!("- Abandoned: {now} ({why})\n"),
         });
 
-        if let Some((_, records)) = &deployment {
+        if let Some((_, entries)) = &deployment {
             md.push_str("\n## Deployment verdicts\n\n");
-            let verdicts: Vec<&Value> = records.iter().filter(|r| r["type"] == "verdict").collect();
+            let verdicts: Vec<(&str, &Value)> = entries
+                .iter()
+                .filter_map(|e| match &e.record {
+                    crate::journal::Record::Verdict { verdict, .. } => {
+                        Some((e.ts.as_str(), verdict))
+                    }
+                    _ => None,
+                })
+                .collect();
             if verdicts.is_empty() {
                 md.push_str("(none recorded)\n");
             }
-            for r in verdicts {
-                let v = &r["verdict"];
+            for (ts, v) in verdicts {
                 let version = text(&v["version"]);
                 md.push_str(&format!(
                     "- {} {}{}: {}\n",
-                    text(&r["ts"]),
+                    ts,
                     text(&v["verdict"]),
                     if version.is_empty() {
                         String::new()
@@ -185,89 +198,62 @@ pub struct Live {
     pub what: String,
     pub version: Option<String>,
     pub colour: Option<String>,
-    /// The record it was read from (a `traffic` record, or a traffic effect's intent).
+    /// The `traffic` record it was read from (its time and fields, not the journal's bookkeeping).
     pub record: Value,
 }
 
-/// The last traffic change of a run: the adapter's own `traffic` record (what is live, at what
-/// weight); for journals from before adapters wrote one, the last effect that looks like a
-/// traffic change.
-pub fn live(records: &[Value]) -> Option<Live> {
-    if let Some(r) = records
-        .iter()
-        .rfind(|r| r["type"] == "traffic" && r["dry_run"] != true)
-    {
-        let version = r["live"].as_str().map(str::to_string);
-        let colour = r["colour"].as_str().map(str::to_string);
-        let weights: Vec<String> = r["weights"]
-            .as_object()
-            .map(|w| w.iter().map(|(k, v)| format!("{k} {}%", text(v))).collect())
-            .unwrap_or_default();
-        let mut what = version.clone().unwrap_or_else(|| "nothing".into());
-        if let Some(c) = &colour {
-            what.push_str(&format!(" on {c}"));
-        }
-        what.push_str(&format!(" ({})", weights.join(", ")));
-        let mut record = r.clone();
-        if let Value::Object(m) = &mut record {
-            // The journal's own bookkeeping is no part of what is live.
-            for k in ["prev", "seq", "type", "dry_run"] {
-                m.remove(k);
-            }
-        }
-        return Some(Live {
-            since: text(&r["ts"]),
-            what,
-            version,
+/// The last traffic change of a run, as the adapter recorded it (`traffic(#{ weights, colour })`,
+/// a `traffic` record): what is live, at what weight. Planned changes (a dry-run's) are not live.
+/// A journal with no such record (an adapter that does not call `traffic`) has none: nothing is
+/// guessed from command lines or URLs.
+pub fn live(entries: &[crate::journal::Entry]) -> Option<Live> {
+    use crate::journal::Record;
+    entries.iter().rev().find_map(|e| match &e.record {
+        Record::Traffic {
+            live,
             colour,
-            record,
-        });
-    }
-    last_traffic(records).map(|r| Live {
-        since: text(&r["ts"]),
-        what: describe_traffic(&r["intent"]),
-        version: None,
-        colour: None,
-        record: r["intent"].clone(),
+            weights,
+            dry_run: false,
+            stage,
+        } => {
+            let version = live.clone();
+            let colour_name = colour.as_ref().and_then(Value::as_str).map(str::to_string);
+            let shares: Vec<String> = weights
+                .iter()
+                .map(|(k, v)| format!("{k} {}%", text(v)))
+                .collect();
+            let mut what = version.clone().unwrap_or_else(|| "nothing".into());
+            if let Some(c) = &colour_name {
+                what.push_str(&format!(" on {c}"));
+            }
+            what.push_str(&format!(" ({})", shares.join(", ")));
+            Some(Live {
+                since: e.ts.clone(),
+                what,
+                version,
+                colour: colour_name,
+                record: serde_json::json!({
+                    "ts": e.ts, "live": live, "colour": colour, "weights": weights, "stage": stage,
+                }),
+            })
+        }
+        _ => None,
     })
-}
-
-/// The last effect that looks like a traffic change (an adapter's weights, flag or switch).
-fn last_traffic(records: &[Value]) -> Option<&Value> {
-    records.iter().rfind(|r| {
-        let t = r.to_string();
-        r["type"] == "effect.intent"
-            && (t.contains("/_fleet/weights")
-                || t.contains("/_fleet/flag")
-                || t.contains("switch-traffic")
-                || t.contains("virtualservice")
-                || t.contains("\"switch: "))
-    })
-}
-
-fn describe_traffic(intent: &Value) -> String {
-    match (intent["command"].as_str(), intent["url"].as_str()) {
-        (Some(c), _) => format!("`{c}`"),
-        (None, Some(u)) => format!("{} {u}", intent["method"].as_str().unwrap_or(""))
-            .trim()
-            .to_string(),
-        _ => intent.to_string(),
-    }
 }
 
 /// The first rollback of the session that completed: when, of what, how many undo steps.
-fn mitigated(records: &[Value]) -> Option<String> {
+fn mitigated(entries: &[Entry]) -> Option<String> {
     let mut target = String::new();
     let mut undone = 0;
-    for r in records {
-        match r["type"].as_str().unwrap_or("") {
-            "rollback.target" => {
-                target = text(&r["deployment"]);
+    for e in entries {
+        match &e.record {
+            Record::RollbackTarget { deployment, .. } => {
+                target = deployment.clone();
                 undone = 0;
             }
-            "rollback.start" => undone = 0,
-            "effect.result" if r["kind"] == "undo" && r["ok"] == true => undone += 1,
-            "rollback.end" if r["ok"] == true => {
+            Record::RollbackStart { .. } => undone = 0,
+            Record::EffectResult(r) if r.kind == "undo" && r.ok => undone += 1,
+            Record::RollbackEnd { ok: true, .. } => {
                 let of = if target.is_empty() {
                     String::new()
                 } else {
@@ -275,7 +261,7 @@ fn mitigated(records: &[Value]) -> Option<String> {
                 };
                 return Some(format!(
                     "{} (rollback{of}: {undone} undo step(s) done)",
-                    text(&r["ts"])
+                    e.ts
                 ));
             }
             _ => {}
@@ -304,51 +290,50 @@ struct Block {
 
 /// The session's timeline from its journal, in journal order: each line typed, the effects it
 /// caused, its result. Consecutive identical lines are folded into one, with how many went well.
-fn timeline(records: &[Value]) -> Vec<String> {
+fn timeline(entries: &[Entry]) -> Vec<String> {
     let mut blocks: Vec<Block> = Vec::new();
-    for r in records {
-        let ts = text(&r["ts"]);
-        let line = match r["type"].as_str().unwrap_or("") {
-            "repl.input" => {
+    for e in entries {
+        let ts = e.ts.clone();
+        let (line, failed) = match &e.record {
+            Record::ReplInput { text } => {
                 blocks.push(Block {
                     ts,
-                    input: Some(text(&r["text"])),
+                    input: Some(text.clone()),
                     lines: Vec::new(),
                     failed: false,
                 });
                 continue;
             }
-            "repl.result" => match &r["value"] {
-                Value::Null => "= ok".to_string(),
-                v => format!("= {}", shortened(&text(v))),
+            Record::ReplResult { value } => match value {
+                Value::Null => ("= ok".to_string(), false),
+                v => (format!("= {}", shortened(&text(v))), false),
             },
-            "repl.error" => format!("! {}", text(&r["error"])),
-            "effect.result" => effect_line(r),
-            "incident.open" => format!(
-                "incident opened: {} ({})",
-                text(&r["title"]),
-                text(&r["severity"])
+            Record::ReplError { error } => (format!("! {error}"), true),
+            Record::EffectResult(r) => (effect_line(r), !r.ok),
+            Record::IncidentOpen {
+                title, severity, ..
+            } => (format!("incident opened: {title} ({severity})"), false),
+            Record::RollbackStart { reason, .. } => (format!("rollback started: {reason}"), false),
+            Record::RollbackEnd { ok, stopped, .. } => (
+                format!(
+                    "rollback {}",
+                    if *stopped {
+                        "stopped by Ctrl-C"
+                    } else if *ok {
+                        "complete"
+                    } else {
+                        "INCOMPLETE"
+                    }
+                ),
+                false,
             ),
-            "rollback.start" => format!("rollback started: {}", text(&r["reason"])),
-            "rollback.end" => format!(
-                "rollback {}",
-                if r["stopped"] == true {
-                    "stopped by Ctrl-C"
-                } else if r["ok"] == true {
-                    "complete"
-                } else {
-                    "INCOMPLETE"
-                }
+            Record::RollbackForced { reason, .. } => (
+                format!("rollback forced past a damaged journal: {reason}"),
+                false,
             ),
-            "rollback.forced" => format!(
-                "rollback forced past a damaged journal: {}",
-                text(&r["reason"])
-            ),
-            "repl.refused" => format!("refused: {}", text(&r["action"])),
+            Record::ReplRefused { action, .. } => (format!("refused: {action}"), false),
             _ => continue,
         };
-        let failed =
-            (r["type"] == "repl.error") || (r["type"] == "effect.result" && r["ok"] == false);
         match blocks.last_mut() {
             Some(b) => {
                 b.failed |= failed;
@@ -411,15 +396,47 @@ pub fn write_new(path: &Path, text: &str) -> Result<(), String> {
         .map_err(|e| format!("cannot write `{}`: {e}", path.display()))
 }
 
-fn effect_line(r: &Value) -> String {
+fn effect_line(r: &crate::record::EffectResult) -> String {
     format!(
         "effect {} `{}`: {}",
-        text(&r["kind"]),
-        text(&r["name"]),
-        if r["ok"] == true {
+        r.kind,
+        r.name,
+        if r.ok {
             "ok".to_string()
         } else {
-            format!("FAILED: {}", text(&r["error"]))
+            format!("FAILED: {}", r.error.as_deref().unwrap_or(""))
         }
     )
+}
+
+#[cfg(test)]
+mod live_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn entries(values: &[Value]) -> Vec<Entry> {
+        values.iter().map(Entry::from_value).collect()
+    }
+
+    #[test]
+    fn live_is_what_the_adapter_recorded_never_a_guess_from_a_url() {
+        let guessable = json!({ "type": "effect.intent", "ts": "t1", "effect": 1, "kind": "http",
+            "name": "POST http://fleet/_fleet/weights", "intent": { "url": "http://fleet/_fleet/weights" } });
+        assert!(live(&entries(std::slice::from_ref(&guessable))).is_none());
+        let recorded = json!({ "type": "traffic", "ts": "t2", "live": "v2", "colour": "green",
+            "weights": { "v2": 100 }, "dry_run": false, "stage": "Deploy" });
+        let planned = json!({ "type": "traffic", "ts": "t3", "live": "v3", "colour": null,
+            "weights": { "v3": 100 }, "dry_run": true, "stage": null });
+        let l = live(&entries(&[guessable, recorded, planned])).unwrap();
+        assert_eq!(l.what, "v2 on green (v2 100%)");
+        assert_eq!(l.since, "t2");
+        assert_eq!(
+            (l.version.as_deref(), l.colour.as_deref()),
+            (Some("v2"), Some("green"))
+        );
+        assert_eq!(
+            l.record,
+            json!({ "ts": "t2", "live": "v2", "colour": "green", "weights": { "v2": 100 }, "stage": "Deploy" })
+        );
+    }
 }

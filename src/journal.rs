@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Map, Value};
 
 use crate::error::Error;
+pub use crate::record::{Entry, Record};
 use crate::secrets::Redactor;
 
 pub const FILE_NAME: &str = "journal.jsonl";
@@ -127,8 +128,8 @@ impl Journal {
         if let Some(line) = complete.lines().rev().find(|l| !l.trim().is_empty()) {
             j.last_hash = line_hash(line);
         }
-        if let Some((fragment, _)) = torn {
-            j.write("journal.repaired", json!({ "torn_fragment": fragment }))?;
+        if let Some((torn_fragment, _)) = torn {
+            j.append(&Record::JournalRepaired { torn_fragment })?;
         }
         Ok(j)
     }
@@ -162,8 +163,14 @@ impl Journal {
         &self.path
     }
 
-    /// Append one record of `kind` with `fields`; returns its sequence number.
-    pub fn write(&mut self, kind: &str, fields: Value) -> Result<u64, Error> {
+    /// Append one record; returns its sequence number. The line is the envelope (`seq`, `ts`,
+    /// `type`, `prev`) and the record's fields, redacted.
+    pub fn append(&mut self, record: &Record) -> Result<u64, Error> {
+        let (kind, fields) = record.to_fields();
+        self.write(&kind, fields)
+    }
+
+    fn write(&mut self, kind: &str, fields: Map<String, Value>) -> Result<u64, Error> {
         if self.torn {
             self.cut_back()?;
         }
@@ -173,9 +180,7 @@ impl Journal {
         rec.insert("ts".into(), json!(now_rfc3339()));
         rec.insert("type".into(), json!(kind));
         rec.insert("prev".into(), json!(self.last_hash));
-        if let Value::Object(f) = fields {
-            rec.extend(f);
-        }
+        rec.extend(fields);
         if let Some(file) = &mut self.file {
             let line = self.redactor.redact(&Value::Object(rec).to_string());
             if self.echo {
@@ -235,6 +240,12 @@ pub fn read(path: &Path) -> Result<(Vec<Value>, Option<String>), Error> {
     std::io::Read::read_to_end(&mut BufReader::new(file), &mut bytes)
         .map_err(|e| Error::io("read journal", path, e))?;
     parse(&String::from_utf8_lossy(&bytes), path)
+}
+
+/// Every record of a journal, typed (see `read` for the torn last line).
+pub fn read_entries(path: &Path) -> Result<(Vec<Entry>, Option<String>), Error> {
+    let (values, warning) = read(path)?;
+    Ok((values.iter().map(Entry::from_value).collect(), warning))
 }
 
 /// The records of a journal's text (`path` names it in errors and warnings).
@@ -397,4 +408,116 @@ pub fn run_dirs(root: &Path) -> Vec<RunDir> {
         .collect();
     dirs.sort_by_key(|d| d.0);
     dirs.into_iter().map(|(_, d)| d).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn journal(dir: &Path) -> (PathBuf, Journal) {
+        let path = dir.join(FILE_NAME);
+        let j = Journal::create(&path, Redactor::default()).unwrap();
+        (path, j)
+    }
+
+    fn some_records(j: &mut Journal) {
+        j.append(&Record::StageStart {
+            stage: "Deploy".into(),
+        })
+        .unwrap();
+        j.append(&Record::Log {
+            message: "hello".into(),
+            stage: Some("Deploy".into()),
+        })
+        .unwrap();
+        j.append(&Record::Interrupted {}).unwrap();
+    }
+
+    #[test]
+    fn each_record_links_to_the_hash_of_the_line_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, mut j) = journal(dir.path());
+        some_records(&mut j);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3);
+        let mut prev = GENESIS.to_string();
+        for (i, line) in lines.iter().enumerate() {
+            let v: Value = serde_json::from_str(line).unwrap();
+            assert_eq!(v["prev"], json!(prev), "line {}", i + 1);
+            assert_eq!(v["seq"], json!(i + 1));
+            prev = line_hash(line);
+        }
+        assert_eq!(j.last_hash(), prev);
+        let v = verify(&path).unwrap();
+        assert_eq!((v.records, v.problem), (3, None));
+        assert_eq!(v.final_hash, prev);
+
+        // An altered record breaks the link of the next one; a removed one too.
+        let altered = text.replacen("hello", "hullo", 1);
+        std::fs::write(&path, &altered).unwrap();
+        assert_eq!(verify(&path).unwrap().problem.map(|p| p.0), Some(3));
+        let removed: String = lines
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != 1)
+            .map(|(_, l)| format!("{l}\n"))
+            .collect();
+        std::fs::write(&path, removed).unwrap();
+        assert_eq!(verify(&path).unwrap().problem.map(|p| p.0), Some(2));
+    }
+
+    #[test]
+    fn records_read_back_typed_with_their_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, mut j) = journal(dir.path());
+        some_records(&mut j);
+        let (entries, warning) = read_entries(&path).unwrap();
+        assert!(warning.is_none());
+        assert_eq!(entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(
+            entries[1].record,
+            Record::Log {
+                message: "hello".into(),
+                stage: Some("Deploy".into())
+            }
+        );
+        assert!(!entries[0].ts.is_empty());
+    }
+
+    #[test]
+    fn a_torn_last_line_is_skipped_by_readers_and_cut_off_into_a_repaired_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, mut j) = journal(dir.path());
+        some_records(&mut j);
+        drop(j);
+        let whole = std::fs::read_to_string(&path).unwrap();
+        let fragment = r#"{"seq":4,"ts":"2026-01-01T00:00:00Z","type":"log","mess"#;
+        std::fs::write(&path, format!("{whole}{fragment}")).unwrap();
+
+        // Readers skip it with a warning; verify names it.
+        let (entries, warning) = read_entries(&path).unwrap();
+        assert_eq!(entries.len(), 3);
+        assert!(warning
+            .unwrap()
+            .contains(":4: the last record is incomplete"));
+        let v = verify(&path).unwrap();
+        assert_eq!(v.problem.map(|p| p.0), Some(4));
+
+        // The next writer cuts it off, keeps its text, and the chain holds again.
+        let mut j = Journal::append_to(&path, Redactor::default()).unwrap();
+        j.append(&Record::Interrupted {}).unwrap();
+        let (entries, warning) = read_entries(&path).unwrap();
+        assert!(warning.is_none());
+        assert_eq!(
+            entries[3].record,
+            Record::JournalRepaired {
+                torn_fragment: fragment.into()
+            }
+        );
+        assert_eq!(entries[3].seq, 4);
+        assert_eq!(entries[4].seq, 5);
+        let v = verify(&path).unwrap();
+        assert_eq!((v.records, v.problem), (5, None));
+    }
 }

@@ -39,6 +39,7 @@ pub mod options;
 pub mod primitives;
 pub mod process;
 pub mod prompts;
+pub mod record;
 pub mod repl;
 pub mod runbooks;
 pub mod runner;

@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 use crate::answers::Answers;
 use crate::error::Error;
 use crate::incident::{Closed, Incident};
+use crate::journal::Record;
 use crate::modules::Sources;
 use crate::runner::Built;
 use crate::session::{Session, Shared, Stop};
@@ -279,11 +280,12 @@ pub fn run(common: &Common, opts: &ReplOptions, ui: &Ui) -> Result<i32, Error> {
     };
     // The emergency actions act on the side that is live: the deployment's journal says which,
     // not the static config.
-    let live = attached.as_deref().and_then(|d| {
-        crate::journal::read(&d.join(crate::journal::FILE_NAME))
-            .ok()
-            .and_then(|(records, _)| crate::incident::live(&records))
-    });
+    let entries: Vec<crate::journal::Entry> = attached
+        .as_deref()
+        .and_then(|d| crate::journal::read_entries(&d.join(crate::journal::FILE_NAME)).ok())
+        .map(|(entries, _)| entries)
+        .unwrap_or_default();
+    let live = crate::incident::live(&entries);
     // The versions in play: as configured (before the live side below replaces
     // `current_version`), and every one the deployment sent traffic to.
     let mut versions: Vec<String> = [&loaded.config.current_version, &loaded.config.version]
@@ -291,14 +293,9 @@ pub fn run(common: &Common, opts: &ReplOptions, ui: &Ui) -> Result<i32, Error> {
         .flatten()
         .cloned()
         .collect();
-    if let Some(d) = &attached {
-        let records = crate::journal::read(&d.join(crate::journal::FILE_NAME))
-            .map(|(r, _)| r)
-            .unwrap_or_default();
-        for r in records.iter().filter(|r| r["type"] == "traffic") {
-            for v in r["weights"].as_object().into_iter().flat_map(|w| w.keys()) {
-                versions.push(v.clone());
-            }
+    for e in &entries {
+        if let Record::Traffic { weights, .. } = &e.record {
+            versions.extend(weights.keys().cloned());
         }
     }
     let mut seen = std::collections::HashSet::new();
@@ -331,19 +328,17 @@ pub fn run(common: &Common, opts: &ReplOptions, ui: &Ui) -> Result<i32, Error> {
         false,
     )?;
     let dir = crate::runner::start_journal(&session, &root, false)?;
-    session.record(
-        "run.start",
-        json!({
-            "script": SOURCE,
-            "feature": session.feature,
-            "version": env!("CARGO_PKG_VERSION"),
-            "dry_run": false,
-            "user": crate::primitives::prompt::user(),
-            "host": crate::primitives::prompt::host(),
-            "attached": attached.as_ref().map(|d| d.display().to_string()),
-            "run_dir": dir.display().to_string(),
-        }),
-    );
+    session.record(Record::RunStart(crate::record::RunStart {
+        script: SOURCE.to_string(),
+        feature: session.feature.clone(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        dry_run: false,
+        user: crate::primitives::prompt::user(),
+        host: crate::primitives::prompt::host(),
+        run_dir: dir.display().to_string(),
+        run: None,
+        attached: Some(json!(attached.as_ref().map(|d| d.display().to_string()))),
+    }));
     let damaged = attached.as_deref().and_then(journal_damage);
     let state = Rc::new(State {
         attached,
@@ -395,10 +390,10 @@ pub fn run(common: &Common, opts: &ReplOptions, ui: &Ui) -> Result<i32, Error> {
             "the journal `{}` {damage}; {FORCE_HINT}",
             a.join(crate::journal::FILE_NAME).display()
         ));
-        session.record(
-            "repl.journal_damaged",
-            json!({ "deployment": a.display().to_string(), "damage": damage }),
-        );
+        session.record(Record::ReplJournalDamaged {
+            deployment: a.display().to_string(),
+            damage: damage.to_string(),
+        });
     }
 
     let watch = Arc::new(Watch::default());
@@ -440,7 +435,12 @@ pub fn run(common: &Common, opts: &ReplOptions, ui: &Ui) -> Result<i32, Error> {
     } else {
         "completed"
     };
-    session.record("run.end", json!({ "outcome": outcome, "exit_code": code }));
+    session.record(Record::RunEnd {
+        outcome: outcome.to_string(),
+        exit_code: code,
+        error: None,
+        signal: None,
+    });
     let journal = session.effects.borrow().journal_path().to_path_buf();
     if !acted(&journal) {
         // Looking around changed nothing: no run directory to leave behind.
@@ -460,14 +460,14 @@ fn acted(journal: &Path) -> bool {
     };
     records.iter().any(|r| {
         !matches!(
-            r["type"].as_str().unwrap_or(""),
-            "run.start"
-                | "run.end"
-                | "repl.input"
-                | "repl.result"
-                | "repl.error"
-                | "repl.load"
-                | "repl.journal_damaged"
+            Record::from_value(r),
+            Record::RunStart(_)
+                | Record::RunEnd { .. }
+                | Record::ReplInput { .. }
+                | Record::ReplResult { .. }
+                | Record::ReplError { .. }
+                | Record::ReplLoad { .. }
+                | Record::ReplJournalDamaged { .. }
         )
     })
 }
@@ -570,11 +570,13 @@ fn abandon_and_exit(
         let path = i.report_path();
         let written = crate::incident::write_new(&path, &md);
         if let Some(j) = j.as_mut() {
-            let _ = j.write(
-                "incident.abandon",
-                json!({ "id": i.id, "title": i.title, "report": path.display().to_string(),
-                        "why": format!("the session ended: {why}"), "error": written.as_ref().err() }),
-            );
+            let _ = j.append(&Record::IncidentAbandon(crate::record::IncidentClose {
+                id: i.id.clone(),
+                title: i.title.clone(),
+                report: path.display().to_string(),
+                why: Some(format!("the session ended: {why}")),
+                error: Some(json!(written.as_ref().err())),
+            }));
         }
         // After a hangup there may be no terminal to tell: the report is written first.
         let _ = writeln!(
@@ -588,10 +590,12 @@ fn abandon_and_exit(
         );
     }
     if let Some(j) = j.as_mut() {
-        let _ = j.write(
-            "run.end",
-            json!({ "outcome": "interrupted", "exit_code": code, "signal": why }),
-        );
+        let _ = j.append(&Record::RunEnd {
+            outcome: "interrupted".into(),
+            exit_code: code,
+            error: None,
+            signal: Some(why.to_string()),
+        });
     }
     drop(j);
     if !acted(journal) {
@@ -854,20 +858,22 @@ impl Repl {
         }
         let shown = self.session.redact(text);
         self.lines += 1;
-        self.session.record("repl.input", json!({ "text": shown }));
+        self.session.record(Record::ReplInput { text: shown });
         match self.eval(input) {
             Ok(v) => {
                 if !v.is_unit() {
                     let out = self.session.redact(&v.to_string());
                     self.session.shout(&format!("=> {out}"));
-                    self.session.record("repl.result", json!({ "value": out }));
+                    self.session
+                        .record(Record::ReplResult { value: json!(out) });
                 } else {
-                    self.session.record("repl.result", json!({ "value": null }));
+                    self.session
+                        .record(Record::ReplResult { value: Value::Null });
                 }
             }
             Err(text) => {
                 self.failed += 1;
-                self.session.record("repl.error", json!({ "error": text }));
+                self.session.record(Record::ReplError { error: text });
             }
         }
         self.session.interrupt.forgive();
@@ -1063,10 +1069,12 @@ impl Repl {
             }
             "load" => match std::fs::read_to_string(arg) {
                 Ok(text) => {
-                    self.session.record("repl.load", json!({ "file": arg }));
+                    self.session.record(Record::ReplLoad {
+                        file: arg.to_string(),
+                    });
                     if let Err(e) = self.eval(&text) {
                         self.failed += 1;
-                        self.session.record("repl.error", json!({ "error": e }));
+                        self.session.record(Record::ReplError { error: e });
                     }
                 }
                 Err(e) => self
@@ -1203,7 +1211,7 @@ fn register(engine: &mut Engine, session: &Shared, state: &Rc<State>, sources: &
                     )?;
                     if let Some(flag) = flag {
                         st.maintenance.set(Some(flag));
-                        s.record("repl.maintenance", json!({ "on": flag }));
+                        s.record(Record::ReplMaintenance { on: json!(flag) });
                     }
                     Ok(r)
                 },
@@ -1338,10 +1346,12 @@ fn rollback(
                 dir.join(crate::journal::FILE_NAME).display()
             )));
         };
-        session.record(
-            "rollback.forced",
-            json!({ "deployment": dir.display().to_string(), "damage": damage, "reason": why, "by": crate::primitives::prompt::user() }),
-        );
+        session.record(Record::RollbackForced {
+            deployment: dir.display().to_string(),
+            damage: damage.to_string(),
+            reason: why.to_string(),
+            by: crate::primitives::prompt::user(),
+        });
         session.warn(&format!("forced past a damaged journal: {why}"));
         reason = format!("rolled back from the REPL, forced past a damaged journal: {why}");
     }
@@ -1359,119 +1369,45 @@ fn rollback(
 
 /// When nothing is standing because the deployment was rolled back already: when, by whom.
 fn already_rolled_back(dir: &Path) -> Option<String> {
-    let (records, _) = crate::journal::read(&dir.join(crate::journal::FILE_NAME)).ok()?;
-    if !crate::artifacts::standing_undos(&records).is_empty() {
+    use crate::journal::Entry;
+    let (entries, _) = crate::journal::read_entries(&dir.join(crate::journal::FILE_NAME)).ok()?;
+    if !crate::undo::standing(&entries).is_empty() {
         return None;
     }
-    let user_of = |records: &[Value]| {
-        records
+    let user_of = |entries: &[Entry]| {
+        entries
             .iter()
-            .find(|r| r["type"] == "run.start")
-            .and_then(|r| r["user"].as_str().map(str::to_string))
+            .find_map(|e| match &e.record {
+                Record::RunStart(s) => Some(s.user.clone()),
+                _ => None,
+            })
             .unwrap_or_else(|| "someone unknown".into())
     };
-    let by = |ts: &Value, who: String, run: String| {
+    let by = |ts: &str, who: String, run: String| {
         format!(
             "`{}` was already rolled back at {} by {who} (run {run}): no undo step is standing",
             dir.display(),
-            ts.as_str().unwrap_or("an unknown time")
+            if ts.is_empty() { "an unknown time" } else { ts }
         )
     };
-    if let Some(r) = records
-        .iter()
-        .rfind(|r| r["type"] == "undo.external" && r["ok"] == true)
-    {
-        let run = r["by_run"].as_str().unwrap_or("").to_string();
-        let who = crate::journal::read(&Path::new(&run).join(crate::journal::FILE_NAME))
+    if let Some((ts, run)) = entries.iter().rev().find_map(|e| match &e.record {
+        Record::UndoExternal(x) if x.ok => Some((e.ts.as_str(), x.by_run.clone())),
+        _ => None,
+    }) {
+        let who = crate::journal::read_entries(&Path::new(&run).join(crate::journal::FILE_NAME))
             .map(|(rs, _)| user_of(&rs))
             .unwrap_or_else(|_| "someone unknown".into());
-        return Some(by(&r["ts"], who, run));
+        return Some(by(ts, who, run));
     }
-    let own = records
-        .iter()
-        .rfind(|r| r["type"] == "effect.result" && r["kind"] == "undo" && r["ok"] == true)?;
+    let own = entries.iter().rev().find_map(|e| match &e.record {
+        Record::EffectResult(r) if r.kind == "undo" && r.ok => Some(e.ts.as_str()),
+        _ => None,
+    })?;
     Some(by(
-        &own["ts"],
-        user_of(&records),
+        own,
+        user_of(&entries),
         format!("{}, its own", dir.display()),
     ))
-}
-
-/// `status()` for a person: what is live and since when, the last verdict, a rollback already
-/// done, the undo steps standing, whether the journal holds.
-fn summary(
-    dir: &Path,
-    records: &[Value],
-    v: &Value,
-    live: Option<&crate::incident::Live>,
-    damaged: Option<&str>,
-) -> Vec<String> {
-    let text = |v: &Value| v.as_str().map(str::to_string).unwrap_or_default();
-    let mut out = Vec::new();
-    let strategy = text(&v["strategy"]);
-    out.push(format!(
-        "deployment {}: {}{}",
-        dir.display(),
-        text(&v["outcome"]),
-        if strategy.is_empty() {
-            String::new()
-        } else {
-            format!(" ({strategy})")
-        }
-    ));
-    out.push(match live {
-        None => "  live: no traffic change recorded".to_string(),
-        Some(l) => format!("  live: {} since {}", l.what, l.since),
-    });
-    match records.iter().rfind(|r| r["type"] == "verdict") {
-        Some(r) => {
-            let verdict = &r["verdict"];
-            let version = text(&verdict["version"]);
-            out.push(format!(
-                "  last verdict: {}{}: {}, at {}",
-                text(&verdict["verdict"]),
-                if version.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({version})")
-                },
-                text(&verdict["reason"]),
-                text(&r["ts"])
-            ));
-        }
-        None => out.push("  last verdict: none".into()),
-    }
-    let undone: Vec<&Value> = records
-        .iter()
-        .filter(|r| r["type"] == "undo.external" && r["ok"] == true)
-        .collect();
-    if let Some(last) = undone.last() {
-        out.push(format!(
-            "  rolled back: {} undo step(s) by {}, last at {}",
-            undone.len(),
-            text(&last["by_run"]),
-            text(&last["ts"])
-        ));
-    }
-    let standing = v["undo_standing"].as_array().cloned().unwrap_or_default();
-    out.push(if standing.is_empty() {
-        "  undo steps standing: none".into()
-    } else {
-        format!(
-            "  undo steps standing: {} ({}): rollback() runs them",
-            standing.len(),
-            standing
-                .iter()
-                .map(|u| text(&u["label"]))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    });
-    out.push(match damaged {
-        None => "  journal: intact".into(),
-        Some(d) => format!("  journal: {d}"),
-    });
-    out
 }
 
 /// What is wrong with a run directory's journal, if anything: a broken hash chain, no records,
@@ -1509,10 +1445,10 @@ fn live_holder(session: &Session, dir: Option<&Path>) -> Option<crate::lock::Hol
     let environment = dir
         .and_then(|d| crate::journal::read(&d.join(crate::journal::FILE_NAME)).ok())
         .and_then(|(records, _)| {
-            records
-                .iter()
-                .find(|r| r["type"] == "lock.acquire")
-                .and_then(|r| r["lock"]["environment"].as_str().map(str::to_string))
+            records.iter().find_map(|r| match Record::from_value(r) {
+                Record::LockAcquire { lock } => Some(lock.environment),
+                _ => None,
+            })
         })
         .unwrap_or_else(|| session.config.config.lock.environment.clone());
     let root = match dir {
@@ -1558,10 +1494,11 @@ fn refuse_if_alive(
     } else {
         format!("`kill -INT {}` on {}", holder.pid, holder.host)
     };
-    session.record(
-        "repl.refused",
-        json!({ "action": action, "deployment": dir.map(|d| d.display().to_string()), "holder": holder }),
-    );
+    session.record(Record::ReplRefused {
+        action: action.to_string(),
+        deployment: dir.map(|d| d.display().to_string()),
+        holder: holder.clone(),
+    });
     Err(crate::primitives::fail(format!(
         "`{action}` refused: {whose}: {}\n  help: a journal has one writer at a time: stop that run first (Ctrl-C in its terminal, or {stop}; it offers its own rollback), then try again here",
         crate::lock::describe(&holder)
@@ -1576,47 +1513,8 @@ fn status(session: &Shared, state: &State) -> Result<Dynamic, Box<EvalAltResult>
     };
     let (records, _) = crate::journal::read(&dir.join(crate::journal::FILE_NAME))
         .map_err(|e| crate::primitives::fail(e.summary()))?;
-    let get = |t: &str| {
-        records
-            .iter()
-            .filter(|r| r["type"] == t)
-            .cloned()
-            .collect::<Vec<Value>>()
-    };
-    let strategy = get("strategy")
-        .last()
-        .map(|r| r["strategy"].clone())
-        .unwrap_or(Value::Null);
-    let stage = get("stage.start")
-        .last()
-        .map(|r| r["stage"].clone())
-        .unwrap_or(Value::Null);
-    let outcome = json!(crate::artifacts::outcome_text(&records));
-    let verdicts: Vec<Value> = get("verdict")
-        .into_iter()
-        .map(|r| r["verdict"].clone())
-        .collect();
-    // The last traffic change the run made, as it was asked for.
-    let live = crate::incident::live(&records);
-    let traffic = live
-        .as_ref()
-        .map(|l| l.record.clone())
-        .unwrap_or(Value::Null);
-    let standing: Vec<Value> = crate::artifacts::standing_undos(&records)
-        .into_iter()
-        .map(|u| json!({ "label": u["label"], "action": crate::undo::describe_json(&u["action"]) }))
-        .collect();
-    let v = json!({
-        "deployment": dir.display().to_string(),
-        "strategy": strategy,
-        "stage": stage,
-        "outcome": outcome,
-        "traffic": traffic,
-        "verdicts": verdicts,
-        "undo_standing": standing,
-        "journal": state.damaged.clone().unwrap_or_else(|| "intact".into()),
-    });
-    for line in summary(dir, &records, &v, live.as_ref(), state.damaged.as_deref()) {
+    let (v, lines) = crate::artifacts::status(dir, &records, state.damaged.as_deref());
+    for line in lines {
         session.shout(&line);
     }
     Ok(crate::primitives::from_json(&v))
@@ -1657,10 +1555,12 @@ fn open_incident(
     let root = crate::runner::deployments_root(None, &session.config);
     let (id, dir) = crate::incident::claim(&root).map_err(crate::primitives::fail)?;
     let opened = crate::journal::now_rfc3339();
-    session.record(
-        "incident.open",
-        json!({ "id": id, "title": title, "severity": severity, "dir": dir.display().to_string() }),
-    );
+    session.record(Record::IncidentOpen {
+        id: id.clone(),
+        title: title.to_string(),
+        severity: severity.to_string(),
+        dir: dir.display().to_string(),
+    });
     *state.incident() = Some(Incident {
         id: id.clone(),
         dir,
@@ -1722,18 +1622,18 @@ fn close(session: &Session, state: &State, closed: Closed) -> Result<PathBuf, Bo
     );
     if let Err(e) = written {
         *state.incident() = Some(incident);
-        return Err(match e {
-            crate::session::GateError::Failed(f) => crate::primitives::fail(f.0),
-            other => crate::primitives::gate_error(session, other),
-        });
+        return Err(crate::primitives::gate_error(session, e));
     }
-    let (kind, why) = match &closed {
-        Closed::Resolved(_) => ("incident.resolve", None),
-        Closed::Abandoned(why) => ("incident.abandon", Some(why.clone())),
+    let close = |why| crate::record::IncidentClose {
+        id: incident.id.clone(),
+        title: incident.title.clone(),
+        report: shown.clone(),
+        why,
+        error: None,
     };
-    session.record(
-        kind,
-        json!({ "id": incident.id, "title": incident.title, "report": shown, "why": why }),
-    );
+    session.record(match &closed {
+        Closed::Resolved(_) => Record::IncidentResolve(close(None)),
+        Closed::Abandoned(why) => Record::IncidentAbandon(close(Some(why.clone()))),
+    });
     Ok(path)
 }

@@ -11,7 +11,7 @@ use crate::answers::Answers;
 use crate::config::{self, Loaded};
 use crate::effects::Effects;
 use crate::error::{exit, Error};
-use crate::journal::Journal;
+use crate::journal::{Journal, Record};
 use crate::modules::Sources;
 use crate::runbooks::{self, Found};
 use crate::secrets::Redactor;
@@ -249,128 +249,94 @@ pub fn resume(
     if let Some(w) = warning {
         ui.warn(&w);
     }
-    let start = records
+    let entries: Vec<crate::journal::Entry> = records
         .iter()
-        .find(|r| r["type"] == "run.start")
-        .cloned()
+        .map(crate::journal::Entry::from_value)
+        .collect();
+    let start = entries
+        .iter()
+        .find_map(|e| match &e.record {
+            Record::RunStart(s) => Some(s.clone()),
+            _ => None,
+        })
         .ok_or_else(|| Error::Journal {
             file: path.display().to_string(),
             message: "it has no run.start record, so there is no script to resume".into(),
         })?;
-    if let Some(end) = records.iter().rfind(|r| r["type"] == "run.end") {
+    if let Some(outcome) = entries.iter().rev().find_map(|e| match &e.record {
+        Record::RunEnd { outcome, .. } => Some(outcome.as_str()),
+        _ => None,
+    }) {
         return Err(Error::Usage(format!(
-            "the run in `{}` already ended ({}): there is nothing to resume",
+            "the run in `{}` already ended ({outcome}): there is nothing to resume",
             dir.display(),
-            end["outcome"].as_str().unwrap_or("?")
         )));
     }
-    let mut recorded = Vec::new();
-    let mut in_flight = None;
-    let mut next_effect = 0;
-    let mut answers = Vec::new();
-    for r in records.iter().filter(|r| r["type"] == "effect.intent") {
-        let n = r["effect"].as_u64().unwrap_or(0);
-        next_effect = next_effect.max(n);
-        let kind = r["kind"].as_str().unwrap_or("").to_string();
-        let name = r["name"].as_str().unwrap_or("").to_string();
-        match records
-            .iter()
-            .find(|x| x["type"] == "effect.result" && x["effect"].as_u64() == Some(n))
-        {
-            Some(res) => {
-                let result = res
-                    .get("result")
-                    .cloned()
-                    .unwrap_or(serde_json::Value::Null);
-                if kind.starts_with("prompt.") {
-                    answers.extend(replayed_answers(&kind, &result));
-                }
-                let outcome = if res["ok"] == true {
-                    Ok(result)
-                } else {
-                    Err(crate::effects::Failure(
-                        res["error"].as_str().unwrap_or("").to_string(),
-                        result,
-                    ))
-                };
-                recorded.push(crate::effects::Recorded {
-                    kind,
-                    name,
-                    outcome,
-                });
-            }
-            None => {
-                let child = records
-                    .iter()
-                    .rfind(|x| x["type"] == "effect.child" && x["effect"].as_u64() == Some(n))
-                    .and_then(|x| Some((x["group"].as_i64()? as i32, x["start"].as_u64())));
-                in_flight = Some(crate::effects::InFlight {
-                    kind,
-                    name,
-                    started: r["ts"].as_str().unwrap_or("").to_string(),
-                    child,
-                });
-            }
-        }
-    }
-    let finishing = unfinished_rollback(&records);
+    let crate::effects::ReplayIndex {
+        recorded,
+        in_flight,
+        next_effect,
+    } = crate::effects::ReplayIndex::build(&entries);
+    let answers: Vec<_> = recorded
+        .iter()
+        .filter(|r| r.kind.starts_with("prompt."))
+        .flat_map(|r| {
+            let result = match &r.outcome {
+                Ok(v) | Err(crate::effects::Failure(_, v)) => v,
+            };
+            replayed_answers(&r.kind, result)
+        })
+        .collect();
+    let finishing = unfinished_rollback(&entries);
     // A run that died rolling back another run (`runbook rollback`, the incident runbook) is
     // finished by rolling that run back again, which runs only what still stands there.
-    if let (Some(_), Some(t)) = (
-        &finishing,
-        records.iter().rfind(|r| r["type"] == "rollback.target"),
-    ) {
-        let target = t["deployment"].as_str().unwrap_or("?");
+    let target = entries.iter().rev().find_map(|e| match &e.record {
+        Record::RollbackTarget { deployment, .. } => Some(deployment.as_str()),
+        _ => None,
+    });
+    if let (Some(_), Some(target)) = (&finishing, target) {
         return Err(Error::Usage(format!(
             "the run in `{}` was rolling back `{target}` when it died: finish that with `runbook rollback --set vars.deployment={target}` (it runs only what still stands)",
             dir.display()
         )));
     }
-    let script = start["script"].as_str().unwrap_or("").to_string();
+    let script = start.script.clone();
     let runbook = match script.strip_prefix("<shipped>/runbooks/") {
         Some(name) => name.trim_end_matches(".rhai").to_string(),
         None => script,
     };
-    let text = |k: &str| start[k].as_str().map(str::to_string);
+    let given = start.run.clone().unwrap_or_default();
     // The run's own `--set`s, then those given now: settings that govern the resume itself
     // (`resume.*`) are the resume's to give; any other change shows as a changed config below.
     // A secret's value is never in the journal (an older journal holds `[REDACTED]`): secrets
     // are given again to the resume.
-    let mut sets: Vec<String> = start["sets"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(str::to_string))
-                .filter(|s| !is_secret_set(s))
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut sets: Vec<String> = given
+        .sets
+        .iter()
+        .filter(|s| !is_secret_set(s))
+        .cloned()
+        .collect();
     let resume_sets = common.sets.clone();
     sets.extend(common.sets.iter().cloned());
     let common = Common {
         sets,
-        config_file: text("config_file")
+        config_file: given
+            .config_file
+            .clone()
             .map(PathBuf::from)
             .or_else(|| common.config_file.clone()),
         ..common.clone()
     };
     let opts = RunOptions {
         runbook,
-        answers: text("answers_file").map(PathBuf::from),
-        yes: start["yes"] == true,
-        approve: start["approve"] == true,
+        answers: given.answers_file.clone().map(PathBuf::from),
+        yes: given.yes,
+        approve: given.approve,
         // A resumed run keeps its mode: a dry-run that died is resumed as a dry-run.
-        dry_run: start["dry_run"] == true,
+        dry_run: start.dry_run,
         deployments_dir: dir.parent().map(Path::to_path_buf),
         take_over: None,
-        presets: start["presets"]
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        presets: given.presets.clone(),
     };
     run_with(
         &common,
@@ -401,48 +367,50 @@ pub struct Finishing {
 }
 
 /// Whether the journal's last rollback started and never ended, and what it left.
-fn unfinished_rollback(records: &[serde_json::Value]) -> Option<Finishing> {
-    let started = records
+fn unfinished_rollback(entries: &[crate::journal::Entry]) -> Option<Finishing> {
+    let started = entries
         .iter()
-        .rposition(|r| r["type"] == "rollback.start")?;
-    if records[started..]
+        .rposition(|e| matches!(e.record, Record::RollbackStart { .. }))?;
+    if entries[started..]
         .iter()
-        .any(|r| r["type"] == "rollback.end")
+        .any(|e| matches!(e.record, Record::RollbackEnd { .. }))
     {
         return None;
     }
-    let undos = crate::artifacts::standing_undos(records)
+    let undos = crate::undo::standing(entries)
         .into_iter()
         .rev()
-        .filter_map(|r| {
-            Some(crate::undo::Undo {
-                id: r["undo"].as_u64()?,
-                label: r["label"].as_str().unwrap_or("").to_string(),
-                action: serde_json::from_value(r["action"].clone()).ok()?,
-            })
-        })
+        .map(|s| s.undo)
         .collect();
-    let in_flight = records[started..]
+    let finished = |n: u64| {
+        entries
+            .iter()
+            .any(|e| matches!(&e.record, Record::EffectResult(r) if r.effect == n))
+    };
+    let in_flight = entries[started..]
         .iter()
-        .filter(|r| r["type"] == "effect.intent" && r["kind"] == "undo")
-        .filter(|r| {
-            !records
-                .iter()
-                .any(|x| x["type"] == "effect.result" && x["effect"] == r["effect"])
-        })
-        .filter_map(|r| {
-            Some((
-                r["effect"].as_u64()?,
-                r["intent"]["undo"].as_u64()?,
-                r["name"].as_str().unwrap_or("").to_string(),
-            ))
+        .filter_map(|e| match &e.record {
+            Record::EffectIntent {
+                effect,
+                kind,
+                name,
+                intent,
+                ..
+            } if kind == "undo" && !finished(*effect) => {
+                Some((*effect, intent["undo"].as_u64()?, name.clone()))
+            }
+            _ => None,
         })
         .next_back();
     let child = in_flight.as_ref().and_then(|(effect, _, _)| {
-        records
-            .iter()
-            .rfind(|x| x["type"] == "effect.child" && x["effect"].as_u64() == Some(*effect))
-            .and_then(|x| Some((x["group"].as_i64()? as i32, x["start"].as_u64())))
+        entries.iter().rev().find_map(|e| match &e.record {
+            Record::EffectChild {
+                effect: n,
+                group,
+                start,
+            } if n == effect => Some((*group, *start)),
+            _ => None,
+        })
     });
     Some(Finishing {
         undos,
@@ -519,7 +487,7 @@ pub struct Resume {
     pub next_effect: u64,
     pub in_flight: Option<crate::effects::InFlight>,
     pub answers: Vec<(String, serde_yaml::Value)>,
-    pub start: serde_json::Value,
+    pub start: crate::record::RunStart,
     pub force: bool,
     /// The run died while rolling back: finish that rollback rather than run the script again.
     pub finishing: Option<Finishing>,
@@ -594,7 +562,8 @@ pub fn run_with(
             .names()
             .map(str::to_string)
             .collect();
-        for s in r.start["secrets"].as_array().into_iter().flatten() {
+        let given = r.start.run.clone().unwrap_or_default();
+        for s in given.secrets.as_array().into_iter().flatten() {
             let name = s["name"].as_str().unwrap_or("");
             if name.is_empty() || have.iter().any(|h| h == name) {
                 continue;
@@ -608,7 +577,7 @@ pub fn run_with(
                 "the run was started with the secret `{name}`, which this resume was not given\n  help: give it again: {help}"
             )));
         }
-        let before = &r.start["inputs"];
+        let before = &given.inputs;
         let changed: Vec<&str> = ["script", "config", "answers"]
             .into_iter()
             .filter(|k| before.get(*k).is_some_and(|v| *v != hashes[*k]))
@@ -681,50 +650,66 @@ pub fn run_with(
 
     match &resume {
         Some(r) => {
-            session.record(
-                "run.resume",
-                json!({
-                    "pid": std::process::id(),
-                    "user": crate::primitives::prompt::user(),
-                    "host": crate::primitives::prompt::host(),
-                    "replaying": r.recorded.len(),
-                    "in_flight": r.in_flight.as_ref().map(|f| json!({ "kind": f.kind, "name": f.name, "started": f.started })),
-                    "inputs": hashes,
-                    "forced": r.force,
-                    "sets": r.sets.iter().filter(|s| !is_secret_set(s)).collect::<Vec<_>>(),
-                }),
-            );
+            session.record(Record::RunResume(crate::record::RunResume {
+                pid: std::process::id(),
+                user: crate::primitives::prompt::user(),
+                host: crate::primitives::prompt::host(),
+                replaying: r.recorded.len(),
+                in_flight: r
+                    .in_flight
+                    .as_ref()
+                    .map(|f| json!({ "kind": f.kind, "name": f.name, "started": f.started })),
+                inputs: hashes.clone(),
+                forced: r.force,
+                sets: r
+                    .sets
+                    .iter()
+                    .filter(|s| !is_secret_set(s))
+                    .cloned()
+                    .collect(),
+            }));
         }
-        None => session.record(
-            "run.start",
-            json!({
-                "inputs": hashes,
-                "yes": opts.yes,
-                "approve": opts.approve,
-                "presets": opts.presets,
-                "script": p.found.shown,
-                "feature": session.feature,
-                "version": env!("CARGO_PKG_VERSION"),
-                "dry_run": opts.dry_run,
-                "user": crate::primitives::prompt::user(),
-                "host": crate::primitives::prompt::host(),
-                "pid": std::process::id(),
-                "config_file": session.config.file.as_ref().map(|f| f.display().to_string()),
-                "answers_file": opts.answers.as_ref().map(|f| f.display().to_string()),
-                "sets": common.sets.iter().filter(|s| !is_secret_set(s)).collect::<Vec<_>>(),
-                "secrets": secret_names(&session.config.config),
-                "run_dir": dir.display().to_string(),
+        None => session.record(Record::RunStart(crate::record::RunStart {
+            script: p.found.shown.clone(),
+            feature: session.feature.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            dry_run: opts.dry_run,
+            user: crate::primitives::prompt::user(),
+            host: crate::primitives::prompt::host(),
+            run_dir: dir.display().to_string(),
+            run: Some(crate::record::RunInputs {
+                inputs: hashes.clone(),
+                yes: opts.yes,
+                approve: opts.approve,
+                presets: opts.presets.clone(),
+                pid: std::process::id(),
+                config_file: session
+                    .config
+                    .file
+                    .as_ref()
+                    .map(|f| f.display().to_string()),
+                answers_file: opts.answers.as_ref().map(|f| f.display().to_string()),
+                sets: common
+                    .sets
+                    .iter()
+                    .filter(|s| !is_secret_set(s))
+                    .cloned()
+                    .collect(),
+                secrets: secret_names(&session.config.config),
             }),
-        ),
+            attached: None,
+        })),
     }
     if let Some(l) = &mut lock {
         l.set_run_dir(&dir);
-        session.record("lock.acquire", json!({ "lock": l.holder }));
+        session.record(Record::LockAcquire {
+            lock: l.holder.clone(),
+        });
         if let Some((previous, reason)) = &l.took_over {
-            session.record(
-                "lock.takeover",
-                json!({ "previous": previous, "reason": reason }),
-            );
+            session.record(Record::LockTakeover {
+                previous: previous.clone(),
+                reason: reason.clone(),
+            });
             session.warn(&format!(
                 "took over the stale lock of `{}`: {}",
                 l.holder.environment,
@@ -790,7 +775,7 @@ pub fn run_with(
             unused.join(", ")
         ));
         for id in &unused {
-            session.record("answers.unused", json!({ "id": id }));
+            session.record(Record::AnswersUnused { id: id.clone() });
         }
     }
     for id in unused.into_iter().filter(|_| code == exit::OK) {
@@ -807,20 +792,21 @@ pub fn run_with(
             "answers file `{}` has an answer for `{id}` that no prompt asked for{hint}",
             session.answers.borrow().file_name()
         ));
-        session.record("answers.unused", json!({ "id": id }));
+        session.record(Record::AnswersUnused { id: id.clone() });
     }
     if let Some(l) = lock.take() {
-        session.record(
-            "lock.release",
-            json!({ "environment": l.holder.environment }),
-        );
+        session.record(Record::LockRelease {
+            environment: l.holder.environment.clone(),
+        });
         drop(l);
         session.interrupt.hold_lock(None);
     }
-    session.record(
-        "run.end",
-        json!({ "outcome": outcome, "exit_code": code, "error": error_text }),
-    );
+    session.record(Record::RunEnd {
+        outcome: outcome.to_string(),
+        exit_code: code,
+        error: Some(json!(error_text)),
+        signal: None,
+    });
     match crate::artifacts::render(&dir, &redactor) {
         Ok(files) => {
             session.say(&format!(
@@ -860,11 +846,16 @@ fn finish_rollback(
             Some(false) => {
                 undos.retain(|u| u.id != id);
                 // Closed as skipped, so it no longer stands.
-                session.record(
-                    "effect.result",
-                    json!({ "effect": effect, "kind": "undo", "name": name, "ok": true,
-                            "result": { "skipped": true } }),
-                );
+                session.record(Record::EffectResult(crate::record::EffectResult {
+                    effect,
+                    kind: "undo".into(),
+                    name: name.clone(),
+                    ok: true,
+                    ms: None,
+                    result: json!({ "skipped": true }),
+                    error: None,
+                    dry_run: None,
+                }));
             }
             None => {
                 return Err(Error::Usage(format!(
@@ -1099,7 +1090,7 @@ fn failed(
 
 fn interrupted(session: &Session, p: &Prepared) -> (i32, &'static str, String) {
     session.interrupt.acknowledge();
-    session.record("interrupted", json!({}));
+    session.record(Record::Interrupted {});
     session.shout(&session.ui.yellow("\n⚠️ Interrupted."));
     let standing = session.undo.borrow().len();
     if standing > 0 && session.terminal.tty {

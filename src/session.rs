@@ -15,6 +15,7 @@ use crate::answers::Answers;
 use crate::config::Loaded;
 use crate::effects::{Effects, Failure, Pending};
 use crate::error::Error;
+use crate::journal::Record;
 use crate::signals::{Interrupt, Interrupted};
 use crate::ui::Ui;
 use crate::undo::Undo;
@@ -153,8 +154,8 @@ impl Session {
         self.effects.borrow_mut().log(&format!("warning: {text}"));
     }
 
-    pub fn record(&self, kind: &str, fields: Value) {
-        let _ = self.effects.borrow_mut().record(kind, fields);
+    pub fn record(&self, record: Record) {
+        let _ = self.effects.borrow_mut().record(&record);
     }
 
     pub fn current_stage(&self) -> Option<String> {
@@ -162,6 +163,8 @@ impl Session {
     }
 
     /// Pass one effect through the gate: intent, then the act (or the plan), then the result.
+    /// The gate decides the mode (the run's dry-run, a resume's journal) and says which it took;
+    /// a primitive never asks. A failure (acted now, or recorded) is `GateError::Failed`.
     pub fn gate(
         &self,
         kind: &str,
@@ -169,7 +172,7 @@ impl Session {
         intent: Value,
         planned: impl FnOnce() -> Value,
         act: impl FnOnce() -> Result<Value, Failure>,
-    ) -> Result<Value, GateError> {
+    ) -> Result<Gated, GateError> {
         // A run whose environment lock was lost acts no more: another run may own it now.
         if let Some((environment, how)) = self.interrupt.lock_lost() {
             return Err(GateError::Fatal(crate::error::Error::LockLost {
@@ -186,8 +189,13 @@ impl Session {
             .borrow_mut()
             .begin(kind, name, intent)
             .map_err(GateError::Fatal)?;
-        if let Some(recorded) = pending.replayed {
-            return recorded.map_err(GateError::Failed);
+        if let Some((recorded, was_planned)) = pending.replayed {
+            // A plan replayed is still a plan: a resumed dry-run stays a dry-run.
+            return match recorded {
+                Ok(v) if was_planned => Ok(Gated::Planned(v)),
+                Ok(v) => Ok(Gated::Replayed(v)),
+                Err(f) => Err(GateError::Failed(f)),
+            };
         }
         if pending.in_flight {
             if let Some((group, start)) = pending.in_flight_child {
@@ -198,7 +206,12 @@ impl Session {
                 InFlightChoice::Skip => {
                     let v = serde_json::json!({ "skipped": true, "code": 0, "ok": true, "status": 200 });
                     self.effects.borrow_mut().finish(pending, &Ok(v.clone()));
-                    return Ok(v);
+                    // Nothing was acted on: a dry-run's skip is still only a plan.
+                    return Ok(if self.dry_run() {
+                        Gated::Planned(v)
+                    } else {
+                        Gated::Acted(v)
+                    });
                 }
                 InFlightChoice::Rollback => {
                     // Closed, so a resume of this resume does not meet it again.
@@ -217,11 +230,19 @@ impl Session {
         if self.dry_run() {
             let v = planned();
             self.effects.borrow_mut().finish(pending, &Ok(v.clone()));
-            return Ok(v);
+            return Ok(Gated::Planned(v));
         }
         let outcome = act();
         self.effects.borrow_mut().finish(pending, &outcome);
-        outcome.map_err(GateError::Failed)
+        outcome.map(Gated::Acted).map_err(GateError::Failed)
+    }
+
+    /// Work that is no effect of its own but only plans in a dry-run (an analysis, which in a
+    /// dry-run measures nothing and journals no `measure` effect): the plan when the run only
+    /// plans, else None and the caller goes on to act through the gate. The session, not the
+    /// primitive, knows the mode.
+    pub fn plan_only<T>(&self, plan: impl FnOnce() -> T) -> Option<T> {
+        self.dry_run().then(plan)
     }
 
     /// An input effect (a prompt's answer): recorded like any effect, and taken in dry-run too.
@@ -289,10 +310,10 @@ impl Session {
         let explicit = self.answers.borrow_mut().explicit("resume-still-running");
         let stop = explicit
             .is_some_and(|(v, _)| crate::answers::scalar_text(&v).as_deref() == Some("stop"));
-        self.record(
-            "resume.still_running",
-            serde_json::json!({ "group": group, "choice": if stop { "stop" } else { "wait" } }),
-        );
+        self.record(Record::ResumeStillRunning {
+            group,
+            choice: if stop { "stop" } else { "wait" }.to_string(),
+        });
         self.shout(&format!(
             "↻ the command in flight when the run died is still running (process group {group}): {}",
             if stop {
@@ -356,10 +377,11 @@ impl Session {
             None => None,
         };
         let choice = answer.unwrap_or_else(|| self.config.config.resume.in_flight.to_string());
-        self.record(
-            "resume.in_flight",
-            serde_json::json!({ "kind": kind, "name": name, "choice": choice }),
-        );
+        self.record(Record::ResumeInFlight {
+            kind: kind.to_string(),
+            name: name.to_string(),
+            choice: choice.clone(),
+        });
         self.shout(&format!(
             "↻ in flight when the run died: {kind} `{name}`: {choice}"
         ));
@@ -400,9 +422,17 @@ impl Session {
     }
 
     /// Sleep that wakes for an interrupt or the wall-clock limit (both end it early). Replaying
-    /// a resumed run does not wait again.
+    /// a resumed run does not wait again, and a dry-run does not wait at all: the session, not
+    /// the primitive, knows the mode.
     pub fn sleep(&self, d: Duration) -> Result<(), Interrupted> {
         if self.effects.borrow().replaying() {
+            return Ok(());
+        }
+        if self.dry_run() {
+            self.ui.verbose(&format!(
+                "  (dry-run) sleep {}",
+                crate::ui::format_duration(d)
+            ));
             return Ok(());
         }
         let end = std::time::Instant::now() + d;
@@ -423,6 +453,35 @@ enum InFlightChoice {
     Rerun,
     Skip,
     Rollback,
+}
+
+/// Which way an effect passed the gate, with its result.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Gated {
+    /// Carried out now.
+    Acted(Value),
+    /// Not carried out: a dry-run's plan (also one replayed from a dry-run's journal).
+    Planned(Value),
+    /// Carried out by an earlier process: its recorded result, handed back on resume.
+    Replayed(Value),
+}
+
+impl Gated {
+    pub fn value(&self) -> &Value {
+        match self {
+            Gated::Acted(v) | Gated::Planned(v) | Gated::Replayed(v) => v,
+        }
+    }
+
+    pub fn into_value(self) -> Value {
+        match self {
+            Gated::Acted(v) | Gated::Planned(v) | Gated::Replayed(v) => v,
+        }
+    }
+
+    pub fn planned(&self) -> bool {
+        matches!(self, Gated::Planned(_))
+    }
 }
 
 #[derive(Debug)]
@@ -505,5 +564,189 @@ impl Terminal {
                 Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(None),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::effects::{Recorded, ReplayIndex};
+    use crate::journal::Journal;
+    use serde_json::json;
+
+    /// A session whose gate writes to `dir`'s journal, in dry-run or not.
+    fn session(dir: &std::path::Path, dry_run: bool, rt: &tokio::runtime::Runtime) -> Shared {
+        let redactor = crate::secrets::Redactor::default();
+        let journal = Journal::append_to(&dir.join(crate::journal::FILE_NAME), redactor.clone())
+            .or_else(|_| Journal::create(&dir.join(crate::journal::FILE_NAME), redactor.clone()))
+            .unwrap();
+        Session::new(SessionParts {
+            ui: Ui::plain(),
+            config: crate::config::Loaded {
+                config: Default::default(),
+                file: None,
+                value: serde_yaml::Value::Null,
+            },
+            rt: rt.handle().clone(),
+            interrupt: Arc::new(Interrupt::default()),
+            effects: Effects::new(journal, None, redactor, dry_run).unwrap(),
+            answers: Answers::default(),
+            feature: "f".into(),
+            script: PathBuf::from("deploy.rhai"),
+        })
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+    }
+
+    /// Pass `sh name` through the gate, counting acts.
+    fn sh(s: &Session, name: &str, acts: &Cell<u32>) -> Result<Gated, GateError> {
+        s.gate(
+            "sh",
+            name,
+            json!({ "command": name }),
+            || json!({ "code": 0, "planned": true }),
+            || {
+                acts.set(acts.get() + 1);
+                Ok(json!({ "code": 0, "stdout": name }))
+            },
+        )
+    }
+
+    fn replay_from(dir: &std::path::Path) -> ReplayIndex {
+        let (entries, _) =
+            crate::journal::read_entries(&dir.join(crate::journal::FILE_NAME)).unwrap();
+        ReplayIndex::build(&entries)
+    }
+
+    #[test]
+    fn the_gate_acts_plans_or_replays_and_says_which() {
+        let rt = runtime();
+        let acts = Cell::new(0);
+
+        // A live run acts.
+        let live = tempfile::tempdir().unwrap();
+        let s = session(live.path(), false, &rt);
+        let got = sh(&s, "a", &acts).unwrap();
+        assert_eq!(got, Gated::Acted(json!({ "code": 0, "stdout": "a" })));
+        assert_eq!(acts.get(), 1);
+        assert!(s.effects.borrow().acted());
+
+        // A dry-run plans, and never calls the act.
+        let dry = tempfile::tempdir().unwrap();
+        let d = session(dry.path(), true, &rt);
+        let got = sh(&d, "a", &acts).unwrap();
+        assert_eq!(got, Gated::Planned(json!({ "code": 0, "planned": true })));
+        assert_eq!(acts.get(), 1);
+        assert!(!d.effects.borrow().acted());
+
+        // A resume of the live run replays what it recorded without acting, then acts anew.
+        let index = replay_from(live.path());
+        assert_eq!(index.recorded.len(), 1);
+        assert_eq!(index.next_effect, 1);
+        let r = session(live.path(), false, &rt);
+        r.effects
+            .borrow_mut()
+            .start_replay(index.recorded, index.next_effect, index.in_flight);
+        let got = sh(&r, "a", &acts).unwrap();
+        assert_eq!(got, Gated::Replayed(json!({ "code": 0, "stdout": "a" })));
+        assert_eq!(acts.get(), 1);
+        let got = sh(&r, "b", &acts).unwrap();
+        assert_eq!(got, Gated::Acted(json!({ "code": 0, "stdout": "b" })));
+        assert_eq!(acts.get(), 2);
+
+        // A resume of the dry-run hands its plans back as plans: it stays a dry-run.
+        let index = replay_from(dry.path());
+        assert!(index.recorded.iter().all(|r| r.planned));
+        let r = session(dry.path(), true, &rt);
+        r.effects
+            .borrow_mut()
+            .start_replay(index.recorded, index.next_effect, index.in_flight);
+        let got = sh(&r, "a", &acts).unwrap();
+        assert!(got.planned(), "{got:?}");
+        assert_eq!(acts.get(), 2);
+        assert!(!r.effects.borrow().acted());
+    }
+
+    #[test]
+    fn a_recorded_failure_is_replayed_as_the_same_failure() {
+        let rt = runtime();
+        let dir = tempfile::tempdir().unwrap();
+        let s = session(dir.path(), false, &rt);
+        let failed = s.gate(
+            "sh",
+            "false",
+            json!({}),
+            || json!({ "planned": true }),
+            || Err(Failure("exit 1".into(), json!({ "code": 1 }))),
+        );
+        assert!(matches!(failed, Err(GateError::Failed(Failure(ref m, _))) if m == "exit 1"));
+        let index = replay_from(dir.path());
+        let r = session(dir.path(), false, &rt);
+        r.effects
+            .borrow_mut()
+            .start_replay(index.recorded, index.next_effect, index.in_flight);
+        let again = r.gate(
+            "sh",
+            "false",
+            json!({}),
+            || json!({ "planned": true }),
+            || panic!("a recorded effect must not act again"),
+        );
+        match again {
+            Err(GateError::Failed(Failure(m, v))) => {
+                assert_eq!(m, "exit 1");
+                assert_eq!(v, json!({ "code": 1 }));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_replay_index_finds_the_effect_in_flight_and_its_child() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(crate::journal::FILE_NAME);
+        let mut j = Journal::create(&path, Default::default()).unwrap();
+        let intent = |effect: u64, name: &str| Record::EffectIntent {
+            effect,
+            kind: "sh".into(),
+            name: name.into(),
+            intent: json!({}),
+            dry_run: false,
+        };
+        j.append(&intent(1, "a")).unwrap();
+        j.append(&Record::EffectResult(crate::record::EffectResult {
+            effect: 1,
+            kind: "sh".into(),
+            name: "a".into(),
+            ok: true,
+            ms: Some(1),
+            result: json!({ "code": 0 }),
+            error: None,
+            dry_run: Some(false),
+        }))
+        .unwrap();
+        j.append(&intent(2, "b")).unwrap();
+        j.append(&Record::EffectChild {
+            effect: 2,
+            group: 4242,
+            start: Some(7),
+        })
+        .unwrap();
+        let index = replay_from(dir.path());
+        assert_eq!(index.next_effect, 2);
+        assert_eq!(
+            index
+                .recorded
+                .iter()
+                .map(|r: &Recorded| r.name.as_str())
+                .collect::<Vec<_>>(),
+            ["a"]
+        );
+        let f = index.in_flight.unwrap();
+        assert_eq!((f.name.as_str(), f.child), ("b", Some((4242, Some(7)))));
     }
 }

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::journal::Record;
 use crate::session::{GateError, Session};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -177,10 +178,10 @@ fn carry_out(
     watch: &mut dyn FnMut(&Undo, Progress),
 ) -> Report {
     let undos: Vec<Undo> = std::mem::take(&mut *session.undo.borrow_mut());
-    session.record(
-        "rollback.start",
-        json!({ "reason": reason, "undos": undos.len() }),
-    );
+    session.record(Record::RollbackStart {
+        reason: reason.to_string(),
+        undos: undos.len(),
+    });
     session.ui.banner("Rollback");
     session.shout(&format!("Rolling back: {reason}"));
     if undos.is_empty() {
@@ -238,8 +239,10 @@ fn carry_out(
         let error = match result {
             // A module's undo that had nothing to do says so (`#{ skipped: "why" }`): it is not
             // reported as done.
-            Ok(v) if v["returned"]["skipped"].is_string() => {
-                let why = v["returned"]["skipped"].as_str().unwrap_or_default();
+            Ok(v) if v.value()["returned"]["skipped"].is_string() => {
+                let why = v.value()["returned"]["skipped"]
+                    .as_str()
+                    .unwrap_or_default();
                 session.say(&format!("  – {}: skipped: {why}", undo.label));
                 skipped += 1;
                 None
@@ -277,11 +280,12 @@ fn carry_out(
         .map(|s| s.undo.label.as_str())
         .collect();
     let standing: Vec<&str> = report.stopped.iter().map(|u| u.label.as_str()).collect();
-    session.record(
-        "rollback.end",
-        json!({ "ok": report.ok() && standing.is_empty(), "failed": failed,
-                "stopped": !standing.is_empty(), "standing": report.stopped.iter().map(|u| u.id).collect::<Vec<_>>() }),
-    );
+    session.record(Record::RollbackEnd {
+        ok: report.ok() && standing.is_empty(),
+        failed: failed.iter().map(|s| s.to_string()).collect(),
+        stopped: !standing.is_empty(),
+        standing: report.stopped.iter().map(|u| u.id).collect(),
+    });
     let note = if skipped > 0 {
         format!(", {skipped} skipped (nothing to do)")
     } else {
@@ -371,4 +375,69 @@ pub fn describe_json(v: &Value) -> String {
     serde_json::from_value::<Action>(v.clone())
         .map(|a| a.describe())
         .unwrap_or_else(|_| v.to_string())
+}
+
+/// An undo step a run registered and nothing carried out or discarded since.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Standing {
+    pub undo: Undo,
+    /// The command line it will run, as its adapter shows it.
+    pub shows: Option<String>,
+    /// The stage it was registered in.
+    pub stage: Option<String>,
+}
+
+/// The undo steps a journal leaves standing, last registered first (the order they run in).
+pub fn standing(entries: &[crate::journal::Entry]) -> Vec<Standing> {
+    // The last result of an effect is its result.
+    let results: std::collections::HashMap<u64, bool> = entries
+        .iter()
+        .filter_map(|e| match &e.record {
+            Record::EffectResult(r) => Some((r.effect, r.ok)),
+            _ => None,
+        })
+        .collect();
+    let mut standing: Vec<Standing> = Vec::new();
+    for e in entries {
+        match &e.record {
+            // A resumed run registers again the undos of the steps it replays: one stands once.
+            Record::UndoRegister {
+                undo,
+                label,
+                action,
+                shows,
+                stage,
+            } => {
+                standing.retain(|s| s.undo.id != *undo);
+                standing.push(Standing {
+                    undo: Undo {
+                        id: *undo,
+                        label: label.clone(),
+                        action: action.clone(),
+                    },
+                    shows: shows.clone(),
+                    stage: stage.clone(),
+                });
+            }
+            // Discarded, or carried out by a later process: no longer standing.
+            Record::UndoDiscard { undos, .. } => standing.retain(|s| !undos.contains(&s.undo.id)),
+            Record::UndoExternal(x) if x.ok => standing.retain(|s| !x.undos.contains(&s.undo.id)),
+            Record::EffectIntent {
+                effect,
+                kind,
+                intent,
+                dry_run,
+                ..
+            } if kind == "undo" => {
+                let done = results.get(effect) == Some(&true);
+                if done && !dry_run {
+                    let id = intent["undo"].as_u64();
+                    standing.retain(|s| Some(s.undo.id) != id);
+                }
+            }
+            _ => {}
+        }
+    }
+    standing.reverse();
+    standing
 }

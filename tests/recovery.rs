@@ -132,6 +132,62 @@ fn resuming_a_killed_dry_run_stays_a_dry_run() {
     assert!(intents.iter().all(|r| r["dry_run"] == true), "{intents:?}");
 }
 
+/// A dry-run that asks nothing, registers an undo, writes a file and notifies: every act
+/// would leave a file behind.
+const DRY_KILL: &str = "sh(\"echo x >> ran-1\");\n\
+    on_rollback(\"undo\", \"echo u >> undone\");\n\
+    write_file(\"written.txt\", \"x\");\n\
+    sh(\"echo x >> ran-2\");\n\
+    sleep(\"10ms\");\n\
+    sh(\"echo x >> ran-3\");\n";
+
+#[test]
+fn a_dry_run_killed_after_any_record_and_resumed_acts_on_nothing() {
+    let whole = Test::new().file("deploy.rhai", DRY_KILL);
+    run(&whole, &[], &["deploy.rhai", "--dry-run"]).code(0);
+    let total = journal(&run_dirs(whole.path()).pop().unwrap()).len();
+    assert!(total > 8, "{total}");
+    for k in 1..total {
+        let t = Test::new().file("deploy.rhai", DRY_KILL);
+        let kill = k.to_string();
+        let first = run(
+            &t,
+            &[("RUNBOOK_FAULT_KILL_AFTER_RECORD", &kill)],
+            &["deploy.rhai", "--dry-run"],
+        );
+        assert_eq!(first.code, -1, "killed after record {k}\n{}", first.stderr);
+        let dir = run_dirs(t.path()).pop().unwrap();
+        assert!(dir.to_string_lossy().ends_with("-dry-run"), "{dir:?}");
+        let resumed = run(
+            &t,
+            &[("RUNBOOK_ANSWER_RESUME_IN_FLIGHT", "rerun")],
+            &["resume", &dir.display().to_string()],
+        );
+        resumed.code(0);
+        for f in ["ran-1", "ran-2", "ran-3", "undone", "written.txt"] {
+            assert!(
+                !t.path().join(f).exists(),
+                "killed after record {k}: the resumed dry-run acted: `{f}` exists\n{}",
+                resumed.stdout
+            );
+        }
+        let records = journal(&dir);
+        let results: Vec<_> = records
+            .iter()
+            .filter(|r| r["type"] == "effect.result")
+            .collect();
+        assert!(
+            results.iter().all(|r| r["dry_run"] == true),
+            "killed after record {k}: {results:?}"
+        );
+        assert_eq!(
+            records.iter().filter(|r| r["type"] == "run.end").count(),
+            1,
+            "killed after record {k}"
+        );
+    }
+}
+
 fn lines(path: &Path) -> usize {
     std::fs::read_to_string(path)
         .map(|t| t.lines().count())

@@ -632,6 +632,7 @@ fn repl_status_prints_a_short_summary_before_the_map() {
             "on_rollback(\"switch back to v1\", \"./switch-traffic v1\");\n\
              on_rollback(\"remove v2\", \"true\");\n\
              sh(\"./switch-traffic v2\");\n\
+             traffic(#{ weights: #{ v2: 100 } });\n\
              verdict(#{ version: \"v2\", verdict: \"success\", reason: \"error rate 0.1% under 1%\" });\n\
              log(\"deployed\");\n",
         );
@@ -648,7 +649,8 @@ fn repl_status_prints_a_short_summary_before_the_map() {
         "{stdout}"
     );
     assert!(
-        summary[1].starts_with("  live: `./switch-traffic v2` since 20"),
+        // What the adapter recorded (`traffic`), never a guess from the command line.
+        summary[1].starts_with("  live: v2 (v2 100%) since 20"),
         "{stdout}"
     );
     assert!(
@@ -853,6 +855,7 @@ fn repl_incident_report_tells_the_story() {
             "deploy.rhai",
             "on_rollback(\"restore v1\", \"./switch-traffic v1\");\n\
              sh(\"./switch-traffic v2\");\n\
+             traffic(#{ weights: #{ v2: 100 } });\n\
              verdict(#{ version: \"v2\", verdict: \"success\", reason: \"error rate 0.1% under 1%\" });\n\
              log(\"deployed\");\n",
         );

@@ -18,7 +18,8 @@ use crate::analysis::provider::{Provider, ProviderSpec, Rates};
 use crate::analysis::{
     classify, combine, Class, DataPolicy, Limits, Observed, Tally, Threshold, Verdict,
 };
-use crate::session::{GateError, Session, Shared};
+use crate::journal::Record;
+use crate::session::{Gated, Session, Shared};
 use crate::ui::dashboard::Frame;
 
 pub use crate::analysis::spec::{Action, Format, MetricSpec};
@@ -375,11 +376,7 @@ impl Run<'_> {
                 Ok(json!({ "readings": map }))
             },
         );
-        let v = match r {
-            Ok(v) => v,
-            Err(e @ (GateError::Fatal(_) | GateError::Halt)) => return Err(gate_error(session, e)),
-            Err(GateError::Failed(f)) => return Err(fail(f.0)),
-        };
+        let v = r.map_err(|e| gate_error(session, e))?.into_value();
         Ok(providers
             .iter()
             .map(|(n, _)| {
@@ -494,7 +491,7 @@ fn analyze(session: &Session, ctx: &NativeCallContext, spec: &Map) -> RhaiResult
         rates: Rates::default(),
     };
 
-    if session.dry_run() {
+    if let Some(planned) = session.plan_only(|| {
         let names: Vec<&str> = run.metrics.iter().map(|m| m.spec.name.as_str()).collect();
         session.say(&format!(
             "  (dry-run) analyze {}: {} measurement(s) every {} of {}",
@@ -503,8 +500,9 @@ fn analyze(session: &Session, ctx: &NativeCallContext, spec: &Map) -> RhaiResult
             crate::ui::format_duration(interval),
             names.join(", ")
         ));
-        let reason = "dry run: nothing was measured".to_string();
-        return Ok(result_map(&run, Verdict::Success, &reason));
+        result_map(&run, Verdict::Success, "dry run: nothing was measured")
+    }) {
+        return Ok(planned);
     }
 
     if !initial_delay.is_zero() {
@@ -726,13 +724,13 @@ fn analyze(session: &Session, ctx: &NativeCallContext, spec: &Map) -> RhaiResult
     };
     let (v, why) = verdict;
     let result = result_map(&run, v, &why);
-    session.record(
-        "verdict",
-        json!({ "verdict": {
+    session.record(Record::Verdict {
+        verdict: json!({
             "version": run.version, "window": run.name, "verdict": v.as_str(), "reason": why,
             "measurements": round, "metrics": to_json(&result["metrics"]),
-        }, "stage": session.current_stage() }),
-    );
+        }),
+        stage: session.current_stage(),
+    });
     Ok(result)
 }
 
@@ -870,13 +868,13 @@ fn record_measurement(run: &Run, round: u32) {
         .iter()
         .map(|m| (m.spec.name.clone(), metric_json(m)))
         .collect();
-    run.session.record(
-        "measurement",
-        json!({ "measurement": {
+    run.session.record(Record::Measurement {
+        measurement: json!({
             "version": run.version, "window": run.name, "sample": round,
             "classification": worst.as_str(), "metrics": metrics, "business": business,
-        }, "stage": run.session.current_stage() }),
-    );
+        }),
+        stage: run.session.current_stage(),
+    });
 }
 
 fn result_map(run: &Run, v: Verdict, why: &str) -> Map {
@@ -979,7 +977,7 @@ fn read_one(session: &Session, kind: &str, p: &Provider) -> RhaiResult<Value> {
                 .block_on(async move { crate::analysis::provider::read(client, p, runner).await }))
         },
     );
-    r.map_err(|e| gate_error(session, e))
+    r.map(Gated::into_value).map_err(|e| gate_error(session, e))
 }
 
 /// `samples(#{ prometheus: #{ url, query, range, step } })`: a range query's points, for the judge.
@@ -1021,7 +1019,7 @@ fn samples(session: &Session, provider: &Map) -> RhaiResult<Array> {
             })
         },
     );
-    let v = r.map_err(|e| gate_error(session, e))?;
+    let v = r.map_err(|e| gate_error(session, e))?.into_value();
     Ok(v["points"]
         .as_array()
         .map(|a| {

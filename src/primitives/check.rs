@@ -10,7 +10,7 @@ use super::shell::runner;
 use super::{fail, gate_error, Opts, RhaiResult};
 use crate::effects::Failure;
 use crate::process::{Program, Runner};
-use crate::session::{GateError, Session, Shared, Stop};
+use crate::session::{GateError, Gated, Session, Shared, Stop};
 
 const OPTIONS: &[&str] = &[
     "name",
@@ -386,9 +386,9 @@ fn check(session: &Session, spec: &Map) -> RhaiResult<Map> {
     }
     // The outcome as the journal holds it (so a resumed run sees the same).
     let got = match &r {
-        _ if session.dry_run() => None,
-        Ok(v) | Err(GateError::Failed(Failure(_, v))) => Some(outcome_from_json(v)),
-        Err(GateError::Fatal(_) | GateError::Halt) => None,
+        Ok(Gated::Planned(_)) | Err(GateError::Fatal(_) | GateError::Halt) => None,
+        Ok(g) => Some(outcome_from_json(g.value())),
+        Err(GateError::Failed(Failure(_, v))) => Some(outcome_from_json(v)),
     };
     match (r, got) {
         (Err(e @ (GateError::Fatal(_) | GateError::Halt)), _) => Err(gate_error(session, e)),
@@ -455,15 +455,17 @@ fn check_all(session: &Session, specs: Array) -> RhaiResult<Array> {
     if session.interrupt.is_set() {
         return Err(session.stop(Stop::Interrupted));
     }
-    let got: Vec<Outcome> = match r {
+    let (planned, v) = match r {
         Err(e @ (GateError::Fatal(_) | GateError::Halt)) => return Err(gate_error(session, e)),
-        Ok(v) | Err(GateError::Failed(Failure(_, v))) => v
-            .get("results")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().map(outcome_from_json).collect())
-            .unwrap_or_default(),
+        Ok(g) => (g.planned(), g.into_value()),
+        Err(GateError::Failed(Failure(_, v))) => (false, v),
     };
-    if session.dry_run() {
+    let got: Vec<Outcome> = v
+        .get("results")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().map(outcome_from_json).collect())
+        .unwrap_or_default();
+    if planned {
         session.say(&format!("  (dry-run) {name}"));
         return Ok(parsed
             .iter()

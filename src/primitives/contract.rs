@@ -10,7 +10,6 @@ use std::collections::HashSet;
 use std::rc::Rc;
 
 use rhai::{Dynamic, EvalAltResult, FnAccess, FnPtr, NativeCallContext};
-use serde_json::json;
 
 use crate::session::Shared;
 
@@ -22,7 +21,10 @@ pub fn register(engine: &mut rhai::Engine, session: &Shared) {
             s.warn(&format!(
                 "`{old}` is deprecated and will be removed: use `{new}`"
             ));
-            s.record("deprecated", json!({ "old": old, "new": new }));
+            s.record(crate::journal::Record::Deprecated {
+                old: old.to_string(),
+                new: new.to_string(),
+            });
         }
     });
     engine.register_fn(

@@ -6,7 +6,7 @@ use std::io::Write;
 use serde_json::json;
 
 use super::{fail, gate_error, RhaiResult};
-use crate::session::{GateError, Session, Shared};
+use crate::session::{Session, Shared};
 
 pub fn register(engine: &mut rhai::Engine, session: &Shared) {
     let s = session.clone();
@@ -49,19 +49,11 @@ pub fn write(session: &Session, path: &str, text: &str, append: bool) -> RhaiRes
             Ok(json!({ "written": text.len() }))
         },
     );
-    match r {
-        Ok(_) => {
-            session.say(&format!(
-                "  {} {path}",
-                if session.dry_run() {
-                    "(dry-run) would write"
-                } else {
-                    "wrote"
-                }
-            ));
-            Ok(())
-        }
-        Err(e @ (GateError::Fatal(_) | GateError::Halt)) => Err(gate_error(session, e)),
-        Err(GateError::Failed(f)) => Err(fail(f.0)),
-    }
+    let done = if r.map_err(|e| gate_error(session, e))?.planned() {
+        "(dry-run) would write"
+    } else {
+        "wrote"
+    };
+    session.say(&format!("  {done} {path}"));
+    Ok(())
 }

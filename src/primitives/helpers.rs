@@ -1,9 +1,9 @@
 //! Small things scripts need: durations, sleep, time, log, environment, config and secrets.
 
 use rhai::Dynamic;
-use serde_json::json;
 
 use super::{fail, from_json, to_duration, RhaiResult};
+use crate::journal::Record;
 use crate::session::{Session, Shared};
 
 pub fn register(engine: &mut rhai::Engine, session: &Shared) {
@@ -19,7 +19,10 @@ pub fn register(engine: &mut rhai::Engine, session: &Shared) {
     engine.register_fn(
         "config_error",
         move |key: &str, message: &str| -> RhaiResult<()> {
-            s.record("config.error", json!({ "key": key, "message": message }));
+            s.record(Record::ConfigError {
+                key: key.to_string(),
+                message: message.to_string(),
+            });
             let file = s.config.file.as_ref().map_or_else(
                 || "runbook.yaml (none found; --set)".to_string(),
                 |f| f.display().to_string(),
@@ -38,7 +41,9 @@ pub fn register(engine: &mut rhai::Engine, session: &Shared) {
     engine.register_fn(
         "precondition_failed",
         move |message: &str| -> RhaiResult<()> {
-            s.record("precondition.failed", json!({ "message": message }));
+            s.record(Record::PreconditionFailed {
+                message: message.to_string(),
+            });
             Err(
                 s.stop(crate::session::Stop::Error(crate::error::Error::Usage(
                     message.to_string(),
@@ -114,7 +119,9 @@ pub fn register(engine: &mut rhai::Engine, session: &Shared) {
     let s = session.clone();
     engine.register_fn("set_strategy", move |name: &str| {
         *s.strategy.borrow_mut() = Some(name.to_string());
-        s.record("strategy", json!({ "strategy": name }));
+        s.record(Record::Strategy {
+            strategy: name.to_string(),
+        });
     });
     let s = session.clone();
     engine.register_fn("strategy", move || -> Dynamic {
@@ -127,22 +134,15 @@ pub fn register(engine: &mut rhai::Engine, session: &Shared) {
 
 fn sleep(session: &Session, d: Dynamic) -> RhaiResult<()> {
     let d = to_duration(&d).map_err(fail)?;
-    if session.dry_run() {
-        session.ui.verbose(&format!(
-            "  (dry-run) sleep {}",
-            crate::ui::format_duration(d)
-        ));
-        return Ok(());
-    }
     session.sleep(d).map_err(|_| session.stop_waiting())
 }
 
 pub fn log(session: &Session, msg: &str) {
     session.say(msg);
-    session.record(
-        "log",
-        json!({ "message": session.redact(msg), "stage": session.current_stage() }),
-    );
+    session.record(Record::Log {
+        message: session.redact(msg),
+        stage: session.current_stage(),
+    });
 }
 
 /// `config()`: the whole config with its defaults, and where this run's directories really go
@@ -153,7 +153,7 @@ fn config_view(session: &Session) -> serde_json::Value {
         session.deployments_root.borrow().as_ref(),
         v.as_object_mut(),
     ) {
-        map.insert("deployments_dir".into(), json!(root));
+        map.insert("deployments_dir".into(), serde_json::json!(root));
     }
     v
 }

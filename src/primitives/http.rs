@@ -7,7 +7,7 @@ use rhai::{Dynamic, Map};
 use serde_json::json;
 
 use super::{fail, gate_error, to_json, Opts, RhaiResult};
-use crate::session::{GateError, Session, Shared};
+use crate::session::{Session, Shared};
 
 const OPTIONS: &[&str] = &["timeout", "headers", "allow_fail", "name"];
 
@@ -123,9 +123,9 @@ fn request(
             }
         },
     );
-    // The answer as the journal holds it (so a resumed run sees the same).
-    let got = match &r {
-        Ok(v) if !session.dry_run() => Some(Answer {
+    // The answer as the journal holds it (so a resumed run sees the same); none for a plan.
+    let got = match r.as_ref().map(|g| (g.planned(), g.value())) {
+        Ok((false, v)) => Some(Answer {
             status: v
                 .get("status")
                 .and_then(serde_json::Value::as_u64)
@@ -140,8 +140,7 @@ fn request(
         _ => None,
     };
     match (r, got) {
-        (Err(e @ (GateError::Fatal(_) | GateError::Halt)), _) => Err(gate_error(session, e)),
-        (Err(GateError::Failed(f)), _) => Err(fail(f.0)),
+        (Err(e), _) => Err(gate_error(session, e)),
         (Ok(_), Some(a)) => {
             let mut m = Map::new();
             m.insert("status".into(), Dynamic::from(a.status as i64));

@@ -7,8 +7,8 @@ use std::time::Duration;
 use rhai::{Array, Map};
 use serde_json::{json, Value};
 
-use super::{fail, from_json, gate_error, Opts, RhaiResult};
-use crate::session::{GateError, Session, Shared};
+use super::{from_json, gate_error, Opts, RhaiResult};
+use crate::session::{Session, Shared};
 
 pub fn register(engine: &mut rhai::Engine, session: &Shared) {
     let s = session.clone();
@@ -55,9 +55,9 @@ fn scrape(session: &Session, url: &str, opts: &Map) -> RhaiResult<Array> {
         },
     );
     match r {
-        Err(e @ (GateError::Fatal(_) | GateError::Halt)) => Err(gate_error(session, e)),
-        Err(GateError::Failed(f)) => Err(fail(f.0)),
+        Err(e) => Err(gate_error(session, e)),
         Ok(v) => Ok(v
+            .value()
             .get("samples")
             .and_then(Value::as_array)
             .map(|a| a.iter().map(from_json).collect())

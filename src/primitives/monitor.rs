@@ -3,9 +3,9 @@
 //! monitoring-snapshot.json), and `interactive()` tells whether a person is at the terminal.
 
 use rhai::{Array, Dynamic, Map};
-use serde_json::json;
 
 use super::{fail, to_json, Opts, RhaiResult};
+use crate::journal::Record;
 use crate::session::{Session, Shared};
 use crate::ui::dashboard::{self, Frame};
 
@@ -15,18 +15,18 @@ pub fn register(engine: &mut rhai::Engine, session: &Shared) {
     let s = session.clone();
     engine.register_fn("measurement", move |m: Map| {
         let v = to_json(&Dynamic::from_map(m));
-        s.record(
-            "measurement",
-            json!({ "measurement": v, "stage": s.current_stage() }),
-        );
+        s.record(Record::Measurement {
+            measurement: v,
+            stage: s.current_stage(),
+        });
     });
     let s = session.clone();
     engine.register_fn("verdict", move |m: Map| {
         let v = to_json(&Dynamic::from_map(m));
-        s.record(
-            "verdict",
-            json!({ "verdict": v, "stage": s.current_stage() }),
-        );
+        s.record(Record::Verdict {
+            verdict: v,
+            stage: s.current_stage(),
+        });
     });
     // An adapter's traffic change, as a record of its own: which version takes what share (and
     // on which colour), so the REPL, status() and the reports read what is live instead of
@@ -46,11 +46,13 @@ pub fn register(engine: &mut rhai::Engine, session: &Shared) {
                 x.total_cmp(&y)
             })
             .map(|(k, _)| k.clone());
-        s.record(
-            "traffic",
-            json!({ "live": live, "colour": v.get("colour"), "weights": weights,
-                    "dry_run": s.dry_run(), "stage": s.current_stage() }),
-        );
+        s.record(Record::Traffic {
+            live,
+            colour: v.get("colour").cloned(),
+            weights: weights.clone(),
+            dry_run: s.dry_run(),
+            stage: s.current_stage(),
+        });
         Ok(())
     });
     let s = session.clone();
@@ -60,15 +62,12 @@ pub fn register(engine: &mut rhai::Engine, session: &Shared) {
             Some(b) => b,
             None => crate::primitives::prompt::user(),
         };
-        s.record(
-            "override",
-            json!({
-                "verdict": o.string("verdict")?.unwrap_or_default(),
-                "reason": o.string("reason")?.unwrap_or_default(),
-                "by": by,
-                "stage": s.current_stage(),
-            }),
-        );
+        s.record(Record::Override {
+            verdict: o.string("verdict")?.unwrap_or_default(),
+            reason: o.string("reason")?.unwrap_or_default(),
+            by,
+            stage: s.current_stage(),
+        });
         Ok(())
     });
     let s = session.clone();

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::{fail, RhaiResult};
 use crate::config::Channel;
-use crate::session::{GateError, Session, Shared, Stop};
+use crate::session::{GateError, Gated, Session, Shared};
 
 pub fn register(engine: &mut rhai::Engine, session: &Shared) {
     let s = session.clone();
@@ -52,10 +52,8 @@ pub fn notify(session: &Session, channel: Dynamic, message: &str) -> RhaiResult<
                 || json!({ "planned": true, "unknown_channel": true }),
                 || Err(why.clone().into()),
             );
-            match r {
-                Err(GateError::Fatal(e)) => return Err(session.stop(Stop::Error(e))),
-                Err(e @ GateError::Halt) => return Err(super::gate_error(session, e)),
-                _ => {}
+            if let Err(e @ (GateError::Fatal(_) | GateError::Halt)) = r {
+                return Err(super::gate_error(session, e));
             }
             all_ok = false;
             session.warn(&format!("notification to `{name}` failed: {why}"));
@@ -69,16 +67,13 @@ pub fn notify(session: &Session, channel: Dynamic, message: &str) -> RhaiResult<
             || send(session, &name, &ch, &text).map_err(Into::into),
         );
         match r {
-            Ok(_) if session.dry_run() => {
-                session.say(&format!("  (dry-run) notify {name}: {text}"))
-            }
+            Ok(Gated::Planned(_)) => session.say(&format!("  (dry-run) notify {name}: {text}")),
             Ok(_) => session.say_styled(&format!("  ✉ {name}: {text}"), |ui, s| ui.green(s)),
             Err(GateError::Failed(crate::effects::Failure(e, _))) => {
                 all_ok = false;
                 session.warn(&format!("notification to `{name}` failed: {e}"));
             }
-            Err(GateError::Fatal(e)) => return Err(session.stop(Stop::Error(e))),
-            Err(e @ GateError::Halt) => return Err(super::gate_error(session, e)),
+            Err(e) => return Err(super::gate_error(session, e)),
         }
     }
     Ok(all_ok)

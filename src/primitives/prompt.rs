@@ -47,7 +47,9 @@ pub fn register(engine: &mut rhai::Engine, session: &Shared) {
     engine.register_fn("approve", move |details: Map| approve(&s, &details));
     let s = session.clone();
     engine.register_fn("decline", move |reason: &str| -> RhaiResult<()> {
-        s.record("declined", json!({ "gate": reason }));
+        s.record(crate::journal::Record::Declined {
+            gate: reason.to_string(),
+        });
         Err(s.stop(Stop::Declined {
             gate: reason.to_string(),
             by: "the runbook".into(),
@@ -311,7 +313,9 @@ fn choose(session: &Session, question: &str, options: Array, opts: &Map) -> Rhai
     )?;
     if id == "strategy" || id.contains("deploy-this-feature") {
         *session.strategy.borrow_mut() = Some(chosen.label.clone());
-        session.record("strategy", json!({ "strategy": chosen.label }));
+        session.record(crate::journal::Record::Strategy {
+            strategy: chosen.label.clone(),
+        });
     }
     Ok(chosen.key.clone())
 }

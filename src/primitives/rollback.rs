@@ -5,6 +5,8 @@ use rhai::{Array, Dynamic, Map, NativeCallContext};
 use serde_json::json;
 
 use super::{fail, RhaiResult};
+use crate::journal::Record;
+use crate::record::UndoExternal;
 use crate::session::{Session, Shared, Stop};
 use crate::undo::Action;
 
@@ -59,7 +61,10 @@ pub fn register(engine: &mut rhai::Engine, session: &Shared) {
         undo.retain(|u| u.label != label);
         drop(undo);
         if !dropped.is_empty() {
-            s.record("undo.discard", json!({ "label": label, "undos": dropped }));
+            s.record(crate::journal::Record::UndoDiscard {
+                label: label.to_string(),
+                undos: dropped,
+            });
         }
         (before - s.undo.borrow().len()) as i64
     });
@@ -198,10 +203,13 @@ fn on_rollback(
         .map_text(&mut |t| Ok(redactor.refer(t)))
         .map_err(fail)?;
     let undo = session.push_undo(label.to_string(), action);
-    session.record(
-        "undo.register",
-        json!({ "undo": undo.id, "label": undo.label, "action": undo.action, "shows": shows, "stage": session.current_stage() }),
-    );
+    session.record(Record::UndoRegister {
+        undo: undo.id,
+        label: undo.label.clone(),
+        action: undo.action.clone(),
+        shows,
+        stage: session.current_stage(),
+    });
     session.ui.verbose(&format!(
         "  ↩ registered undo: {} ({})",
         undo.label,
@@ -255,28 +263,35 @@ enum Seen {
 /// What the rollback run in `by_run` recorded of undo `id`.
 fn seen_in(by_run: &str, id: u64) -> Seen {
     let path = std::path::Path::new(by_run).join(crate::journal::FILE_NAME);
-    let Ok((records, _)) = crate::journal::read(&path) else {
+    let Ok((entries, _)) = crate::journal::read_entries(&path) else {
         return Seen::Unknown(None);
     };
-    let Some(intent) = records.iter().rfind(|r| {
-        r["type"] == "effect.intent"
-            && r["kind"] == "undo"
-            && r["intent"]["undo"].as_u64() == Some(id)
+    let Some(effect) = entries.iter().rev().find_map(|e| match &e.record {
+        Record::EffectIntent {
+            effect,
+            kind,
+            intent,
+            ..
+        } if kind == "undo" && intent["undo"].as_u64() == Some(id) => Some(*effect),
+        _ => None,
     }) else {
         return Seen::NotStarted;
     };
-    match records
-        .iter()
-        .find(|r| r["type"] == "effect.result" && r["effect"] == intent["effect"])
-    {
-        Some(r) if r["ok"] == true && r["dry_run"] != true => Seen::Done,
+    let result = entries.iter().find_map(|e| match &e.record {
+        Record::EffectResult(r) if r.effect == effect => Some(r),
+        _ => None,
+    });
+    match result {
+        Some(r) if r.ok && r.dry_run != Some(true) => Seen::Done,
         Some(_) => Seen::Failed,
-        None => Seen::Unknown(
-            records
-                .iter()
-                .rfind(|r| r["type"] == "effect.child" && r["effect"] == intent["effect"])
-                .and_then(|r| Some((r["group"].as_i64()? as i32, r["start"].as_u64()))),
-        ),
+        None => Seen::Unknown(entries.iter().rev().find_map(|e| match &e.record {
+            Record::EffectChild {
+                effect: n,
+                group,
+                start,
+            } if *n == effect => Some((*group, *start)),
+            _ => None,
+        })),
     }
 }
 
@@ -285,39 +300,40 @@ fn seen_in(by_run: &str, id: u64) -> Seen {
 fn load_standing(dir: &str) -> RhaiResult<(Vec<crate::undo::Undo>, Option<Unfinished>)> {
     let path = std::path::Path::new(dir).join(crate::journal::FILE_NAME);
     let (records, _) = crate::journal::read(&path).map_err(|e| fail(e.summary()))?;
-    let mut out = Vec::new();
-    for r in crate::artifacts::standing_undos(&records).into_iter().rev() {
-        let action: Action = serde_json::from_value(r["action"].clone()).map_err(|e| {
-            fail(format!(
-                "{}: an undo record is not readable: {e}",
-                path.display()
-            ))
-        })?;
-        out.push(crate::undo::Undo {
-            id: r["undo"].as_u64().unwrap_or(0),
-            label: r["label"].as_str().unwrap_or("").to_string(),
-            action,
-        });
-    }
-    let mut started: Vec<(u64, String)> = Vec::new();
-    for r in &records {
-        let ids = || -> Vec<u64> {
-            r["undos"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(serde_json::Value::as_u64)
-                .collect()
+    let entries: Vec<crate::journal::Entry> = records
+        .iter()
+        .map(crate::journal::Entry::from_value)
+        .collect();
+    // An undo record whose action this version cannot read would be left out silently.
+    if let Some(e) = entries.iter().find(
+        |e| matches!(&e.record, crate::journal::Record::Other(v) if v["type"] == "undo.register"),
+    ) {
+        let why = match &e.record {
+            crate::journal::Record::Other(v) => {
+                serde_json::from_value::<Action>(v["action"].clone())
+                    .err()
+                    .map(|e| e.to_string())
+                    .unwrap_or_else(|| "its fields do not fit".into())
+            }
+            _ => String::new(),
         };
-        match r["type"].as_str() {
-            Some("undo.external.start") => {
-                let by = r["by_run"].as_str().unwrap_or("").to_string();
-                started.extend(ids().into_iter().map(|id| (id, by.clone())));
+        return Err(fail(format!(
+            "{}: an undo record is not readable: {why}",
+            path.display()
+        )));
+    }
+    let out: Vec<crate::undo::Undo> = crate::undo::standing(&entries)
+        .into_iter()
+        .rev()
+        .map(|s| s.undo)
+        .collect();
+    let mut started: Vec<(u64, String)> = Vec::new();
+    for e in &entries {
+        match &e.record {
+            Record::UndoExternalStart { undos, by_run, .. } => {
+                started.extend(undos.iter().map(|id| (*id, by_run.clone())));
             }
-            Some("undo.external") => {
-                let done = ids();
-                started.retain(|(id, _)| !done.contains(id));
-            }
+            Record::UndoExternal(x) => started.retain(|(id, _)| !x.undos.contains(id)),
             _ => {}
         }
     }
@@ -388,11 +404,16 @@ pub fn undo_deployment(
         Some(u) if u.state == Seen::Done => {
             undos.retain(|x| x.id != u.id);
             if let Some(j) = &mut target {
-                let _ = j.write(
-                    "undo.external",
-                    json!({ "undos": [u.id], "ok": true, "confirmed_by": u.by_run,
-                            "reason": reason, "by_run": by_run }),
-                );
+                let _ = j.append(&Record::UndoExternal(UndoExternal {
+                    undos: vec![u.id],
+                    label: None,
+                    ok: true,
+                    confirmed_by: Some(u.by_run.clone()),
+                    skipped: false,
+                    error: None,
+                    reason: reason.to_string(),
+                    by_run: by_run.clone(),
+                }));
             }
             None
         }
@@ -428,16 +449,23 @@ pub fn undo_deployment(
         }
     }
     let ids: Vec<u64> = undos.iter().map(|u| u.id).collect();
-    session.record(
-        "rollback.target",
-        json!({ "deployment": dir, "undos": ids, "in_flight": in_flight, "skipped": skipped.as_ref().map(|s| s.0) }),
-    );
+    session.record(Record::RollbackTarget {
+        deployment: dir.to_string(),
+        undos: ids,
+        in_flight,
+        skipped: skipped.as_ref().map(|s| s.0),
+    });
     if let (Some(j), Some((id, label))) = (&mut target, &skipped) {
-        let _ = j.write(
-            "undo.external",
-            json!({ "undos": [id], "label": label, "ok": true, "skipped": true,
-                    "reason": reason, "by_run": by_run }),
-        );
+        let _ = j.append(&Record::UndoExternal(UndoExternal {
+            undos: vec![*id],
+            label: Some(label.clone()),
+            ok: true,
+            confirmed_by: None,
+            skipped: true,
+            error: None,
+            reason: reason.to_string(),
+            by_run: by_run.clone(),
+        }));
     }
     *session.undo.borrow_mut() = undos;
     // Ctrl-C stops it: what was not carried out stays standing in the deployment's journal.
@@ -448,16 +476,25 @@ pub fn undo_deployment(
         &mut |undo, progress| {
             let Some(j) = &mut target else { return };
             let written = match progress {
-            crate::undo::Progress::Start => j.write(
-                "undo.external.start",
-                json!({ "undos": [undo.id], "label": undo.label, "reason": reason, "by_run": by_run }),
-            ),
-            crate::undo::Progress::Done(error) => j.write(
-                "undo.external",
-                json!({ "undos": [undo.id], "label": undo.label, "ok": error.is_none(),
-                        "error": error, "reason": reason, "by_run": by_run }),
-            ),
-        };
+                crate::undo::Progress::Start => j.append(&Record::UndoExternalStart {
+                    undos: vec![undo.id],
+                    label: undo.label.clone(),
+                    reason: reason.to_string(),
+                    by_run: by_run.clone(),
+                }),
+                crate::undo::Progress::Done(error) => {
+                    j.append(&Record::UndoExternal(UndoExternal {
+                        undos: vec![undo.id],
+                        label: Some(undo.label.clone()),
+                        ok: error.is_none(),
+                        confirmed_by: None,
+                        skipped: false,
+                        error: Some(json!(error)),
+                        reason: reason.to_string(),
+                        by_run: by_run.clone(),
+                    }))
+                }
+            };
             if let Err(e) = written {
                 session.warn(&format!(
                     "could not record the undo in {}: {}",

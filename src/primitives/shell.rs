@@ -8,7 +8,7 @@ use serde_json::json;
 use super::{fail, gate_error, Opts, RhaiResult};
 use crate::effects::Failure;
 use crate::process::{Outcome, Program, Runner, Spec};
-use crate::session::{GateError, Session, Shared, Stop};
+use crate::session::{GateError, Gated, Session, Shared, Stop};
 use serde_json::Value;
 
 const OPTIONS: &[&str] = &[
@@ -120,13 +120,10 @@ fn sh(session: &Session, cmd: Dynamic, opts: &Map) -> RhaiResult<Map> {
                 }
             },
         );
-        if session.dry_run() {
-            result.map_err(|e| gate_error(session, e))?;
-            return Ok(planned_map());
-        }
         // What the command did, as the journal holds it (so a resumed run sees the same).
         let out = match result {
-            Ok(v) => outcome_from_json(&v),
+            Ok(Gated::Planned(_)) => return Ok(planned_map()),
+            Ok(g) => outcome_from_json(g.value()),
             Err(GateError::Failed(Failure(msg, Value::Null))) => return Err(fail(msg)),
             Err(GateError::Failed(Failure(_, v))) => outcome_from_json(&v),
             Err(e) => return Err(gate_error(session, e)),
@@ -287,10 +284,11 @@ pub fn run_spec(session: &Session, spec: &Spec, quiet: bool) -> Result<Outcome, 
     // still running and waits for it (or stops it) before anything is run again.
     let mut on_spawn = |group: i32| {
         let effect = session.effects.borrow().current_effect();
-        session.record(
-            "effect.child",
-            serde_json::json!({ "effect": effect, "group": group, "start": crate::process::start_ticks(group) }),
-        );
+        session.record(crate::journal::Record::EffectChild {
+            effect,
+            group,
+            start: crate::process::start_ticks(group),
+        });
     };
     crate::process::run(spec, &session.interrupt, &mut on_line, &mut on_spawn)
         .map_err(|e| format!("cannot run `{}`: {e}", spec.program.display()))

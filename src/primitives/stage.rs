@@ -4,9 +4,9 @@
 use std::time::Instant;
 
 use rhai::{Dynamic, FnPtr, NativeCallContext};
-use serde_json::json;
 
 use super::RhaiResult;
+use crate::journal::Record;
 use crate::session::Shared;
 
 pub fn register(engine: &mut rhai::Engine, session: &Shared) {
@@ -16,7 +16,9 @@ pub fn register(engine: &mut rhai::Engine, session: &Shared) {
         move |ctx: NativeCallContext, name: &str, body: FnPtr| -> RhaiResult<Dynamic> {
             s.ui.banner(name);
             s.effects.borrow_mut().log(&format!("== {name}"));
-            s.record("stage.start", json!({ "stage": name }));
+            s.record(Record::StageStart {
+                stage: name.to_string(),
+            });
             s.stages.borrow_mut().push(name.to_string());
             let started = Instant::now();
             let result = body.call_within_context::<Dynamic>(&ctx, ());
@@ -25,15 +27,22 @@ pub fn register(engine: &mut rhai::Engine, session: &Shared) {
             let took = crate::ui::format_duration(started.elapsed());
             match &result {
                 Ok(_) => {
-                    s.record("stage.end", json!({ "stage": name, "ok": true, "ms": ms }));
+                    s.record(Record::StageEnd {
+                        stage: name.to_string(),
+                        ok: true,
+                        ms,
+                        error: None,
+                    });
                     s.say_styled(&format!("✓ {name} ({took})"), |ui, t| ui.green(t));
                 }
                 Err(e) => {
                     let error = crate::engine::describe_runtime_error(e);
-                    s.record(
-                        "stage.end",
-                        json!({ "stage": name, "ok": false, "ms": ms, "error": error }),
-                    );
+                    s.record(Record::StageEnd {
+                        stage: name.to_string(),
+                        ok: false,
+                        ms,
+                        error: Some(error),
+                    });
                     s.say_styled(&format!("✗ {name} ({took})"), |ui, t| ui.red(t));
                 }
             }
