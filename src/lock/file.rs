@@ -91,6 +91,19 @@ fn write_status(root: &Path, holder: &Holder, ended: &str) {
     let _ = write_whole(&path, &text);
 }
 
+/// The lock directory's log of locks broken (`runbook unlock`) and taken over.
+fn append_log(dir: &Path, entry: serde_json::Value) -> Result<PathBuf, Error> {
+    use std::io::Write;
+    let log = dir.join("unlock-log.jsonl");
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .and_then(|mut f| writeln!(f, "{entry}").and_then(|_| f.sync_all()))
+        .map_err(|e| Error::io("write lock log", &log, e))?;
+    Ok(log)
+}
+
 pub struct FileBackend {
     root: PathBuf,
 }
@@ -131,6 +144,20 @@ impl Backend for FileBackend {
         let took_over = judge(&holder.environment, state(&path)?, take_over, &torn)?;
         write_holder(&path, holder)?;
         drop(guard);
+        if let Some((previous, reason)) = &took_over {
+            append_log(
+                &dir,
+                serde_json::json!({
+                    "event": "takeover",
+                    "ts": crate::journal::now_rfc3339(),
+                    "environment": holder.environment,
+                    "reason": reason,
+                    "by": holder.user,
+                    "host": holder.host,
+                    "holder": previous,
+                }),
+            )?;
+        }
         Ok(Acquired {
             tenure: Box::new(FileTenure {
                 root: self.root.clone(),
@@ -159,22 +186,18 @@ impl Backend for FileBackend {
             State::Torn => serde_json::json!("(an empty or half-written lock file)"),
             State::Free => serde_json::Value::Null,
         };
-        let log = dir.join("unlock-log.jsonl");
-        let entry = serde_json::json!({
-            "ts": crate::journal::now_rfc3339(),
-            "environment": environment,
-            "reason": reason,
-            "by": crate::primitives::prompt::user(),
-            "host": crate::primitives::prompt::host(),
-            "holder": holder,
-        });
-        use std::io::Write;
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .and_then(|mut f| writeln!(f, "{entry}").and_then(|_| f.sync_all()))
-            .map_err(|e| Error::io("write lock log", &log, e))?;
+        let log = append_log(
+            &dir,
+            serde_json::json!({
+                "event": "unlock",
+                "ts": crate::journal::now_rfc3339(),
+                "environment": environment,
+                "reason": reason,
+                "by": crate::primitives::prompt::user(),
+                "host": crate::primitives::prompt::host(),
+                "holder": holder,
+            }),
+        )?;
         Ok((was, log.display().to_string()))
     }
 
