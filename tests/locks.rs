@@ -93,6 +93,7 @@ fn shared_etcd() -> &'static str {
 /// An etcd of one test's own, for a test that stops it. Stopped when dropped.
 struct OwnEtcd {
     url: String,
+    args: Vec<String>,
     child: Child,
     _dir: tempfile::TempDir,
 }
@@ -101,24 +102,36 @@ impl OwnEtcd {
     fn start() -> OwnEtcd {
         let dir = tempfile::tempdir().unwrap();
         let (client, peer) = (support::free_port(), support::free_port());
-        let child = Command::new(etcd_binary())
-            .args(etcd_args(dir.path(), client, peer))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start etcd");
+        let args = etcd_args(dir.path(), client, peer);
+        let child = Self::spawn(&args);
         let url = format!("http://127.0.0.1:{client}");
         wait_healthy(&url);
         OwnEtcd {
             url,
+            args,
             child,
             _dir: dir,
         }
     }
 
+    fn spawn(args: &[String]) -> Child {
+        Command::new(etcd_binary())
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start etcd")
+    }
+
     fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Start it again, on the same ports and data.
+    fn restart(&mut self) {
+        self.child = Self::spawn(&self.args);
+        wait_healthy(&self.url);
     }
 }
 
@@ -571,6 +584,41 @@ fn etcd_stopped_mid_run_pauses_and_with_nobody_there_stops_after_one_lease() {
     let lost = records(t.path(), "lock.lost");
     assert_eq!(lost[0]["choice"], "pause");
     assert_eq!(records(t.path(), "lock.lost.stopped").len(), 1);
+}
+
+#[test]
+fn etcd_back_within_the_lease_while_paused_gives_the_lock_back_and_the_run_goes_on() {
+    let mut etcd = OwnEtcd::start();
+    let t = runner(
+        &format!(
+            "lock:\n  backend: etcd\n  lease: 8s\n  etcd:\n    endpoints: [\"{}\"]\n",
+            etcd.url
+        ),
+        STOPPED_MID_RUN,
+    );
+    let c = spawn(&t, &[]);
+    wait_for_file(&t.path().join("ready"), "the second step");
+    etcd.stop();
+    // A renewal (every 2.7 s) finds the store gone; the next step pauses.
+    std::thread::sleep(Duration::from_millis(3000));
+    std::fs::write(t.path().join("go"), "").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!t.path().join("second").exists(), "a step ran blind");
+    etcd.restart();
+    let r = finish(c);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(t.path().join("second").exists());
+    let lost = records(t.path(), "lock.lost");
+    assert_eq!(lost.len(), 1, "{lost:?}");
+    assert_eq!(lost[0]["choice"], "pause");
+    assert_eq!(lost[0]["gone"], false);
+    assert_eq!(records(t.path(), "lock.regained").len(), 1);
+    assert!(
+        r.stdout
+            .contains("✓ the lock on `production` is this run's again: going on"),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]
