@@ -440,6 +440,8 @@ impl LostFlag {
 #[derive(Clone)]
 pub struct Progress {
     holder: Arc<Mutex<Holder>>,
+    /// The stages the run is in, outermost first.
+    stages: Arc<Mutex<Vec<String>>>,
     tx: mpsc::Sender<Msg>,
 }
 
@@ -451,8 +453,17 @@ impl Progress {
         };
         let before = h.clone();
         match kind {
-            "stage.start" => h.stage = fields["stage"].as_str().map(str::to_string),
-            "stage.end" => h.stage = None,
+            "stage.start" | "stage.end" => {
+                let Ok(mut stages) = self.stages.lock() else {
+                    return;
+                };
+                if kind == "stage.start" {
+                    stages.push(fields["stage"].as_str().unwrap_or_default().to_string());
+                } else {
+                    stages.pop();
+                }
+                h.stage = stages.last().cloned();
+            }
             "traffic" => {
                 h.traffic = Some(serde_json::json!({
                     "weights": fields["weights"], "live": fields["live"]
@@ -479,6 +490,7 @@ impl Lock {
     pub fn progress(&self) -> Option<Progress> {
         self.renewer.as_ref().map(|r| Progress {
             holder: r.holder.clone(),
+            stages: Arc::default(),
             tx: r.tx.clone(),
         })
     }
