@@ -587,6 +587,35 @@ fn etcd_stopped_mid_run_pauses_and_with_nobody_there_stops_after_one_lease() {
 }
 
 #[test]
+fn etcd_stopped_mid_run_pauses_and_asks_the_person_at_the_terminal() {
+    let mut etcd = OwnEtcd::start();
+    let t = runner(
+        &format!(
+            "lock:\n  backend: etcd\n  lease: 2s\n  etcd:\n    endpoints: [\"{}\"]\n",
+            etcd.url
+        ),
+        STOPPED_MID_RUN,
+    );
+    let mut p = support::pty(&t, &[]);
+    wait_for_file(&t.path().join("ready"), "the second step");
+    etcd.stop();
+    std::thread::sleep(Duration::from_millis(1000));
+    std::fs::write(t.path().join("go"), "").unwrap();
+    p.exp_string("this run has paused before its next step")
+        .unwrap();
+    p.exp_string("Type wait, rollback or continue:").unwrap();
+    p.send_line("rollback").unwrap();
+    p.exp_eof().unwrap();
+    let status = p.process().wait().unwrap();
+    assert!(format!("{status:?}").ends_with(", 3)"), "{status:?}");
+    assert!(!t.path().join("second").exists(), "a step ran blind");
+    assert!(!t.path().join("first").exists(), "not rolled back");
+    let answered = records(t.path(), "lock.lost.answer");
+    assert_eq!(answered.len(), 1);
+    assert_eq!(answered[0]["choice"], "rollback");
+}
+
+#[test]
 fn etcd_back_within_the_lease_while_paused_gives_the_lock_back_and_the_run_goes_on() {
     let mut etcd = OwnEtcd::start();
     let t = runner(
