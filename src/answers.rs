@@ -172,13 +172,14 @@ impl Answers {
     /// run: the first answer that cannot fit is an error naming the file, the id and what fits.
     pub fn check(&self, declared: &[crate::prompts::Declared]) -> Result<(), Error> {
         for (id, value) in &self.map {
-            let Some(d) = declared.iter().find(|d| &d.id == id) else {
-                continue;
-            };
             let Ok(v) = serde_json::to_value(value) else {
                 continue;
             };
-            if let Some(problem) = crate::prompts::problem(d, &v) {
+            let problem = match declared.iter().find(|d| &d.id == id) {
+                Some(d) => crate::prompts::problem(d, &v),
+                None => runner_problem(id, &v),
+            };
+            if let Some(problem) = problem {
                 return Err(Error::Answers {
                     file: self.file_name(),
                     id: Some(id.clone()),
@@ -282,6 +283,53 @@ impl Answers {
             message,
             help,
         }
+    }
+}
+
+/// What is wrong with an answer to a prompt the runner asks itself, in any runbook (or the
+/// approval under its default id), if anything; `None` for an id it does not ask.
+fn runner_problem(id: &str, answer: &serde_json::Value) -> Option<String> {
+    use serde_json::Value as J;
+    let confirm = crate::prompts::Declared {
+        id: id.to_string(),
+        kind: crate::prompts::Kind::Confirm,
+    };
+    let words = |accepted: &[&str]| {
+        let answers: Vec<&J> = match answer {
+            J::Array(items) => items.iter().collect(),
+            one => vec![one],
+        };
+        answers.into_iter().find_map(|a| {
+            let t = a.as_str().map(str::trim).unwrap_or_default();
+            (!accepted.contains(&t)).then(|| {
+                let shown = a.as_str().map_or_else(|| a.to_string(), str::to_string);
+                format!("`{shown}` is not one of: {}", accepted.join(", "))
+            })
+        })
+    };
+    match id {
+        "initiate-rollback" | "rollback-after-interrupt" | "rollback-in-flight" => {
+            crate::prompts::problem(&confirm, answer)
+        }
+        "resume-in-flight" => words(&["rerun", "skip", "rollback"]),
+        "resume-still-running" => words(&["stop", "wait"]),
+        "approve-deployment" => match answer {
+            J::Object(m) => {
+                let approved = m.get("approved").unwrap_or(&J::Null);
+                let unknown = m.keys().find(|k| !matches!(k.as_str(), "approved" | "by"));
+                if let Some(k) = unknown {
+                    Some(format!(
+                        "`{k}` is not part of an approval; write `{{approved: yes, by: alice}}`"
+                    ))
+                } else if crate::prompts::problem(&confirm, approved).is_some() {
+                    Some("an approval map needs `approved: yes` or `approved: no`".into())
+                } else {
+                    None
+                }
+            }
+            other => crate::prompts::problem(&confirm, other),
+        },
+        _ => None,
     }
 }
 

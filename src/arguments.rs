@@ -14,7 +14,8 @@ Examples:
   runbook deploy.rhai                          run the deploy runbook (yours, or the shipped one)
   runbook deploy --set feature=checkout        name the feature for this run
   runbook deploy --answers answers.yaml        answer prompts from a file (CI, pipes)
-  runbook deploy --dry-run --yes               show every command that would run; change nothing
+  runbook deploy --dry-run --answers answers.yaml --approve
+                                               show every command that would run; change nothing
   runbook check deploy.rhai                    compile a runbook and its imports, validate config
   runbook list                                 the runbooks found and where each comes from
   runbook init                                 a starter runbook.yaml + the shipped runbooks
@@ -227,7 +228,7 @@ enum Sub {
     /// Write a commented starter runbook.yaml and copy the shipped runbooks for a team to edit
     #[command(after_help = "Examples:\n  runbook init\n  runbook init ops/deploy")]
     Init {
-        /// Where to write them [default: .]
+        /// Where to write them
         #[arg(value_name = "DIR", default_value = ".")]
         dir: PathBuf,
         /// Overwrite files that already exist
@@ -280,6 +281,12 @@ impl RunArgs {
             presets: Default::default(),
         }
     }
+}
+
+/// The command-line interface as clap sees it: its help, subcommands and flags (for tests and
+/// completions).
+pub fn command() -> clap::Command {
+    Cli::command()
 }
 
 /// Parse the command line. Help and version are returned as `Err` too: clap prints them.

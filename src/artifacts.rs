@@ -135,6 +135,10 @@ fn result_text(r: Option<&&Value>, dry: bool) -> String {
         Some(_) if dry => "planned".into(),
         Some(r) if r.get("ok").and_then(Value::as_bool) == Some(true) => {
             let res = r.get("result").unwrap_or(&Value::Null);
+            // A module's undo that had nothing to do said so: skipped, not done.
+            if let Some(why) = res["returned"]["skipped"].as_str() {
+                return format!("skipped: {why}");
+            }
             match res.get("code").and_then(Value::as_i64) {
                 Some(c) => format!(
                     "exit {c}, {} ms",
@@ -498,10 +502,15 @@ fn story(records: &[Value]) -> String {
                 .collect()
         })
         .unwrap_or_default();
+    let skipped = undos
+        .iter()
+        .filter(|(_, r)| r.is_some_and(|r| r["result"]["returned"]["skipped"].is_string()))
+        .count();
     let undone = undos
         .iter()
         .filter(|(_, r)| r.is_some_and(|r| r["ok"].as_bool() == Some(true)))
-        .count();
+        .count()
+        - skipped;
 
     let _ = writeln!(out, "## What happened\n");
     let mut what = format!(
@@ -533,10 +542,15 @@ fn story(records: &[Value]) -> String {
     if let Some(b) = rollback_start {
         let _ = write!(
             what,
-            " The run rolled back at {}: {} of {} undo step(s) carried out{}.",
+            " The run rolled back at {}: {} of {} undo step(s) carried out{}{}.",
             clock(b),
             undone,
             undos.len(),
+            if skipped > 0 {
+                format!(", {skipped} skipped (nothing to do)")
+            } else {
+                String::new()
+            },
             match rollback_end {
                 Some(e) if e["ok"].as_bool() == Some(true) => ", rollback complete".to_string(),
                 Some(_) => ", rollback INCOMPLETE".to_string(),

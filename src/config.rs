@@ -11,6 +11,273 @@ use crate::error::Error;
 
 pub const FILE_NAME: &str = "runbook.yaml";
 
+/// A duration as written in the config (`30s`, `1h 30m`): checked when the config is loaded, so a
+/// value that is not one is an error naming its key and line before anything runs. Scripts see
+/// it as written (`config("monitoring.interval")` is `"1s"`); Rust reads it with `get()`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Duration {
+    text: String,
+    value: std::time::Duration,
+}
+
+impl Duration {
+    /// A default written in this file; it is a duration.
+    fn known(text: &str) -> Duration {
+        Duration::parse(text).unwrap_or_else(|e| unreachable!("default duration {text}: {e}"))
+    }
+
+    pub fn parse(text: &str) -> Result<Duration, String> {
+        Ok(Duration {
+            value: parse_duration(text)?,
+            text: text.to_string(),
+        })
+    }
+
+    pub fn get(&self) -> std::time::Duration {
+        self.value
+    }
+}
+
+/// As text, for the code that still reads the value as written.
+impl std::ops::Deref for Duration {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.text
+    }
+}
+
+impl std::fmt::Display for Duration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl Serialize for Duration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
+
+impl<'de> Deserialize<'de> for Duration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        struct Visit;
+        impl serde::de::Visitor<'_> for Visit {
+            type Value = Duration;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string with a duration, e.g. \"500ms\", \"5s\", \"10m\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Duration, E> {
+                Duration::parse(v).map_err(E::custom)
+            }
+        }
+        d.deserialize_str(Visit)
+    }
+}
+
+/// Values with a fixed set of names: serde refuses any other with the key path, the line and the
+/// accepted names (`unknown variant `x`, expected one of ...`); scripts see the same names.
+macro_rules! names {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? } default $default:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+        pub enum $name {
+            $(
+                #[serde(rename = $text)]
+                $variant,
+            )+
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                $name::$default
+            }
+        }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+names! {
+    /// The strategies the shipped workflow runs.
+    Strategy { BlueGreen = "blue-green", Rolling = "rolling", Canary = "canary", FeatureFlag = "feature-flag" } default BlueGreen
+}
+
+names! {
+    /// A blue-green colour.
+    Colour { Blue = "blue", Green = "green" } default Blue
+}
+
+names! {
+    /// What `runbook resume` does with the effect a dead run was in the middle of.
+    InFlight { Rerun = "rerun", Skip = "skip", Rollback = "rollback" } default Rollback
+}
+
+names! {
+    /// What an inconclusive monitoring window leads to when nobody is there to ask.
+    OnInconclusive { Rollback = "rollback", Continue = "continue" } default Rollback
+}
+
+/// The triggers the shipped monitor (stdlib/monitor.rhai) judges; with the names of the team's
+/// `monitoring.metrics`, the keys `triggers.on_failure` accepts.
+pub const SHIPPED_TRIGGERS: &[&str] = &["error_rate", "response_time", "health", "cpu", "memory"];
+
+thread_local! {
+    /// The `monitoring.metrics` names of the config being deserialized (see `TriggerName`).
+    static METRIC_NAMES: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Deserialize `v`'s schema with its own `monitoring.metrics` names known, so that a key of
+/// `triggers.on_failure` is checked against them where it is read (with its line).
+fn knowing_metrics<T>(v: &Value, f: impl FnOnce() -> T) -> T {
+    let names: Vec<String> = v
+        .get("monitoring")
+        .and_then(|m| m.get("metrics"))
+        .and_then(Value::as_sequence)
+        .map(|ms| {
+            ms.iter()
+                .filter_map(|m| m.get("name").and_then(Value::as_str).map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let before = METRIC_NAMES.with(|n| std::mem::replace(&mut *n.borrow_mut(), names));
+    let out = f();
+    METRIC_NAMES.with(|n| *n.borrow_mut() = before);
+    out
+}
+
+/// A key of `triggers.on_failure`: a trigger the monitor judges (the shipped ones, or a
+/// `monitoring.metrics` name). Anything else is a typo that would be ignored.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct TriggerName(pub String);
+
+impl<'de> Deserialize<'de> for TriggerName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<TriggerName, D::Error> {
+        let name = String::deserialize(d)?;
+        let team = METRIC_NAMES.with(|n| n.borrow().clone());
+        if SHIPPED_TRIGGERS.contains(&name.as_str()) || team.contains(&name) {
+            return Ok(TriggerName(name));
+        }
+        let known: Vec<String> = SHIPPED_TRIGGERS
+            .iter()
+            .map(|s| s.to_string())
+            .chain(team)
+            .map(|s| format!("`{s}`"))
+            .collect();
+        Err(serde::de::Error::custom(format!(
+            "unknown trigger `{name}`, expected one of {} (the shipped triggers and the names in `monitoring.metrics`)",
+            known.join(", ")
+        )))
+    }
+}
+
+fn bounded<'de, D, T>(d: D, lo: T, hi: T, what: &str) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + PartialOrd + std::fmt::Display + Copy,
+{
+    let v = T::deserialize(d)?;
+    if v < lo || v > hi {
+        return Err(serde::de::Error::custom(format!("`{v}` is not {what}")));
+    }
+    Ok(v)
+}
+
+/// A duration that cannot be 0 (a measurement interval, a lease, a query range).
+fn nonzero<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let v = Duration::deserialize(d)?;
+    if v.get().is_zero() {
+        return Err(serde::de::Error::custom(format!(
+            "`{}` is too short: it must be longer than 0",
+            v.text
+        )));
+    }
+    Ok(v)
+}
+
+fn nonzero_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    nonzero(d).map(Some)
+}
+
+/// A duration kubectl reads too (Go's `time.ParseDuration`: `5m`, `90s`, `1h30m`, no spaces).
+fn go_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let v = Duration::deserialize(d)?;
+    let mut rest = v.text.as_str();
+    let mut ok = !rest.is_empty();
+    while ok && !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(rest.len());
+        let unit = ["ns", "us", "µs", "ms", "h", "m", "s"]
+            .into_iter()
+            .find(|u| rest[digits..].starts_with(u));
+        match unit {
+            Some(u) if digits > 0 => rest = &rest[digits + u.len()..],
+            _ => ok = false,
+        }
+    }
+    if !ok {
+        return Err(serde::de::Error::custom(format!(
+            "`{}` is not a duration kubectl reads; write it as kubectl does, e.g. \"5m\", \"90s\", \"1h30m\"",
+            v.text
+        )));
+    }
+    Ok(v)
+}
+
+/// A share of traffic or of instances: 1 to 100.
+fn percent<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    bounded(d, 1, 100, "a percent from 1 to 100")
+}
+
+fn percent_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    percent(d).map(Some)
+}
+
+fn percents<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u32>, D::Error> {
+    #[derive(Deserialize)]
+    struct P(#[serde(deserialize_with = "percent")] u32);
+    Ok(Vec::<P>::deserialize(d)?.into_iter().map(|p| p.0).collect())
+}
+
+/// A count that must be at least 1.
+fn at_least_one<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    bounded(d, 1, u32::MAX, "a whole number of at least 1")
+}
+
+/// A fraction: 0 to 1 (0.05 is 5%).
+fn fraction<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    bounded(d, 0.0, 1.0, "a fraction from 0 to 1 (0.05 is 5%)")
+}
+
+/// A score: 0 to 100.
+fn score<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    bounded(d, 0.0, 100.0, "a score from 0 to 100")
+}
+
+/// A significance level: above 0, below 1.
+fn alpha<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let v = f64::deserialize(d)?;
+    if !(v > 0.0 && v < 1.0) {
+        return Err(serde::de::Error::custom(format!(
+            "`{v}` is not a significance level (above 0, below 1, e.g. 0.05)"
+        )));
+    }
+    Ok(v)
+}
+
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -29,7 +296,7 @@ pub struct Config {
     /// Which adapter the strategies drive: `local` (the embedded demo fleet), `script`, `kubernetes`.
     pub adapter: Option<String>,
     /// The strategy to use when nobody chooses one: blue-green, rolling, canary, feature-flag.
-    pub strategy: Option<String>,
+    pub strategy: Option<Strategy>,
     /// Settings of the `local` adapter (written by `runbook demo`).
     pub local: Option<LocalAdapter>,
     /// Settings of the `script` adapter: the team's own commands, templated.
@@ -79,13 +346,13 @@ pub struct LocalAdapter {
 #[serde(deny_unknown_fields, default)]
 pub struct ResumeCfg {
     /// When nobody can be asked: rerun, skip or rollback.
-    pub in_flight: String,
+    pub in_flight: InFlight,
 }
 
 impl Default for ResumeCfg {
     fn default() -> Self {
         ResumeCfg {
-            in_flight: "rollback".into(),
+            in_flight: InFlight::Rollback,
         }
     }
 }
@@ -97,7 +364,8 @@ pub struct LockCfg {
     pub environment: String,
     /// How long a lock holds without being renewed (every backend): a live run renews it every
     /// third of it.
-    pub lease: String,
+    #[serde(deserialize_with = "nonzero")]
+    pub lease: Duration,
     /// Where the lock is kept: `file` (under the deployments directory), `etcd`, `kubernetes`.
     pub backend: LockBackend,
     /// What a run does when its lock is lost, or its store unreachable, while it runs.
@@ -110,7 +378,7 @@ impl Default for LockCfg {
     fn default() -> Self {
         LockCfg {
             environment: "production".into(),
-            lease: "30s".into(),
+            lease: Duration::known("30s"),
             backend: LockBackend::File,
             on_lost: OnLost::Pause,
             etcd: EtcdLockCfg::default(),
@@ -198,7 +466,7 @@ pub struct Documentation {
 
 /// Commands of the `script` adapter. Placeholders: {env} (staging, production-blue, ...),
 /// {version}, {colour}, {from}, {to}, {name}, {percent}, {action} (enable/disable).
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScriptAdapter {
     /// Deploy a version to an environment, e.g. "./deploy.sh {env}".
@@ -227,8 +495,8 @@ pub struct ScriptAdapter {
     /// Rolling: one instance's health, a URL or a command, e.g. "http://{instance}:8080/health".
     pub instance_health: Option<String>,
     /// The colour live now; the new version goes to the other one.
-    #[serde(default = "blue")]
-    pub live_colour: String,
+    #[serde(default)]
+    pub live_colour: Colour,
 }
 
 /// The `kubernetes` adapter: kubectl apply of a manifest directory per environment, rollout
@@ -250,8 +518,10 @@ pub struct KubernetesAdapter {
     pub virtualservice: String,
     /// The destination host in the VirtualService routes [default: the service].
     pub host: Option<String>,
-    pub rollout_timeout: String,
-    pub live_colour: String,
+    /// Passed to `kubectl rollout status --timeout` as written, so written as kubectl reads it.
+    #[serde(deserialize_with = "go_duration")]
+    pub rollout_timeout: Duration,
+    pub live_colour: Colour,
     /// Rolling: the image repository; the version is its tag (`kubectl set image`).
     pub image: Option<String>,
     /// Rolling: the container to set the image of [default: the deployment's name].
@@ -272,8 +542,8 @@ impl Default for KubernetesAdapter {
             service: "app".into(),
             virtualservice: "app".into(),
             host: None,
-            rollout_timeout: "5m".into(),
-            live_colour: "blue".into(),
+            rollout_timeout: Duration::known("5m"),
+            live_colour: Colour::Blue,
             image: None,
             container: None,
             flag: None,
@@ -282,16 +552,14 @@ impl Default for KubernetesAdapter {
     }
 }
 
-fn blue() -> String {
-    "blue".into()
-}
-
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Rollout {
     /// Initial canary weight, percent.
+    #[serde(deserialize_with = "percent")]
     pub initial: u32,
     /// The schedule of weights that replaces the Stage 4 menu in unattended runs.
+    #[serde(deserialize_with = "percents")]
     pub steps: Vec<u32>,
 }
 
@@ -308,8 +576,10 @@ impl Default for Rollout {
 #[serde(deny_unknown_fields, default)]
 pub struct Monitoring {
     /// Time between measurements.
-    pub interval: String,
+    #[serde(deserialize_with = "nonzero")]
+    pub interval: Duration,
     /// Conclusive measurements per monitoring window (after each traffic change).
+    #[serde(deserialize_with = "at_least_one")]
     pub samples: u32,
     /// Prometheus text endpoint with per-version request, error and latency series (scraped
     /// directly when `prometheus` is not set).
@@ -325,7 +595,7 @@ pub struct Monitoring {
     /// Fewer new requests than this in a measurement leave it without data (scrape source).
     pub min_requests: u32,
     /// What an inconclusive window leads to when nobody is there to ask: rollback or continue.
-    pub on_inconclusive: String,
+    pub on_inconclusive: OnInconclusive,
     /// What each data outcome counts as: pass, fail or inconclusive.
     pub on_no_data: crate::analysis::DataOutcome,
     pub on_empty: crate::analysis::DataOutcome,
@@ -334,7 +604,7 @@ pub struct Monitoring {
     /// Channels told when a metric fails and its action is `continue`.
     pub notify: Vec<String>,
     /// The team's own metrics, judged beside the shipped triggers.
-    pub metrics: Vec<crate::primitives::analyze::MetricSpec>,
+    pub metrics: Vec<crate::analysis::spec::MetricSpec>,
     /// Canary against baseline (with `prometheus`): after each canary window below 100%.
     pub judge: JudgeCfg,
 }
@@ -344,10 +614,15 @@ pub struct Monitoring {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct JudgeCfg {
-    pub range: String,
-    pub step: Option<String>,
+    #[serde(deserialize_with = "nonzero")]
+    pub range: Duration,
+    #[serde(deserialize_with = "nonzero_opt")]
+    pub step: Option<Duration>,
+    #[serde(deserialize_with = "score")]
     pub pass: f64,
+    #[serde(deserialize_with = "score")]
     pub marginal: f64,
+    #[serde(deserialize_with = "alpha")]
     pub alpha: f64,
     pub groups: BTreeMap<String, f64>,
     pub metrics: Vec<JudgeMetricCfg>,
@@ -356,7 +631,7 @@ pub struct JudgeCfg {
 impl Default for JudgeCfg {
     fn default() -> Self {
         JudgeCfg {
-            range: "1m".into(),
+            range: Duration::known("1m"),
             step: None,
             pass: 95.0,
             marginal: 75.0,
@@ -389,7 +664,7 @@ pub struct JudgeMetricCfg {
 impl Default for Monitoring {
     fn default() -> Self {
         Monitoring {
-            interval: "1s".into(),
+            interval: Duration::known("1s"),
             samples: 5,
             metrics_url: None,
             prometheus: None,
@@ -397,7 +672,7 @@ impl Default for Monitoring {
             series: Series::default(),
             business: BTreeMap::new(),
             min_requests: 10,
-            on_inconclusive: "rollback".into(),
+            on_inconclusive: OnInconclusive::Rollback,
             on_no_data: Default::default(),
             on_empty: Default::default(),
             on_nan: Default::default(),
@@ -466,13 +741,17 @@ pub struct Queries {
 #[serde(deny_unknown_fields, default)]
 pub struct Triggers {
     /// Error rate above which the release is rolled back (0.05 = 5%).
+    #[serde(deserialize_with = "fraction")]
     pub error_rate: f64,
     /// Average response time above which the release is rolled back.
-    pub response_time: String,
+    pub response_time: Duration,
     /// Consecutive failed health checks before rollback.
+    #[serde(deserialize_with = "at_least_one")]
     pub health_failures: u32,
     /// CPU and memory use (0..1) counted as critical, when a source reports them.
+    #[serde(deserialize_with = "fraction")]
     pub cpu: f64,
+    #[serde(deserialize_with = "fraction")]
     pub memory: f64,
     /// Failed measurements tolerated per trigger in a window; one more fires it.
     pub failure_limit: u32,
@@ -481,14 +760,14 @@ pub struct Triggers {
     /// Provider errors in a row tolerated per trigger; one more ends the window in error.
     pub consecutive_error_limit: u32,
     /// Per trigger (error_rate, response_time, health, cpu, memory): rollback, ask or continue.
-    pub on_failure: BTreeMap<String, crate::primitives::analyze::Action>,
+    pub on_failure: BTreeMap<TriggerName, crate::analysis::spec::Action>,
 }
 
 impl Default for Triggers {
     fn default() -> Self {
         Triggers {
             error_rate: 0.05,
-            response_time: "2s".into(),
+            response_time: Duration::known("2s"),
             health_failures: 1,
             cpu: 0.9,
             memory: 0.9,
@@ -504,8 +783,10 @@ impl Default for Triggers {
 #[serde(deny_unknown_fields, default)]
 pub struct RollingCfg {
     /// Instances replaced per batch.
+    #[serde(deserialize_with = "at_least_one")]
     pub batch_size: u32,
     /// Or a share of the instances per batch (percent); wins over `batch_size` when set.
+    #[serde(deserialize_with = "percent_opt")]
     pub batch_percent: Option<u32>,
     /// Failed batches tolerated before the rollout stops and is undone.
     pub failure_budget: u32,
@@ -527,7 +808,7 @@ pub struct Limits {
     /// Script operations before the run is stopped (an endless loop ends here).
     pub operations: u64,
     /// Wall-clock time a run may take, e.g. "4h" (none when absent).
-    pub wall_clock: Option<String>,
+    pub wall_clock: Option<Duration>,
     pub call_depth: usize,
     pub expr_depth: usize,
     pub string_size: usize,
@@ -553,9 +834,9 @@ impl Default for Limits {
 #[serde(deny_unknown_fields, default)]
 pub struct Commands {
     /// Default timeout for `sh` (e.g. "10m"); none when absent.
-    pub timeout: Option<String>,
+    pub timeout: Option<Duration>,
     /// How long a stopped command gets between SIGTERM and SIGKILL.
-    pub kill_grace: String,
+    pub kill_grace: Duration,
     /// Bytes of each stream kept for the script and the journal; the rest streams through.
     pub capture_limit: usize,
 }
@@ -564,7 +845,7 @@ impl Default for Commands {
     fn default() -> Self {
         Commands {
             timeout: None,
-            kill_grace: "3s".into(),
+            kill_grace: Duration::known("3s"),
             capture_limit: 1024 * 1024,
         }
     }
@@ -682,11 +963,189 @@ pub fn load(explicit: Option<&Path>, sets: &[String]) -> Result<Loaded, Error> {
     if let Some(script) = &config.script {
         check_script_templates(script, &shown)?;
     }
+    check_references(&config, &shown)?;
     Ok(Loaded {
         config,
         file,
         value,
     })
+}
+
+/// The adapters the binary ships (stdlib/<name>.rhai).
+pub const SHIPPED_ADAPTERS: &[&str] = &["local", "script", "kubernetes"];
+
+/// `adapter` names a shipped adapter or a team's `<name>.rhai` beside the runbook (`base`): any
+/// other name is a typo the run would only find when it imports it.
+pub fn check_adapter(loaded: &Loaded, base: &Path) -> Result<(), Error> {
+    let Some(name) = &loaded.config.adapter else {
+        return Ok(());
+    };
+    let plain = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if SHIPPED_ADAPTERS.contains(&name.as_str())
+        || (plain && base.join(format!("{name}.rhai")).is_file())
+    {
+        return Ok(());
+    }
+    // The line of a top-level `adapter:` in the file, when it was written there.
+    let location = loaded.file.as_ref().and_then(|f| {
+        let text = std::fs::read_to_string(f).ok()?;
+        text.lines().enumerate().find_map(|(i, l)| {
+            let rest = l.strip_prefix("adapter:")?;
+            let value = rest.split(" #").next()?.trim().trim_matches(['"', '\'']);
+            (value == name).then(|| (i + 1, l.len() - rest.trim_start().len() + 1))
+        })
+    });
+    Err(Error::Config {
+        file: loaded
+            .file
+            .as_ref()
+            .map_or_else(|| "--set".into(), |f| f.display().to_string()),
+        key: "adapter".into(),
+        message: format!(
+            "unknown adapter `{name}`, expected one of `local`, `script`, `kubernetes`, or a team's adapter `<name>.rhai` beside the runbook (there is no `{}`)",
+            base.join(format!("{name}.rhai")).display()
+        ),
+        location,
+    })
+}
+
+/// Values that name something else in the config, or that the schema keeps as text: the
+/// channels `monitoring.notify` tells, and the durations of `monitoring.metrics` providers.
+fn check_references(config: &Config, file: &str) -> Result<(), Error> {
+    let bad = |key: String, message: String| Error::Config {
+        file: file.to_string(),
+        key,
+        message,
+        location: None,
+    };
+    for (i, name) in config.monitoring.notify.iter().enumerate() {
+        if !config.notify.contains_key(name) {
+            let known: Vec<String> = config.notify.keys().map(|k| format!("`{k}`")).collect();
+            return Err(bad(
+                format!("monitoring.notify[{i}]"),
+                format!(
+                    "unknown channel `{name}`, expected one of the channels under `notify:` ({})",
+                    if known.is_empty() {
+                        "none is configured".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            ));
+        }
+    }
+    let j = &config.monitoring.judge;
+    if j.marginal > j.pass {
+        return Err(bad(
+            "monitoring.judge.marginal".into(),
+            format!(
+                "`{}` is above `monitoring.judge.pass` ({}): the marginal score cannot be above the passing one",
+                j.marginal, j.pass
+            ),
+        ));
+    }
+    for (i, m) in j.metrics.iter().enumerate() {
+        if !j.groups.is_empty() && !j.groups.contains_key(&m.group) {
+            let known: Vec<String> = j.groups.keys().map(|k| format!("`{k}`")).collect();
+            return Err(bad(
+                format!("monitoring.judge.metrics[{i}].group"),
+                format!(
+                    "unknown group `{}`, expected one of the groups weighted in `monitoring.judge.groups` ({})",
+                    m.group,
+                    known.join(", ")
+                ),
+            ));
+        }
+        if m.allowed < 0.0 || m.allowed_absolute < 0.0 {
+            return Err(bad(
+                format!("monitoring.judge.metrics[{i}]"),
+                "`allowed` and `allowed_absolute` cannot be negative".into(),
+            ));
+        }
+    }
+    for (group, weight) in &j.groups {
+        if !j.metrics.iter().any(|m| &m.group == group) {
+            let used: std::collections::BTreeSet<String> =
+                j.metrics.iter().map(|m| format!("`{}`", m.group)).collect();
+            return Err(bad(
+                format!("monitoring.judge.groups.{group}"),
+                format!(
+                    "no judge metric is in group `{group}` (the metrics' groups: {})",
+                    if used.is_empty() {
+                        "none".to_string()
+                    } else {
+                        used.into_iter().collect::<Vec<_>>().join(", ")
+                    }
+                ),
+            ));
+        }
+        if weight.is_nan() || *weight < 0.0 {
+            return Err(bad(
+                format!("monitoring.judge.groups.{group}"),
+                format!("`{weight}` is not a weight (a number of at least 0)"),
+            ));
+        }
+    }
+    // URLs the program itself requests (a `script.*` URL may be a command instead).
+    let mut urls: Vec<(String, &str)> = vec![];
+    let mon = &config.monitoring;
+    for (key, url) in [
+        ("monitoring.prometheus", &mon.prometheus),
+        ("monitoring.metrics_url", &mon.metrics_url),
+        ("kubernetes.flag_url", &config.kubernetes.flag_url),
+    ] {
+        if let Some(u) = url {
+            urls.push((key.to_string(), u));
+        }
+    }
+    if let Some(l) = &config.local {
+        urls.push(("local.url".into(), &l.url));
+    }
+    for (name, ch) in &config.notify {
+        if let Channel::Webhook { url, .. } | Channel::Slack { url } = ch {
+            urls.push((format!("notify.{name}.url"), url));
+        }
+    }
+    for (key, url) in urls {
+        let scheme = reqwest::Url::parse(url).map(|u| u.scheme().to_string());
+        if !matches!(scheme.as_deref(), Ok("http" | "https")) {
+            return Err(bad(
+                key,
+                format!("`{url}` is not an http:// or https:// URL"),
+            ));
+        }
+    }
+    for (i, m) in config.monitoring.metrics.iter().enumerate() {
+        let Some(p) = &m.provider else { continue };
+        let mut durations: Vec<(&str, &Option<String>)> = Vec::new();
+        if let Some(x) = &p.prometheus {
+            durations.extend([
+                ("prometheus.range", &x.range),
+                ("prometheus.step", &x.step),
+                ("prometheus.timeout", &x.timeout),
+            ]);
+        }
+        if let Some(x) = &p.scrape {
+            durations.push(("scrape.timeout", &x.timeout));
+        }
+        if let Some(x) = &p.http {
+            durations.push(("http.timeout", &x.timeout));
+        }
+        if let Some(x) = &p.command {
+            durations.push(("command.timeout", &x.timeout));
+        }
+        for (key, text) in durations {
+            if let Some(t) = text {
+                parse_duration(t).map_err(|message| {
+                    bad(format!("monitoring.metrics[{i}].provider.{key}"), message)
+                })?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The script adapter quotes every value it puts into a command for the shell; a placeholder the
@@ -707,6 +1166,24 @@ fn check_script_templates(script: &ScriptAdapter, file: &str) -> Result<(), Erro
     ];
     for (key, template) in templates {
         let Some(template) = template else { continue };
+        let known = script_placeholders(key);
+        if let Some(unknown) = placeholders(template)
+            .into_iter()
+            .find(|p| !known.contains(&p.as_str()))
+        {
+            let hint = crate::error::did_you_mean(&unknown, known.iter().copied())
+                .map(|s| format!(" (did you mean `{{{s}}}`?)"))
+                .unwrap_or_default();
+            return Err(Error::Config {
+                file: file.to_string(),
+                key: format!("script.{key}"),
+                message: format!(
+                    "`{{{unknown}}}` is not a placeholder of `script.{key}`{hint}: it would reach the command as written; its placeholders are {}",
+                    known.iter().map(|p| format!("{{{p}}}")).collect::<Vec<_>>().join(", ")
+                ),
+                location: None,
+            });
+        }
         if let Some(quoted) = quoted_placeholder(template) {
             return Err(Error::Config {
                 file: file.to_string(),
@@ -720,6 +1197,44 @@ fn check_script_templates(script: &ScriptAdapter, file: &str) -> Result<(), Erro
         }
     }
     Ok(())
+}
+
+/// The placeholders the script adapter fills in for each `script.*` template (stdlib/script.rhai).
+fn script_placeholders(key: &str) -> &'static [&'static str] {
+    match key {
+        "deploy" | "health" | "smoke" | "remove" => &["env", "version", "colour"],
+        "switch" => &["from", "to", "from_version", "to_version", "version"],
+        "weight" => &[
+            "version",
+            "percent",
+            "colour",
+            "other",
+            "other_percent",
+            "other_colour",
+        ],
+        "flag" => &["action", "name", "percent", "version"],
+        "scale" => &["env", "count", "version"],
+        "maintenance" => &["action"],
+        "replace" => &["instance", "version", "env"],
+        "instance_health" => &["instance", "version"],
+        _ => &[],
+    }
+}
+
+/// The `{name}` placeholders of a template, in order.
+fn placeholders(template: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = template;
+    while let Some(i) = rest.find('{') {
+        rest = &rest[i + 1..];
+        if let Some(j) = rest.find('}') {
+            let name = &rest[..j];
+            if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                out.push(name.to_string());
+            }
+        }
+    }
+    out
 }
 
 /// The first placeholder written inside shell quotes (`'{env}'`, `"app-{version}"`), if any.
@@ -807,8 +1322,11 @@ pub fn parse(text: &str, shown: &str) -> Result<Value, Error> {
     // Deserialize straight from the text first: that way errors carry line and column. A file
     // that takes values from the environment is checked once they are filled in (below).
     if !uses_env {
+        let names = serde_yaml::from_str(text).unwrap_or(Value::Null);
         let de = serde_yaml::Deserializer::from_str(text);
-        if let Err(err) = serde_path_to_error::deserialize::<_, Config>(de) {
+        if let Err(err) =
+            knowing_metrics(&names, || serde_path_to_error::deserialize::<_, Config>(de))
+        {
             return Err(config_error(shown, err));
         }
     }
@@ -842,7 +1360,7 @@ pub fn parse(text: &str, shown: &str) -> Result<Value, Error> {
 /// schema's error, with its key path.
 fn coerced(v: &mut Value) -> Result<Config, serde_path_to_error::Error<serde_yaml::Error>> {
     for _ in 0..64 {
-        let err = match serde_path_to_error::deserialize::<_, Config>(v.clone()) {
+        let err = match knowing_metrics(v, || serde_path_to_error::deserialize(v.clone())) {
             Ok(c) => return Ok(c),
             Err(e) => e,
         };
@@ -871,7 +1389,7 @@ fn coerced(v: &mut Value) -> Result<Config, serde_path_to_error::Error<serde_yam
             return Err(err);
         }
     }
-    serde_path_to_error::deserialize::<_, Config>(v.clone())
+    knowing_metrics(v, || serde_path_to_error::deserialize(v.clone()))
 }
 
 /// The value at a deserializer's error path.
@@ -1042,13 +1560,46 @@ fn apply_set(root: &mut Value, arg: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// The value scripts see as `config()`: the merged file, with defaults for what it leaves out,
-/// and without secret values.
-pub fn script_view(loaded: &Loaded) -> serde_json::Value {
-    let mut v = serde_json::to_value(&loaded.config).unwrap_or(serde_json::Value::Null);
-    if let serde_json::Value::Object(map) = &mut v {
-        map.retain(|_, v| !v.is_null());
+/// The value scripts see as `config()`: every key, the merged file's value or its default (a key
+/// with no default is there as `()`), `feature` the run's (by default the runbook's file name),
+/// and the secrets' names without their values.
+pub fn script_view(loaded: &Loaded, feature: &str) -> serde_json::Value {
+    use serde_json::{json, Value as J};
+    let c = &loaded.config;
+    let mut v = serde_json::to_value(c).unwrap_or(J::Null);
+    let Some(map) = v.as_object_mut() else {
+        return v;
+    };
+    map.insert("feature".into(), json!(feature));
+    map.insert(
+        "deployments_dir".into(),
+        json!(c
+            .deployments_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("deployments"))),
+    );
+    // The adapters' sections are there with their defaults when the file leaves them out.
+    if c.local.is_none() {
+        map.insert("local".into(), json!({ "url": null }));
     }
+    if c.script.is_none() {
+        let mut script = serde_json::to_value(ScriptAdapter::default()).unwrap_or(J::Null);
+        script["deploy"] = J::Null;
+        map.insert("script".into(), script);
+    }
+    let k = &c.kubernetes;
+    map["kubernetes"]["host"] = json!(k.host.as_ref().unwrap_or(&k.service));
+    map["kubernetes"]["container"] = json!(k.container.as_ref().unwrap_or(&k.deployment));
+    if c.triggers.inconclusive_limit.is_none() {
+        map["triggers"]["inconclusive_limit"] = json!(c.monitoring.samples.saturating_mul(2));
+    }
+    let names: serde_json::Map<String, J> = c
+        .secrets
+        .values
+        .keys()
+        .map(|k| (k.clone(), J::Null))
+        .collect();
+    map["secrets"]["values"] = J::Object(names);
     v
 }
 

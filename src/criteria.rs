@@ -135,6 +135,8 @@ fn metric(records: &[Value], name: &'static str, key: &str, unmeasured: &str) ->
     let mut windows = 0usize;
     let mut tolerated = 0u64;
     let mut bad: Vec<String> = Vec::new();
+    // Windows whose failure nobody let through: the run stopped there (rolled back).
+    let mut stopped: Vec<String> = Vec::new();
     // The last value as the monitor showed it ("10.0%", "170ms").
     let last = records
         .iter()
@@ -183,13 +185,22 @@ fn metric(records: &[Value], name: &'static str, key: &str, unmeasured: &str) ->
                 None if s(v, "verdict") == "success" => {
                     "the window passed on the other metrics".into()
                 }
-                None => "no override recorded".into(),
+                None => {
+                    stopped.push(format!("{window}: {verdict} ({why})"));
+                    continue;
+                }
             };
             bad.push(format!("{window}: {verdict} ({why}), continued {by}"));
         }
     }
     let (state, detail) = if measured == 0 {
         (State::NotMeasured, format!("not measured: {unmeasured}"))
+    } else if !stopped.is_empty() {
+        let mut detail = format!("failed: {}", stopped.join("; "));
+        if !bad.is_empty() {
+            detail.push_str(&format!("; earlier, overridden: {}", bad.join("; ")));
+        }
+        (State::Failed, detail)
     } else if bad.is_empty() {
         let last = last.map(|l| format!("; last {l}")).unwrap_or_default();
         if tolerated > 0 {
@@ -239,10 +250,22 @@ fn notified(records: &[Value]) -> Criterion {
         .filter(|(_, ok, _)| !ok)
         .map(|(n, _, e)| format!("{n} ({e})"))
         .collect();
+    let ended = of_type(records, "run.end")
+        .last()
+        .map(|e| s(e, "outcome").to_string())
+        .filter(|o| o != "completed");
     let (state, detail) = if sent.is_empty() {
         (
             State::NotMeasured,
-            "no notification was sent (no channels configured under `notify:`)".to_string(),
+            match ended {
+                // The notification step never came: the run ended before it.
+                Some(outcome) => {
+                    format!("no notification was sent: the run ended ({outcome}) before it")
+                }
+                None => {
+                    "no notification was sent (no channels configured under `notify:`)".to_string()
+                }
+            },
         )
     } else if failed.is_empty() {
         let names: Vec<&str> = sent.iter().map(|(n, _, _)| *n).collect();

@@ -31,6 +31,7 @@ pub struct Effects {
     /// Whether an effect that changes the world was carried out (or replayed): from then on,
     /// "nothing changed" is no longer true of the run.
     acted: bool,
+    changed: bool,
 }
 
 /// Why an act failed, with what it found (a failed command's exit code and output), so a
@@ -65,6 +66,20 @@ pub struct Pending {
     pub in_flight: bool,
     /// Resuming: the process group that effect started (and its leader's start time).
     pub in_flight_child: Option<(i32, Option<u64>)>,
+    /// Whether it changes anything outside (see `changes`).
+    changes: bool,
+}
+
+/// Whether an effect changes anything outside the run. Reads do not: a measurement, a probe, a
+/// health check, a scrape, an HTTP GET or HEAD; nor does a notification or a prompt's answer.
+/// A command (`sh`) may do anything, so it counts as a change.
+pub fn changes(kind: &str, intent: &Value) -> bool {
+    let read = matches!(
+        kind,
+        "measure" | "probe" | "samples" | "check" | "check_all" | "scrape" | "notify"
+    ) || kind.starts_with("prompt.")
+        || (kind == "http" && matches!(intent["method"].as_str(), Some("GET" | "HEAD")));
+    !read
 }
 
 /// The effect an earlier process announced and never finished.
@@ -112,6 +127,7 @@ impl Effects {
             replay: Default::default(),
             in_flight: None,
             acted: false,
+            changed: false,
         })
     }
 
@@ -122,6 +138,12 @@ impl Effects {
     /// Whether anything that changes the world was done (not planned, not only a prompt's answer).
     pub fn acted(&self) -> bool {
         self.acted
+    }
+
+    /// Whether anything was done that changes the world outside: not a read, a notification or
+    /// an answer (`changes`). A missing answer before that is exit 2, "nothing changed".
+    pub fn changed(&self) -> bool {
+        self.changed
     }
 
     /// The number of the effect begun last.
@@ -203,6 +225,9 @@ impl Effects {
             if !kind.starts_with("prompt.") {
                 self.acted = true;
             }
+            if changes(kind, &intent) {
+                self.changed = true;
+            }
             return Ok(Pending {
                 effect: 0,
                 kind: kind.to_string(),
@@ -211,6 +236,7 @@ impl Effects {
                 replayed: Some(rec.outcome),
                 in_flight: false,
                 in_flight_child: None,
+                changes: false,
             });
         }
         let mut in_flight_child = None;
@@ -232,6 +258,7 @@ impl Effects {
         };
         self.next_effect += 1;
         let effect = self.next_effect;
+        let changes = changes(kind, &intent);
         self.journal
             .write(
                 "effect.intent",
@@ -255,6 +282,7 @@ impl Effects {
             replayed: None,
             in_flight,
             in_flight_child,
+            changes,
         })
     }
 
@@ -265,6 +293,9 @@ impl Effects {
         }
         if !self.dry_run && !p.kind.starts_with("prompt.") {
             self.acted = true;
+        }
+        if !self.dry_run && p.changes {
+            self.changed = true;
         }
         let ms = p.started.elapsed().as_millis() as u64;
         let fields = match outcome {

@@ -70,20 +70,20 @@ pub fn declared(ast: &rhai::AST) -> Vec<Declared> {
         if !matches!(name, "confirm" | "choose" | "checklist") {
             return true;
         }
-        let Some(Value::String(question)) = call.args.first().and_then(literal) else {
-            return true;
-        };
         let opts_at = if name == "confirm" { 1 } else { 2 };
         let opts = call
             .args
             .get(opts_at)
             .and_then(literal)
             .unwrap_or(Value::Null);
-        let id = opts
-            .get("id")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .unwrap_or_else(|| crate::answers::slug(&question));
+        // The id is the literal `id`, else the slug of literal question text; a question built
+        // at run time with a literal id (`confirm(`${n} unchecked...`, #{ id: "..." })`) counts.
+        let question = call.args.first().and_then(literal);
+        let id = match (opts.get("id").and_then(Value::as_str), &question) {
+            (Some(id), _) => id.to_string(),
+            (None, Some(Value::String(q))) => crate::answers::slug(q),
+            _ => return true,
+        };
         let kind = match name {
             "confirm" => Some(Kind::Confirm),
             "choose" => call.args.get(1).and_then(value_of).and_then(|o| {

@@ -27,15 +27,7 @@ use crate::session::{Session, Shared, Stop};
 use crate::subcommand::Common;
 use crate::ui::Ui;
 
-#[derive(Debug, Clone, Default)]
-pub struct ReplOptions {
-    pub deployment: Option<PathBuf>,
-    pub last: bool,
-    /// Answers to the questions asked in the session (prompt id -> answer).
-    pub answers: Option<PathBuf>,
-    /// Where the deployments are (`--deployments-dir`), instead of the config's or ./deployments.
-    pub deployments_dir: Option<PathBuf>,
-}
+pub use crate::options::ReplOptions;
 
 const SOURCE: &str = "<repl>";
 

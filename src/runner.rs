@@ -77,6 +77,7 @@ pub fn prepare(
         .path
         .clone()
         .unwrap_or_else(|| PathBuf::from(&found.shown));
+    config::check_adapter(&loaded, &base)?;
     let Built {
         session,
         engine,
@@ -475,17 +476,7 @@ fn unfinished_runs(root: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-/// The deployments directory: the flag, else the config's, else ./deployments.
-pub fn deployments_root(flag: Option<&Path>, cfg: &Loaded) -> PathBuf {
-    flag.map(Path::to_path_buf)
-        .or_else(|| {
-            cfg.config
-                .deployments_dir
-                .as_ref()
-                .map(|d| cfg.base_dir().join(d))
-        })
-        .unwrap_or_else(|| PathBuf::from("deployments"))
-}
+pub use crate::options::deployments_root;
 
 /// A fresh directory `<deployments>/<date>-<feature>[-N]`.
 fn make_run_dir(root: &Path, feature: &str, dry_run: bool) -> Result<PathBuf, Error> {
@@ -966,7 +957,7 @@ fn conclude(
         Some(Stop::Error(e))
             if e.exit_code() == exit::USAGE
                 && matches!(e, Error::Answers { .. } | Error::PromptUnanswered { .. })
-                && session.effects.borrow().acted()
+                && session.effects.borrow().changed()
                 && !session.dry_run() =>
         {
             let text = show_error(session, &e);

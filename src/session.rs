@@ -472,7 +472,7 @@ impl Session {
             }
             None => None,
         };
-        let choice = answer.unwrap_or_else(|| self.config.config.resume.in_flight.clone());
+        let choice = answer.unwrap_or_else(|| self.config.config.resume.in_flight.to_string());
         self.record(
             "resume.in_flight",
             serde_json::json!({ "kind": kind, "name": name, "choice": choice }),

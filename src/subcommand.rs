@@ -3,30 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
-use crate::ui::{ColorChoice, LogFormat, Ui, Verbosity};
+use crate::ui::Ui;
 
-#[derive(Debug, Clone, Default)]
-pub struct Common {
-    pub config_file: Option<PathBuf>,
-    pub sets: Vec<String>,
-    pub color: ColorChoice,
-    pub log_format: LogFormat,
-    pub verbosity: Verbosity,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct RunOptions {
-    pub runbook: String,
-    pub answers: Option<PathBuf>,
-    pub yes: bool,
-    pub approve: bool,
-    pub dry_run: bool,
-    pub deployments_dir: Option<PathBuf>,
-    /// Take over a stale environment lock, with this reason.
-    pub take_over: Option<String>,
-    /// Answers given by the program itself (the demo's `--strategy`), by prompt id.
-    pub presets: std::collections::BTreeMap<String, String>,
-}
+pub use crate::options::{Common, RunOptions};
 
 #[derive(Debug, Clone)]
 pub enum Command {

@@ -1231,11 +1231,17 @@ fn demo_in(t: Test, strategy: &str, bad: bool) -> support::Output {
         "--strategy",
         strategy,
         "--set",
-        "monitoring.interval=400ms",
+        "monitoring.interval=500ms",
         "--set",
         "monitoring.samples=3",
+        // At a 5% share the canary sees a few requests a second, fewer on a busy machine: one
+        // request is enough for a reading (the good release fails none, the bad one 20%).
         "--set",
-        "monitoring.min_requests=5",
+        "monitoring.min_requests=1",
+        // A machine busy with the rest of the suite answers slowly: the response-time trigger
+        // would roll a good release back. The bad release is caught by its error rate.
+        "--set",
+        "triggers.response_time=30s",
     ];
     if bad {
         args.push("--bad-release");

@@ -257,3 +257,33 @@ fn a_lost_lock_stops_the_run_before_its_next_step_with_1_and_rolls_nothing_back(
     );
     assert!(dir.join("first").exists(), "nothing was rolled back");
 }
+
+/// Reads are not changes: a run that measured, probed, checked, scraped and notified, and then
+/// met a prompt nobody can answer, changed nothing: exit 2, as for a prompt before any effect
+/// (found by a team whose workflow probed its Prometheus first: it exited 1).
+#[test]
+fn a_missing_answer_after_reads_only_is_2() {
+    let out = Test::new()
+        .file("runbook.yaml", "notify:\n  team: { type: stdout }\n")
+        .script(
+            "measure(#{ command: #{ cmd: \"echo 1\" } });\n\
+             probe(#{ command: #{ cmd: \"echo 1\" } });\n\
+             check(#{ cmd: \"true\" });\n\
+             notify(\"team\", \"starting\");\n\
+             if confirm(\"Proceed to production?\") { print(\"go\"); }\n",
+        )
+        .run();
+    expect(&out, 2, "stopped");
+    assert!(
+        out.stderr
+            .contains("`proceed-to-production` needs an answer")
+            || out.stderr.contains("proceed-to-production"),
+        "{}",
+        out.stderr
+    );
+    // A command is a change: after one, the same missing answer is a failure, not exit 2.
+    let out = Test::new()
+        .script("sh(\"true\");\nif confirm(\"Proceed to production?\") { print(\"go\"); }\n")
+        .run();
+    assert_ne!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+}

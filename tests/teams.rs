@@ -877,3 +877,65 @@ fn flag(name, percent) {}
         assert!(!out.dir.join("deployments").exists(), "{args:?}");
     }
 }
+
+/// A Prometheus whose error rate for v2 is 50% and for everything else 0.
+fn prometheus_v2_failing(path: &str) -> (u16, String) {
+    let value = if path.contains("v2") { "0.5" } else { "0" };
+    (
+        200,
+        format!(
+            r#"{{"status":"success","data":{{"resultType":"vector","result":[{{"metric":{{}},"value":[1700000000,"{value}"]}}]}}}}"#
+        ),
+    )
+}
+
+/// A canary rolled back by its error rate: the artifacts agree with each other and with what
+/// happened (found by the new-team trial: the plan said "overridden" and "no channels
+/// configured", the post-mortem "3 of 3 carried out" while the terminal said 2 were skipped).
+#[test]
+fn a_rolled_back_canary_is_reported_as_failed_skipped_and_notified() {
+    let prom = Server::start(prometheus_v2_failing);
+    // No `script.remove`: the canary's removal has nothing to run, and is skipped.
+    let config = format!(
+        "adapter: script\nversion: v2\ncurrent_version: v1\nscript:\n  deploy: ./rec.sh deploy {{env}} {{version}}\n  health: ./rec.sh health {{env}}\n  smoke: ./rec.sh smoke {{env}}\n  weight: ./rec.sh weight {{version}} {{percent}}\n\
+         notify:\n  team: {{ type: stdout }}\nrollout:\n  steps: [100]\nmonitoring:\n  interval: 20ms\n  samples: 2\n  prometheus: {}\n  queries:\n    error_rate: 'errors{{version=\"{{{{version}}}}\"}}'\n",
+        prom.url("")
+    );
+    let out = Test::new()
+        .executable("rec.sh", RECORDER)
+        .file("runbook.yaml", &config)
+        .file(
+            "answers.yaml",
+            "strategy: canary\nprerequisites: yes\npre-deployment-checklist: yes\nstaging-deployment-successful-proceed-to-production: yes\n",
+        )
+        .args(&["deploy", "--answers", "answers.yaml", "--approve", "--yes"])
+        .run();
+    assert_eq!(out.code, 3, "{}\n{}", out.stdout, out.stderr);
+    // The people told of releases are told this one is going back.
+    assert!(
+        out.stdout.contains(
+            "📣 [team] ⚠️ deploy v2 is being rolled back: v2 at 5%: error rate 50.0% > 5.0%"
+        ),
+        "{}",
+        out.stdout
+    );
+    let plan = out.artifact("deployment-plan.md");
+    assert!(
+        plan.contains("❌ No increase in errors: failed: 5%: failure (error rate 50.0% > 5.0%"),
+        "{plan}"
+    );
+    assert!(
+        !plan.contains("overridden"),
+        "nothing was overridden\n{plan}"
+    );
+    assert!(
+        plan.contains("✅ Users notified: delivered to team"),
+        "{plan}"
+    );
+    let pm = out.artifact("post-mortem.md");
+    assert!(
+        pm.contains("undo step(s) carried out, 2 skipped (nothing to do)"),
+        "{pm}"
+    );
+    assert!(pm.contains("\"delete canary v2\": skipped:"), "{pm}");
+}

@@ -14,6 +14,8 @@
 
 pub mod judge;
 pub mod provider;
+pub mod spec;
+pub mod text;
 
 use serde::{Deserialize, Serialize};
 

@@ -97,7 +97,10 @@ pub struct HttpSpec {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CommandSpec {
-    pub run: String,
+    /// The command line, run by `/bin/sh -c` (named `cmd` as `check`'s is; `run` is its older
+    /// name, still accepted).
+    #[serde(alias = "run")]
+    pub cmd: String,
     pub timeout: Option<String>,
 }
 
@@ -216,7 +219,7 @@ impl Provider {
                     }
                 }
                 (None, None, None, Some(c), None) => Provider::Command {
-                    run: c.run.clone(),
+                    run: c.cmd.clone(),
                     timeout: duration(&c.timeout, "timeout")?.unwrap_or(DEFAULT_TIMEOUT),
                 },
                 (None, None, None, None, Some(v)) => {

@@ -13,13 +13,7 @@ use crate::ui::Ui;
 pub const CURRENT: &str = "v1";
 pub const NEW: &str = "v2";
 
-#[derive(Debug, Clone)]
-pub struct DemoOptions {
-    pub strategy: Option<String>,
-    pub bad_release: bool,
-    pub unattended: bool,
-    pub deployments_dir: Option<std::path::PathBuf>,
-}
+pub use crate::options::DemoOptions;
 
 pub const STRATEGIES: &[&str] = &["blue-green", "rolling", "canary", "feature-flag"];
 

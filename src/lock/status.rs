@@ -57,13 +57,16 @@ fn render(ui: &Ui, s: &EnvStatus) -> String {
     match (&s.holder, &s.last) {
         (Some(h), _) => {
             out.push_str(&format!(
-                "{}: {} by {} (pid {}) since {}, run {}\n",
+                "{}: {} by {} (pid {}) since {}, run {}{}\n",
                 ui.bold(&s.environment),
                 ui.yellow("held"),
                 h.who(),
                 h.pid,
                 h.started,
-                h.run_dir
+                h.run_dir,
+                super::stale(h)
+                    .map(|why| format!(" (stale: {why})"))
+                    .unwrap_or_default()
             ));
             out.push_str(&progress(h));
         }

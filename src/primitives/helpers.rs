@@ -68,9 +68,7 @@ pub fn register(engine: &mut rhai::Engine, session: &Shared) {
         std::env::var(name).unwrap_or_else(|_| default.to_string())
     });
     let s = session.clone();
-    engine.register_fn("config", move || -> Dynamic {
-        from_json(&crate::config::script_view(&s.config))
-    });
+    engine.register_fn("config", move || -> Dynamic { from_json(&config_view(&s)) });
     let s = session.clone();
     engine.register_fn("config", move |path: &str| -> RhaiResult<Dynamic> {
         lookup(&s, path).ok_or_else(|| {
@@ -147,9 +145,22 @@ pub fn log(session: &Session, msg: &str) {
     );
 }
 
+/// `config()`: the whole config with its defaults, and where this run's directories really go
+/// (`--deployments-dir` wins over the file's `deployments_dir`).
+fn config_view(session: &Session) -> serde_json::Value {
+    let mut v = crate::config::script_view(&session.config, &session.feature);
+    if let (Some(root), Some(map)) = (
+        session.deployments_root.borrow().as_ref(),
+        v.as_object_mut(),
+    ) {
+        map.insert("deployments_dir".into(), json!(root));
+    }
+    v
+}
+
 /// A dotted path into the merged config, e.g. "vars.region".
 fn lookup(session: &Session, path: &str) -> Option<Dynamic> {
-    let mut v = crate::config::script_view(&session.config);
+    let mut v = config_view(session);
     for part in path.split('.') {
         v = match v {
             serde_json::Value::Object(mut m) => m.remove(part)?,

@@ -1,0 +1,61 @@
+//! What a command was asked to do, as plain values: the options every command shares, a run's,
+//! the demo's and the REPL's, and where the deployments are. Below the commands that use them
+//! (and below clap: src/arguments.rs fills them in).
+
+use std::path::{Path, PathBuf};
+
+use crate::config::Loaded;
+use crate::ui::{ColorChoice, LogFormat, Verbosity};
+
+#[derive(Debug, Clone, Default)]
+pub struct Common {
+    pub config_file: Option<PathBuf>,
+    pub sets: Vec<String>,
+    pub color: ColorChoice,
+    pub log_format: LogFormat,
+    pub verbosity: Verbosity,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub runbook: String,
+    pub answers: Option<PathBuf>,
+    pub yes: bool,
+    pub approve: bool,
+    pub dry_run: bool,
+    pub deployments_dir: Option<PathBuf>,
+    /// Take over a stale environment lock, with this reason.
+    pub take_over: Option<String>,
+    /// Answers given by the program itself (the demo's `--strategy`), by prompt id.
+    pub presets: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub strategy: Option<String>,
+    pub bad_release: bool,
+    pub unattended: bool,
+    pub deployments_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ReplOptions {
+    pub deployment: Option<PathBuf>,
+    pub last: bool,
+    /// Answers to the questions asked in the session (prompt id -> answer).
+    pub answers: Option<PathBuf>,
+    /// Where the deployments are (`--deployments-dir`), instead of the config's or ./deployments.
+    pub deployments_dir: Option<PathBuf>,
+}
+
+/// The deployments directory: the flag, else the config's, else ./deployments.
+pub fn deployments_root(flag: Option<&Path>, cfg: &Loaded) -> PathBuf {
+    flag.map(Path::to_path_buf)
+        .or_else(|| {
+            cfg.config
+                .deployments_dir
+                .as_ref()
+                .map(|d| cfg.base_dir().join(d))
+        })
+        .unwrap_or_else(|| PathBuf::from("deployments"))
+}
