@@ -185,6 +185,15 @@ enum Sub {
         #[arg(long, value_name = "DIR")]
         deployments_dir: Option<PathBuf>,
     },
+    /// Who holds each environment (or held it last): the run, its stage, traffic and last verdict, read from the lock backend
+    #[command(after_help = "Examples:\n  runbook status\n  runbook status production")]
+    Status {
+        #[arg(value_name = "ENV")]
+        environment: Option<String>,
+        /// The deployments directory whose locks to read (the file backend) [default: ./deployments]
+        #[arg(long, value_name = "DIR")]
+        deployments_dir: Option<PathBuf>,
+    },
     /// Check a run's journal: its hash chain, and the hash its artifacts pinned
     #[command(
         after_help = "Examples:\n  runbook verify deployments/2026-11-27-checkout\n\nExit codes: 0 intact; 1 a record was altered, removed or reordered; 2 not a run directory."
@@ -331,6 +340,16 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Common, Comman
         ) => Command::Unlock {
             environment,
             reason,
+            deployments_dir,
+        },
+        (
+            Some(Sub::Status {
+                environment,
+                deployments_dir,
+            }),
+            _,
+        ) => Command::Status {
+            environment,
             deployments_dir,
         },
         (

@@ -229,6 +229,27 @@ pub enum Record {
     },
     #[serde(rename = "lock.release")]
     LockRelease { environment: String },
+    /// The lock's last holder let its lease run out without releasing it: this run followed it.
+    #[serde(rename = "lock.expired")]
+    LockExpired { previous: crate::lock::Holder },
+    /// The lock was lost (or cannot be renewed) during the run, and what `lock.on_lost` said.
+    #[serde(rename = "lock.lost")]
+    LockLost {
+        environment: String,
+        how: String,
+        gone: bool,
+        on_lost: String,
+        choice: String,
+    },
+    /// What the person at the terminal chose when the lock was lost.
+    #[serde(rename = "lock.lost.answer")]
+    LockLostAnswer { environment: String, choice: String },
+    /// The store came back with the lock still this run's.
+    #[serde(rename = "lock.regained")]
+    LockRegained { environment: String },
+    /// The run stopped for a lock it could not get back.
+    #[serde(rename = "lock.lost.stopped")]
+    LockLostStopped { environment: String, how: String },
 
     // ---------------------------------------------------------------- the REPL and incidents
     #[serde(rename = "repl.input")]

@@ -1455,9 +1455,9 @@ fn live_holder(session: &Session, dir: Option<&Path>) -> Option<crate::lock::Hol
         Some(d) => d.parent().unwrap_or(Path::new(".")).to_path_buf(),
         None => crate::runner::deployments_root(None, &session.config),
     };
-    let crate::lock::State::Held(holder) =
-        crate::lock::state(&crate::lock::path_for(&root, &environment)).ok()?
-    else {
+    // The team's lock backend: with etcd or Kubernetes, a run on another machine counts too.
+    let backend = crate::lock::open(&session.config.config, &root, session.rt.clone()).ok()?;
+    let crate::lock::State::Held(holder) = backend.state(&environment).ok()? else {
         return None;
     };
     let ours = holder.pid == std::process::id() && holder.host == crate::primitives::prompt::host();

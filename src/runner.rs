@@ -614,18 +614,19 @@ pub fn run_with(
             // Whoever finds this lock is told it is a resume, and of which run.
             reason = format!("resume of {}: {reason}", r.dir.display());
         }
+        let backend = crate::lock::open(cfg, &root, p.session.rt.clone())?;
         let l = crate::lock::acquire(
-            &root,
+            backend.as_ref(),
             &cfg.lock.environment,
             lease,
             &reason,
             "(starting)",
             take_over.as_deref(),
         )?;
-        p.session.interrupt.hold_lock(Some(l.path().to_path_buf()));
+        p.session.interrupt.hold_lock(l.release_now());
         p.session
             .interrupt
-            .watch_lock(&l.holder.environment, l.lost());
+            .watch_lock(&l.holder.environment, l.lost(), l.progress());
         Some(l)
     };
     let wall_clock = match &p.session.config.config.limits.wall_clock {
@@ -705,6 +706,17 @@ pub fn run_with(
         session.record(Record::LockAcquire {
             lock: l.holder.clone(),
         });
+        if let Some(previous) = &l.followed {
+            // Its lease ran out without it giving the lock back: it died, or was cut off.
+            session.record(Record::LockExpired {
+                previous: previous.clone(),
+            });
+            session.warn(&format!(
+                "the last holder of `{}` let its lease run out without releasing it (it died, or lost the lock store): {}",
+                l.holder.environment,
+                crate::lock::describe(previous)
+            ));
+        }
         if let Some((previous, reason)) = &l.took_over {
             session.record(Record::LockTakeover {
                 previous: previous.clone(),

@@ -155,6 +155,12 @@ impl Session {
     }
 
     pub fn record(&self, record: Record) {
+        // The lock's holder record shows the run's stage, traffic and verdict to other machines.
+        if let Ok(v) = serde_json::to_value(&record) {
+            if let Some(kind) = v["type"].as_str() {
+                self.interrupt.note_record(kind, &v);
+            }
+        }
         let _ = self.effects.borrow_mut().record(&record);
     }
 
@@ -173,12 +179,9 @@ impl Session {
         planned: impl FnOnce() -> Value,
         act: impl FnOnce() -> Result<Value, Failure>,
     ) -> Result<Gated, GateError> {
-        // A run whose environment lock was lost acts no more: another run may own it now.
-        if let Some((environment, how)) = self.interrupt.lock_lost() {
-            return Err(GateError::Fatal(crate::error::Error::LockLost {
-                environment,
-                how,
-            }));
+        // A run whose environment lock was lost does not act blind: another run may own it now.
+        if let Some((environment, loss)) = self.interrupt.lock_lost() {
+            self.lock_lost(environment, loss)?;
         }
         let mut intent = intent;
         if let (Value::Object(m), Some(stage)) = (&mut intent, self.current_stage()) {
@@ -351,6 +354,126 @@ impl Session {
             std::thread::sleep(Duration::from_millis(50));
         }
         Ok(())
+    }
+
+    /// The run's lock was lost, or its store cannot be reached, and the run is at a safe point
+    /// (before its next effect): follow `lock.on_lost`, journaled. `pause` asks a person (answer
+    /// id `lock-lost`: wait, rollback, continue); with nobody to ask it waits up to one lease for
+    /// the store to come back with the lock still ours, then stops (exit 1, nothing rolled back:
+    /// rolling back is acting too, and another run may own the environment now).
+    fn lock_lost(&self, environment: String, loss: crate::lock::Loss) -> Result<(), GateError> {
+        let on_lost = self.config.config.lock.on_lost;
+        let explicit = self.answers.borrow_mut().explicit("lock-lost");
+        let mut choice = match explicit {
+            Some((v, _)) => crate::answers::scalar_text(&v).unwrap_or_default(),
+            None => on_lost.as_str().to_string(),
+        };
+        self.record(Record::LockLost {
+            environment: environment.clone(),
+            how: loss.how.clone(),
+            gone: loss.gone,
+            on_lost: on_lost.as_str().to_string(),
+            choice: choice.clone(),
+        });
+        self.shout(&self.ui.yellow(&format!(
+            "⚠ the lock on `{environment}` {}: {}",
+            if loss.gone {
+                "was lost"
+            } else {
+                "cannot be renewed"
+            },
+            loss.how
+        )));
+        if choice == "pause" && self.terminal.tty {
+            self.shout(&self.ui.yellow(
+                "  this run has paused before its next step: wait (for the lock store, with the lock still ours), roll back, or continue without the lock?",
+            ));
+            loop {
+                match self
+                    .terminal
+                    .ask("Type wait, rollback or continue: ", &self.interrupt)
+                {
+                    Ok(Some(l)) if matches!(l.trim(), "wait" | "rollback" | "continue") => {
+                        choice = l.trim().to_string();
+                        break;
+                    }
+                    Ok(Some(_)) => continue,
+                    Ok(None) => break,
+                    Err(_) => {
+                        *self.stop.borrow_mut() = Some(Stop::Interrupted);
+                        return Err(GateError::Halt);
+                    }
+                }
+            }
+            self.record(Record::LockLostAnswer {
+                environment: environment.clone(),
+                choice: choice.clone(),
+            });
+        }
+        match choice.as_str() {
+            "continue" => {
+                self.interrupt.settle_lock_loss();
+                self.warn(&format!(
+                    "going on without the lock on `{environment}` (`lock.on_lost: continue`): another run may act on it too"
+                ));
+                Ok(())
+            }
+            "rollback" => {
+                self.interrupt.settle_lock_loss();
+                *self.stop.borrow_mut() = Some(Stop::ResumeRollback(format!(
+                    "the lock on `{environment}` was lost: {}",
+                    loss.how
+                )));
+                Err(GateError::Halt)
+            }
+            _ => {
+                // Wait: for as long as a person asked, else one lease.
+                let person = choice == "wait";
+                let lease = crate::lock::lease_of(&self.config.config.lock)
+                    .unwrap_or(Duration::from_secs(30));
+                let until = std::time::Instant::now() + lease;
+                self.shout(&format!(
+                    "  waiting for the lock store{} …",
+                    if person {
+                        String::new()
+                    } else {
+                        format!(" (up to {})", crate::ui::format_duration(lease))
+                    }
+                ));
+                let mut how: String;
+                let how = loop {
+                    match self.interrupt.lock_lost() {
+                        None => {
+                            self.record(Record::LockRegained {
+                                environment: environment.clone(),
+                            });
+                            self.shout(&self.ui.green(&format!(
+                                "✓ the lock on `{environment}` is this run's again: going on"
+                            )));
+                            return Ok(());
+                        }
+                        Some((_, now)) if now.gone => break now.how,
+                        Some((_, now)) => how = now.how,
+                    }
+                    if self.interrupt.is_set() {
+                        *self.stop.borrow_mut() = Some(Stop::Interrupted);
+                        return Err(GateError::Halt);
+                    }
+                    if !person && std::time::Instant::now() >= until {
+                        break how;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                };
+                self.record(Record::LockLostStopped {
+                    environment: environment.clone(),
+                    how: how.clone(),
+                });
+                Err(GateError::Fatal(crate::error::Error::LockLost {
+                    environment,
+                    how,
+                }))
+            }
+        }
     }
 
     /// Resuming at the effect the earlier process died in: redo it, skip it, or roll back.

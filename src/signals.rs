@@ -18,10 +18,14 @@ pub struct Interrupt {
     forgiven: AtomicUsize,
     /// Process group of the command running now (0: none).
     child_group: AtomicI32,
-    /// The environment lock this run holds: an abort must not leave it behind.
-    lock: std::sync::Mutex<Option<std::path::PathBuf>>,
+    /// Gives back the environment lock this run holds: an abort must not leave it behind.
+    lock: std::sync::Mutex<Option<crate::lock::ReleaseNow>>,
     /// Set when that lock is lost while the run holds it (the gate then acts no more).
     lock_lost: std::sync::Mutex<Option<(String, crate::lock::LostFlag)>>,
+    /// The run chose what to do about the lost lock (rollback or continue): the gate acts again.
+    lock_loss_settled: std::sync::atomic::AtomicBool,
+    /// Tells the lock the run's stage, traffic and verdict, for `runbook status`.
+    lock_progress: std::sync::Mutex<Option<crate::lock::Progress>>,
 }
 
 impl Interrupt {
@@ -65,8 +69,8 @@ impl Interrupt {
             if group > 0 {
                 kill_group(group, libc::SIGKILL);
             }
-            if let Ok(Some(lock)) = self.lock.lock().map(|l| l.clone()) {
-                crate::lock::release_now(&lock);
+            if let Ok(Some(release)) = self.lock.lock().map(|l| l.clone()) {
+                release.call();
             }
             eprintln!("\ninterrupted twice: aborting now (the journal is complete up to here)");
             std::process::exit(crate::error::exit::INTERRUPTED);
@@ -91,24 +95,49 @@ impl Interrupt {
         self.forgiven.store(n, Ordering::SeqCst);
     }
 
-    pub fn hold_lock(&self, path: Option<std::path::PathBuf>) {
+    pub fn hold_lock(&self, release: Option<crate::lock::ReleaseNow>) {
         if let Ok(mut l) = self.lock.lock() {
-            *l = path;
+            *l = release;
         }
     }
 
-    /// Watch the lock of `environment` for loss.
-    pub fn watch_lock(&self, environment: &str, flag: crate::lock::LostFlag) {
+    /// Watch the lock of `environment` for loss, and tell it the run's progress.
+    pub fn watch_lock(
+        &self,
+        environment: &str,
+        flag: crate::lock::LostFlag,
+        progress: Option<crate::lock::Progress>,
+    ) {
         if let Ok(mut l) = self.lock_lost.lock() {
             *l = Some((environment.to_string(), flag));
         }
+        if let Ok(mut p) = self.lock_progress.lock() {
+            *p = progress;
+        }
+        self.lock_loss_settled.store(false, Ordering::SeqCst);
     }
 
-    /// (environment, how) when the lock this run holds was lost.
-    pub fn lock_lost(&self) -> Option<(String, String)> {
+    /// (environment, how) when the lock this run holds was lost (or cannot be renewed), and the
+    /// run has not yet chosen what to do about it.
+    pub fn lock_lost(&self) -> Option<(String, crate::lock::Loss)> {
+        if self.lock_loss_settled.load(Ordering::SeqCst) {
+            return None;
+        }
         let l = self.lock_lost.lock().ok()?;
         let (env, flag) = l.as_ref()?;
         flag.get().map(|how| (env.clone(), how))
+    }
+
+    /// The run chose to go on (or roll back) without its lock: the gate acts again.
+    pub fn settle_lock_loss(&self) {
+        self.lock_loss_settled.store(true, Ordering::SeqCst);
+    }
+
+    /// A journal record, for the lock's holder record (stage, traffic, verdict).
+    pub fn note_record(&self, kind: &str, fields: &serde_json::Value) {
+        if let Ok(Some(p)) = self.lock_progress.lock().map(|p| p.clone()) {
+            p.note(kind, fields);
+        }
     }
 
     pub fn set_child_group(&self, group: i32) {

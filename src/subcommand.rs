@@ -35,6 +35,10 @@ pub enum Command {
         reason: String,
         deployments_dir: Option<PathBuf>,
     },
+    Status {
+        environment: Option<String>,
+        deployments_dir: Option<PathBuf>,
+    },
 }
 
 pub fn dispatch(common: &Common, command: &Command) -> Result<i32, Error> {
@@ -59,6 +63,15 @@ pub fn dispatch(common: &Common, command: &Command) -> Result<i32, Error> {
             reason,
             deployments_dir,
         } => unlock(common, &ui, environment, reason, deployments_dir.as_deref()),
+        Command::Status {
+            environment,
+            deployments_dir,
+        } => crate::lock::status::show(
+            common,
+            &ui,
+            environment.as_deref(),
+            deployments_dir.as_deref(),
+        ),
         Command::Completions(script) => {
             crate::ui::write_out(script);
             Ok(0)
@@ -281,23 +294,28 @@ fn unlock(
     }
     let loaded = crate::config::load(common.config_file.as_deref(), &common.sets)?;
     let root = crate::runner::deployments_root(deployments_dir, &loaded);
-    let log = root.join(".locks/unlock-log.jsonl");
-    match crate::lock::unlock(&root, environment, reason)? {
+    let rt = crate::lock::status::runtime()?;
+    let backend = crate::lock::open(&loaded.config, &root, rt.handle().clone())?;
+    let (was, log) = backend.unlock(environment, reason)?;
+    match was {
         crate::lock::State::Held(h) => crate::outln!(
-            "{} `{environment}` unlocked (was: {}); recorded in {}",
+            "{} `{environment}` unlocked (was: {}); recorded in {log}",
             ui.green("ok:"),
             crate::lock::describe(&h),
-            log.display()
         ),
         crate::lock::State::Torn => crate::outln!(
-            "{} `{environment}` unlocked (was: an empty or half-written lock file); recorded in {}",
+            "{} `{environment}` unlocked (was: an empty or half-written lock file); recorded in {log}",
             ui.green("ok:"),
-            log.display()
         ),
+        crate::lock::State::Free if loaded.config.lock.backend == crate::config::LockBackend::File => {
+            crate::outln!(
+                "`{environment}` was not locked (no lock under `{}`: see --deployments-dir); recorded in {log}",
+                root.display(),
+            )
+        }
         crate::lock::State::Free => crate::outln!(
-            "`{environment}` was not locked (no lock under `{}`: see --deployments-dir); recorded in {}",
-            root.display(),
-            log.display()
+            "`{environment}` was not locked (no lock in {}); recorded in {log}",
+            backend.store(environment),
         ),
     }
     Ok(0)

@@ -947,6 +947,16 @@ fn check_example(line: &str) -> Option<i32> {
                 .expect(w, "ok: `production` unlocked");
             assert!(!p.path().join("deployments/.locks/production.lock").exists(), "{w}");
         }
+        // Who holds each environment, from the lock backend: a dead run's lock names its run
+        // and says it is stale.
+        "runbook status" | "runbook status production" => {
+            let p = Place::dead_run();
+            p.run(line)
+                .expect_code(0, w)
+                .expect(w, "production: held by ")
+                .expect(w, ", run deployments/")
+                .expect(w, "(stale: its process ");
+        }
         // The shipped rollback runbook: the last deployment's undo steps, from its journal.
         "runbook rollback --yes" => {
             let p = Place::deployed();

@@ -1,0 +1,292 @@
+//! The file backend (`lock.backend: file`, the default): a lock file under the deployments
+//! directory with its holder. A lock whose process is gone or whose lease ran out is stale: it is
+//! taken over only when asked, with a recorded reason. The file is always written whole
+//! (temporary file, then rename), under an flock of the lock directory so that checking a lock
+//! and taking it over is one step. It serves one machine (or a shared filesystem that honours
+//! flock): two laptops each have their own, which is what the etcd and Kubernetes backends are for.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::{judge, lease_end, same_holder, Acquired, Backend, EnvStatus, Holder, Renewal, State};
+use crate::error::Error;
+
+pub fn path_for(root: &Path, environment: &str) -> PathBuf {
+    root.join(".locks")
+        .join(format!("{}.lock", crate::answers::slug(environment)))
+}
+
+/// The last holder record of an environment, kept when the lock goes (for `runbook status`).
+fn status_path(root: &Path, environment: &str) -> PathBuf {
+    root.join(".status")
+        .join(format!("{}.json", crate::answers::slug(environment)))
+}
+
+pub fn state(path: &Path) -> Result<State, Error> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(serde_json::from_str(&text)
+            .map(State::Held)
+            .unwrap_or(State::Torn)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::Free),
+        Err(e) => Err(Error::io("read lock", path, e)),
+    }
+}
+
+/// Exclusive use of the lock directory while a lock is read and written (flock(2): the kernel
+/// lets it go when its holder dies, so it is never left behind). Two runs that both find the
+/// same stale lock take it over one after the other: the second finds the first's live lock.
+struct Guard {
+    _file: std::fs::File,
+}
+
+impl Guard {
+    fn take(dir: &Path) -> Result<Guard, Error> {
+        use std::os::fd::AsRawFd;
+        let f = std::fs::File::open(dir).map_err(|e| Error::io("open lock directory", dir, e))?;
+        loop {
+            // SAFETY: flock on a descriptor this function owns.
+            if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
+                return Ok(Guard { _file: f });
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(Error::io("lock the lock directory", dir, e));
+            }
+        }
+    }
+}
+
+/// Write `text` whole: to a temporary file beside `path`, synced, then renamed over it. A crash
+/// leaves the old file or the new one, never a part of one.
+fn write_whole(path: &Path, text: &str) -> Result<(), Error> {
+    use std::io::Write;
+    let tmp = path.with_extension(format!("lock.{}.tmp", std::process::id()));
+    let written = std::fs::File::create(&tmp)
+        .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|_| f.sync_all()))
+        .and_then(|_| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::io("write lock", path, e));
+    }
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+    }
+    Ok(())
+}
+
+fn write_holder(path: &Path, holder: &Holder) -> Result<(), Error> {
+    write_whole(
+        path,
+        &serde_json::to_string_pretty(holder).unwrap_or_default(),
+    )
+}
+
+/// Keep the holder record as the environment's last word (best effort: it only feeds `status`).
+fn write_status(root: &Path, holder: &Holder, ended: &str) {
+    let path = status_path(root, &holder.environment);
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let text = serde_json::json!({ "holder": holder, "ended": ended }).to_string();
+    let _ = write_whole(&path, &text);
+}
+
+/// The lock directory's log of locks broken (`runbook unlock`) and taken over.
+fn append_log(dir: &Path, entry: serde_json::Value) -> Result<PathBuf, Error> {
+    use std::io::Write;
+    let log = dir.join("unlock-log.jsonl");
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .and_then(|mut f| writeln!(f, "{entry}").and_then(|_| f.sync_all()))
+        .map_err(|e| Error::io("write lock log", &log, e))?;
+    Ok(log)
+}
+
+pub struct FileBackend {
+    root: PathBuf,
+}
+
+impl FileBackend {
+    pub fn new(root: &Path) -> FileBackend {
+        FileBackend {
+            root: root.to_path_buf(),
+        }
+    }
+
+    fn dir(&self) -> Result<PathBuf, Error> {
+        let dir = self.root.join(".locks");
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("create lock directory", &dir, e))?;
+        Ok(dir)
+    }
+}
+
+impl Backend for FileBackend {
+    fn store(&self, environment: &str) -> String {
+        format!("`{}`", path_for(&self.root, environment).display())
+    }
+
+    fn state(&self, environment: &str) -> Result<State, Error> {
+        state(&path_for(&self.root, environment))
+    }
+
+    fn acquire(
+        &self,
+        holder: &Holder,
+        lease: Duration,
+        take_over: Option<&str>,
+    ) -> Result<Acquired, Error> {
+        let path = path_for(&self.root, &holder.environment);
+        let dir = self.dir()?;
+        let guard = Guard::take(&dir)?;
+        let torn = path.display().to_string();
+        let took_over = judge(&holder.environment, state(&path)?, take_over, &torn)?;
+        write_holder(&path, holder)?;
+        drop(guard);
+        if let Some((previous, reason)) = &took_over {
+            append_log(
+                &dir,
+                serde_json::json!({
+                    "event": "takeover",
+                    "ts": crate::journal::now_rfc3339(),
+                    "environment": holder.environment,
+                    "reason": reason,
+                    "by": holder.user,
+                    "host": holder.host,
+                    "holder": previous,
+                }),
+            )?;
+        }
+        Ok(Acquired {
+            tenure: Box::new(FileTenure {
+                root: self.root.clone(),
+                path,
+                lease,
+            }),
+            took_over,
+            followed: None,
+        })
+    }
+
+    fn unlock(&self, environment: &str, reason: &str) -> Result<(State, String), Error> {
+        let path = path_for(&self.root, environment);
+        let dir = self.dir()?;
+        let guard = Guard::take(&dir)?;
+        let was = state(&path)?;
+        if !matches!(was, State::Free) {
+            std::fs::remove_file(&path).map_err(|e| Error::io("remove lock", &path, e))?;
+        }
+        drop(guard);
+        let holder = match &was {
+            State::Held(h) => {
+                write_status(&self.root, h, "broken");
+                serde_json::json!(h)
+            }
+            State::Torn => serde_json::json!("(an empty or half-written lock file)"),
+            State::Free => serde_json::Value::Null,
+        };
+        let log = append_log(
+            &dir,
+            serde_json::json!({
+                "event": "unlock",
+                "ts": crate::journal::now_rfc3339(),
+                "environment": environment,
+                "reason": reason,
+                "by": crate::primitives::prompt::user(),
+                "host": crate::primitives::prompt::host(),
+                "holder": holder,
+            }),
+        )?;
+        Ok((was, log.display().to_string()))
+    }
+
+    fn statuses(&self, only: Option<&str>) -> Result<Vec<EnvStatus>, Error> {
+        let mut names = std::collections::BTreeSet::new();
+        for (dir, ext) in [(".locks", "lock"), (".status", "json")] {
+            if let Ok(entries) = std::fs::read_dir(self.root.join(dir)) {
+                for e in entries.flatten() {
+                    let p = e.path();
+                    if p.extension().and_then(|x| x.to_str()) == Some(ext) {
+                        if let Some(stem) = p.file_stem().and_then(|s| s.to_str()) {
+                            names.insert(stem.to_string());
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(env) = only {
+            names = [crate::answers::slug(env)].into();
+        }
+        let mut out = Vec::new();
+        for name in names {
+            let holder = match state(&path_for(&self.root, &name))? {
+                State::Held(h) => Some(h),
+                _ => None,
+            };
+            let last: Option<serde_json::Value> =
+                std::fs::read_to_string(status_path(&self.root, &name))
+                    .ok()
+                    .and_then(|t| serde_json::from_str(&t).ok());
+            out.push(EnvStatus {
+                environment: holder
+                    .as_ref()
+                    .map(|h| h.environment.clone())
+                    .or_else(|| only.map(str::to_string))
+                    .unwrap_or(name),
+                holder,
+                last: last
+                    .as_ref()
+                    .and_then(|l| serde_json::from_value(l["holder"].clone()).ok()),
+                ended: last.and_then(|l| l["ended"].as_str().map(str::to_string)),
+            });
+        }
+        Ok(out)
+    }
+}
+
+struct FileTenure {
+    root: PathBuf,
+    path: PathBuf,
+    lease: Duration,
+}
+
+impl super::Tenure for FileTenure {
+    fn renew(&mut self, holder: &Holder) -> Renewal {
+        let Some(dir) = self.path.parent() else {
+            return Renewal::Lost("its lock directory is gone".into());
+        };
+        let Ok(_guard) = Guard::take(dir) else {
+            return Renewal::Unreachable(format!("cannot lock `{}`", dir.display()));
+        };
+        match state(&self.path) {
+            Ok(State::Held(current)) if same_holder(&current, holder) => {
+                let mut mine = holder.clone();
+                mine.expires = lease_end(self.lease);
+                match write_holder(&self.path, &mine) {
+                    Ok(()) => Renewal::Ours,
+                    Err(e) => Renewal::Unreachable(e.summary()),
+                }
+            }
+            Ok(State::Held(other)) => {
+                Renewal::Lost(format!("it is held now by {}", super::describe(&other)))
+            }
+            Ok(_) => Renewal::Lost("it was broken (`runbook unlock`) and nobody holds it".into()),
+            Err(e) => Renewal::Unreachable(e.summary()),
+        }
+    }
+
+    fn release(&mut self, holder: &Holder) {
+        // Only our own lock: a lock broken and taken by someone else is theirs now.
+        let Some(parent) = self.path.parent() else {
+            return;
+        };
+        let _guard = Guard::take(parent);
+        if let Ok(State::Held(h)) = state(&self.path) {
+            if same_holder(&h, holder) {
+                let _ = std::fs::remove_file(&self.path);
+                write_status(&self.root, holder, "released");
+            }
+        }
+    }
+}

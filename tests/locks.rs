@@ -1,0 +1,983 @@
+//! Shared locks (issue #15): the etcd backend against a real etcd (Debian's etcd-server, started
+//! here on loopback ports picked at run time, its data in a temp dir), and the Kubernetes Lease
+//! backend against a recording kubectl. Runners that contend are separate processes with their
+//! own working and deployments directories, as two machines would have; what they did is
+//! counted outside them, in marks they leave in a shared file.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use support::Test;
+
+fn etcd_binary() -> &'static str {
+    ["/usr/bin/etcd", "/usr/local/bin/etcd"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("etcd is not installed: .ci/run installs it with apt-get (package etcd-server)")
+}
+
+fn etcd_args(dir: &Path, client: u16, peer: u16) -> Vec<String> {
+    let c = format!("http://127.0.0.1:{client}");
+    let p = format!("http://127.0.0.1:{peer}");
+    [
+        "--name",
+        "test",
+        "--data-dir",
+        &dir.join("data").display().to_string(),
+        "--listen-client-urls",
+        &c,
+        "--advertise-client-urls",
+        &c,
+        "--listen-peer-urls",
+        &p,
+        "--initial-advertise-peer-urls",
+        &p,
+        "--initial-cluster",
+        &format!("test={p}"),
+    ]
+    .into_iter()
+    .map(str::to_string)
+    .collect()
+}
+
+fn wait_healthy(url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !support::http_get(&format!("{url}/health")).is_some_and(|b| b.contains("true")) {
+        assert!(
+            Instant::now() < deadline,
+            "etcd at {url} did not become healthy"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The file's etcd: one for every test here, keyed apart by `lock.etcd.prefix`. A shell keeps
+/// it and stops it (and removes its data) when the test process's pipe to it closes.
+static SHARED: OnceLock<String> = OnceLock::new();
+static KEEPER: OnceLock<Mutex<std::process::ChildStdin>> = OnceLock::new();
+
+fn shared_etcd() -> &'static str {
+    SHARED.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let (client, peer) = (support::free_port(), support::free_port());
+        let args: Vec<String> = etcd_args(&dir, client, peer)
+            .iter()
+            .map(|a| format!("'{a}'"))
+            .collect();
+        let script = format!(
+            "{} {} >/dev/null 2>&1 & p=$!; cat >/dev/null; kill $p; wait $p; rm -rf '{}'",
+            etcd_binary(),
+            args.join(" "),
+            dir.display()
+        );
+        #[allow(clippy::zombie_processes)]
+        let mut keeper = Command::new("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("start etcd");
+        KEEPER.get_or_init(|| Mutex::new(keeper.stdin.take().unwrap()));
+        // The keeper ends with the test process (its stdin closes); nobody waits for it here.
+        std::mem::forget(keeper);
+        let url = format!("http://127.0.0.1:{client}");
+        wait_healthy(&url);
+        url
+    })
+}
+
+/// An etcd of one test's own, for a test that stops it. Stopped when dropped.
+struct OwnEtcd {
+    url: String,
+    args: Vec<String>,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl OwnEtcd {
+    fn start() -> OwnEtcd {
+        let dir = tempfile::tempdir().unwrap();
+        let (client, peer) = (support::free_port(), support::free_port());
+        let args = etcd_args(dir.path(), client, peer);
+        let child = Self::spawn(&args);
+        let url = format!("http://127.0.0.1:{client}");
+        wait_healthy(&url);
+        OwnEtcd {
+            url,
+            args,
+            child,
+            _dir: dir,
+        }
+    }
+
+    fn spawn(args: &[String]) -> Child {
+        Command::new(etcd_binary())
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start etcd")
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Start it again, on the same ports and data.
+    fn restart(&mut self) {
+        self.child = Self::spawn(&self.args);
+        wait_healthy(&self.url);
+    }
+}
+
+impl Drop for OwnEtcd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// POST a JSON body to etcd's gateway (what the tests read back from the store).
+fn etcd_post(url: &str, path: &str, body: &str) -> serde_json::Value {
+    let host = url.strip_prefix("http://").unwrap();
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let body = text.split_once("\r\n\r\n").unwrap().1;
+    // A chunked answer: the JSON is the line that starts with `{`.
+    let json = body.lines().find(|l| l.starts_with('{')).unwrap_or(body);
+    serde_json::from_str(json).unwrap()
+}
+
+fn b64(s: &str) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in s.as_bytes().chunks(3) {
+        let n = c
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (*b as u32) << (16 - 8 * i));
+        for i in 0..4 {
+            out.push(if i <= c.len() {
+                A[(n >> (18 - 6 * i) & 63) as usize] as char
+            } else {
+                '='
+            });
+        }
+    }
+    out
+}
+
+fn unb64(s: &str) -> String {
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in s.bytes().filter(|c| *c != b'=') {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            _ => 63,
+        } as u32;
+        acc = acc << 6 | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// Every key under `prefix`, with its value.
+fn etcd_keys(url: &str, prefix: &str) -> Vec<(String, String)> {
+    let mut end = prefix.as_bytes().to_vec();
+    *end.last_mut().unwrap() += 1;
+    let r = etcd_post(
+        url,
+        "/v3/kv/range",
+        &format!(
+            r#"{{"key":"{}","range_end":"{}"}}"#,
+            b64(prefix),
+            b64(std::str::from_utf8(&end).unwrap())
+        ),
+    );
+    r["kvs"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|kv| {
+            (
+                unb64(kv["key"].as_str().unwrap()),
+                unb64(kv["value"].as_str().unwrap_or("")),
+            )
+        })
+        .collect()
+}
+
+fn config(url: &str, prefix: &str, lease: &str, extra: &str) -> String {
+    format!(
+        "lock:\n  backend: etcd\n  lease: {lease}\n  etcd:\n    endpoints: [\"{url}\"]\n    prefix: {prefix}/\n{extra}"
+    )
+}
+
+/// A runner: its own working directory (and so its own deployments directory), with `script`.
+fn runner(config: &str, script: &str) -> Test {
+    Test::new()
+        .file("runbook.yaml", config)
+        .file("deploy.rhai", script)
+        .args(&["deploy.rhai"])
+}
+
+fn spawn(t: &Test, args: &[&str]) -> Child {
+    let mut cmd = t.command();
+    if !args.is_empty() {
+        cmd = Command::new(support::BIN);
+        cmd.args(args)
+            .current_dir(t.path())
+            .env("NO_COLOR", "1")
+            .env("USER", "tester")
+            .stdin(Stdio::null());
+    }
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+struct Done {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn finish(c: Child) -> Done {
+    let out = c.wait_with_output().unwrap();
+    Done {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn run(t: &Test, args: &[&str]) -> Done {
+    finish(spawn(t, args))
+}
+
+fn wait_for_file(p: &Path, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !p.exists() {
+        assert!(Instant::now() < deadline, "{what} never happened");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn journal(dir: &Path) -> Vec<serde_json::Value> {
+    let root = dir.join("deployments");
+    let mut runs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .collect();
+    runs.sort();
+    let text = std::fs::read_to_string(runs.last().unwrap().join("journal.jsonl")).unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn records(dir: &Path, kind: &str) -> Vec<serde_json::Value> {
+    journal(dir)
+        .into_iter()
+        .filter(|r| r["type"] == kind)
+        .collect()
+}
+
+fn host() -> String {
+    let out = Command::new("hostname").output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn two_runners_contend_fifty_times_and_exactly_one_proceeds_each_time() {
+    let url = shared_etcd();
+    let shared = tempfile::tempdir().unwrap();
+    let marks = shared.path().join("marks");
+    let cfg = config(url, "contention", "2s", "");
+    // The holder stays in until the test has seen the other one refused (the `go` file), so the
+    // two always meet: neither can finish before the other has tried.
+    let script = |name: &str| {
+        format!(
+            "sh(\"echo start {name} >> {m}; sleep 0.05; while [ ! -e {s}/go-$(cat {s}/try) ]; do sleep 0.01; done; echo end {name} >> {m}\");\n",
+            m = marks.display(),
+            s = shared.path().display()
+        )
+    };
+    let a = runner(&cfg, &script("a"));
+    let b = runner(&cfg, &script("b"));
+    let (tries, mut refusals, mut proceeded) = (50, 0, 0);
+    for i in 0..tries {
+        std::fs::write(shared.path().join("try"), i.to_string()).unwrap();
+        let mut ca = spawn(&a, &[]);
+        let mut cb = spawn(&b, &[]);
+        let (pa, pb) = (ca.id(), cb.id());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        // The first to end is the one refused: the holder waits for `go`.
+        let first = loop {
+            if ca.try_wait().unwrap().is_some() {
+                break 'a';
+            }
+            if cb.try_wait().unwrap().is_some() {
+                break 'b';
+            }
+            if Instant::now() > deadline {
+                break '-';
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        std::fs::write(shared.path().join(format!("go-{i}")), "").unwrap();
+        let (da, db) = (finish(ca), finish(cb));
+        let (refused, won, winner_pid) = match first {
+            'a' => (&da, &db, pb),
+            'b' => (&db, &da, pa),
+            _ => panic!("try {i}: neither runner ended: both proceeded?"),
+        };
+        assert_eq!(
+            refused.code, 2,
+            "try {i}: the runner that ended first was not refused\n{}{}",
+            refused.stdout, refused.stderr
+        );
+        assert!(
+            refused.stderr.contains(&format!(
+                "error: `production` is locked by another deployment: tester on {} (pid {winner_pid})",
+                host()
+            )),
+            "try {i}: {}",
+            refused.stderr
+        );
+        refusals += 1;
+        assert_eq!(won.code, 0, "try {i}: {}{}", won.stdout, won.stderr);
+        proceeded += 1;
+    }
+    // Overlaps, counted outside the runners: a start while another run is between its marks.
+    let text = std::fs::read_to_string(&marks).unwrap();
+    let (mut inside, mut overlaps, mut starts) = (0, 0, 0);
+    for line in text.lines() {
+        if line.starts_with("start") {
+            starts += 1;
+            if inside > 0 {
+                overlaps += 1;
+            }
+            inside += 1;
+        } else {
+            inside -= 1;
+        }
+    }
+    println!(
+        "contention: {tries} tries, {proceeded} proceeded, {refusals} refused naming the holder, {overlaps} double runs"
+    );
+    assert_eq!(
+        (starts, proceeded, refusals, overlaps),
+        (tries, tries, tries, 0)
+    );
+}
+
+#[test]
+fn a_sigkilled_holder_is_followed_after_the_ttl_and_not_before() {
+    let url = shared_etcd();
+    let cfg = config(url, "sigkill", "3s", "");
+    let a = runner(&cfg, "sh(\"touch started; sleep 8\");\n");
+    let b = runner(&cfg, "sh(\"touch done\");\n");
+    let mut ca = spawn(&a, &[]);
+    let pid = ca.id();
+    wait_for_file(&a.path().join("started"), "the holder's start");
+    // Let a renewal (every second) go by, then kill it: nothing is given back.
+    std::thread::sleep(Duration::from_millis(1200));
+    ca.kill().unwrap();
+    let killed = Instant::now();
+    let killed_at = std::time::SystemTime::now();
+    ca.wait().unwrap();
+    // Tried at once: the lock is still held (stale by its pid here, but taken only when asked).
+    let early = run(&b, &[]);
+    let early_at = killed.elapsed();
+    assert_eq!(early.code, 2, "{}{}", early.stdout, early.stderr);
+    assert!(
+        early.stderr.contains(&format!("(pid {pid})")),
+        "{}",
+        early.stderr
+    );
+    assert!(!b.path().join("done").exists());
+    // Then again until it proceeds.
+    let proceeded_at = loop {
+        let r = run(&b, &[]);
+        if r.code == 0 {
+            break killed.elapsed();
+        }
+        assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+        assert!(
+            killed.elapsed() < Duration::from_secs(10),
+            "never proceeded"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // When it took the lock (its holder record's start, taken just before it asked etcd): not
+    // before the lease ran out (3 s from the last renewal, which was at most a second before the
+    // kill), and soon after it did (etcd looks for expired leases every half second).
+    let acquire = records(b.path(), "lock.acquire");
+    let started =
+        humantime::parse_rfc3339(acquire[0]["lock"]["started"].as_str().unwrap()).unwrap();
+    let took_at = started.duration_since(killed_at).unwrap_or_default();
+    println!(
+        "ttl 3s: refused at {early_at:?} after the kill; took the lock {took_at:?} after it (exited {proceeded_at:?})"
+    );
+    assert!(took_at >= Duration::from_millis(1950), "{took_at:?}");
+    assert!(took_at <= Duration::from_millis(5500), "{took_at:?}");
+    assert!(b.path().join("done").exists());
+    let followed = records(b.path(), "lock.expired");
+    assert_eq!(followed.len(), 1);
+    assert_eq!(followed[0]["previous"]["pid"], pid);
+    assert_eq!(followed[0]["previous"]["user"], "tester");
+    // The store says so too.
+    let log = etcd_keys(url, "sigkill/log/production/");
+    assert!(
+        log.iter()
+            .any(|(_, v)| v.contains("\"event\":\"expired\"")
+                && v.contains(&format!("\"pid\":{pid}"))),
+        "{log:?}"
+    );
+}
+
+#[test]
+fn a_run_longer_than_the_ttl_keeps_its_lock() {
+    let url = shared_etcd();
+    let cfg = config(url, "long", "2s", "");
+    let a = runner(
+        &cfg,
+        "sh(\"touch started; sleep 6\");\nsh(\"touch second\");\n",
+    );
+    let b = runner(&cfg, "sh(\"touch done\");\n");
+    let ca = spawn(&a, &[]);
+    wait_for_file(&a.path().join("started"), "the holder's start");
+    let mut refused = 0;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(4000) {
+        let r = run(&b, &[]);
+        assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+        assert!(
+            r.stderr.contains("is locked by another deployment"),
+            "{}",
+            r.stderr
+        );
+        refused += 1;
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let done = finish(ca);
+    assert_eq!(done.code, 0, "{}{}", done.stdout, done.stderr);
+    assert!(a.path().join("second").exists());
+    assert!(refused >= 3, "{refused}");
+    assert!(records(a.path(), "lock.lost").is_empty());
+    assert!(!b.path().join("done").exists());
+    // Given back: the next run proceeds at once.
+    assert_eq!(run(&b, &[]).code, 0);
+}
+
+#[test]
+fn the_store_unreachable_at_start_is_exit_2_naming_the_endpoint_before_anything_changes() {
+    let port = support::free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let t = runner(&config(&url, "gone", "2s", ""), "sh(\"touch done\");\n");
+    let r = run(&t, &[]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.starts_with(&format!(
+            "error: cannot reach the lock store of `production`: etcd at {url}: "
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("nothing was changed"), "{}", r.stderr);
+    assert!(!t.path().join("done").exists());
+    assert!(!t.path().join("deployments").exists());
+    // `runbook status` says the same.
+    let s = run(&t, &["status"]);
+    assert_eq!(s.code, 2, "{}{}", s.stdout, s.stderr);
+    assert!(s.stderr.contains(&format!("etcd at {url}")), "{}", s.stderr);
+}
+
+const STOPPED_MID_RUN: &str = "sh(\"touch first\");\non_rollback(\"undo first\", \"rm first\");\nsh(\"touch ready; while [ ! -e go ]; do sleep 0.05; done\");\nsh(\"touch second\");\n";
+
+/// Run STOPPED_MID_RUN with `on_lost`, stop etcd while its second step runs, and return what
+/// the run did.
+fn etcd_stopped_mid_run(on_lost: Option<&str>) -> (Test, Done) {
+    let mut etcd = OwnEtcd::start();
+    let extra = on_lost
+        .map(|o| format!("  on_lost: {o}\n"))
+        .unwrap_or_default();
+    let t = runner(
+        &format!(
+            "lock:\n  backend: etcd\n  lease: 2s\n{extra}  etcd:\n    endpoints: [\"{}\"]\n",
+            etcd.url
+        ),
+        STOPPED_MID_RUN,
+    );
+    let c = spawn(&t, &[]);
+    wait_for_file(&t.path().join("ready"), "the second step");
+    etcd.stop();
+    // A renewal (every 667 ms) finds the store gone.
+    std::thread::sleep(Duration::from_millis(1000));
+    std::fs::write(t.path().join("go"), "").unwrap();
+    let done = finish(c);
+    (t, done)
+}
+
+#[test]
+fn etcd_stopped_mid_run_with_on_lost_rollback_rolls_back_journaled() {
+    let (t, r) = etcd_stopped_mid_run(Some("rollback"));
+    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+    assert!(!t.path().join("second").exists(), "a step ran blind");
+    assert!(!t.path().join("first").exists(), "not rolled back");
+    let lost = records(t.path(), "lock.lost");
+    assert_eq!(lost.len(), 1, "{lost:?}");
+    assert_eq!(lost[0]["choice"], "rollback");
+    assert!(
+        lost[0]["how"]
+            .as_str()
+            .unwrap()
+            .contains("etcd at http://127.0.0.1:"),
+        "{lost:?}"
+    );
+}
+
+#[test]
+fn etcd_stopped_mid_run_with_on_lost_continue_goes_on_journaled() {
+    let (t, r) = etcd_stopped_mid_run(Some("continue"));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(t.path().join("second").exists());
+    assert!(
+        r.stderr
+            .contains("going on without the lock on `production`"),
+        "{}",
+        r.stderr
+    );
+    let lost = records(t.path(), "lock.lost");
+    assert_eq!(lost.len(), 1, "{lost:?}");
+    assert_eq!(lost[0]["choice"], "continue");
+}
+
+#[test]
+fn etcd_stopped_mid_run_pauses_and_with_nobody_there_stops_after_one_lease() {
+    let (t, r) = etcd_stopped_mid_run(None);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(!t.path().join("second").exists(), "a step ran blind");
+    assert!(
+        t.path().join("first").exists(),
+        "rolled back without the lock"
+    );
+    assert!(
+        r.stderr.contains("error: the lock on `production` was lost while this run held it: the lock store was unreachable for longer than the lease (2.0s)"),
+        "{}",
+        r.stderr
+    );
+    let lost = records(t.path(), "lock.lost");
+    assert_eq!(lost[0]["choice"], "pause");
+    assert_eq!(records(t.path(), "lock.lost.stopped").len(), 1);
+}
+
+#[test]
+fn etcd_stopped_mid_run_pauses_and_asks_the_person_at_the_terminal() {
+    let mut etcd = OwnEtcd::start();
+    let t = runner(
+        &format!(
+            "lock:\n  backend: etcd\n  lease: 2s\n  etcd:\n    endpoints: [\"{}\"]\n",
+            etcd.url
+        ),
+        STOPPED_MID_RUN,
+    );
+    let mut p = support::pty(&t, &[]);
+    wait_for_file(&t.path().join("ready"), "the second step");
+    etcd.stop();
+    std::thread::sleep(Duration::from_millis(1000));
+    std::fs::write(t.path().join("go"), "").unwrap();
+    p.exp_string("this run has paused before its next step")
+        .unwrap();
+    p.exp_string("Type wait, rollback or continue:").unwrap();
+    p.send_line("rollback").unwrap();
+    p.exp_eof().unwrap();
+    let status = p.process().wait().unwrap();
+    assert!(format!("{status:?}").ends_with(", 3)"), "{status:?}");
+    assert!(!t.path().join("second").exists(), "a step ran blind");
+    assert!(!t.path().join("first").exists(), "not rolled back");
+    let answered = records(t.path(), "lock.lost.answer");
+    assert_eq!(answered.len(), 1);
+    assert_eq!(answered[0]["choice"], "rollback");
+}
+
+#[test]
+fn etcd_back_within_the_lease_while_paused_gives_the_lock_back_and_the_run_goes_on() {
+    let mut etcd = OwnEtcd::start();
+    let t = runner(
+        &format!(
+            "lock:\n  backend: etcd\n  lease: 8s\n  etcd:\n    endpoints: [\"{}\"]\n",
+            etcd.url
+        ),
+        STOPPED_MID_RUN,
+    );
+    let c = spawn(&t, &[]);
+    wait_for_file(&t.path().join("ready"), "the second step");
+    etcd.stop();
+    // A renewal (every 2.7 s) finds the store gone; the next step pauses.
+    std::thread::sleep(Duration::from_millis(3000));
+    std::fs::write(t.path().join("go"), "").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!t.path().join("second").exists(), "a step ran blind");
+    etcd.restart();
+    let r = finish(c);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(t.path().join("second").exists());
+    let lost = records(t.path(), "lock.lost");
+    assert_eq!(lost.len(), 1, "{lost:?}");
+    assert_eq!(lost[0]["choice"], "pause");
+    assert_eq!(lost[0]["gone"], false);
+    assert_eq!(records(t.path(), "lock.regained").len(), 1);
+    assert!(
+        r.stdout
+            .contains("✓ the lock on `production` is this run's again: going on"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn status_shows_the_holder_its_stage_traffic_and_verdict_from_another_machine() {
+    let url = shared_etcd();
+    let cfg = config(url, "status", "2s", "");
+    let a = runner(
+        &cfg,
+        "stage(\"canary\", || {\n  traffic(#{ weights: #{ v2: 10, v1: 90 } });\n  verdict(#{ verdict: \"success\", reason: \"error rate 0.1%\" });\n  sh(\"touch started; while [ ! -e go ]; do sleep 0.05; done\");\n});\n",
+    );
+    let other = runner(&cfg, "");
+    let c = spawn(&a, &[]);
+    wait_for_file(&a.path().join("started"), "the holder's start");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let shown = loop {
+        let s = run(&other, &["status", "production"]);
+        assert_eq!(s.code, 0, "{}{}", s.stdout, s.stderr);
+        if s.stdout.contains("stage: canary") || Instant::now() > deadline {
+            break s.stdout;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let run_dir = records(a.path(), "lock.acquire")[0]["lock"]["run_dir"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        shown
+            .lines()
+            .next()
+            .unwrap()
+            .split(" since ")
+            .next()
+            .unwrap(),
+        format!("production: held by tester@{} (pid {})", host(), c.id())
+    );
+    assert!(shown.contains(&format!(", run {run_dir}\n")), "{shown}");
+    assert!(
+        shown.contains(
+            "  stage: canary; traffic: v1 90%, v2 10%; last verdict: success (error rate 0.1%)"
+        ),
+        "{shown}"
+    );
+    std::fs::write(a.path().join("go"), "").unwrap();
+    assert_eq!(finish(c).code, 0);
+    let after = run(&other, &["status"]);
+    assert_eq!(after.code, 0);
+    assert!(
+        after
+            .stdout
+            .starts_with(&format!("production: free (last: tester@{} (pid ", host())),
+        "{}",
+        after.stdout
+    );
+    assert!(after.stdout.contains(", released)\n"), "{}", after.stdout);
+    assert!(
+        after
+            .stdout
+            .contains("traffic: v1 90%, v2 10%; last verdict: success (error rate 0.1%)"),
+        "{}",
+        after.stdout
+    );
+}
+
+#[test]
+fn unlock_and_take_over_work_on_etcd_and_are_recorded_in_the_store_and_the_journal() {
+    let url = shared_etcd();
+    let cfg = config(url, "breakglass", "2s", "");
+    let a = runner(
+        &cfg,
+        "sh(\"touch started; while [ ! -e go ]; do sleep 0.05; done\");\nsh(\"touch second\");\n",
+    );
+    let b = runner(&cfg, "sh(\"touch done\");\n");
+    // Broken by `runbook unlock` from another machine: the holder stops before its next step.
+    let c = spawn(&a, &[]);
+    let pid = c.id();
+    wait_for_file(&a.path().join("started"), "the holder's start");
+    let u = run(
+        &b,
+        &[
+            "unlock",
+            "production",
+            "--reason",
+            "checked the cluster by hand",
+        ],
+    );
+    assert_eq!(u.code, 0, "{}{}", u.stdout, u.stderr);
+    assert!(
+        u.stdout.starts_with(&format!(
+            "ok: `production` unlocked (was: tester on {} (pid {pid})",
+            host()
+        )),
+        "{}",
+        u.stdout
+    );
+    assert!(
+        u.stdout.contains(&format!(
+            "recorded in etcd at {url}, under `breakglass/log/production/`"
+        )),
+        "{}",
+        u.stdout
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+    std::fs::write(a.path().join("go"), "").unwrap();
+    let r = finish(c);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(!a.path().join("second").exists());
+    assert!(
+        r.stderr.contains("was lost while this run held it"),
+        "{}",
+        r.stderr
+    );
+    let log = etcd_keys(url, "breakglass/log/production/");
+    assert!(
+        log.iter().any(|(_, v)| v.contains("\"event\":\"unlock\"")
+            && v.contains("checked the cluster by hand")),
+        "{log:?}"
+    );
+    // A holder killed on this host: its lock is stale at once, and taken over only when asked.
+    std::fs::remove_file(a.path().join("go")).unwrap();
+    let mut c = spawn(&a, &[]);
+    let pid = c.id();
+    let _ = std::fs::remove_file(a.path().join("started"));
+    wait_for_file(&a.path().join("started"), "the holder's start");
+    c.kill().unwrap();
+    c.wait().unwrap();
+    let refused = run(&b, &[]);
+    assert_eq!(refused.code, 2);
+    assert!(
+        refused.stderr.contains(&format!(
+            "error: `production` has a stale lock (its process {pid} is gone)"
+        )),
+        "{}",
+        refused.stderr
+    );
+    let took = run(&b, &["deploy.rhai", "--take-over", "its runner was killed"]);
+    assert_eq!(took.code, 0, "{}{}", took.stdout, took.stderr);
+    let t = records(b.path(), "lock.takeover");
+    assert_eq!(t.len(), 1);
+    assert_eq!(t[0]["previous"]["pid"], pid);
+    assert!(t[0]["reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("its runner was killed (stale: its process"));
+    let log = etcd_keys(url, "breakglass/log/production/");
+    assert!(
+        log.iter()
+            .any(|(_, v)| v.contains("\"event\":\"takeover\"")
+                && v.contains("its runner was killed")),
+        "{log:?}"
+    );
+}
+
+const KUBECTL: &str = r#"#!/bin/sh
+# A recording kubectl: each call's arguments (and the manifest it was given) go to the log; the
+# Lease lives in a file.
+dir=$(dirname "$0")
+echo "kubectl $*" >> "$dir/kubectl.log"
+case "$*" in
+  *" get lease "*)
+    if [ -s "$dir/lease.json" ]; then cat "$dir/lease.json"; else
+      echo 'Error from server (NotFound): leases.coordination.k8s.io "runbook-lock-production" not found' >&2; exit 1; fi ;;
+  *" create -f - -o json")
+    cat > "$dir/lease.json"; cat "$dir/lease.json" >> "$dir/manifests.log"; echo >> "$dir/manifests.log"
+    echo '{"metadata":{"resourceVersion":"1"}}' ;;
+  *" replace -f - -o json")
+    cat > "$dir/lease.json"; cat "$dir/lease.json" >> "$dir/manifests.log"; echo >> "$dir/manifests.log"
+    n=$(wc -l < "$dir/manifests.log")
+    echo "{\"metadata\":{\"resourceVersion\":\"$n\"}}" ;;
+  *) echo "unexpected: $*" >&2; exit 3 ;;
+esac
+"#;
+
+fn kube_runner(script: &str) -> Test {
+    let t = Test::new()
+        .file(
+            "runbook.yaml",
+            "lock:\n  backend: kubernetes\n  kubernetes:\n    namespace: deploys\n",
+        )
+        .file("deploy.rhai", script)
+        .executable("bin/kubectl", KUBECTL)
+        .args(&["deploy.rhai"]);
+    let path = format!(
+        "{}:{}",
+        t.path().join("bin").display(),
+        std::env::var("PATH").unwrap()
+    );
+    t.env("PATH", &path)
+}
+
+fn manifests(t: &Test) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(t.path().join("bin/manifests.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn the_kubernetes_lease_backend_runs_the_exact_kubectl_commands() {
+    // A recording kubectl proves the commands and manifests, not contention (the API server's
+    // AlreadyExists and Conflict answers are what make it safe; see docs/configuration.md).
+    let t = kube_runner("sh(\"touch done\");\n");
+    let mut cmd = t.command();
+    let out = cmd.output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = std::fs::read_to_string(t.path().join("bin/kubectl.log")).unwrap();
+    assert_eq!(
+        log,
+        "kubectl -n deploys get lease runbook-lock-production -o json\n\
+         kubectl -n deploys create -f - -o json\n\
+         kubectl -n deploys replace -f - -o json\n\
+         kubectl -n deploys replace -f - -o json\n"
+    );
+    let m = manifests(&t);
+    assert_eq!(m.len(), 3);
+    let who = format!("tester@{} pid ", host());
+    assert_eq!(m[0]["apiVersion"], "coordination.k8s.io/v1");
+    assert_eq!(m[0]["kind"], "Lease");
+    assert_eq!(m[0]["metadata"]["name"], "runbook-lock-production");
+    assert_eq!(m[0]["metadata"]["namespace"], "deploys");
+    assert!(m[0]["metadata"].get("resourceVersion").is_none());
+    assert!(m[0]["spec"]["holderIdentity"]
+        .as_str()
+        .unwrap()
+        .starts_with(&who));
+    assert_eq!(m[0]["spec"]["leaseDurationSeconds"], 30);
+    assert_eq!(m[0]["metadata"]["annotations"]["runbook.dev/ended"], "held");
+    // The run directory, written as soon as it exists, over the version created.
+    assert_eq!(m[1]["metadata"]["resourceVersion"], "1");
+    let holder: serde_json::Value = serde_json::from_str(
+        m[1]["metadata"]["annotations"]["runbook.dev/holder"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(holder["run_dir"]
+        .as_str()
+        .unwrap()
+        .starts_with("deployments/"));
+    // Given back: no holder, the record kept, over the version last written.
+    assert_eq!(m[2]["metadata"]["resourceVersion"], "2");
+    assert!(m[2]["spec"].get("holderIdentity").is_none());
+    assert_eq!(
+        m[2]["metadata"]["annotations"]["runbook.dev/ended"],
+        "released"
+    );
+
+    // Held by a live run elsewhere: refused, naming it, with one `get` and nothing written.
+    let live = |renewed: &str| {
+        serde_json::json!({
+            "metadata": { "name": "runbook-lock-production", "resourceVersion": "77",
+              "annotations": { "runbook.dev/ended": "held", "runbook.dev/holder": serde_json::json!({
+                "environment": "production", "user": "ci", "host": "ci-runner-7", "pid": 4242,
+                "reason": "deploy.rhai 2.0", "started": "2026-11-28T06:00:00Z", "expires": 0,
+                "run_dir": "deployments/2026-11-28-checkout" }).to_string() } },
+            "spec": { "holderIdentity": "ci@ci-runner-7 pid 4242", "leaseDurationSeconds": 30,
+                      "renewTime": renewed }
+        })
+        .to_string()
+    };
+    let now = humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string();
+    std::fs::write(t.path().join("bin/lease.json"), live(&now)).unwrap();
+    std::fs::write(t.path().join("bin/kubectl.log"), "").unwrap();
+    std::fs::write(t.path().join("bin/manifests.log"), "").unwrap();
+    let out = t.command().output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "error: `production` is locked by another deployment: ci on ci-runner-7 (pid 4242)"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(t.path().join("bin/kubectl.log")).unwrap(),
+        "kubectl -n deploys get lease runbook-lock-production -o json\n"
+    );
+
+    // Its lease ran out an hour ago: the run takes it (over the version read) and says whom it
+    // followed.
+    std::fs::write(
+        t.path().join("bin/lease.json"),
+        live("2026-11-28T05:00:00.000000Z"),
+    )
+    .unwrap();
+    std::fs::write(t.path().join("bin/kubectl.log"), "").unwrap();
+    let out = t.command().output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m = manifests(&t);
+    assert_eq!(m[0]["metadata"]["resourceVersion"], "77");
+    assert!(m[0]["metadata"]["annotations"]["runbook.dev/event"]
+        .as_str()
+        .unwrap()
+        .contains("\"event\":\"expired\""));
+    assert_eq!(
+        std::fs::read_to_string(t.path().join("bin/kubectl.log")).unwrap(),
+        "kubectl -n deploys get lease runbook-lock-production -o json\n\
+         kubectl -n deploys replace -f - -o json\n\
+         kubectl -n deploys replace -f - -o json\n\
+         kubectl -n deploys replace -f - -o json\n"
+    );
+    let root = t.path().join("deployments");
+    let mut runs: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .collect();
+    runs.sort();
+    let text = std::fs::read_to_string(runs.last().unwrap().join("journal.jsonl")).unwrap();
+    assert!(text.contains("\"type\":\"lock.expired\""), "{text}");
+    assert!(text.contains("ci-runner-7"));
+}
