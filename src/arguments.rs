@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
-use crate::subcommand::{Command, Common, RunOptions};
+use crate::options::{Common, RunOptions};
+use crate::subcommand::Command;
 use crate::ui::{ColorChoice, LogFormat, Verbosity};
 
 const EXAMPLES: &str = "\
@@ -360,7 +361,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Common, Comman
                 deployments_dir,
             }),
             _,
-        ) => Command::Repl(crate::repl::ReplOptions {
+        ) => Command::Repl(crate::options::ReplOptions {
             deployment,
             last,
             answers,
@@ -374,7 +375,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Common, Comman
                 deployments_dir,
             }),
             _,
-        ) => Command::Demo(crate::demo::DemoOptions {
+        ) => Command::Demo(crate::options::DemoOptions {
             strategy,
             bad_release,
             unattended,

@@ -105,7 +105,7 @@ impl Incident {
             self.id,
             self.severity,
             self.opened,
-            crate::primitives::prompt::user()
+            crate::identity::user()
         );
         md.push_str(&match &deployment {
             None => "- Deployment: none attached\n".to_string(),
@@ -126,7 +126,7 @@ impl Incident {
         md.push_str(&format!(
             "\n## Milestones\n\n- Detected: {} (incident opened by {})\n",
             self.opened,
-            crate::primitives::prompt::user()
+            crate::identity::user()
         ));
         md.push_str(&match mitigated(&records) {
             Some(m) => format!("- Mitigated: {m}\n"),

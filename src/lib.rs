@@ -28,6 +28,7 @@ pub mod effects;
 pub mod embedded;
 pub mod engine;
 pub mod error;
+pub mod health;
 pub mod identity;
 pub mod incident;
 pub mod journal;
@@ -36,6 +37,7 @@ pub mod lock;
 pub mod modules;
 pub mod net;
 pub mod options;
+pub mod opts;
 pub mod primitives;
 pub mod process;
 pub mod prompts;
@@ -49,6 +51,7 @@ pub mod signals;
 pub mod subcommand;
 pub mod ui;
 pub mod undo;
+pub mod unwind;
 
 use std::ffi::OsString;
 

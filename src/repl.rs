@@ -23,12 +23,12 @@ use crate::error::Error;
 use crate::incident::{Closed, Incident};
 use crate::journal::Record;
 use crate::modules::Sources;
+use crate::options::Common;
 use crate::runner::Built;
 use crate::session::{Session, Shared, Stop};
-use crate::subcommand::Common;
 use crate::ui::Ui;
 
-pub use crate::options::ReplOptions;
+use crate::options::ReplOptions;
 
 const SOURCE: &str = "<repl>";
 
@@ -261,7 +261,7 @@ pub fn run(common: &Common, opts: &ReplOptions, ui: &Ui) -> Result<i32, Error> {
             .unwrap_or_else(|_| dir.clone());
         loaded.config.deployments_dir = Some(absolute);
     }
-    let root = crate::runner::deployments_root(None, &loaded);
+    let root = crate::options::deployments_root(None, &loaded);
     let attached = match (&opts.deployment, opts.last) {
         (Some(d), _) => {
             if !d.join(crate::journal::FILE_NAME).is_file() {
@@ -333,8 +333,8 @@ pub fn run(common: &Common, opts: &ReplOptions, ui: &Ui) -> Result<i32, Error> {
         feature: session.feature.clone(),
         version: env!("CARGO_PKG_VERSION").to_string(),
         dry_run: false,
-        user: crate::primitives::prompt::user(),
-        host: crate::primitives::prompt::host(),
+        user: crate::identity::user(),
+        host: crate::identity::host(),
         run_dir: dir.display().to_string(),
         run: None,
         attached: Some(json!(attached.as_ref().map(|d| d.display().to_string()))),
@@ -1350,7 +1350,7 @@ fn rollback(
             deployment: dir.display().to_string(),
             damage: damage.to_string(),
             reason: why.to_string(),
-            by: crate::primitives::prompt::user(),
+            by: crate::identity::user(),
         });
         session.warn(&format!("forced past a damaged journal: {why}"));
         reason = format!("rolled back from the REPL, forced past a damaged journal: {why}");
@@ -1453,14 +1453,14 @@ fn live_holder(session: &Session, dir: Option<&Path>) -> Option<crate::lock::Hol
         .unwrap_or_else(|| session.config.config.lock.environment.clone());
     let root = match dir {
         Some(d) => d.parent().unwrap_or(Path::new(".")).to_path_buf(),
-        None => crate::runner::deployments_root(None, &session.config),
+        None => crate::options::deployments_root(None, &session.config),
     };
     // The team's lock backend: with etcd or Kubernetes, a run on another machine counts too.
     let backend = crate::lock::open(&session.config.config, &root, session.rt.clone()).ok()?;
     let crate::lock::State::Held(holder) = backend.state(&environment).ok()? else {
         return None;
     };
-    let ours = holder.pid == std::process::id() && holder.host == crate::primitives::prompt::host();
+    let ours = holder.pid == std::process::id() && holder.host == crate::identity::host();
     (!ours && crate::lock::stale(&holder).is_none()).then_some(holder)
 }
 
@@ -1489,7 +1489,7 @@ fn refuse_if_alive(
         ),
         None => format!("another run holds the lock of `{}`", holder.environment),
     };
-    let stop = if holder.host == crate::primitives::prompt::host() {
+    let stop = if holder.host == crate::identity::host() {
         format!("`kill -INT {}`", holder.pid)
     } else {
         format!("`kill -INT {}` on {}", holder.pid, holder.host)
@@ -1517,7 +1517,7 @@ fn status(session: &Shared, state: &State) -> Result<Dynamic, Box<EvalAltResult>
     for line in lines {
         session.shout(&line);
     }
-    Ok(crate::primitives::from_json(&v))
+    Ok(crate::opts::from_json(&v))
 }
 
 fn open_incident(
@@ -1552,7 +1552,7 @@ fn open_incident(
             }
         }
     }
-    let root = crate::runner::deployments_root(None, &session.config);
+    let root = crate::options::deployments_root(None, &session.config);
     let (id, dir) = crate::incident::claim(&root).map_err(crate::primitives::fail)?;
     let opened = crate::journal::now_rfc3339();
     session.record(Record::IncidentOpen {

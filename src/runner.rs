@@ -13,11 +13,11 @@ use crate::effects::Effects;
 use crate::error::{exit, Error};
 use crate::journal::{Journal, Record};
 use crate::modules::Sources;
+use crate::options::{Common, RunOptions};
 use crate::runbooks::{self, Found};
 use crate::secrets::Redactor;
 use crate::session::{Session, SessionParts, Shared, Stop};
 use crate::signals::Interrupt;
-use crate::subcommand::{Common, RunOptions};
 use crate::ui::Ui;
 
 /// Everything compiled and checked, nothing run yet.
@@ -452,7 +452,7 @@ fn unfinished_runs(root: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-pub use crate::options::deployments_root;
+use crate::options::deployments_root;
 
 /// A fresh directory `<deployments>/<date>-<feature>[-N]`.
 fn make_run_dir(root: &Path, feature: &str, dry_run: bool) -> Result<PathBuf, Error> {
@@ -653,8 +653,8 @@ pub fn run_with(
         Some(r) => {
             session.record(Record::RunResume(crate::record::RunResume {
                 pid: std::process::id(),
-                user: crate::primitives::prompt::user(),
-                host: crate::primitives::prompt::host(),
+                user: crate::identity::user(),
+                host: crate::identity::host(),
                 replaying: r.recorded.len(),
                 in_flight: r
                     .in_flight
@@ -675,8 +675,8 @@ pub fn run_with(
             feature: session.feature.clone(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             dry_run: opts.dry_run,
-            user: crate::primitives::prompt::user(),
-            host: crate::primitives::prompt::host(),
+            user: crate::identity::user(),
+            host: crate::identity::host(),
             run_dir: dir.display().to_string(),
             run: Some(crate::record::RunInputs {
                 inputs: hashes.clone(),
@@ -852,7 +852,7 @@ fn finish_rollback(
         }
     }
     if let Some((effect, id, name)) = f.in_flight {
-        let (label, answer) = crate::undo::ask_in_flight(session, &undos, id);
+        let (label, answer) = crate::unwind::ask_in_flight(session, &undos, id);
         match answer {
             Some(true) => {}
             Some(false) => {
@@ -872,13 +872,13 @@ fn finish_rollback(
             None => {
                 return Err(Error::Usage(format!(
                     "the run died while undoing `{label}`, and there is nobody to ask whether to run it again\n  {}",
-                    crate::undo::IN_FLIGHT_HELP
+                    crate::unwind::IN_FLIGHT_HELP
                 )))
             }
         }
     }
     *session.undo.borrow_mut() = undos;
-    let report = crate::undo::rollback(session, &p.engine, &reason);
+    let report = crate::unwind::rollback(session, &p.engine, &reason);
     Ok(if report.ok() {
         (exit::ROLLED_BACK, "rolled back", reason)
     } else {
@@ -943,7 +943,7 @@ fn conclude(
         }
         Some(Stop::Interrupted) => interrupted(session, p),
         Some(Stop::ResumeRollback(reason)) => {
-            let report = crate::undo::rollback(session, &p.engine, &reason);
+            let report = crate::unwind::rollback(session, &p.engine, &reason);
             if report.ok() {
                 (exit::ROLLED_BACK, "rolled back", reason)
             } else {
@@ -1083,7 +1083,7 @@ fn failed(
         Cause::StepFailed => "a step failed",
         Cause::RunError => "the run broke (a runbook, stdlib or answer error)",
     };
-    let report = crate::undo::rollback(session, &p.engine, reason);
+    let report = crate::unwind::rollback(session, &p.engine, reason);
     match (report.ok(), cause) {
         (false, _) => (exit::FAILED, "rollback failed", error),
         (true, Cause::StepFailed) => (exit::ROLLED_BACK, "rolled back", error),
@@ -1113,7 +1113,7 @@ fn interrupted(session: &Session, p: &Prepared) -> (i32, &'static str, String) {
             "Roll back what this run changed?",
         ) == Some(true)
         {
-            let report = crate::undo::rollback(session, &p.engine, "interrupted");
+            let report = crate::unwind::rollback(session, &p.engine, "interrupted");
             return if report.ok() {
                 (exit::ROLLED_BACK, "rolled back", "interrupted".into())
             } else {

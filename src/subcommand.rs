@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use crate::error::Error;
 use crate::ui::Ui;
 
-pub use crate::options::{Common, RunOptions};
+use crate::options::{Common, RunOptions};
 
 #[derive(Debug, Clone)]
 pub enum Command {
@@ -20,8 +20,8 @@ pub enum Command {
         force: bool,
     },
     Completions(String),
-    Demo(crate::demo::DemoOptions),
-    Repl(crate::repl::ReplOptions),
+    Demo(crate::options::DemoOptions),
+    Repl(crate::options::ReplOptions),
     Verify(PathBuf),
     Report(PathBuf),
     Definitions(PathBuf),
@@ -293,7 +293,7 @@ fn unlock(
         ));
     }
     let loaded = crate::config::load(common.config_file.as_deref(), &common.sets)?;
-    let root = crate::runner::deployments_root(deployments_dir, &loaded);
+    let root = crate::options::deployments_root(deployments_dir, &loaded);
     let rt = crate::lock::status::runtime()?;
     let backend = crate::lock::open(&loaded.config, &root, rt.handle().clone())?;
     let (was, log) = backend.unlock(environment, reason)?;

@@ -3,7 +3,7 @@
 // status), or a JSON document read by a path. Samples, an outcome or an error; never a panic.
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
-        let _ = runbook::primitives::metrics::parse_text(text);
+        let _ = runbook::analysis::text::parse_text(text);
         for status in [200, 400, 503] {
             if let Ok(series) = runbook::analysis::provider::prometheus_result(status, text) {
                 let _ = runbook::analysis::provider::one_value(series, None, runbook::analysis::provider::Reduce::Avg);

@@ -157,7 +157,7 @@ pub enum Provider {
         run: String,
         timeout: Duration,
     },
-    Check(Box<crate::primitives::check::Spec>),
+    Check(Box<crate::health::Spec>),
 }
 
 fn duration(v: &Option<String>, what: &str) -> Result<Option<Duration>, String> {
@@ -222,11 +222,11 @@ impl Provider {
                     timeout: duration(&c.timeout, "timeout")?.unwrap_or(DEFAULT_TIMEOUT),
                 },
                 (None, None, None, None, Some(v)) => {
-                    let map = crate::primitives::from_json(v)
+                    let map = crate::opts::from_json(v)
                         .try_cast::<rhai::Map>()
                         .ok_or("`check` takes a check's options, e.g. { http: \"http://...\" }")?;
                     Provider::Check(Box::new(
-                        crate::primitives::check::parse(&map).map_err(|e| e.to_string())?,
+                        crate::health::parse(&map).map_err(|e| e.to_string())?,
                     ))
                 }
                 _ => {
@@ -406,7 +406,7 @@ async fn read_inner(
                 return Err(format!("HTTP {status}: {}", snippet(&body)));
             }
             let at = now_secs();
-            let samples = crate::primitives::metrics::parse_text(&body)?;
+            let samples = crate::analysis::text::parse_text(&body)?;
             // The parser skips lines it cannot read: a body with text but no sample is garbage.
             if samples.is_empty() {
                 if let Some(line) = body
@@ -536,7 +536,7 @@ async fn read_inner(
             Ok(Observed::number(v).to_json())
         }
         Provider::Check(spec) => {
-            let o = crate::primitives::check::run(client.clone(), (**spec).clone(), runner).await;
+            let o = crate::health::run(client.clone(), (**spec).clone(), runner).await;
             Ok(
                 json!({ "outcome": "value", "value": if o.ok() { 1.0 } else { 0.0 }, "note": o.detail() }),
             )

@@ -7,13 +7,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::error::Error;
-use crate::subcommand::{Common, RunOptions};
+use crate::options::{Common, RunOptions};
 use crate::ui::Ui;
 
 pub const CURRENT: &str = "v1";
 pub const NEW: &str = "v2";
 
-pub use crate::options::DemoOptions;
+use crate::options::DemoOptions;
 
 pub const STRATEGIES: &[&str] = &["blue-green", "rolling", "canary", "feature-flag"];
 

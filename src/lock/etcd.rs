@@ -429,8 +429,8 @@ impl Backend for EtcdBackend {
                 "ts": crate::journal::now_rfc3339(),
                 "environment": environment,
                 "reason": reason,
-                "by": crate::primitives::prompt::user(),
-                "host": crate::primitives::prompt::host(),
+                "by": crate::identity::user(),
+                "host": crate::identity::host(),
                 "holder": holder,
             }),
         );

@@ -325,8 +325,8 @@ impl Backend for KubeBackend {
             "event": "unlock",
             "ts": crate::journal::now_rfc3339(),
             "reason": reason,
-            "by": crate::primitives::prompt::user(),
-            "host": crate::primitives::prompt::host(),
+            "by": crate::identity::user(),
+            "host": crate::identity::host(),
             "holder": match &was { State::Held(h) => json!(h), _ => Value::Null },
         });
         let holder = record.unwrap_or_else(|| Holder {

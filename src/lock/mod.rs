@@ -185,7 +185,7 @@ pub fn stale(h: &Holder) -> Option<String> {
     if h.expires <= now_secs() {
         return Some("its lease ran out".into());
     }
-    if h.host == crate::primitives::prompt::host() && !alive(h.pid) {
+    if h.host == crate::identity::host() && !alive(h.pid) {
         return Some(format!("its process {} is gone", h.pid));
     }
     None
@@ -298,8 +298,8 @@ pub fn acquire(
 ) -> Result<Lock, Error> {
     let holder = Holder {
         environment: environment.to_string(),
-        user: crate::primitives::prompt::user(),
-        host: crate::primitives::prompt::host(),
+        user: crate::identity::user(),
+        host: crate::identity::host(),
         pid: std::process::id(),
         reason: reason.to_string(),
         started: crate::journal::now_rfc3339(),

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::{EnvStatus, Holder};
 use crate::error::Error;
-use crate::subcommand::Common;
+use crate::options::Common;
 use crate::ui::Ui;
 
 /// A small runtime for the commands that talk to a lock store outside a run (`status`, `unlock`).
@@ -105,7 +105,7 @@ pub fn show(
     deployments_dir: Option<&Path>,
 ) -> Result<i32, Error> {
     let loaded = crate::config::load(common.config_file.as_deref(), &common.sets)?;
-    let root = crate::runner::deployments_root(deployments_dir, &loaded);
+    let root = crate::options::deployments_root(deployments_dir, &loaded);
     let rt = runtime()?;
     let backend = super::open(&loaded.config, &root, rt.handle().clone())?;
     let all = backend.statuses(environment)?;

@@ -22,7 +22,7 @@ use crate::journal::Record;
 use crate::session::{Gated, Session, Shared};
 use crate::ui::dashboard::Frame;
 
-pub use crate::analysis::spec::{Action, Format, MetricSpec};
+use crate::analysis::spec::{Action, Format, MetricSpec};
 
 enum Cond {
     Threshold(Threshold),

@@ -17,7 +17,7 @@ pub fn register(engine: &mut rhai::Engine, session: &Shared) {
     engine.register_fn("scrape", move |url: &str, opts: Map| scrape(&s, url, &opts));
 }
 
-pub use crate::analysis::text::parse_text;
+use crate::analysis::text::parse_text;
 
 fn scrape(session: &Session, url: &str, opts: &Map) -> RhaiResult<Array> {
     let o = Opts::new(opts, "scrape", &["timeout"])?;

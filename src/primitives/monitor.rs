@@ -60,7 +60,7 @@ pub fn register(engine: &mut rhai::Engine, session: &Shared) {
         let o = Opts::new(&m, "override_verdict", &["verdict", "reason", "by"])?;
         let by = match o.string("by")? {
             Some(b) => b,
-            None => crate::primitives::prompt::user(),
+            None => crate::identity::user(),
         };
         s.record(Record::Override {
             verdict: o.string("verdict")?.unwrap_or_default(),

@@ -57,7 +57,7 @@ pub fn register(engine: &mut rhai::Engine, session: &Shared) {
     });
 }
 
-pub use crate::identity::{host, user};
+use crate::identity::{host, user};
 
 /// What came back from asking: the answer's text, and how it was given.
 struct Answered<T> {

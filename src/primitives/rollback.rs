@@ -22,7 +22,7 @@ pub fn register(engine: &mut rhai::Engine, session: &Shared) {
     engine.register_fn(
         "rollback",
         move |ctx: NativeCallContext, reason: &str| -> RhaiResult<()> {
-            let report = crate::undo::rollback(&s, ctx.engine(), reason);
+            let report = crate::unwind::rollback(&s, ctx.engine(), reason);
             Err(s.stop(Stop::RolledBack {
                 ok: report.ok(),
                 reason: reason.to_string(),
@@ -41,7 +41,7 @@ pub fn register(engine: &mut rhai::Engine, session: &Shared) {
                 .get("broken")
                 .and_then(|b| b.as_bool().ok())
                 .unwrap_or(false);
-            let report = crate::undo::rollback(&s, ctx.engine(), reason);
+            let report = crate::unwind::rollback(&s, ctx.engine(), reason);
             Err(s.stop(Stop::RolledBack {
                 ok: report.ok(),
                 reason: reason.to_string(),
@@ -188,7 +188,7 @@ fn on_rollback(
             module,
             function,
             args,
-        } => crate::undo::call(
+        } => crate::unwind::call(
             session,
             engine,
             module,
@@ -224,7 +224,7 @@ pub fn deployments(session: &Session) -> Vec<std::path::PathBuf> {
         .deployments_root
         .borrow()
         .clone()
-        .unwrap_or_else(|| crate::runner::deployments_root(None, &session.config));
+        .unwrap_or_else(|| crate::options::deployments_root(None, &session.config));
     let mine = session.run_dir.borrow().clone();
     // A run that rolled another back (`runbook rollback`, the incident runbook, even one killed
     // before it got to its target) is not itself a deployment to roll back: after a killed
@@ -433,7 +433,7 @@ pub fn undo_deployment(
         _ => None,
     };
     if let Some(id) = in_flight {
-        let (label, answer) = crate::undo::ask_in_flight(session, &undos, id);
+        let (label, answer) = crate::unwind::ask_in_flight(session, &undos, id);
         match answer {
             Some(true) => {}
             Some(false) => {
@@ -443,7 +443,7 @@ pub fn undo_deployment(
             None => {
                 return Err(session.stop(Stop::Error(crate::error::Error::Usage(format!(
                     "the last rollback of `{dir}` died while undoing `{label}`, and there is nobody to ask whether to run it again\n  {}",
-                    crate::undo::IN_FLIGHT_HELP
+                    crate::unwind::IN_FLIGHT_HELP
                 )))))
             }
         }
@@ -469,7 +469,7 @@ pub fn undo_deployment(
     }
     *session.undo.borrow_mut() = undos;
     // Ctrl-C stops it: what was not carried out stays standing in the deployment's journal.
-    let report = crate::undo::rollback_watched_until_interrupted(
+    let report = crate::unwind::rollback_watched_until_interrupted(
         session,
         engine,
         reason,
@@ -527,7 +527,7 @@ fn log_external(
     };
     let ts = crate::journal::now_rfc3339();
     let clock = ts.get(11..19).unwrap_or(&ts);
-    let who = super::prompt::user();
+    let who = crate::identity::user();
     for step in &report.steps {
         let result = match &step.error {
             None => "ok".to_string(),
