@@ -139,7 +139,7 @@ pub fn status(dir: &Path, records: &[Value], damaged: Option<&str>) -> (Value, V
         })
         .collect();
     // The last traffic change the run made, as it was asked for.
-    let live = crate::incident::live(&entries);
+    let live = crate::incident::live_of(dir, &entries);
     let standing = crate::undo::standing(&entries);
     let outcome = outcome_text(records);
     let v = json!({

@@ -241,6 +241,42 @@ pub fn live(entries: &[crate::journal::Entry]) -> Option<Live> {
     })
 }
 
+/// What is live for a deployment: its own last traffic change, unless another run rolled it back
+/// since (`runbook rollback`, the REPL's `rollback()`): that run's journal has the traffic change
+/// the rollback made, and it is the one that holds now.
+pub fn live_of(dir: &std::path::Path, entries: &[crate::journal::Entry]) -> Option<Live> {
+    use crate::journal::Record;
+    let own = live(entries);
+    let external = entries.iter().rev().find_map(|e| match &e.record {
+        Record::UndoExternal(x) if x.ok && !x.by_run.is_empty() => {
+            Some((e.ts.clone(), x.by_run.clone()))
+        }
+        _ => None,
+    });
+    let Some((ts, by_run)) = external else {
+        return own;
+    };
+    if own.as_ref().is_some_and(|l| l.since > ts) {
+        return own;
+    }
+    // The rolling-back run's directory, as it named itself, or beside this one.
+    let named = std::path::PathBuf::from(&by_run);
+    let theirs = if named.join(crate::journal::FILE_NAME).is_file() {
+        Some(named)
+    } else {
+        named
+            .file_name()
+            .and_then(|n| dir.parent().map(|p| p.join(n)))
+    };
+    let from_rollback = theirs.and_then(|d| {
+        let (entries, _) = crate::journal::read_entries(&d.join(crate::journal::FILE_NAME)).ok()?;
+        let mut l = live(&entries)?;
+        l.what = format!("{} (set by the rollback in {})", l.what, d.display());
+        Some(l)
+    });
+    from_rollback.or(own)
+}
+
 /// The first rollback of the session that completed: when, of what, how many undo steps.
 fn mitigated(entries: &[Entry]) -> Option<String> {
     let mut target = String::new();

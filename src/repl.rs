@@ -247,7 +247,8 @@ fn history_path() -> Option<PathBuf> {
 fn latest_deployment(root: &Path) -> Option<PathBuf> {
     crate::journal::run_dirs(root)
         .into_iter()
-        .rfind(|d| d.is_deployment())
+        // A run that rolled another back (`runbook rollback`) is not the deployment meant.
+        .rfind(|d| d.is_deployment() && !d.journal.contains("\"type\":\"rollback.target\""))
         .map(|d| d.path)
 }
 
@@ -285,7 +286,9 @@ pub fn run(common: &Common, opts: &ReplOptions, ui: &Ui) -> Result<i32, Error> {
         .and_then(|d| crate::journal::read_entries(&d.join(crate::journal::FILE_NAME)).ok())
         .map(|(entries, _)| entries)
         .unwrap_or_default();
-    let live = crate::incident::live(&entries);
+    let live = attached
+        .as_deref()
+        .and_then(|d| crate::incident::live_of(d, &entries));
     // The versions in play: as configured (before the live side below replaces
     // `current_version`), and every one the deployment sent traffic to.
     let mut versions: Vec<String> = [&loaded.config.current_version, &loaded.config.version]

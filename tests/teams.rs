@@ -993,3 +993,61 @@ fn a_deploy_onto_the_colour_the_last_switch_made_live_is_refused() {
     );
     assert!(calls.contains("CALL [switch] [blue]"), "{calls}");
 }
+
+/// After `runbook rollback` undid a blue-green release, the REPL attached to the deployment
+/// (`--last` finds the deployment, not the rollback run) says the old version is live, as the
+/// rollback's traffic change says (found by the new-team trial: it said v2 on green was live).
+#[test]
+fn after_runbook_rollback_the_repl_says_what_the_rollback_made_live() {
+    let prom = Server::start(support::prometheus_at_zero);
+    let config = format!(
+        "adapter: script\nversion: v2\ncurrent_version: v1\nscript:\n  deploy: ./rec.sh deploy {{env}} {{version}}\n  health: ./rec.sh health {{env}}\n  switch: ./rec.sh switch {{to}}\n  live_colour: blue\nmonitoring:\n  interval: 20ms\n  samples: 1\n  prometheus: {}\n  queries:\n    error_rate: 'vector(0)'\n",
+        prom.url("")
+    );
+    let out = Test::new()
+        .executable("rec.sh", RECORDER)
+        .file("runbook.yaml", &config)
+        .file("answers.yaml", ANSWERS_BLUE_GREEN)
+        .args(&["deploy", "--answers", "answers.yaml", "--approve", "--yes"])
+        .run();
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let deployment = out.run_dir();
+    let out = out.again().args(&["rollback", "--yes"]).run();
+    assert_eq!(out.code, 3, "{}\n{}", out.stdout, out.stderr);
+    let calls = std::fs::read_to_string(out.dir.join("calls.log")).unwrap();
+    assert!(calls.contains("CALL [switch] [blue]"), "{calls}");
+
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_runbook"))
+        .args(["repl", "--last"])
+        .current_dir(&out.dir)
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"status()\n")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let name = deployment
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert!(
+        stdout.contains(&format!("deployment deployments/{name}")) || stdout.contains(&name),
+        "--last attaches to the deployment\n{stdout}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        stdout.contains("live: v1 on blue") && stdout.contains("(set by the rollback in"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
