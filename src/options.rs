@@ -30,6 +30,49 @@ pub struct RunOptions {
     pub presets: std::collections::BTreeMap<String, String>,
 }
 
+/// What a run does with its effects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RunMode {
+    /// Act on them (journaled, intent before each).
+    #[default]
+    Act,
+    /// Plan them: every effect is recorded as planned, nothing acts (`--dry-run`).
+    DryRun,
+    /// Compile and validate only: the script is not run (`runbook check`).
+    Check,
+}
+
+/// How a run goes: its mode, and which gates are answered without a person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Mode {
+    pub run: RunMode,
+    /// `--yes`: confirmations and checklists answered yes.
+    pub yes: bool,
+    /// `--approve`: the critical approval given.
+    pub approve: bool,
+}
+
+impl Mode {
+    /// Whether effects are only planned (a dry run, or a check).
+    pub fn plans_only(self) -> bool {
+        self.run != RunMode::Act
+    }
+}
+
+impl RunOptions {
+    pub fn mode(&self) -> Mode {
+        Mode {
+            run: if self.dry_run {
+                RunMode::DryRun
+            } else {
+                RunMode::Act
+            },
+            yes: self.yes,
+            approve: self.approve,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
     pub strategy: Option<String>,

@@ -43,9 +43,9 @@ pub fn prepare(
     ui: &Ui,
     runbook: &str,
     answers: Option<&Path>,
-    flags: (bool, bool, bool),
+    mode: crate::options::Mode,
 ) -> Result<Prepared, Error> {
-    let (yes, approve, dry_run) = flags;
+    let (yes, approve, dry_run) = (mode.yes, mode.approve, mode.plans_only());
     let loaded: Loaded = config::load(common.config_file.as_deref(), &common.sets)?;
     let team_dirs: Vec<PathBuf> = loaded
         .config
@@ -549,7 +549,7 @@ pub fn run_with(
         ui,
         &opts.runbook,
         opts.answers.as_deref(),
-        (opts.yes, opts.approve, opts.dry_run),
+        opts.mode(),
     )?;
     p.session.answers.borrow_mut().presets = opts.presets.clone();
     let hashes = input_hashes(&p, opts.answers.as_deref());
@@ -768,20 +768,22 @@ pub fn run_with(
         }
     }
 
-    let (code, outcome, error_text) = match finishing {
+    let (outcome, error_text) = match finishing {
         Some(f) => finish_rollback(&session, &p, f)?,
         None => {
             let result = p.engine.run_ast(&p.ast);
             conclude(&session, &p, result)
         }
     };
+    let code = outcome.exit_code();
 
     // A run that did not complete never reached some of its prompts: their answers are not
     // wrong, only unused; say so once rather than once per answer.
     let unused = session.answers.borrow().unused();
     if code != exit::OK && !unused.is_empty() {
         session.warn(&format!(
-            "the run ended ({outcome}) before the prompts of {} answer(s) in `{}` were reached: {}",
+            "the run ended ({}) before the prompts of {} answer(s) in `{}` were reached: {}",
+            outcome.label(),
             unused.len(),
             session.answers.borrow().file_name(),
             unused.join(", ")
@@ -814,7 +816,7 @@ pub fn run_with(
         session.interrupt.hold_lock(None);
     }
     session.record(Record::RunEnd {
-        outcome: outcome.to_string(),
+        outcome: outcome.label().to_string(),
         exit_code: code,
         error: Some(json!(error_text)),
         signal: None,
@@ -840,7 +842,7 @@ fn finish_rollback(
     session: &Session,
     p: &Prepared,
     f: Finishing,
-) -> Result<(i32, &'static str, String), Error> {
+) -> Result<(Outcome, String), Error> {
     let reason = "finishing the rollback the run died in".to_string();
     session.say(
         "↻ the run died while rolling back: finishing its rollback (the script is not run again)",
@@ -880,36 +882,85 @@ fn finish_rollback(
     *session.undo.borrow_mut() = undos;
     let report = crate::unwind::rollback(session, &p.engine, &reason);
     Ok(if report.ok() {
-        (exit::ROLLED_BACK, "rolled back", reason)
+        (Outcome::RolledBack, reason)
     } else {
-        (exit::FAILED, "rollback failed", reason)
+        (Outcome::RollbackFailed, reason)
     })
 }
 
 /// Decide how the run ended: (exit code, outcome word, error text).
+/// How a run ended, and the exit code each way has (README, "Exit codes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Completed,
+    /// A verdict, a failed step, a person or the script chose it; every undo succeeded.
+    RolledBack,
+    /// The run itself broke (a runbook error, monitoring that could not measure); every undo
+    /// succeeded.
+    RolledBackAfterError,
+    /// An undo failed, or a rollback was refused.
+    RollbackFailed,
+    Declined,
+    /// Failed with nothing to undo.
+    Failed,
+    /// Failed with an error's own exit code.
+    FailedWith(i32),
+    /// Stopped before anything changed: usage, config, answers or script (exit 2).
+    Stopped(i32),
+    Interrupted,
+}
+
+impl Outcome {
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Outcome::Completed => exit::OK,
+            Outcome::RolledBack => exit::ROLLED_BACK,
+            Outcome::RolledBackAfterError => exit::ROLLED_BACK_AFTER_ERROR,
+            Outcome::RollbackFailed | Outcome::Failed => exit::FAILED,
+            Outcome::Declined => exit::DECLINED,
+            Outcome::FailedWith(code) | Outcome::Stopped(code) => code,
+            Outcome::Interrupted => exit::INTERRUPTED,
+        }
+    }
+
+    /// As the journal's `run.end` and the artifacts say it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Completed => "completed",
+            Outcome::RolledBack => "rolled back",
+            Outcome::RolledBackAfterError => "rolled back after an error",
+            Outcome::RollbackFailed => "rollback failed",
+            Outcome::Declined => "declined",
+            Outcome::Failed | Outcome::FailedWith(_) => "failed",
+            Outcome::Stopped(_) => "stopped",
+            Outcome::Interrupted => "interrupted",
+        }
+    }
+}
+
 fn conclude(
     session: &Session,
     p: &Prepared,
     result: Result<(), Box<EvalAltResult>>,
-) -> (i32, &'static str, String) {
+) -> (Outcome, String) {
     let ui = &session.ui;
     let err = match result {
         Ok(()) => {
             session.shout(&ui.green(&ui.bold("✅ Run completed.")));
-            return (exit::OK, "completed", String::new());
+            return (Outcome::Completed, String::new());
         }
         Err(e) => e,
     };
     if let EvalAltResult::Exit(..) = *err {
         session.shout(&ui.green(&ui.bold("✅ Run completed (the script called exit).")));
-        return (exit::OK, "completed", String::new());
+        return (Outcome::Completed, String::new());
     }
     let stop = session.stop.borrow_mut().take();
     match stop {
         Some(Stop::Declined { gate, by }) => {
             let e = Error::Declined { gate, by };
             let text = show_error(session, &e);
-            (exit::DECLINED, "declined", text)
+            (Outcome::Declined, text)
         }
         Some(Stop::RolledBack {
             ok: true,
@@ -917,7 +968,7 @@ fn conclude(
             broken: false,
         }) => {
             session.shout(&ui.yellow(&ui.bold(&format!("↩ Rolled back: {reason}"))));
-            (exit::ROLLED_BACK, "rolled back", reason)
+            (Outcome::RolledBack, reason)
         }
         Some(Stop::RolledBack {
             ok: true,
@@ -927,11 +978,7 @@ fn conclude(
             session.shout(&ui.yellow(&ui.bold(&format!(
                 "↩ Rolled back because the run could not judge the release (exit 5): {reason}"
             ))));
-            (
-                exit::ROLLED_BACK_AFTER_ERROR,
-                "rolled back after an error",
-                reason,
-            )
+            (Outcome::RolledBackAfterError, reason)
         }
         Some(Stop::RolledBack {
             ok: false, reason, ..
@@ -939,15 +986,15 @@ fn conclude(
             session.shout(
                 &ui.red(&ui.bold("✗ Rollback failed: see rollback-plan.md for what still stands")),
             );
-            (exit::FAILED, "rollback failed", reason)
+            (Outcome::RollbackFailed, reason)
         }
         Some(Stop::Interrupted) => interrupted(session, p),
         Some(Stop::ResumeRollback(reason)) => {
             let report = crate::unwind::rollback(session, &p.engine, &reason);
             if report.ok() {
-                (exit::ROLLED_BACK, "rolled back", reason)
+                (Outcome::RolledBack, reason)
             } else {
-                (exit::FAILED, "rollback failed", reason)
+                (Outcome::RollbackFailed, reason)
             }
         }
         Some(Stop::TimeLimit(limit)) => {
@@ -989,11 +1036,11 @@ fn conclude(
                 return failed(session, p, text, Cause::RunError);
             }
             let outcome = if e.exit_code() == exit::USAGE {
-                "stopped"
+                Outcome::Stopped(e.exit_code())
             } else {
-                "failed"
+                Outcome::FailedWith(e.exit_code())
             };
-            (e.exit_code(), outcome, text)
+            (outcome, text)
         }
         None => {
             let cause = if is_script_bug(&err) {
@@ -1040,12 +1087,7 @@ fn is_script_bug(err: &EvalAltResult) -> bool {
 }
 
 /// A step failed and the script did not catch it: offer rollback, or roll back on our own.
-fn failed(
-    session: &Session,
-    p: &Prepared,
-    error: String,
-    cause: Cause,
-) -> (i32, &'static str, String) {
+fn failed(session: &Session, p: &Prepared, error: String, cause: Cause) -> (Outcome, String) {
     use crate::config::OnFailure;
     let standing = session.undo.borrow().len();
     if standing == 0 {
@@ -1056,7 +1098,7 @@ fn failed(
                     .bold("✗ Run failed (nothing was registered to undo)."),
             ),
         );
-        return (exit::FAILED, "failed", error);
+        return (Outcome::Failed, error);
     }
     let go = match session.config.config.rollback.on_failure {
         OnFailure::Never => false,
@@ -1077,7 +1119,7 @@ fn failed(
         session.shout(&session.ui.red(&format!(
             "✗ Run failed; {standing} undo step(s) still stand: see rollback-plan.md"
         )));
-        return (exit::FAILED, "failed", error);
+        return (Outcome::Failed, error);
     }
     let reason = match cause {
         Cause::StepFailed => "a step failed",
@@ -1085,22 +1127,18 @@ fn failed(
     };
     let report = crate::unwind::rollback(session, &p.engine, reason);
     match (report.ok(), cause) {
-        (false, _) => (exit::FAILED, "rollback failed", error),
-        (true, Cause::StepFailed) => (exit::ROLLED_BACK, "rolled back", error),
+        (false, _) => (Outcome::RollbackFailed, error),
+        (true, Cause::StepFailed) => (Outcome::RolledBack, error),
         (true, Cause::RunError) => {
             session.shout(&session.ui.yellow(&session.ui.bold(
                 "↩ Rolled back after an error in the run itself, not a verdict on the release (exit 5): fix the runbook, config or answers named above.",
             )));
-            (
-                exit::ROLLED_BACK_AFTER_ERROR,
-                "rolled back after an error",
-                error,
-            )
+            (Outcome::RolledBackAfterError, error)
         }
     }
 }
 
-fn interrupted(session: &Session, p: &Prepared) -> (i32, &'static str, String) {
+fn interrupted(session: &Session, p: &Prepared) -> (Outcome, String) {
     session.interrupt.acknowledge();
     session.record(Record::Interrupted {});
     session.shout(&session.ui.yellow("\n⚠️ Interrupted."));
@@ -1115,9 +1153,9 @@ fn interrupted(session: &Session, p: &Prepared) -> (i32, &'static str, String) {
         {
             let report = crate::unwind::rollback(session, &p.engine, "interrupted");
             return if report.ok() {
-                (exit::ROLLED_BACK, "rolled back", "interrupted".into())
+                (Outcome::RolledBack, "interrupted".into())
             } else {
-                (exit::FAILED, "rollback failed", "interrupted".into())
+                (Outcome::RollbackFailed, "interrupted".into())
             };
         }
     }
@@ -1126,7 +1164,7 @@ fn interrupted(session: &Session, p: &Prepared) -> (i32, &'static str, String) {
             "{standing} undo step(s) still stand: see rollback-plan.md"
         ));
     }
-    (exit::INTERRUPTED, "interrupted", "interrupted".into())
+    (Outcome::Interrupted, "interrupted".into())
 }
 
 impl Prepared {

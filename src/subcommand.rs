@@ -124,7 +124,16 @@ fn list(common: &Common, ui: &Ui) -> Result<i32, Error> {
 }
 
 fn check(common: &Common, ui: &Ui, runbook: &str, answers: Option<&Path>) -> Result<i32, Error> {
-    let p = crate::runner::prepare(common, ui, runbook, answers, (false, false, true))?;
+    let p = crate::runner::prepare(
+        common,
+        ui,
+        runbook,
+        answers,
+        crate::options::Mode {
+            run: crate::options::RunMode::Check,
+            ..Default::default()
+        },
+    )?;
     let modules = p.sources_count();
     crate::outln!(
         "{} {} compiles{}; config {}; answers {}",
