@@ -3,9 +3,9 @@
 //! order the others were called. Rhai 1.27 cached a resolution by name and arity across modules;
 //! vendor/rhai carries the fix (see docs/rhai-function-resolution.md).
 
-mod support;
+use crate::support;
 
-use support::Test;
+use crate::support::Test;
 
 const ALPHA: &str = r#"
 fn helper(x) { `alpha:${x}` }

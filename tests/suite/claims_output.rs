@@ -2,11 +2,9 @@
 //! real binary: what `sh()` captures, what `notify` does with a channel it does not know, a
 //! closed stdout, and the primitives' behaviours README states.
 
-mod support;
-
 use std::process::{Command, Stdio};
 
-use support::{Test, BIN};
+use crate::support::{Test, BIN};
 
 /// README.md's Primitives section: the table and the notes after it.
 fn readme_primitives() -> String {

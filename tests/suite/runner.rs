@@ -3,11 +3,9 @@
 //! whole process group, SIGKILL after `commands.kill_grace`), so none leaves an orphan behind and
 //! each gets its grace.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use support::Test;
+use crate::support::Test;
 
 /// The scripts that run `cmd` with a 300 ms timeout through a health check and through a metric
 /// provider, catching the error, so the run itself ends well.

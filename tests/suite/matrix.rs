@@ -12,7 +12,7 @@
 //!
 //! Each cell prints `MATRIX | cell | exit | traffic | detection` (run with --nocapture to see).
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use support::Test;
+use crate::support::Test;
 
 // ------------------------------------------------------------------ app instances
 

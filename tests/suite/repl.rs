@@ -1,9 +1,9 @@
 //! The incident REPL (issue 12): the real binary, at a pseudo-terminal where a person would be,
 //! and from a pipe.
 
-mod support;
+use crate::support;
 
-use support::{pty, Test};
+use crate::support::{pty, Test};
 
 /// Wait for the prompt before typing, as a person would (keys typed before the line editor
 /// reads the next line are not kept).

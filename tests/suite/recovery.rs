@@ -1,12 +1,12 @@
 //! Recovery paths: resuming, rolling back after a crash, locks, secrets and full disks. Kills are
 //! placed by what the journal holds (a prompt reached, a record written), never at random.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use support::{pty, Test};
+use crate::support::{pty, Test};
 
 /// The run directories under `root`/deployments (not the lock directory), sorted.
 fn run_dirs(root: &Path) -> Vec<PathBuf> {

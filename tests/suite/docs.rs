@@ -12,7 +12,7 @@
 //! and the key lines of output). A command found in the docs that this file does not know fails
 //! the test, and so does a command written in an indented block, where it would escape it.
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -1016,7 +1016,7 @@ fn check_all_examples(examples: Vec<(String, String)>) {
             .map(|(whence, line)| -> Job {
                 Box::new(move || {
                     if check_example(&line).is_none() {
-                        panic!("{whence}: `{line}` is an example tests/docs.rs does not know: add what it must do to check_example");
+                        panic!("{whence}: `{line}` is an example tests/suite/docs.rs does not know: add what it must do to check_example");
                     }
                 })
             })
@@ -1205,7 +1205,7 @@ fn every_command_in_the_readme_and_docs_runs_with_its_documented_exit_code() {
             })
             .map(|(whence, line, documented)| -> Job {
                 Box::new(move || match check_example(&line) {
-                    None => panic!("{whence}: `{line}` is a documented command tests/docs.rs does not know: add what it must do to check_example (or, rarely, to CANNOT_RUN_HERE with why)"),
+                    None => panic!("{whence}: `{line}` is a documented command tests/suite/docs.rs does not know: add what it must do to check_example (or, rarely, to CANNOT_RUN_HERE with why)"),
                     Some(code) => assert_eq!(code, documented, "{whence}: `{line}` exits {code}, the text says {documented}"),
                 })
             })

@@ -2,9 +2,9 @@
 //! enumerated values, numbers, answers), a typo in a value is an error naming the key path, the
 //! line and the accepted values, and `config()` is the whole map with the defaults filled in.
 
-mod support;
+use crate::support;
 
-use support::Test;
+use crate::support::Test;
 
 /// `runbook check` of the shipped deploy runbook with `config` as runbook.yaml (and `args`).
 fn check(config: &str, args: &[&str]) -> support::Output {
@@ -370,7 +370,7 @@ fn an_unknown_adapter_or_notify_channel_is_an_error() {
         ],
     );
     // A team's adapter beside the runbook is one (a runbook that does not use the shipped
-    // workflow: with it, the adapter must also meet the contract, tests/teams.rs).
+    // workflow: with it, the adapter must also meet the contract, tests/suite/teams.rs).
     Test::new()
         .file("runbook.yaml", "adapter: mine\n")
         .file("mine.rhai", "fn deploy(env, version) { }\n")

@@ -1,9 +1,9 @@
 //! The shipped workflow on the setups teams run: the script adapter with their own commands,
 //! monitoring through a Prometheus API.
 
-mod support;
+use crate::support;
 
-use support::{Server, Test};
+use crate::support::{Server, Test};
 
 /// Records its arguments, one `[arg]` each, a line per call. The line is written with one
 /// `printf`, so calls the workflow makes at the same time (smoke test and health check) cannot

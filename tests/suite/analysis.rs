@@ -1,11 +1,11 @@
 //! The analysis engine against real parts: a real Prometheus (started here, on loopback, with
 //! its own config) scraping the embedded demo fleet, and a real HTTP server giving bad answers.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 
-use support::{fleet, pty, Output, Prometheus, Server, Test};
+use crate::support::{fleet, pty, Output, Prometheus, Server, Test};
 
 fn host(url: &str) -> String {
     url.trim_start_matches("http://")

@@ -4,7 +4,7 @@
 //! own working and deployments directories, as two machines would have; what they did is
 //! counted outside them, in marks they leave in a shared file.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use support::Test;
+use crate::support::Test;
 
 fn etcd_binary() -> &'static str {
     ["/usr/bin/etcd", "/usr/local/bin/etcd"]

@@ -1,9 +1,9 @@
 //! The real `runbook` binary, run in temp dirs. Error text and exit codes are the interface, so
 //! they are asserted exactly.
 
-mod support;
+use crate::support;
 
-use support::{pty, Server, Test};
+use crate::support::{pty, Server, Test};
 
 // ---------------------------------------------------------------- sh
 
@@ -684,7 +684,7 @@ fn an_unknown_channel_is_an_error_with_a_suggestion() {
         .file("runbook.yaml", "notify:\n  team: { type: stdout }\n")
         .script(r#"notify("tema", "x");"#)
         .run();
-    // Written literally in the script: found before the run starts (tests/claims_output.rs).
+    // Written literally in the script: found before the run starts (tests/suite/claims_output.rs).
     out.code(2);
     assert!(out.stderr.starts_with("error: no notification channel `tema` (did you mean `team`?): the channels defined are team\n"), "{}", out.stderr);
 }

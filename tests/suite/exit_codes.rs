@@ -3,9 +3,9 @@
 //! bad, or a person or the script chose to roll back, and everything was undone cleanly; exit 5
 //! means the run itself broke and was rolled back cleanly, so CI can tell the two apart.
 
-mod support;
+use crate::support;
 
-use support::Test;
+use crate::support::Test;
 
 /// A runbook that changed something (an undo stands) and then does `then`.
 fn after_a_change(then: &str) -> Test {
