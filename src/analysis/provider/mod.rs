@@ -22,6 +22,14 @@ use serde_json::{json, Value};
 
 use super::Observed;
 
+mod command;
+mod http;
+mod prometheus;
+mod scrape;
+
+pub use http::{json_pointer, json_value};
+pub use prometheus::{one_value, result as prometheus_result, series as prometheus_series};
+
 /// How a provider is written in runbook.yaml or a script: `{ prometheus: {...} }` etc., exactly
 /// one of the five. (A struct, not an enum: YAML writes it as a plain map.)
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -290,45 +298,6 @@ impl Provider {
     }
 }
 
-/// `a.b[0].c` (or a JSON pointer `/a/b/0/c`) as a JSON pointer.
-pub fn json_pointer(path: &str) -> Result<String, String> {
-    let path = path.trim();
-    if path.is_empty() || path == "/" {
-        return Ok(String::new());
-    }
-    if path.starts_with('/') {
-        return Ok(path.to_string());
-    }
-    let mut out = String::new();
-    for part in path.split('.') {
-        let (key, mut rest) = match part.find('[') {
-            Some(i) => (&part[..i], &part[i..]),
-            None => (part, ""),
-        };
-        if key.is_empty() && rest.is_empty() {
-            return Err(format!("path `{path}` has an empty step"));
-        }
-        if !key.is_empty() {
-            out.push('/');
-            out.push_str(&key.replace('~', "~0").replace('/', "~1"));
-        }
-        while let Some(r) = rest.strip_prefix('[') {
-            let end = r
-                .find(']')
-                .ok_or_else(|| format!("path `{path}`: `[` without `]`"))?;
-            let idx: usize = r[..end]
-                .parse()
-                .map_err(|_| format!("path `{path}`: `[{}]` is not an index", &r[..end]))?;
-            out.push_str(&format!("/{idx}"));
-            rest = &r[end + 1..];
-        }
-        if !rest.is_empty() {
-            return Err(format!("path `{path}`: unexpected `{rest}`"));
-        }
-    }
-    Ok(out)
-}
-
 fn counters(num: f64, den: Option<f64>, at: f64) -> Value {
     json!({ "outcome": "counters", "num": num, "den": den, "at": at })
 }
@@ -396,301 +365,25 @@ async fn read_inner(
 ) -> Result<Value, String> {
     match provider {
         Provider::Prometheus { spec, .. } => {
-            let series = prometheus_series(client, provider).await?;
-            Ok(one_value(series, spec.aggregate, spec.reduce.unwrap_or(Reduce::Avg)).to_json())
+            let series = prometheus::series(client, provider).await?;
+            Ok(
+                prometheus::one_value(series, spec.aggregate, spec.reduce.unwrap_or(Reduce::Avg))
+                    .to_json(),
+            )
         }
-        Provider::Scrape { spec, timeout } => {
-            let max = spec.max_bytes.unwrap_or(DEFAULT_MAX_BYTES);
-            let (status, body) = get_text(client, &spec.url, &[], *timeout, max).await?;
-            if !(200..300).contains(&status) {
-                return Err(format!("HTTP {status}: {}", snippet(&body)));
-            }
-            let at = now_secs();
-            let samples = crate::analysis::text::parse_text(&body)?;
-            // The parser skips lines it cannot read: a body with text but no sample is garbage.
-            if samples.is_empty() {
-                if let Some(line) = body
-                    .lines()
-                    .map(str::trim)
-                    .find(|l| !l.is_empty() && !l.starts_with('#'))
-                {
-                    return Err(format!(
-                        "not Prometheus text: no sample could be read (first line: `{}`)",
-                        snippet(line)
-                    ));
-                }
-            }
-            let pick = |name: &str| -> Result<Option<f64>, Observed> {
-                let values: Vec<f64> = samples
-                    .iter()
-                    .filter(|s| s["name"] == name)
-                    .filter(|s| {
-                        spec.labels
-                            .iter()
-                            .all(|(k, v)| s["labels"].get(k).and_then(Value::as_str) == Some(v))
-                    })
-                    .map(|s| s["value"].as_f64().unwrap_or(f64::NAN))
-                    .collect();
-                match (values.len(), spec.aggregate) {
-                    (0, _) => Ok(None),
-                    (1, _) => Ok(Some(values[0])),
-                    (_, Some(r)) => Ok(Some(r.apply(&values))),
-                    (n, None) => Err(Observed::Multiple(n)),
-                }
-            };
-            let selector = || {
-                let l: Vec<String> = spec
-                    .labels
-                    .iter()
-                    .map(|(k, v)| format!("{k}=\"{v}\""))
-                    .collect();
-                format!("{{{}}}", l.join(","))
-            };
-            let num = match pick(&spec.metric) {
-                Err(o) => return Ok(o.to_json()),
-                Ok(None) => {
-                    return Ok(Observed::NoData(format!(
-                        "no series {}{} at {}",
-                        spec.metric,
-                        selector(),
-                        spec.url
-                    ))
-                    .to_json())
-                }
-                Ok(Some(v)) => v,
-            };
-            let den = match &spec.divide_by {
-                None => None,
-                Some(d) => match pick(d) {
-                    Err(o) => return Ok(o.to_json()),
-                    Ok(None) => {
-                        return Ok(Observed::NoData(format!(
-                            "no series {d}{} at {}",
-                            selector(),
-                            spec.url
-                        ))
-                        .to_json())
-                    }
-                    Ok(Some(v)) => Some(v),
-                },
-            };
-            if spec.rate.is_some() {
-                return Ok(counters(num, den, at));
-            }
-            let scale = spec.scale.unwrap_or(1.0);
-            Ok(match den {
-                None => Observed::number(num * scale),
-                Some(d) => Observed::number(num / d * scale),
-            }
-            .to_json())
-        }
+        Provider::Scrape { spec, timeout } => scrape::read(client, spec, *timeout).await,
         Provider::Http {
             spec,
             pointer,
             timeout,
-        } => {
-            let max = spec.max_bytes.unwrap_or(DEFAULT_MAX_BYTES);
-            let (status, body) = get_text(client, &spec.url, &[], *timeout, max).await?;
-            if !(200..300).contains(&status) {
-                return Err(format!("HTTP {status}: {}", snippet(&body)));
-            }
-            let doc: Value = serde_json::from_str(&body)
-                .map_err(|e| format!("the answer is not JSON ({e}): {}", snippet(&body)))?;
-            Ok(json_value(&doc, pointer, &spec.path).to_json())
-        }
-        Provider::Command { run, timeout } => {
-            // The one runner of every command: own process group, SIGTERM then SIGKILL after
-            // `commands.kill_grace` on the timeout, output captured up to `commands.capture_limit`.
-            let spec = runner.spec(crate::process::Program::Line(run.clone()), Some(*timeout));
-            let out = runner
-                .capture(spec)
-                .await
-                .map_err(|e| format!("cannot run `{run}`: {e}"))?;
-            if out.timed_out {
-                return Err(format!(
-                    "`{run}` did not finish within {} (timeout)",
-                    crate::ui::format_duration(*timeout)
-                ));
-            }
-            if out.interrupted {
-                return Err(format!("`{run}` was interrupted"));
-            }
-            if out.code != Some(0) {
-                return Err(format!(
-                    "`{run}` exited with {}{}",
-                    out.code.map(|c| c.to_string()).unwrap_or("a signal".into()),
-                    out.stderr
-                        .lines()
-                        .last()
-                        .map(|l| format!(": {}", l.trim()))
-                        .unwrap_or_default()
-                ));
-            }
-            let text = &out.stdout;
-            let Some(last) = text.lines().map(str::trim).rfind(|l| !l.is_empty()) else {
-                return Ok(Observed::NoData(format!("`{run}` printed nothing")).to_json());
-            };
-            let v: f64 = last
-                .parse()
-                .map_err(|_| format!("`{run}` printed `{}`, not a number", snippet(last)))?;
-            Ok(Observed::number(v).to_json())
-        }
+        } => http::read(client, spec, pointer, *timeout).await,
+        Provider::Command { run, timeout } => command::read(run, *timeout, runner).await,
         Provider::Check(spec) => {
             let o = crate::health::run(client.clone(), (**spec).clone(), runner).await;
             Ok(
                 json!({ "outcome": "value", "value": if o.ok() { 1.0 } else { 0.0 }, "note": o.detail() }),
             )
         }
-    }
-}
-
-/// Ask Prometheus (`provider` is a `prometheus` one): an instant query, or a range query over
-/// the `range` before now. The series it answered, or why not.
-pub async fn prometheus_series(
-    client: &crate::net::Client,
-    provider: &Provider,
-) -> Result<Vec<(Value, Vec<f64>)>, String> {
-    let Provider::Prometheus {
-        spec,
-        range,
-        step,
-        timeout,
-    } = provider
-    else {
-        return Err("not a Prometheus provider".into());
-    };
-    let base = spec.url.trim_end_matches('/');
-    let (path, query) = match range {
-        None => ("/api/v1/query", vec![("query", spec.query.clone())]),
-        Some(r) => {
-            let end = now_secs();
-            (
-                "/api/v1/query_range",
-                vec![
-                    ("query", spec.query.clone()),
-                    ("start", format!("{:.3}", end - r.as_secs_f64())),
-                    ("end", format!("{end:.3}")),
-                    ("step", format!("{}", step.as_secs_f64())),
-                ],
-            )
-        }
-    };
-    let max = spec.max_bytes.unwrap_or(DEFAULT_MAX_BYTES);
-    let (status, body) = get_text(client, &format!("{base}{path}"), &query, *timeout, max).await?;
-    prometheus_result(status, &body)
-}
-
-/// The series of a Prometheus API answer: (labels, points). An error answer, an HTTP error or
-/// garbage is an error.
-pub fn prometheus_result(status: u16, body: &str) -> Result<Vec<(Value, Vec<f64>)>, String> {
-    let doc: Value = match serde_json::from_str(body) {
-        Ok(d) => d,
-        Err(_) if !(200..300).contains(&status) => {
-            return Err(format!("HTTP {status}: {}", snippet(body)))
-        }
-        Err(e) => {
-            return Err(format!(
-                "not a Prometheus API answer (not JSON: {e}): {}",
-                snippet(body)
-            ))
-        }
-    };
-    if doc.get("status").and_then(Value::as_str) == Some("error") {
-        return Err(format!(
-            "Prometheus answered {}{}: {}",
-            doc.get("errorType")
-                .and_then(Value::as_str)
-                .unwrap_or("an error"),
-            if (200..300).contains(&status) {
-                String::new()
-            } else {
-                format!(" (HTTP {status})")
-            },
-            doc.get("error")
-                .and_then(Value::as_str)
-                .unwrap_or("(no message)")
-        ));
-    }
-    if !(200..300).contains(&status) {
-        return Err(format!("HTTP {status}: {}", snippet(body)));
-    }
-    if doc.get("status").and_then(Value::as_str) != Some("success") {
-        return Err(format!("not a Prometheus API answer: {}", snippet(body)));
-    }
-    let data = &doc["data"];
-    let point = |p: &Value| -> Result<f64, String> {
-        p.get(1)
-            .and_then(Value::as_str)
-            .and_then(|s| s.parse::<f64>().ok())
-            .ok_or_else(|| {
-                format!(
-                    "a sample is not [time, \"value\"]: {}",
-                    snippet(&p.to_string())
-                )
-            })
-    };
-    let result = &data["result"];
-    match data.get("resultType").and_then(Value::as_str) {
-        Some("scalar") => Ok(vec![(json!({}), vec![point(result)?])]),
-        Some("vector") => result
-            .as_array()
-            .ok_or("a vector result is not an array")?
-            .iter()
-            .map(|s| Ok((s["metric"].clone(), vec![point(&s["value"])?])))
-            .collect(),
-        Some("matrix") => result
-            .as_array()
-            .ok_or("a matrix result is not an array")?
-            .iter()
-            .map(|s| {
-                let pts = s["values"]
-                    .as_array()
-                    .ok_or("a matrix series has no values")?
-                    .iter()
-                    .map(point)
-                    .collect::<Result<Vec<f64>, String>>()?;
-                Ok((s["metric"].clone(), pts))
-            })
-            .collect(),
-        Some(other) => Err(format!("a `{other}` result is not a number")),
-        None => Err(format!("not a Prometheus API answer: {}", snippet(body))),
-    }
-}
-
-/// One number from series: no series is `Empty`; several are `Multiple` unless aggregated.
-pub fn one_value(
-    series: Vec<(Value, Vec<f64>)>,
-    aggregate: Option<Reduce>,
-    reduce: Reduce,
-) -> Observed {
-    let per_series: Vec<f64> = series
-        .iter()
-        .filter(|(_, pts)| !pts.is_empty())
-        .map(|(_, pts)| reduce.apply(pts))
-        .collect();
-    match (per_series.len(), aggregate) {
-        (0, _) => Observed::Empty,
-        (1, _) => Observed::number(per_series[0]),
-        (_, Some(a)) => Observed::number(a.apply(&per_series)),
-        (n, None) => Observed::Multiple(n),
-    }
-}
-
-pub fn json_value(doc: &Value, pointer: &str, path: &str) -> Observed {
-    match doc.pointer(pointer) {
-        None | Some(Value::Null) => Observed::NoData(format!("nothing at `{path}`")),
-        Some(Value::Number(n)) => Observed::number(n.as_f64().unwrap_or(f64::NAN)),
-        Some(Value::Bool(b)) => Observed::Value(if *b { 1.0 } else { 0.0 }),
-        Some(Value::String(s)) => match s.trim().parse::<f64>() {
-            Ok(v) => Observed::number(v),
-            Err(_) => Observed::Error(format!("`{path}` is \"{}\", not a number", snippet(s))),
-        },
-        Some(Value::Array(a)) if a.is_empty() => Observed::Empty,
-        Some(Value::Array(a)) if a.len() == 1 => json_value(&a[0], "", path),
-        Some(Value::Array(a)) => Observed::Multiple(a.len()),
-        Some(Value::Object(_)) => Observed::Error(format!(
-            "`{path}` is an object, not a number: name a field in it"
-        )),
     }
 }
 
