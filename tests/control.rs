@@ -1,0 +1,285 @@
+//! Live control (`runbook control ENV pause|resume|abort|promote`): a real demo canary runs in
+//! the background, and a second process asks it through the environment's lock backend (the
+//! file backend: the same machine). The run acts on the request itself, so its journal keeps
+//! one writer and still verifies.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::{Test, BIN};
+
+/// The demo canary, unattended, in the background: windows of `samples` measurements every
+/// 500ms (slow enough for a request to land inside one).
+fn start_demo(t: &Test, samples: &str) -> Child {
+    let mut cmd = Test::new().command();
+    cmd.current_dir(t.path())
+        .args([
+            "demo",
+            "--unattended",
+            "--strategy",
+            "canary",
+            "--set",
+            "monitoring.interval=500ms",
+            "--set",
+            &format!("monitoring.samples={samples}"),
+            "--set",
+            "monitoring.min_requests=1",
+            "--set",
+            "triggers.response_time=30s",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd.spawn().expect("start the demo")
+}
+
+fn run_dir(root: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(root.join("deployments"))
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+}
+
+fn journal(dir: &Path) -> Vec<Value> {
+    std::fs::read_to_string(dir.join("journal.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Wait (up to a minute) until the run's journal has a record that `want` accepts.
+fn wait_for(t: &Test, what: &str, want: impl Fn(&Value) -> bool) -> PathBuf {
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(dir) = run_dir(t.path()) {
+            if journal(&dir).iter().any(&want) {
+                return dir;
+            }
+        }
+        assert!(Instant::now() < until, "the run never got to {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn control(t: &Test, args: &[&str]) -> std::process::Output {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(t.path())
+        .env("NO_COLOR", "1")
+        .env("USER", "operator")
+        .arg("control")
+        .args(args);
+    cmd.output().expect("run runbook control")
+}
+
+/// The demo's end: exit code and stdout, within two minutes.
+fn finish(child: Child) -> (i32, String, String) {
+    let out = child.wait_with_output().expect("the demo ends");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn position(records: &[Value], want: impl Fn(&Value) -> bool) -> usize {
+    records
+        .iter()
+        .position(want)
+        .unwrap_or_else(|| panic!("no such record in {records:#?}"))
+}
+
+fn measuring(r: &Value) -> bool {
+    r["type"] == "measurement"
+}
+
+#[test]
+fn abort_from_another_process_makes_the_run_roll_back_itself() {
+    let t = Test::new();
+    let child = start_demo(&t, "3");
+    wait_for(&t, "a measurement", measuring);
+    let sent = control(
+        &t,
+        &["production", "abort", "--reason", "support tickets spiking"],
+    );
+    assert_eq!(
+        sent.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    let said = String::from_utf8_lossy(&sent.stdout);
+    assert!(
+        said.starts_with("ok: asked the run of `production` to abort (by operator@"),
+        "{said}"
+    );
+    let (code, stdout, stderr) = finish(child);
+    assert_eq!(code, 3, "{stdout}\n{stderr}");
+    assert!(stdout.contains("⏹ aborted by operator@"), "{stdout}");
+    assert!(
+        stdout.contains("Traffic now (measured through the router): v1 100% (200/200)"),
+        "{stdout}"
+    );
+    let dir = run_dir(t.path()).unwrap();
+    let records = journal(&dir);
+    let asked = position(&records, |r| r["type"] == "control");
+    let rollback = position(&records, |r| r["type"] == "rollback.start");
+    let end = position(&records, |r| r["type"] == "run.end");
+    assert!(asked < rollback && rollback < end, "{records:#?}");
+    let c = &records[asked];
+    assert_eq!(c["action"], "abort");
+    assert_eq!(c["done"], "aborted");
+    assert_eq!(c["reason"], "support tickets spiking");
+    assert!(c["by"].as_str().unwrap().starts_with("operator@"), "{c}");
+    assert!(records[rollback]["reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("aborted by operator@"));
+    assert_eq!(records[end]["exit_code"], 3);
+    // The journal still has one writer: it verifies.
+    let verify = Command::new(BIN)
+        .current_dir(t.path())
+        .args(["verify", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        verify.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+    // The post-mortem names who aborted, and why.
+    let pm = std::fs::read_to_string(dir.join("post-mortem.md")).unwrap();
+    assert!(pm.contains("aborted the run at "), "{pm}");
+    assert!(
+        pm.contains("(`runbook control`): support tickets spiking"),
+        "{pm}"
+    );
+}
+
+#[test]
+fn pause_holds_the_weight_across_two_windows_and_resume_completes() {
+    let t = Test::new();
+    let child = start_demo(&t, "2");
+    wait_for(&t, "a measurement", measuring);
+    let sent = control(
+        &t,
+        &["production", "pause", "--reason", "checking a dashboard"],
+    );
+    assert_eq!(sent.status.code(), Some(0));
+    let dir = wait_for(&t, "the pause", |r| r["done"] == "paused");
+    // Two windows of 2 measurements every 500ms.
+    std::thread::sleep(Duration::from_millis(2500));
+    let status = Command::new(BIN)
+        .current_dir(t.path())
+        .env("NO_COLOR", "1")
+        .args(["status", "production"])
+        .output()
+        .unwrap();
+    let status = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(
+        status.contains("; paused by operator@") && status.contains(": checking a dashboard"),
+        "{status}"
+    );
+    let held = journal(&dir);
+    let paused = position(&held, |r| r["done"] == "paused");
+    assert!(
+        held[paused..].iter().all(|r| r["type"] != "traffic"
+            && r["type"] != "effect.intent"
+            && r["type"] != "measurement"),
+        "the run acted while paused: {:#?}",
+        &held[paused..]
+    );
+    let sent = control(&t, &["production", "resume"]);
+    assert_eq!(sent.status.code(), Some(0));
+    let (code, stdout, stderr) = finish(child);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("⏸ paused by operator@"), "{stdout}");
+    assert!(stdout.contains("▶ resumed by operator@"), "{stdout}");
+    assert!(
+        stdout.contains("Traffic now (measured through the router): v2 100% (200/200)"),
+        "{stdout}"
+    );
+    let records = journal(&dir);
+    let paused = position(&records, |r| r["done"] == "paused");
+    let resumed = position(&records, |r| r["done"] == "resumed");
+    assert!(paused < resumed);
+    assert!(
+        records[paused..resumed]
+            .iter()
+            .all(|r| r["type"] != "traffic"),
+        "traffic changed while paused"
+    );
+    assert!(records[resumed]["by"]
+        .as_str()
+        .unwrap()
+        .starts_with("operator@"));
+    // The pause held the schedule too: after it the window went on, not a burst of catch-up
+    // measurements (each at least most of an interval after the one before).
+    let after: Vec<&Value> = records[resumed..]
+        .iter()
+        .filter(|r| measuring(r))
+        .take(2)
+        .collect();
+    if let [a, b] = after[..] {
+        let ms = |r: &Value| {
+            humantime::parse_rfc3339(r["ts"].as_str().unwrap())
+                .unwrap()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis()
+        };
+        assert!(ms(b) - ms(a) >= 300, "{a}\n{b}");
+    }
+}
+
+#[test]
+fn promote_skips_the_remaining_windows_and_completes_the_rollout() {
+    let t = Test::new();
+    let child = start_demo(&t, "3");
+    wait_for(&t, "a measurement", measuring);
+    let sent = control(
+        &t,
+        &["production", "promote", "--reason", "verified by hand"],
+    );
+    assert_eq!(sent.status.code(), Some(0));
+    let (code, stdout, stderr) = finish(child);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("⏩ promoted by operator@"), "{stdout}");
+    assert!(
+        stdout.contains("Traffic now (measured through the router): v2 100% (200/200)"),
+        "{stdout}"
+    );
+    let dir = run_dir(t.path()).unwrap();
+    let records = journal(&dir);
+    let promoted = position(&records, |r| r["done"] == "promoted");
+    assert_eq!(records[promoted]["reason"], "verified by hand");
+    // Straight from the first share to all of it: the 25% and 50% windows were skipped.
+    let shares: Vec<String> = records
+        .iter()
+        .filter(|r| r["type"] == "traffic")
+        .map(|r| r["weights"]["v2"].to_string())
+        .collect();
+    assert!(!shares.iter().any(|s| s == "25" || s == "50"), "{shares:?}");
+    assert!(
+        records[promoted..]
+            .iter()
+            .all(|r| r["type"] != "measurement"),
+        "measured after the promote"
+    );
+}
+
+#[test]
+fn a_request_to_an_environment_with_no_live_run_says_so_and_points_to_rollback() {
+    let t = Test::new();
+    let out = control(&t, &["production", "abort", "--reason", "x"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: `runbook control production abort`: no live run holds `production` (nothing is locked in `deployments/.locks/production.lock`), so there is nobody to ask\n  help: to undo a run that ended or died, `runbook rollback` (or `runbook repl --last`, then `rollback()`)\n"
+    );
+}
