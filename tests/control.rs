@@ -283,3 +283,85 @@ fn a_request_to_an_environment_with_no_live_run_says_so_and_points_to_rollback()
         "error: `runbook control production abort`: no live run holds `production` (nothing is locked in `deployments/.locks/production.lock`), so there is nobody to ask\n  help: to undo a run that ended or died, `runbook rollback` (or `runbook repl --last`, then `rollback()`)\n"
     );
 }
+
+/// `runbook repl --deployment DIR` with `input` on stdin: stdout and stderr together.
+fn repl(t: &Test, dir: &str, input: &str) -> String {
+    use std::io::Write;
+    let mut child = Test::new()
+        .command()
+        .current_dir(t.path())
+        .args(["repl", "--deployment", dir])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn the_repl_attached_to_a_live_run_asks_it_instead_of_acting_and_status_shows_it_live() {
+    let t = Test::new().file(
+        "deploy.rhai",
+        "on_rollback(\"remove live.txt\", \"rm -f live.txt\");\nsh(\"touch live.txt\");\nlog(\"waiting\");\nsleep(\"60s\");\n",
+    );
+    let mut cmd = Test::new().command();
+    let deploy = cmd
+        .current_dir(t.path())
+        .arg("deploy.rhai")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let dir = wait_for(&t, "its sleep", |r| r["message"] == "waiting");
+    let shown = dir.strip_prefix(t.path()).unwrap().display().to_string();
+    let said = repl(&t, &shown, "pause(\"looking at it\")\n");
+    assert!(
+        said.contains(&format!("asked the run of `{shown}` to pause (by tester@")),
+        "{said}"
+    );
+    wait_for(&t, "the pause", |r| r["done"] == "paused");
+    let said = repl(&t, &shown, "status()\n");
+    assert!(
+        said.contains("live: the run is alive (tester@")
+            && said.contains("; paused by tester@")
+            && said.contains(": looking at it"),
+        "{said}"
+    );
+    // rollback() is still refused, and points to asking the run.
+    let said = repl(&t, &shown, "rollback()\n");
+    assert!(
+        said.contains("help: or ask the run from here: `abort(\"why\")` and it rolls back itself"),
+        "{said}"
+    );
+    assert!(t.path().join("live.txt").exists(), "{said}");
+    let said = repl(&t, &shown, "abort(\"from the repl\")\n");
+    assert!(said.contains("to abort (by tester@"), "{said}");
+    let (code, stdout, stderr) = finish(deploy);
+    assert_eq!(code, 3, "{stdout}\n{stderr}");
+    assert!(!t.path().join("live.txt").exists(), "{stdout}");
+    let records = journal(&dir);
+    let asked = position(&records, |r| r["done"] == "aborted");
+    let rollback = position(&records, |r| r["type"] == "rollback.start");
+    assert!(asked < rollback);
+    assert_eq!(records[asked]["reason"], "from the repl");
+    // Once the run is gone, there is nobody to ask.
+    let said = repl(&t, &shown, "pause()\n");
+    assert!(
+        said.contains(&format!(
+            "`pause()`: the run of `{shown}` is not alive: there is nobody to ask"
+        )) && said.contains("help: `rollback()` here undoes what it left standing"),
+        "{said}"
+    );
+}
