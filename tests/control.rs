@@ -365,3 +365,108 @@ fn the_repl_attached_to_a_live_run_asks_it_instead_of_acting_and_status_shows_it
         "{said}"
     );
 }
+
+/// An etcd of this test's own (Debian's etcd-server), on loopback ports picked now, its data in
+/// a temp dir; stopped when dropped.
+struct Etcd {
+    url: String,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Etcd {
+    fn start() -> Etcd {
+        let bin = ["/usr/bin/etcd", "/usr/local/bin/etcd"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect(
+                "etcd is not installed: .ci/run installs it with apt-get (package etcd-server)",
+            );
+        let dir = tempfile::tempdir().unwrap();
+        let (client, peer) = (support::free_port(), support::free_port());
+        let c = format!("http://127.0.0.1:{client}");
+        let p = format!("http://127.0.0.1:{peer}");
+        let child = Command::new(bin)
+            .args(["--name", "test", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args(["--listen-client-urls", &c, "--advertise-client-urls", &c])
+            .args([
+                "--listen-peer-urls",
+                &p,
+                "--initial-advertise-peer-urls",
+                &p,
+            ])
+            .args(["--initial-cluster", &format!("test={p}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start etcd");
+        let until = Instant::now() + Duration::from_secs(30);
+        while !support::http_get(&format!("{c}/health")).is_some_and(|b| b.contains("true")) {
+            assert!(Instant::now() < until, "etcd at {c} did not become healthy");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Etcd {
+            url: c,
+            child,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn with_etcd_a_request_from_another_machines_directory_reaches_the_run() {
+    let etcd = Etcd::start();
+    let config = format!(
+        "lock:\n  backend: etcd\n  lease: 6s\n  etcd:\n    endpoints: [\"{}\"]\n",
+        etcd.url
+    );
+    let t = Test::new().file("runbook.yaml", &config).file(
+        "deploy.rhai",
+        "on_rollback(\"remove live.txt\", \"rm -f live.txt\");\nsh(\"touch live.txt\");\nlog(\"waiting\");\nsleep(\"60s\");\n",
+    );
+    let mut cmd = Test::new().command();
+    let deploy = cmd
+        .current_dir(t.path())
+        .arg("deploy.rhai")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let dir = wait_for(&t, "its sleep", |r| r["message"] == "waiting");
+    // Another machine: its own working and deployments directory, the same store.
+    let other = Test::new().file("runbook.yaml", &config);
+    let sent = control(
+        &other,
+        &["production", "abort", "--reason", "from another machine"],
+    );
+    assert_eq!(
+        sent.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    let (code, stdout, stderr) = finish(deploy);
+    assert_eq!(code, 3, "{stdout}\n{stderr}");
+    assert!(!t.path().join("live.txt").exists(), "{stdout}");
+    let records = journal(&dir);
+    let asked = position(&records, |r| r["done"] == "aborted");
+    assert_eq!(records[asked]["reason"], "from another machine");
+    assert!(asked < position(&records, |r| r["type"] == "rollback.start"));
+    // The run took the request out of the store; with nobody holding the lock, another request
+    // is refused.
+    let again = control(&other, &["production", "pause"]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("no live run holds `production`"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+}

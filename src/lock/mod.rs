@@ -442,7 +442,8 @@ impl Renewer {
 
 /// Read the store's control request: one meant for this run, not seen before, is handed to the
 /// run (the flag) and taken out of the store. One for another run (an older one, whose request
-/// came too late) is left for `runbook status` to show and the next request to replace.
+/// came too late), or sent before this process took the lock, is left for the next request to
+/// replace.
 fn poll_control(
     holder: &Arc<Mutex<Holder>>,
     tenure: &Arc<Mutex<Box<dyn Tenure>>>,
@@ -457,7 +458,16 @@ fn poll_control(
     let Some(request) = t.read_control(&mine.environment) else {
         return;
     };
-    if request.run != mine.run_dir || flag.seen(&request.id) {
+    // Sent before this process took the lock: meant for an earlier process of the run (one
+    // that died, now resumed), which never took it.
+    let before = match (
+        humantime::parse_rfc3339(&request.sent),
+        humantime::parse_rfc3339(&mine.started),
+    ) {
+        (Ok(sent), Ok(started)) => sent < started,
+        _ => false,
+    };
+    if request.run != mine.run_dir || before || flag.seen(&request.id) {
         return;
     }
     t.clear_control(&mine.environment, &request.id);
