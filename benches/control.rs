@@ -1,7 +1,7 @@
 //! Live control's latency: how long after `runbook control production abort` returns the
 //! running deployment starts rolling back (its `rollback.start` record's time). A demo canary
 //! (the embedded fleet, 500ms monitoring interval) is started, and aborted from a second process
-//! once it is monitoring; each round prints the latency, and the end the median and p10-p90
+//! once it is monitoring, at a random moment of its window; each round prints the latency, and the end the median and p10-p90
 //! spread. The run polls the lock backend (the file backend here) every 250ms and takes a
 //! request within a few milliseconds of finding it, at its next safe point.
 //! Run with `cargo bench --bench control`; `BENCH_RUNS=n` changes the number of rounds,
@@ -83,6 +83,14 @@ fn round(bin: &str) -> f64 {
         assert!(Instant::now() < until, "the demo never started monitoring");
         std::thread::sleep(Duration::from_millis(20));
     };
+    // At a random moment of the run's poll cycle and monitoring window: otherwise each round
+    // sends at the same phase (right after a measurement) and measures one point of the cycle.
+    let jitter = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
+        % 500_000_000;
+    std::thread::sleep(Duration::from_nanos(jitter as u64));
     let sent = Command::new(bin)
         .current_dir(dir)
         .args(["control", "production", "abort", "--reason", "bench"])
