@@ -195,6 +195,22 @@ enum Sub {
         #[arg(long, value_name = "DIR")]
         deployments_dir: Option<PathBuf>,
     },
+    /// Ask the live run of an environment to pause, resume, abort (roll back) or promote; it acts at its next safe point and journals who asked
+    #[command(
+        after_help = "Examples:\n  runbook control production pause --reason \"checking a dashboard\"\n  runbook control production resume\n  runbook control production abort --reason \"support tickets spiking\"\n  runbook control production promote --reason \"verified by hand\"\n\nExit codes: 0 the request was left for the run; 2 no live run holds the environment (or the lock store cannot be reached)."
+    )]
+    Control {
+        #[arg(value_name = "ENV")]
+        environment: String,
+        #[arg(value_parser = ["pause", "resume", "abort", "promote"])]
+        action: String,
+        /// Why: journaled by the run, and named in its post-mortem
+        #[arg(long)]
+        reason: Option<String>,
+        /// The deployments directory whose locks to use (the file backend) [default: ./deployments]
+        #[arg(long, value_name = "DIR")]
+        deployments_dir: Option<PathBuf>,
+    },
     /// Check a run's journal: its hash chain, and the hash its artifacts pinned
     #[command(
         after_help = "Examples:\n  runbook verify deployments/2026-11-27-checkout\n\nExit codes: 0 intact; 1 a record was altered, removed or reordered; 2 not a run directory."
@@ -341,6 +357,20 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Common, Comman
         ) => Command::Unlock {
             environment,
             reason,
+            deployments_dir,
+        },
+        (
+            Some(Sub::Control {
+                environment,
+                action,
+                reason,
+                deployments_dir,
+            }),
+            _,
+        ) => Command::Control {
+            environment,
+            action,
+            reason: reason.unwrap_or_default(),
             deployments_dir,
         },
         (

@@ -793,7 +793,31 @@ fn story(records: &[Value]) -> String {
     out.push('\n');
 
     let _ = writeln!(out, "## Detection\n");
+    // Live control (`runbook control ENV abort`): who stopped the run, and why.
+    let aborted = entries.iter().find_map(|e| match &e.record {
+        Record::Control {
+            action,
+            by,
+            reason,
+            done,
+            ..
+        } if action == "abort" && done == "aborted" => Some((e, by, reason)),
+        _ => None,
+    });
     match failing {
+        None if aborted.is_some() => {
+            let (e, by, reason) = aborted.expect("just checked");
+            let _ = writeln!(
+                out,
+                "No monitoring window failed: {by} aborted the run at {} (`runbook control`){}.\n",
+                clock(e),
+                if reason.is_empty() {
+                    ", giving no reason".to_string()
+                } else {
+                    format!(": {reason}")
+                }
+            );
+        }
         None => {
             let _ = writeln!(
                 out,
@@ -990,6 +1014,16 @@ pub fn post_mortem(records: &[Value]) -> String {
                 format!("{what}: {}", result_text(res.get(&i.effect), h.dry_run))
             }
             (Record::UndoRegister { label, .. }, _) => format!("registered undo \"{label}\""),
+            (
+                Record::Control {
+                    action,
+                    by,
+                    reason,
+                    done,
+                    ..
+                },
+                _,
+            ) => format!("{action} requested by {by} ({reason}): {done}"),
             (Record::RollbackStart { reason, .. }, _) => format!("rollback started: {reason}"),
             (Record::RollbackEnd { ok, .. }, _) => {
                 format!("rollback {}", if *ok { "complete" } else { "INCOMPLETE" })

@@ -251,6 +251,23 @@ pub enum Record {
     #[serde(rename = "lock.lost.stopped")]
     LockLostStopped { environment: String, how: String },
 
+    // ---------------------------------------------------------------- live control
+    /// A live-control request (`runbook control`, the REPL) the run took at a safe point, with
+    /// who sent it, and what the run did about it.
+    #[serde(rename = "control")]
+    Control {
+        action: String,
+        /// `user@host`
+        by: String,
+        #[serde(default)]
+        reason: String,
+        /// When it was sent.
+        #[serde(default)]
+        sent: String,
+        /// What the run did: `paused`, `resumed`, `promoted`, `aborted`, or `ignored: why`.
+        done: String,
+    },
+
     // ---------------------------------------------------------------- the REPL and incidents
     #[serde(rename = "repl.input")]
     ReplInput { text: String },

@@ -1247,6 +1247,31 @@ fn register(engine: &mut Engine, session: &Shared, state: &Rc<State>, sources: &
     engine.register_fn("status", move || -> Result<Dynamic, Box<EvalAltResult>> {
         status(&s, &st)
     });
+    // Live control of the attached deployment's run, while it is alive.
+    {
+        use crate::lock::control::Action;
+        let (s, st) = (session.clone(), state.clone());
+        engine.register_fn(
+            "abort",
+            move |reason: &str| -> Result<String, Box<EvalAltResult>> {
+                control(&s, &st, Action::Abort, reason)
+            },
+        );
+        for action in [Action::Pause, Action::Resume, Action::Promote] {
+            let (s, st) = (session.clone(), state.clone());
+            engine.register_fn(
+                action.as_str(),
+                move || -> Result<String, Box<EvalAltResult>> { control(&s, &st, action, "") },
+            );
+            let (s, st) = (session.clone(), state.clone());
+            engine.register_fn(
+                action.as_str(),
+                move |reason: &str| -> Result<String, Box<EvalAltResult>> {
+                    control(&s, &st, action, reason)
+                },
+            );
+        }
+    }
     let (s, st) = (session.clone(), state.clone());
     engine.register_fn(
         "rollback",
@@ -1445,6 +1470,14 @@ fn refuse_if_damaged(dir: &Path, action: &str) -> Result<(), Box<EvalAltResult>>
 /// and it is not this process.
 /// Without a deployment (`dir` None): the configured environment's lock.
 fn live_holder(session: &Session, dir: Option<&Path>) -> Option<crate::lock::Holder> {
+    live_lock(session, dir).map(|(_, h)| h)
+}
+
+/// `live_holder`, with the backend that holds its lock (to leave it a control request).
+fn live_lock(
+    session: &Session,
+    dir: Option<&Path>,
+) -> Option<(Box<dyn crate::lock::Backend>, crate::lock::Holder)> {
     let environment = dir
         .and_then(|d| crate::journal::read(&d.join(crate::journal::FILE_NAME)).ok())
         .and_then(|(records, _)| {
@@ -1464,7 +1497,106 @@ fn live_holder(session: &Session, dir: Option<&Path>) -> Option<crate::lock::Hol
         return None;
     };
     let ours = holder.pid == std::process::id() && holder.host == crate::identity::host();
-    (!ours && crate::lock::stale(&holder).is_none()).then_some(holder)
+    (!ours && crate::lock::stale(&holder).is_none()).then_some((backend, holder))
+}
+
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// `abort(reason)`, `pause()`, `resume()`, `promote()`: ask the attached deployment's live run,
+/// through its lock backend, as `runbook control` does; the run acts on it itself and journals
+/// who asked. A run that is not alive has nobody to ask.
+fn control(
+    session: &Session,
+    state: &State,
+    action: crate::lock::control::Action,
+    reason: &str,
+) -> Result<String, Box<EvalAltResult>> {
+    let call = format!("{}()", action.as_str());
+    let Some(dir) = &state.attached else {
+        return Err(crate::primitives::fail(format!(
+            "`{call}`: no deployment attached: start with `runbook repl --last` or `--deployment DIR`"
+        )));
+    };
+    let Some((backend, holder)) = live_lock(session, Some(dir)) else {
+        return Err(crate::primitives::fail(format!(
+            "`{call}`: the run of `{}` is not alive: there is nobody to ask\n  help: `rollback()` here undoes what it left standing (or `runbook rollback`)",
+            dir.display()
+        )));
+    };
+    if !same_dir(Path::new(&holder.run_dir), dir) {
+        return Err(crate::primitives::fail(format!(
+            "`{call}`: the run of `{}` is not alive; another run holds `{}`: {}",
+            dir.display(),
+            holder.environment,
+            crate::lock::describe(&holder)
+        )));
+    }
+    let request =
+        crate::lock::ControlRequest::new(&holder.environment, action, reason, &holder.run_dir);
+    backend
+        .request_control(&request)
+        .map_err(|e| crate::primitives::fail(e.summary()))?;
+    let said = format!(
+        "asked the run of `{}` to {} ({}); it acts at its next safe point and journals it",
+        dir.display(),
+        action.as_str(),
+        request.by_whom()
+    );
+    session.say(&said);
+    Ok(said)
+}
+
+/// The live state of the attached deployment's run, for `status()`: its holder record (stage,
+/// traffic, verdict, what live control did) and a control request not yet taken.
+fn live_state(session: &Session, dir: &Path) -> Option<(Value, String)> {
+    let (backend, holder) = live_lock(session, Some(dir))?;
+    if !same_dir(Path::new(&holder.run_dir), dir) {
+        return None;
+    }
+    let pending = backend
+        .read_control(&holder.environment)
+        .ok()
+        .flatten()
+        .filter(|r| r.run == holder.run_dir);
+    let mut line = format!(
+        "live: the run is alive ({} pid {}), stage {}",
+        holder.who(),
+        holder.pid,
+        holder.stage.as_deref().unwrap_or("-")
+    );
+    if let Some(c) = &holder.control {
+        line.push_str(&format!(
+            "; {} by {}",
+            c["state"].as_str().unwrap_or("controlled"),
+            c["by"].as_str().unwrap_or("someone")
+        ));
+        if let Some(r) = c["reason"].as_str().filter(|r| !r.is_empty()) {
+            line.push_str(&format!(": {r}"));
+        }
+    }
+    if let Some(r) = &pending {
+        line.push_str(&format!(
+            "; {} asked {}, not yet taken",
+            r.action.as_str(),
+            r.by_whom()
+        ));
+    }
+    let v = json!({
+        "alive": true,
+        "pid": holder.pid,
+        "by": holder.who(),
+        "stage": holder.stage,
+        "traffic": holder.traffic,
+        "verdict": holder.verdict,
+        "control": holder.control,
+        "pending": pending.map(|r| json!({ "action": r.action.as_str(), "by": r.by, "reason": r.reason })),
+    });
+    Some((v, line))
 }
 
 /// A journal has one writer at a time: an action that would change a deployment whose run (or
@@ -1477,10 +1609,8 @@ fn refuse_if_alive(
     let Some(holder) = live_holder(session, dir) else {
         return Ok(());
     };
-    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
-    };
+    let same = same_dir;
+    let ask = matches!(dir, Some(d) if same(Path::new(&holder.run_dir), d));
     let whose = match dir {
         Some(d) if same(Path::new(&holder.run_dir), d) => {
             format!("the run of `{}` is still alive", d.display())
@@ -1503,8 +1633,13 @@ fn refuse_if_alive(
         holder: holder.clone(),
     });
     Err(crate::primitives::fail(format!(
-        "`{action}` refused: {whose}: {}\n  help: a journal has one writer at a time: stop that run first (Ctrl-C in its terminal, or {stop}; it offers its own rollback), then try again here",
-        crate::lock::describe(&holder)
+        "`{action}` refused: {whose}: {}\n  help: a journal has one writer at a time: stop that run first (Ctrl-C in its terminal, or {stop}; it offers its own rollback), then try again here{}",
+        crate::lock::describe(&holder),
+        if ask {
+            "\n  help: or ask the run from here: `abort(\"why\")` and it rolls back itself; `pause()`, `resume()`, `promote()`"
+        } else {
+            ""
+        }
     )))
 }
 
@@ -1516,9 +1651,14 @@ fn status(session: &Shared, state: &State) -> Result<Dynamic, Box<EvalAltResult>
     };
     let (records, _) = crate::journal::read(&dir.join(crate::journal::FILE_NAME))
         .map_err(|e| crate::primitives::fail(e.summary()))?;
-    let (v, lines) = crate::artifacts::status(dir, &records, state.damaged.as_deref());
+    let (mut v, lines) = crate::artifacts::status(dir, &records, state.damaged.as_deref());
     for line in lines {
         session.shout(&line);
+    }
+    // A run still alive: what it says now, from its lock (its journal is its own to write).
+    if let Some((live, line)) = live_state(session, dir) {
+        session.shout(&line);
+        v["live"] = live;
     }
     Ok(crate::opts::from_json(&v))
 }

@@ -183,6 +183,8 @@ impl Session {
         if let Some((environment, loss)) = self.interrupt.lock_lost() {
             self.lock_lost(environment, loss)?;
         }
+        // Between effects is a safe point for live control (`runbook control`).
+        self.control_point()?;
         let mut intent = intent;
         if let (Value::Object(m), Some(stage)) = (&mut intent, self.current_stage()) {
             m.insert("stage".into(), Value::String(stage));
@@ -476,6 +478,117 @@ impl Session {
         }
     }
 
+    /// Act on the live-control requests waiting (`runbook control`, the REPL of another
+    /// process), each journaled with who sent it: the run acts on them itself, so its journal
+    /// keeps one writer. `abort` stops the script and rolls back (exit 3); `pause` holds here,
+    /// at the current traffic, until resume, promote or abort; `promote` skips the remaining
+    /// monitoring windows.
+    pub fn control_point(&self) -> Result<(), GateError> {
+        while let Some(request) = self.interrupt.take_control() {
+            if self.interrupt.rolling_back() {
+                self.control_record(&request, "ignored: the run is rolling back");
+                continue;
+            }
+            self.take_control(request)?;
+        }
+        Ok(())
+    }
+
+    fn control_record(&self, r: &crate::lock::ControlRequest, done: &str) {
+        self.record(Record::Control {
+            action: r.action.as_str().to_string(),
+            by: r.by.clone(),
+            reason: r.reason.clone(),
+            sent: r.sent.clone(),
+            done: done.to_string(),
+        });
+    }
+
+    fn take_control(&self, r: crate::lock::ControlRequest) -> Result<(), GateError> {
+        use crate::lock::control::Action;
+        match r.action {
+            Action::Abort => {
+                self.control_record(&r, "aborted");
+                self.shout(
+                    &self.ui.yellow(
+                        &self
+                            .ui
+                            .bold(&format!("⏹ aborted {}: rolling back", r.by_whom())),
+                    ),
+                );
+                *self.stop.borrow_mut() =
+                    Some(Stop::ResumeRollback(format!("aborted {}", r.by_whom())));
+                Err(GateError::Halt)
+            }
+            Action::Promote => {
+                self.control_record(&r, "promoted");
+                self.shout(&self.ui.green(&format!(
+                    "⏩ promoted {}: the remaining monitoring windows are skipped",
+                    r.by_whom()
+                )));
+                self.interrupt.set_promoted(r.by_whom());
+                Ok(())
+            }
+            Action::Resume => {
+                self.control_record(&r, "ignored: the run was not paused");
+                self.say(&format!("  resume {}: the run was not paused", r.by_whom()));
+                Ok(())
+            }
+            Action::Pause => {
+                self.control_record(&r, "paused");
+                self.hold(&r)
+            }
+        }
+    }
+
+    /// Paused: hold here, at the current traffic, until a resume, promote or abort (or an
+    /// interrupt, or the wall-clock limit).
+    fn hold(&self, paused: &crate::lock::ControlRequest) -> Result<(), GateError> {
+        use crate::lock::control::Action;
+        let env = &self.config.config.lock.environment;
+        self.shout(&self.ui.yellow(&self.ui.bold(&format!(
+            "⏸ paused {}: holding at the current traffic",
+            paused.by_whom()
+        ))));
+        self.say(&format!(
+            "  go on with `runbook control {env} resume`, or `promote`, or `abort --reason \"...\"`"
+        ));
+        let since = std::time::Instant::now();
+        let held = || self.interrupt.add_paused(since.elapsed());
+        loop {
+            if self.interrupt.is_set() {
+                held();
+                *self.stop.borrow_mut() = Some(Stop::Interrupted);
+                return Err(GateError::Halt);
+            }
+            if let Some(limit) = self.out_of_time() {
+                held();
+                *self.stop.borrow_mut() = Some(Stop::TimeLimit(limit));
+                return Err(GateError::Halt);
+            }
+            if let Some(next) = self.interrupt.take_control() {
+                match next.action {
+                    Action::Pause => self.control_record(&next, "ignored: already paused"),
+                    Action::Resume => {
+                        held();
+                        self.control_record(&next, "resumed");
+                        self.shout(&self.ui.green(&format!(
+                            "▶ resumed {} (paused for {})",
+                            next.by_whom(),
+                            crate::ui::format_duration(since.elapsed())
+                        )));
+                        return Ok(());
+                    }
+                    Action::Promote | Action::Abort => {
+                        held();
+                        return self.take_control(next);
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
     /// Resuming at the effect the earlier process died in: redo it, skip it, or roll back.
     fn in_flight_choice(&self, kind: &str, name: &str) -> InFlightChoice {
         let question = format!("The run died during {kind} `{name}` (it may or may not have happened). Re-run it, skip it, or roll back?");
@@ -523,6 +636,10 @@ impl Session {
 
     /// The stop for a wait that ended early: the wall-clock limit, or an interrupt.
     pub fn stop_waiting(&self) -> Box<EvalAltResult> {
+        // Already stopped (live control aborted the run during the wait): keep why.
+        if self.stop.borrow().is_some() {
+            return EvalAltResult::ErrorTerminated(Dynamic::UNIT, Position::NONE).into();
+        }
         match self.out_of_time() {
             Some(limit) => self.stop(Stop::TimeLimit(limit)),
             None => self.stop(Stop::Interrupted),
@@ -548,6 +665,18 @@ impl Session {
     /// a resumed run does not wait again, and a dry-run does not wait at all: the session, not
     /// the primitive, knows the mode.
     pub fn sleep(&self, d: Duration) -> Result<(), Interrupted> {
+        self.wait(d, false)
+    }
+
+    /// An analysis window's wait: like `sleep`, and it ends early once the run is promoted
+    /// (`runbook control ENV promote`): the window is skipped.
+    pub fn wait_window(&self, d: Duration) -> Result<(), Interrupted> {
+        self.wait(d, true)
+    }
+
+    /// A sleep is a safe point for live control: a request is taken within a few milliseconds
+    /// of the lock's renewer finding it; a pause extends the sleep by as long as it held.
+    fn wait(&self, d: Duration, wake_on_promote: bool) -> Result<(), Interrupted> {
         if self.effects.borrow().replaying() {
             return Ok(());
         }
@@ -558,10 +687,20 @@ impl Session {
             ));
             return Ok(());
         }
-        let end = std::time::Instant::now() + d;
+        let mut end = std::time::Instant::now() + d;
         loop {
             if self.interrupt.is_set() || self.out_of_time().is_some() {
                 return Err(Interrupted);
+            }
+            if self.interrupt.control_pending() {
+                let held = self.interrupt.paused_total();
+                if self.control_point().is_err() {
+                    return Err(Interrupted);
+                }
+                end += self.interrupt.paused_total().saturating_sub(held);
+            }
+            if wake_on_promote && self.interrupt.promoted().is_some() {
+                return Ok(());
             }
             let now = std::time::Instant::now();
             if now >= end {

@@ -26,6 +26,16 @@ pub struct Interrupt {
     lock_loss_settled: std::sync::atomic::AtomicBool,
     /// Tells the lock the run's stage, traffic and verdict, for `runbook status`.
     lock_progress: std::sync::Mutex<Option<crate::lock::Progress>>,
+    /// Live-control requests the lock's renewer found for this run (`runbook control`).
+    control: std::sync::Mutex<Option<crate::lock::ControlFlag>>,
+    /// Set once a `promote` was taken: who and why (the remaining windows are skipped).
+    promoted: std::sync::Mutex<Option<String>>,
+    /// How long the run has held for `pause`, in all (an analysis window's schedule moves on
+    /// by it, rather than catching up with measurements back to back).
+    paused_ms: std::sync::atomic::AtomicU64,
+    /// Between `rollback.start` and `rollback.end`: live control waits (a rollback is not paused
+    /// or aborted halfway).
+    rolling_back: std::sync::atomic::AtomicBool,
 }
 
 impl Interrupt {
@@ -111,6 +121,9 @@ impl Interrupt {
         if let Ok(mut l) = self.lock_lost.lock() {
             *l = Some((environment.to_string(), flag));
         }
+        if let Ok(mut c) = self.control.lock() {
+            *c = progress.as_ref().map(|p| p.control());
+        }
         if let Ok(mut p) = self.lock_progress.lock() {
             *p = progress;
         }
@@ -135,9 +148,53 @@ impl Interrupt {
 
     /// A journal record, for the lock's holder record (stage, traffic, verdict).
     pub fn note_record(&self, kind: &str, fields: &serde_json::Value) {
+        match kind {
+            "rollback.start" => self.rolling_back.store(true, Ordering::SeqCst),
+            "rollback.end" => self.rolling_back.store(false, Ordering::SeqCst),
+            _ => {}
+        }
         if let Ok(Some(p)) = self.lock_progress.lock().map(|p| p.clone()) {
             p.note(kind, fields);
         }
+    }
+
+    pub fn rolling_back(&self) -> bool {
+        self.rolling_back.load(Ordering::SeqCst)
+    }
+
+    /// Whether a live-control request waits (checked every few milliseconds while waiting).
+    pub fn control_pending(&self) -> bool {
+        self.control
+            .lock()
+            .ok()
+            .and_then(|c| c.as_ref().map(|c| c.pending()))
+            .unwrap_or(false)
+    }
+
+    /// The oldest live-control request waiting.
+    pub fn take_control(&self) -> Option<crate::lock::ControlRequest> {
+        self.control.lock().ok()?.as_ref()?.take()
+    }
+
+    pub fn set_promoted(&self, by: String) {
+        if let Ok(mut p) = self.promoted.lock() {
+            *p = Some(by);
+        }
+    }
+
+    /// Who promoted the run, and why ("by who: reason"), once it was.
+    pub fn promoted(&self) -> Option<String> {
+        self.promoted.lock().ok()?.clone()
+    }
+
+    pub fn add_paused(&self, d: std::time::Duration) {
+        self.paused_ms
+            .fetch_add(d.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// How long the run has been held by `pause`, in all.
+    pub fn paused_total(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.paused_ms.load(Ordering::SeqCst))
     }
 
     pub fn set_child_group(&self, group: i32) {

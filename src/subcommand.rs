@@ -39,6 +39,12 @@ pub enum Command {
         environment: Option<String>,
         deployments_dir: Option<PathBuf>,
     },
+    Control {
+        environment: String,
+        action: String,
+        reason: String,
+        deployments_dir: Option<PathBuf>,
+    },
 }
 
 pub fn dispatch(common: &Common, command: &Command) -> Result<i32, Error> {
@@ -70,6 +76,19 @@ pub fn dispatch(common: &Common, command: &Command) -> Result<i32, Error> {
             common,
             &ui,
             environment.as_deref(),
+            deployments_dir.as_deref(),
+        ),
+        Command::Control {
+            environment,
+            action,
+            reason,
+            deployments_dir,
+        } => crate::lock::control::send(
+            common,
+            &ui,
+            environment,
+            action,
+            reason,
             deployments_dir.as_deref(),
         ),
         Command::Completions(script) => {

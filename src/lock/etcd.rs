@@ -12,7 +12,8 @@
 //! - `status/<env>`: the same record without a lease, and how it ended (`held` while held,
 //!   `released`, `broken`): `runbook status` reads it after the lock is gone, and a `held` one
 //!   found by the next run means its holder's lease ran out (it died): the next run says so;
-//! - `log/<env>/<time>-<pid>`: take-overs, unlocks and expired holders followed.
+//! - `log/<env>/<time>-<pid>`: take-overs, unlocks and expired holders followed;
+//! - `control/<env>`: a live-control request (`runbook control`) for the run holding the lock.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -293,6 +294,7 @@ impl Backend for EtcdBackend {
             lease: id.clone(),
             lock: lock.clone(),
             status: status.clone(),
+            prefix: self.prefix.clone(),
             created: r["header"]["revision"].as_str().unwrap_or("0").to_string(),
             written: Some(holder.clone()),
         };
@@ -505,6 +507,35 @@ impl Backend for EtcdBackend {
         }
         Ok(out.into_values().collect())
     }
+
+    fn request_control(&self, request: &super::ControlRequest) -> Result<String, Error> {
+        let env = &request.environment;
+        let key = self.key("control", env);
+        let value = serde_json::to_string(request).unwrap_or_default();
+        self.client
+            .call(
+                "/v3/kv/put",
+                &json!({ "key": b64(key.as_bytes()), "value": b64(value.as_bytes()) }),
+            )
+            .map_err(|e| self.unreachable(env, e))?;
+        Ok(format!("`{key}` in etcd at {}", self.endpoints()))
+    }
+
+    fn read_control(&self, environment: &str) -> Result<Option<super::ControlRequest>, Error> {
+        let key = self.key("control", environment);
+        read_control(&self.client, &key).map_err(|e| self.unreachable(environment, e))
+    }
+}
+
+fn control_key(prefix: &str, environment: &str) -> String {
+    format!("{prefix}control/{}", crate::answers::slug(environment))
+}
+
+fn read_control(client: &Client, key: &str) -> Result<Option<super::ControlRequest>, CallError> {
+    let r = client.call("/v3/kv/range", &json!({ "key": b64(key.as_bytes()) }))?;
+    Ok(first_kv(&r)
+        .and_then(|(_, v)| v)
+        .and_then(|v| serde_json::from_slice(&v).ok()))
 }
 
 struct EtcdTenure {
@@ -512,6 +543,8 @@ struct EtcdTenure {
     lease: String,
     lock: String,
     status: String,
+    /// `lock.etcd.prefix`, for the control key.
+    prefix: String,
     /// The lock key's create revision: it is ours while it has this one.
     created: String,
     /// The holder record as last written.
@@ -587,6 +620,30 @@ impl super::Tenure for EtcdTenure {
             Err(CallError::Unreachable(why)) => Renewal::Unreachable(why),
             Err(e) => Renewal::Unreachable(e.text()),
         }
+    }
+
+    fn read_control(&mut self, environment: &str) -> Option<super::ControlRequest> {
+        read_control(&self.client, &control_key(&self.prefix, environment))
+            .ok()
+            .flatten()
+    }
+
+    fn clear_control(&mut self, environment: &str, id: &str) {
+        let key = control_key(&self.prefix, environment);
+        // Delete only the request read: compare its value, so a newer one written meanwhile stays.
+        let Ok(Some(request)) = read_control(&self.client, &key) else {
+            return;
+        };
+        if request.id != id {
+            return;
+        }
+        let value = serde_json::to_string(&request).unwrap_or_default();
+        let k = b64(key.as_bytes());
+        let txn = json!({
+            "compare": [{ "key": k, "target": "VALUE", "value": b64(value.as_bytes()), "result": "EQUAL" }],
+            "success": [{ "request_delete_range": { "key": k } }],
+        });
+        let _ = self.client.call("/v3/kv/txn", &txn);
     }
 
     fn release(&mut self, holder: &Holder) {

@@ -16,6 +16,30 @@ pub fn path_for(root: &Path, environment: &str) -> PathBuf {
         .join(format!("{}.lock", crate::answers::slug(environment)))
 }
 
+/// The live-control request for an environment's run, beside its lock.
+fn control_path(root: &Path, environment: &str) -> PathBuf {
+    root.join(".locks").join(format!(
+        "{}.control.json",
+        crate::answers::slug(environment)
+    ))
+}
+
+fn read_control(path: &Path) -> Option<super::ControlRequest> {
+    let text = std::fs::read_to_string(path).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Remove the request `id` (under the directory's flock: a newer one written meanwhile stays).
+fn clear_control(path: &Path, id: &str) {
+    let Some(dir) = path.parent() else {
+        return;
+    };
+    let _guard = Guard::take(dir);
+    if read_control(path).is_some_and(|r| r.id == id) {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
 /// The last holder record of an environment, kept when the lock goes (for `runbook status`).
 fn status_path(root: &Path, environment: &str) -> PathBuf {
     root.join(".status")
@@ -243,6 +267,21 @@ impl Backend for FileBackend {
         }
         Ok(out)
     }
+
+    fn request_control(&self, request: &super::ControlRequest) -> Result<String, Error> {
+        let path = control_path(&self.root, &request.environment);
+        let dir = self.dir()?;
+        let _guard = Guard::take(&dir)?;
+        write_whole(
+            &path,
+            &serde_json::to_string_pretty(request).unwrap_or_default(),
+        )?;
+        Ok(format!("`{}`", path.display()))
+    }
+
+    fn read_control(&self, environment: &str) -> Result<Option<super::ControlRequest>, Error> {
+        Ok(read_control(&control_path(&self.root, environment)))
+    }
 }
 
 struct FileTenure {
@@ -274,6 +313,14 @@ impl super::Tenure for FileTenure {
             Ok(_) => Renewal::Lost("it was broken (`runbook unlock`) and nobody holds it".into()),
             Err(e) => Renewal::Unreachable(e.summary()),
         }
+    }
+
+    fn read_control(&mut self, environment: &str) -> Option<super::ControlRequest> {
+        read_control(&control_path(&self.root, environment))
+    }
+
+    fn clear_control(&mut self, environment: &str, id: &str) {
+        clear_control(&control_path(&self.root, environment), id)
     }
 
     fn release(&mut self, holder: &Holder) {

@@ -341,6 +341,7 @@ impl Backend for KubeBackend {
             stage: None,
             traffic: None,
             verdict: None,
+            control: None,
         });
         let m = self.manifest(
             &holder,
@@ -412,6 +413,20 @@ impl Backend for KubeBackend {
         }
         Ok(out)
     }
+
+    // Live control is not offered on a Lease yet: an annotation written by another process
+    // changes the Lease's resourceVersion, which the holder's next `kubectl replace` would meet
+    // as a Conflict (a lost lock), and polling it means a kubectl process several times a second.
+    fn request_control(&self, request: &super::ControlRequest) -> Result<String, Error> {
+        Err(Error::Usage(format!(
+            "`runbook control` is not available with `lock.backend: kubernetes` yet (the run of `{}` cannot be reached through its Lease)\n  help: stop the run in its terminal (Ctrl-C offers its rollback), or use the file or etcd backend",
+            request.environment
+        )))
+    }
+
+    fn read_control(&self, _environment: &str) -> Result<Option<super::ControlRequest>, Error> {
+        Ok(None)
+    }
 }
 
 struct KubeTenure {
@@ -461,6 +476,12 @@ impl super::Tenure for KubeTenure {
             Err(Failed::Exists) => Renewal::Unreachable("unexpected AlreadyExists".into()),
         }
     }
+
+    fn read_control(&mut self, _environment: &str) -> Option<super::ControlRequest> {
+        None
+    }
+
+    fn clear_control(&mut self, _environment: &str, _id: &str) {}
 
     fn release(&mut self, holder: &Holder) {
         let m = self.backend.manifest(

@@ -7,6 +7,7 @@
 //! happens when a lease runs out: a file lock is then stale (taken over only when asked), an
 //! etcd key or a Lease is simply gone, and the next run proceeds and journals whom it followed.
 
+pub mod control;
 pub mod etcd;
 pub mod file;
 pub mod kubernetes;
@@ -44,6 +45,10 @@ pub struct Holder {
     /// The last verdict of its monitoring.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verdict: Option<Value>,
+    /// What live control last did to the run (`paused`, `resumed`, `promoted`, `aborted`), by
+    /// whom and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control: Option<Value>,
 }
 
 impl Holder {
@@ -93,6 +98,11 @@ pub trait Tenure: Send {
     /// Give the lock back, only if it is still ours, and leave the holder record as the last
     /// word on the environment (`runbook status`).
     fn release(&mut self, holder: &Holder);
+    /// The live-control request waiting in the store for this environment, if any (read often:
+    /// the run's next safe point acts on it).
+    fn read_control(&mut self, environment: &str) -> Option<ControlRequest>;
+    /// Take the request `id` out of the store (only that one: a newer request stays).
+    fn clear_control(&mut self, environment: &str, id: &str);
 }
 
 pub struct Acquired {
@@ -120,7 +130,14 @@ pub trait Backend: Send + Sync {
     fn unlock(&self, environment: &str, reason: &str) -> Result<(State, String), Error>;
     /// Every environment the store knows (or just `only`).
     fn statuses(&self, only: Option<&str>) -> Result<Vec<EnvStatus>, Error>;
+    /// `runbook control`: leave a request for the live run beside its lock (a newer request
+    /// replaces an older one not yet taken). Returns where it was left.
+    fn request_control(&self, request: &ControlRequest) -> Result<String, Error>;
+    /// The request waiting for `environment`, if any.
+    fn read_control(&self, environment: &str) -> Result<Option<ControlRequest>, Error>;
 }
+
+pub use control::{ControlFlag, ControlRequest};
 
 /// The backend `lock.backend` names. `root` is the deployments directory (the file backend's);
 /// `rt` runs the etcd backend's HTTP requests.
@@ -308,6 +325,7 @@ pub fn acquire(
         stage: None,
         traffic: None,
         verdict: None,
+        control: None,
     };
     let got = backend.acquire(&holder, lease, take_over)?;
     let renewer = Renewer::start(got.tenure, holder.clone(), lease);
@@ -325,12 +343,17 @@ enum Msg {
     Stop,
 }
 
+/// How often a live run looks for a control request: well within one monitoring interval, and
+/// cheap (a file read, one etcd range request, one kubectl get).
+const CONTROL_POLL: Duration = Duration::from_millis(250);
+
 /// The thread that renews a held lock's lease every third of it (and writes the holder record
 /// when it changes), until the lock is dropped or found no longer ours.
 struct Renewer {
     holder: Arc<Mutex<Holder>>,
     tenure: Arc<Mutex<Box<dyn Tenure>>>,
     lost: LostFlag,
+    control: ControlFlag,
     tx: mpsc::Sender<Msg>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -341,15 +364,28 @@ impl Renewer {
         let tenure = Arc::new(Mutex::new(tenure));
         let (tx, rx) = mpsc::channel::<Msg>();
         let lost = LostFlag::default();
-        let (h, t, said) = (holder.clone(), tenure.clone(), lost.clone());
+        let control = ControlFlag::default();
+        let (h, t, said, asked) = (
+            holder.clone(),
+            tenure.clone(),
+            lost.clone(),
+            control.clone(),
+        );
         let every = (lease / 3).max(Duration::from_millis(100));
         let thread = std::thread::spawn(move || {
             let mut last_ok = Instant::now();
             let mut wait = every;
+            let mut due = Instant::now() + wait;
             loop {
-                match rx.recv_timeout(wait) {
+                let left = due.saturating_duration_since(Instant::now());
+                match rx.recv_timeout(left.min(CONTROL_POLL)) {
                     Ok(Msg::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
-                    Ok(Msg::Publish) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    Ok(Msg::Publish) => {}
+                    Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < due => {
+                        poll_control(&h, &t, &asked);
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Timeout) => poll_control(&h, &t, &asked),
                 }
                 let mine = match h.lock() {
                     Ok(m) => m.clone(),
@@ -359,6 +395,7 @@ impl Renewer {
                     Ok(mut t) => t.renew(&mine),
                     Err(_) => return,
                 };
+                let renewed_at = Instant::now();
                 match renewal {
                     Renewal::Ours => {
                         last_ok = Instant::now();
@@ -389,16 +426,52 @@ impl Renewer {
                         wait = (every / 2).max(Duration::from_millis(100));
                     }
                 }
+                due = renewed_at + wait;
             }
         });
         Renewer {
             holder,
             tenure,
             lost,
+            control,
             tx,
             thread: Some(thread),
         }
     }
+}
+
+/// Read the store's control request: one meant for this run, not seen before, is handed to the
+/// run (the flag) and taken out of the store. One for another run (an older one, whose request
+/// came too late), or sent before this process took the lock, is left for the next request to
+/// replace.
+fn poll_control(
+    holder: &Arc<Mutex<Holder>>,
+    tenure: &Arc<Mutex<Box<dyn Tenure>>>,
+    flag: &ControlFlag,
+) {
+    let Ok(mine) = holder.lock().map(|h| h.clone()) else {
+        return;
+    };
+    let Ok(mut t) = tenure.lock() else {
+        return;
+    };
+    let Some(request) = t.read_control(&mine.environment) else {
+        return;
+    };
+    // Sent before this process took the lock: meant for an earlier process of the run (one
+    // that died, now resumed), which never took it.
+    let before = match (
+        humantime::parse_rfc3339(&request.sent),
+        humantime::parse_rfc3339(&mine.started),
+    ) {
+        (Ok(sent), Ok(started)) => sent < started,
+        _ => false,
+    };
+    if request.run != mine.run_dir || before || flag.seen(&request.id) {
+        return;
+    }
+    t.clear_control(&mine.environment, &request.id);
+    flag.put(request);
 }
 
 /// How a held lock was lost: `gone` when someone else holds it or nobody does; otherwise the
@@ -435,17 +508,25 @@ impl LostFlag {
     }
 }
 
-/// What a run tells its lock as it goes (its stage, traffic, verdict): written to the store by
-/// the renewer at once, so `runbook status` on another machine sees it.
+/// The run's line to its lock, both ways: what it tells the lock as it goes (its stage,
+/// traffic, verdict, and what live control did), written to the store by the renewer at once so
+/// `runbook status` on another machine sees it; and the control requests the renewer found for
+/// it (`runbook control`).
 #[derive(Clone)]
 pub struct Progress {
     holder: Arc<Mutex<Holder>>,
     /// The stages the run is in, outermost first.
     stages: Arc<Mutex<Vec<String>>>,
     tx: mpsc::Sender<Msg>,
+    control: ControlFlag,
 }
 
 impl Progress {
+    /// Where the renewer leaves the control requests it finds for this run.
+    pub fn control(&self) -> ControlFlag {
+        self.control.clone()
+    }
+
     /// Take what the holder record shows from a journal record.
     pub fn note(&self, kind: &str, fields: &Value) {
         let Ok(mut h) = self.holder.lock() else {
@@ -470,6 +551,16 @@ impl Progress {
                 }))
             }
             "verdict" => h.verdict = Some(fields["verdict"].clone()),
+            "control"
+                if !fields["done"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .starts_with("ignored") =>
+            {
+                h.control = Some(serde_json::json!({
+                    "state": fields["done"], "by": fields["by"], "reason": fields["reason"]
+                }))
+            }
             _ => return,
         }
         if *h != before {
@@ -492,6 +583,7 @@ impl Lock {
             holder: r.holder.clone(),
             stages: Arc::default(),
             tx: r.tx.clone(),
+            control: r.control.clone(),
         })
     }
 

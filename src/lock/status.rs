@@ -44,12 +44,27 @@ fn verdict(v: &Option<Value>) -> String {
 }
 
 fn progress(h: &Holder) -> String {
-    format!(
+    let mut line = format!(
         "  stage: {}; traffic: {}; last verdict: {}",
         h.stage.as_deref().unwrap_or("-"),
         traffic(&h.traffic),
         verdict(&h.verdict)
-    )
+    );
+    // What live control last did (`runbook control`): "paused by who: why".
+    if let Some(c) = &h.control {
+        let reason = c["reason"].as_str().unwrap_or_default();
+        line.push_str(&format!(
+            "; {} by {}{}",
+            c["state"].as_str().unwrap_or("controlled"),
+            c["by"].as_str().unwrap_or("someone"),
+            if reason.is_empty() {
+                String::new()
+            } else {
+                format!(": {reason}")
+            }
+        ));
+    }
+    line
 }
 
 fn render(ui: &Ui, s: &EnvStatus) -> String {

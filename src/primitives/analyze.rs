@@ -505,9 +505,13 @@ fn analyze(session: &Session, ctx: &NativeCallContext, spec: &Map) -> RhaiResult
         return Ok(planned);
     }
 
+    // Promoted (`runbook control ENV promote`): this window and the ones after it are skipped.
+    if let Some(by) = session.interrupt.promoted() {
+        return Ok(promoted(&run, &by, 0));
+    }
     if !initial_delay.is_zero() {
         session
-            .sleep(initial_delay)
+            .wait_window(initial_delay)
             .map_err(|_| session.stop_waiting())?;
     }
     // Counters need a first reading to rate against.
@@ -523,6 +527,9 @@ fn analyze(session: &Session, ctx: &NativeCallContext, spec: &Map) -> RhaiResult
         }
     }
     let start = Instant::now();
+    // Time held by a live-control pause moves the schedule on, rather than being caught up with
+    // measurements back to back.
+    let paused_before = session.interrupt.paused_total();
     // As Argo does, the first measurement is taken when the window starts (after
     // `initial_delay`); counters rated between scrapes have only their base then, so with any
     // of those the first measurement is one interval in.
@@ -541,12 +548,19 @@ fn analyze(session: &Session, ctx: &NativeCallContext, spec: &Map) -> RhaiResult
     let mut status = "In Progress";
     let verdict = loop {
         round += 1;
-        let due = start + interval * (round - 1 + first);
+        let held = session
+            .interrupt
+            .paused_total()
+            .saturating_sub(paused_before);
+        let due = start + held + interval * (round - 1 + first);
         let now = Instant::now();
         if due > now {
             session
-                .sleep(due - now)
+                .wait_window(due - now)
                 .map_err(|_| session.stop_waiting())?;
+        }
+        if let Some(by) = session.interrupt.promoted() {
+            return Ok(promoted(&run, &by, round - 1));
         }
         let readings = run.read_all(false)?;
         let mut round_failed = false;
@@ -909,6 +923,20 @@ fn result_map(run: &Run, v: Verdict, why: &str) -> Map {
     out.insert("healthy".into(), Dynamic::from(v == Verdict::Success));
     out.insert("reason".into(), Dynamic::from(why.to_string()));
     out.insert("metrics".into(), Dynamic::from_map(metrics));
+    out.insert("promoted".into(), Dynamic::from(false));
+    out
+}
+
+/// A window cut short by a live-control `promote`: not a verdict on the release (none is
+/// journaled; the `control` record says who promoted it), so `verdict` is `promoted`.
+fn promoted(run: &Run, by: &str, measured: u32) -> Map {
+    let why = format!("promoted {by}: the window was skipped after {measured} measurement(s)");
+    if measured > 0 {
+        draw(run, "Promoted");
+    }
+    let mut out = result_map(run, Verdict::Success, &why);
+    out.insert("verdict".into(), Dynamic::from("promoted".to_string()));
+    out.insert("promoted".into(), Dynamic::from(true));
     out
 }
 

@@ -947,6 +947,67 @@ fn check_example(line: &str) -> Option<i32> {
                 .expect(w, "ok: `production` unlocked");
             assert!(!p.path().join("deployments/.locks/production.lock").exists(), "{w}");
         }
+        // Live control: a demo canary runs in the background, and the request reaches it; the
+        // run acts on it itself (a pause is resumed here, so the demo ends).
+        "runbook control production pause --reason \"checking a dashboard\""
+        | "runbook control production resume"
+        | "runbook control production promote --reason \"verified by hand\""
+        | "runbook control production abort --reason \"support tickets spiking\"" => {
+            let p = Place::empty();
+            let demo = std::process::Command::new(support::BIN)
+                .args([
+                    "demo", "--unattended", "--set", "monitoring.interval=500ms", "--set",
+                    "monitoring.samples=3", "--set", "monitoring.min_requests=1", "--set",
+                    "triggers.response_time=30s",
+                ])
+                .current_dir(p.path())
+                .env("NO_COLOR", "1")
+                .env("USER", "tester")
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let records = |p: &Place| -> Vec<serde_json::Value> {
+                let Ok(entries) = std::fs::read_dir(p.path().join("deployments")) else {
+                    return vec![];
+                };
+                entries
+                    .flatten()
+                    .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                    .filter_map(|e| std::fs::read_to_string(e.path().join("journal.jsonl")).ok())
+                    .flat_map(|t| t.lines().filter_map(|l| serde_json::from_str(l).ok()).collect::<Vec<_>>())
+                    .collect()
+            };
+            let wait = |p: &Place, what: &str, want: &dyn Fn(&serde_json::Value) -> bool| {
+                let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+                while !records(p).iter().any(want) {
+                    assert!(std::time::Instant::now() < until, "{w}: the run never got to {what}");
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+            };
+            wait(&p, "a measurement", &|r| r["type"] == "measurement");
+            p.run(line)
+                .expect_code(0, w)
+                .expect(w, "ok: asked the run of `production` to ");
+            let action = line.split_whitespace().nth(3).unwrap();
+            if action == "pause" {
+                wait(&p, "the pause", &|r| r["done"] == "paused");
+                p.run("runbook control production resume").expect_code(0, "resume");
+            }
+            let out = demo.wait_with_output().unwrap();
+            let (code, done) = match action {
+                "pause" => (0, "paused"),
+                "resume" => (0, "ignored: the run was not paused"),
+                "promote" => (0, "promoted"),
+                _ => (3, "aborted"),
+            };
+            assert_eq!(out.status.code(), Some(code), "{w}: {}", String::from_utf8_lossy(&out.stdout));
+            assert!(
+                records(&p).iter().any(|r| r["type"] == "control" && r["done"] == done && r["by"].as_str().is_some_and(|b| b.starts_with("tester@"))),
+                "{w}: the run journaled `{done}`"
+            );
+        }
         // Who holds each environment, from the lock backend: a dead run's lock names its run
         // and says it is stale.
         "runbook status" | "runbook status production" => {

@@ -7,6 +7,7 @@ mod analysis;
 mod claims_config;
 mod claims_output;
 mod cli;
+mod control;
 mod docs;
 mod exit_codes;
 mod layers;
