@@ -247,6 +247,7 @@ impl Backend for KubeBackend {
             },
             lease,
             version,
+            pending: None,
         };
         let Some(existing) = found else {
             let m = self.manifest(holder, true, "held", lease, None, None);
@@ -414,18 +415,60 @@ impl Backend for KubeBackend {
         Ok(out)
     }
 
-    // Live control is not offered on a Lease yet: an annotation written by another process
-    // changes the Lease's resourceVersion, which the holder's next `kubectl replace` would meet
-    // as a Conflict (a lost lock), and polling it means a kubectl process several times a second.
+    // Live control: the request is a ConfigMap of its own beside the Lease (`<lease>-control`),
+    // so writing it never changes the Lease the holder replaces (a Conflict there would read as
+    // a lost lock). The run reads it when it renews its lease (every third of `lock.lease`),
+    // not four times a second: one kubectl process per renewal.
     fn request_control(&self, request: &super::ControlRequest) -> Result<String, Error> {
-        Err(Error::Usage(format!(
-            "`runbook control` is not available with `lock.backend: kubernetes` yet (the run of `{}` cannot be reached through its Lease)\n  help: stop the run in its terminal (Ctrl-C offers its rollback), or use the file or etcd backend",
-            request.environment
-        )))
+        let env = &request.environment;
+        let m = self.control_manifest(request);
+        self.kubectl
+            .run(&["apply", "-f", "-", "-o", "json"], Some(&m))
+            .map_err(|f| self.failed(env, f))?;
+        Ok(format!("the ConfigMap `{}`", self.control_name(env)))
     }
 
-    fn read_control(&self, _environment: &str) -> Result<Option<super::ControlRequest>, Error> {
-        Ok(None)
+    fn read_control(&self, environment: &str) -> Result<Option<super::ControlRequest>, Error> {
+        self.get_control(environment)
+            .map_err(|f| self.failed(environment, f))
+    }
+}
+
+impl KubeBackend {
+    fn control_name(&self, environment: &str) -> String {
+        format!("{}-control", self.name(environment))
+    }
+
+    fn control_manifest(&self, request: &super::ControlRequest) -> Value {
+        let mut metadata = json!({ "name": self.control_name(&request.environment) });
+        if let Some(n) = &self.kubectl.namespace {
+            metadata["namespace"] = json!(n);
+        }
+        json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": metadata,
+            "data": { "request": serde_json::to_string(request).unwrap_or_default() },
+        })
+    }
+
+    fn get_control(&self, environment: &str) -> Result<Option<super::ControlRequest>, Failed> {
+        match self.kubectl.run(
+            &[
+                "get",
+                "configmap",
+                &self.control_name(environment),
+                "-o",
+                "json",
+            ],
+            None,
+        ) {
+            Ok(v) => Ok(v["data"]["request"]
+                .as_str()
+                .and_then(|t| serde_json::from_str(t).ok())),
+            Err(Failed::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -434,6 +477,8 @@ struct KubeTenure {
     lease: Duration,
     /// The Lease's resourceVersion as this run last wrote it.
     version: Option<String>,
+    /// The control request read at the last renewal (see `request_control`).
+    pending: Option<super::ControlRequest>,
 }
 
 impl super::Tenure for KubeTenure {
@@ -453,6 +498,8 @@ impl super::Tenure for KubeTenure {
         {
             Ok(v) => {
                 self.version = version_of(&v);
+                // A control request for this run, read with each renewal.
+                self.pending = self.backend.get_control(&holder.environment).ok().flatten();
                 Renewal::Ours
             }
             Err(Failed::Conflict) | Err(Failed::NotFound) => {
@@ -478,10 +525,26 @@ impl super::Tenure for KubeTenure {
     }
 
     fn read_control(&mut self, _environment: &str) -> Option<super::ControlRequest> {
-        None
+        self.pending.clone()
     }
 
-    fn clear_control(&mut self, _environment: &str, _id: &str) {}
+    fn clear_control(&mut self, environment: &str, id: &str) {
+        if self.pending.as_ref().is_some_and(|r| r.id == id) {
+            self.pending = None;
+            let name = self.backend.control_name(environment);
+            let _ = self.backend.kubectl.run(
+                &[
+                    "delete",
+                    "configmap",
+                    &name,
+                    "--ignore-not-found",
+                    "-o",
+                    "name",
+                ],
+                None,
+            );
+        }
+    }
 
     fn release(&mut self, holder: &Holder) {
         let m = self.backend.manifest(

@@ -826,6 +826,13 @@ case "$*" in
     cat > "$dir/lease.json"; cat "$dir/lease.json" >> "$dir/manifests.log"; echo >> "$dir/manifests.log"
     n=$(wc -l < "$dir/manifests.log")
     echo "{\"metadata\":{\"resourceVersion\":\"$n\"}}" ;;
+  *" apply -f - -o json")
+    cat > "$dir/control.json"; echo '{}' ;;
+  *" get configmap "*)
+    if [ -s "$dir/control.json" ]; then cat "$dir/control.json"; else
+      echo 'Error from server (NotFound): configmaps "runbook-lock-production-control" not found' >&2; exit 1; fi ;;
+  *" delete configmap "*)
+    rm -f "$dir/control.json"; echo '{}' ;;
   *) echo "unexpected: $*" >&2; exit 3 ;;
 esac
 "#;
@@ -875,6 +882,7 @@ fn the_kubernetes_lease_backend_runs_the_exact_kubectl_commands() {
         "kubectl -n deploys get lease runbook-lock-production -o json\n\
          kubectl -n deploys create -f - -o json\n\
          kubectl -n deploys replace -f - -o json\n\
+         kubectl -n deploys get configmap runbook-lock-production-control -o json\n\
          kubectl -n deploys replace -f - -o json\n"
     );
     let m = manifests(&t);
@@ -968,6 +976,7 @@ fn the_kubernetes_lease_backend_runs_the_exact_kubectl_commands() {
         "kubectl -n deploys get lease runbook-lock-production -o json\n\
          kubectl -n deploys replace -f - -o json\n\
          kubectl -n deploys replace -f - -o json\n\
+         kubectl -n deploys get configmap runbook-lock-production-control -o json\n\
          kubectl -n deploys replace -f - -o json\n"
     );
     let root = t.path().join("deployments");
@@ -980,4 +989,84 @@ fn the_kubernetes_lease_backend_runs_the_exact_kubectl_commands() {
     let text = std::fs::read_to_string(runs.last().unwrap().join("journal.jsonl")).unwrap();
     assert!(text.contains("\"type\":\"lock.expired\""), "{text}");
     assert!(text.contains("ci-runner-7"));
+}
+
+/// Live control with the Kubernetes backend: `runbook control` leaves the request in a ConfigMap
+/// of its own beside the Lease (writing it never touches the Lease the holder replaces), and the
+/// run reads it when it renews its lease. Against the recording kubectl: the commands, not a
+/// cluster.
+#[test]
+fn the_kubernetes_backend_carries_a_control_request_in_a_configmap() {
+    let t = Test::new()
+        .file(
+            "runbook.yaml",
+            "lock:\n  backend: kubernetes\n  lease: 1s\n  kubernetes:\n    namespace: deploys\n",
+        )
+        .file(
+            "deploy.rhai",
+            "sh(\"touch changed\");\non_rollback(\"undo\", \"touch undone\");\nsh(\"touch started\");\nsleep(\"20s\");\nsh(\"touch finished\");\n",
+        )
+        .executable("bin/kubectl", KUBECTL)
+        .args(&["deploy.rhai"]);
+    let path = format!(
+        "{}:{}",
+        t.path().join("bin").display(),
+        std::env::var("PATH").unwrap()
+    );
+    let t = t.env("PATH", &path);
+    let running = t
+        .command()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_file(&t.path().join("started"), "the run's start");
+    let control = Command::new(support::BIN)
+        .args([
+            "control",
+            "production",
+            "abort",
+            "--reason",
+            "seen in the dashboards",
+        ])
+        .current_dir(t.path())
+        .env("NO_COLOR", "1")
+        .env("USER", "oncall")
+        .env("PATH", &path)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(
+        control.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&control.stdout),
+        String::from_utf8_lossy(&control.stderr)
+    );
+    let done = finish(running);
+    assert_eq!(done.code, 3, "{}{}", done.stdout, done.stderr);
+    assert!(t.path().join("undone").exists(), "rolled back");
+    assert!(
+        !t.path().join("finished").exists(),
+        "stopped before its next step"
+    );
+    let asked = records(t.path(), "control");
+    assert!(
+        asked
+            .iter()
+            .any(|r| r.to_string().contains("seen in the dashboards")),
+        "{asked:?}"
+    );
+    let log = std::fs::read_to_string(t.path().join("bin/kubectl.log")).unwrap();
+    for want in [
+        "kubectl -n deploys apply -f - -o json",
+        "kubectl -n deploys get configmap runbook-lock-production-control -o json",
+        "kubectl -n deploys delete configmap runbook-lock-production-control --ignore-not-found -o name",
+    ] {
+        assert!(log.contains(want), "missing {want}\n{log}");
+    }
+    // The request never went into the Lease: every Lease written names no control request.
+    for m in manifests(&t) {
+        assert_eq!(m["kind"], "Lease", "{m}");
+    }
 }
