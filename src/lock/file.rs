@@ -165,9 +165,33 @@ impl Backend for FileBackend {
         let dir = self.dir()?;
         let guard = Guard::take(&dir)?;
         let torn = path.display().to_string();
-        let took_over = judge(&holder.environment, state(&path)?, take_over, &torn)?;
+        let found = state(&path)?;
+        // A holder whose lease ran out stopped renewing it (it died, or its host did): the lock
+        // is free, and this run journals whom it followed. One whose process is gone but whose
+        // lease still runs is stale: taken over with a reason (or by `runbook resume`).
+        let (found, followed) = match found {
+            State::Held(current) if current.expires <= super::now_secs() && take_over.is_none() => {
+                (State::Free, Some(current))
+            }
+            other => (other, None),
+        };
+        let took_over = judge(&holder.environment, found, take_over, &torn)?;
         write_holder(&path, holder)?;
         drop(guard);
+        if let Some(previous) = &followed {
+            write_status(&self.root, previous, "expired");
+            append_log(
+                &dir,
+                serde_json::json!({
+                    "event": "expired",
+                    "ts": crate::journal::now_rfc3339(),
+                    "environment": holder.environment,
+                    "by": holder.user,
+                    "host": holder.host,
+                    "holder": previous,
+                }),
+            )?;
+        }
         if let Some((previous, reason)) = &took_over {
             append_log(
                 &dir,
@@ -189,7 +213,7 @@ impl Backend for FileBackend {
                 lease,
             }),
             took_over,
-            followed: None,
+            followed,
         })
     }
 

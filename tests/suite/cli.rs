@@ -2165,13 +2165,41 @@ fn the_lock_is_released_on_every_exit_path() {
 
 #[test]
 fn a_stale_lock_is_reported_and_taken_over_only_with_a_reason_and_unlock_is_recorded() {
-    let stale = r#"{"environment":"production","user":"ghost","host":"elsewhere","pid":4000000,"reason":"old run","started":"2026-01-01T00:00:00.000Z","expires":1,"run_dir":"deployments/old"}"#;
+    // A holder whose lease ran out (it stopped renewing: it died, or its host did) is followed
+    // at once, and the run journals whom it followed (#15: every backend, the file one included).
+    let expired = r#"{"environment":"production","user":"ghost","host":"elsewhere","pid":4000000,"reason":"old run","started":"2026-01-01T00:00:00.000Z","expires":1,"run_dir":"deployments/old"}"#;
+    let out = Test::new()
+        .file("deployments/.locks/production.lock", expired)
+        .script("sh(\"touch ran\");")
+        .run();
+    out.code(0);
+    assert!(out.dir.join("ran").exists());
+    assert!(
+        out.stderr
+            .contains("the last holder of `production` let its lease run out without releasing it"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.records("lock.expired")[0]["previous"]["user"], "ghost");
+
+    // One whose process is gone on this host while its lease still runs is stale: reported,
+    // and taken over only with a reason.
+    let stale = format!(
+        r#"{{"environment":"production","user":"ghost","host":"{}","pid":4000000,"reason":"old run","started":"2026-01-01T00:00:00.000Z","expires":99999999999,"run_dir":"deployments/old"}}"#,
+        runbook::identity::host()
+    );
     let t = Test::new()
-        .file("deployments/.locks/production.lock", stale)
+        .file("deployments/.locks/production.lock", &stale)
         .script("sh(\"touch ran\");");
     let out = t.run();
     out.code(2);
-    assert!(out.stderr.starts_with("error: `production` has a stale lock (its lease ran out): ghost on elsewhere (pid 4000000) has held it for "), "{}", out.stderr);
+    assert!(
+        out.stderr.starts_with(
+            "error: `production` has a stale lock (its process 4000000 is gone): ghost on "
+        ),
+        "{}",
+        out.stderr
+    );
     assert!(
         out.stderr
             .contains("help: take it over with `--take-over \"why it is safe\"`"),
@@ -2193,18 +2221,20 @@ fn a_stale_lock_is_reported_and_taken_over_only_with_a_reason_and_unlock_is_reco
     assert_eq!(takeover[0]["previous"]["user"], "ghost");
     assert_eq!(
         takeover[0]["reason"],
-        "the old runner host was decommissioned (stale: its lease ran out)"
+        "the old runner host was decommissioned (stale: its process 4000000 is gone)"
     );
     // Break-glass: unlock records who broke which lock and why.
     let t = out
         .again()
-        .file("deployments/.locks/production.lock", stale)
+        .file("deployments/.locks/production.lock", &stale)
         .args(&["unlock", "production", "--reason", "checked by hand"]);
     let u = t.run();
     u.code(0);
     assert!(
-        u.stdout
-            .starts_with("ok: `production` unlocked (was: ghost on elsewhere (pid 4000000)"),
+        u.stdout.starts_with(&format!(
+            "ok: `production` unlocked (was: ghost on {} (pid 4000000)",
+            runbook::identity::host()
+        )),
         "{}",
         u.stdout
     );

@@ -1070,3 +1070,61 @@ fn the_kubernetes_backend_carries_a_control_request_in_a_configmap() {
         assert_eq!(m["kind"], "Lease", "{m}");
     }
 }
+
+/// The file backend follows an expired holder too: a holder SIGKILLed stops renewing; before its
+/// lease runs out the next run is refused (its process is gone: stale, `--take-over` or
+/// `runbook resume`), after it the next run proceeds and journals whom it followed.
+#[test]
+fn the_file_backend_follows_a_sigkilled_holder_after_its_lease() {
+    let t = Test::new()
+        .file("runbook.yaml", "lock:\n  lease: 2s\n")
+        .file("deploy.rhai", "sh(\"touch started\");\nsleep(\"30s\");\n")
+        .args(&["deploy.rhai"]);
+    let mut holder = t
+        .command()
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_file(&t.path().join("started"), "the holder's start");
+    holder.kill().unwrap();
+    let killed = Instant::now();
+    holder.wait().unwrap();
+    std::fs::write(t.path().join("next.rhai"), "sh(\"touch next\");\n").unwrap();
+    let next = |t: &Test| {
+        Command::new(support::BIN)
+            .args(["next.rhai"])
+            .current_dir(t.path())
+            .env("NO_COLOR", "1")
+            .env("USER", "tester")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let early = next(&t);
+    if killed.elapsed() < Duration::from_millis(1500) {
+        assert_eq!(
+            early.status.code(),
+            Some(2),
+            "{}",
+            String::from_utf8_lossy(&early.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&early.stderr).contains("has a stale lock (its process"),
+            "{}",
+            String::from_utf8_lossy(&early.stderr)
+        );
+    }
+    // The lease is kept in whole seconds: up to one more than its length after the last renewal.
+    std::thread::sleep(Duration::from_millis(3600).saturating_sub(killed.elapsed()));
+    let late = next(&t);
+    assert_eq!(
+        late.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&late.stderr)
+    );
+    assert!(t.path().join("next").exists());
+    let expired = records(t.path(), "lock.expired");
+    assert_eq!(expired.len(), 1, "{expired:?}");
+}
