@@ -143,13 +143,28 @@ pub fn check_adapter(
     loaded: &crate::config::Loaded,
     modules: &[String],
     base: &Path,
+    running: bool,
 ) -> Result<(), Error> {
     let workflow = crate::modules::shipped_name("stdlib", "workflow.rhai");
     if !modules.contains(&workflow) {
         return Ok(());
     }
     let Some(adapter) = loaded.config.adapter.as_deref() else {
-        return Ok(()); // workflow::context() says so, with the fix
+        // `runbook check` validates what is written (a config may leave the adapter to --set);
+        // a run finds it now, before the lock is taken or anything runs: exit 2.
+        if !running {
+            return Ok(());
+        }
+        return Err(Error::Config {
+            file: loaded
+                .file
+                .as_ref()
+                .map(|f| f.display().to_string())
+                .unwrap_or_else(|| "runbook.yaml".into()),
+            key: "adapter".into(),
+            message: "no adapter configured: the shipped workflow needs one; set `adapter` to local, script or kubernetes (or a team's `<name>.rhai` beside the runbook); `runbook demo` runs the local one".into(),
+            location: None,
+        });
     };
     let Ok((shown, text)) = crate::modules::locate(None, adapter, base) else {
         return Ok(()); // the import at run time says which files it looked for

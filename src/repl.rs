@@ -1500,10 +1500,13 @@ fn live_lock(
     (!ours && crate::lock::stale(&holder).is_none()).then_some((backend, holder))
 }
 
+/// Whether the attached run directory and the lock holder's are the same run. The holder names
+/// its run directory as it was given (relative to the holder's working directory, which another
+/// operator's REPL does not share): the same path, or the same run directory name.
 fn same_dir(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
+        (Ok(x), Ok(y)) if x == y => true,
+        _ => a == b || (a.file_name().is_some() && a.file_name() == b.file_name()),
     }
 }
 

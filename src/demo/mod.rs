@@ -72,7 +72,10 @@ pub fn run(common: &Common, opts: &DemoOptions, ui: &Ui) -> Result<i32, Error> {
         "monitoring.series.memory_total=demo_fleet_machine_memory_bytes".into(),
         // Automated checks that really run: the binary compiles the shipped runbooks and
         // answers, and the fleet answers through its router.
-        format!("checks.tests={} check deploy", exe_quoted()),
+        format!(
+            "checks.tests={} check deploy --set adapter=local",
+            exe_quoted()
+        ),
         format!("checks.build={} --version", exe_quoted()),
         format!("checks.integration={}/health", fleet.url()),
         format!("checks.e2e={}/", fleet.url()),

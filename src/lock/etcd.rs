@@ -142,8 +142,11 @@ impl EtcdBackend {
                 )));
             }
         }
-        // A request waits at most a third of the lease: a renewal that waits longer is late.
-        let timeout = (lease / 3).clamp(Duration::from_millis(500), Duration::from_secs(5));
+        // A request waits at most a sixth of the lease: a renewal (a keep-alive and the holder
+        // record) is over within a third of it, so a store that stopped answering is found
+        // unreachable while the lease still runs, and `lock.on_lost` can wait for it to come
+        // back with the lock still ours.
+        let timeout = (lease / 6).clamp(Duration::from_millis(250), Duration::from_millis(2500));
         let http = {
             let _in_runtime = rt.enter();
             reqwest::Client::builder()

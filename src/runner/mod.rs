@@ -111,7 +111,12 @@ pub fn prepare(
     // warning, and the person would learn of it after the deployment.
     check_channels(&session, &literals.channels, &sources)?;
     // And a team's adapter that lacks a function the shipped workflow calls.
-    crate::contract::check_adapter(&session.config, &sources.names(), &base)?;
+    crate::contract::check_adapter(
+        &session.config,
+        &sources.names(),
+        &base,
+        mode.run != crate::options::RunMode::Check,
+    )?;
     // And a live colour that is not the one the last recorded switch made live.
     crate::live::check(&session.config, &sources.names())?;
     Ok(Prepared {

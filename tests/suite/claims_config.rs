@@ -645,3 +645,23 @@ fn check_says_a_misspelled_prompt_id_with_the_one_it_is_close_to() {
         out.stderr
     );
 }
+
+/// The shipped workflow run with no `adapter`: found before the run takes its lock, exit 2
+/// (found by the multi-operator trial: the run took the lock, then exited 1).
+#[test]
+fn no_adapter_for_the_shipped_workflow_is_a_config_error_before_anything() {
+    let out = Test::new()
+        .file("runbook.yaml", "version: v2\ncurrent_version: v1\n")
+        .args(&["deploy", "--yes", "--approve"])
+        .run();
+    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("no adapter configured"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !out.dir.join("deployments").exists(),
+        "no run directory, no lock"
+    );
+}

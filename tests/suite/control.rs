@@ -346,6 +346,15 @@ fn the_repl_attached_to_a_live_run_asks_it_instead_of_acting_and_status_shows_it
         "{said}"
     );
     assert!(t.path().join("live.txt").exists(), "{said}");
+    // Another operator's REPL, in another directory, attached by the absolute path: the holder
+    // names its run directory relative to its own, and it is the same run (found by the
+    // multi-operator trial: "the run ... is not alive; another run holds `production`").
+    let elsewhere = Test::new();
+    let absolute = dir.canonicalize().unwrap().display().to_string();
+    let said = repl(&elsewhere, &absolute, "resume()\n");
+    assert!(!said.contains("is not alive"), "{said}");
+    assert!(said.contains("to resume (by tester@"), "{said}");
+    wait_for(&t, "the resume", |r| r["done"] == "resumed");
     let said = repl(&t, &shown, "abort(\"from the repl\")\n");
     assert!(said.contains("to abort (by tester@"), "{said}");
     let (code, stdout, stderr) = finish(deploy);
