@@ -201,13 +201,21 @@ impl Answers {
     /// them are left alone: a prompt built at run time may ask them.
     pub fn likely_typos(&self, declared: &[crate::prompts::Declared]) -> Vec<(String, String)> {
         let mut known: Vec<String> = declared.iter().map(|d| d.id.clone()).collect();
+        known.extend(RUNNER_PROMPTS.iter().map(|s| s.to_string()));
+        // The common case, every id known: no start-up spent compiling the stdlib.
+        if self
+            .map
+            .keys()
+            .all(|id| known.contains(id) || id.starts_with("analysis-"))
+        {
+            return Vec::new();
+        }
         let engine = rhai::Engine::new_raw();
         for (_, text) in crate::embedded::STDLIB {
             if let Ok(ast) = engine.compile(text) {
                 known.extend(crate::prompts::declared(&ast).into_iter().map(|d| d.id));
             }
         }
-        known.extend(RUNNER_PROMPTS.iter().map(|s| s.to_string()));
         let mut out = Vec::new();
         for id in self.map.keys() {
             if known.contains(id) || id.starts_with("analysis-") {
