@@ -50,6 +50,8 @@ pub struct Answers {
     pub presets: BTreeMap<String, String>,
     /// Resuming: the answers given before the crash, per prompt id, in order.
     pub replayed: BTreeMap<String, std::collections::VecDeque<Value>>,
+    /// Not from `RUNBOOK_ANSWER_<ID>` (a rehearsal is the same on every machine).
+    pub ignore_env: bool,
 }
 
 pub fn env_var_for(id: &str) -> String {
@@ -247,7 +249,7 @@ impl Answers {
             return Some((v, Source::Replayed));
         }
         let var = env_var_for(id);
-        if let Ok(v) = std::env::var(&var) {
+        if let Some(v) = std::env::var(&var).ok().filter(|_| !self.ignore_env) {
             return Some((Value::String(v), Source::Env(var)));
         }
         if let Some(p) = self.presets.get(id) {
@@ -273,11 +275,11 @@ impl Answers {
             return Some((v, Source::Replayed));
         }
         let item_var = env_var_for(&format!("{list_id}.{item_id}"));
-        if let Ok(v) = std::env::var(&item_var) {
+        if let Some(v) = std::env::var(&item_var).ok().filter(|_| !self.ignore_env) {
             return Some((Value::String(v), Source::Env(item_var)));
         }
         let list_var = env_var_for(list_id);
-        if let Ok(v) = std::env::var(&list_var) {
+        if let Some(v) = std::env::var(&list_var).ok().filter(|_| !self.ignore_env) {
             return Some((Value::String(v), Source::Env(list_var)));
         }
         let v = self.map.get(list_id)?.clone();

@@ -262,6 +262,28 @@ enum Sub {
         #[arg(value_name = "DIR", default_value = "rhai-definitions")]
         dir: PathBuf,
     },
+    /// Rehearse runbooks: run scenarios (YAML) in scripted worlds on a virtual clock
+    #[command(
+        long_about = "Rehearse runbooks: each scenario runs the real runbook through the real gate, with every effect (commands, HTTP, metrics, checks, notifications, prompts) answered by the scenario's world instead of acted on, and every wait a step of a virtual clock. Nothing outside is touched. What the run did is checked against the scenario's `expect`.",
+        after_help = "Examples:\n  runbook test                          every tests/*.yaml beside runbook.yaml\n  runbook test tests/canary-bad.yaml    one scenario\n  runbook test --filter canary --verbose\n  runbook test --junit reports/runbook.xml\n\nExit codes: 0 all passed, 1 one failed, 2 a scenario file cannot be run as written.\ndocs/testing.md describes the scenario file."
+    )]
+    Test {
+        /// Scenario files, or directories of them [default: tests/ beside runbook.yaml]
+        #[arg(value_name = "FILE_OR_DIR")]
+        paths: Vec<PathBuf>,
+        /// Write a JUnit XML report (the format CI systems read)
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+        /// Only the scenarios whose name or file contains TEXT
+        #[arg(long, value_name = "TEXT")]
+        filter: Option<String>,
+        /// Show each run's timeline: its log, stamped with the virtual time
+        #[arg(long)]
+        verbose: bool,
+        /// Where the simulated runs' directories go [default: deployments/rehearsals beside runbook.yaml]
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
     /// Print a shell completion script
     #[command(
         after_help = "Examples:\n  runbook completions bash > /etc/bash_completion.d/runbook\n  runbook completions zsh > \"${fpath[1]}/_runbook\"\n  runbook completions fish > ~/.config/fish/completions/runbook.fish"
@@ -296,6 +318,7 @@ impl RunArgs {
             deployments_dir: self.deployments_dir,
             take_over: self.take_over,
             presets: Default::default(),
+            simulation: None,
         }
     }
 }
@@ -414,6 +437,22 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Common, Comman
         (Some(Sub::Check { runbook, answers }), _) => Command::Check { runbook, answers },
         (Some(Sub::Init { dir, force }), _) => Command::Init { dir, force },
         (Some(Sub::Definitions { dir }), _) => Command::Definitions(dir),
+        (
+            Some(Sub::Test {
+                paths,
+                junit,
+                filter,
+                verbose,
+                out,
+            }),
+            _,
+        ) => Command::Test(crate::options::TestOptions {
+            paths,
+            junit,
+            filter,
+            verbose,
+            out,
+        }),
         (Some(Sub::Completions { shell }), _) => {
             let mut cmd = Cli::command();
             let mut out = Vec::new();

@@ -5,10 +5,10 @@
 //! record after. Dry-run, the audit log, the artifacts and the post-mortem timeline are this one
 //! mechanism read different ways.
 
+use crate::clock::Instant;
 use std::fs::File;
 use std::io::Write;
 use std::path::Path;
-use std::time::Instant;
 
 use serde_json::Value;
 

@@ -95,6 +95,13 @@ pub enum Error {
         how: String,
     },
     Usage(String),
+    /// A scenario file of `runbook test` that cannot be run as written.
+    Scenario {
+        file: String,
+        location: Option<(usize, usize)>,
+        message: String,
+        help: String,
+    },
 }
 
 impl Error {
@@ -123,6 +130,7 @@ impl Error {
             | Error::SetOverride { .. }
             | Error::Answers { .. }
             | Error::PromptUnanswered { .. }
+            | Error::Scenario { .. }
             | Error::Usage(_) => exit::USAGE,
         }
     }
@@ -194,6 +202,20 @@ impl Error {
                     out,
                     "  help: docs/configuration.md lists every key; `runbook init` writes a commented starter"
                 );
+            }
+            Error::Scenario {
+                file,
+                location,
+                message,
+                help,
+            } => {
+                let at = match location {
+                    Some((l, c)) => format!("{file}:{l}:{c}"),
+                    None => file.clone(),
+                };
+                head(&mut out, &format!("scenario `{file}`: {message}"));
+                let _ = writeln!(out, " --> {at}");
+                let _ = writeln!(out, "  help: {help}");
             }
             Error::SetOverride { arg, message } => {
                 head(&mut out, &format!("invalid `--set {arg}`: {message}"));

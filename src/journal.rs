@@ -57,7 +57,7 @@ fn must_sync(kind: &str) -> bool {
 }
 
 pub fn now_rfc3339() -> String {
-    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+    crate::clock::rfc3339()
 }
 
 impl Journal {

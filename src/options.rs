@@ -28,6 +28,18 @@ pub struct RunOptions {
     pub take_over: Option<String>,
     /// Answers given by the program itself (the demo's `--strategy`), by prompt id.
     pub presets: std::collections::BTreeMap<String, String>,
+    /// Rehearsed (`runbook test`): effects answered by a world, on the virtual clock.
+    pub simulation: Option<Simulation>,
+}
+
+/// What a rehearsed run is given instead of the outside: the world that answers its effects,
+/// the scenario's answers, and the directory its run goes in.
+#[derive(Debug, Clone)]
+pub struct Simulation {
+    pub world: crate::scenario::world::Spec,
+    /// The answers file's text, and the name it is shown by.
+    pub answers: (String, String),
+    pub dir: PathBuf,
 }
 
 /// What a run does with its effects.
@@ -40,6 +52,9 @@ pub enum RunMode {
     DryRun,
     /// Compile and validate only: the script is not run (`runbook check`).
     Check,
+    /// Rehearse: every effect is answered by a scenario's world, on a virtual clock
+    /// (`runbook test`); nothing outside is touched.
+    Simulate,
 }
 
 /// How a run goes: its mode, and which gates are answered without a person.
@@ -55,7 +70,7 @@ pub struct Mode {
 impl Mode {
     /// Whether effects are only planned (a dry run, or a check).
     pub fn plans_only(self) -> bool {
-        self.run != RunMode::Act
+        matches!(self.run, RunMode::DryRun | RunMode::Check)
     }
 }
 
@@ -64,6 +79,8 @@ impl RunOptions {
         Mode {
             run: if self.dry_run {
                 RunMode::DryRun
+            } else if self.simulation.is_some() {
+                RunMode::Simulate
             } else {
                 RunMode::Act
             },
@@ -71,6 +88,21 @@ impl RunOptions {
             approve: self.approve,
         }
     }
+}
+
+/// `runbook test`.
+#[derive(Debug, Clone, Default)]
+pub struct TestOptions {
+    /// Scenario files or directories (default: tests/ beside runbook.yaml).
+    pub paths: Vec<PathBuf>,
+    /// Write a JUnit XML report here.
+    pub junit: Option<PathBuf>,
+    /// Only the scenarios whose name or file contains this.
+    pub filter: Option<String>,
+    /// Show each run's timeline (its log, stamped with the virtual time).
+    pub verbose: bool,
+    /// Where the runs' directories go (default: deployments/rehearsals beside runbook.yaml).
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]

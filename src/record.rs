@@ -123,6 +123,9 @@ pub enum Record {
         #[serde(default)]
         stage: Option<String>,
     },
+    /// A simulated run met an effect or a prompt its scenario does not answer (`runbook test`).
+    #[serde(rename = "simulation.miss")]
+    SimulationMiss { why: String },
     #[serde(rename = "verdict")]
     Verdict {
         verdict: Value,
@@ -321,6 +324,10 @@ pub struct RunStart {
     pub version: String,
     #[serde(default)]
     pub dry_run: bool,
+    /// Rehearsed by `runbook test`: every effect answered by a scenario's world, on a virtual
+    /// clock; nothing outside was touched.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub simulated: bool,
     #[serde(default)]
     pub user: String,
     #[serde(default)]

@@ -336,6 +336,7 @@ pub fn run(common: &Common, opts: &ReplOptions, ui: &Ui) -> Result<i32, Error> {
         feature: session.feature.clone(),
         version: env!("CARGO_PKG_VERSION").to_string(),
         dry_run: false,
+        simulated: false,
         user: crate::identity::user(),
         host: crate::identity::host(),
         run_dir: dir.display().to_string(),

@@ -65,9 +65,13 @@ pub struct Session {
     pub lines_said: Cell<u64>,
     pub dashboard_end: Cell<Option<(u64, usize)>>,
     /// When the run must end (`limits.wall_clock`), and the limit itself.
-    pub deadline: Cell<Option<(std::time::Instant, Duration)>>,
+    pub deadline: Cell<Option<(crate::clock::Instant, Duration)>>,
     http: RefCell<Option<reqwest::Client>>,
     plain: RefCell<Option<crate::net::Client>>,
+    /// A simulated run (`runbook test`): the world that answers its effects.
+    pub world: RefCell<Option<crate::scenario::World>>,
+    /// What stopped a simulated run that the world could not answer.
+    pub world_miss: RefCell<Option<String>>,
 }
 
 pub type Shared = Rc<Session>;
@@ -107,11 +111,18 @@ impl Session {
             deadline: Cell::new(None),
             http: RefCell::new(None),
             plain: RefCell::new(None),
+            world: RefCell::new(None),
+            world_miss: RefCell::new(None),
         })
     }
 
     pub fn dry_run(&self) -> bool {
         self.effects.borrow().dry_run()
+    }
+
+    /// Whether the run is simulated: its effects are answered by a scenario's world.
+    pub fn simulated(&self) -> bool {
+        self.world.borrow().is_some()
     }
 
     pub fn redact(&self, text: &str) -> String {
@@ -189,6 +200,13 @@ impl Session {
         if let (Value::Object(m), Some(stage)) = (&mut intent, self.current_stage()) {
             m.insert("stage".into(), Value::String(stage));
         }
+        // A simulated effect is answered by the world, from its intent (the borrow ends here:
+        // an undo the world lets act passes the gate again with its own effects).
+        let simulated = self
+            .world
+            .borrow_mut()
+            .as_mut()
+            .map(|w| w.answer(kind, name, &intent));
         let pending: Pending = self
             .effects
             .borrow_mut()
@@ -236,6 +254,23 @@ impl Session {
             let v = planned();
             self.effects.borrow_mut().finish(pending, &Ok(v.clone()));
             return Ok(Gated::Planned(v));
+        }
+        match simulated {
+            Some(crate::scenario::world::Answer::Done(outcome, took)) => {
+                crate::clock::advance(took);
+                self.effects.borrow_mut().finish(pending, &outcome);
+                return outcome.map(Gated::Simulated).map_err(GateError::Failed);
+            }
+            Some(crate::scenario::world::Answer::Miss(why)) => {
+                self.effects
+                    .borrow_mut()
+                    .finish(pending, &Err(Failure(why.clone(), Value::Null)));
+                *self.world_miss.borrow_mut() = Some(why.clone());
+                self.record(Record::SimulationMiss { why: why.clone() });
+                *self.stop.borrow_mut() = Some(Stop::Error(Error::Usage(why)));
+                return Err(GateError::Halt);
+            }
+            Some(crate::scenario::world::Answer::Act) | None => {}
         }
         let outcome = act();
         self.effects.borrow_mut().finish(pending, &outcome);
@@ -650,7 +685,7 @@ impl Session {
     pub fn out_of_time(&self) -> Option<Duration> {
         self.deadline
             .get()
-            .filter(|(at, _)| std::time::Instant::now() >= *at)
+            .filter(|(at, _)| crate::clock::Instant::now() >= *at)
             .map(|(_, limit)| limit)
     }
 
@@ -658,7 +693,7 @@ impl Session {
     pub fn time_left(&self) -> Option<Duration> {
         self.deadline
             .get()
-            .map(|(at, _)| at.saturating_duration_since(std::time::Instant::now()))
+            .map(|(at, _)| at.saturating_duration_since(crate::clock::Instant::now()))
     }
 
     /// Sleep that wakes for an interrupt or the wall-clock limit (both end it early). Replaying
@@ -686,6 +721,15 @@ impl Session {
                 crate::ui::format_duration(d)
             ));
             return Ok(());
+        }
+        // On a virtual clock a wait is a step of the clock (up to the wall-clock limit).
+        if crate::clock::is_virtual() {
+            let d = self.time_left().map_or(d, |left| d.min(left));
+            crate::clock::advance(d);
+            return match self.out_of_time() {
+                Some(_) => Err(Interrupted),
+                None => Ok(()),
+            };
         }
         let mut end = std::time::Instant::now() + d;
         loop {
@@ -726,18 +770,20 @@ pub enum Gated {
     Planned(Value),
     /// Carried out by an earlier process: its recorded result, handed back on resume.
     Replayed(Value),
+    /// Answered by a scenario's world (`runbook test`): nothing outside was touched.
+    Simulated(Value),
 }
 
 impl Gated {
     pub fn value(&self) -> &Value {
         match self {
-            Gated::Acted(v) | Gated::Planned(v) | Gated::Replayed(v) => v,
+            Gated::Acted(v) | Gated::Planned(v) | Gated::Replayed(v) | Gated::Simulated(v) => v,
         }
     }
 
     pub fn into_value(self) -> Value {
         match self {
-            Gated::Acted(v) | Gated::Planned(v) | Gated::Replayed(v) => v,
+            Gated::Acted(v) | Gated::Planned(v) | Gated::Replayed(v) | Gated::Simulated(v) => v,
         }
     }
 
@@ -771,7 +817,8 @@ pub struct Terminal {
 impl Terminal {
     fn new() -> Terminal {
         Terminal {
-            tty: std::io::stdin().is_terminal(),
+            // A rehearsed run (on the virtual clock) has nobody to ask.
+            tty: std::io::stdin().is_terminal() && !crate::clock::is_virtual(),
             rx: RefCell::new(None),
             editor: RefCell::new(None),
         }

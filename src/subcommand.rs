@@ -25,6 +25,7 @@ pub enum Command {
     Verify(PathBuf),
     Report(PathBuf),
     Definitions(PathBuf),
+    Test(crate::options::TestOptions),
     Resume {
         dir: Option<PathBuf>,
         force: bool,
@@ -59,6 +60,7 @@ pub fn dispatch(common: &Common, command: &Command) -> Result<i32, Error> {
         Command::Verify(dir) => verify(&ui, dir),
         Command::Report(dir) => report(common, &ui, dir),
         Command::Definitions(dir) => crate::catalogue::write_definitions(&ui, dir),
+        Command::Test(opts) => crate::rehearsal::test(common, opts, &ui),
         Command::Resume {
             dir,
             force,

@@ -104,6 +104,7 @@ pub fn run(common: &Common, opts: &DemoOptions, ui: &Ui) -> Result<i32, Error> {
         deployments_dir: opts.deployments_dir.clone(),
         take_over: None,
         presets,
+        simulation: None,
     };
     let code = crate::runner::run(&demo_common, &run, ui)?;
 

@@ -55,7 +55,7 @@ pub fn register(engine: &mut rhai::Engine, session: &Shared) {
         shell_quote(&value.to_string()).map_err(fail)
     });
     engine.register_fn("timestamp_ms", || -> i64 {
-        std::time::SystemTime::now()
+        crate::clock::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0)

@@ -1,8 +1,6 @@
 //! `stage(name, || { ... })`: a named, timed section of the run, in the output, the journal and
 //! the artifacts.
 
-use std::time::Instant;
-
 use rhai::{Dynamic, FnPtr, NativeCallContext};
 
 use super::RhaiResult;
@@ -20,7 +18,7 @@ pub fn register(engine: &mut rhai::Engine, session: &Shared) {
                 stage: name.to_string(),
             });
             s.stages.borrow_mut().push(name.to_string());
-            let started = Instant::now();
+            let started = crate::clock::Instant::now();
             let result = body.call_within_context::<Dynamic>(&ctx, ());
             s.stages.borrow_mut().pop();
             let ms = started.elapsed().as_millis() as u64;

@@ -53,6 +53,17 @@ pub fn prepare(
     answers: Option<&Path>,
     mode: crate::options::Mode,
 ) -> Result<Prepared, Error> {
+    prepare_answers(common, ui, runbook, Answers::load(answers)?, mode)
+}
+
+/// `prepare`, with the answers already read (a scenario's are written in it).
+pub fn prepare_answers(
+    common: &Common,
+    ui: &Ui,
+    runbook: &str,
+    mut answers: Answers,
+    mode: crate::options::Mode,
+) -> Result<Prepared, Error> {
     let (yes, approve, dry_run) = (mode.yes, mode.approve, mode.plans_only());
     let loaded: Loaded = config::load(common.config_file.as_deref(), &common.sets)?;
     let team_dirs: Vec<PathBuf> = loaded
@@ -62,7 +73,6 @@ pub fn prepare(
         .map(|d| loaded.base_dir().join(d))
         .collect();
     let found = runbooks::find(runbook, &team_dirs)?;
-    let mut answers = Answers::load(answers)?;
     answers.yes = yes;
     answers.approve = approve;
 
@@ -314,13 +324,24 @@ pub fn run_with(
     ui: &Ui,
     resume: Option<Resume>,
 ) -> Result<i32, Error> {
-    let p = prepare(
-        common,
-        ui,
-        &opts.runbook,
-        opts.answers.as_deref(),
-        opts.mode(),
-    )?;
+    let p = match &opts.simulation {
+        Some(sim) => {
+            let mut answers = Answers::parse(&sim.answers.1, &sim.answers.0)?;
+            // A rehearsal is the same on every machine: no answer from the environment.
+            answers.ignore_env = true;
+            let p = prepare_answers(common, ui, &opts.runbook, answers, opts.mode())?;
+            *p.session.world.borrow_mut() = Some(crate::scenario::World::new(sim.world.clone()));
+            p
+        }
+        None => prepare(
+            common,
+            ui,
+            &opts.runbook,
+            opts.answers.as_deref(),
+            opts.mode(),
+        )?,
+    };
+    let simulated = opts.simulation.is_some();
     p.session.answers.borrow_mut().presets = opts.presets.clone();
     let hashes = input_hashes(&p, opts.answers.as_deref());
     if let Some(r) = &resume {
@@ -365,10 +386,14 @@ pub fn run_with(
         (Some(r), None) => Some(format!("resume of {}", r.dir.display())),
         (None, None) => None,
     };
-    let root = deployments_root(opts.deployments_dir.as_deref(), &p.session.config);
+    let root = match &opts.simulation {
+        Some(sim) => sim.dir.clone(),
+        None => deployments_root(opts.deployments_dir.as_deref(), &p.session.config),
+    };
     *p.session.deployments_root.borrow_mut() = Some(root.clone());
-    // One run at a time per environment (a dry-run changes nothing and takes no lock).
-    let mut lock = if opts.dry_run {
+    // One run at a time per environment (a dry-run or a rehearsal changes nothing and takes
+    // no lock).
+    let mut lock = if opts.dry_run || simulated {
         None
     } else {
         let cfg = &p.session.config.config;
@@ -414,7 +439,7 @@ pub fn run_with(
     if let Some(limit) = wall_clock {
         p.session
             .deadline
-            .set(Some((std::time::Instant::now() + limit, limit)));
+            .set(Some((crate::clock::Instant::now() + limit, limit)));
     }
     let redactor = p.session.effects.borrow().redactor().clone();
     let session = p.session.clone();
@@ -445,6 +470,7 @@ pub fn run_with(
             feature: session.feature.clone(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             dry_run: opts.dry_run,
+            simulated,
             user: crate::identity::user(),
             host: crate::identity::host(),
             run_dir: dir.display().to_string(),
@@ -504,6 +530,8 @@ pub fn run_with(
     }
     let mode = if opts.dry_run {
         " (dry-run: nothing will be executed)"
+    } else if simulated {
+        " (simulated: every effect answered by the scenario's world, on a virtual clock)"
     } else {
         ""
     };

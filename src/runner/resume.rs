@@ -115,6 +115,7 @@ pub fn resume(
         deployments_dir: dir.parent().map(Path::to_path_buf),
         take_over: None,
         presets: given.presets.clone(),
+        simulation: None,
     };
     run_with(
         &common,

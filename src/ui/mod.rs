@@ -125,6 +125,9 @@ impl Ui {
     }
 
     pub fn error_text(&self, text: &str) {
+        if muted() {
+            return;
+        }
         let mut err = std::io::stderr().lock();
         let _ = err.write_all(text.as_bytes());
         let _ = err.flush();
@@ -153,6 +156,21 @@ fn println_out(line: &str) {
     write_out(&format!("{line}\n"));
 }
 
+thread_local! {
+    /// Output of this thread held back: a rehearsed run (`runbook test`) is shown by its
+    /// result, and its log, not line by line.
+    static MUTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Hold back (or let through again) everything this thread prints.
+pub fn mute(on: bool) {
+    MUTED.with(|m| m.set(on));
+}
+
+fn muted() -> bool {
+    MUTED.with(|m| m.get())
+}
+
 /// Set once stdout is found closed: nothing more is tried there.
 static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
@@ -162,6 +180,9 @@ static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicB
 /// that is killed is not killed mid-change.
 pub fn write_out(text: &str) {
     use std::sync::atomic::Ordering;
+    if muted() {
+        return;
+    }
     if STDOUT_CLOSED.load(Ordering::Relaxed) {
         return;
     }

@@ -38,10 +38,12 @@ const LAYERS: &[(&str, &[&str])] = &[
             "live",
             "undo",
             "catalogue",
+            "clock",
+            "scenario",
         ],
     ),
     ("engine", &["session", "unwind", "engine", "primitives"]),
-    ("orchestration", &["runner", "repl", "demo"]),
+    ("orchestration", &["runner", "repl", "demo", "rehearsal"]),
     ("command line", &["subcommand", "arguments", "lib", "main"]),
 ];
 

@@ -126,6 +126,18 @@ fn ask<T: Clone>(
         return Ok(Answered { value, source });
     }
     if !session.terminal.tty {
+        if session.simulated() {
+            let why = format!(
+                "the {kind} `{id}` (\"{question}\") is not answered: add `{id}: {example}` under `answers:`{}",
+                match kind {
+                    "approve" => ", or `approve: true`",
+                    "confirm" | "checklist" => ", or `yes: true`",
+                    _ => "",
+                }
+            );
+            session.record(crate::journal::Record::SimulationMiss { why: why.clone() });
+            *session.world_miss.borrow_mut() = Some(why);
+        }
         return Err(session.stop(Stop::Error(Error::PromptUnanswered {
             id: id.to_string(),
             question: question.to_string(),
