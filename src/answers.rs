@@ -101,7 +101,10 @@ impl Answers {
 
     /// Read an answers file's text (`shown` names it in errors).
     pub fn parse(text: &str, shown: &str) -> Result<Answers, Error> {
-        let mut a = Answers::default();
+        let mut a = Answers {
+            file: Some(PathBuf::from(shown)),
+            ..Answers::default()
+        };
         let shown = shown.to_string();
         if let Some((line, col)) = crate::config::too_deep(text) {
             return Err(Error::Answers {

@@ -1,8 +1,15 @@
 //! Who is running this, and where: the user and host names written into holder records,
 //! journals and reports.
 
+/// Who a rehearsal (`runbook test`, on the virtual clock) is done by, and where: the same on
+/// every machine, so its journal is too.
+pub const REHEARSAL: &str = "rehearsal";
+
 /// The user: $USER, else $LOGNAME, else the password database's name for our uid.
 pub fn user() -> String {
+    if crate::clock::is_virtual() {
+        return REHEARSAL.into();
+    }
     if let Ok(u) = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")) {
         if !u.is_empty() {
             return u;
@@ -22,6 +29,9 @@ pub fn user() -> String {
 
 /// The host name (gethostname), or "unknown".
 pub fn host() -> String {
+    if crate::clock::is_virtual() {
+        return REHEARSAL.into();
+    }
     let mut buf = [0u8; 256];
     // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it on success.
     let rc = unsafe { libc::gethostname(buf.as_mut_ptr() as *mut libc::c_char, buf.len()) };
@@ -30,4 +40,13 @@ pub fn host() -> String {
     }
     let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
     String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// This process's id as a run records it (0 in a rehearsal, which has no process of its own).
+pub fn pid() -> u32 {
+    if crate::clock::is_virtual() {
+        0
+    } else {
+        std::process::id()
+    }
 }

@@ -29,7 +29,7 @@ pub struct RunOptions {
     /// Answers given by the program itself (the demo's `--strategy`), by prompt id.
     pub presets: std::collections::BTreeMap<String, String>,
     /// Rehearsed (`runbook test`): effects answered by a world, on the virtual clock.
-    pub simulation: Option<Simulation>,
+    pub simulation: Option<Box<Simulation>>,
 }
 
 /// What a rehearsed run is given instead of the outside: the world that answers its effects,

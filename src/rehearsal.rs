@@ -154,10 +154,17 @@ pub fn rehearse(
         .unwrap_or_else(|| crate::answers::slug(&scenario.name));
     let dir = root.join(&stem);
     fresh_dir(&dir)?;
+    // Paths as the run records them: from the project, so a rehearsal's journal is the same
+    // wherever the project is checked out.
+    let rel = |p: &Path| -> PathBuf {
+        p.strip_prefix(&project)
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|_| p.to_path_buf())
+    };
     let mut sets = scenario.sets();
     sets.extend(common.sets.iter().cloned());
     let run_common = Common {
-        config_file: config.clone(),
+        config_file: config.as_deref().map(rel),
         sets,
         ..common.clone()
     };
@@ -165,14 +172,14 @@ pub fn rehearse(
         runbook: scenario.runbook.clone(),
         yes: scenario.yes,
         approve: scenario.approve,
-        simulation: Some(Simulation {
+        simulation: Some(Box::new(Simulation {
             world: scenario.world.clone(),
             answers: (
-                format!("{} answers", scenario.file.display()),
+                format!("{} answers", rel(&abs(&scenario.file)).display()),
                 scenario.answers_text(),
             ),
-            dir: dir.clone(),
-        }),
+            dir: rel(&dir),
+        })),
         ..RunOptions::default()
     };
     let here =
@@ -289,10 +296,8 @@ pub fn observe(journal: &Path) -> Result<Observed, Error> {
                         .unwrap_or_default()
                 ));
             }
-            Record::SimulationMiss { why } => {
-                if o.scenario_error.is_none() {
-                    o.scenario_error = Some(why.clone());
-                }
+            Record::SimulationMiss { why } if o.scenario_error.is_none() => {
+                o.scenario_error = Some(why.clone());
             }
             _ => {}
         }

@@ -447,7 +447,7 @@ pub fn run_with(
     match &resume {
         Some(r) => {
             session.record(Record::RunResume(crate::record::RunResume {
-                pid: std::process::id(),
+                pid: crate::identity::pid(),
                 user: crate::identity::user(),
                 host: crate::identity::host(),
                 replaying: r.recorded.len(),
@@ -479,7 +479,7 @@ pub fn run_with(
                 yes: opts.yes,
                 approve: opts.approve,
                 presets: opts.presets.clone(),
-                pid: std::process::id(),
+                pid: crate::identity::pid(),
                 config_file: session
                     .config
                     .file

@@ -356,8 +356,24 @@ impl World {
                 let version = intent["version"].as_str().unwrap_or("").to_string();
                 let baseline = intent["baseline"].as_bool().unwrap_or(false);
                 let mut readings = serde_json::Map::new();
+                let mut longest = Duration::ZERO;
                 for p in intent["providers"].as_array().into_iter().flatten() {
                     let metric = p["metric"].as_str().unwrap_or("").to_string();
+                    // A health check read as a metric: answered as the check is, 1 or 0.
+                    if p["check"].is_object() && !self.spec.metrics.contains_key(&metric) {
+                        match self.check(&p["check"]) {
+                            Ok((v, after)) => {
+                                longest = longest.max(after);
+                                let ok = if v["ok"] == true { 1.0 } else { 0.0 };
+                                readings.insert(
+                                    metric,
+                                    json!({ "outcome": "value", "value": ok, "note": v["detail"] }),
+                                );
+                                continue;
+                            }
+                            Err(miss) => return Answer::Miss(miss),
+                        }
+                    }
                     // The first read of counters only sets their base: it takes no value.
                     match self.reading(&metric, &version, !baseline) {
                         Ok(r) => {
@@ -366,7 +382,7 @@ impl World {
                         Err(miss) => return Answer::Miss(miss),
                     }
                 }
-                Answer::Done(Ok(json!({ "readings": readings })), Duration::ZERO)
+                Answer::Done(Ok(json!({ "readings": readings })), longest)
             }
             // One reading (`measure(provider)`, `probe(provider)`): it looks, and takes no value
             // from the series (the analysis's measurements do).

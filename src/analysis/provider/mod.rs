@@ -292,6 +292,14 @@ impl Provider {
         }
     }
 
+    /// The health check it reads, when it reads one.
+    pub fn check(&self) -> Option<&crate::health::Spec> {
+        match self {
+            Provider::Check(c) => Some(c),
+            _ => None,
+        }
+    }
+
     /// Whether readings are counters that need a first scrape to rate against.
     pub fn needs_baseline(&self) -> bool {
         matches!(self, Provider::Scrape { spec, .. } if spec.rate.is_some())

@@ -1,7 +1,9 @@
 //! The measurement loop of `analyze`: read every provider once a round (one `measure` effect),
 //! classify, apply each metric's limits and its action on failure, until a verdict.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::clock::Instant;
 
 use rhai::{Array, Dynamic, Map, NativeCallContext};
 use serde_json::{json, Value};
@@ -52,13 +54,17 @@ impl Run<'_> {
         }
         let intent: Vec<Value> = providers
             .iter()
-            .map(|(n, p)| json!({ "metric": n, "provider": p.describe() }))
+            .map(|(n, p)| match p.check() {
+                // The check itself, so a rehearsal's world can answer it as it answers `check`.
+                Some(c) => json!({ "metric": n, "provider": p.describe(), "check": crate::health::spec_json(c) }),
+                None => json!({ "metric": n, "provider": p.describe() }),
+            })
             .collect();
         let session = self.session;
         let r = session.gate(
             "measure",
             &self.name,
-            json!({ "providers": intent, "baseline": only_counters }),
+            json!({ "providers": intent, "baseline": only_counters, "version": self.version }),
             || json!({ "planned": true }),
             || {
                 let client = session.net(providers.iter().any(|(_, p)| p.https()));
@@ -271,7 +277,7 @@ pub(super) fn analyze(session: &Session, ctx: &NativeCallContext, spec: &Map) ->
         let now = Instant::now();
         if due > now {
             session
-                .wait_window(due - now)
+                .wait_window(due.saturating_duration_since(now))
                 .map_err(|_| session.stop_waiting())?;
         }
         if let Some(by) = session.interrupt.promoted() {

@@ -34,9 +34,21 @@ pub fn register(engine: &mut rhai::Engine, session: &Shared) {
         analyze(&s, &ctx, &spec)
     });
     let s = session.clone();
-    engine.register_fn("measure", move |provider: Map| measure(&s, &provider));
+    engine.register_fn("measure", move |provider: Map| {
+        measure(&s, &provider, &Map::new())
+    });
     let s = session.clone();
-    engine.register_fn("probe", move |provider: Map| probe(&s, &provider));
+    engine.register_fn("measure", move |provider: Map, opts: Map| {
+        measure(&s, &provider, &opts)
+    });
+    let s = session.clone();
+    engine.register_fn("probe", move |provider: Map| {
+        probe(&s, &provider, &Map::new())
+    });
+    let s = session.clone();
+    engine.register_fn("probe", move |provider: Map, opts: Map| {
+        probe(&s, &provider, &opts)
+    });
     let s = session.clone();
     engine.register_fn("samples", move |provider: Map| samples(&s, &provider));
     engine.register_fn("judge", |spec: Map| judge(&spec));
@@ -44,7 +56,7 @@ pub fn register(engine: &mut rhai::Engine, session: &Shared) {
 
 /// `measure(provider)`: one reading, through the gate. A number, or () for no data; a provider
 /// error is a catchable error.
-fn measure(session: &Session, provider: &Map) -> RhaiResult<Dynamic> {
+fn measure(session: &Session, provider: &Map, opts: &Map) -> RhaiResult<Dynamic> {
     let spec: ProviderSpec = typed(&to_json(&Dynamic::from_map(provider.clone())), "measure")?;
     let p = Provider::new(&spec).map_err(|e| fail(format!("measure: {e}")))?;
     if p.needs_baseline() {
@@ -52,7 +64,7 @@ fn measure(session: &Session, provider: &Map) -> RhaiResult<Dynamic> {
             "measure reads once: a counter `rate` needs two readings (use analyze, or leave out `rate`)",
         ));
     }
-    let reading = read_one(session, "measure", &p)?;
+    let reading = read_one(session, "measure", &p, &Labels::of(opts, "measure")?)?;
     Ok(match Observed::from_json(&reading) {
         Observed::Value(v) => Dynamic::from_float(v),
         Observed::Error(e) => return Err(fail(e)),
@@ -64,10 +76,10 @@ fn measure(session: &Session, provider: &Map) -> RhaiResult<Dynamic> {
 /// "value" | "no_data" | "empty" | "nan" | "multiple" | "error" | "planned", value, why, source }`.
 /// A counter read for a rate counts as a value (the series is there). For checking, before a
 /// release, that every metric's source answers.
-fn probe(session: &Session, provider: &Map) -> RhaiResult<Map> {
+fn probe(session: &Session, provider: &Map, opts: &Map) -> RhaiResult<Map> {
     let spec: ProviderSpec = typed(&to_json(&Dynamic::from_map(provider.clone())), "probe")?;
     let p = Provider::new(&spec).map_err(|e| fail(format!("probe: {e}")))?;
-    let reading = read_one(session, "probe", &p)?;
+    let reading = read_one(session, "probe", &p, &Labels::of(opts, "probe")?)?;
     let mut out = Map::new();
     let source = p.describe();
     out.insert("source".into(), from_json(&source));
@@ -91,12 +103,36 @@ fn probe(session: &Session, provider: &Map) -> RhaiResult<Map> {
     Ok(out)
 }
 
-fn read_one(session: &Session, kind: &str, p: &Provider) -> RhaiResult<Value> {
+/// What a single reading is of (`measure(provider, #{ metric, version })`): named in the
+/// journal, and how a rehearsal's world finds its value.
+struct Labels {
+    metric: Option<String>,
+    version: Option<String>,
+}
+
+impl Labels {
+    fn of(opts: &Map, what: &'static str) -> RhaiResult<Labels> {
+        let o = super::Opts::new(opts, what, &["metric", "version"])?;
+        Ok(Labels {
+            metric: o.string("metric")?,
+            version: o.string("version")?,
+        })
+    }
+}
+
+fn read_one(session: &Session, kind: &str, p: &Provider, labels: &Labels) -> RhaiResult<Value> {
     let name = p.describe().to_string();
+    let mut intent = json!({ "provider": p.describe() });
+    if let Some(m) = &labels.metric {
+        intent["metric"] = json!(m);
+    }
+    if let Some(v) = &labels.version {
+        intent["version"] = json!(v);
+    }
     let r = session.gate(
         kind,
         &name,
-        json!({ "provider": p.describe() }),
+        intent,
         || json!({ "outcome": "no_data", "why": "dry run" }),
         || {
             let client = session.net(p.https());
