@@ -18,3 +18,4 @@ mod recovery;
 mod repl;
 mod runner;
 mod teams;
+mod rehearsal;
