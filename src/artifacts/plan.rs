@@ -7,8 +7,8 @@ use serde_json::Value;
 use crate::journal::Record;
 
 use super::read::{
-    command_of, entries, header, intents, md_cell, outcome, result_text, results, s, strategy,
-    Intent,
+    command_of, entries, header, intents, md_cell, outcome, result_text, results, s,
+    simulated_note, strategy, Intent,
 };
 
 pub fn plan(records: &[Value]) -> String {
@@ -18,6 +18,7 @@ pub fn plan(records: &[Value]) -> String {
     let res = results(&entries);
     let mut out = String::new();
     let _ = writeln!(out, "# Deployment Plan - {}\n", h.feature);
+    out.push_str(simulated_note(&h));
     let _ = writeln!(out, "- Runbook: `{}`", h.script);
     let _ = writeln!(out, "- Started: {} by {} on {}", h.started, h.by, h.host);
     let _ = writeln!(
@@ -25,6 +26,8 @@ pub fn plan(records: &[Value]) -> String {
         "- Mode: {}",
         if h.dry_run {
             "dry-run (nothing was executed; every command below is what would run)"
+        } else if h.simulated {
+            "simulated (a rehearsal: the scenario's world answered every effect)"
         } else {
             "live"
         }
@@ -121,7 +124,11 @@ pub fn checklist(records: &[Value]) -> Option<String> {
         return None;
     }
     let h = header(&entries);
-    let mut out = format!("# Pre-deployment Checklist - {}\n\n", h.feature);
+    let mut out = format!(
+        "# Pre-deployment Checklist - {}\n\n{}",
+        h.feature,
+        simulated_note(&h)
+    );
     for r in lists {
         let _ = writeln!(out, "## {}\n", s(r, "title"));
         let _ = writeln!(out, "| Item | Answer | By | How | When |");

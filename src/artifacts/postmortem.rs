@@ -8,6 +8,7 @@ use crate::journal::Record;
 
 use super::read::{
     command_of, entries, header, intents, md_cell, outcome, result_text, results, s,
+    simulated_note,
 };
 use super::story::{shown, story};
 
@@ -45,7 +46,7 @@ pub fn post_mortem(records: &[Value]) -> String {
     let h = header(&entries);
     let (outcome, error) = outcome(&entries);
     let res = results(&entries);
-    let mut out = format!("# Post-mortem - {}\n\n", h.feature);
+    let mut out = format!("# Post-mortem - {}\n\n{}", h.feature, simulated_note(&h));
     let _ = writeln!(out, "- Runbook: `{}`", h.script);
     let _ = writeln!(out, "- Started: {} by {} on {}", h.started, h.by, h.host);
     let _ = writeln!(out, "- Outcome: {outcome}");

@@ -34,6 +34,8 @@ pub(super) struct Header<'a> {
     pub(super) script: &'a str,
     pub(super) started: &'a str,
     pub(super) dry_run: bool,
+    /// A rehearsal's (`runbook test`): nothing was executed, the world answered.
+    pub(super) simulated: bool,
     pub(super) by: &'a str,
     pub(super) host: &'a str,
 }
@@ -48,6 +50,7 @@ pub(super) fn header(entries: &[Entry]) -> Header<'_> {
         script: start.map_or("", |(_, s)| &s.script),
         started: start.map_or("", |(ts, _)| ts),
         dry_run: start.is_some_and(|(_, s)| s.dry_run),
+        simulated: start.is_some_and(|(_, s)| s.simulated),
         by: start.map_or("", |(_, s)| &s.user),
         host: start.map_or("", |(_, s)| &s.host),
     }
@@ -168,4 +171,16 @@ pub(super) fn result_text(r: Option<&&EffectResult>, dry: bool) -> String {
 
 pub(super) fn md_cell(text: &str) -> String {
     text.replace('|', "\\|").replace('\n', " ")
+}
+
+/// The line under a rehearsal's artifact titles: what it is, so nobody takes it for a deployment.
+pub(super) const SIMULATED: &str = "> **Simulated** (`runbook test`): every command, request, metric and notification below was answered by the scenario's world on a virtual clock; nothing was executed.\n\n";
+
+/// `SIMULATED` for a rehearsal's artifacts, else nothing.
+pub(super) fn simulated_note(h: &Header) -> &'static str {
+    if h.simulated {
+        SIMULATED
+    } else {
+        ""
+    }
 }

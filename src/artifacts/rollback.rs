@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use super::read::{entries, header, intents, result_text, results, s, Intent};
+use super::read::{entries, header, intents, result_text, results, s, simulated_note, Intent};
 
 /// Undo steps still standing (registered, not discarded, not carried out), newest first.
 /// The undo steps `records` leave standing, last registered first.
@@ -20,7 +20,7 @@ pub fn rollback_plan(records: &[Value]) -> String {
     let entries = entries(records);
     let h = header(&entries);
     let res = results(&entries);
-    let mut out = format!("# Rollback Plan - {}\n\n", h.feature);
+    let mut out = format!("# Rollback Plan - {}\n\n{}", h.feature, simulated_note(&h));
     let standing = crate::undo::standing(&entries);
     let _ = writeln!(out, "## Undo steps standing\n");
     if standing.is_empty() {

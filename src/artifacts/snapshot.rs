@@ -32,12 +32,15 @@ pub fn snapshot(records: &[Value]) -> Option<String> {
         return None;
     }
     let h = header(&entries);
-    let v = serde_json::json!({
+    let mut v = serde_json::json!({
         "feature": h.feature,
         "started": h.started,
         "outcome": outcome(&entries).0,
         "measurements": measurements,
         "verdicts": verdicts,
     });
+    if h.simulated {
+        v["simulated"] = serde_json::json!(true);
+    }
     serde_json::to_string_pretty(&v).ok()
 }
