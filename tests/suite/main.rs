@@ -17,4 +17,5 @@ mod modules;
 mod recovery;
 mod repl;
 mod runner;
+mod scenarios;
 mod teams;
