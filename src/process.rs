@@ -302,6 +302,15 @@ fn set_nonblocking(fd: i32) {
     }
 }
 
+/// Set while a rehearsal (`runbook test`) runs: no command is started, whatever asks. The gate
+/// answers every effect from the scenario's world first; this is the last guard.
+static REFUSE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Refuse (or allow again) starting any command in this process.
+pub fn refuse_spawning(on: bool) {
+    REFUSE.store(on, std::sync::atomic::Ordering::SeqCst);
+}
+
 /// The whole life of one command on the calling thread: no reader threads, no runtime. One
 /// `poll` waits on both output pipes and on the child's exit (a pidfd), with a timeout that is
 /// the next thing the clock must do (the deadline, the end of the kill grace, the end of the
@@ -313,6 +322,15 @@ fn run_as(
     on_line: &mut dyn FnMut(bool, &str),
     on_spawn: &mut dyn FnMut(i32),
 ) -> std::io::Result<Outcome> {
+    if REFUSE.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!(
+                "refused to run `{}`: a rehearsal (runbook test) never starts a command",
+                spec.program.display()
+            ),
+        ));
+    }
     let argv: Vec<String> = match &spec.program {
         Program::Argv(v) if v.is_empty() => {
             return Err(std::io::Error::new(

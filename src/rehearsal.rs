@@ -188,7 +188,9 @@ pub fn rehearse(
         .map_err(|e| Error::io("enter the project directory", &project, e))?;
     crate::clock::start_virtual();
     crate::ui::mute(true);
+    crate::process::refuse_spawning(true);
     let result = crate::runner::run_with(&run_common, &run, ui, None);
+    crate::process::refuse_spawning(false);
     crate::ui::mute(false);
     let virtual_time = crate::clock::virtual_elapsed();
     crate::clock::real();
@@ -295,6 +297,24 @@ pub fn observe(journal: &Path) -> Result<Observed, Error> {
                         .map(|v| format!(" (version {v})"))
                         .unwrap_or_default()
                 ));
+                // What did not pass and was let through (tolerated failures, no data), so a
+                // verdict that surprises can be read back to its limits.
+                for (name, m) in verdict["metrics"].as_object().into_iter().flatten() {
+                    let n = |k: &str| m[k].as_u64().unwrap_or(0);
+                    if n("failures") + n("inconclusives") + n("errors") == 0 {
+                        continue;
+                    }
+                    o.why.push(format!(
+                        "    {name}: {} of {} measurement(s) failed `{}`, {} inconclusive, {} error(s); last {}; metric verdict {}",
+                        n("failures"),
+                        n("measured"),
+                        m["condition"].as_str().unwrap_or("?"),
+                        n("inconclusives"),
+                        n("errors"),
+                        m["last"],
+                        m["verdict"].as_str().unwrap_or("?"),
+                    ));
+                }
             }
             Record::SimulationMiss { why } if o.scenario_error.is_none() => {
                 o.scenario_error = Some(why.clone());

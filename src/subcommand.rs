@@ -179,6 +179,17 @@ fn check(common: &Common, ui: &Ui, runbook: &str, answers: Option<&Path>) -> Res
 
 const STARTER_CONFIG: &str = include_str!("../docs/runbook.example.yaml");
 
+const STARTER_TESTS: &[(&str, &str)] = &[
+    (
+        "good-release-promoted.yaml",
+        include_str!("../examples/starter-tests/good-release-promoted.yaml"),
+    ),
+    (
+        "bad-release-rolled-back.yaml",
+        include_str!("../examples/starter-tests/bad-release-rolled-back.yaml"),
+    ),
+];
+
 fn init(ui: &Ui, dir: &Path, force: bool) -> Result<i32, Error> {
     std::fs::create_dir_all(dir.join("runbooks"))
         .map_err(|e| Error::io("create directory", dir.join("runbooks"), e))?;
@@ -186,6 +197,12 @@ fn init(ui: &Ui, dir: &Path, force: bool) -> Result<i32, Error> {
         vec![(dir.join(crate::config::FILE_NAME), STARTER_CONFIG)];
     for (name, text) in crate::embedded::RUNBOOKS {
         files.push((dir.join("runbooks").join(name), text));
+    }
+    // Two rehearsals to start from (`runbook test`): a good release, and a bad one caught.
+    std::fs::create_dir_all(dir.join("tests"))
+        .map_err(|e| Error::io("create directory", dir.join("tests"), e))?;
+    for (name, text) in STARTER_TESTS {
+        files.push((dir.join("tests").join(name), text));
     }
     let mut skipped = 0;
     for (path, text) in files {
@@ -206,7 +223,7 @@ fn init(ui: &Ui, dir: &Path, force: bool) -> Result<i32, Error> {
     }
     if skipped == 0 {
         crate::outln!(
-            "Next: edit {}, then `runbook list`.",
+            "Next: edit {}, then `runbook list`; `runbook test` rehearses the deploy runbook (tests/).",
             dir.join(crate::config::FILE_NAME).display()
         );
     }

@@ -260,7 +260,29 @@ impl World {
         match kind {
             "sh" => {
                 let command = intent["command"].as_str().unwrap_or(name);
-                self.command(command, name)
+                let timeout = intent["timeout_ms"].as_u64().map(Duration::from_millis);
+                match self.command(command, name) {
+                    // Longer than its timeout: stopped at the timeout, as the runner would.
+                    Answer::Done(_, after) if timeout.is_some_and(|t| after > t) => {
+                        let t = timeout.unwrap_or_default();
+                        let v = json!({
+                            "code": null, "signal": 9, "stdout": "", "stderr": "",
+                            "truncated": false, "timed_out": true, "interrupted": false,
+                            "duration_ms": t.as_millis() as u64,
+                        });
+                        Answer::Done(
+                            Err(Failure(
+                                format!(
+                                    "command `{name}` timed out after {}",
+                                    crate::ui::format_duration(t)
+                                ),
+                                v,
+                            )),
+                            t,
+                        )
+                    }
+                    other => other,
+                }
             }
             "undo" => match intent["action"]["kind"].as_str() {
                 Some("command") => {

@@ -19,3 +19,4 @@ mod repl;
 mod runner;
 mod scenarios;
 mod teams;
+mod rehearsal;

@@ -1,0 +1,156 @@
+//! `runbook test` as a new team meets it: `runbook init`, then rehearsals that pass, the
+//! issue's own example, and what a scenario that does not fit its runbook is told.
+//! (The shipped scenario suite and its proofs are in scenarios.rs.)
+
+use crate::support::Test;
+
+/// The team config of the issue's example: the script adapter and Prometheus monitoring.
+const CONFIG: &str = r#"feature: checkout
+version: v2
+current_version: v1
+adapter: script
+script:
+  deploy: ./deploy.sh {env}
+  health: http://{env}.internal/health
+  weight: ./scripts/set-weight.sh {colour} {percent} {other_colour} {other_percent}
+  remove: ./deploy.sh --remove {env}
+  live_colour: blue
+monitoring:
+  interval: 30s
+  samples: 10
+  prometheus: http://prometheus:9090
+  queries:
+    error_rate: sum(rate(errors{version="{{version}}"}[1m])) / sum(rate(requests{version="{{version}}"}[1m]))
+    response_time: 1000 * avg(latency{version="{{version}}"})
+notify:
+  team: { type: slack, url: "https://hooks.slack.example/T1" }
+"#;
+
+/// The scenario of the issue, as written there.
+const ISSUE_EXAMPLE: &str = r#"name: canary with a bad release is rolled back at the first window
+runbook: deploy
+set: { version: v2, current_version: v1 }
+answers: { strategy: canary, staging-deployment-successful-proceed-to-production: yes }
+yes: true
+approve: true
+world:
+  metrics:
+    error_rate: { v2: [0.01, 0.09, 0.12] }
+    response_time: { v2: [0.2] }
+  commands:
+    "./deploy.sh *": { exit: 0, after: 20s }
+    "./scripts/*": { exit: 0 }
+  http:
+    "GET */health": { status: 200 }
+  default: fail
+expect:
+  exit: 3
+  rolled_back: true
+  undos_run: ["all traffic back to v1", "delete canary v2", "remove v2 from staging"]
+  notified: [team]
+  virtual_time: "< 40m"
+"#;
+
+#[test]
+fn init_writes_two_rehearsals_that_pass_as_written() {
+    let out = Test::new().args(&["init"]).run();
+    out.code(0);
+    assert!(out.stdout.contains("tests/good-release-promoted.yaml"), "{}", out.stdout);
+    let out = out.again().args(&["test"]).run();
+    out.code(0);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", out.stdout);
+    assert!(lines[0].starts_with("✓ a bad release is rolled back in the first canary window (exit 3, "), "{}", out.stdout);
+    assert!(lines[1].starts_with("✓ a good release is promoted through every canary step (exit 0, "), "{}", out.stdout);
+    assert!(lines[2].starts_with("2 scenario(s): 2 passed, 0 failed ("), "{}", out.stdout);
+}
+
+#[test]
+fn the_issue_example_is_rolled_back_and_its_artifacts_are_marked_simulated() {
+    let out = Test::new()
+        .file("runbook.yaml", CONFIG)
+        .file("tests/canary-bad.yaml", ISSUE_EXAMPLE)
+        .args(&["test"])
+        .run();
+    out.code(0);
+    assert!(
+        out.stdout.starts_with("✓ canary with a bad release is rolled back at the first window (exit 3, 1m40s virtual, "),
+        "{}",
+        out.stdout
+    );
+    let run = out.dir.join("deployments/rehearsals/canary-bad/2030-01-01-checkout");
+    let journal = std::fs::read_to_string(run.join("journal.jsonl")).unwrap();
+    let start: serde_json::Value = serde_json::from_str(journal.lines().next().unwrap()).unwrap();
+    assert_eq!(start["simulated"], true);
+    assert_eq!(start["user"], "rehearsal");
+    assert_eq!(start["ts"], "2030-01-01T00:00:00.000Z");
+    let plan = std::fs::read_to_string(run.join("deployment-plan.md")).unwrap();
+    assert!(plan.contains("Simulated"), "{plan}");
+    let pm = std::fs::read_to_string(run.join("post-mortem.md")).unwrap();
+    assert!(pm.contains("Simulated"), "{pm}");
+}
+
+#[test]
+fn a_command_the_world_does_not_describe_stops_the_scenario_naming_it() {
+    let scenario = ISSUE_EXAMPLE.replace("    \"./scripts/*\": { exit: 0 }\n", "");
+    let out = Test::new()
+        .file("runbook.yaml", CONFIG)
+        .file("tests/s.yaml", &scenario)
+        .args(&["test"])
+        .run();
+    out.code(1);
+    assert!(
+        out.stdout.contains("  scenario error: the world does not describe the command `./scripts/set-weight.sh 'green' '5' 'blue' '95'`: add a pattern for it under `world.commands` (e.g. `\"./scripts/set-weight.sh *\": { exit: 0 }`), or set `world.default: ok`"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn a_prompt_nobody_answers_is_a_scenario_error_naming_its_id() {
+    let scenario = ISSUE_EXAMPLE.replace(", staging-deployment-successful-proceed-to-production: yes", "");
+    let out = Test::new()
+        .file("runbook.yaml", CONFIG)
+        .file("tests/s.yaml", &scenario)
+        .args(&["test"])
+        .run();
+    out.code(1);
+    assert!(
+        out.stdout.contains("scenario error: the confirm `staging-deployment-successful-proceed-to-production`"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("under `answers:`, or `yes: true`"), "{}", out.stdout);
+}
+
+#[test]
+fn a_command_slower_than_its_timeout_times_out_on_the_virtual_clock() {
+    // The staging deploy takes two hours in this world; `commands.timeout` stops it at ten
+    // minutes of virtual time, and the run fails there, with nothing left to undo.
+    let scenario = ISSUE_EXAMPLE
+        .replace("{ exit: 0, after: 20s }", "{ exit: 0, after: 2h }")
+        .replace("  exit: 3\n  rolled_back: true\n  undos_run: [\"all traffic back to v1\", \"delete canary v2\", \"remove v2 from staging\"]\n  notified: [team]\n  virtual_time: \"< 40m\"\n", "  exit: 1\n  rolled_back: false\n  virtual_time: \"<= 10m\"\n");
+    let out = Test::new()
+        .file("runbook.yaml", &format!("{CONFIG}commands:\n  timeout: 10m\n"))
+        .file("tests/slow.yaml", &scenario)
+        .args(&["test", "--verbose"])
+        .run();
+    out.code(0);
+    assert!(out.stdout.contains("(exit 1, 10m00s virtual, "), "{}", out.stdout);
+    assert!(out.stdout.contains("timed out after 10m"), "{}", out.stdout);
+}
+
+#[test]
+fn a_scenario_file_that_cannot_run_exits_2_and_nothing_is_rehearsed() {
+    let out = Test::new()
+        .file("runbook.yaml", CONFIG)
+        .file("tests/a.yaml", ISSUE_EXAMPLE)
+        .file("tests/b.yaml", "name: b\nrunbook: deploy\nexpect: { exit: 0, virtual_time: soon }\n")
+        .args(&["test"])
+        .run();
+    out.code(2);
+    assert_eq!(out.stdout, "");
+    assert!(out.stderr.contains("error: scenario `tests/b.yaml`: expect.virtual_time: `soon` is not a bound"), "{}", out.stderr);
+    assert!(out.stderr.contains(" --> tests/b.yaml:3:"), "{}", out.stderr);
+    assert!(out.stderr.contains("1 of 2 scenario file(s) cannot be run as written: nothing was rehearsed"), "{}", out.stderr);
+}
