@@ -206,6 +206,16 @@ fn opposites(file: &Path) -> Vec<(String, Value, i32)> {
         || stem.ends_with("-provider-down")
     {
         vec![("good metrics", with_metrics("[0.003]", "[130]"), 0)]
+    } else if stem.ends_with("-health-fails") {
+        let mut o = s.clone();
+        let failing = at(&mut o, &["world", "http"])
+            .remove(key("GET *production-green*/health"));
+        assert!(
+            failing.is_some(),
+            "{}: which health check fails?",
+            file.display()
+        );
+        vec![("health passing", o, 0)]
     } else if stem == "provider-down-at-preflight" {
         vec![(
             "provider up",
