@@ -208,8 +208,7 @@ fn opposites(file: &Path) -> Vec<(String, Value, i32)> {
         vec![("good metrics", with_metrics("[0.003]", "[130]"), 0)]
     } else if stem.ends_with("-health-fails") {
         let mut o = s.clone();
-        let failing = at(&mut o, &["world", "http"])
-            .remove(key("GET *production-green*/health"));
+        let failing = at(&mut o, &["world", "http"]).remove(key("GET *production-green*/health"));
         assert!(
             failing.is_some(),
             "{}: which health check fails?",
