@@ -20,6 +20,7 @@ Examples:
   runbook check deploy.rhai                    compile a runbook and its imports, validate config
   runbook list                                 the runbooks found and where each comes from
   runbook init                                 a starter runbook.yaml + the shipped runbooks
+  runbook test                                 rehearse them: scenarios in tests/, virtual clock
 
 Exit codes:
   0 completed    1 failed (nothing to undo, or the rollback failed or was refused)
@@ -265,7 +266,7 @@ enum Sub {
     /// Rehearse runbooks: run scenarios (YAML) in scripted worlds on a virtual clock
     #[command(
         long_about = "Rehearse runbooks: each scenario runs the real runbook through the real gate, with every effect (commands, HTTP, metrics, checks, notifications, prompts) answered by the scenario's world instead of acted on, and every wait a step of a virtual clock. Nothing outside is touched. What the run did is checked against the scenario's `expect`.",
-        after_help = "Examples:\n  runbook test                          every tests/*.yaml beside runbook.yaml\n  runbook test tests/canary-bad.yaml    one scenario\n  runbook test --filter canary --verbose\n  runbook test --junit reports/runbook.xml\n\nExit codes: 0 all passed, 1 one failed, 2 a scenario file cannot be run as written.\ndocs/testing.md describes the scenario file."
+        after_help = "Examples:\n  runbook test                          every tests/*.yaml beside runbook.yaml\n  runbook test tests/bad-release-rolled-back.yaml\n                                        one scenario\n  runbook test --filter canary --verbose\n  runbook test --junit reports/runbook.xml\n\nExit codes: 0 all passed, 1 one failed, 2 a scenario file cannot be run as written.\ndocs/testing.md describes the scenario file."
     )]
     Test {
         /// Scenario files, or directories of them [default: tests/ beside runbook.yaml]

@@ -40,6 +40,8 @@ pub struct Simulation {
     /// The answers file's text, and the name it is shown by.
     pub answers: (String, String),
     pub dir: PathBuf,
+    /// Rehearse a run with a person at the terminal (the menus asked only then are asked).
+    pub attended: bool,
 }
 
 /// What a run does with its effects.

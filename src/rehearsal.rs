@@ -175,10 +175,11 @@ pub fn rehearse(
         simulation: Some(Box::new(Simulation {
             world: scenario.world.clone(),
             answers: (
-                format!("{} answers", rel(&abs(&scenario.file)).display()),
+                format!("{} answers", shown_name(&rel(&abs(&scenario.file)))),
                 scenario.answers_text(),
             ),
             dir: rel(&dir),
+            attended: scenario.attended,
         })),
         ..RunOptions::default()
     };
@@ -229,6 +230,18 @@ pub fn rehearse(
         wall: started.elapsed(),
         run_dir,
     })
+}
+
+/// A scenario's file as its journal names it: from the project, else its file name alone (a
+/// path outside the project would make the journal differ from one checkout to another).
+fn shown_name(p: &Path) -> String {
+    if p.is_relative() {
+        p.display().to_string()
+    } else {
+        p.file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default()
+    }
 }
 
 /// A directory for this scenario's run: made new, replacing an earlier rehearsal's (and only a
@@ -316,6 +329,7 @@ pub fn observe(journal: &Path) -> Result<Observed, Error> {
                     ));
                 }
             }
+            Record::AnswersUnused { id } => o.unused_answers.push(id.clone()),
             Record::SimulationMiss { why } if o.scenario_error.is_none() => {
                 o.scenario_error = Some(why.clone());
             }

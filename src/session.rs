@@ -72,6 +72,9 @@ pub struct Session {
     pub world: RefCell<Option<crate::scenario::World>>,
     /// What stopped a simulated run that the world could not answer.
     pub world_miss: RefCell<Option<String>>,
+    /// A rehearsal of a run with a person at the terminal: `interactive()` is true, and the
+    /// scenario's answers stand for the person.
+    pub attended: Cell<bool>,
 }
 
 pub type Shared = Rc<Session>;
@@ -113,6 +116,7 @@ impl Session {
             plain: RefCell::new(None),
             world: RefCell::new(None),
             world_miss: RefCell::new(None),
+            attended: Cell::new(false),
         })
     }
 

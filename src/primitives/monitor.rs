@@ -92,7 +92,9 @@ pub fn register(engine: &mut rhai::Engine, session: &Shared) {
     });
     let s = session.clone();
     engine.register_fn("interactive", move || {
-        s.terminal.tty && !s.config.config.unattended
+        // An attended rehearsal (`attended: true` in its scenario) is asked what a person at
+        // the terminal is asked, and answers from its scenario.
+        (s.terminal.tty || s.attended.get()) && !s.config.config.unattended
     });
 }
 

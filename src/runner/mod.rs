@@ -331,6 +331,7 @@ pub fn run_with(
             answers.ignore_env = true;
             let p = prepare_answers(common, ui, &opts.runbook, answers, opts.mode())?;
             *p.session.world.borrow_mut() = Some(crate::scenario::World::new(sim.world.clone()));
+            p.session.attended.set(sim.attended);
             p
         }
         None => prepare(

@@ -67,6 +67,8 @@ pub struct Observed {
     pub virtual_time: Duration,
     /// Why it ended so: the verdicts and the error, with their virtual times, for the diff.
     pub why: Vec<String>,
+    /// Answers the scenario gives that no prompt asked for.
+    pub unused_answers: Vec<String>,
     /// The run could not go on as the scenario is written (an effect the world does not
     /// describe, a prompt nobody answers).
     pub scenario_error: Option<String>,
@@ -78,6 +80,13 @@ pub fn differences(e: &Expect, o: &Observed) -> Vec<String> {
     if let Some(err) = &o.scenario_error {
         out.push(format!("scenario error: {err}"));
         return out;
+    }
+    // A scenario's answers are its premise: one that nothing asked for is a scenario that does
+    // not rehearse what it says.
+    for id in &o.unused_answers {
+        out.push(format!(
+            "answers `{id}`, which no prompt asked (a prompt asked only with a person at the terminal needs `attended: true`)"
+        ));
     }
     if e.exit != o.exit {
         out.push(format!(

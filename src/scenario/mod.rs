@@ -35,6 +35,10 @@ pub struct Scenario {
     /// Like `--approve`: the critical approval is given.
     #[serde(default)]
     pub approve: bool,
+    /// Rehearse a run with a person at the terminal: the menus and questions asked only then
+    /// (the progressive rollout's "Increase traffic?") are asked, and answered from `answers`.
+    #[serde(default)]
+    pub attended: bool,
     #[serde(default)]
     pub world: world::Spec,
     pub expect: Expect,
@@ -48,11 +52,24 @@ pub struct Scenario {
 pub fn find(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
     let mut out = Vec::new();
     for p in paths {
+        // A project (a directory with runbook.yaml): its tests/.
+        let p = &if p.join(crate::config::FILE_NAME).is_file() && p.join("tests").is_dir() {
+            p.join("tests")
+        } else {
+            p.clone()
+        };
         if p.is_dir() {
             let mut found: Vec<PathBuf> = std::fs::read_dir(p)
                 .map_err(|e| Error::io("read scenario directory", p, e))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|f| f.is_file() && f.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+                .filter(|f| {
+                    f.is_file()
+                        && f.extension().is_some_and(|x| x == "yaml" || x == "yml")
+                        // A config beside the scenarios is not one of them.
+                        && !f
+                            .file_stem()
+                            .is_some_and(|s| s == "runbook" || s == "answers")
+                })
                 .collect();
             found.sort();
             out.extend(found);

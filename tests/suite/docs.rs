@@ -901,6 +901,31 @@ fn check_example(line: &str) -> Option<i32> {
             assert!(primitives.contains("fn sh(cmd: ?, opts: map) -> map;"), "{w}");
             assert!(at.join("workflow.d.rhai").is_file(), "{w}");
         }
+        // Rehearsals: the two starters `runbook init` writes, run as the docs show.
+        "runbook test"
+        | "runbook test tests/bad-release-rolled-back.yaml"
+        | "runbook test --filter canary --verbose"
+        | "runbook test --junit reports/runbook.xml" => {
+            let p = Place::empty();
+            p.run("runbook init").expect_code(0, w);
+            let r = p.run(line);
+            r.expect_code(0, w)
+                .expect(w, "✓ a bad release is rolled back in the first canary window (exit 3, ");
+            if line.contains("tests/") {
+                r.expect(w, "1 scenario(s): 1 passed, 0 failed");
+            } else {
+                r.expect(w, "2 scenario(s): 2 passed, 0 failed")
+                    .expect(w, "✓ a good release is promoted through every canary step (exit 0, ");
+            }
+            if line.contains("--verbose") {
+                r.expect(w, "[00:00:00] ▶ <shipped>/runbooks/deploy.rhai");
+            }
+            if line.contains("--junit") {
+                let xml = std::fs::read_to_string(p.path().join("reports/runbook.xml"))
+                    .unwrap_or_else(|e| panic!("{w}: {e}"));
+                assert!(xml.contains("<testsuites") && xml.matches("<testcase").count() == 2, "{w}: {xml}");
+            }
+        }
         "runbook init --force" => {
             let p = Place::empty();
             p.file("runbook.yaml", "feature: mine\n");

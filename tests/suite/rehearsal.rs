@@ -100,7 +100,7 @@ fn a_command_the_world_does_not_describe_stops_the_scenario_naming_it() {
         .run();
     out.code(1);
     assert!(
-        out.stdout.contains("  scenario error: the world does not describe the command `./scripts/set-weight.sh 'green' '5' 'blue' '95'`: add a pattern for it under `world.commands` (e.g. `\"./scripts/set-weight.sh *\": { exit: 0 }`), or set `world.default: ok`"),
+        out.stdout.contains("  scenario error: the world does not describe the command `./scripts/set-weight.sh green 5 blue 95`: add a pattern for it under `world.commands` (e.g. `\"./scripts/set-weight.sh *\": { exit: 0 }`), or set `world.default: ok`"),
         "{}",
         out.stdout
     );
@@ -108,7 +108,8 @@ fn a_command_the_world_does_not_describe_stops_the_scenario_naming_it() {
 
 #[test]
 fn a_prompt_nobody_answers_is_a_scenario_error_naming_its_id() {
-    let scenario = ISSUE_EXAMPLE.replace(", staging-deployment-successful-proceed-to-production: yes", "");
+    // `yes: true` answers confirmations and checklists; a menu it does not choose.
+    let scenario = ISSUE_EXAMPLE.replace("strategy: canary, ", "");
     let out = Test::new()
         .file("runbook.yaml", CONFIG)
         .file("tests/s.yaml", &scenario)
@@ -116,11 +117,11 @@ fn a_prompt_nobody_answers_is_a_scenario_error_naming_its_id() {
         .run();
     out.code(1);
     assert!(
-        out.stdout.contains("scenario error: the confirm `staging-deployment-successful-proceed-to-production`"),
+        out.stdout.contains("scenario error: the choose `strategy` (\"How would you like to deploy this feature?\") is not answered: add `strategy: "),
         "{}",
         out.stdout
     );
-    assert!(out.stdout.contains("under `answers:`, or `yes: true`"), "{}", out.stdout);
+    assert!(out.stdout.contains("` under `answers:`\n"), "{}", out.stdout);
 }
 
 #[test]
