@@ -382,9 +382,9 @@ impl Fence {
         out
     }
 
-    /// `runbook test ARGS` in the project; fails the test if the rehearsal ran a program,
-    /// connected to a URL of the config, or changed anything outside its directory.
-    fn run(&self, args: &[&str]) -> Ran {
+    /// `runbook test ARGS` in `cwd`; fails the test if the rehearsal ran a program, connected
+    /// to a URL of the config, or changed anything outside its directory.
+    fn run(&self, cwd: &Path, args: &[&str]) -> Ran {
         let before = self.snapshot();
         for seen in [
             "project/runbook.yaml",
@@ -397,7 +397,7 @@ impl Fence {
                 "the snapshot misses {seen}"
             );
         }
-        let ran = runbook_test(&self.project, args, &self.env);
+        let ran = runbook_test(cwd, args, &self.env);
         assert!(
             !self.mark.exists(),
             "a rehearsal ran a program:\n{}\n{ran}",
@@ -429,7 +429,8 @@ impl Fence {
 #[test]
 fn the_shipped_suite_passes_and_touches_nothing_outside_its_rehearsals() {
     let fence = Fence::new();
-    let ran = fence.run(&["tests"]);
+    // As `runbook test tests/scenarios` from the repository: a project directory is its tests/.
+    let ran = fence.run(&fence.root, &["project"]);
     let names: Vec<String> = shipped_files().iter().map(|f| name_of(&load(f))).collect();
     let got = results(&ran.stdout);
     let failed: Vec<&String> = got.iter().filter(|(_, r)| !r.0).map(|(n, _)| n).collect();
@@ -474,7 +475,7 @@ fn every_shipped_scenario_fails_in_its_opposite_world() {
             want.insert(name_of(&o), (exit_of(&original), exit));
         }
     }
-    let ran = fence.run(&["tests"]);
+    let ran = fence.run(&fence.project, &["tests"]);
     assert_eq!(ran.code, 1, "{ran}");
     let got = results(&ran.stdout);
     assert_eq!(
