@@ -17,5 +17,6 @@ mod modules;
 mod recovery;
 mod repl;
 mod runner;
+mod scenarios;
 mod teams;
 mod rehearsal;
