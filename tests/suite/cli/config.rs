@@ -8,10 +8,8 @@ fn an_unknown_config_key_is_an_error_with_its_path_and_place() {
         .file("runbook.yaml", "limits:\n  operatons: 5\n")
         .script("print(1);")
         .run();
-    out.code(2);
-    assert_eq!(
-        out.stderr,
-        "error: invalid config at `limits.operatons`: unknown field `operatons`, expected one of `operations`, `wall_clock`, `call_depth`, `expr_depth`, `string_size`, `array_size`, `map_size`\n --> runbook.yaml:2:3\n  help: docs/configuration.md lists every key; `runbook init` writes a commented starter\n"
+    out.expect_status(2).expect_stdout_exact("").expect_stderr_exact(
+        "error: invalid config at `limits.operatons`: unknown field `operatons`, expected one of `operations`, `wall_clock`, `call_depth`, `expr_depth`, `string_size`, `array_size`, `map_size`\n --> runbook.yaml:2:3\n  help: docs/configuration.md lists every key; `runbook init` writes a commented starter\n",
     );
 }
 
@@ -22,8 +20,9 @@ fn set_overrides_merge_into_config_and_are_checked() {
         .script("print(`${feature()} ${config(\"vars.region\")} ${config(\"version\")}`);")
         .args(&["--set", "feature=from-set", "--set", "version=1.10"])
         .run();
-    out.code(0);
-    assert!(out.stdout.contains("from-set eu 1.10"), "{}", out.stdout);
+    out.expect_status(0)
+        .expect_stderr_exact("")
+        .expect_stdout_exact("▶ deploy.rhai — feature `from-set`\n  run directory: deployments/<date>-from-set\nfrom-set eu 1.10\n✅ Run completed.\n  artifacts in deployments/<date>-from-set: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md\n");
     assert!(out.run_dir().ends_with(format!(
         "{}-from-set",
         &out.run_dir().file_name().unwrap().to_string_lossy()[..10]
@@ -33,9 +32,7 @@ fn set_overrides_merge_into_config_and_are_checked() {
         .script("print(1);")
         .args(&["--set", "limits.operations=lots"])
         .run();
-    bad.code(2);
-    assert_eq!(
-        bad.stderr,
-        "error: invalid `--set limits.operations=lots`: invalid type: string \"lots\", expected u64\n  help: write it as `--set key.path=value`, e.g. `--set feature=checkout`\n"
+    bad.expect_status(2).expect_stdout_exact("").expect_stderr_exact(
+        "error: invalid `--set limits.operations=lots`: invalid type: string \"lots\", expected u64\n  help: write it as `--set key.path=value`, e.g. `--set feature=checkout`\n",
     );
 }
