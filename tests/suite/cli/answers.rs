@@ -27,16 +27,9 @@ fn answers_come_from_a_file_keyed_by_prompt_id() {
         .script(PROMPTS)
         .args(&["--answers", "answers.yaml"])
         .run();
-    out.code(0);
-    assert!(out.stdout.contains("1️⃣ Blue-Green Deployment\n   - Zero downtime\n   - Easy rollback\n   - Resource intensive\n"), "{}", out.stdout);
-    assert!(out.stdout.contains("strategy=canary"), "{}", out.stdout);
-    assert!(out.stdout.contains("name=spring"), "{}", out.stdout);
-    assert!(
-        out.stdout.contains("unchecked=[\"Security scan clean?\"]"),
-        "{}",
-        out.stdout
-    );
-    assert!(out.stdout.contains("proceeding"), "{}", out.stdout);
+    out.expect_status(0)
+        .expect_stdout_exact("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n\nHow would you like to deploy this feature?\n\n1\u{fe0f}\u{20e3} Blue-Green Deployment\n   - Zero downtime\n   - Easy rollback\n   - Resource intensive\n\n2\u{fe0f}\u{20e3} Rolling Deployment\n   - Gradual update\n\n3\u{fe0f}\u{20e3} Canary Release\n   - Test with small traffic %\n\n4\u{fe0f}\u{20e3} Feature Flag\n   - Deploy dark\n  → Canary Release (answers file answers.yaml)\nstrategy=canary\n  → spring (answers file answers.yaml)\nname=spring\n\nPre-deployment checklist:\n- [x] All tests passing? (answers file answers.yaml)\n- [ ] Security scan clean? (answers file answers.yaml)\nunchecked=[\"Security scan clean?\"]\n\nProceed to production? (y/n):\n  → yes (answers file answers.yaml)\nproceeding\n✅ Run completed.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md, pre-deployment-checklist.md\n")
+        .expect_stderr_exact("");
     let checklist = out.artifact("pre-deployment-checklist.md");
     assert!(
         checklist.contains("| All tests passing? | ✅ yes | tester | answers file answers.yaml |"),
@@ -59,15 +52,9 @@ fn answers_come_from_the_environment_too() {
         .env("RUNBOOK_ANSWER_PRE_DEPLOYMENT_CHECKLIST", "yes")
         .env("RUNBOOK_ANSWER_PROCEED_TO_PRODUCTION", "no")
         .run();
-    out.code(0);
-    assert!(
-        out.stdout.contains("strategy=feature-flag"),
-        "{}",
-        out.stdout
-    );
-    assert!(out.stdout.contains("name=env-name"), "{}", out.stdout);
-    assert!(out.stdout.contains("unchecked=[]"), "{}", out.stdout);
-    assert!(!out.stdout.contains("proceeding"), "{}", out.stdout);
+    out.expect_status(0)
+        .expect_stdout_exact("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n\nHow would you like to deploy this feature?\n\n1\u{fe0f}\u{20e3} Blue-Green Deployment\n   - Zero downtime\n   - Easy rollback\n   - Resource intensive\n\n2\u{fe0f}\u{20e3} Rolling Deployment\n   - Gradual update\n\n3\u{fe0f}\u{20e3} Canary Release\n   - Test with small traffic %\n\n4\u{fe0f}\u{20e3} Feature Flag\n   - Deploy dark\n  → Feature Flag (environment RUNBOOK_ANSWER_STRATEGY)\nstrategy=feature-flag\n  → env-name (environment RUNBOOK_ANSWER_RELEASE_NAME)\nname=env-name\n\nPre-deployment checklist:\n- [x] All tests passing? (environment RUNBOOK_ANSWER_PRE_DEPLOYMENT_CHECKLIST)\n- [x] Security scan clean? (environment RUNBOOK_ANSWER_PRE_DEPLOYMENT_CHECKLIST)\nunchecked=[]\n\nProceed to production? (y/n):\n  → no (environment RUNBOOK_ANSWER_PROCEED_TO_PRODUCTION)\n✅ Run completed.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md, pre-deployment-checklist.md\n")
+        .expect_stderr_exact("");
 }
 
 #[test]
@@ -77,15 +64,14 @@ fn a_missing_answer_without_a_terminal_stops_before_the_prompt_with_exit_2() {
         .script(PROMPTS)
         .args(&["--answers", "answers.yaml"])
         .run();
-    out.code(2);
-    assert_eq!(
-        out.stderr,
+    out.expect_status(2)
+        .expect_stdout_exact("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n\nHow would you like to deploy this feature?\n\n1\u{fe0f}\u{20e3} Blue-Green Deployment\n   - Zero downtime\n   - Easy rollback\n   - Resource intensive\n\n2\u{fe0f}\u{20e3} Rolling Deployment\n   - Gradual update\n\n3\u{fe0f}\u{20e3} Canary Release\n   - Test with small traffic %\n\n4\u{fe0f}\u{20e3} Feature Flag\n   - Deploy dark\n  → Blue-Green Deployment (answers file answers.yaml)\nstrategy=blue-green\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md\n")
+        .expect_stderr_exact(
         "error: input `release-name` needs an answer and there is no terminal to ask\n  \
          question: Release name\n  \
          help: answer it in a file given with `--answers FILE`, as `release-name: some text`\n  \
-         help: or set the environment variable RUNBOOK_ANSWER_RELEASE_NAME\n"
+         help: or set the environment variable RUNBOOK_ANSWER_RELEASE_NAME\n",
     );
-    assert!(!out.stdout.contains("name="));
 }
 
 #[test]
@@ -95,11 +81,11 @@ fn an_answer_no_prompt_asked_for_is_reported_as_unused() {
         .script(PROMPTS)
         .args(&["--answers", "answers.yaml"])
         .run();
-    out.code(0);
-    assert_eq!(
-        out.stderr,
+    out.expect_status(0)
+        .expect_stdout_exact("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n\nHow would you like to deploy this feature?\n\n1\u{fe0f}\u{20e3} Blue-Green Deployment\n   - Zero downtime\n   - Easy rollback\n   - Resource intensive\n\n2\u{fe0f}\u{20e3} Rolling Deployment\n   - Gradual update\n\n3\u{fe0f}\u{20e3} Canary Release\n   - Test with small traffic %\n\n4\u{fe0f}\u{20e3} Feature Flag\n   - Deploy dark\n  → Blue-Green Deployment (answers file answers.yaml)\nstrategy=blue-green\n  → x (answers file answers.yaml)\nname=x\n\nPre-deployment checklist:\n- [x] All tests passing? (answers file answers.yaml)\n- [x] Security scan clean? (answers file answers.yaml)\nunchecked=[]\n\nProceed to production? (y/n):\n  → yes (answers file answers.yaml)\nproceeding\n✅ Run completed.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md, pre-deployment-checklist.md\n")
+        .expect_stderr_exact(
         "warning: answers.yaml: `proced-to-production` answers no prompt this runbook asks; did you mean `proceed-to-production`?\n\
-         warning: answers file `answers.yaml` has an answer for `proced-to-production` that no prompt asked for (did you mean `proceed-to-production`?)\n"
+         warning: answers file `answers.yaml` has an answer for `proced-to-production` that no prompt asked for (did you mean `proceed-to-production`?)\n",
     );
 }
 
@@ -119,20 +105,9 @@ proceed-to-production: yes
         .script("sh(\"false\");\n")
         .args(&["--answers", "answers.yaml"])
         .run();
-    assert_ne!(out.code, 0);
-    assert!(
-        out.stderr.contains("the run ended (")
-            && out
-                .stderr
-                .contains("before the prompts of 4 answer(s) in `answers.yaml` were reached"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        !out.stderr.contains("no prompt asked for"),
-        "{}",
-        out.stderr
-    );
+    out.expect_status(1)
+        .expect_stdout_exact("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n$ false\n  ✗ command `false` failed with exit code 1\n✗ Run failed (nothing was registered to undo).\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md, post-mortem.md\n")
+        .expect_stderr_exact("error: command `false` failed with exit code 1\n --> deploy.rhai:1:1\n  |\n1 | sh(\"false\");\n  | ^\nwarning: the run ended (failed) before the prompts of 4 answer(s) in `answers.yaml` were reached: pre-deployment-checklist, proceed-to-production, release-name, strategy\n");
 }
 
 #[test]
@@ -142,10 +117,8 @@ fn a_bad_answer_names_the_file_the_id_and_the_fix() {
         .script(PROMPTS)
         .args(&["--answers", "answers.yaml"])
         .run();
-    out.code(2);
-    assert_eq!(
-        out.stderr,
-        "error: answer `strategy` in `answers.yaml`: `9` is not one of the choices: blue-green, rolling, canary, feature-flag (or its number)\n  help: found before the run started, so nothing was changed; fix the answer and run again\n"
+    out.expect_status(2).expect_stdout_exact("").expect_stderr_exact(
+        "error: answer `strategy` in `answers.yaml`: `9` is not one of the choices: blue-green, rolling, canary, feature-flag (or its number)\n  help: found before the run started, so nothing was changed; fix the answer and run again\n",
     );
 }
 
@@ -156,13 +129,9 @@ fn an_answers_file_that_is_not_yaml_is_an_error_with_its_place() {
         .script(PROMPTS)
         .args(&["--answers", "answers.yaml"])
         .run();
-    out.code(2);
-    assert!(
-        out.stderr
-            .starts_with("error: answers file `answers.yaml:2:1`:"),
-        "{}",
-        out.stderr
-    );
+    out.expect_status(2)
+        .expect_stdout_exact("")
+        .expect_stderr_exact("error: answers file `answers.yaml:2:1`: did not find expected ',' or ']'\n  help: an answers file is a YAML map from prompt id to answer, e.g. `strategy: canary`\n");
     assert!(
         !out.dir.join("deployments").exists(),
         "nothing should be created before the run"
@@ -186,20 +155,9 @@ fn a_list_answers_the_same_prompt_asked_again_in_order() {
         )
         .args(&["--answers", "answers.yaml"])
         .run();
-    out.code(0);
-    assert!(
-        out.stdout
-            .contains("a) Yes, increase to 25%\nb) Yes, increase to 50%\n"),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout.contains("step 25")
-            && out.stdout.contains("step 50")
-            && out.stdout.contains("step 100"),
-        "{}",
-        out.stdout
-    );
+    out.expect_status(0)
+        .expect_stdout_exact("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n\nCanary looks healthy. Increase traffic?\n\na) Yes, increase to 25%\nb) Yes, increase to 50%\nc) Complete rollout (100%)\nd) Hold at current %\ne) Rollback\n  → Yes, increase to 25% (answers file answers.yaml)\nstep 25\n\nCanary looks healthy. Increase traffic?\n\na) Yes, increase to 25%\nb) Yes, increase to 50%\nc) Complete rollout (100%)\nd) Hold at current %\ne) Rollback\n  → Yes, increase to 50% (answers file answers.yaml)\nstep 50\n\nCanary looks healthy. Increase traffic?\n\na) Yes, increase to 25%\nb) Yes, increase to 50%\nc) Complete rollout (100%)\nd) Hold at current %\ne) Rollback\n  → Complete rollout (100%) (answers file answers.yaml)\nstep 100\n✅ Run completed.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md\n")
+        .expect_stderr_exact("");
 }
 
 const APPROVE: &str = r#"
@@ -210,8 +168,9 @@ sh("touch approved-marker");
 #[test]
 fn yes_never_approves() {
     let out = Test::new().script(APPROVE).args(&["--yes"]).run();
-    out.code(2);
-    assert!(out.stderr.starts_with("error: approval `approve-deployment` needs an answer and there is no terminal to ask\n"), "{}", out.stderr);
+    out.expect_status(2)
+        .expect_stdout_exact("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n\n⚠\u{fe0f} CRITICAL DECISION: Deploy to Production\n━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━\nFeature: checkout\nChanges: new payment flow\nRisk Level: Medium\nRollback Time: 5 minutes\n\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md\n")
+        .expect_stderr_exact("error: approval `approve-deployment` needs an answer and there is no terminal to ask\n  question: ⚠\u{fe0f} CRITICAL DECISION: Deploy to Production\n  help: answer it in a file given with `--answers FILE`, as `approve-deployment: yes`\n  help: or set the environment variable RUNBOOK_ANSWER_APPROVE_DEPLOYMENT\n  help: or pass --approve on the command line\n");
     assert!(!out.dir.join("approved-marker").exists());
 }
 
@@ -225,10 +184,9 @@ fn the_approval_box_and_the_record_of_who_approved() {
         .script(APPROVE)
         .args(&["--answers", "answers.yaml"])
         .run();
-    out.code(0);
-    assert!(out.stdout.contains(
-        "⚠️ CRITICAL DECISION: Deploy to Production\n━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━\nFeature: checkout\nChanges: new payment flow\nRisk Level: Medium\nRollback Time: 5 minutes\n\nDo you approve deployment? (y/n):\n"
-    ), "{}", out.stdout);
+    out.expect_status(0)
+        .expect_stdout_exact("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n\n⚠\u{fe0f} CRITICAL DECISION: Deploy to Production\n━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━\nFeature: checkout\nChanges: new payment flow\nRisk Level: Medium\nRollback Time: 5 minutes\n\nDo you approve deployment? (y/n):\n  → approved by alice (answers file answers.yaml)\n$ touch approved-marker\n✅ Run completed.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md, pre-deployment-checklist.md\n")
+        .expect_stderr_exact("");
     let rec = out
         .records("effect.result")
         .into_iter()
@@ -251,7 +209,9 @@ fn the_approval_box_and_the_record_of_who_approved() {
 #[test]
 fn approve_flag_approves_and_is_recorded_as_such() {
     let out = Test::new().script(APPROVE).args(&["--approve"]).run();
-    out.code(0);
+    out.expect_status(0)
+        .expect_stdout_exact("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n\n⚠\u{fe0f} CRITICAL DECISION: Deploy to Production\n━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━\nFeature: checkout\nChanges: new payment flow\nRisk Level: Medium\nRollback Time: 5 minutes\n\nDo you approve deployment? (y/n):\n  → approved by tester (--approve)\n$ touch approved-marker\n✅ Run completed.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md, pre-deployment-checklist.md\n")
+        .expect_stderr_exact("");
     let rec = out
         .records("effect.result")
         .into_iter()
@@ -267,8 +227,9 @@ fn a_declined_approval_exits_4_and_changes_nothing_further() {
         .script(APPROVE)
         .env("RUNBOOK_ANSWER_APPROVE_DEPLOYMENT", "n")
         .run();
-    out.code(4);
-    assert_eq!(out.stderr, "error: `CRITICAL DECISION: Deploy to Production` was declined by tester; nothing further was changed\n");
+    out.expect_status(4)
+        .expect_stdout_exact("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n\n⚠\u{fe0f} CRITICAL DECISION: Deploy to Production\n━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━\nFeature: checkout\nChanges: new payment flow\nRisk Level: Medium\nRollback Time: 5 minutes\n\nDo you approve deployment? (y/n):\n  → declined by tester (environment RUNBOOK_ANSWER_APPROVE_DEPLOYMENT)\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md, pre-deployment-checklist.md\n")
+        .expect_stderr_exact("error: `CRITICAL DECISION: Deploy to Production` was declined by tester; nothing further was changed\n");
     assert!(!out.dir.join("approved-marker").exists());
     assert!(!out.run_dir().join("post-mortem.md").exists());
 }

@@ -15,23 +15,25 @@ fn sh_streams_output_and_returns_a_map() {
             "#,
         )
         .run();
-    out.code(0);
     // The two streams are read concurrently: their relative order is not fixed.
-    assert!(
-        out.stdout.contains("$ echo out; echo err >&2\n"),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout.contains("  │ out\n") && out.stdout.contains("  ! err\n"),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout.contains("duration is int: i64"),
-        "{}",
-        out.stdout
-    );
+    out.expect_status(0)
+        .expect_stderr_exact("")
+        .expect_stdout_lines(&[
+            "$ echo out; echo err >&2",
+            "  │ out",
+            "$ printf %s|%s 'a b' c",
+        ])
+        .expect_stdout_lines(&[
+            "$ echo out; echo err >&2",
+            "  ! err",
+            "$ printf %s|%s 'a b' c",
+        ])
+        .expect_stdout_lines(&[
+            "$ printf %s|%s 'a b' c",
+            "  │ a b|c",
+            "duration is int: i64",
+            "✅ Run completed.",
+        ]);
     let log = out.artifact("deployment-log.txt");
     assert!(log.contains("| out") && log.contains("! err"), "{log}");
 }
@@ -47,13 +49,8 @@ fn a_failing_command_is_a_catchable_error_unless_allowed() {
             "#,
         )
         .run();
-    out.code(0);
-    assert!(out.stdout.contains("allowed code 3"), "{}", out.stdout);
-    assert!(
-        out.stdout
-            .contains("caught: command `echo bad >&2; exit 7` failed with exit code 7: bad"),
-        "{}",
-        out.stdout
+    out.expect_status(0).expect_stderr_exact("").expect_stdout_exact(
+        "▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n$ exit 3\n  ✗ command `exit 3` failed with exit code 3 (allowed)\nallowed code 3\n$ echo bad >&2; exit 7\n  ! bad\n  ✗ command `echo bad >&2; exit 7` failed with exit code 7: bad\ncaught: command `echo bad >&2; exit 7` failed with exit code 7: bad\n✅ Run completed.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md\n",
     );
 }
 
@@ -68,8 +65,9 @@ fn retries_with_backoff_until_the_command_succeeds() {
             "#,
         )
         .run();
-    out.code(0);
-    assert!(out.stdout.contains("attempts 3"), "{}", out.stdout);
+    out.expect_status(0).expect_stderr_exact("").expect_stdout_exact(
+        "▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n$ n=$(cat count 2>/dev/null || echo 0); n=$((n+1)); echo $n > count; [ $n -ge 3 ]\n  ✗ command `n=$(cat count 2>/dev/null || echo 0); n=$((n+1)); echo $n > count; [ $n -ge 3 ]` failed with exit code 1; retry 1 of 3 in 10ms\n$ n=$(cat count 2>/dev/null || echo 0); n=$((n+1)); echo $n > count; [ $n -ge 3 ]\n  ✗ command `n=$(cat count 2>/dev/null || echo 0); n=$((n+1)); echo $n > count; [ $n -ge 3 ]` failed with exit code 1; retry 2 of 3 in 20ms\n$ n=$(cat count 2>/dev/null || echo 0); n=$((n+1)); echo $n > count; [ $n -ge 3 ]\nattempts 3\n✅ Run completed.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md\n",
+    );
     assert_eq!(
         out.records("effect.intent")
             .iter()
@@ -85,8 +83,9 @@ fn env_and_cwd_options_reach_the_command() {
         .file("sub/x.txt", "")
         .script(r#"let r = sh("echo $GREETING; ls", #{ env: #{ GREETING: "hi" }, cwd: "sub" }); print(r.stdout);"#)
         .run();
-    out.code(0);
-    assert!(out.stdout.contains("hi\nx.txt"), "{}", out.stdout);
+    out.expect_status(0).expect_stderr_exact("").expect_stdout_exact(
+        "▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n$ echo $GREETING; ls\n  │ hi\n  │ x.txt\nhi\nx.txt\n\n✅ Run completed.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md\n",
+    );
 }
 
 #[test]
@@ -94,10 +93,8 @@ fn an_unknown_option_is_named_with_a_suggestion() {
     let out = Test::new()
         .script(r#"sh("true", #{ timout: "1s" });"#)
         .run();
-    out.code(1);
-    assert_eq!(
-        out.stderr,
-        "error: `sh` has no option `timout` (did you mean `timeout`?); its options are: timeout, env, cwd, retries, backoff, allow_fail, quiet, name\n --> deploy.rhai:1:1\n  |\n1 | sh(\"true\", #{ timout: \"1s\" });\n  | ^\n"
+    out.expect_status(1).expect_stderr_exact(
+        "error: `sh` has no option `timout` (did you mean `timeout`?); its options are: timeout, env, cwd, retries, backoff, allow_fail, quiet, name\n --> deploy.rhai:1:1\n  |\n1 | sh(\"true\", #{ timout: \"1s\" });\n  | ^\n",
     );
 }
 
@@ -114,18 +111,17 @@ fn a_command_that_ignores_sigterm_is_killed_after_the_grace_period_with_its_chil
         )
         .args(&["--set", "commands.kill_grace=200ms"])
         .run();
-    out.code(0);
+    out.expect_status(0);
     assert!(
         start.elapsed() < std::time::Duration::from_secs(10),
         "took {:?}",
         start.elapsed()
     );
-    assert!(
-        out.stdout.contains("caught: command `trap '' TERM;"),
-        "{}",
-        out.stdout
-    );
-    assert!(out.stdout.contains("timed out after"), "{}", out.stdout);
+    // How long it took is in the message: the rest is pinned.
+    out.expect_stderr_exact("").expect_stdout_contains(&[
+        "\ncaught: command `trap '' TERM; (trap '' TERM; sleep 30; touch orphan-survived) & sleep 30` timed out after ",
+        "ms\n✅ Run completed.\n",
+    ]);
     // The background grandchild was in the same process group: it must be gone too.
     let pgrep = std::process::Command::new("pgrep")
         .args(["-f", "touch orphan-survived"])
