@@ -19,7 +19,19 @@ fn dry_run_executes_nothing_and_writes_the_plan() {
         )
         .args(&["--dry-run", "--answers", "answers.yaml"])
         .run();
-    out.code(0);
+    // Each stage's line says how long it took: the rest is pinned line by line.
+    out.expect_status(0).expect_stderr_exact("").expect_stdout_lines(&[
+        "▶ deploy.rhai — feature `deploy` (dry-run: nothing will be executed)",
+        "  run directory: deployments/<date>-deploy-dry-run",
+        "  → Canary Release (answers file answers.yaml)",
+        "━━ Stage 1: Staging Deployment ━━━━━━━━━━━━━━━━━━━━━━━━━━━━━",
+        "$ touch marker",
+        "  (dry-run) check http://127.0.0.1:1/health",
+        "━━ Stage 2: Production Deployment ━━━━━━━━━━━━━━━━━━━━━━━━━━",
+        "$ kubectl apply -f k8s/canary/",
+        "✅ Run completed.",
+        "  artifacts in deployments/<date>-deploy-dry-run: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md",
+    ]);
     assert!(!out.dir.join("marker").exists(), "dry-run ran a command");
     let plan = out.artifact("deployment-plan.md");
     assert!(

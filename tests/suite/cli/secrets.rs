@@ -23,7 +23,9 @@ fn secrets_never_appear_in_any_output() {
             "#,
         )
         .run();
-    out.code(3);
+    out.expect_status(3)
+        .expect_stdout_exact("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n$ echo using [REDACTED]; echo [REDACTED] >&2\n  │ using [REDACTED]\n  ! [REDACTED]\ntoken is [REDACTED]\n  ✉ ops: deployed with [REDACTED]\n📣 [console] deployed with [REDACTED]\n  ✉ console: deployed with [REDACTED]\n$ echo [REDACTED]; exit 1\n  │ [REDACTED]\n  ✗ command `echo [REDACTED]; exit 1` failed with exit code 1\nNobody to ask (no terminal, no answer): rolling back on its own (rollback.on_failure: ask).\n\n━━ Rollback ━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━\nRolling back: a step failed\n↩ revoke (echo revoke {{secret:DEPLOY_TOKEN}})\n  │ revoke [REDACTED]\n  ✓ revoke\nRollback complete: 1 step(s) undone.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md, post-mortem.md\n")
+        .expect_stderr_exact("error: command `echo [REDACTED]; exit 1` failed with exit code 1\n --> deploy.rhai:7:13\n  |\n7 |             sh(`echo ${token}; exit 1`);\n  |             ^\n");
     let mut everything = format!("{}{}", out.stdout, out.stderr);
     for entry in std::fs::read_dir(out.run_dir()).unwrap() {
         everything.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
