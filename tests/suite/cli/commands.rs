@@ -7,8 +7,9 @@ use crate::support::Test;
 #[test]
 fn exit_code_0_on_completion_and_a_summary() {
     let out = Test::new().script("sh(\"true\");").run();
-    out.code(0);
-    assert!(out.stdout.contains("✅ Run completed."), "{}", out.stdout);
+    out.expect_status(0)
+        .expect_stdout_exact("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n$ true\n✅ Run completed.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md\n")
+        .expect_stderr_exact("");
     let end = &out.records("run.end")[0];
     assert_eq!(end["outcome"], "completed");
     assert_eq!(end["exit_code"], 0);
@@ -64,8 +65,9 @@ fn the_shipped_runbooks_are_found_by_name_and_a_local_file_shadows_them() {
         )
         .args(&["preflight"])
         .run();
-    local.code(0);
-    assert!(local.stdout.contains("local preflight"), "{}", local.stdout);
+    local.expect_status(0)
+        .expect_stdout_exact("▶ runbooks/preflight.rhai — feature `preflight`\n  run directory: deployments/<date>-preflight\nlocal preflight\n✅ Run completed.\n  artifacts in deployments/<date>-preflight: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md\n")
+        .expect_stderr_exact("");
     let list = Test::new()
         .file(
             "runbooks/preflight.rhai",
@@ -73,20 +75,21 @@ fn the_shipped_runbooks_are_found_by_name_and_a_local_file_shadows_them() {
         )
         .args(&["list"])
         .run();
-    list.code(0);
-    assert!(
-        list.stdout
-            .contains("preflight  runbooks/preflight.rhai (shadows shipped)  Our own preflight."),
-        "{}",
-        list.stdout
-    );
+    // The shipped runbooks' descriptions are theirs to change: the local one's line is pinned.
+    list.expect_status(0)
+        .expect_stderr_exact("")
+        .expect_stdout_lines(&[
+            "NAME       SOURCE                                    DESCRIPTION",
+            "preflight  runbooks/preflight.rhai (shadows shipped)  Our own preflight.",
+        ]);
 }
 
 #[test]
 fn an_unknown_runbook_name_lists_where_it_looked() {
     let out = Test::new().args(&["deplyo"]).run();
-    out.code(2);
-    assert!(out.stderr.starts_with("error: no runbook named `deplyo`\n  searched: runbooks/\n  searched: the runbooks shipped in this binary\n"), "{}", out.stderr);
+    out.expect_status(2)
+        .expect_stdout_exact("")
+        .expect_stderr_exact("error: no runbook named `deplyo`\n  searched: runbooks/\n  searched: the runbooks shipped in this binary\n  help: did you mean `deploy`?\n  help: `runbook list` shows the runbooks found\n");
 }
 
 #[test]
@@ -96,31 +99,32 @@ fn check_compiles_without_running_and_reports_errors_with_exit_2() {
         "import \"helpers\" as h;\nsh(\"touch marker\");\n",
     );
     let out = t.args(&["check", "deploy.rhai"]).run();
-    out.code(0);
-    assert_eq!(out.stdout, "ok: deploy.rhai compiles with 1 module(s); config defaults (no runbook.yaml); answers not given\n");
+    out.expect_status(0)
+        .expect_stdout_exact("ok: deploy.rhai compiles with 1 module(s); config defaults (no runbook.yaml); answers not given\n")
+        .expect_stderr_exact("");
     assert!(!out.dir.join("marker").exists());
     assert!(!out.dir.join("deployments").exists());
     let bad = Test::new()
         .file("deploy.rhai", "let x = ;\n")
         .args(&["check", "deploy.rhai"])
         .run();
-    bad.code(2);
-    assert!(bad.stderr.starts_with("error: "), "{}", bad.stderr);
-    assert!(
-        bad.stderr.contains(" --> deploy.rhai:1:9\n"),
-        "{}",
-        bad.stderr
-    );
+    bad.expect_status(2)
+        .expect_stdout_exact("")
+        .expect_stderr_exact(
+            "error: Unexpected ';'\n --> deploy.rhai:1:9\n  |\n1 | let x = ;\n  |         ^\n",
+        );
 }
 
 #[test]
 fn init_writes_a_starter_config_that_loads() {
     let out = Test::new().args(&["init"]).run();
-    out.code(0);
+    out.expect_status(0)
+        .expect_stdout_exact("wrote ./runbook.yaml\nwrote ./runbooks/deploy.rhai\nwrote ./runbooks/incident.rhai\nwrote ./runbooks/preflight.rhai\nwrote ./runbooks/rollback.rhai\nNext: edit ./runbook.yaml, then `runbook list`.\n")
+        .expect_stderr_exact("");
     let cfg = std::fs::read_to_string(out.dir.join("runbook.yaml")).unwrap();
     assert!(cfg.contains("# notify:"));
     let check = Test::new().file("runbook.yaml", &cfg).args(&["list"]).run();
-    check.code(0);
+    check.expect_status(0).expect_stderr_exact("");
     // Every key the starter shows, uncommented, is a valid config: the starter tells the truth.
     let keys = support::documented_keys(&cfg);
     assert!(
@@ -131,48 +135,70 @@ fn init_writes_a_starter_config_that_loads() {
         .file("full.yaml", &keys)
         .args(&["check", "preflight", "--config", "full.yaml"])
         .run();
-    full.code(0);
+    full.expect_status(0)
+        .expect_stdout_exact("ok: <shipped>/runbooks/preflight.rhai compiles with 1 module(s); config `full.yaml` is valid; answers not given\n")
+        .expect_stderr_exact("warning: the secret `registry_password` is shorter than 4 characters, so it is not redacted (it would mask ordinary text everywhere): use a longer one\n");
     let second = Test::new()
         .file("runbook.yaml", "feature: x\n")
         .args(&["init"])
         .run();
-    second.code(0);
-    assert!(
-        second
-            .stdout
-            .contains("skip ./runbook.yaml (exists; --force overwrites)"),
-        "{}",
-        second.stdout
-    );
+    second.expect_status(0)
+        .expect_stdout_exact("skip ./runbook.yaml (exists; --force overwrites)\nwrote ./runbooks/deploy.rhai\nwrote ./runbooks/incident.rhai\nwrote ./runbooks/preflight.rhai\nwrote ./runbooks/rollback.rhai\n")
+        .expect_stderr_exact("");
 }
 
 #[test]
 fn help_has_examples_and_completions_print() {
     let out = Test::new().args(&["--help"]).run();
-    out.code(0);
-    assert!(
-        out.stdout
-            .contains("Examples:\n  runbook demo --unattended "),
-        "{}",
-        out.stdout
-    );
-    assert!(out.stdout.contains("Exit codes:"), "{}", out.stdout);
+    // The options are clap's to lay out: the examples and the exit codes are ours, pinned.
+    out.expect_status(0)
+        .expect_stderr_exact("")
+        .expect_stdout_lines(&[
+            "Usage: runbook [OPTIONS] [FILE_OR_NAME]",
+            "Examples:",
+            "  runbook demo --unattended                    a whole canary deploy on a local fleet",
+            "  runbook deploy.rhai                          run the deploy runbook (yours, or the shipped one)",
+            "  runbook deploy --set feature=checkout        name the feature for this run",
+            "  runbook deploy --answers answers.yaml        answer prompts from a file (CI, pipes)",
+            "  runbook deploy --dry-run --answers answers.yaml --approve",
+            "                                               show every command that would run; change nothing",
+            "  runbook check deploy.rhai                    compile a runbook and its imports, validate config",
+            "  runbook list                                 the runbooks found and where each comes from",
+            "  runbook init                                 a starter runbook.yaml + the shipped runbooks",
+            "",
+            "Exit codes:",
+            "  0 completed    1 failed (nothing to undo, or the rollback failed or was refused)",
+            "  2 usage, config, answers or script error (found before anything changed)",
+            "  3 rolled back cleanly: a verdict, a failed step, a person or the script chose it",
+            "  4 declined at a gate",
+            "  5 rolled back cleanly after the run itself broke (runbook, stdlib or answer error,",
+            "    monitoring that could not measure)",
+            "  130 interrupted",
+        ]);
     let check = Test::new().args(&["check", "--help"]).run();
-    check.code(0);
-    assert!(
-        check
-            .stdout
-            .contains("Examples:\n  runbook check deploy.rhai"),
-        "{}",
-        check.stdout
-    );
-    for shell in ["bash", "zsh", "fish"] {
+    check
+        .expect_status(0)
+        .expect_stderr_exact("")
+        .expect_stdout_lines(&[
+            "Usage: runbook check [OPTIONS] <FILE_OR_NAME>",
+            "Examples:",
+            "  runbook check deploy.rhai",
+            "  runbook check deploy --answers answers.yaml --set feature=checkout",
+        ]);
+    for (shell, first) in [
+        ("bash", "_runbook() {"),
+        ("zsh", "#compdef runbook"),
+        ("fish", "function __fish_runbook_global_optspecs"),
+    ] {
         let c = Test::new().args(&["completions", shell]).run();
-        c.code(0);
-        assert!(c.stdout.contains("runbook"), "{shell}");
+        c.expect_status(0)
+            .expect_stderr_exact("")
+            .expect_stdout_lines(&[first]);
     }
     let bad = Test::new().args(&["--colour", "x"]).run();
-    bad.code(2);
+    bad.expect_status(2)
+        .expect_stdout_exact("")
+        .expect_stderr_exact("error: unexpected argument '--colour' found\n\n  tip: a similar argument exists: '--color'\n\nUsage: runbook --color <COLOR> [FILE_OR_NAME]\n\nFor more information, try '--help'.\n");
 }
 
 #[test]
@@ -181,7 +207,7 @@ fn json_log_format_prints_events() {
         .script("sh(\"true\");")
         .args(&["--log-format", "json"])
         .run();
-    out.code(0);
+    out.expect_status(0).expect_stderr_exact("");
     // Every line is a journal record, as it was written.
     let records: Vec<serde_json::Value> = out
         .stdout
