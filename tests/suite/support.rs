@@ -167,6 +167,26 @@ pub fn undated(text: &str) -> String {
     out
 }
 
+/// Whether `text` is `parts` joined by runs of text without a newline.
+fn matches_parts(text: &str, parts: &[&str]) -> bool {
+    let Some(rest) = text.strip_prefix(parts[0]) else {
+        return false;
+    };
+    let Some((next, later)) = parts[1..].split_first() else {
+        return rest.is_empty();
+    };
+    let line_end = rest.find('\n').unwrap_or(rest.len());
+    // The wildcard may stop at any place within this line where the next part begins.
+    (0..=rest.len())
+        .filter(|&i| rest.is_char_boundary(i))
+        .take_while(|&i| i <= line_end)
+        .any(|i| {
+            let mut tail = vec![*next];
+            tail.extend_from_slice(later);
+            matches_parts(&rest[i..], &tail)
+        })
+}
+
 fn shell_quote(word: &str) -> String {
     let plain = |c: char| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c);
     if !word.is_empty() && word.chars().all(plain) {
@@ -229,6 +249,19 @@ impl Output {
         self.exact("stderr", &self.stderr, want)
     }
 
+    /// Stdout, exactly but for dates, where each `[..]` in `pattern` stands for any text within
+    /// one line (a duration, a hash, a port).
+    #[track_caller]
+    pub fn expect_stdout_like(&self, pattern: &str) -> &Output {
+        self.like("stdout", &self.stdout, pattern)
+    }
+
+    /// Stderr, as `expect_stdout_like` reads stdout.
+    #[track_caller]
+    pub fn expect_stderr_like(&self, pattern: &str) -> &Output {
+        self.like("stderr", &self.stderr, pattern)
+    }
+
     /// Each of these is a whole line of stdout (dates read `<date>`), in this order (other lines may come between).
     #[track_caller]
     pub fn expect_stdout_lines(&self, want: &[&str]) -> &Output {
@@ -281,6 +314,20 @@ impl Output {
                  --- expected {stream}\n{want}--- expected, as a string\n{want:?}\n\
                  --- actual, as a string\n{got:?}",
                 line + 1
+            ));
+        }
+        self
+    }
+
+    #[track_caller]
+    fn like(&self, stream: &str, got: &str, pattern: &str) -> &Output {
+        let (got, pattern) = (undated(got), undated(pattern));
+        let parts: Vec<&str> = pattern.split("[..]").collect();
+        if !matches_parts(&got, &parts) {
+            self.fail(format!(
+                "{stream} does not match the pattern (each [..] is any text within a line)\n\
+                 --- pattern\n{pattern}--- pattern, as a string\n{pattern:?}\n\
+                 --- actual, as a string\n{got:?}"
             ));
         }
         self

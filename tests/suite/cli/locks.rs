@@ -35,15 +35,31 @@ fn a_second_run_is_refused_while_the_first_holds_the_lock_and_the_lock_goes_with
 
 #[test]
 fn the_lock_is_released_on_every_exit_path() {
-    for (script, code) in [
-        ("sh(\"true\");", 0),
-        ("sh(\"false\");", 1),
-        ("on_rollback(\"u\", \"true\"); rollback(\"r\");", 3),
-        ("decline(\"no\");", 4),
-        ("on_rollback(\"u\", \"true\"); sh(\"false\");", 3),
+    for (script, code, last_line) in [
+        ("sh(\"true\");", 0, "✅ Run completed."),
+        (
+            "sh(\"false\");",
+            1,
+            "✗ Run failed (nothing was registered to undo).",
+        ),
+        (
+            "on_rollback(\"u\", \"true\"); rollback(\"r\");",
+            3,
+            "↩ Rolled back: r",
+        ),
+        (
+            "decline(\"no\");",
+            4,
+            "  run directory: deployments/<date>-deploy",
+        ),
+        (
+            "on_rollback(\"u\", \"true\"); sh(\"false\");",
+            3,
+            "Rollback complete: 1 step(s) undone.",
+        ),
     ] {
         let out = Test::new().script(script).run();
-        out.code(code);
+        out.expect_status(code).expect_stdout_lines(&[last_line]);
         assert!(
             !out.dir.join("deployments/.locks/production.lock").exists(),
             "{script}"
@@ -66,14 +82,11 @@ fn a_stale_lock_is_reported_and_taken_over_only_with_a_reason_and_unlock_is_reco
         .file("deployments/.locks/production.lock", expired)
         .script("sh(\"touch ran\");")
         .run();
-    out.code(0);
+    // How long it was held is a duration: the rest is pinned.
+    out.expect_status(0)
+        .expect_stdout_exact("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n$ touch ran\n✅ Run completed.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md\n")
+        .expect_stderr_like("warning: the last holder of `production` let its lease run out without releasing it (it died, or lost the lock store): ghost on elsewhere (pid 4000000) has held it for [..] (reason: old run), run deployments/old\n");
     assert!(out.dir.join("ran").exists());
-    assert!(
-        out.stderr
-            .contains("the last holder of `production` let its lease run out without releasing it"),
-        "{}",
-        out.stderr
-    );
     assert_eq!(out.records("lock.expired")[0]["previous"]["user"], "ghost");
 
     // One whose process is gone on this host while its lease still runs is stale: reported,
@@ -86,20 +99,10 @@ fn a_stale_lock_is_reported_and_taken_over_only_with_a_reason_and_unlock_is_reco
         .file("deployments/.locks/production.lock", &stale)
         .script("sh(\"touch ran\");");
     let out = t.run();
-    out.code(2);
-    assert!(
-        out.stderr.starts_with(
-            "error: `production` has a stale lock (its process 4000000 is gone): ghost on "
-        ),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr
-            .contains("help: take it over with `--take-over \"why it is safe\"`"),
-        "{}",
-        out.stderr
-    );
+    let host = runbook::identity::host();
+    out.expect_status(2)
+        .expect_stdout_exact("")
+        .expect_stderr_like(&format!("error: `production` has a stale lock (its process 4000000 is gone): ghost on {host} (pid 4000000) has held it for [..] (reason: old run), run deployments/old\n  help: take it over with `--take-over \"why it is safe\"` (recorded in the journal)\n"));
     assert!(!out.dir.join("ran").exists());
     let out = out
         .again()
@@ -109,7 +112,9 @@ fn a_stale_lock_is_reported_and_taken_over_only_with_a_reason_and_unlock_is_reco
             "the old runner host was decommissioned",
         ])
         .run();
-    out.code(0);
+    out.expect_status(0)
+        .expect_stdout_exact("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n$ touch ran\n✅ Run completed.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md\n")
+        .expect_stderr_like(&format!("warning: took over the stale lock of `production`: ghost on {host} (pid 4000000) has held it for [..] (reason: old run), run deployments/old\n"));
     assert!(out.dir.join("ran").exists());
     let takeover = out.records("lock.takeover");
     assert_eq!(takeover[0]["previous"]["user"], "ghost");
@@ -123,15 +128,9 @@ fn a_stale_lock_is_reported_and_taken_over_only_with_a_reason_and_unlock_is_reco
         .file("deployments/.locks/production.lock", &stale)
         .args(&["unlock", "production", "--reason", "checked by hand"]);
     let u = t.run();
-    u.code(0);
-    assert!(
-        u.stdout.starts_with(&format!(
-            "ok: `production` unlocked (was: ghost on {} (pid 4000000)",
-            runbook::identity::host()
-        )),
-        "{}",
-        u.stdout
-    );
+    u.expect_status(0)
+        .expect_stderr_exact("")
+        .expect_stdout_like(&format!("ok: `production` unlocked (was: ghost on {host} (pid 4000000) has held it for [..] (reason: old run), run deployments/old); recorded in deployments/.locks/unlock-log.jsonl\n"));
     assert!(!u.dir.join("deployments/.locks/production.lock").exists());
     let log = std::fs::read_to_string(u.dir.join("deployments/.locks/unlock-log.jsonl")).unwrap();
     assert!(
