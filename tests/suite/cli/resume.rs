@@ -20,6 +20,17 @@ fn crash_script(kill_at: usize) -> String {
     s
 }
 
+const DEPLOY: &str = "━━ Deploy ━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━";
+const ARTIFACTS: &str = "  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md";
+
+/// What a resumed run says of the lock its dead run left (its pid and age vary).
+fn stale_lock_taken_over() -> String {
+    format!(
+        "warning: took over the stale lock of `production`: tester on {} (pid [..]) has held it for [..] (reason: deploy.rhai), run deployments/<date>-deploy\n",
+        runbook::identity::host()
+    )
+}
+
 fn lines(dir: &std::path::Path, file: &str) -> usize {
     std::fs::read_to_string(dir.join(file))
         .map(|t| t.lines().count())
@@ -45,7 +56,24 @@ fn resume_after_sigkill_at_each_effect_replays_what_completed_exactly_once() {
                 .env("RUNBOOK_ANSWER_RESUME_IN_FLIGHT", choice)
                 .args(&["resume"])
                 .run();
-            resumed.code(0);
+            // The stage's time and the dead run's pid vary: the rest is pinned.
+            let step = format!(
+                "echo x >> ran-{kill_at}; [ -f killed-{kill_at} ] || {{ touch killed-{kill_at}; kill -9 $PPID; }}"
+            );
+            let after: String = (kill_at + 1..=3)
+                .map(|k| format!("$ echo x >> ran-{k}\n"))
+                .collect();
+            resumed
+                .expect_status(0)
+                .expect_stdout_like(&format!(
+                    "▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n\
+                     ↻ resuming: {kill_at} completed effect(s) replayed from the journal, without acting again\n\
+                     Proceed to production? (y/n):\n\n{DEPLOY}\n$ {step}\n\
+                     ↻ in flight when the run died: sh `{step}`: {choice}\n{after}✓ Deploy ([..])\n\
+                     $ touch finished\n✅ Run completed.\n\
+                     {ARTIFACTS}\n"
+                ))
+                .expect_stderr_like(&stale_lock_taken_over());
             assert!(
                 dir.join("finished").exists(),
                 "{kill_at}/{choice}: {}",
@@ -66,18 +94,11 @@ fn resume_after_sigkill_at_each_effect_replays_what_completed_exactly_once() {
             }
             // The answer given before the crash came from the environment, which the resumed run
             // does not have: it completed (exit 0, not 2) because the answer was replayed.
-            assert!(
-                resumed.stdout.contains(&format!(
-                    "in flight when the run died: sh `echo x >> ran-{kill_at}"
-                )),
-                "{}",
-                resumed.stdout
-            );
             let v = resumed
                 .again()
                 .args(&["verify", &only_run_dir(&dir).display().to_string()])
                 .run();
-            v.code(0);
+            v.expect_status(0).expect_stderr_exact("");
         }
     }
 }
@@ -97,25 +118,26 @@ fn resume_with_nobody_to_ask_rolls_back_by_default_and_refuses_a_changed_script(
     )
     .unwrap();
     let refused = first.again().args(&["resume"]).run();
-    refused.code(2);
-    assert!(
-        refused
-            .stderr
-            .starts_with("error: the script changed since the run in `deployments/"),
-        "{}",
-        refused.stderr
-    );
-    assert!(
-        refused
-            .stderr
-            .contains("run `runbook resume --force` to go on anyway"),
-        "{}",
-        refused.stderr
-    );
+    refused
+        .expect_status(2)
+        .expect_stdout_exact("")
+        .expect_stderr_exact("error: the script changed since the run in `deployments/<date>-deploy` started: replaying it against different inputs could repeat or skip real effects\n  help: put them back as they were, or run `runbook resume --force` to go on anyway\n");
     std::fs::write(dir.join("deploy.rhai"), crash_script(2)).unwrap();
     // Nobody to ask about the step in flight: `resume.in_flight` (rollback) decides.
     let out = refused.again().args(&["resume"]).run();
-    out.code(3);
+    let step = "echo x >> ran-2; [ -f killed-2 ] || { touch killed-2; kill -9 $PPID; }";
+    out.expect_status(3)
+        .expect_stdout_like(&format!(
+            "▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n\
+             ↻ resuming: 2 completed effect(s) replayed from the journal, without acting again\n\
+             Proceed to production? (y/n):\n\n{DEPLOY}\n$ {step}\n\
+             ↻ in flight when the run died: sh `{step}`: rollback\n✗ Deploy ([..])\n\n\
+             ━━ Rollback ━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━\n\
+             Rolling back: the run died during sh `{step}`\n\
+             ↩ undo 1 (echo u >> undone-1)\n  ✓ undo 1\nRollback complete: 1 step(s) undone.\n\
+             {ARTIFACTS}, post-mortem.md\n"
+        ))
+        .expect_stderr_like(&stale_lock_taken_over());
     assert_eq!(lines(&dir, "ran-1"), 1);
     assert_eq!(lines(&dir, "ran-2"), 1);
     assert_eq!(
@@ -124,17 +146,12 @@ fn resume_with_nobody_to_ask_rolls_back_by_default_and_refuses_a_changed_script(
         "the undo registered before the crash ran"
     );
     assert!(!dir.join("finished").exists());
-    assert!(out.stdout.contains("in flight when the run died: sh `echo x >> ran-2; [ -f killed-2 ] || { touch killed-2; kill -9 $PPID; }`: rollback"), "{}", out.stdout);
     // Finished now: nothing more to resume.
     let again = out.again().args(&["resume"]).run();
-    again.code(2);
-    assert!(
-        again
-            .stderr
-            .starts_with("error: nothing to resume: no unfinished run under `deployments`"),
-        "{}",
-        again.stderr
-    );
+    again
+        .expect_status(2)
+        .expect_stdout_exact("")
+        .expect_stderr_exact("error: nothing to resume: no unfinished run under `deployments`\n");
 }
 
 #[test]
