@@ -54,7 +54,7 @@ fn weights(stable: u32, canary: u32) -> String {
 #[test]
 fn kubernetes_canary_applies_steps_weights_and_promotes_with_exact_commands() {
     let (out, log) = kube_test(None);
-    out.code(0);
+    out.expect_status(0).expect_stderr_exact("");
     let status = |d: &str| format!("rollout status deployment/{d} --timeout=60s");
     let mut want: Vec<String> = vec![
         "apply -f k8s/staging/".into(),
@@ -89,7 +89,7 @@ fn kubernetes_canary_applies_steps_weights_and_promotes_with_exact_commands() {
 fn kubernetes_canary_failing_its_rollout_is_rolled_back_with_the_seed_commands() {
     // The canary's rollout fails after the third status check (during the 25% window).
     let (out, log) = kube_test(Some(3));
-    out.code(3);
+    out.expect_status(3).expect_stderr_exact("");
     let tail: Vec<&str> = log.iter().rev().take(3).rev().map(String::as_str).collect();
     assert_eq!(
         tail,
@@ -139,12 +139,12 @@ fn a_team_runbook_shadows_the_shipped_one_and_overrides_one_stage() {
         .file("runbooks/deploy.rhai", "// x\n")
         .args(&["list"])
         .run();
-    assert!(
-        list.stdout
-            .contains("deploy     runbooks/deploy.rhai (shadows shipped)"),
-        "{}",
-        list.stdout
-    );
+    list.expect_status(0)
+        .expect_stderr_exact("")
+        .expect_stdout_lines(&[
+            "NAME       SOURCE                                 DESCRIPTION",
+            "deploy     runbooks/deploy.rhai (shadows shipped)  x",
+        ]);
     let out = t
         .env("PATH", &path)
         .env("KUBECTL_LOG", &format!("{}/kubectl.log", dir.display()))
@@ -159,29 +159,16 @@ fn a_team_runbook_shadows_the_shipped_one_and_overrides_one_stage() {
             "monitoring.samples=2",
         ])
         .run();
-    out.code(0);
-    assert!(
-        out.stdout.contains("▶ runbooks/deploy.rhai"),
-        "the team's runbook runs, not the shipped one:\n{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout
-            .contains("━━ Stage 1: Staging Deployment (checkout smoke suite)"),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout
-            .contains("smoke suite: staging 2.4.0: cart, checkout, payment paths"),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout.contains("unit tests: 412 passed"),
-        "{}",
-        out.stdout
-    );
+    // The team's runbook runs, not the shipped one, with its own stage.
+    out.expect_status(0)
+        .expect_stderr_exact("")
+        .expect_stdout_lines(&[
+            "▶ runbooks/deploy.rhai — feature `checkout`",
+            "  │ unit tests: 412 passed",
+            "━━ Stage 1: Staging Deployment (checkout smoke suite) ━━━━━━",
+            "  │ smoke suite: staging 2.4.0: cart, checkout, payment paths",
+            "✅ Run completed.",
+        ]);
     let log = std::fs::read_to_string(dir.join("kubectl.log")).unwrap();
     assert!(log.starts_with("-n shop apply -f k8s/staging/\n-n shop rollout status deployment/checkout-staging --timeout=5m\n-n shop apply -f k8s/canary/\n"), "{log}");
     assert!(
@@ -204,7 +191,7 @@ fn the_incident_runbook_rolls_back_the_last_deployment_and_writes_the_report() {
         )
         .script("sh(\"touch released\");\non_rollback(\"unrelease\", \"rm released\");\n")
         .run();
-    first.code(0);
+    first.expect_status(0).expect_stderr_exact("");
     assert!(first.dir.join("released").exists());
     let out = first
         .again()
@@ -214,7 +201,7 @@ fn the_incident_runbook_rolls_back_the_last_deployment_and_writes_the_report() {
         )
         .args(&["incident", "--answers", "answers.yaml", "--yes"])
         .run();
-    out.code(0);
+    out.expect_status(0).expect_stderr_exact("");
     assert!(
         !out.dir.join("released").exists(),
         "the last deployment was rolled back:\n{}",
