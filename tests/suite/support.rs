@@ -14,6 +14,8 @@ pub struct Test {
     pub dir: tempfile::TempDir,
     args: Vec<String>,
     env: Vec<(String, String)>,
+    /// What the run reads on stdin (a pipe); none: stdin is /dev/null.
+    stdin: Option<String>,
 }
 
 /// What a run of the binary did. The `expect_*` methods check it and, when a check fails, print
@@ -35,6 +37,7 @@ impl Test {
             dir: tempfile::tempdir().expect("temp dir"),
             args: Vec::new(),
             env: Vec::new(),
+            stdin: None,
         }
     }
 
@@ -89,6 +92,12 @@ impl Test {
         self
     }
 
+    /// Feed `text` to the run's stdin through a pipe (not a terminal: see `pty` for one).
+    pub fn stdin(mut self, text: &str) -> Test {
+        self.stdin = Some(text.to_string());
+        self
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
@@ -120,11 +129,35 @@ impl Test {
             .collect();
         words.push("runbook".into());
         words.extend(self.args.iter().map(|a| shell_quote(a)));
-        format!("(cd {} && {})", self.dir.path().display(), words.join(" "))
+        let stdin = match &self.stdin {
+            Some(text) => format!(" <<'EOF'\n{text}EOF"),
+            None => String::new(),
+        };
+        format!(
+            "(cd {} && {}){stdin}",
+            self.dir.path().display(),
+            words.join(" ")
+        )
     }
 
     pub fn run(self) -> Output {
-        let out = self.command().output().expect("run runbook");
+        let out = match &self.stdin {
+            None => self.command().output().expect("run runbook"),
+            Some(text) => {
+                let mut child = self
+                    .command()
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .expect("run runbook");
+                // Written whole, then closed: the run sees the end of its input.
+                let mut pipe = child.stdin.take().unwrap();
+                pipe.write_all(text.as_bytes()).expect("write stdin");
+                drop(pipe);
+                child.wait_with_output().expect("run runbook")
+            }
+        };
         let dir = self.dir.path().to_path_buf();
         Output {
             command: self.command_line(),
@@ -203,6 +236,7 @@ impl Output {
             dir: self._temp,
             args: Vec::new(),
             env: Vec::new(),
+            stdin: None,
         }
     }
 

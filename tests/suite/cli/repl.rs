@@ -99,47 +99,63 @@ fn repl_from_a_pipe_attaches_to_a_deployment_rolls_it_back_and_writes_the_incide
     let split = rt.block_on(runbook::demo::measure_split(&fleet.url(), 50));
     assert_eq!(split.get("v2"), Some(&50), "{split:?}");
 
-    let t = deploy.again();
-    let mut child = t
-        .command()
-        .args(["repl", "--last"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().unwrap();
-        write!(
-            stdin,
+    // `bogus()` fails: from a pipe, any failed line makes exit 1.
+    let out = deploy
+        .again()
+        .args(&["repl", "--last"])
+        .stdin(
             "incident(\"checkout errors\", \"high\")\nlet s = status();\ns.strategy\nbogus()\nrollback()\npage_oncall(\"rolled back checkout\")\n\
-             resolve(\"bad release\", \"5% of checkouts failed\", \"rolled back from the REPL\", \"canary analysis on error rate\")\n:quit\n"
+             resolve(\"bad release\", \"5% of checkouts failed\", \"rolled back from the REPL\", \"canary analysis on error rate\")\n:quit\n",
         )
-        .unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    // `bogus()` failed: from a pipe, any failed line makes exit 1.
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("=> Blue-Green Deployment"), "{stdout}");
-    assert!(stdout.contains("↩ restore v1"), "{stdout}");
+        .run();
+    // The times of the deployment's last traffic change and verdict vary: the rest is pinned.
+    out.expect_status(1)
+        .expect_stdout_like(
+            "=> incident <date>-incident-1 open: checkout errors (high); the session's commands and effects go into its timeline; resolve() writes the report\n\
+             deployment deployments/<date>-checkout: completed (Blue-Green Deployment)\n  \
+             live: v2 (v2 100%) since [..]\n  \
+             last verdict: success (v2): every metric within its limits after [..] measurement(s), at [..]\n  \
+             undo steps standing: 1 (restore v1): rollback() runs them\n  \
+             journal: intact\n\
+             => Blue-Green Deployment\n\n\
+             ━━ Rollback ━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━\n\
+             Rolling back: rolled back from the REPL\n\
+             ↩ restore v1 (local::restore(\"v1\", 2))\n  \
+             ✓ restore v1\n\
+             Rollback complete: 1 step(s) undone.\n\
+             => true\n  \
+             ✉ oncall: rolled back checkout\n\
+             => true\n\
+             => incident resolved; report: deployments/<date>-incident-1/incident-report.md\n",
+        )
+        .expect_stderr_exact(
+            "runbook repl\n  \
+             journal: deployments/<date>-repl\n  \
+             attached to deployments/<date>-checkout: status(), rollback(), metrics()\n  \
+             live: v2, from the deployment's journal\n  \
+             :help for the primitives, :quit or Ctrl-D to leave\n\
+             runbook> incident(\"checkout errors\", \"high\")\n\
+             runbook> let s = status();\n\
+             runbook> s.strategy\n\
+             runbook> bogus()\n\
+             error: no function `bogus`\n --> <repl>:1:1\n  |\n1 | bogus()\n  | ^\n\
+             runbook> rollback()\n\
+             runbook> page_oncall(\"rolled back checkout\")\n\
+             runbook> resolve(\"bad release\", \"5% of checkouts failed\", \"rolled back from the REPL\", \"canary analysis on error rate\")\n\
+             runbook> :quit\n\
+             1 of 7 lines failed: exit 1\n",
+        );
 
     // The traffic really moved back.
     let split = rt.block_on(runbook::demo::measure_split(&fleet.url(), 50));
     assert_eq!(split.get("v1"), Some(&50), "{split:?}");
 
-    let reports: Vec<std::path::PathBuf> = std::fs::read_dir(t.path().join("deployments"))
+    let reports: Vec<std::path::PathBuf> = std::fs::read_dir(out.dir.join("deployments"))
         .unwrap()
         .map(|e| e.unwrap().path().join("incident-report.md"))
         .filter(|p| p.exists())
         .collect();
-    assert_eq!(reports.len(), 1, "{stdout}");
+    assert_eq!(reports.len(), 1, "{}", out.describe());
     let report = std::fs::read_to_string(&reports[0]).unwrap();
     let order = [
         "> let s = status();",
@@ -168,7 +184,7 @@ fn repl_from_a_pipe_attaches_to_a_deployment_rolls_it_back_and_writes_the_incide
         "{report}"
     );
     // The deployment's own journal records the rollback too.
-    let dep = deploy_dir(t.path());
+    let dep = deploy_dir(&out.dir);
     let journal = std::fs::read_to_string(dep.join("journal.jsonl")).unwrap();
     assert!(journal.contains("\"type\":\"undo.external\""), "{journal}");
     fleet.stop();
