@@ -100,23 +100,13 @@ fn the_quickstart_example_runs_and_its_module_undo_rolls_back() {
         ],
     );
     let out = t.args(&["deploy.rhai", "--answers", "answers.yaml"]).run();
-    out.code(0);
+    // Each step's time varies: the rest of what the quickstart shows is pinned.
+    out.expect_status(0)
+        .expect_stderr_exact("")
+        .expect_stdout_like("▶ deploy.rhai — feature `quickstart`\n  run directory: deployments/<date>-quickstart\n\n━━ Pre-deployment ━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━\n$ Full test suite: true\n○ Integration tests: not configured (set checks.integration in runbook.yaml)\n○ End-to-end tests: not configured (set checks.e2e in runbook.yaml)\n○ Security scan: not configured (set checks.security in runbook.yaml)\n○ Performance check: not configured (set checks.performance in runbook.yaml)\n$ Build verification: echo building\n  │ building\n2 of 6 automated checks configured and passing\n\nPre-deployment checklist:\n- [x] All tests passing? (answers file answers.yaml)\n- [x] Security scan clean? (answers file answers.yaml)\n- [x] Performance acceptable? (answers file answers.yaml)\n- [x] Database migrations ready? (answers file answers.yaml)\n- [x] Rollback plan prepared? (answers file answers.yaml)\n- [x] Monitoring alerts configured? (answers file answers.yaml)\n- [x] Team notified? (answers file answers.yaml)\n✓ Pre-deployment ([..])\n\n⚠\u{fe0f} CRITICAL DECISION: Deploy to Production\n━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━\nFeature: quickstart\nChanges: quickstart example\nRisk Level: Low\nRollback Time: 1 minute\n\nDo you approve deployment? (y/n):\n  → approved by quickstart-user (answers file answers.yaml)\n\n━━ Stage 1: Staging Deployment ━━━━━━━━━━━━━━━━━━━━━━━━━━━━━\n$ mkdir -p releases && echo 1.0.0 > releases/staging\n  ✓ staging release written (exit 0, [..])\n✓ Stage 1: Staging Deployment ([..])\n\nStaging deployment successful. Proceed to production? (y/n):\n  → yes (answers file answers.yaml)\n\n━━ Stage 2: Production Deployment ━━━━━━━━━━━━━━━━━━━━━━━━━━\n$ mkdir -p releases && echo 1.0.0 > releases/production\n✓ Stage 2: Production Deployment ([..])\n📣 [console] quickstart 1.0.0 deployed\n  ✉ console: quickstart 1.0.0 deployed\n✅ Run completed.\n  artifacts in deployments/<date>-quickstart: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md, pre-deployment-checklist.md\n");
     assert_eq!(
         std::fs::read_to_string(out.dir.join("releases/production")).unwrap(),
         "1.0.0\n"
-    );
-    assert!(
-        out.stdout.contains(
-            "○ Integration tests: not configured (set checks.integration in runbook.yaml)"
-        ),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout
-            .contains("2 of 6 automated checks configured and passing"),
-        "{}",
-        out.stdout
     );
 
     // The same deploy with a failing production step: the module-function undos restore both.
@@ -134,7 +124,9 @@ fn the_quickstart_example_runs_and_its_module_undo_rolls_back() {
         .file("deploy.rhai", &script)
         .args(&["deploy.rhai", "--answers", "answers.yaml"])
         .run();
-    out.code(3);
+    out.expect_status(3)
+        .expect_stderr_exact("error: command `exit 1` failed with exit code 1\n --> deploy.rhai:21:51\n   |\n21 |     app::deploy(\"production\", config(\"version\")); sh(\"exit 1\");\n   |                                                   ^\n  note: called from deploy.rhai:20:1\n   |\n20 | stage(\"Stage 2: Production Deployment\", || {\n   | ^\n")
+        .expect_stdout_like("▶ deploy.rhai — feature `quickstart`\n  run directory: deployments/<date>-quickstart\n\n━━ Pre-deployment ━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━\n$ Full test suite: true\n○ Integration tests: not configured (set checks.integration in runbook.yaml)\n○ End-to-end tests: not configured (set checks.e2e in runbook.yaml)\n○ Security scan: not configured (set checks.security in runbook.yaml)\n○ Performance check: not configured (set checks.performance in runbook.yaml)\n$ Build verification: echo building\n  │ building\n2 of 6 automated checks configured and passing\n\nPre-deployment checklist:\n- [x] All tests passing? (answers file answers.yaml)\n- [x] Security scan clean? (answers file answers.yaml)\n- [x] Performance acceptable? (answers file answers.yaml)\n- [x] Database migrations ready? (answers file answers.yaml)\n- [x] Rollback plan prepared? (answers file answers.yaml)\n- [x] Monitoring alerts configured? (answers file answers.yaml)\n- [x] Team notified? (answers file answers.yaml)\n✓ Pre-deployment ([..])\n\n⚠\u{fe0f} CRITICAL DECISION: Deploy to Production\n━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━\nFeature: quickstart\nChanges: quickstart example\nRisk Level: Low\nRollback Time: 1 minute\n\nDo you approve deployment? (y/n):\n  → approved by quickstart-user (answers file answers.yaml)\n\n━━ Stage 1: Staging Deployment ━━━━━━━━━━━━━━━━━━━━━━━━━━━━━\n$ mkdir -p releases && echo 1.0.0 > releases/staging\n  ✓ staging release written (exit 0, [..])\n✓ Stage 1: Staging Deployment ([..])\n\nStaging deployment successful. Proceed to production? (y/n):\n  → yes (answers file answers.yaml)\n\n━━ Stage 2: Production Deployment ━━━━━━━━━━━━━━━━━━━━━━━━━━\n$ mkdir -p releases && echo 1.0.0 > releases/production\n$ exit 1\n  ✗ command `exit 1` failed with exit code 1\n✗ Stage 2: Production Deployment ([..])\nNobody to ask (no terminal, no answer): rolling back on its own (rollback.on_failure: ask).\n\n━━ Rollback ━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━\nRolling back: a step failed\n↩ restore production (lib/app::restore(\"production\"))\n$ rm -f releases/production\n  ✓ restore production\n↩ restore staging (lib/app::restore(\"staging\"))\n$ rm -f releases/staging\n  ✓ restore staging\nRollback complete: 2 step(s) undone.\n  artifacts in deployments/<date>-quickstart: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md, pre-deployment-checklist.md, post-mortem.md\n");
     assert!(!out.dir.join("releases/production").exists());
     assert!(!out.dir.join("releases/staging").exists());
 }
