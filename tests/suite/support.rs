@@ -782,3 +782,47 @@ pub fn prometheus_at_zero(_path: &str) -> (u16, String) {
             .to_string(),
     )
 }
+
+/// The builder's own matching: a loose matcher would let every test that uses it pass.
+mod matching {
+    use super::{matches_parts, undated};
+
+    #[test]
+    fn undated_writes_dates_only() {
+        assert_eq!(
+            undated("deployments/2026-11-28-deploy at 2026-11-28T09:48:42Z"),
+            "deployments/<date>-deploy at <date>T09:48:42Z"
+        );
+        for not_a_date in [
+            "12026-11-28",
+            "2026-11-281",
+            "2026-1-28",
+            "v1.2.3-4",
+            "é2026-11-2",
+        ] {
+            assert_eq!(undated(not_a_date), not_a_date);
+        }
+    }
+
+    #[test]
+    fn a_wildcard_stands_for_text_within_one_line_only() {
+        let like = |text: &str, pattern: &str| {
+            matches_parts(text, &pattern.split("[..]").collect::<Vec<_>>())
+        };
+        assert!(like("took 38ms\n", "took [..]\n"));
+        assert!(like("took \n", "took [..]\n"));
+        assert!(like("a (1) b (2)\n", "a ([..]) b ([..])\n"));
+        assert!(
+            !like("took 38ms\nmore\n", "took [..]\n"),
+            "past the line's end"
+        );
+        assert!(!like("took 38ms\n", "took [..]\nmore\n"));
+        assert!(
+            !like("x took 38ms\n", "took [..]\n"),
+            "anchored at the start"
+        );
+        assert!(!like("took 38ms\n\n", "took [..]\n"), "anchored at the end");
+        assert!(like("exact\n", "exact\n"));
+        assert!(!like("exact\n", "exakt\n"));
+    }
+}
