@@ -622,7 +622,7 @@ fn an_unknown_placeholder_in_a_script_template_is_refused() {
         "adapter: script\nscript:\n  deploy: ./d.sh {env} {version} {colour}\n  switch: ./s.sh {from} {to} {from_version} {to_version} {version}\n  weight: ./w.sh {version} {percent} {colour} {other} {other_percent} {other_colour}\n  flag: ./f.sh {action} {name} {percent} {version}\n  replace: ./r.sh {instance} {version} {env}\n  scale: ./sc.sh {env} {count} {version}\n  maintenance: ./m.sh {action}\n",
         &[],
     );
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    out.expect_status(0);
 }
 
 /// A misspelled prompt id is said by `runbook check --answers` (and at the start of a run),
@@ -654,7 +654,7 @@ fn no_adapter_for_the_shipped_workflow_is_a_config_error_before_anything() {
         .file("runbook.yaml", "version: v2\ncurrent_version: v1\n")
         .args(&["deploy", "--yes", "--approve"])
         .run();
-    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    out.expect_status(2);
     assert!(
         out.stderr.contains("no adapter configured"),
         "{}",

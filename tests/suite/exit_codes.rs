@@ -15,7 +15,7 @@ fn after_a_change(then: &str) -> Test {
 }
 
 fn expect(out: &support::Output, code: i32, outcome: &str) {
-    assert_eq!(out.code, code, "{}\n{}", out.stdout, out.stderr);
+    out.expect_status(code);
     let end = out.records("run.end");
     assert_eq!(end.len(), 1, "{end:?}");
     assert_eq!(end[0]["outcome"], outcome, "{end:?}");
@@ -142,7 +142,7 @@ fn a_bad_answer_before_any_change_is_2() {
         .file("answers.yaml", "proceed-to-production: maybe\n")
         .args(&["--answers", "answers.yaml"])
         .run();
-    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    out.expect_status(2);
     assert!(
         out.stderr.contains("found before the run started"),
         "{}",

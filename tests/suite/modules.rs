@@ -52,7 +52,7 @@ fn same_named_helpers_in_two_modules_each_call_their_own() {
             "#,
         )
         .run();
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    out.expect_status(0);
     assert!(out.stdout.contains("wrong: 0"), "{}", out.stdout);
 }
 
@@ -76,7 +76,7 @@ fn a_runbook_helper_does_not_replace_a_module_helper_of_the_same_name() {
             "#,
         )
         .run();
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    out.expect_status(0);
     assert!(out.stdout.contains("wrong: 0"), "{}", out.stdout);
 }
 
@@ -105,7 +105,7 @@ fn a_module_private_function_does_not_shadow_a_primitive_for_the_runbook() {
             "#,
         )
         .run();
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    out.expect_status(0);
     assert!(out.stdout.contains("wrong: 0"), "{}", out.stdout);
 }
 
@@ -173,7 +173,7 @@ fn every_shipped_module_calls_only_what_it_defines_or_the_engine_provides() {
         .file("all.rhai", &script)
         .args(&["check", "all.rhai"])
         .run();
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    out.expect_status(0);
 }
 
 #[test]
@@ -189,7 +189,7 @@ fn check_rejects_a_module_that_calls_a_function_it_does_not_define() {
         )
         .args(&["check", "deploy.rhai"])
         .run();
-    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    out.expect_status(2);
     assert!(
         out.stderr.contains(
             "error: this module calls `fill`, which it does not define and no primitive provides"
@@ -199,7 +199,7 @@ fn check_rejects_a_module_that_calls_a_function_it_does_not_define() {
     );
     // The run refuses it too, before anything runs.
     let out = out.again().args(&["deploy.rhai"]).run();
-    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    out.expect_status(2);
     assert!(!out.stdout.contains('2'), "{}", out.stdout);
 }
 
@@ -208,7 +208,7 @@ fn check_rejects_a_module_that_calls_a_function_it_does_not_define() {
 #[test]
 fn definitions_are_written_for_every_primitive_and_stdlib_module() {
     let out = Test::new().args(&["definitions", "defs"]).run();
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    out.expect_status(0);
     assert!(
         out.stdout.contains("definition files in defs"),
         "{}",
@@ -257,6 +257,6 @@ fn definitions_are_written_for_every_primitive_and_stdlib_module() {
         .file("blocker", "")
         .args(&["definitions", "blocker/defs"])
         .run();
-    assert_eq!(out2.code, 1, "{}\n{}", out2.stdout, out2.stderr);
+    out2.expect_status(1);
     assert!(out2.stderr.contains("blocker/defs"), "{}", out2.stderr);
 }
