@@ -521,3 +521,274 @@ mod tests {
         assert_eq!((v.records, v.problem), (5, None));
     }
 }
+
+/// The hash chain against each way a journal can be changed after the fact, the repair of a torn
+/// last line, and two writers one after the other (a run, then its resume).
+#[cfg(test)]
+mod chain_tests {
+    use super::*;
+
+    fn log(message: &str) -> Record {
+        Record::Log {
+            message: message.into(),
+            stage: None,
+        }
+    }
+
+    /// A journal of `n` log records, and its lines.
+    fn written(dir: &Path, n: usize) -> (PathBuf, Vec<String>) {
+        let path = dir.join(FILE_NAME);
+        let mut j = Journal::create(&path, Redactor::default()).unwrap();
+        for i in 1..=n {
+            assert_eq!(j.append(&log(&format!("record {i}"))).unwrap(), i as u64);
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        (path, text.lines().map(str::to_string).collect())
+    }
+
+    fn rewrite(path: &Path, lines: &[String]) {
+        std::fs::write(path, lines.join("\n") + "\n").unwrap();
+    }
+
+    fn problem(path: &Path) -> Option<(usize, String)> {
+        verify(path).unwrap().problem
+    }
+
+    #[test]
+    fn two_records_swapped_break_the_chain_where_the_first_moved_one_stands() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, mut lines) = written(dir.path(), 5);
+        lines.swap(2, 3);
+        rewrite(&path, &lines);
+        assert_eq!(
+            problem(&path),
+            Some((
+                3,
+                "record 3 (seq 4) does not follow record 2: record 2 was altered, or records between them were removed or reordered".into()
+            ))
+        );
+        let v = verify(&path).unwrap();
+        assert_eq!(v.records, 2, "the records before the break check out");
+        assert_eq!(v.final_hash, line_hash(&lines[1]));
+    }
+
+    #[test]
+    fn the_first_record_removed_is_found_though_the_rest_link_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, lines) = written(dir.path(), 3);
+        rewrite(&path, &lines[1..]);
+        assert_eq!(
+            problem(&path),
+            Some((
+                1,
+                "the first record does not start the chain: records before it were removed".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn the_last_record_removed_leaves_a_whole_chain_that_only_a_pinned_hash_can_tell() {
+        // Why the artifacts pin the final hash (`runbook verify` compares it).
+        let dir = tempfile::tempdir().unwrap();
+        let (path, lines) = written(dir.path(), 4);
+        let full = verify(&path).unwrap().final_hash;
+        rewrite(&path, &lines[..3]);
+        let v = verify(&path).unwrap();
+        assert_eq!((v.records, v.problem), (3, None));
+        assert_ne!(v.final_hash, full);
+    }
+
+    #[test]
+    fn a_record_renumbered_with_its_link_kept_is_found_by_its_seq() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, mut lines) = written(dir.path(), 3);
+        // Record 2 keeps its `prev` but claims another number; record 3 is relinked to it, so
+        // only the numbering can tell.
+        let mut v: Value = serde_json::from_str(&lines[1]).unwrap();
+        v["seq"] = json!(7);
+        lines[1] = v.to_string();
+        let mut third: Value = serde_json::from_str(&lines[2]).unwrap();
+        third["prev"] = json!(line_hash(&lines[1]));
+        lines[2] = third.to_string();
+        rewrite(&path, &lines);
+        assert_eq!(
+            problem(&path),
+            Some((2, "record 2 has seq 7, expected 2".into()))
+        );
+    }
+
+    #[test]
+    fn a_line_that_is_not_json_is_named_by_verify_and_by_readers() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, mut lines) = written(dir.path(), 3);
+        lines[1] = "not json".into();
+        rewrite(&path, &lines);
+        let (line, message) = problem(&path).unwrap();
+        assert_eq!(line, 2);
+        assert!(message.starts_with("not a JSON record: "), "{message}");
+        // Not the last line, so not a torn write: readers refuse it, naming it.
+        match read(&path) {
+            Err(Error::Journal { file, message }) => {
+                assert_eq!(file, path.display().to_string());
+                assert!(
+                    message.starts_with("line 2 is not valid JSON: "),
+                    "{message}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        // A JSON value that is not a record, in the middle: refused too.
+        lines[1] = "[1, 2]".into();
+        rewrite(&path, &lines);
+        match read(&path) {
+            Err(Error::Journal { message, .. }) => {
+                assert_eq!(message, "line 2 is not a JSON object")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_whole_last_line_that_is_not_a_record_is_skipped_by_readers_with_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, mut lines) = written(dir.path(), 2);
+        lines.push("42".into());
+        rewrite(&path, &lines);
+        let (records, warning) = read(&path).unwrap();
+        assert_eq!(records.len(), 2);
+        assert_eq!(
+            warning.unwrap(),
+            format!(
+                "{}:3: the last record is incomplete (the run was cut off while writing it); it was ignored",
+                path.display()
+            )
+        );
+        // It ends with a newline, so it was written whole: to verify it is a record that does
+        // not link to the one before it.
+        assert_eq!(
+            problem(&path),
+            Some((
+                3,
+                "record 3 (seq 0) does not follow record 2: record 2 was altered, or records between them were removed or reordered".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn blank_lines_are_not_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, lines) = written(dir.path(), 2);
+        std::fs::write(&path, format!("{}\n\n{}\n\n", lines[0], lines[1])).unwrap();
+        let (records, warning) = read(&path).unwrap();
+        assert_eq!(records.len(), 2);
+        assert!(warning.is_none());
+    }
+
+    #[test]
+    fn a_second_writer_numbers_on_and_links_to_the_last_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, lines) = written(dir.path(), 3);
+        let mut j = Journal::append_to(&path, Redactor::default()).unwrap();
+        assert_eq!(j.last_hash(), line_hash(&lines[2]));
+        assert_eq!(j.append(&log("resumed")).unwrap(), 4);
+        drop(j);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let fourth: Value = serde_json::from_str(text.lines().nth(3).unwrap()).unwrap();
+        assert_eq!(fourth["prev"], json!(line_hash(&lines[2])));
+        assert_eq!(fourth["seq"], json!(4));
+        let v = verify(&path).unwrap();
+        assert_eq!((v.records, v.problem), (4, None));
+        // Nothing was added on opening: a whole journal needs no repair.
+        assert!(!text.contains("journal.repaired"));
+    }
+
+    #[test]
+    fn a_journal_that_is_only_a_torn_line_starts_the_chain_again_with_the_fragment_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let fragment = r#"{"seq":1,"ts":"2026-01-01T00:00:00Z","type":"run.st"#;
+        std::fs::write(&path, fragment).unwrap();
+        assert_eq!(
+            problem(&path).map(|p| p.1),
+            Some("the last record is incomplete (the run was cut off while writing it)".into())
+        );
+        let mut j = Journal::append_to(&path, Redactor::default()).unwrap();
+        assert_eq!(j.append(&log("after")).unwrap(), 2);
+        drop(j);
+        let (entries, warning) = read_entries(&path).unwrap();
+        assert!(warning.is_none());
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].seq, 1);
+        assert_eq!(
+            entries[0].record,
+            Record::JournalRepaired {
+                torn_fragment: fragment.into()
+            }
+        );
+        let first: Value = serde_json::from_str(
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .lines()
+                .next()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(first["prev"], json!(GENESIS));
+        let v = verify(&path).unwrap();
+        assert_eq!((v.records, v.problem), (2, None));
+    }
+
+    #[test]
+    fn a_torn_line_after_a_second_writer_is_repaired_again_by_a_third() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _) = written(dir.path(), 2);
+        for round in 0..2 {
+            let mut text = std::fs::read_to_string(&path).unwrap();
+            text.push_str(&format!("{{\"seq\":99,\"round\":{round}"));
+            std::fs::write(&path, text).unwrap();
+            let mut j = Journal::append_to(&path, Redactor::default()).unwrap();
+            j.append(&log("on")).unwrap();
+        }
+        let (entries, _) = read_entries(&path).unwrap();
+        let repaired = entries
+            .iter()
+            .filter(|e| matches!(e.record, Record::JournalRepaired { .. }))
+            .count();
+        assert_eq!(repaired, 2);
+        assert_eq!(
+            entries.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            [1, 2, 3, 4, 5, 6]
+        );
+        let v = verify(&path).unwrap();
+        assert_eq!((v.records, v.problem), (6, None));
+    }
+
+    #[test]
+    fn the_chain_is_over_the_redacted_lines_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let mut redactor = Redactor::default();
+        redactor.add("hunter2-secret");
+        let mut j = Journal::create(&path, redactor).unwrap();
+        j.append(&log("password is hunter2-secret")).unwrap();
+        j.append(&log("next")).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("hunter2-secret"), "{text}");
+        assert!(text.contains("password is [REDACTED]"), "{text}");
+        assert_eq!(j.last_hash(), line_hash(text.lines().nth(1).unwrap()));
+        let v = verify(&path).unwrap();
+        assert_eq!((v.records, v.problem), (2, None));
+    }
+
+    #[test]
+    fn a_journal_that_writes_nowhere_still_numbers_its_records() {
+        let mut j = Journal::none();
+        assert_eq!(j.append(&log("a")).unwrap(), 1);
+        assert_eq!(j.append(&log("b")).unwrap(), 2);
+        assert_eq!(
+            j.last_hash(),
+            GENESIS,
+            "nothing was written, so nothing was hashed"
+        );
+    }
+}

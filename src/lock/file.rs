@@ -361,3 +361,339 @@ impl super::Tenure for FileTenure {
         }
     }
 }
+
+/// Acquire, refuse, stale, expired and torn locks, renewal and release, against a lock directory
+/// in a temp dir (no run, no binary).
+#[cfg(test)]
+mod tests {
+    use super::super::now_secs;
+    use super::*;
+
+    /// A holder of `environment` on this host: `pid` is whose (a live or a gone process).
+    fn holder(environment: &str, pid: u32, expires: u64) -> Holder {
+        Holder {
+            environment: environment.into(),
+            user: "tester".into(),
+            host: crate::identity::host(),
+            pid,
+            reason: "deploy.rhai".into(),
+            started: crate::journal::now_rfc3339(),
+            expires,
+            run_dir: "deployments/run".into(),
+            stage: None,
+            traffic: None,
+            verdict: None,
+            control: None,
+        }
+    }
+
+    fn live(environment: &str) -> Holder {
+        holder(environment, std::process::id(), now_secs() + 60)
+    }
+
+    /// The pid of a process that has ended and been reaped.
+    fn gone_pid() -> u32 {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        pid
+    }
+
+    /// A lock file left by `holder` (another run, dead or alive).
+    fn plant(root: &Path, holder: &Holder) {
+        let path = path_for(root, &holder.environment);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        write_holder(&path, holder).unwrap();
+    }
+
+    fn held(root: &Path, environment: &str) -> Holder {
+        match state(&path_for(root, environment)).unwrap() {
+            State::Held(h) => h,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn log(root: &Path) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(root.join(".locks/unlock-log.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    fn refusal(result: Result<Acquired, Error>) -> String {
+        match result {
+            Err(Error::Usage(message)) => message,
+            Err(e) => panic!("not a refusal: {e:?}"),
+            Ok(_) => panic!("acquired"),
+        }
+    }
+
+    const LEASE: Duration = Duration::from_secs(30);
+
+    #[test]
+    fn a_free_environment_is_taken_and_its_holder_written_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = FileBackend::new(dir.path());
+        assert!(matches!(backend.state("production").unwrap(), State::Free));
+        let me = live("production");
+        let got = backend.acquire(&me, LEASE, None).unwrap();
+        assert!(got.took_over.is_none() && got.followed.is_none());
+        assert_eq!(held(dir.path(), "production"), me);
+        // Written whole through a temporary file: none is left beside it.
+        let names: Vec<String> = std::fs::read_dir(dir.path().join(".locks"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["production.lock"]);
+        assert!(log(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn a_live_holder_is_refused_by_name_even_when_asked_to_take_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = FileBackend::new(dir.path());
+        let first = live("production");
+        let _first = backend.acquire(&first, LEASE, None).unwrap();
+        let second = live("production");
+        for take_over in [None, Some("I am sure")] {
+            let message = refusal(backend.acquire(&second, LEASE, take_over));
+            assert!(
+                message.starts_with(&format!(
+                    "`production` is locked by another deployment: tester on {} (pid {}) has held it for ",
+                    first.host, first.pid
+                )),
+                "{message}"
+            );
+            assert!(message.ends_with("\n  help: wait for it, or if it is truly gone, `runbook unlock production --reason \"...\"`"), "{message}");
+        }
+        assert_eq!(held(dir.path(), "production"), first);
+        // Another environment is another lock.
+        backend.acquire(&live("staging"), LEASE, None).unwrap();
+    }
+
+    #[test]
+    fn a_holder_whose_process_is_gone_is_stale_and_taken_over_only_with_a_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = FileBackend::new(dir.path());
+        let pid = gone_pid();
+        let dead = holder("production", pid, now_secs() + 600);
+        plant(dir.path(), &dead);
+
+        let me = live("production");
+        let message = refusal(backend.acquire(&me, LEASE, None));
+        assert!(
+            message.starts_with(&format!(
+                "`production` has a stale lock (its process {pid} is gone): tester on "
+            )),
+            "{message}"
+        );
+        assert!(message.ends_with("\n  help: take it over with `--take-over \"why it is safe\"` (recorded in the journal)"), "{message}");
+        assert_eq!(held(dir.path(), "production"), dead, "refused: unchanged");
+
+        let got = backend
+            .acquire(&me, LEASE, Some("the runner was rebooted"))
+            .unwrap();
+        assert_eq!(
+            got.took_over,
+            Some((
+                Some(dead.clone()),
+                format!("the runner was rebooted (stale: its process {pid} is gone)")
+            ))
+        );
+        assert!(got.followed.is_none());
+        assert_eq!(held(dir.path(), "production"), me);
+        let log = log(dir.path());
+        assert_eq!(log.len(), 1);
+        assert_eq!(log[0]["event"], "takeover");
+        assert_eq!(log[0]["reason"], got.took_over.unwrap().1);
+        assert_eq!(log[0]["holder"]["pid"], pid);
+    }
+
+    #[test]
+    fn a_holder_whose_lease_ran_out_is_followed_without_asking_and_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = FileBackend::new(dir.path());
+        let mut expired = holder("production", 4_000_000, now_secs() - 1);
+        expired.host = "elsewhere".into();
+        plant(dir.path(), &expired);
+
+        let me = live("production");
+        let got = backend.acquire(&me, LEASE, None).unwrap();
+        assert_eq!(got.followed, Some(expired.clone()));
+        assert!(got.took_over.is_none());
+        assert_eq!(held(dir.path(), "production"), me);
+        let log = log(dir.path());
+        assert_eq!(log.len(), 1);
+        assert_eq!(log[0]["event"], "expired");
+        assert_eq!(log[0]["holder"]["host"], "elsewhere");
+        // `runbook status` keeps it as the environment's last word.
+        let status = backend.statuses(Some("production")).unwrap();
+        assert_eq!(status.len(), 1);
+        assert_eq!(status[0].holder.as_ref(), Some(&me));
+        assert_eq!(status[0].last.as_ref(), Some(&expired));
+        assert_eq!(status[0].ended.as_deref(), Some("expired"));
+    }
+
+    #[test]
+    fn an_expired_holder_taken_over_with_a_reason_is_a_take_over() {
+        // Asked to take over, the run says why it was safe, whatever made the lock stale.
+        let dir = tempfile::tempdir().unwrap();
+        let backend = FileBackend::new(dir.path());
+        let mut expired = holder("production", 4_000_000, now_secs() - 1);
+        expired.host = "elsewhere".into();
+        plant(dir.path(), &expired);
+        let got = backend
+            .acquire(&live("production"), LEASE, Some("checked"))
+            .unwrap();
+        assert!(got.followed.is_none());
+        assert_eq!(
+            got.took_over,
+            Some((
+                Some(expired),
+                "checked (stale: its lease ran out)".to_string()
+            ))
+        );
+    }
+
+    #[test]
+    fn a_torn_lock_file_holds_nothing_and_is_taken_over_only_with_a_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = FileBackend::new(dir.path());
+        let path = path_for(dir.path(), "production");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        for torn in ["", "{\"environment\":\"produ"] {
+            std::fs::write(&path, torn).unwrap();
+            assert!(matches!(backend.state("production").unwrap(), State::Torn));
+            let message = refusal(backend.acquire(&live("production"), LEASE, None));
+            assert_eq!(
+                message,
+                format!(
+                    "`production` has a stale lock (the lock file `{}` is empty or half-written: its writer died before finishing it, so no run holds it)\n  help: take it over with `--take-over \"why it is safe\"` (recorded in the journal)",
+                    path.display()
+                )
+            );
+        }
+        let me = live("production");
+        let got = backend.acquire(&me, LEASE, Some("fsck")).unwrap();
+        let (previous, reason) = got.took_over.unwrap();
+        assert!(previous.is_none());
+        assert!(
+            reason.starts_with("fsck (stale: the lock file `"),
+            "{reason}"
+        );
+        assert_eq!(held(dir.path(), "production"), me);
+    }
+
+    #[test]
+    fn racing_take_overs_of_one_stale_lock_let_exactly_one_through() {
+        // The flock makes finding the stale lock and writing the new one a single step: the
+        // others then find a live holder (this process) and are refused.
+        let dir = tempfile::tempdir().unwrap();
+        let dead = holder("production", gone_pid(), now_secs() + 600);
+        plant(dir.path(), &dead);
+        let root = dir.path().to_path_buf();
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let root = root.clone();
+                std::thread::spawn(move || {
+                    let mut me = live("production");
+                    me.reason = format!("racer {i}");
+                    FileBackend::new(&root)
+                        .acquire(&me, LEASE, Some("race"))
+                        .map(|_| me)
+                })
+            })
+            .collect();
+        let won: Vec<Holder> = threads
+            .into_iter()
+            .filter_map(|t| t.join().unwrap().ok())
+            .collect();
+        assert_eq!(won.len(), 1, "{won:?}");
+        assert_eq!(held(&root, "production"), won[0]);
+        assert_eq!(log(&root).len(), 1);
+    }
+
+    #[test]
+    fn renewal_extends_the_lease_until_the_lock_is_broken_or_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = FileBackend::new(dir.path());
+        let mut me = live("production");
+        me.expires = now_secs() + 1;
+        let mut tenure = backend
+            .acquire(&me, Duration::from_secs(3600), None)
+            .unwrap()
+            .tenure;
+        me.stage = Some("Canary".into());
+        assert!(matches!(tenure.renew(&me), Renewal::Ours));
+        let renewed = held(dir.path(), "production");
+        assert!(renewed.expires >= now_secs() + 3599, "{renewed:?}");
+        assert_eq!(renewed.stage.as_deref(), Some("Canary"));
+
+        // Broken by `runbook unlock`: lost, and said how.
+        let (was, logged) = backend.unlock("production", "stuck").unwrap();
+        assert!(matches!(was, State::Held(h) if h.pid == me.pid));
+        assert!(logged.ends_with("unlock-log.jsonl"), "{logged}");
+        match tenure.renew(&me) {
+            Renewal::Lost(why) => {
+                assert_eq!(why, "it was broken (`runbook unlock`) and nobody holds it")
+            }
+            other => panic!("{other:?}"),
+        }
+        // Taken by another run: lost, naming it; and releasing leaves its lock alone.
+        let mut other = live("production");
+        other.pid = std::process::id() + 1;
+        plant(dir.path(), &other);
+        match tenure.renew(&me) {
+            Renewal::Lost(why) => assert!(
+                why.starts_with(&format!(
+                    "it is held now by tester on {} (pid {})",
+                    other.host, other.pid
+                )),
+                "{why}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        tenure.release(&me);
+        assert_eq!(held(dir.path(), "production"), other);
+    }
+
+    #[test]
+    fn release_gives_back_only_its_own_lock_and_leaves_the_holder_as_the_last_word() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = FileBackend::new(dir.path());
+        let me = live("production");
+        let mut tenure = backend.acquire(&me, LEASE, None).unwrap().tenure;
+        tenure.release(&me);
+        assert!(matches!(backend.state("production").unwrap(), State::Free));
+        let status = backend.statuses(None).unwrap();
+        assert_eq!(status.len(), 1);
+        assert_eq!(status[0].environment, "production");
+        assert!(status[0].holder.is_none());
+        assert_eq!(status[0].last.as_ref(), Some(&me));
+        assert_eq!(status[0].ended.as_deref(), Some("released"));
+        // Free again: the next run takes it without a word.
+        let next = backend.acquire(&live("production"), LEASE, None).unwrap();
+        assert!(next.took_over.is_none() && next.followed.is_none());
+    }
+
+    #[test]
+    fn a_control_request_is_cleared_only_by_its_own_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = FileBackend::new(dir.path());
+        let me = live("production");
+        let mut tenure = backend.acquire(&me, LEASE, None).unwrap().tenure;
+        assert!(tenure.read_control("production").is_none());
+        let request: super::super::ControlRequest = serde_json::from_value(serde_json::json!({
+            "id": "r1", "environment": "production", "action": "pause", "reason": "look",
+            "by": "alice@h", "sent": "2026-01-01T00:00:00Z", "run": "deployments/run"
+        }))
+        .unwrap();
+        backend.request_control(&request).unwrap();
+        assert_eq!(tenure.read_control("production").unwrap().id, "r1");
+        tenure.clear_control("production", "r0");
+        assert_eq!(tenure.read_control("production").unwrap().id, "r1");
+        tenure.clear_control("production", "r1");
+        assert!(tenure.read_control("production").is_none());
+    }
+}

@@ -17,14 +17,7 @@ fn check(config: &str, args: &[&str]) -> support::Output {
 
 #[track_caller]
 fn refused(out: &support::Output, wants: &[&str]) {
-    out.code(2);
-    for w in wants {
-        assert!(
-            out.stderr.contains(w),
-            "expected {w:?} in the error\n--- stderr\n{}",
-            out.stderr
-        );
-    }
+    out.expect_status(2).expect_stderr_contains(wants);
 }
 
 // ------------------------------------------------ 3. check validates every value it can
@@ -469,13 +462,9 @@ fn scripts_see_enumerated_values_and_durations_as_written() {
             r#"print(`seen: ${config("monitoring.on_inconclusive")} ${config("monitoring.interval")} ${config("resume.in_flight")} ${config("lock.lease")} ${config("kubernetes.live_colour")} ${config("strategy")} ${config("triggers.on_failure").cpu} ${config("rollback.on_failure")}`);"#,
         )
         .run();
-    out.code(0);
-    assert!(
-        out.stdout
-            .contains("seen: continue 250ms skip 45s green feature-flag ask ask"),
-        "{}",
-        out.stdout
-    );
+    out.expect_status(0)
+        .expect_stderr_exact("")
+        .expect_stdout_lines(&["seen: continue 250ms skip 45s green feature-flag ask ask"]);
 }
 
 // ------------------------------------------------ 11. config() is the whole map, defaults filled in
@@ -537,8 +526,9 @@ fn config_has_every_documented_key() {
             "#
         ))
         .run();
-    out.code(0);
-    assert!(out.stdout.contains("missing: []"), "{}", out.stdout);
+    out.expect_status(0)
+        .expect_stderr_exact("")
+        .expect_stdout_lines(&["missing: []"]);
 }
 
 #[test]
@@ -560,19 +550,19 @@ fn config_fills_in_the_documented_defaults() {
         )
         .args(&["ship-it.rhai"])
         .run();
-    out.code(0);
-    for want in [
-        "feature: ship-it ship-it",
-        "deployments_dir: deployments",
-        "live_colour: blue blue",
-        "host: app container: app",
-        "inconclusive_limit: 10",
-        "secrets: [\"token\"]",
-        "absent: none",
-    ] {
-        assert!(out.stdout.contains(want), "{want:?}\n{}", out.stdout);
-    }
-    assert!(!out.stdout.contains("s3cr3t-value"), "{}", out.stdout);
+    // (`whole:` prints the whole config, with its defaults: its line is left out.)
+    out.expect_status(0)
+        .expect_stderr_exact("")
+        .expect_stdout_lines(&[
+            "feature: ship-it ship-it",
+            "deployments_dir: deployments",
+            "live_colour: blue blue",
+            "host: app container: app",
+            "inconclusive_limit: 10",
+            "secrets: [\"token\"]",
+            "absent: none",
+        ])
+        .expect_stdout_lacks(&["s3cr3t-value"]);
     // Where this run's directories go: the file's `deployments_dir`, or --deployments-dir.
     let show = r#"print(`deployments_dir: ${config("deployments_dir")}`);"#;
     let out = Test::new()
@@ -583,22 +573,14 @@ fn config_fills_in_the_documented_defaults() {
         )
         .script(show)
         .run();
-    out.code(0);
-    assert!(
-        out.stdout.contains("deployments_dir: ./runs\n"),
-        "{}",
-        out.stdout
-    );
+    out.expect_status(0)
+        .expect_stdout_lines(&["deployments_dir: ./runs"]);
     let out = Test::new()
         .script(show)
         .args(&["--deployments-dir", "elsewhere"])
         .run();
-    out.code(0);
-    assert!(
-        out.stdout.contains("deployments_dir: elsewhere\n"),
-        "{}",
-        out.stdout
-    );
+    out.expect_status(0)
+        .expect_stdout_lines(&["deployments_dir: elsewhere"]);
 }
 
 /// A placeholder a `script.*` template does not have (`{envv}`) would reach the command as
@@ -622,7 +604,7 @@ fn an_unknown_placeholder_in_a_script_template_is_refused() {
         "adapter: script\nscript:\n  deploy: ./d.sh {env} {version} {colour}\n  switch: ./s.sh {from} {to} {from_version} {to_version} {version}\n  weight: ./w.sh {version} {percent} {colour} {other} {other_percent} {other_colour}\n  flag: ./f.sh {action} {name} {percent} {version}\n  replace: ./r.sh {instance} {version} {env}\n  scale: ./sc.sh {env} {count} {version}\n  maintenance: ./m.sh {action}\n",
         &[],
     );
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    out.expect_status(0);
 }
 
 /// A misspelled prompt id is said by `runbook check --answers` (and at the start of a run),
@@ -638,12 +620,9 @@ fn check_says_a_misspelled_prompt_id_with_the_one_it_is_close_to() {
         )
         .args(&["check", "deploy", "--answers", "answers.yaml"])
         .run();
-    out.code(0);
-    assert!(
-        out.stderr.contains("warning: answers.yaml: `staging-deployment-successfull-proceed-to-production` answers no prompt this runbook asks; did you mean `staging-deployment-successful-proceed-to-production`?"),
-        "{}",
-        out.stderr
-    );
+    out.expect_status(0).expect_stderr_lines(&[
+        "warning: answers.yaml: `staging-deployment-successfull-proceed-to-production` answers no prompt this runbook asks; did you mean `staging-deployment-successful-proceed-to-production`?",
+    ]);
 }
 
 /// The shipped workflow run with no `adapter`: found before the run takes its lock, exit 2
@@ -654,12 +633,9 @@ fn no_adapter_for_the_shipped_workflow_is_a_config_error_before_anything() {
         .file("runbook.yaml", "version: v2\ncurrent_version: v1\n")
         .args(&["deploy", "--yes", "--approve"])
         .run();
-    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
-    assert!(
-        out.stderr.contains("no adapter configured"),
-        "{}",
-        out.stderr
-    );
+    out.expect_status(2).expect_stdout_exact("").expect_stderr_lines(&[
+        "error: invalid config at `adapter`: no adapter configured: the shipped workflow needs one; set `adapter` to local, script or kubernetes (or a team's `<name>.rhai` beside the runbook); `runbook demo` runs the local one",
+    ]);
     assert!(
         !out.dir.join("deployments").exists(),
         "no run directory, no lock"

@@ -823,7 +823,7 @@ fn script_slow_release_is_caught_by_the_latency_trigger() {
     let (out, nginx) = script_run(w, "triggers:\n  response_time: 250ms\n", &queries(cell));
     let traffic = measured_split(nginx.port, 100);
     report(cell, &out, &traffic, detection_ms(&out, &["weight.sh"]));
-    assert_eq!(out.code, 3, "{}\n{}", out.stdout, out.stderr);
+    out.expect_status(3);
     assert!(
         rollback_reason(&out).contains("avg response"),
         "{}",
@@ -855,7 +855,7 @@ fn a_query_with_no_data_for_the_new_version_is_never_a_pass() {
     let (out, nginx) = script_run(w, "", &q);
     let traffic = measured_split(nginx.port, 100);
     report(cell, &out, &traffic, None);
-    assert_eq!(out.code, 3, "{}\n{}", out.stdout, out.stderr);
+    out.expect_status(3);
     let why = rollback_reason(&out);
     assert!(
         why.contains("inconclusive") && why.contains("error rate"),
@@ -876,7 +876,7 @@ fn a_mistyped_query_stops_the_run_before_production_is_touched() {
     let (out, nginx) = script_run(w, "", &q);
     let traffic = measured_split(nginx.port, 100);
     report(cell, &out, &traffic, None);
-    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    out.expect_status(2);
     assert!(
         out.stderr
             .contains("error: monitoring: Error Rate (query sum(rate(app_errors_total")

@@ -52,8 +52,14 @@ fn same_named_helpers_in_two_modules_each_call_their_own() {
             "#,
         )
         .run();
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert!(out.stdout.contains("wrong: 0"), "{}", out.stdout);
+    // The stage's line says how long it took: the lines around it are pinned.
+    out.expect_status(0)
+        .expect_stderr_exact("")
+        .expect_stdout_lines(&[
+            "━━ inside a closure ━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━",
+            "wrong: 0",
+            "✅ Run completed.",
+        ]);
 }
 
 #[test]
@@ -76,8 +82,9 @@ fn a_runbook_helper_does_not_replace_a_module_helper_of_the_same_name() {
             "#,
         )
         .run();
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert!(out.stdout.contains("wrong: 0"), "{}", out.stdout);
+    out.expect_status(0)
+        .expect_stderr_exact("")
+        .expect_stdout_exact("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\nwrong: 0\n✅ Run completed.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md\n");
 }
 
 #[test]
@@ -105,8 +112,9 @@ fn a_module_private_function_does_not_shadow_a_primitive_for_the_runbook() {
             "#,
         )
         .run();
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert!(out.stdout.contains("wrong: 0"), "{}", out.stdout);
+    out.expect_status(0)
+        .expect_stderr_exact("")
+        .expect_stdout_exact("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\nwrong: 0\n✅ Run completed.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md\n");
 }
 
 /// The shipped workflow with the script adapter and PromQL monitoring (two queries): the stdlib's
@@ -134,11 +142,9 @@ fn shipped_workflow_with_script_adapter_and_prometheus(strategy: &str) {
         "{strategy}: a healthy release must be promoted\n{}\n{}",
         out.stdout, out.stderr
     );
-    assert!(
-        !out.stdout.contains("no function"),
-        "{strategy}: {}",
-        out.stdout
-    );
+    out.expect_stderr_exact("")
+        .expect_stdout_lacks(&["no function"])
+        .expect_stdout_lines(&["✅ Run completed."]);
     assert!(
         !prom.bodies().is_empty(),
         "{strategy}: Prometheus was never asked"
@@ -173,7 +179,9 @@ fn every_shipped_module_calls_only_what_it_defines_or_the_engine_provides() {
         .file("all.rhai", &script)
         .args(&["check", "all.rhai"])
         .run();
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    out.expect_status(0)
+        .expect_stderr_exact("")
+        .expect_stdout_like("ok: all.rhai compiles with [..] module(s); config defaults (no runbook.yaml); answers not given\n");
 }
 
 #[test]
@@ -189,18 +197,14 @@ fn check_rejects_a_module_that_calls_a_function_it_does_not_define() {
         )
         .args(&["check", "deploy.rhai"])
         .run();
-    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
-    assert!(
-        out.stderr.contains(
-            "error: this module calls `fill`, which it does not define and no primitive provides"
-        ) && out.stderr.contains("helpers.rhai:3:5"),
-        "{}",
-        out.stderr
-    );
+    out.expect_status(2)
+        .expect_stdout_exact("")
+        .expect_stderr_exact("error: this module calls `fill`, which it does not define and no primitive provides: the call would reach whatever function of that name the importing runbook has; define `fill` in this module, or import the module that has it and call it qualified (`module::fill`)\n --> helpers.rhai:3:5\n  |\n3 |     fill(x, 1)\n  |     ^\n  note: called from deploy.rhai:1:1\n  |\n1 | import \"helpers\" as h;\n  | ^\n");
     // The run refuses it too, before anything runs.
     let out = out.again().args(&["deploy.rhai"]).run();
-    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
-    assert!(!out.stdout.contains('2'), "{}", out.stdout);
+    out.expect_status(2)
+        .expect_stdout_exact("")
+        .expect_stderr_exact("error: this module calls `fill`, which it does not define and no primitive provides: the call would reach whatever function of that name the importing runbook has; define `fill` in this module, or import the module that has it and call it qualified (`module::fill`)\n --> helpers.rhai:3:5\n  |\n3 |     fill(x, 1)\n  |     ^\n  note: called from deploy.rhai:1:1\n  |\n1 | import \"helpers\" as h;\n  | ^\n");
 }
 
 /// `runbook definitions`: an editor's Rhai language server gets every primitive with its
@@ -208,12 +212,10 @@ fn check_rejects_a_module_that_calls_a_function_it_does_not_define() {
 #[test]
 fn definitions_are_written_for_every_primitive_and_stdlib_module() {
     let out = Test::new().args(&["definitions", "defs"]).run();
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert!(
-        out.stdout.contains("definition files in defs"),
-        "{}",
-        out.stdout
-    );
+    // How many files: one per stdlib module, which come and go.
+    out.expect_status(0)
+        .expect_stderr_exact("")
+        .expect_stdout_like("wrote [..] definition files in defs (primitives: runbook.d.rhai; stdlib modules: one file each)\n");
     let read = |f: &str| {
         std::fs::read_to_string(out.dir.join("defs").join(f))
             .unwrap_or_else(|e| panic!("defs/{f}: {e}"))
@@ -257,6 +259,7 @@ fn definitions_are_written_for_every_primitive_and_stdlib_module() {
         .file("blocker", "")
         .args(&["definitions", "blocker/defs"])
         .run();
-    assert_eq!(out2.code, 1, "{}\n{}", out2.stdout, out2.stderr);
-    assert!(out2.stderr.contains("blocker/defs"), "{}", out2.stderr);
+    out2.expect_status(1)
+        .expect_stdout_exact("")
+        .expect_stderr_exact("error: cannot create directory `blocker/defs`\n  caused by: Not a directory (os error 20)\n");
 }

@@ -470,7 +470,7 @@ fn a_resume_killed_during_its_rollback_is_resumed_and_finishes_the_rollback() {
         assert_eq!(run(&t, &[], &["deploy.rhai"]).code, -1);
         // Nobody to ask about step 3: roll back (`resume.in_flight`), killed during undo 2.
         let first = run(&t, &[], &["resume"]);
-        assert_eq!(first.code, -1, "{}\n{}", first.stdout, first.stderr);
+        first.code(-1);
         assert_eq!(lines(&t.path().join("undone-2")), 1);
         assert_eq!(lines(&t.path().join("undone-1")), 0);
         let second = run(
@@ -1317,7 +1317,7 @@ fn a_runaway_push_is_stopped_by_the_array_limit_at_once() {
     let out = Test::new()
         .script("let a = [];\nfor i in 0..200000 { a.push(i); }\nprint(`len ${a.len()} last ${a[199999]}`);\n")
         .run();
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    out.expect_status(0);
     assert!(
         out.stdout.contains("len 200000 last 199999"),
         "{}",
@@ -1370,7 +1370,7 @@ fn answers_that_cannot_fit_a_declared_prompt_are_found_before_anything_runs() {
         )
         .args(&["check", "deploy", "--answers", "answers.yaml"])
         .run();
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    out.expect_status(0);
 }
 
 #[test]
@@ -1405,7 +1405,7 @@ fn a_run_killed_but_not_yet_reaped_does_not_hold_its_lock() {
     );
     let out = run(&t, &[], &["resume", "--set", "resume.in_flight=rerun"]);
     let _ = child.wait();
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    out.code(0);
     assert!(
         out.stderr.contains("took over the stale lock"),
         "{}",

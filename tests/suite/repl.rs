@@ -1382,7 +1382,7 @@ fn repl_last_honours_deployments_dir() {
     // attaches to it.
     let t = Test::new().script("sh(\"true\");\non_rollback(\"undo\", \"true\");\n");
     let out = t.args(&["--deployments-dir", "team-b"]).run();
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    out.expect_status(0);
     let again = out.again();
     let mut cmd = again.command();
     let child = cmd

@@ -40,28 +40,30 @@ fn gone(pid: i32) -> bool {
     }
 }
 
+/// What the script prints when `cmd`, run as a `kind`, times out.
+fn timed_out(kind: &str, cmd: &str) -> String {
+    match kind {
+        "check" => format!("caught: check `{cmd}` failed: did not finish within 300ms"),
+        _ => format!("caught: `{cmd}` did not finish within 300ms (timeout)"),
+    }
+}
+
 fn orphan_is_gone(kind: &str) {
     // The command's own child records its pid, then sleeps on: it is in the command's process
     // group, so the timeout must take it too.
     let started = Instant::now();
+    let cmd = "sh -c 'echo $$ > grandchild.pid; exec sleep 30' & sleep 30";
     let out = Test::new()
-        .script(&through(
-            kind,
-            "sh -c 'echo $$ > grandchild.pid; exec sleep 30' & sleep 30",
-        ))
+        .script(&through(kind, cmd))
         .args(&["--set", "commands.kill_grace=200ms"])
         .run();
-    out.code(0);
+    out.expect_status(0)
+        .expect_stderr_exact("")
+        .expect_stdout_lines(&[&timed_out(kind, cmd), "✅ Run completed."]);
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "{kind}: took {:?}",
         started.elapsed()
-    );
-    assert!(out.stdout.contains("caught: "), "{kind}: {}", out.stdout);
-    assert!(
-        out.stdout.contains("did not finish within 300ms"),
-        "{kind}: {}",
-        out.stdout
     );
     let pid: i32 = std::fs::read_to_string(out.dir.join("grandchild.pid"))
         .unwrap_or_else(|e| panic!("{kind}: the grandchild did not start: {e}"))
@@ -93,13 +95,10 @@ fn term_then_grace(kind: &str) {
         .script(&through(kind, cmd))
         .args(&["--set", "commands.kill_grace=3s"])
         .run();
-    out.code(0);
+    out.expect_status(0)
+        .expect_stderr_exact("")
+        .expect_stdout_lines(&[&timed_out(kind, cmd), "✅ Run completed."]);
     let took = started.elapsed();
-    assert!(
-        out.stdout.contains("did not finish within 300ms"),
-        "{kind}: {}",
-        out.stdout
-    );
     assert!(
         out.dir.join("got-term").exists(),
         "{kind}: SIGTERM came first"
@@ -115,7 +114,9 @@ fn term_then_grace(kind: &str) {
         .script(&through(kind, cmd))
         .args(&["--set", "commands.kill_grace=100ms"])
         .run();
-    out.code(0);
+    out.expect_status(0)
+        .expect_stderr_exact("")
+        .expect_stdout_lines(&[&timed_out(kind, cmd), "✅ Run completed."]);
     assert!(
         out.dir.join("got-term").exists(),
         "{kind}: SIGTERM came first"
@@ -150,12 +151,17 @@ fn a_command_metric_provider_reads_the_last_line_of_a_direct_command_and_its_err
             "#,
         )
         .run();
-    out.code(0);
-    assert!(out.stdout.contains("value: 2.5\n"), "{}", out.stdout);
-    assert!(out.stdout.contains("direct: 7.0\n"), "{}", out.stdout);
-    assert!(out.stdout.contains("exited with 3: bad"), "{}", out.stdout);
-    assert!(out.stdout.contains("exit 0\n"), "{}", out.stdout);
-    assert!(out.stdout.contains("exit 4: nope"), "{}", out.stdout);
+    // The checks' own lines say how long they took: what the script printed is pinned.
+    out.expect_status(0)
+        .expect_stderr_exact("")
+        .expect_stdout_lines(&[
+            "value: 2.5",
+            "direct: 7.0",
+            "caught: `sh -c 'echo bad >&2; exit 3'` exited with 3: bad",
+            "exit 0",
+            "caught: check `echo nope >&2; exit 4` failed: exit 4: nope",
+            "✅ Run completed.",
+        ]);
 }
 
 #[test]

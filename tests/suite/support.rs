@@ -14,11 +14,17 @@ pub struct Test {
     pub dir: tempfile::TempDir,
     args: Vec<String>,
     env: Vec<(String, String)>,
+    /// What the run reads on stdin (a pipe); none: stdin is /dev/null.
+    stdin: Option<String>,
 }
 
+/// What a run of the binary did. The `expect_*` methods check it and, when a check fails, print
+/// the command, its status and both streams, so a failure says everything without a re-run.
 pub struct Output {
     /// Kept so the directory lives as long as the output is inspected.
     _temp: tempfile::TempDir,
+    /// The command line, as a person would type it (with the environment the test set).
+    pub command: String,
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
@@ -31,6 +37,7 @@ impl Test {
             dir: tempfile::tempdir().expect("temp dir"),
             args: Vec::new(),
             env: Vec::new(),
+            stdin: None,
         }
     }
 
@@ -85,6 +92,12 @@ impl Test {
         self
     }
 
+    /// Feed `text` to the run's stdin through a pipe (not a terminal: see `pty` for one).
+    pub fn stdin(mut self, text: &str) -> Test {
+        self.stdin = Some(text.to_string());
+        self
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
@@ -107,16 +120,112 @@ impl Test {
         cmd
     }
 
+    /// The command line as a person would type it in the test's directory.
+    pub fn command_line(&self) -> String {
+        let mut words: Vec<String> = self
+            .env
+            .iter()
+            .map(|(k, v)| format!("{k}={}", shell_quote(v)))
+            .collect();
+        words.push("runbook".into());
+        words.extend(self.args.iter().map(|a| shell_quote(a)));
+        let stdin = match &self.stdin {
+            Some(text) => format!(" <<'EOF'\n{text}EOF"),
+            None => String::new(),
+        };
+        format!(
+            "(cd {} && {}){stdin}",
+            self.dir.path().display(),
+            words.join(" ")
+        )
+    }
+
     pub fn run(self) -> Output {
-        let out = self.command().output().expect("run runbook");
+        let out = match &self.stdin {
+            None => self.command().output().expect("run runbook"),
+            Some(text) => {
+                let mut child = self
+                    .command()
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .expect("run runbook");
+                // Written whole, then closed: the run sees the end of its input.
+                let mut pipe = child.stdin.take().unwrap();
+                pipe.write_all(text.as_bytes()).expect("write stdin");
+                drop(pipe);
+                child.wait_with_output().expect("run runbook")
+            }
+        };
         let dir = self.dir.path().to_path_buf();
         Output {
+            command: self.command_line(),
             _temp: self.dir,
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
             dir,
         }
+    }
+}
+
+/// `text` with each date (`2026-01-31`) written `<date>`: a run directory is named after the day
+/// it ran, and the exact expectations should not change at midnight.
+pub fn undated(text: &str) -> String {
+    let is_date = |b: &[u8]| {
+        b.len() >= 10
+            && b[..10].iter().enumerate().all(|(i, c)| match i {
+                4 | 7 => *c == b'-',
+                _ => c.is_ascii_digit(),
+            })
+    };
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let after_digit = i > 0 && bytes[i - 1].is_ascii_digit();
+        if !after_digit
+            && is_date(&bytes[i..])
+            && !bytes.get(i + 10).is_some_and(u8::is_ascii_digit)
+        {
+            out.push_str("<date>");
+            i += 10;
+        } else {
+            let c = text[i..].chars().next().unwrap();
+            out.push(c);
+            i += c.len_utf8();
+        }
+    }
+    out
+}
+
+/// Whether `text` is `parts` joined by runs of text without a newline.
+fn matches_parts(text: &str, parts: &[&str]) -> bool {
+    let Some(rest) = text.strip_prefix(parts[0]) else {
+        return false;
+    };
+    let Some((next, later)) = parts[1..].split_first() else {
+        return rest.is_empty();
+    };
+    let line_end = rest.find('\n').unwrap_or(rest.len());
+    // The wildcard may stop at any place within this line where the next part begins.
+    (0..=rest.len())
+        .filter(|&i| rest.is_char_boundary(i))
+        .take_while(|&i| i <= line_end)
+        .any(|i| {
+            let mut tail = vec![*next];
+            tail.extend_from_slice(later);
+            matches_parts(&rest[i..], &tail)
+        })
+}
+
+fn shell_quote(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
     }
 }
 
@@ -127,16 +236,162 @@ impl Output {
             dir: self._temp,
             args: Vec::new(),
             env: Vec::new(),
+            stdin: None,
         }
     }
 
+    /// Everything about the run, for a failure message.
+    pub fn describe(&self) -> String {
+        format!(
+            "--- command\n{}\n--- status\n{}\n--- stdout\n{}\n--- stderr\n{}--- end",
+            self.command, self.code, self.stdout, self.stderr
+        )
+    }
+
+    #[track_caller]
+    fn fail(&self, what: String) -> ! {
+        panic!("{what}\n{}", self.describe())
+    }
+
+    /// The exit status.
+    #[track_caller]
+    pub fn expect_status(&self, want: i32) -> &Output {
+        if self.code != want {
+            self.fail(format!(
+                "exit status {} where {want} was expected",
+                self.code
+            ));
+        }
+        self
+    }
+
+    /// The exit status (the older name of `expect_status`).
     #[track_caller]
     pub fn code(&self, want: i32) -> &Output {
-        assert_eq!(
-            self.code, want,
-            "exit code\n--- stdout\n{}\n--- stderr\n{}",
-            self.stdout, self.stderr
-        );
+        self.expect_status(want)
+    }
+
+    /// Stdout, exactly, but for dates (see `undated`).
+    #[track_caller]
+    pub fn expect_stdout_exact(&self, want: &str) -> &Output {
+        self.exact("stdout", &self.stdout, want)
+    }
+
+    /// Stderr, exactly, but for dates (see `undated`).
+    #[track_caller]
+    pub fn expect_stderr_exact(&self, want: &str) -> &Output {
+        self.exact("stderr", &self.stderr, want)
+    }
+
+    /// Stdout, exactly but for dates, where each `[..]` in `pattern` stands for any text within
+    /// one line (a duration, a hash, a port).
+    #[track_caller]
+    pub fn expect_stdout_like(&self, pattern: &str) -> &Output {
+        self.like("stdout", &self.stdout, pattern)
+    }
+
+    /// Stderr, as `expect_stdout_like` reads stdout.
+    #[track_caller]
+    pub fn expect_stderr_like(&self, pattern: &str) -> &Output {
+        self.like("stderr", &self.stderr, pattern)
+    }
+
+    /// Each of these is a whole line of stdout (dates read `<date>`), in this order (other lines may come between).
+    #[track_caller]
+    pub fn expect_stdout_lines(&self, want: &[&str]) -> &Output {
+        self.lines_in_order("stdout", &self.stdout, want)
+    }
+
+    /// Each of these is a whole line of stderr (dates read `<date>`), in this order (other lines may come between).
+    #[track_caller]
+    pub fn expect_stderr_lines(&self, want: &[&str]) -> &Output {
+        self.lines_in_order("stderr", &self.stderr, want)
+    }
+
+    /// Each of these appears somewhere in stdout. Only for output that holds a path, a time or a
+    /// port; pin the rest with `expect_stdout_exact` or `expect_stdout_lines`.
+    #[track_caller]
+    pub fn expect_stdout_contains(&self, parts: &[&str]) -> &Output {
+        self.contains("stdout", &self.stdout, parts, true)
+    }
+
+    /// Each of these appears somewhere in stderr (see `expect_stdout_contains`).
+    #[track_caller]
+    pub fn expect_stderr_contains(&self, parts: &[&str]) -> &Output {
+        self.contains("stderr", &self.stderr, parts, true)
+    }
+
+    /// None of these appears anywhere in stdout.
+    #[track_caller]
+    pub fn expect_stdout_lacks(&self, parts: &[&str]) -> &Output {
+        self.contains("stdout", &self.stdout, parts, false)
+    }
+
+    /// None of these appears anywhere in stderr.
+    #[track_caller]
+    pub fn expect_stderr_lacks(&self, parts: &[&str]) -> &Output {
+        self.contains("stderr", &self.stderr, parts, false)
+    }
+
+    #[track_caller]
+    fn exact(&self, stream: &str, got: &str, want: &str) -> &Output {
+        // Both sides: a test may build its expectation from a real path with a date in it.
+        let (got, want) = (&undated(got), &undated(want));
+        if got != want {
+            let line = got
+                .split_inclusive('\n')
+                .zip(want.split_inclusive('\n'))
+                .position(|(g, w)| g != w)
+                .unwrap_or_else(|| got.lines().count().min(want.lines().count()));
+            self.fail(format!(
+                "{stream} is not as expected; the first difference is on line {}\n\
+                 --- expected {stream}\n{want}--- expected, as a string\n{want:?}\n\
+                 --- actual, as a string\n{got:?}",
+                line + 1
+            ));
+        }
+        self
+    }
+
+    #[track_caller]
+    fn like(&self, stream: &str, got: &str, pattern: &str) -> &Output {
+        let (got, pattern) = (undated(got), undated(pattern));
+        let parts: Vec<&str> = pattern.split("[..]").collect();
+        if !matches_parts(&got, &parts) {
+            self.fail(format!(
+                "{stream} does not match the pattern (each [..] is any text within a line)\n\
+                 --- pattern\n{pattern}--- pattern, as a string\n{pattern:?}\n\
+                 --- actual, as a string\n{got:?}"
+            ));
+        }
+        self
+    }
+
+    #[track_caller]
+    fn lines_in_order(&self, stream: &str, got: &str, want: &[&str]) -> &Output {
+        let got = undated(got);
+        let mut lines = got.lines();
+        for w in want {
+            let w = &undated(w);
+            if !lines.any(|l| l == w) {
+                self.fail(format!(
+                    "{stream} has no line {w:?} (after the lines before it in {want:#?})"
+                ));
+            }
+        }
+        self
+    }
+
+    #[track_caller]
+    fn contains(&self, stream: &str, got: &str, parts: &[&str], present: bool) -> &Output {
+        let wrong: Vec<&&str> = parts
+            .iter()
+            .filter(|p| got.contains(**p) != present)
+            .collect();
+        if !wrong.is_empty() {
+            let verb = if present { "lacks" } else { "has" };
+            self.fail(format!("{stream} {verb} {wrong:#?}"));
+        }
         self
     }
 
@@ -526,4 +781,48 @@ pub fn prometheus_at_zero(_path: &str) -> (u16, String) {
         r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000,"0"]}]}}"#
             .to_string(),
     )
+}
+
+/// The builder's own matching: a loose matcher would let every test that uses it pass.
+mod matching {
+    use super::{matches_parts, undated};
+
+    #[test]
+    fn undated_writes_dates_only() {
+        assert_eq!(
+            undated("deployments/2026-11-28-deploy at 2026-11-28T09:48:42Z"),
+            "deployments/<date>-deploy at <date>T09:48:42Z"
+        );
+        for not_a_date in [
+            "12026-11-28",
+            "2026-11-281",
+            "2026-1-28",
+            "v1.2.3-4",
+            "é2026-11-2",
+        ] {
+            assert_eq!(undated(not_a_date), not_a_date);
+        }
+    }
+
+    #[test]
+    fn a_wildcard_stands_for_text_within_one_line_only() {
+        let like = |text: &str, pattern: &str| {
+            matches_parts(text, &pattern.split("[..]").collect::<Vec<_>>())
+        };
+        assert!(like("took 38ms\n", "took [..]\n"));
+        assert!(like("took \n", "took [..]\n"));
+        assert!(like("a (1) b (2)\n", "a ([..]) b ([..])\n"));
+        assert!(
+            !like("took 38ms\nmore\n", "took [..]\n"),
+            "past the line's end"
+        );
+        assert!(!like("took 38ms\n", "took [..]\nmore\n"));
+        assert!(
+            !like("x took 38ms\n", "took [..]\n"),
+            "anchored at the start"
+        );
+        assert!(!like("took 38ms\n\n", "took [..]\n"), "anchored at the end");
+        assert!(like("exact\n", "exact\n"));
+        assert!(!like("exact\n", "exakt\n"));
+    }
 }

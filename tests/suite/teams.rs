@@ -143,7 +143,7 @@ fn a_script_template_that_quotes_a_placeholder_is_refused_before_anything_runs()
         .file("deploy.rhai", "print(\"ran\");")
         .args(&["check", "deploy.rhai"])
         .run();
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    out.expect_status(0);
 }
 
 /// The shipped workflow, blue-green, script adapter (all commands `true`), PromQL from a fake
@@ -174,7 +174,7 @@ fn a_team_metric_inherits_the_trigger_limits_so_one_empty_reading_is_not_a_rollb
     let (out, _) = healthy_script_run(
         "  metrics:\n    - name: queue_depth\n      failure: \"> 800\"\n      provider: { command: { run: \"n=$(cat n 2>/dev/null || echo 0); n=$((n+1)); echo $n > n; [ $n -eq 2 ] || echo 1\" } }\n",
     );
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    out.expect_status(0);
     let snapshot: serde_json::Value =
         serde_json::from_str(&out.artifact("monitoring-snapshot.json")).unwrap();
     let first = &snapshot["measurements"][0]["metrics"]["queue_depth"];
@@ -186,7 +186,7 @@ fn a_team_metric_without_a_url_reads_monitoring_prometheus() {
     let (out, asked) = healthy_script_run(
         "  metrics:\n    - name: p99\n      failure: \"> 800\"\n      provider: { prometheus: { query: 'p99{version=\"{{version}}\"}' } }\n",
     );
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    out.expect_status(0);
     assert!(
         asked.iter().any(|(path, body)| {
             let both = format!("{path} {body}");
@@ -244,7 +244,7 @@ fn a_dead_prometheus_stops_the_run_before_anything_is_deployed_naming_its_url() 
     let port = support::free_port();
     let url = format!("http://127.0.0.1:{port}");
     let out = preflight_run(&url, "vector(0)", "");
-    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    out.expect_status(2);
     nothing_deployed(&out);
     assert!(
         out.stderr.contains(&format!(
@@ -259,7 +259,7 @@ fn a_dead_prometheus_stops_the_run_before_anything_is_deployed_naming_its_url() 
 fn a_mistyped_query_stops_the_run_before_anything_is_deployed() {
     let prom = Server::start(prometheus_by_query);
     let out = preflight_run(&prom.url(""), "bad(", "");
-    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    out.expect_status(2);
     nothing_deployed(&out);
     assert!(
         out.stderr.contains("Error Rate (query bad( at ")
@@ -273,7 +273,7 @@ fn a_mistyped_query_stops_the_run_before_anything_is_deployed() {
 fn an_empty_vector_for_the_running_version_stops_the_run_with_the_or_vector_hint() {
     let prom = Server::start(prometheus_by_query);
     let out = preflight_run(&prom.url(""), "sum(rate(no_errors[1m]))", "");
-    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    out.expect_status(2);
     nothing_deployed(&out);
     assert!(
         out.stderr
@@ -293,7 +293,7 @@ fn an_empty_vector_accepted_by_on_empty_pass_is_said_and_journaled() {
         "sum(rate(no_errors[1m]))",
         "  on_empty: pass\n",
     );
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    out.expect_status(0);
     assert!(
         out.stdout
             .contains("Error Rate: an empty vector for the running version v1")
@@ -344,7 +344,7 @@ fn criteria_lines(text: &str) -> Vec<String> {
 fn success_criteria_say_what_was_measured_what_was_not_and_what_was_overridden() {
     // Error rate measured and passing; response time with no query: not measured.
     let (out, _) = healthy_script_run("");
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    out.expect_status(0);
     let printed = criteria_lines(&out.stdout);
     assert_eq!(printed.len(), 6, "{}", out.stdout);
     assert!(
@@ -391,7 +391,7 @@ fn success_criteria_say_what_was_measured_what_was_not_and_what_was_overridden()
         )
         .args(&["deploy", "--answers", "answers.yaml", "--approve", "--yes"])
         .run();
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    out.expect_status(0);
     let printed = criteria_lines(&out.stdout);
     assert!(
         printed[2].starts_with("⚠️ No increase in errors: overridden: ")
@@ -427,7 +427,7 @@ fn the_rollback_plan_shows_the_commands_and_a_rollback_says_what_it_skipped() {
         .file("answers.yaml", answers)
         .args(&["deploy", "--answers", "answers.yaml", "--approve", "--yes"])
         .run();
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    out.expect_status(1);
     let plan = out.artifact("rollback-plan.md");
     for want in [
         "1. all traffic back to v1: `./rec.sh weight v1 100` (through `script::set_weight(\"v1\", 100, \"v2\")`)",
@@ -448,10 +448,10 @@ fn the_rollback_plan_shows_the_commands_and_a_rollback_says_what_it_skipped() {
         .file("answers.yaml", answers)
         .args(&["deploy", "--answers", "answers.yaml", "--approve", "--yes"])
         .run();
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    out.expect_status(1);
     // `runbook rollback` lists the steps in the order they will run, then runs them.
     let out = out.again().args(&["rollback", "--yes"]).run();
-    assert_eq!(out.code, 3, "{}\n{}", out.stdout, out.stderr);
+    out.expect_status(3);
     let listed: Vec<&str> = out
         .stdout
         .lines()
@@ -490,7 +490,7 @@ fn runbook_yaml_takes_values_from_the_environment() {
         .env("SAMPLES", "7")
         .env("PROM_HOST", "prom.internal")
         .run();
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    out.expect_status(0);
     assert!(
         out.stdout
             .contains("2|v1.10|8|http://prom.internal:9090|costs ${HOME}"),
@@ -505,7 +505,7 @@ fn runbook_yaml_takes_values_from_the_environment() {
         .env("SAMPLES", "7")
         .env("PROM_HOST", "x")
         .run();
-    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    out.expect_status(2);
     assert!(
         out.stderr.starts_with(
             "error: invalid config at `current_version`: the environment variable `CURRENT` is not set (the value is \"v${CURRENT}\"); set it, or write `$${` for a literal `${`\n --> runbook.yaml"
@@ -530,7 +530,7 @@ fn set_gives_a_value_the_type_its_key_expects() {
             "monitoring.samples=4",
         ])
         .run();
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    out.expect_status(0);
     assert!(out.stdout.contains("2|123|true|8"), "{}", out.stdout);
 }
 
@@ -540,7 +540,7 @@ fn a_rolled_back_demo_gets_a_chart_per_metric_with_every_measurement_the_thresho
     let out = Test::new()
         .args(&["demo", "--bad-release", "--unattended"])
         .run();
-    assert_eq!(out.code, 3, "{}\n{}", out.stdout, out.stderr);
+    out.expect_status(3);
     // The demo shows every part measured: automated checks that really ran (the binary and the
     // fleet), and CPU and memory read from the fleet's own process, judged by the triggers.
     assert!(
@@ -608,7 +608,7 @@ fn a_rolled_back_demo_gets_a_chart_per_metric_with_every_measurement_the_thresho
     std::fs::remove_file(dir.join("chart-error_rate.svg")).unwrap();
     let rel = dir.strip_prefix(&out.dir).unwrap().display().to_string();
     let again = out.again().args(&["report", &rel]).run();
-    assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
+    again.expect_status(0);
     let redrawn =
         std::fs::read_to_string(again.dir.join(&rel).join("chart-error_rate.svg")).unwrap();
     assert_eq!(redrawn, svg, "report draws the same chart");
@@ -659,14 +659,14 @@ fn runbook_rollback_picks_the_newest_run_with_undo_steps_standing() {
         .file("second.rhai", "throw \"stopped at a check\";\n")
         .args(&["first.rhai", "--set", "feature=first"])
         .run();
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    out.expect_status(0);
     let out = out
         .again()
         .args(&["second.rhai", "--set", "feature=second"])
         .run();
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    out.expect_status(1);
     let out = out.again().args(&["rollback", "--yes"]).run();
-    assert_eq!(out.code, 3, "{}\n{}", out.stdout, out.stderr);
+    out.expect_status(3);
     assert!(
         out.stdout
             .contains("left nothing to undo: rolling back deployments/")
@@ -724,7 +724,7 @@ fn approval_ours(ctx) { print("our approval"); }
 "#,
         ANSWERS_BLUE_GREEN,
     );
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    out.expect_status(0);
     // Our steps ran with the context the earlier steps built; the shipped summary did not.
     assert!(
         out.stdout.contains("our own summary: blue-green v2"),
@@ -789,7 +789,7 @@ fn serving_env() { "production" }
         "import \"stdlib/workflow\" as workflow;\nworkflow::run(workflow::context(), #{});\n",
         ANSWERS_BLUE_GREEN,
     );
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    out.expect_status(0);
     assert!(
         out.stdout.contains("old deploy script v2 v1 1"),
         "{}",
@@ -913,7 +913,7 @@ fn a_rolled_back_canary_is_reported_as_failed_skipped_and_notified() {
         )
         .args(&["deploy", "--answers", "answers.yaml", "--approve", "--yes"])
         .run();
-    assert_eq!(out.code, 3, "{}\n{}", out.stdout, out.stderr);
+    out.expect_status(3);
     // The people told of releases are told this one is going back.
     assert!(
         out.stdout.contains(
@@ -964,7 +964,7 @@ fn a_deploy_onto_the_colour_the_last_switch_made_live_is_refused() {
         .file("answers.yaml", ANSWERS_BLUE_GREEN)
         .args(&deploy)
         .run();
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    out.expect_status(0);
     let dir = out.dir.clone();
     std::fs::write(dir.join("calls.log"), "").unwrap();
 
@@ -985,7 +985,7 @@ fn a_deploy_onto_the_colour_the_last_switch_made_live_is_refused() {
 
     std::fs::write(dir.join("runbook.yaml"), config("v3", "v2", Some("green"))).unwrap();
     let out = out.again().args(&deploy).run();
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    out.expect_status(0);
     let calls = std::fs::read_to_string(dir.join("calls.log")).unwrap();
     assert!(
         calls.contains("CALL [deploy] [production-blue] [v3]"),
@@ -1010,10 +1010,10 @@ fn after_runbook_rollback_the_repl_says_what_the_rollback_made_live() {
         .file("answers.yaml", ANSWERS_BLUE_GREEN)
         .args(&["deploy", "--answers", "answers.yaml", "--approve", "--yes"])
         .run();
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    out.expect_status(0);
     let deployment = out.run_dir();
     let out = out.again().args(&["rollback", "--yes"]).run();
-    assert_eq!(out.code, 3, "{}\n{}", out.stdout, out.stderr);
+    out.expect_status(3);
     let calls = std::fs::read_to_string(out.dir.join("calls.log")).unwrap();
     assert!(calls.contains("CALL [switch] [blue]"), "{calls}");
 
