@@ -7,8 +7,7 @@ use serde_json::Value;
 use crate::journal::Record;
 
 use super::read::{
-    command_of, entries, header, intents, md_cell, outcome, result_text, results, s,
-    simulated_note,
+    command_of, entries, header, intents, md_cell, outcome, result_text, results, s, simulated_note,
 };
 use super::story::{shown, story};
 

@@ -152,11 +152,12 @@ fn show(session: &Session, frame: &Map) -> RhaiResult<()> {
 /// Draw the Deployment Monitor: in place on a terminal, one line per measurement elsewhere.
 pub fn draw(session: &Session, f: &Frame) {
     let line = dashboard::line(f);
-    session.effects.borrow_mut().log(&line);
     if session.ui.stdout_tty
         && session.ui.format == crate::ui::LogFormat::Text
         && session.ui.verbosity != crate::ui::Verbosity::Quiet
     {
+        // The log has the line; the terminal, the block drawn in place.
+        session.effects.borrow_mut().log(&line);
         let block = dashboard::block(&session.ui, f);
         let mut text = String::new();
         if let Some((at, n)) = session.dashboard_end.get() {
@@ -174,6 +175,7 @@ pub fn draw(session: &Session, f: &Frame) {
             .dashboard_end
             .set(Some((session.lines_said.get(), block.len())));
     } else {
+        // One line per measurement, on stdout and (by `say`) once in the log.
         session.say(&line);
     }
 }

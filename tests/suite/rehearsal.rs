@@ -55,14 +55,30 @@ expect:
 fn init_writes_two_rehearsals_that_pass_as_written() {
     let out = Test::new().args(&["init"]).run();
     out.code(0);
-    assert!(out.stdout.contains("tests/good-release-promoted.yaml"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("tests/good-release-promoted.yaml"),
+        "{}",
+        out.stdout
+    );
     let out = out.again().args(&["test"]).run();
     out.code(0);
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(lines.len(), 3, "{}", out.stdout);
-    assert!(lines[0].starts_with("✓ a bad release is rolled back in the first canary window (exit 3, "), "{}", out.stdout);
-    assert!(lines[1].starts_with("✓ a good release is promoted through every canary step (exit 0, "), "{}", out.stdout);
-    assert!(lines[2].starts_with("2 scenario(s): 2 passed, 0 failed ("), "{}", out.stdout);
+    assert!(
+        lines[0].starts_with("✓ a bad release is rolled back in the first canary window (exit 3, "),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        lines[1].starts_with("✓ a good release is promoted through every canary step (exit 0, "),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        lines[2].starts_with("2 scenario(s): 2 passed, 0 failed ("),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]
@@ -78,7 +94,9 @@ fn the_issue_example_is_rolled_back_and_its_artifacts_are_marked_simulated() {
         "{}",
         out.stdout
     );
-    let run = out.dir.join("deployments/rehearsals/canary-bad/2030-01-01-checkout");
+    let run = out
+        .dir
+        .join("deployments/rehearsals/canary-bad/2030-01-01-checkout");
     let journal = std::fs::read_to_string(run.join("journal.jsonl")).unwrap();
     let start: serde_json::Value = serde_json::from_str(journal.lines().next().unwrap()).unwrap();
     assert_eq!(start["simulated"], true);
@@ -88,6 +106,9 @@ fn the_issue_example_is_rolled_back_and_its_artifacts_are_marked_simulated() {
     assert!(plan.contains("Simulated"), "{plan}");
     let pm = std::fs::read_to_string(run.join("post-mortem.md")).unwrap();
     assert!(pm.contains("Simulated"), "{pm}");
+    // Three measurements, each once in the log (it was written twice when stdout is no terminal).
+    let log = std::fs::read_to_string(run.join("deployment-log.txt")).unwrap();
+    assert_eq!(log.matches("monitor [").count(), 3, "{log}");
 }
 
 #[test]
@@ -131,12 +152,19 @@ fn a_command_slower_than_its_timeout_times_out_on_the_virtual_clock() {
         .replace("{ exit: 0, after: 20s }", "{ exit: 0, after: 2h }")
         .replace("  exit: 3\n  rolled_back: true\n  undos_run: [\"all traffic back to v1\", \"delete canary v2\", \"remove v2 from staging\"]\n  notified: [team]\n  virtual_time: \"< 40m\"\n", "  exit: 1\n  rolled_back: false\n  virtual_time: \"<= 10m\"\n");
     let out = Test::new()
-        .file("runbook.yaml", &format!("{CONFIG}commands:\n  timeout: 10m\n"))
+        .file(
+            "runbook.yaml",
+            &format!("{CONFIG}commands:\n  timeout: 10m\n"),
+        )
         .file("tests/slow.yaml", &scenario)
         .args(&["test", "--verbose"])
         .run();
     out.code(0);
-    assert!(out.stdout.contains("(exit 1, 10m00s virtual, "), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("(exit 1, 10m00s virtual, "),
+        "{}",
+        out.stdout
+    );
     assert!(out.stdout.contains("timed out after 10m"), "{}", out.stdout);
 }
 
@@ -145,12 +173,29 @@ fn a_scenario_file_that_cannot_run_exits_2_and_nothing_is_rehearsed() {
     let out = Test::new()
         .file("runbook.yaml", CONFIG)
         .file("tests/a.yaml", ISSUE_EXAMPLE)
-        .file("tests/b.yaml", "name: b\nrunbook: deploy\nexpect: { exit: 0, virtual_time: soon }\n")
+        .file(
+            "tests/b.yaml",
+            "name: b\nrunbook: deploy\nexpect: { exit: 0, virtual_time: soon }\n",
+        )
         .args(&["test"])
         .run();
     out.code(2);
     assert_eq!(out.stdout, "");
-    assert!(out.stderr.contains("error: scenario `tests/b.yaml`: expect.virtual_time: `soon` is not a bound"), "{}", out.stderr);
-    assert!(out.stderr.contains(" --> tests/b.yaml:3:"), "{}", out.stderr);
-    assert!(out.stderr.contains("1 of 2 scenario file(s) cannot be run as written: nothing was rehearsed"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("error: scenario `tests/b.yaml`: expect.virtual_time: `soon` is not a bound"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains(" --> tests/b.yaml:3:"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("1 of 2 scenario file(s) cannot be run as written: nothing was rehearsed"),
+        "{}",
+        out.stderr
+    );
 }
