@@ -28,6 +28,12 @@ impl Loaded {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or_else(|| PathBuf::from("."))
     }
+
+    /// This config with more `--set` overrides, checked as `load` checks them, without reading
+    /// the file again.
+    pub fn with_sets(self, sets: &[String]) -> Result<Loaded, Error> {
+        with_sets(self.file, self.value, sets)
+    }
 }
 
 /// Load `explicit` (or ./runbook.yaml when it exists) and apply `--set` overrides.
@@ -39,14 +45,19 @@ pub fn load(explicit: Option<&Path>, sets: &[String]) -> Result<Loaded, Error> {
             p.is_file().then_some(p)
         }
     };
-    let mut value = match &file {
+    let value = match &file {
         Some(path) => {
             let text = crate::error::read_text("config", path)?;
             parse(&text, &path.display().to_string())?
         }
         None => Value::Mapping(Default::default()),
     };
+    with_sets(file, value, sets)
+}
 
+/// The merged YAML `value` (of `file`) with `sets` applied, checked against the schema and
+/// across keys.
+fn with_sets(file: Option<PathBuf>, mut value: Value, sets: &[String]) -> Result<Loaded, Error> {
     for set in sets {
         apply_set(&mut value, set)?;
     }
@@ -411,6 +422,25 @@ mod tests {
         assert_eq!(
             c.vars.get("region").and_then(Value::as_str),
             Some("eu-west-1")
+        );
+    }
+
+    #[test]
+    fn more_sets_apply_to_the_loaded_config_and_keep_what_it_had() {
+        let sets = ["version=2".to_string(), "vars.region=eu-west-1".to_string()];
+        let loaded = with_sets(None, Value::Mapping(Default::default()), &sets).unwrap();
+        let more = loaded
+            .with_sets(&["current_version=1.10".to_string()])
+            .unwrap();
+        assert_eq!(more.config.version.as_deref(), Some("2"));
+        assert_eq!(more.config.current_version.as_deref(), Some("1.10"));
+        assert_eq!(
+            more.config.vars.get("region").and_then(Value::as_str),
+            Some("eu-west-1")
+        );
+        let bad = more.with_sets(&["kubernetes.live_colour=purple".to_string()]);
+        assert!(
+            matches!(bad, Err(Error::SetOverride { arg, .. }) if arg == "kubernetes.live_colour=purple")
         );
     }
 

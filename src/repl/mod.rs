@@ -128,7 +128,7 @@ pub fn run(common: &Common, opts: &ReplOptions, ui: &Ui) -> Result<i32, Error> {
     let mut seen = std::collections::HashSet::new();
     versions.retain(|v| seen.insert(v.clone()));
     if let Some(l) = &live {
-        let mut sets = common.sets.clone();
+        let mut sets = Vec::new();
         if let Some(v) = &l.version {
             sets.push(format!("current_version={v}"));
         }
@@ -138,7 +138,11 @@ pub fn run(common: &Common, opts: &ReplOptions, ui: &Ui) -> Result<i32, Error> {
             }
             sets.push(format!("kubernetes.live_colour={c}"));
         }
-        loaded = crate::config::load(common.config_file.as_deref(), &sets)?;
+        // Applied to the config loaded above (the file is read once); `--deployments-dir` was
+        // set on the config alone, so it is kept across.
+        let deployments_dir = loaded.config.deployments_dir.clone();
+        loaded = loaded.with_sets(&sets)?;
+        loaded.config.deployments_dir = deployments_dir;
     }
     let Built {
         session,
