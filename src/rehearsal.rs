@@ -119,10 +119,12 @@ pub fn rehearse(
 ) -> Result<Rehearsed, Error> {
     let started = Instant::now();
     let abs = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-    let config = scenario
-        .config_file()
-        .or_else(|| common.config_file.clone())
-        .map(|c| abs(&c));
+    // The scenario's own `config`, else `--config`, else the nearest runbook.yaml.
+    let config = match (&scenario.config, &common.config_file) {
+        (None, Some(given)) => Some(given.clone()),
+        _ => scenario.config_file(),
+    }
+    .map(|c| abs(&c));
     if let Some(c) = config.as_ref().filter(|c| !c.is_file()) {
         return Err(Error::Scenario {
             file: scenario.file.display().to_string(),
