@@ -6,7 +6,10 @@
 //! touches both alike. For each case it prints the median and the p10-p90 spread of each, the
 //! ratio of the medians, and the p10-p90 spread of the ratios of the interleaved pairs.
 //! It also prints the CPU time (user + system, with the commands run) of each, which the load
-//! of other processes disturbs less than the wall time.
+//! of other processes disturbs less than the wall time; and what one `fdatasync` of an appended
+//! line costs on the same file system, measured between the pairs: the journal syncs each
+//! intent before its effect acts, so `steps` syncs are a floor under runbook's time that depends
+//! on the disk (and on what else writes to it), not on runbook.
 //! Run with `cargo bench --bench steps`; `BENCH_RUNS=n` changes the number of runs per case,
 //! `BENCH_RUNBOOK=path` measures another build of runbook.
 
@@ -83,6 +86,30 @@ impl Drop for Spinner {
     }
 }
 
+/// Append a journal-sized line to a file in `dir` and `fdatasync` it, `n` times: the time of
+/// each, in seconds.
+fn sync_latency(dir: &std::path::Path, n: usize) -> Vec<f64> {
+    use std::io::Write;
+    let path = dir.join("sync-probe.jsonl");
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .expect("open the sync probe");
+    let mut line = vec![b'x'; 300];
+    line.push(b'\n');
+    let took = (0..n)
+        .map(|_| {
+            let start = Instant::now();
+            f.write_all(&line).expect("write the sync probe");
+            f.sync_data().expect("sync the sync probe");
+            start.elapsed().as_secs_f64()
+        })
+        .collect();
+    let _ = std::fs::remove_file(&path);
+    took
+}
+
 fn ms(v: &[f64], q: f64) -> f64 {
     quantile(v, q) * 1e3
 }
@@ -114,9 +141,11 @@ fn case(bin: &str, dir: &std::path::Path, steps: usize, busy: bool, runs: usize)
     let load_before = load();
     let (mut r, mut b, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     let (mut rc, mut bc) = (Vec::new(), Vec::new());
+    let mut syncs = Vec::new();
     for _ in 0..runs {
         let (tr, cr) = time_cpu(runbook());
         let (tb, cb) = time_cpu(bash());
+        syncs.extend(sync_latency(dir, 5));
         let (tr, tb) = (tr.as_secs_f64(), tb.as_secs_f64());
         r.push(tr);
         b.push(tb);
@@ -146,6 +175,18 @@ fn case(bin: &str, dir: &std::path::Path, steps: usize, busy: bool, runs: usize)
         quantile(&ratios, 0.1),
         quantile(&ratios, 0.9),
         quantile(&rc, 0.5) / quantile(&bc, 0.5)
+    );
+    // The disk's part: one fdatasync per intent (and one at the run's end).
+    let floor = (steps + 1) as f64 * quantile(&syncs, 0.5);
+    println!(
+        "  fdatasync (the disk)  median {:>8.3} ms   p10-p90 {:>8.3} - {:>8.3} ms   x{} syncs = {:.2} ms; runbook without them {:.2} ms = {:.2}x bash",
+        ms(&syncs, 0.5),
+        ms(&syncs, 0.1),
+        ms(&syncs, 0.9),
+        steps + 1,
+        floor * 1e3,
+        (quantile(&r, 0.5) - floor) * 1e3,
+        (quantile(&r, 0.5) - floor) / quantile(&b, 0.5)
     );
     ratio
 }

@@ -269,7 +269,8 @@ impl Effects {
             let ts = crate::journal::now_rfc3339();
             let clock = ts.get(11..19).unwrap_or(&ts);
             let line = self.redactor.redact(line);
-            let _ = writeln!(f, "[{clock}] {line}");
+            // One write per line (`writeln!` on a file makes one per piece).
+            let _ = f.write_all(format!("[{clock}] {line}\n").as_bytes());
         }
     }
 

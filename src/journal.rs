@@ -1,11 +1,21 @@
-//! The run's journal: append-only JSON lines, one record per event, flushed as it is written and
-//! synced to disk before the effect it announces proceeds. Each record carries `prev`, the
-//! SHA-256 of the line before it, so `runbook verify` finds an altered, removed or reordered
-//! record. Everything else (the log, the artifacts, the post-mortem) is read from it.
+//! The run's journal: append-only JSON lines, one record per event, each written whole with one
+//! `write`, and synced to disk (`fdatasync`) before the effect it announces proceeds. Each record
+//! carries `prev`, the SHA-256 of the line before it, so `runbook verify` finds an altered,
+//! removed or reordered record. Everything else (the log, the artifacts, the post-mortem) is read
+//! from it.
+//!
+//! What is synced when (docs/reliability.md, "Durability"): an effect's intent, and everything
+//! before it, is on disk before the effect acts; a result is only written (it survives the
+//! process being killed, in the page cache) and becomes durable with the next intent or the
+//! run's end. Directory entries a run creates (its journal's name, the lock it takes) are synced
+//! on threads of their own while the run starts, and the first record that must be durable
+//! waits for them (`sync_before_next_effect`).
 
 use std::fs::File;
 use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::thread::JoinHandle;
 
 use serde_json::{json, Map, Value};
 
@@ -43,8 +53,49 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 
 pub fn line_hash(line: &str) -> String {
     use sha2::Digest;
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = sha2::Sha256::digest(line.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    let mut hex = String::with_capacity(64);
+    for b in digest {
+        hex.push(HEX[usize::from(b >> 4)] as char);
+        hex.push(HEX[usize::from(b & 15)] as char);
+    }
+    hex
+}
+
+/// Syncs running in the background whose durability the next effect must wait for.
+static PENDING: Mutex<Vec<JoinHandle<()>>> = Mutex::new(Vec::new());
+
+/// Sync each of `paths` (files or directories) on a thread of its own, now, while the caller
+/// goes on; the next record that must be durable (an effect's intent, the end of the run) waits
+/// for them, so nothing acts before they are on disk. Concurrent syncs share the file system's
+/// journal commits, where one after the other each waits for its own. Best effort, as a
+/// directory sync always was here: some file systems cannot sync a directory.
+pub fn sync_before_next_effect(paths: Vec<PathBuf>) {
+    let mut pending = PENDING.lock().unwrap_or_else(|e| e.into_inner());
+    for path in paths {
+        let spawned = std::thread::Builder::new().name("sync".into()).spawn({
+            let path = path.clone();
+            move || {
+                let _ = File::open(&path).and_then(|f| f.sync_all());
+            }
+        });
+        match spawned {
+            Ok(handle) => pending.push(handle),
+            // No thread to be had: sync it here and now.
+            Err(_) => {
+                let _ = File::open(&path).and_then(|f| f.sync_all());
+            }
+        }
+    }
+}
+
+/// Wait for the syncs `sync_before_next_effect` began.
+fn settle_pending() {
+    let handles = std::mem::take(&mut *PENDING.lock().unwrap_or_else(|e| e.into_inner()));
+    for handle in handles {
+        let _ = handle.join();
+    }
 }
 
 /// Records after which the journal is synced to disk: an effect must not proceed before its
@@ -70,17 +121,17 @@ impl Journal {
             .map_err(|e| Error::io("create journal", path, e))?;
         if new {
             // The journal's name is durable only once its directory (and that directory's own
-            // entry in the deployments directory) is synced.
+            // entry in the deployments directory) is synced: begun now, waited for before the
+            // first effect acts.
             let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
-            for d in dir.into_iter().chain(dir.and_then(Path::parent)) {
-                let d = if d.as_os_str().is_empty() {
-                    Path::new(".")
+            let dirs = dir.into_iter().chain(dir.and_then(Path::parent)).map(|d| {
+                if d.as_os_str().is_empty() {
+                    PathBuf::from(".")
                 } else {
-                    d
-                };
-                // Best effort: some file systems cannot sync a directory.
-                let _ = File::open(d).and_then(|f| f.sync_all());
-            }
+                    d.to_path_buf()
+                }
+            });
+            sync_before_next_effect(dirs.collect());
         }
         let len = file
             .metadata()
@@ -188,18 +239,20 @@ impl Journal {
                 let _ = writeln!(out, "{line}");
             }
             // One write per record: a crash leaves at most a torn last line, never a mixed one.
-            let mut bytes = line.clone().into_bytes();
+            let mut bytes = Vec::with_capacity(line.len() + 1);
+            bytes.extend_from_slice(line.as_bytes());
             bytes.push(b'\n');
-            let written = file
-                .write_all(&bytes)
-                .and_then(|_| file.flush())
-                .and_then(|_| {
-                    if must_sync(kind) {
-                        file.sync_data()
-                    } else {
-                        Ok(())
-                    }
-                });
+            let written = file.write_all(&bytes).and_then(|_| {
+                if must_sync(kind) {
+                    // fdatasync: the data and the size that reaches it, not the times. The
+                    // results written since the last sync become durable with it.
+                    let synced = file.sync_data();
+                    settle_pending();
+                    synced
+                } else {
+                    Ok(())
+                }
+            });
             if let Err(e) = written {
                 // A full disk or a size limit writes part of a record: cut it back off, so the
                 // record is absent rather than torn (and nothing is appended to its half).

@@ -180,7 +180,20 @@ fn whole_characters(bytes: &[u8]) -> &[u8] {
 
 /// (state, process group, start time in clock ticks since boot) of a process, from /proc.
 fn stat(pid: i32) -> Option<(char, i32, u64)> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // One open and one read into a buffer on the stack: this is read once per command run
+    // (`effect.child`), so it skips what `read_to_string` adds (a stat, a growing buffer).
+    let mut file = std::fs::File::open(format!("/proc/{pid}/stat")).ok()?;
+    let mut buf = [0u8; 1024];
+    let mut len = 0;
+    while len < buf.len() {
+        match file.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    let text = std::str::from_utf8(&buf[..len]).ok()?;
     let after = &text[text.rfind(')')? + 1..];
     let fields: Vec<&str> = after.split_whitespace().collect();
     let state = fields.first()?.chars().next()?;

@@ -80,39 +80,71 @@ impl Guard {
     }
 }
 
-/// Write `text` whole: to a temporary file beside `path`, synced, then renamed over it. A crash
-/// leaves the old file or the new one, never a part of one.
-fn write_whole(path: &Path, text: &str) -> Result<(), Error> {
+/// How durable a write of a lock-directory file must be.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Durable {
+    /// On disk before this returns (a control request: its sender exits next).
+    Now,
+    /// On disk before this run's next effect acts: the lock just taken. Synced on threads of
+    /// their own while the run starts; the journal's next intent waits for them.
+    BeforeNextEffect,
+    /// Not synced: a renewal or the holder record rewritten (any version of it says "held";
+    /// one a crash left empty reads as stale, which is what a crashed holder's lock is anyway),
+    /// the last-holder record for `runbook status`.
+    No,
+}
+
+/// Write `text` whole: to a temporary file beside `path`, then renamed over it, so a reader
+/// never sees a part of one; synced as `durable` says. A crash leaves the old file, the new
+/// one, or (when it was not synced) an empty one, which reads as stale, never a live holder.
+fn write_whole(path: &Path, text: &str, durable: Durable) -> Result<(), Error> {
     use std::io::Write;
     let tmp = path.with_extension(format!("lock.{}.tmp", std::process::id()));
     let written = std::fs::File::create(&tmp)
-        .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|_| f.sync_all()))
+        .and_then(|mut f| {
+            f.write_all(text.as_bytes())?;
+            if durable == Durable::Now {
+                f.sync_all()?;
+            }
+            Ok(())
+        })
         .and_then(|_| std::fs::rename(&tmp, path));
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
         return Err(Error::io("write lock", path, e));
     }
-    if let Some(dir) = path.parent() {
-        let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+    let dir = path.parent().map(Path::to_path_buf);
+    match durable {
+        Durable::Now => {
+            if let Some(dir) = dir {
+                let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+            }
+        }
+        Durable::BeforeNextEffect => crate::journal::sync_before_next_effect(
+            std::iter::once(path.to_path_buf()).chain(dir).collect(),
+        ),
+        Durable::No => {}
     }
     Ok(())
 }
 
-fn write_holder(path: &Path, holder: &Holder) -> Result<(), Error> {
+fn write_holder(path: &Path, holder: &Holder, durable: Durable) -> Result<(), Error> {
     write_whole(
         path,
         &serde_json::to_string_pretty(holder).unwrap_or_default(),
+        durable,
     )
 }
 
-/// Keep the holder record as the environment's last word (best effort: it only feeds `status`).
+/// Keep the holder record as the environment's last word (best effort: it only feeds `status`,
+/// and is not synced).
 fn write_status(root: &Path, holder: &Holder, ended: &str) {
     let path = status_path(root, &holder.environment);
     if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
     let text = serde_json::json!({ "holder": holder, "ended": ended }).to_string();
-    let _ = write_whole(&path, &text);
+    let _ = write_whole(&path, &text, Durable::No);
 }
 
 /// The lock directory's log of locks broken (`runbook unlock`) and taken over.
@@ -176,7 +208,7 @@ impl Backend for FileBackend {
             other => (other, None),
         };
         let took_over = judge(&holder.environment, found, take_over, &torn)?;
-        write_holder(&path, holder)?;
+        write_holder(&path, holder, Durable::BeforeNextEffect)?;
         drop(guard);
         if let Some(previous) = &followed {
             write_status(&self.root, previous, "expired");
@@ -299,6 +331,7 @@ impl Backend for FileBackend {
         write_whole(
             &path,
             &serde_json::to_string_pretty(request).unwrap_or_default(),
+            Durable::Now,
         )?;
         Ok(format!("`{}`", path.display()))
     }
@@ -326,7 +359,7 @@ impl super::Tenure for FileTenure {
             Ok(State::Held(current)) if same_holder(&current, holder) => {
                 let mut mine = holder.clone();
                 mine.expires = lease_end(self.lease);
-                match write_holder(&self.path, &mine) {
+                match write_holder(&self.path, &mine, Durable::No) {
                     Ok(()) => Renewal::Ours,
                     Err(e) => Renewal::Unreachable(e.summary()),
                 }

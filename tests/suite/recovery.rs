@@ -1100,7 +1100,7 @@ fn the_journal_s_directory_is_synced_after_the_journal_is_created() {
         .args([
             "-f",
             "-e",
-            "trace=openat,fsync,fdatasync",
+            "trace=openat,fsync,fdatasync,execve",
             "-o",
             "trace.txt",
             support::BIN,
@@ -1115,23 +1115,47 @@ fn the_journal_s_directory_is_synced_after_the_journal_is_created() {
     let trace = std::fs::read_to_string(t.path().join("trace.txt")).unwrap();
     let dir = run_dirs(t.path()).pop().unwrap();
     let dir = dir.strip_prefix(t.path()).unwrap().display().to_string();
-    let lines: Vec<&str> = trace.lines().collect();
-    let created = lines
+    // The directories are synced on threads of their own: strace -f splits a call another
+    // thread interleaves into "<unfinished ...>" and "<... resumed>". Join them, each call at
+    // the line where it began, with the line where it ended.
+    let mut calls: Vec<(String, usize)> = Vec::new();
+    let mut open: std::collections::HashMap<&str, usize> = Default::default();
+    for (n, l) in trace.lines().enumerate() {
+        let pid = l.split_whitespace().next().unwrap_or("");
+        if let Some(head) = l.strip_suffix(" <unfinished ...>") {
+            open.insert(pid, calls.len());
+            calls.push((head.to_string(), n));
+        } else if let (Some(i), Some(&c)) = (l.find("resumed>"), open.get(pid)) {
+            open.remove(pid);
+            calls[c].0.push_str(&l[i + "resumed>".len()..]);
+            calls[c].1 = n;
+        } else {
+            calls.push((l.to_string(), n));
+        }
+    }
+    let created = calls
         .iter()
-        .position(|l| l.contains(&format!("\"{dir}/journal.jsonl\"")) && l.contains("O_CREAT"))
+        .position(|(l, _)| l.contains(&format!("\"{dir}/journal.jsonl\"")) && l.contains("O_CREAT"))
         .expect("the journal is created");
-    // After it: the run directory opened, and that descriptor synced.
-    let synced = lines[created..].iter().any(|l| {
+    // The command's first exec (a search of PATH tries several).
+    let command = calls
+        .iter()
+        .find(|(l, _)| l.contains("execve(") && l.contains("/true\""))
+        .map(|(_, end)| *end)
+        .expect("the command ran");
+    // After the journal was created: the run directory opened, and that descriptor synced,
+    // that sync ended before the command started.
+    let synced = calls[created..].iter().any(|(l, _)| {
         l.contains(&format!("openat(AT_FDCWD, \"{dir}\"")) && {
             let fd = l.rsplit("= ").next().unwrap_or("").trim().to_string();
-            lines[created..]
+            calls[created..]
                 .iter()
-                .any(|m| m.contains(&format!("fsync({fd})")))
+                .any(|(m, end)| m.contains(&format!("fsync({fd})")) && *end < command)
         }
     });
     assert!(
         synced,
-        "no fsync of {dir} after the journal was created:\n{trace}"
+        "no fsync of {dir} after the journal was created and before the command ran:\n{trace}"
     );
 }
 
