@@ -9,7 +9,7 @@
 //! success.
 //!
 //! This module is pure: providers (provider.rs) produce [`Observed`] values, the primitive
-//! (primitives/analyze.rs) runs the clock, the gate and the screen. judge.rs is the second judge,
+//! (primitives/analyze/) runs the clock, the gate and the screen. judge.rs is the second judge,
 //! canary against baseline.
 
 pub mod judge;

@@ -278,7 +278,7 @@ fn the_configuration_table_matches_the_config_keys_types_and_defaults_both_ways(
     }
     assert!(
         problems.is_empty(),
-        "docs/configuration.md vs src/config.rs:\n{}",
+        "docs/configuration.md vs src/config/:\n{}",
         problems.join("\n")
     );
 }
