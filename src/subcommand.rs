@@ -143,8 +143,9 @@ fn list(common: &Common, ui: &Ui) -> Result<i32, Error> {
 }
 
 fn check(common: &Common, ui: &Ui, runbook: &str, answers: Option<&Path>) -> Result<i32, Error> {
+    let loaded = crate::config::load(common.config_file.as_deref(), &common.sets)?;
     let p = crate::runner::prepare(
-        common,
+        loaded,
         ui,
         runbook,
         answers,

@@ -46,15 +46,15 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         .map_err(|e| Error::io("start the async runtime", PathBuf::from("-"), e))
 }
 
+/// Compile and check `runbook` against the command's config (loaded once, by the command).
 pub fn prepare(
-    common: &Common,
+    loaded: Loaded,
     ui: &Ui,
     runbook: &str,
     answers: Option<&Path>,
     mode: crate::options::Mode,
 ) -> Result<Prepared, Error> {
     let (yes, approve, dry_run) = (mode.yes, mode.approve, mode.plans_only());
-    let loaded: Loaded = config::load(common.config_file.as_deref(), &common.sets)?;
     let team_dirs: Vec<PathBuf> = loaded
         .config
         .runbook_dirs
@@ -305,17 +305,21 @@ fn input_hashes(p: &Prepared, answers: Option<&Path>) -> serde_json::Value {
 }
 
 pub fn run(common: &Common, opts: &RunOptions, ui: &Ui) -> Result<i32, Error> {
-    run_with(common, opts, ui, None)
+    let loaded = config::load(common.config_file.as_deref(), &common.sets)?;
+    run_with(common, loaded, opts, ui, None)
 }
 
+/// A run (or a resumed one) with the config its command loaded; `common` is what the run
+/// records of how it was asked (its `--set`s).
 pub fn run_with(
     common: &Common,
+    loaded: Loaded,
     opts: &RunOptions,
     ui: &Ui,
     resume: Option<Resume>,
 ) -> Result<i32, Error> {
     let p = prepare(
-        common,
+        loaded,
         ui,
         &opts.runbook,
         opts.answers.as_deref(),
