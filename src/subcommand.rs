@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::Error;
+use crate::error::{Error, NotIntact};
 use crate::ui::Ui;
 
 use crate::options::{Common, RunOptions};
@@ -97,7 +97,7 @@ pub fn dispatch(common: &Common, command: &Command) -> Result<i32, Error> {
         }
     };
     result.or_else(|e| {
-        ui.error_text(&e.render(&ui));
+        e.print(&ui, str::to_string);
         Ok(e.exit_code())
     })
 }
@@ -240,22 +240,19 @@ fn verify(ui: &Ui, dir: &Path) -> Result<i32, Error> {
         )));
     }
     let v = crate::journal::verify(&path)?;
-    if let Some((line, why)) = &v.problem {
-        ui.error_text(&format!(
-            "{}: journal `{}` is not intact at line {line}: {why}\n  ({} records before it check out)\n",
-            ui.red_bold("error"),
-            path.display(),
-            v.records
-        ));
-        return Ok(crate::error::exit::FAILED);
+    let not_intact = |found| Error::NotIntact {
+        file: path.display().to_string(),
+        found,
+    };
+    if let Some((line, why)) = v.problem {
+        return Err(not_intact(NotIntact::Broken {
+            line,
+            why,
+            intact: v.records,
+        }));
     }
     if v.records == 0 {
-        ui.error_text(&format!(
-            "{}: journal `{}` is empty: it holds no record to check\n",
-            ui.red_bold("error"),
-            path.display()
-        ));
-        return Ok(crate::error::exit::FAILED);
+        return Err(not_intact(NotIntact::Empty));
     }
     // A repair keeps the chain whole; still, a record was lost there, and that is said.
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io("read journal", &path, e))?;
@@ -289,13 +286,10 @@ fn verify(ui: &Ui, dir: &Path) -> Result<i32, Error> {
                 hashes.len() - i - 1
             ),
             None => {
-                ui.error_text(&format!(
-                    "{}: journal `{}` does not contain the record {} pins (hash {pin}): its end was altered or removed after the artifacts were written\n",
-                    ui.red_bold("error"),
-                    path.display(),
-                    crate::artifacts::PLAN
-                ));
-                return Ok(crate::error::exit::FAILED);
+                return Err(not_intact(NotIntact::Unpinned {
+                    artifact: crate::artifacts::PLAN.to_string(),
+                    hash: pin,
+                }))
             }
         }
     }

@@ -605,7 +605,7 @@ pub fn run_with(
                 files.join(", ")
             ));
         }
-        Err(e) => ui.error_text(&redactor.redact(&e.render(ui))),
+        Err(e) => e.print(ui, |t| redactor.redact(t)),
     }
     Ok(code)
 }
