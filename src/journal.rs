@@ -358,34 +358,67 @@ pub fn verify(path: &Path) -> Result<Verification, Error> {
     })
 }
 
-/// A run directory and its journal's text.
+/// A run directory and its journal, read as typed records when asked about.
 pub struct RunDir {
     pub path: PathBuf,
+    /// The journal's text. (The REPL still asks it for `rollback.target` by string:
+    /// `rolls_back_another` is the typed question.)
     pub journal: String,
+    entries: std::cell::OnceCell<Vec<Entry>>,
+}
+
+/// One journal line as a record (None: not JSON, such as a torn last line).
+fn entry(line: &str) -> Option<Entry> {
+    serde_json::from_str::<Value>(line)
+        .ok()
+        .map(|v| Entry::from_value(&v))
 }
 
 impl RunDir {
+    /// Every record of the journal, read once.
+    fn entries(&self) -> &[Entry] {
+        self.entries
+            .get_or_init(|| self.journal.lines().filter_map(entry).collect())
+    }
+
+    /// The journal's first record, when it starts a run (or a REPL session): read alone, since
+    /// most questions need no more.
+    fn start(&self) -> Option<crate::record::RunStart> {
+        match self.journal.lines().next().and_then(entry)?.record {
+            Record::RunStart(s) => Some(s),
+            _ => None,
+        }
+    }
+
     /// Whether the journal recorded the end of its run.
     pub fn ended(&self) -> bool {
-        self.journal.contains("\"type\":\"run.end\"")
+        self.entries()
+            .iter()
+            .any(|e| matches!(e.record, Record::RunEnd { .. }))
+    }
+
+    /// Whether this run rolled another back (it names its target: `runbook rollback`, the
+    /// incident runbook, even one killed before it finished).
+    pub fn rolls_back_another(&self) -> bool {
+        self.entries()
+            .iter()
+            .any(|e| matches!(e.record, Record::RollbackTarget { .. }))
     }
 
     /// Whether this is a run of the rollback or incident runbook (shipped, or a team's copy named
     /// the same): a tool that rolls deployments back, not a deployment.
     pub fn is_rollback_tool(&self) -> bool {
-        let first = self.journal.lines().next().unwrap_or("");
-        let script = serde_json::from_str::<Value>(first)
-            .ok()
-            .and_then(|v| v["script"].as_str().map(str::to_string))
-            .unwrap_or_default();
-        let name = script.rsplit('/').next().unwrap_or("");
-        matches!(name, "rollback.rhai" | "incident.rhai")
+        self.start().is_some_and(|s| {
+            matches!(
+                s.script.rsplit('/').next(),
+                Some("rollback.rhai" | "incident.rhai")
+            )
+        })
     }
 
     /// Whether this is a deployment (a runbook run), not a REPL session.
     pub fn is_deployment(&self) -> bool {
-        let first = self.journal.lines().next().unwrap_or("");
-        first.contains("\"type\":\"run.start\"") && !first.contains("\"script\":\"<repl>\"")
+        self.start().is_some_and(|s| s.script != "<repl>")
     }
 }
 
@@ -403,7 +436,14 @@ pub fn run_dirs(root: &Path) -> Vec<RunDir> {
             let t = std::fs::metadata(&j)
                 .and_then(|m| m.created().or_else(|_| m.modified()))
                 .unwrap_or(std::time::UNIX_EPOCH);
-            Some((t, RunDir { path, journal }))
+            Some((
+                t,
+                RunDir {
+                    path,
+                    journal,
+                    entries: Default::default(),
+                },
+            ))
         })
         .collect();
     dirs.sort_by_key(|d| d.0);

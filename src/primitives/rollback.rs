@@ -231,7 +231,7 @@ pub fn deployments(session: &Session) -> Vec<std::path::PathBuf> {
     // rollback, the next one finds the deployment.
     crate::journal::run_dirs(&root)
         .into_iter()
-        .filter(|d| d.is_deployment() && !d.journal.contains("\"type\":\"rollback.target\""))
+        .filter(|d| d.is_deployment() && !d.rolls_back_another())
         .filter(|d| !d.is_rollback_tool())
         .filter(|d| Some(&d.path) != mine.as_ref())
         .map(|d| d.path)
