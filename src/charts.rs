@@ -286,3 +286,63 @@ pub fn file_name(metric: &str) -> String {
         .collect();
     format!("chart-{safe}.svg")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn at(second: u32, record: Value) -> Value {
+        let mut v = record;
+        v["ts"] = json!(format!("2026-11-28T10:00:{second:02}.000Z"));
+        v
+    }
+
+    #[test]
+    fn a_series_has_the_values_the_threshold_and_the_marks_in_time_from_the_first_change() {
+        let records = vec![
+            at(0, json!({ "type": "traffic", "weights": { "v2": 10 } })),
+            at(
+                5,
+                json!({ "type": "measurement", "measurement": { "metrics": {
+                    "errors": { "value": 0.02, "class": "fail", "format": "percent" },
+                    "latency": { "outcome": "no data" },
+                } } }),
+            ),
+            at(
+                6,
+                json!({ "type": "verdict", "verdict": { "window": "1/3", "verdict": "failure",
+                    "metrics": { "errors": { "threshold": 0.01, "condition": "< 1%", "label": "Error rate" } } } }),
+            ),
+            at(7, json!({ "type": "rollback.start", "reason": "verdict" })),
+            at(
+                8,
+                json!({ "type": "run.end", "outcome": "completed", "exit_code": 0 }),
+            ),
+            at(9, json!({ "type": "future.kind", "weights": { "v3": 1 } })),
+        ];
+        let all = series(&records);
+        assert_eq!(all.len(), 2);
+        let errors = &all[0];
+        assert_eq!(errors.label, "Error rate");
+        assert_eq!(errors.points, vec![(5.0, 2.0, "fail".to_string())]);
+        assert_eq!(errors.threshold, Some(1.0));
+        assert_eq!(errors.condition.as_deref(), Some("< 1%"));
+        let marks: Vec<(f64, &str, Mark)> = errors
+            .marks
+            .iter()
+            .map(|(t, s, m)| (*t, s.as_str(), *m))
+            .collect();
+        assert_eq!(
+            marks,
+            vec![
+                (0.0, "v2 10%", Mark::Traffic),
+                (6.0, "1/3: failure", Mark::Verdict),
+                (7.0, "rollback", Mark::Rollback),
+                (8.0, "promoted", Mark::Promoted),
+            ]
+        );
+        assert_eq!(all[1].gaps, vec![(5.0, "no data".to_string())]);
+        assert!(series(&records[..1]).is_empty(), "no measurement, no chart");
+    }
+}

@@ -451,6 +451,50 @@ pub fn run_dirs(root: &Path) -> Vec<RunDir> {
 }
 
 #[cfg(test)]
+mod run_dir_tests {
+    use super::*;
+
+    fn run_dir(lines: &[Value]) -> RunDir {
+        let mut journal: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        journal.push_str("{\"seq\":9,\"type\":\"lo"); // a torn last line
+        RunDir {
+            path: PathBuf::from("d"),
+            journal,
+            entries: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_run_dir_is_read_as_typed_records() {
+        let start = |script: &str| json!({ "seq": 1, "type": "run.start", "script": script });
+        let deploy = run_dir(&[start("runbooks/deploy.rhai")]);
+        assert!(deploy.is_deployment() && !deploy.ended());
+        assert!(!deploy.is_rollback_tool() && !deploy.rolls_back_another());
+
+        let ended = run_dir(&[
+            start("deploy.rhai"),
+            json!({ "seq": 2, "type": "run.end", "outcome": "completed", "exit_code": 0 }),
+        ]);
+        assert!(ended.ended());
+
+        let repl = run_dir(&[start("<repl>")]);
+        assert!(!repl.is_deployment());
+
+        let rollback = run_dir(&[
+            start("<shipped>/runbooks/rollback.rhai"),
+            json!({ "seq": 2, "type": "rollback.target", "deployment": "deployments/x" }),
+        ]);
+        assert!(rollback.is_deployment() && rollback.is_rollback_tool());
+        assert!(rollback.rolls_back_another() && !rollback.ended());
+
+        // A journal that does not start with a run is no deployment; a record that only
+        // mentions a type in its text is not that record.
+        let odd = run_dir(&[json!({ "seq": 1, "type": "log", "message": "\"type\":\"run.end\"" })]);
+        assert!(!odd.is_deployment() && !odd.ended());
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
