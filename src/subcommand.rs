@@ -146,6 +146,7 @@ fn check(common: &Common, ui: &Ui, runbook: &str, answers: Option<&Path>) -> Res
     let loaded = crate::config::load(common.config_file.as_deref(), &common.sets)?;
     let p = crate::runner::prepare(
         loaded,
+        None,
         ui,
         runbook,
         answers,

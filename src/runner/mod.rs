@@ -36,6 +36,8 @@ pub struct Prepared {
     pub sources: Sources,
     pub found: Found,
     pub runtime: tokio::runtime::Runtime,
+    /// The deployments directory (the session has it too, for `rollback_deployment`).
+    pub deployments: PathBuf,
 }
 
 pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
@@ -46,15 +48,18 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         .map_err(|e| Error::io("start the async runtime", PathBuf::from("-"), e))
 }
 
-/// Compile and check `runbook` against the command's config (loaded once, by the command).
+/// Compile and check `runbook` against the command's config (loaded once, by the command), with
+/// the deployments under `deployments_dir` (`--deployments-dir`), else where the config says.
 pub fn prepare(
     loaded: Loaded,
+    deployments_dir: Option<&Path>,
     ui: &Ui,
     runbook: &str,
     answers: Option<&Path>,
     mode: crate::options::Mode,
 ) -> Result<Prepared, Error> {
     let (yes, approve, dry_run) = (mode.yes, mode.approve, mode.plans_only());
+    let root = deployments_root(deployments_dir, &loaded);
     let team_dirs: Vec<PathBuf> = loaded
         .config
         .runbook_dirs
@@ -118,8 +123,10 @@ pub fn prepare(
         mode.run != crate::options::RunMode::Check,
     )?;
     // And a live colour that is not the one the last recorded switch made live.
-    crate::live::check(&session.config, &sources.names())?;
+    crate::live::check(&session.config, &sources.names(), &root)?;
+    *session.deployments_root.borrow_mut() = Some(root.clone());
     Ok(Prepared {
+        deployments: root,
         session,
         engine,
         ast,
@@ -320,6 +327,7 @@ pub fn run_with(
 ) -> Result<i32, Error> {
     let p = prepare(
         loaded,
+        opts.deployments_dir.as_deref(),
         ui,
         &opts.runbook,
         opts.answers.as_deref(),
@@ -369,8 +377,7 @@ pub fn run_with(
         (Some(r), None) => Some(format!("resume of {}", r.dir.display())),
         (None, None) => None,
     };
-    let root = deployments_root(opts.deployments_dir.as_deref(), &p.session.config);
-    *p.session.deployments_root.borrow_mut() = Some(root.clone());
+    let root = p.deployments.clone();
     // One run at a time per environment (a dry-run changes nothing and takes no lock).
     let mut lock = if opts.dry_run {
         None
