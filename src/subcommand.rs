@@ -47,7 +47,8 @@ pub enum Command {
     },
 }
 
-pub fn dispatch(common: &Common, command: &Command) -> Result<i32, Error> {
+/// Run the command and return its exit code; its error, if it ends in one, is printed here.
+pub fn dispatch(common: &Common, command: &Command) -> i32 {
     let ui = Ui::new(common.color, common.log_format, common.verbosity);
     let result = match command {
         Command::Run(opts) => crate::runner::run(common, opts, &ui),
@@ -96,9 +97,9 @@ pub fn dispatch(common: &Common, command: &Command) -> Result<i32, Error> {
             Ok(0)
         }
     };
-    result.or_else(|e| {
+    result.unwrap_or_else(|e| {
         e.print(&ui, str::to_string);
-        Ok(e.exit_code())
+        e.exit_code()
     })
 }
 
@@ -258,7 +259,8 @@ fn verify(ui: &Ui, dir: &Path) -> Result<i32, Error> {
     // A repair keeps the chain whole; still, a record was lost there, and that is said.
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io("read journal", &path, e))?;
     for (i, line) in text.lines().enumerate() {
-        if line.contains("\"type\":\"journal.repaired\"") {
+        let record = serde_json::from_str(line).map(|v| crate::record::Record::from_value(&v));
+        if matches!(record, Ok(crate::record::Record::JournalRepaired { .. })) {
             crate::outln!(
                 "{} record {} is a `journal.repaired` record: the record after record {i} was cut off mid-write (its fragment is kept in it)",
                 ui.yellow("note:"),
@@ -273,8 +275,6 @@ fn verify(ui: &Ui, dir: &Path) -> Result<i32, Error> {
             .and_then(|l| l.split('`').nth(1).map(str::to_string))
     });
     if let Some(pin) = pinned {
-        let text =
-            std::fs::read_to_string(&path).map_err(|e| Error::io("read journal", &path, e))?;
         let hashes: Vec<String> = text.lines().map(crate::journal::line_hash).collect();
         match hashes.iter().position(|h| *h == pin) {
             Some(i) if i + 1 == hashes.len() => crate::outln!("{} {} pins the last record", ui.green("ok:"), crate::artifacts::PLAN),
