@@ -5,11 +5,16 @@
 use plotters::prelude::*;
 use serde_json::Value;
 
-use crate::artifacts::s;
+use crate::record::{Entry, Record};
+
+/// A string field of a JSON value ("" when absent).
+fn s<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or("")
+}
 
 /// Seconds since midnight of a journal timestamp ("2026-11-28T10:00:00.123Z").
-fn secs(r: &Value) -> Option<f64> {
-    let t = s(r, "ts");
+fn secs(e: &Entry) -> Option<f64> {
+    let t = &e.ts;
     let h: f64 = t.get(11..13)?.parse().ok()?;
     let m: f64 = t.get(14..16)?.parse().ok()?;
     let sec: f64 = t.get(17..t.len().checked_sub(1)?)?.parse().ok()?;
@@ -41,20 +46,30 @@ pub enum Mark {
     Promoted,
 }
 
+/// `series_of` the journal's records as read (JSON values).
+pub fn series(records: &[Value]) -> Vec<Series> {
+    let entries: Vec<Entry> = records.iter().map(Entry::from_value).collect();
+    series_of(&entries)
+}
+
 /// The series of every judged metric that has at least one measured value, in the order first
 /// measured.
-pub fn series(records: &[Value]) -> Vec<Series> {
+pub fn series_of(entries: &[Entry]) -> Vec<Series> {
     // Time 0 is the first traffic change or the first measurement, whichever came first.
-    let first = |kind: &str| records.iter().find(|r| s(r, "type") == kind).and_then(secs);
-    let Some(measured) = first("measurement") else {
+    let first = |is: fn(&Record) -> bool| entries.iter().find(|e| is(&e.record)).and_then(secs);
+    let Some(measured) = first(|r| matches!(r, Record::Measurement { .. })) else {
         return vec![];
     };
-    let start = first("traffic").map_or(measured, |t| t.min(measured));
-    let at = |r: &Value| secs(r).map(|t| t - start);
+    let start =
+        first(|r| matches!(r, Record::Traffic { .. })).map_or(measured, |t| t.min(measured));
+    let at = |e: &Entry| secs(e).map(|t| t - start);
     let mut out: Vec<Series> = Vec::new();
-    for r in records.iter().filter(|r| s(r, "type") == "measurement") {
-        let Some(t) = at(r) else { continue };
-        let Some(metrics) = r["measurement"]["metrics"].as_object() else {
+    for e in entries {
+        let Record::Measurement { measurement, .. } = &e.record else {
+            continue;
+        };
+        let Some(t) = at(e) else { continue };
+        let Some(metrics) = measurement["metrics"].as_object() else {
             continue;
         };
         for (name, m) in metrics {
@@ -80,23 +95,18 @@ pub fn series(records: &[Value]) -> Vec<Series> {
     }
     out.retain(|x| !x.points.is_empty() || !x.gaps.is_empty());
     let mut marks = Vec::new();
-    for r in records {
-        let Some(t) = at(r) else { continue };
-        match s(r, "type") {
-            "traffic" => {
-                let w = r["weights"]
-                    .as_object()
-                    .map(|w| {
-                        w.iter()
-                            .map(|(v, p)| format!("{v} {p}%"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    })
-                    .unwrap_or_default();
+    for e in entries {
+        let Some(t) = at(e) else { continue };
+        match &e.record {
+            Record::Traffic { weights, .. } => {
+                let w = weights
+                    .iter()
+                    .map(|(v, p)| format!("{v} {p}%"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 marks.push((t, w, Mark::Traffic));
             }
-            "verdict" => {
-                let v = &r["verdict"];
+            Record::Verdict { verdict: v, .. } => {
                 marks.push((
                     t,
                     format!("{}: {}", s(v, "window"), s(v, "verdict")),
@@ -115,8 +125,8 @@ pub fn series(records: &[Value]) -> Vec<Series> {
                     }
                 }
             }
-            "rollback.start" => marks.push((t, "rollback".into(), Mark::Rollback)),
-            "run.end" if s(r, "outcome") == "completed" => {
+            Record::RollbackStart { .. } => marks.push((t, "rollback".into(), Mark::Rollback)),
+            Record::RunEnd { outcome, .. } if outcome == "completed" => {
                 marks.push((t, "promoted".into(), Mark::Promoted))
             }
             _ => {}
@@ -275,4 +285,64 @@ pub fn file_name(metric: &str) -> String {
         })
         .collect();
     format!("chart-{safe}.svg")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn at(second: u32, record: Value) -> Value {
+        let mut v = record;
+        v["ts"] = json!(format!("2026-11-28T10:00:{second:02}.000Z"));
+        v
+    }
+
+    #[test]
+    fn a_series_has_the_values_the_threshold_and_the_marks_in_time_from_the_first_change() {
+        let records = vec![
+            at(0, json!({ "type": "traffic", "weights": { "v2": 10 } })),
+            at(
+                5,
+                json!({ "type": "measurement", "measurement": { "metrics": {
+                    "errors": { "value": 0.02, "class": "fail", "format": "percent" },
+                    "latency": { "outcome": "no data" },
+                } } }),
+            ),
+            at(
+                6,
+                json!({ "type": "verdict", "verdict": { "window": "1/3", "verdict": "failure",
+                    "metrics": { "errors": { "threshold": 0.01, "condition": "< 1%", "label": "Error rate" } } } }),
+            ),
+            at(7, json!({ "type": "rollback.start", "reason": "verdict" })),
+            at(
+                8,
+                json!({ "type": "run.end", "outcome": "completed", "exit_code": 0 }),
+            ),
+            at(9, json!({ "type": "future.kind", "weights": { "v3": 1 } })),
+        ];
+        let all = series(&records);
+        assert_eq!(all.len(), 2);
+        let errors = &all[0];
+        assert_eq!(errors.label, "Error rate");
+        assert_eq!(errors.points, vec![(5.0, 2.0, "fail".to_string())]);
+        assert_eq!(errors.threshold, Some(1.0));
+        assert_eq!(errors.condition.as_deref(), Some("< 1%"));
+        let marks: Vec<(f64, &str, Mark)> = errors
+            .marks
+            .iter()
+            .map(|(t, s, m)| (*t, s.as_str(), *m))
+            .collect();
+        assert_eq!(
+            marks,
+            vec![
+                (0.0, "v2 10%", Mark::Traffic),
+                (6.0, "1/3: failure", Mark::Verdict),
+                (7.0, "rollback", Mark::Rollback),
+                (8.0, "promoted", Mark::Promoted),
+            ]
+        );
+        assert_eq!(all[1].gaps, vec![(5.0, "no data".to_string())]);
+        assert!(series(&records[..1]).is_empty(), "no measurement, no chart");
+    }
 }

@@ -102,6 +102,28 @@ pub enum Error {
         message: String,
         help: String,
     },
+    /// `runbook verify`: the journal is not as it was written.
+    NotIntact {
+        file: String,
+        found: NotIntact,
+    },
+}
+
+/// What `runbook verify` found wrong with a journal.
+#[derive(Debug)]
+pub enum NotIntact {
+    /// The hash chain breaks at `line`; the `intact` records before it check out.
+    Broken {
+        line: usize,
+        why: String,
+        intact: usize,
+    },
+    Empty,
+    /// The record `artifact` pins (by its hash) is not in the journal.
+    Unpinned {
+        artifact: String,
+        hash: String,
+    },
 }
 
 impl Error {
@@ -117,7 +139,10 @@ impl Error {
         match self {
             Error::Declined { .. } => exit::DECLINED,
             Error::Interrupted => exit::INTERRUPTED,
-            Error::Io { .. } | Error::Journal { .. } | Error::LockLost { .. } => exit::FAILED,
+            Error::Io { .. }
+            | Error::Journal { .. }
+            | Error::LockLost { .. }
+            | Error::NotIntact { .. } => exit::FAILED,
             Error::Script(e) => {
                 if e.is_compile {
                     exit::USAGE
@@ -151,6 +176,12 @@ impl Error {
                     .to_string()
             }
         }
+    }
+
+    /// Show it to the person at the terminal, `redact`ed (a run's secrets): the one place an
+    /// error is printed.
+    pub fn print(&self, ui: &Ui, redact: impl Fn(&str) -> String) {
+        ui.error_text(&redact(&self.render(ui)));
     }
 
     /// The text shown to a person: `error: ...` and what follows.
@@ -317,6 +348,23 @@ impl Error {
                 head(&mut out, &format!("journal `{file}`: {message}"));
             }
             Error::Usage(msg) => head(&mut out, msg),
+            Error::NotIntact { file, found } => match found {
+                NotIntact::Broken { line, why, intact } => {
+                    head(
+                        &mut out,
+                        &format!("journal `{file}` is not intact at line {line}: {why}"),
+                    );
+                    let _ = writeln!(out, "  ({intact} records before it check out)");
+                }
+                NotIntact::Empty => head(
+                    &mut out,
+                    &format!("journal `{file}` is empty: it holds no record to check"),
+                ),
+                NotIntact::Unpinned { artifact, hash } => head(
+                    &mut out,
+                    &format!("journal `{file}` does not contain the record {artifact} pins (hash {hash}): its end was altered or removed after the artifacts were written"),
+                ),
+            },
             Error::LockLost { environment, how } => {
                 head(
                     &mut out,

@@ -414,34 +414,67 @@ pub fn verify(path: &Path) -> Result<Verification, Error> {
     })
 }
 
-/// A run directory and its journal's text.
+/// A run directory and its journal, read as typed records when asked about.
 pub struct RunDir {
     pub path: PathBuf,
+    /// The journal's text. (The REPL still asks it for `rollback.target` by string:
+    /// `rolls_back_another` is the typed question.)
     pub journal: String,
+    entries: std::cell::OnceCell<Vec<Entry>>,
+}
+
+/// One journal line as a record (None: not JSON, such as a torn last line).
+fn entry(line: &str) -> Option<Entry> {
+    serde_json::from_str::<Value>(line)
+        .ok()
+        .map(|v| Entry::from_value(&v))
 }
 
 impl RunDir {
+    /// Every record of the journal, read once.
+    fn entries(&self) -> &[Entry] {
+        self.entries
+            .get_or_init(|| self.journal.lines().filter_map(entry).collect())
+    }
+
+    /// The journal's first record, when it starts a run (or a REPL session): read alone, since
+    /// most questions need no more.
+    fn start(&self) -> Option<crate::record::RunStart> {
+        match self.journal.lines().next().and_then(entry)?.record {
+            Record::RunStart(s) => Some(s),
+            _ => None,
+        }
+    }
+
     /// Whether the journal recorded the end of its run.
     pub fn ended(&self) -> bool {
-        self.journal.contains("\"type\":\"run.end\"")
+        self.entries()
+            .iter()
+            .any(|e| matches!(e.record, Record::RunEnd { .. }))
+    }
+
+    /// Whether this run rolled another back (it names its target: `runbook rollback`, the
+    /// incident runbook, even one killed before it finished).
+    pub fn rolls_back_another(&self) -> bool {
+        self.entries()
+            .iter()
+            .any(|e| matches!(e.record, Record::RollbackTarget { .. }))
     }
 
     /// Whether this is a run of the rollback or incident runbook (shipped, or a team's copy named
     /// the same): a tool that rolls deployments back, not a deployment.
     pub fn is_rollback_tool(&self) -> bool {
-        let first = self.journal.lines().next().unwrap_or("");
-        let script = serde_json::from_str::<Value>(first)
-            .ok()
-            .and_then(|v| v["script"].as_str().map(str::to_string))
-            .unwrap_or_default();
-        let name = script.rsplit('/').next().unwrap_or("");
-        matches!(name, "rollback.rhai" | "incident.rhai")
+        self.start().is_some_and(|s| {
+            matches!(
+                s.script.rsplit('/').next(),
+                Some("rollback.rhai" | "incident.rhai")
+            )
+        })
     }
 
     /// Whether this is a deployment (a runbook run), not a REPL session.
     pub fn is_deployment(&self) -> bool {
-        let first = self.journal.lines().next().unwrap_or("");
-        first.contains("\"type\":\"run.start\"") && !first.contains("\"script\":\"<repl>\"")
+        self.start().is_some_and(|s| s.script != "<repl>")
     }
 }
 
@@ -459,11 +492,62 @@ pub fn run_dirs(root: &Path) -> Vec<RunDir> {
             let t = std::fs::metadata(&j)
                 .and_then(|m| m.created().or_else(|_| m.modified()))
                 .unwrap_or(std::time::UNIX_EPOCH);
-            Some((t, RunDir { path, journal }))
+            Some((
+                t,
+                RunDir {
+                    path,
+                    journal,
+                    entries: Default::default(),
+                },
+            ))
         })
         .collect();
     dirs.sort_by_key(|d| d.0);
     dirs.into_iter().map(|(_, d)| d).collect()
+}
+
+#[cfg(test)]
+mod run_dir_tests {
+    use super::*;
+
+    fn run_dir(lines: &[Value]) -> RunDir {
+        let mut journal: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        journal.push_str("{\"seq\":9,\"type\":\"lo"); // a torn last line
+        RunDir {
+            path: PathBuf::from("d"),
+            journal,
+            entries: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_run_dir_is_read_as_typed_records() {
+        let start = |script: &str| json!({ "seq": 1, "type": "run.start", "script": script });
+        let deploy = run_dir(&[start("runbooks/deploy.rhai")]);
+        assert!(deploy.is_deployment() && !deploy.ended());
+        assert!(!deploy.is_rollback_tool() && !deploy.rolls_back_another());
+
+        let ended = run_dir(&[
+            start("deploy.rhai"),
+            json!({ "seq": 2, "type": "run.end", "outcome": "completed", "exit_code": 0 }),
+        ]);
+        assert!(ended.ended());
+
+        let repl = run_dir(&[start("<repl>")]);
+        assert!(!repl.is_deployment());
+
+        let rollback = run_dir(&[
+            start("<shipped>/runbooks/rollback.rhai"),
+            json!({ "seq": 2, "type": "rollback.target", "deployment": "deployments/x" }),
+        ]);
+        assert!(rollback.is_deployment() && rollback.is_rollback_tool());
+        assert!(rollback.rolls_back_another() && !rollback.ended());
+
+        // A journal that does not start with a run is no deployment; a record that only
+        // mentions a type in its text is not that record.
+        let odd = run_dir(&[json!({ "seq": 1, "type": "log", "message": "\"type\":\"run.end\"" })]);
+        assert!(!odd.is_deployment() && !odd.ended());
+    }
 }
 
 #[cfg(test)]

@@ -69,13 +69,14 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<(), i32> {
             } else {
                 error::exit::OK
             };
+            // clap renders its own usage errors, coloured as it decides (and help and version,
+            // on stdout); every other error is printed by `Error::print`.
             let _ = e.print();
             return if code == 0 { Ok(()) } else { Err(code) };
         }
     };
     match subcommand::dispatch(&common, &command) {
-        Ok(0) => Ok(()),
-        Ok(code) => Err(code),
-        Err(e) => Err(e.exit_code()),
+        0 => Ok(()),
+        code => Err(code),
     }
 }

@@ -56,10 +56,12 @@ pub fn last_switch(root: &Path) -> Option<Switch> {
 }
 
 /// Before a run of a runbook that deploys through the shipped workflow: the blue-green adapters'
-/// `live_colour` (set, or its default) must be the colour the last recorded switch made live.
+/// `live_colour` (set, or its default) must be the colour the last recorded switch made live, as
+/// the runs under `root` (the deployments directory) recorded it.
 pub fn check(
     loaded: &crate::config::Loaded,
     modules: &[String],
+    root: &std::path::Path,
 ) -> Result<(), crate::error::Error> {
     let workflow = crate::modules::shipped_name("stdlib", "workflow.rhai");
     if !modules.contains(&workflow) {
@@ -73,8 +75,7 @@ pub fn check(
         ),
         _ => return Ok(()),
     };
-    let root = crate::options::deployments_root(None, loaded);
-    let Some(switch) = last_switch(&root) else {
+    let Some(switch) = last_switch(root) else {
         return Ok(());
     };
     if switch.colour == colour {

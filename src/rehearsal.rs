@@ -192,7 +192,8 @@ pub fn rehearse(
     crate::clock::start_virtual();
     crate::ui::mute(true);
     crate::process::refuse_spawning(true);
-    let result = crate::runner::run_with(&run_common, &run, ui, None);
+    let result = crate::config::load(run_common.config_file.as_deref(), &run_common.sets)
+        .and_then(|loaded| crate::runner::run_with(&run_common, loaded, &run, ui, None));
     crate::process::refuse_spawning(false);
     crate::ui::mute(false);
     let virtual_time = crate::clock::virtual_elapsed();

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::Error;
+use crate::error::{Error, NotIntact};
 use crate::ui::Ui;
 
 use crate::options::{Common, RunOptions};
@@ -48,7 +48,8 @@ pub enum Command {
     },
 }
 
-pub fn dispatch(common: &Common, command: &Command) -> Result<i32, Error> {
+/// Run the command and return its exit code; its error, if it ends in one, is printed here.
+pub fn dispatch(common: &Common, command: &Command) -> i32 {
     let ui = Ui::new(common.color, common.log_format, common.verbosity);
     let result = match command {
         Command::Run(opts) => crate::runner::run(common, opts, &ui),
@@ -98,9 +99,9 @@ pub fn dispatch(common: &Common, command: &Command) -> Result<i32, Error> {
             Ok(0)
         }
     };
-    result.or_else(|e| {
-        ui.error_text(&e.render(&ui));
-        Ok(e.exit_code())
+    result.unwrap_or_else(|e| {
+        e.print(&ui, str::to_string);
+        e.exit_code()
     })
 }
 
@@ -145,8 +146,10 @@ fn list(common: &Common, ui: &Ui) -> Result<i32, Error> {
 }
 
 fn check(common: &Common, ui: &Ui, runbook: &str, answers: Option<&Path>) -> Result<i32, Error> {
+    let loaded = crate::config::load(common.config_file.as_deref(), &common.sets)?;
     let p = crate::runner::prepare(
-        common,
+        loaded,
+        None,
         ui,
         runbook,
         answers,
@@ -258,27 +261,25 @@ fn verify(ui: &Ui, dir: &Path) -> Result<i32, Error> {
         )));
     }
     let v = crate::journal::verify(&path)?;
-    if let Some((line, why)) = &v.problem {
-        ui.error_text(&format!(
-            "{}: journal `{}` is not intact at line {line}: {why}\n  ({} records before it check out)\n",
-            ui.red_bold("error"),
-            path.display(),
-            v.records
-        ));
-        return Ok(crate::error::exit::FAILED);
+    let not_intact = |found| Error::NotIntact {
+        file: path.display().to_string(),
+        found,
+    };
+    if let Some((line, why)) = v.problem {
+        return Err(not_intact(NotIntact::Broken {
+            line,
+            why,
+            intact: v.records,
+        }));
     }
     if v.records == 0 {
-        ui.error_text(&format!(
-            "{}: journal `{}` is empty: it holds no record to check\n",
-            ui.red_bold("error"),
-            path.display()
-        ));
-        return Ok(crate::error::exit::FAILED);
+        return Err(not_intact(NotIntact::Empty));
     }
     // A repair keeps the chain whole; still, a record was lost there, and that is said.
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io("read journal", &path, e))?;
     for (i, line) in text.lines().enumerate() {
-        if line.contains("\"type\":\"journal.repaired\"") {
+        let record = serde_json::from_str(line).map(|v| crate::record::Record::from_value(&v));
+        if matches!(record, Ok(crate::record::Record::JournalRepaired { .. })) {
             crate::outln!(
                 "{} record {} is a `journal.repaired` record: the record after record {i} was cut off mid-write (its fragment is kept in it)",
                 ui.yellow("note:"),
@@ -293,8 +294,6 @@ fn verify(ui: &Ui, dir: &Path) -> Result<i32, Error> {
             .and_then(|l| l.split('`').nth(1).map(str::to_string))
     });
     if let Some(pin) = pinned {
-        let text =
-            std::fs::read_to_string(&path).map_err(|e| Error::io("read journal", &path, e))?;
         let hashes: Vec<String> = text.lines().map(crate::journal::line_hash).collect();
         match hashes.iter().position(|h| *h == pin) {
             Some(i) if i + 1 == hashes.len() => crate::outln!("{} {} pins the last record", ui.green("ok:"), crate::artifacts::PLAN),
@@ -307,13 +306,10 @@ fn verify(ui: &Ui, dir: &Path) -> Result<i32, Error> {
                 hashes.len() - i - 1
             ),
             None => {
-                ui.error_text(&format!(
-                    "{}: journal `{}` does not contain the record {} pins (hash {pin}): its end was altered or removed after the artifacts were written\n",
-                    ui.red_bold("error"),
-                    path.display(),
-                    crate::artifacts::PLAN
-                ));
-                return Ok(crate::error::exit::FAILED);
+                return Err(not_intact(NotIntact::Unpinned {
+                    artifact: crate::artifacts::PLAN.to_string(),
+                    hash: pin,
+                }))
             }
         }
     }

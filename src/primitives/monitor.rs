@@ -50,7 +50,8 @@ pub fn register(engine: &mut rhai::Engine, session: &Shared) {
             live,
             colour: v.get("colour").cloned(),
             weights: weights.clone(),
-            dry_run: s.dry_run(),
+            // Only planned when the run only plans: the session says so, not the primitive.
+            dry_run: s.plan_only(|| ()).is_some(),
             stage: s.current_stage(),
         });
         Ok(())

@@ -231,7 +231,7 @@ pub fn deployments(session: &Session) -> Vec<std::path::PathBuf> {
     // rollback, the next one finds the deployment.
     crate::journal::run_dirs(&root)
         .into_iter()
-        .filter(|d| d.is_deployment() && !d.journal.contains("\"type\":\"rollback.target\""))
+        .filter(|d| d.is_deployment() && !d.rolls_back_another())
         .filter(|d| !d.is_rollback_tool())
         .filter(|d| Some(&d.path) != mine.as_ref())
         .map(|d| d.path)
@@ -384,20 +384,18 @@ pub fn undo_deployment(
         .unwrap_or_default();
     // The deployment's own journal hears of each undo as it starts and as it ends, so a rollback
     // killed halfway is finished by the next one without redoing what it did. A dry-run changes
-    // nothing there. A journal that cannot be written stops the rollback before it acts.
-    let mut target = if session.dry_run() {
-        None
-    } else {
-        Some(
-            crate::journal::Journal::append_to(&path, redactor.clone()).map_err(|e| {
-                fail(format!(
-                    "cannot record the rollback in {}, so it was not started: {}",
-                    path.display(),
-                    e.summary()
-                ))
-            })?,
-        )
-    };
+    // nothing there: a run that only plans (the session decides) does not open that journal. A
+    // journal that cannot be written stops the rollback before it acts.
+    let mut target = session
+        .plan_only(|| Ok(None))
+        .unwrap_or_else(|| crate::journal::Journal::append_to(&path, redactor.clone()).map(Some))
+        .map_err(|e| {
+            fail(format!(
+                "cannot record the rollback in {}, so it was not started: {}",
+                path.display(),
+                e.summary()
+            ))
+        })?;
     let mut skipped = None;
     let in_flight = match in_flight {
         // The killed rollback's own journal has the undo's result: it happened.

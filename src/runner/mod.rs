@@ -36,6 +36,8 @@ pub struct Prepared {
     pub sources: Sources,
     pub found: Found,
     pub runtime: tokio::runtime::Runtime,
+    /// The deployments directory (the session has it too, for `rollback_deployment`).
+    pub deployments: PathBuf,
 }
 
 pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
@@ -46,26 +48,37 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         .map_err(|e| Error::io("start the async runtime", PathBuf::from("-"), e))
 }
 
+/// Compile and check `runbook` against the command's config (loaded once, by the command), with
+/// the deployments under `deployments_dir` (`--deployments-dir`), else where the config says.
 pub fn prepare(
-    common: &Common,
+    loaded: Loaded,
+    deployments_dir: Option<&Path>,
     ui: &Ui,
     runbook: &str,
     answers: Option<&Path>,
     mode: crate::options::Mode,
 ) -> Result<Prepared, Error> {
-    prepare_answers(common, ui, runbook, Answers::load(answers)?, mode)
+    prepare_answers(
+        loaded,
+        deployments_dir,
+        ui,
+        runbook,
+        Answers::load(answers)?,
+        mode,
+    )
 }
 
 /// `prepare`, with the answers already read (a scenario's are written in it).
 pub fn prepare_answers(
-    common: &Common,
+    loaded: Loaded,
+    deployments_dir: Option<&Path>,
     ui: &Ui,
     runbook: &str,
     mut answers: Answers,
     mode: crate::options::Mode,
 ) -> Result<Prepared, Error> {
     let (yes, approve, dry_run) = (mode.yes, mode.approve, mode.plans_only());
-    let loaded: Loaded = config::load(common.config_file.as_deref(), &common.sets)?;
+    let root = deployments_root(deployments_dir, &loaded);
     let team_dirs: Vec<PathBuf> = loaded
         .config
         .runbook_dirs
@@ -128,8 +141,10 @@ pub fn prepare_answers(
         mode.run != crate::options::RunMode::Check,
     )?;
     // And a live colour that is not the one the last recorded switch made live.
-    crate::live::check(&session.config, &sources.names())?;
+    crate::live::check(&session.config, &sources.names(), &root)?;
+    *session.deployments_root.borrow_mut() = Some(root.clone());
     Ok(Prepared {
+        deployments: root,
         session,
         engine,
         ast,
@@ -315,11 +330,15 @@ fn input_hashes(p: &Prepared, answers: Option<&Path>) -> serde_json::Value {
 }
 
 pub fn run(common: &Common, opts: &RunOptions, ui: &Ui) -> Result<i32, Error> {
-    run_with(common, opts, ui, None)
+    let loaded = config::load(common.config_file.as_deref(), &common.sets)?;
+    run_with(common, loaded, opts, ui, None)
 }
 
+/// A run (or a resumed one) with the config its command loaded; `common` is what the run
+/// records of how it was asked (its `--set`s).
 pub fn run_with(
     common: &Common,
+    loaded: Loaded,
     opts: &RunOptions,
     ui: &Ui,
     resume: Option<Resume>,
@@ -329,13 +348,21 @@ pub fn run_with(
             let mut answers = Answers::parse(&sim.answers.1, &sim.answers.0)?;
             // A rehearsal is the same on every machine: no answer from the environment.
             answers.ignore_env = true;
-            let p = prepare_answers(common, ui, &opts.runbook, answers, opts.mode())?;
+            let p = prepare_answers(
+                loaded,
+                Some(&sim.dir),
+                ui,
+                &opts.runbook,
+                answers,
+                opts.mode(),
+            )?;
             *p.session.world.borrow_mut() = Some(crate::scenario::World::new(sim.world.clone()));
             p.session.attended.set(sim.attended);
             p
         }
         None => prepare(
-            common,
+            loaded,
+            opts.deployments_dir.as_deref(),
             ui,
             &opts.runbook,
             opts.answers.as_deref(),
@@ -387,11 +414,7 @@ pub fn run_with(
         (Some(r), None) => Some(format!("resume of {}", r.dir.display())),
         (None, None) => None,
     };
-    let root = match &opts.simulation {
-        Some(sim) => sim.dir.clone(),
-        None => deployments_root(opts.deployments_dir.as_deref(), &p.session.config),
-    };
-    *p.session.deployments_root.borrow_mut() = Some(root.clone());
+    let root = p.deployments.clone();
     // One run at a time per environment (a dry-run or a rehearsal changes nothing and takes
     // no lock).
     let mut lock = if opts.dry_run || simulated {
@@ -630,7 +653,7 @@ pub fn run_with(
                 files.join(", ")
             ));
         }
-        Err(e) => ui.error_text(&redactor.redact(&e.render(ui))),
+        Err(e) => e.print(ui, |t| redactor.redact(t)),
     }
     Ok(code)
 }

@@ -170,8 +170,7 @@ pub(crate) fn conclude(
 }
 
 pub(crate) fn show_error(session: &Session, e: &Error) -> String {
-    let text = session.redact(&e.render(&session.ui));
-    session.ui.error_text(&text);
+    e.print(&session.ui, |t| session.redact(t));
     let plain = session.redact(&e.render(&Ui::plain()));
     session.effects.borrow_mut().log(&plain);
     session.redact(&e.summary())

@@ -11,17 +11,9 @@ pub fn resume(
     deployments_dir: Option<&Path>,
     ui: &Ui,
 ) -> Result<i32, Error> {
-    let loaded = config::load(common.config_file.as_deref(), &common.sets)?;
-    let root = deployments_root(deployments_dir, &loaded);
-    let dir = match target {
-        Some(d) => d,
-        None => unfinished_runs(&root).pop().ok_or_else(|| {
-            Error::Usage(format!(
-                "nothing to resume: no unfinished run under `{}`",
-                root.display()
-            ))
-        })?,
-    };
+    // Finding the run may need the config (where the deployments are); the run itself needs the
+    // config it was started with, which only its journal names.
+    let (dir, found_with) = locate(common, target, deployments_dir)?;
     let path = dir.join(crate::journal::FILE_NAME);
     let (records, warning) = crate::journal::read(&path)?;
     if let Some(w) = warning {
@@ -105,6 +97,12 @@ pub fn resume(
             .or_else(|| common.config_file.clone()),
         ..common.clone()
     };
+    // The config read to find the run serves the run too when it is the same file with the same
+    // `--set`s (the common case); otherwise the run's own is read, once.
+    let loaded = match found_with {
+        Some(l) if l.file == common.config_file && resume_sets == common.sets => l,
+        _ => config::load(common.config_file.as_deref(), &common.sets)?,
+    };
     let opts = RunOptions {
         runbook,
         answers: given.answers_file.clone().map(PathBuf::from),
@@ -119,6 +117,7 @@ pub fn resume(
     };
     run_with(
         &common,
+        loaded,
         &opts,
         ui,
         Some(Resume {
@@ -133,6 +132,28 @@ pub fn resume(
             sets: resume_sets,
         }),
     )
+}
+
+/// The run directory to resume: the one named, else the newest unfinished run under the
+/// deployments root (`--deployments-dir`, else the config's); and the resume's own config, when
+/// it was read to find the root.
+fn locate(
+    common: &Common,
+    target: Option<PathBuf>,
+    deployments_dir: Option<&Path>,
+) -> Result<(PathBuf, Option<Loaded>), Error> {
+    if let Some(dir) = target {
+        return Ok((dir, None));
+    }
+    let loaded = config::load(common.config_file.as_deref(), &common.sets)?;
+    let root = deployments_root(deployments_dir, &loaded);
+    let dir = unfinished_runs(&root).pop().ok_or_else(|| {
+        Error::Usage(format!(
+            "nothing to resume: no unfinished run under `{}`",
+            root.display()
+        ))
+    })?;
+    Ok((dir, Some(loaded)))
 }
 
 /// A rollback the run died in: the undos still standing (in the order they were registered)

@@ -994,6 +994,45 @@ fn a_deploy_onto_the_colour_the_last_switch_made_live_is_refused() {
     assert!(calls.contains("CALL [switch] [blue]"), "{calls}");
 }
 
+/// The live colour is checked against the runs where this run's deployments are: under
+/// `--deployments-dir` when it is given, not under ./deployments.
+#[test]
+fn the_live_colour_is_checked_under_the_deployments_dir_given() {
+    let prom = Server::start(support::prometheus_at_zero);
+    let config = |version: &str, current: &str| {
+        format!(
+            "adapter: script\nversion: {version}\ncurrent_version: {current}\nscript:\n  deploy: ./rec.sh deploy {{env}} {{version}}\n  health: ./rec.sh health {{env}}\n  switch: ./rec.sh switch {{to}}\n  live_colour: blue\nmonitoring:\n  interval: 20ms\n  samples: 1\n  prometheus: {}\n  queries:\n    error_rate: 'vector(0)'\n",
+            prom.url("")
+        )
+    };
+    let deploy = [
+        "deploy",
+        "--answers",
+        "answers.yaml",
+        "--approve",
+        "--yes",
+        "--deployments-dir",
+        "team-a",
+    ];
+    let out = Test::new()
+        .executable("rec.sh", RECORDER)
+        .file("runbook.yaml", &config("v2", "v1"))
+        .file("answers.yaml", ANSWERS_BLUE_GREEN)
+        .args(&deploy)
+        .run();
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(!out.dir.join("deployments").exists());
+    std::fs::write(out.dir.join("runbook.yaml"), config("v3", "v2")).unwrap();
+    let out = out.again().args(&deploy).run();
+    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr
+            .contains("but the last switch recorded made green live"),
+        "{}",
+        out.stderr
+    );
+}
+
 /// After `runbook rollback` undid a blue-green release, the REPL attached to the deployment
 /// (`--last` finds the deployment, not the rollback run) says the old version is live, as the
 /// rollback's traffic change says (found by the new-team trial: it said v2 on green was live).
