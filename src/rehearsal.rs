@@ -75,16 +75,33 @@ pub fn test(common: &Common, opts: &TestOptions, ui: &Ui) -> Result<i32, Error> 
     }
     let started = Instant::now();
     let mut results = Vec::new();
+    // Each scenario's directory is named after its file; two files of one name (in different
+    // directories) get -2, -3, ... so neither replaces the other's.
+    let mut taken: std::collections::BTreeMap<String, usize> = Default::default();
     for s in scenarios {
-        let r = rehearse(common, opts, s, ui)?;
+        let stem = s
+            .file
+            .file_stem()
+            .map(|x| x.to_string_lossy().to_string())
+            .unwrap_or_else(|| crate::answers::slug(&s.name));
+        let n = taken.entry(stem.clone()).or_default();
+        *n += 1;
+        let name = if *n == 1 { stem } else { format!("{stem}-{n}") };
+        let r = rehearse(common, opts, s, &name, ui)?;
         print_result(ui, &r, opts.verbose);
         results.push(r);
     }
     let failed = results.iter().filter(|r| !r.differences.is_empty()).count();
+    let refused = results.iter().filter(|r| r.observed.refused).count();
     let total = results.len();
     let summary = format!(
-        "{total} scenario(s): {} passed, {failed} failed ({} wall)",
+        "{total} scenario(s): {} passed, {failed} failed{} ({} wall)",
         total - failed,
+        if refused > 0 {
+            format!(", {refused} could not start")
+        } else {
+            String::new()
+        },
         crate::ui::format_duration(started.elapsed())
     );
     if failed == 0 {
@@ -95,19 +112,36 @@ pub fn test(common: &Common, opts: &TestOptions, ui: &Ui) -> Result<i32, Error> 
     if let Some(path) = &opts.junit {
         write_junit(path, &results)?;
     }
-    Ok(if failed == 0 { exit::OK } else { exit::FAILED })
+    Ok(if refused > 0 {
+        exit::USAGE
+    } else if failed == 0 {
+        exit::OK
+    } else {
+        exit::FAILED
+    })
 }
 
-/// tests/ beside the config file (`--config`, else ./runbook.yaml), else ./tests.
+/// tests/ beside the config file (`--config`, else the nearest runbook.yaml here or above, as
+/// from a project's subdirectory), else ./tests.
 fn default_dir(common: &Common) -> PathBuf {
-    let config = common
-        .config_file
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(crate::config::FILE_NAME));
-    match config.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.join("tests"),
-        _ => PathBuf::from("tests"),
+    if let Some(config) = &common.config_file {
+        return match config.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.join("tests"),
+            _ => PathBuf::from("tests"),
+        };
     }
+    let here = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    here.ancestors()
+        .find(|d| d.join(crate::config::FILE_NAME).is_file())
+        .map(|d| {
+            let tests = d.join("tests");
+            // Shown from here when it is here.
+            tests
+                .strip_prefix(&here)
+                .map(Path::to_path_buf)
+                .unwrap_or(tests)
+        })
+        .unwrap_or_else(|| PathBuf::from("tests"))
 }
 
 /// Run one scenario in its world and read back what it did.
@@ -115,6 +149,7 @@ pub fn rehearse(
     common: &Common,
     opts: &TestOptions,
     scenario: Scenario,
+    dir_name: &str,
     ui: &Ui,
 ) -> Result<Rehearsed, Error> {
     let started = Instant::now();
@@ -149,12 +184,7 @@ pub fn rehearse(
         Some(o) => abs(o),
         None => project.join("deployments").join("rehearsals"),
     };
-    let stem = scenario
-        .file
-        .file_stem()
-        .map(|s| s.to_string_lossy().to_string())
-        .unwrap_or_else(|| crate::answers::slug(&scenario.name));
-    let dir = root.join(&stem);
+    let dir = root.join(dir_name);
     fresh_dir(&dir)?;
     // Paths as the run records them: from the project, so a rehearsal's journal is the same
     // wherever the project is checked out.
@@ -207,12 +237,18 @@ pub fn rehearse(
         .find(|p| p.join(crate::journal::FILE_NAME).is_file());
     let mut observed = match (&result, &run_dir) {
         (_, Some(d)) => observe(&d.join(crate::journal::FILE_NAME))?,
-        // It stopped before its run began (a config the runbook refuses, an answer that fits
-        // no prompt): that is its outcome.
+        // It could not start (runbook.yaml or the scenario's `set` invalid, no such runbook,
+        // an answer that fits no prompt, a script that does not compile): not an outcome to
+        // compare with `expect` (a scenario expecting exit 2 would pass for the wrong reason),
+        // but a rehearsal that cannot run as written.
         (Err(e), None) => Observed {
             exit: e.exit_code(),
-            outcome: "refused before it started".into(),
-            why: vec![e.summary()],
+            outcome: "could not start".into(),
+            scenario_error: Some(format!(
+                "the run could not start:\n{}",
+                e.render(&Ui::plain()).trim_end()
+            )),
+            refused: true,
             ..Observed::default()
         },
         (Ok(code), None) => Observed {
@@ -284,6 +320,7 @@ pub fn observe(journal: &Path) -> Result<Observed, Error> {
                 o.exit = *exit_code;
                 o.outcome = outcome.clone();
                 if let Some(text) = error.as_ref().and_then(|v| v.as_str()) {
+                    o.error = text.to_string();
                     if !text.is_empty() {
                         o.why.push(format!("{at} (virtual) error: {text}"));
                     }
@@ -360,7 +397,13 @@ fn print_result(ui: &Ui, r: &Rehearsed, verbose: bool) {
             r.scenario.file.display()
         );
         for d in &r.differences {
-            crate::outln!("  {}", ui.red(d));
+            let mut lines = d.lines();
+            if let Some(first) = lines.next() {
+                crate::outln!("  {}", ui.red(first));
+            }
+            for l in lines {
+                crate::outln!("    {l}");
+            }
         }
         for w in &o.why {
             crate::outln!("    {w}");

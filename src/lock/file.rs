@@ -436,7 +436,7 @@ mod tests {
     fn plant(root: &Path, holder: &Holder) {
         let path = path_for(root, &holder.environment);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        write_holder(&path, holder).unwrap();
+        write_holder(&path, holder, Durable::Now).unwrap();
     }
 
     fn held(root: &Path, environment: &str) -> Holder {

@@ -22,6 +22,9 @@ pub struct Expect {
     /// A bound on the virtual time the run took: `< 40m`, `<= 1h`, `> 5m`, `>= 30s`.
     #[serde(default)]
     pub virtual_time: Option<String>,
+    /// Text the run's error must contain: why it stopped (a precondition, a failed step).
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 /// A bound on a duration.
@@ -65,8 +68,12 @@ pub struct Observed {
     pub undos_run: Vec<String>,
     pub notified: Vec<String>,
     pub virtual_time: Duration,
+    /// The run's error, as its journal's `run.end` has it (empty when none).
+    pub error: String,
     /// Why it ended so: the verdicts and the error, with their virtual times, for the diff.
     pub why: Vec<String>,
+    /// The run could not start (its config, the scenario's `set`, answers or runbook refused).
+    pub refused: bool,
     /// Answers the scenario gives that no prompt asked for.
     pub unused_answers: Vec<String>,
     /// The run could not go on as the scenario is written (an effect the world does not
@@ -129,6 +136,18 @@ pub fn differences(e: &Expect, o: &Observed) -> Vec<String> {
                 list(want),
                 list(&o.notified)
             ));
+        }
+    }
+    if let Some(want) = &e.error {
+        if !o.error.contains(want.as_str()) {
+            out.push(if o.error.is_empty() {
+                format!("expected an error containing `{want}`; the run ended without one")
+            } else {
+                format!(
+                    "expected an error containing `{want}`; the error was: {}",
+                    o.error
+                )
+            });
         }
     }
     if let Some(text) = &e.virtual_time {

@@ -99,7 +99,11 @@ impl Scenario {
             Ok(s) => s,
             Err(e) => {
                 let at = e.location().map(|l| (l.line(), l.column()));
-                let msg = e.to_string();
+                let mut msg = e.to_string();
+                // serde's word for a value that fits none of the forms a key takes.
+                if msg.contains("did not match any variant of untagged enum") {
+                    msg = "this value has none of the forms this key takes: a command is `{ exit: 0, after: 20s }` (a duration needs its unit) or a list of such; a request `{ status: 200, body: \"...\" }` or a list; a metric a list of readings (numbers, or no_data, empty, nan, multiple, down) or a map from version to such a list".to_string();
+                }
                 // serde_yaml ends its message with the place, which the error shows apart.
                 let msg = msg
                     .split(" at line ")
@@ -110,7 +114,7 @@ impl Scenario {
                 return Err(err(
                     at,
                     msg,
-                    "a scenario has `name`, `runbook`, `expect` (with `exit`), and may have `config`, `set`, `answers`, `yes`, `approve`, `world` (docs/testing.md)",
+                    "a scenario has `name`, `runbook`, `expect` (with `exit`), and may have `config`, `set`, `answers`, `yes`, `approve`, `attended`, `world` (docs/testing.md)",
                 ));
             }
         };

@@ -199,3 +199,135 @@ fn a_scenario_file_that_cannot_run_exits_2_and_nothing_is_rehearsed() {
         out.stderr
     );
 }
+
+#[test]
+fn a_run_that_cannot_start_never_passes_even_a_scenario_expecting_exit_2() {
+    // A typo in runbook.yaml: the run is refused before it starts, with exit 2, which is what
+    // the scenario expects of a precondition. It must not pass for that wrong reason.
+    let scenario = ISSUE_EXAMPLE.replace("  exit: 3\n  rolled_back: true\n  undos_run: [\"all traffic back to v1\", \"delete canary v2\", \"remove v2 from staging\"]\n  notified: [team]\n  virtual_time: \"< 40m\"\n", "  exit: 2\n");
+    let out = Test::new()
+        .file("runbook.yaml", &CONFIG.replace("  weight:", "  wieght:"))
+        .file("tests/s.yaml", &scenario)
+        .args(&["test"])
+        .run();
+    out.code(2);
+    assert!(
+        out.stdout
+            .contains("✗ canary with a bad release is rolled back at the first window (exit 2, "),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("  scenario error: the run could not start:\n    error: invalid config at `script.wieght`: unknown field `wieght`"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("     --> runbook.yaml:8:3\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("1 scenario(s): 0 passed, 1 failed, 1 could not start ("),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn expect_error_pins_why_a_run_stopped() {
+    let scenario = ISSUE_EXAMPLE.replace(
+        "  virtual_time: \"< 40m\"\n",
+        "  virtual_time: \"< 40m\"\n  error: \"error rate 12.0% > 5.0%\"\n",
+    );
+    Test::new()
+        .file("runbook.yaml", CONFIG)
+        .file("tests/s.yaml", &scenario)
+        .args(&["test"])
+        .run()
+        .code(0);
+    let wrong = ISSUE_EXAMPLE.replace(
+        "  virtual_time: \"< 40m\"\n",
+        "  virtual_time: \"< 40m\"\n  error: \"response time\"\n",
+    );
+    let out = Test::new()
+        .file("runbook.yaml", CONFIG)
+        .file("tests/s.yaml", &wrong)
+        .args(&["test"])
+        .run();
+    out.code(1);
+    assert!(out.stdout.contains("  expected an error containing `response time`; the error was: v2 at 5%: error rate 12.0% > 5.0%"), "{}", out.stdout);
+}
+
+#[test]
+fn an_unanswered_checklist_item_is_told_the_form_that_answers_it() {
+    let scenario = ISSUE_EXAMPLE.replace("yes: true\n", "");
+    let out = Test::new()
+        .file("runbook.yaml", CONFIG)
+        .file("tests/s.yaml", &scenario)
+        .args(&["test"])
+        .run();
+    out.code(1);
+    assert!(out.stdout.contains("add `prerequisites: { feature-development-complete: yes }` (or `prerequisites: yes` for every item) under `answers:`, or `yes: true`"), "{}", out.stdout);
+    // Doing what it says gets past that item.
+    let answered = scenario.replace(
+        "answers: { ",
+        "answers: { prerequisites: { feature-development-complete: yes }, ",
+    );
+    let out = Test::new()
+        .file("runbook.yaml", CONFIG)
+        .file("tests/s.yaml", &answered)
+        .args(&["test"])
+        .run();
+    assert!(
+        out.stdout
+            .contains("the checklist item `prerequisites.all-tests-passing`"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn from_a_subdirectory_the_projects_tests_are_found_and_same_named_files_keep_their_own_runs() {
+    let t = Test::new()
+        .file("runbook.yaml", CONFIG)
+        .file("tests/canary.yaml", ISSUE_EXAMPLE)
+        .file("runbooks/.keep", "")
+        .args(&["test"]);
+    let sub = t.path().join("runbooks");
+    let got = t.command().current_dir(&sub).output().unwrap();
+    let out = t.run();
+    out.code(0);
+    let stdout = String::from_utf8_lossy(&got.stdout);
+    assert_eq!(
+        got.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&got.stderr)
+    );
+    assert!(stdout.contains("1 scenario(s): 1 passed"), "{stdout}");
+    let out = out
+        .again()
+        .file("more/canary.yaml", ISSUE_EXAMPLE)
+        .args(&["test", "tests", "more"])
+        .run();
+    out.code(0);
+    assert!(out
+        .dir
+        .join("deployments/rehearsals/canary/2030-01-01-checkout/journal.jsonl")
+        .is_file());
+    assert!(out
+        .dir
+        .join("deployments/rehearsals/canary-2/2030-01-01-checkout/journal.jsonl")
+        .is_file());
+}
+
+#[test]
+fn a_duration_without_its_unit_is_told_the_forms_a_key_takes() {
+    let scenario = ISSUE_EXAMPLE.replace("after: 20s", "after: 40");
+    let out = Test::new()
+        .file("runbook.yaml", CONFIG)
+        .file("tests/s.yaml", &scenario)
+        .args(&["test"])
+        .run();
+    out.code(2);
+    assert!(out.stderr.contains("this value has none of the forms this key takes: a command is `{ exit: 0, after: 20s }` (a duration needs its unit)"), "{}", out.stderr);
+    assert!(out.stderr.contains(" --> tests/s.yaml:"), "{}", out.stderr);
+}

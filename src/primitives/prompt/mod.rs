@@ -127,11 +127,18 @@ fn ask<T: Clone>(
     }
     if !session.terminal.tty {
         if session.simulated() {
+            // A checklist's items are answered under the checklist's id.
+            let add = match (kind, id.split_once('.')) {
+                ("checklist item", Some((list, item))) => {
+                    format!("`{list}: {{ {item}: {example} }}` (or `{list}: yes` for every item)")
+                }
+                _ => format!("`{id}: {example}`"),
+            };
             let why = format!(
-                "the {kind} `{id}` (\"{question}\") is not answered: add `{id}: {example}` under `answers:`{}",
+                "the {kind} `{id}` (\"{question}\") is not answered: add {add} under `answers:`{}",
                 match kind {
                     "approve" => ", or `approve: true`",
-                    "confirm" | "checklist" => ", or `yes: true`",
+                    "confirm" | "checklist" | "checklist item" => ", or `yes: true`",
                     _ => "",
                 }
             );
