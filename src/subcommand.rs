@@ -185,11 +185,11 @@ const STARTER_CONFIG: &str = include_str!("../docs/runbook.example.yaml");
 const STARTER_TESTS: &[(&str, &str)] = &[
     (
         "good-release-promoted.yaml",
-        include_str!("../examples/starter-tests/good-release-promoted.yaml"),
+        include_str!("../docs/starter-tests/good-release-promoted.yaml"),
     ),
     (
         "bad-release-rolled-back.yaml",
-        include_str!("../examples/starter-tests/bad-release-rolled-back.yaml"),
+        include_str!("../docs/starter-tests/bad-release-rolled-back.yaml"),
     ),
 ];
 

@@ -119,7 +119,7 @@ fn check_compiles_without_running_and_reports_errors_with_exit_2() {
 fn init_writes_a_starter_config_that_loads() {
     let out = Test::new().args(&["init"]).run();
     out.expect_status(0)
-        .expect_stdout_exact("wrote ./runbook.yaml\nwrote ./runbooks/deploy.rhai\nwrote ./runbooks/incident.rhai\nwrote ./runbooks/preflight.rhai\nwrote ./runbooks/rollback.rhai\nNext: edit ./runbook.yaml, then `runbook list`.\n")
+        .expect_stdout_exact("wrote ./runbook.yaml\nwrote ./runbooks/deploy.rhai\nwrote ./runbooks/incident.rhai\nwrote ./runbooks/preflight.rhai\nwrote ./runbooks/rollback.rhai\nwrote ./tests/good-release-promoted.yaml\nwrote ./tests/bad-release-rolled-back.yaml\nNext: edit ./runbook.yaml, then `runbook list`; `runbook test` rehearses the deploy runbook (tests/).\n")
         .expect_stderr_exact("");
     let cfg = std::fs::read_to_string(out.dir.join("runbook.yaml")).unwrap();
     assert!(cfg.contains("# notify:"));
@@ -143,7 +143,7 @@ fn init_writes_a_starter_config_that_loads() {
         .args(&["init"])
         .run();
     second.expect_status(0)
-        .expect_stdout_exact("skip ./runbook.yaml (exists; --force overwrites)\nwrote ./runbooks/deploy.rhai\nwrote ./runbooks/incident.rhai\nwrote ./runbooks/preflight.rhai\nwrote ./runbooks/rollback.rhai\n")
+        .expect_stdout_exact("skip ./runbook.yaml (exists; --force overwrites)\nwrote ./runbooks/deploy.rhai\nwrote ./runbooks/incident.rhai\nwrote ./runbooks/preflight.rhai\nwrote ./runbooks/rollback.rhai\nwrote ./tests/good-release-promoted.yaml\nwrote ./tests/bad-release-rolled-back.yaml\n")
         .expect_stderr_exact("");
 }
 
