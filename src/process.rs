@@ -572,6 +572,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn while_a_rehearsal_runs_no_command_is_started() {
+        let marker = std::env::temp_dir().join(format!("runbook-refused-{}", std::process::id()));
+        let spec = Spec {
+            program: Program::Argv(vec!["/bin/touch".into(), marker.display().to_string()]),
+            env: vec![],
+            cwd: None,
+            timeout: None,
+            kill_grace: Duration::from_secs(1),
+            capture_limit: 1024,
+        };
+        let interrupt = Interrupt::default();
+        refuse_spawning(true);
+        let got = run(&spec, &interrupt, &mut |_, _| {}, &mut |_| {});
+        refuse_spawning(false);
+        let e = got.expect_err("refused");
+        assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied);
+        assert!(
+            e.to_string()
+                .contains("a rehearsal (runbook test) never starts a command"),
+            "{e}"
+        );
+        assert!(!marker.exists(), "the command ran");
+    }
+
+    #[test]
     fn a_character_cut_by_the_limit_is_left_out() {
         assert_eq!(whole_characters(b"ab"), b"ab");
         assert_eq!(whole_characters("aé".as_bytes()), "aé".as_bytes());
