@@ -51,6 +51,21 @@ expect:
   virtual_time: "< 40m"
 "#;
 
+/// `runbook test` in a project with CONFIG (or `config`) and one scenario, tests/s.yaml.
+fn rehearse_with(config: &str, scenario: &str, args: &[&str]) -> crate::support::Output {
+    let mut all = vec!["test"];
+    all.extend_from_slice(args);
+    Test::new()
+        .file("runbook.yaml", config)
+        .file("tests/s.yaml", scenario)
+        .args(&all)
+        .run()
+}
+
+fn rehearse(scenario: &str) -> crate::support::Output {
+    rehearse_with(CONFIG, scenario, &[])
+}
+
 #[test]
 fn init_writes_two_rehearsals_that_pass_as_written() {
     let out = Test::new().args(&["init"]).run();
@@ -114,11 +129,7 @@ fn the_issue_example_is_rolled_back_and_its_artifacts_are_marked_simulated() {
 #[test]
 fn a_command_the_world_does_not_describe_stops_the_scenario_naming_it() {
     let scenario = ISSUE_EXAMPLE.replace("    \"./scripts/*\": { exit: 0 }\n", "");
-    let out = Test::new()
-        .file("runbook.yaml", CONFIG)
-        .file("tests/s.yaml", &scenario)
-        .args(&["test"])
-        .run();
+    let out = rehearse(&scenario);
     out.code(1);
     assert!(
         out.stdout.contains("  scenario error: the world does not describe the command `./scripts/set-weight.sh green 5 blue 95`: add a pattern for it under `world.commands` (e.g. `\"./scripts/set-weight.sh *\": { exit: 0 }`), or set `world.default: ok`"),
@@ -131,11 +142,7 @@ fn a_command_the_world_does_not_describe_stops_the_scenario_naming_it() {
 fn a_prompt_nobody_answers_is_a_scenario_error_naming_its_id() {
     // `yes: true` answers confirmations and checklists; a menu it does not choose.
     let scenario = ISSUE_EXAMPLE.replace("strategy: canary, ", "");
-    let out = Test::new()
-        .file("runbook.yaml", CONFIG)
-        .file("tests/s.yaml", &scenario)
-        .args(&["test"])
-        .run();
+    let out = rehearse(&scenario);
     out.code(1);
     assert!(
         out.stdout.contains("scenario error: the choice `strategy` (\"How would you like to deploy this feature?\") is not answered: add `strategy: 1` under `answers:`"),
@@ -205,11 +212,7 @@ fn a_run_that_cannot_start_never_passes_even_a_scenario_expecting_exit_2() {
     // A typo in runbook.yaml: the run is refused before it starts, with exit 2, which is what
     // the scenario expects of a precondition. It must not pass for that wrong reason.
     let scenario = ISSUE_EXAMPLE.replace("  exit: 3\n  rolled_back: true\n  undos_run: [\"all traffic back to v1\", \"delete canary v2\", \"remove v2 from staging\"]\n  notified: [team]\n  virtual_time: \"< 40m\"\n", "  exit: 2\n");
-    let out = Test::new()
-        .file("runbook.yaml", &CONFIG.replace("  weight:", "  wieght:"))
-        .file("tests/s.yaml", &scenario)
-        .args(&["test"])
-        .run();
+    let out = rehearse_with(&CONFIG.replace("  weight:", "  wieght:"), &scenario, &[]);
     out.code(2);
     assert!(
         out.stdout
@@ -237,21 +240,12 @@ fn expect_error_pins_why_a_run_stopped() {
         "  virtual_time: \"< 40m\"\n",
         "  virtual_time: \"< 40m\"\n  error: \"error rate 12.0% > 5.0%\"\n",
     );
-    Test::new()
-        .file("runbook.yaml", CONFIG)
-        .file("tests/s.yaml", &scenario)
-        .args(&["test"])
-        .run()
-        .code(0);
+    rehearse(&scenario).code(0);
     let wrong = ISSUE_EXAMPLE.replace(
         "  virtual_time: \"< 40m\"\n",
         "  virtual_time: \"< 40m\"\n  error: \"response time\"\n",
     );
-    let out = Test::new()
-        .file("runbook.yaml", CONFIG)
-        .file("tests/s.yaml", &wrong)
-        .args(&["test"])
-        .run();
+    let out = rehearse(&wrong);
     out.code(1);
     assert!(out.stdout.contains("  expected an error containing `response time`; the error was: v2 at 5%: error rate 12.0% > 5.0%"), "{}", out.stdout);
 }
@@ -259,11 +253,7 @@ fn expect_error_pins_why_a_run_stopped() {
 #[test]
 fn an_unanswered_checklist_item_is_told_the_form_that_answers_it() {
     let scenario = ISSUE_EXAMPLE.replace("yes: true\n", "");
-    let out = Test::new()
-        .file("runbook.yaml", CONFIG)
-        .file("tests/s.yaml", &scenario)
-        .args(&["test"])
-        .run();
+    let out = rehearse(&scenario);
     out.code(1);
     assert!(out.stdout.contains("add `prerequisites: { feature-development-complete: yes }` (or `prerequisites: yes` for every item) under `answers:`, or `yes: true`"), "{}", out.stdout);
     // Doing what it says gets past that item.
@@ -271,11 +261,7 @@ fn an_unanswered_checklist_item_is_told_the_form_that_answers_it() {
         "answers: { ",
         "answers: { prerequisites: { feature-development-complete: yes }, ",
     );
-    let out = Test::new()
-        .file("runbook.yaml", CONFIG)
-        .file("tests/s.yaml", &answered)
-        .args(&["test"])
-        .run();
+    let out = rehearse(&answered);
     assert!(
         out.stdout
             .contains("the checklist item `prerequisites.all-tests-passing`"),
@@ -322,11 +308,7 @@ fn from_a_subdirectory_the_projects_tests_are_found_and_same_named_files_keep_th
 #[test]
 fn a_duration_without_its_unit_is_told_the_forms_a_key_takes() {
     let scenario = ISSUE_EXAMPLE.replace("after: 20s", "after: 40");
-    let out = Test::new()
-        .file("runbook.yaml", CONFIG)
-        .file("tests/s.yaml", &scenario)
-        .args(&["test"])
-        .run();
+    let out = rehearse(&scenario);
     out.code(2);
     assert!(out.stderr.contains("this value has none of the forms this key takes: a command is `{ exit: 0, after: 20s }` (a duration needs its unit)"), "{}", out.stderr);
     assert!(out.stderr.contains(" --> tests/s.yaml:"), "{}", out.stderr);
