@@ -188,6 +188,18 @@ fn case(bin: &str, dir: &std::path::Path, steps: usize, busy: bool, runs: usize)
         (quantile(&r, 0.5) - floor) * 1e3,
         (quantile(&r, 0.5) - floor) / quantile(&b, 0.5)
     );
+    // What durability alone costs against bash: bash's time plus the syncs, with nothing else
+    // of runbook's. A target below this cannot be met on this disk without dropping the syncs.
+    let floor_ratio = (quantile(&b, 0.5) + floor) / quantile(&b, 0.5);
+    println!(
+        "  floor: bash + the syncs alone = {:.2} ms = {floor_ratio:.2}x bash{}",
+        (quantile(&b, 0.5) + floor) * 1e3,
+        if floor_ratio > target {
+            format!("   (above the {target}x target: this disk alone misses it)")
+        } else {
+            String::new()
+        }
+    );
     ratio
 }
 

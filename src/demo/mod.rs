@@ -19,7 +19,7 @@ pub const STRATEGIES: &[&str] = &["blue-green", "rolling", "canary", "feature-fl
 
 pub fn run(common: &Common, opts: &DemoOptions, ui: &Ui) -> Result<i32, Error> {
     // The fleet gets its own runtime: it serves while the script runs on the main thread.
-    let rt = crate::runner::runtime()?;
+    let rt = crate::runner::runtime_with(2)?;
     let fleet = rt
         .block_on(fleet::Fleet::start(fleet::Options {
             bad_versions: if opts.bad_release {

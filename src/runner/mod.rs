@@ -40,9 +40,18 @@ pub struct Prepared {
     pub deployments: PathBuf,
 }
 
+/// The async runtime of a run: one worker serves what runs in the background (the signal
+/// listener, health checks in parallel, a watch); the script's own waits run on the main thread
+/// (`block_on`). One worker rather than two: a thread less to start, schedule and join in every
+/// run, which a machine with a busy core feels.
 pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    runtime_with(1)
+}
+
+/// A runtime with `workers` worker threads (the demo's fleet serves on two).
+pub fn runtime_with(workers: usize) -> Result<tokio::runtime::Runtime, Error> {
     tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(workers)
         .enable_all()
         .build()
         .map_err(|e| Error::io("start the async runtime", PathBuf::from("-"), e))
