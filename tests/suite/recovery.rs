@@ -1473,7 +1473,8 @@ fn an_undo_still_running_from_a_killed_rollback_is_waited_for() {
 fn a_runaway_push_is_stopped_by_the_array_limit_at_once() {
     // Each push used to re-measure the whole array (n pushes: O(n^2)); the limit still stops a
     // runaway loop, flat or nested.
-    for (what, body) in [
+    // (Which case failed shows in the failure's command: the script differs.)
+    for (_case, body) in [
         ("flat", "a.push(\"x\");"),
         ("nested", "a.push([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);"),
     ] {
@@ -1481,8 +1482,6 @@ fn a_runaway_push_is_stopped_by_the_array_limit_at_once() {
             .script(&format!("let a = [];\nloop {{ {body} }}\n"))
             .args(&["--set", "limits.array_size=100000"])
             .run();
-        // (`what` names the case in the failure's command: the script differs.)
-        let _ = what;
         out.expect_status(1)
             .expect_stdout_exact("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n✗ Run failed (nothing was registered to undo).\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md, post-mortem.md\n")
             .expect_stderr_exact(&format!(
