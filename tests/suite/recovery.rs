@@ -6,7 +6,7 @@ use crate::support;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::support::{pty, Test};
+use crate::support::{pty, Output, Test};
 
 /// The run directories under `root`/deployments (not the lock directory), sorted.
 fn run_dirs(root: &Path) -> Vec<PathBuf> {
@@ -56,38 +56,40 @@ fn kill_runner(dir: &Path) {
     }
 }
 
-/// What one `runbook` command printed and how it exited.
-struct Ran {
-    code: i32,
-    stdout: String,
-    stderr: String,
+/// Whether `text` is `pattern` where each `[..]` stands for any text within a line: for the
+/// output of runs the builder cannot make (two at once, or under `ulimit`), as `expect_*_like`
+/// reads the builder's.
+fn like(text: &str, pattern: &str) -> bool {
+    let text = support::undated(text);
+    let mut parts = pattern.split("[..]");
+    let Some(rest) = text.strip_prefix(parts.next().unwrap()) else {
+        return false;
+    };
+    let mut rest = rest.to_string();
+    let parts: Vec<&str> = parts.collect();
+    for (i, part) in parts.iter().enumerate() {
+        let last = i + 1 == parts.len();
+        let line_end = rest.find('\n').unwrap_or(rest.len());
+        // The earliest place within this line where the part begins (the last part ends the text).
+        let at = (0..=line_end)
+            .filter(|&k| rest.is_char_boundary(k))
+            .find(|&k| rest[k..].starts_with(part) && (!last || rest.len() == k + part.len()));
+        let Some(at) = at else { return false };
+        rest = rest[at + part.len()..].to_string();
+    }
+    rest.is_empty()
 }
 
-impl Ran {
-    #[track_caller]
-    fn code(&self, want: i32) -> &Ran {
-        assert_eq!(
-            self.code, want,
-            "exit code\n--- stdout\n{}\n--- stderr\n{}",
-            self.stdout, self.stderr
-        );
-        self
-    }
+/// `runbook ARGS` in `t`'s directory, with `env` added.
+fn run(t: Test, env: &[(&str, &str)], args: &[&str]) -> Output {
+    env.iter().fold(t, |t, (k, v)| t.env(k, v)).args(args).run()
 }
 
-/// `runbook ARGS` in the test's directory, with `env` added.
-fn run(t: &Test, env: &[(&str, &str)], args: &[&str]) -> Ran {
-    let mut cmd = t.command();
-    cmd.args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("run runbook");
-    Ran {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+const RULE: &str = "━━ Rollback ━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━";
+
+/// What a run says when it takes over the lock of a dead run (its host, pid and age vary).
+fn took_over(reason: &str, run_dir: &str) -> String {
+    format!("warning: took over the stale lock of `production`: tester on [..] (pid [..]) has held it for [..] (reason: {reason}), run {run_dir}\n")
 }
 
 // ---------------------------------------------------------------- 1: a dry-run stays a dry-run
@@ -105,25 +107,27 @@ fn resuming_a_killed_dry_run_stays_a_dry_run() {
     let _ = p.process().wait();
     assert!(dir.to_string_lossy().ends_with("-dry-run"), "{dir:?}");
     let resumed = run(
-        &t,
+        t,
         &[("RUNBOOK_ANSWER_GO_ON", "yes")],
         &["resume", &dir.display().to_string()],
     );
-    resumed.code(0);
+    let d = dir.display();
+    resumed
+        .expect_status(0)
+        .expect_stdout_exact(&format!(
+            "▶ deploy.rhai — feature `deploy` (dry-run: nothing will be executed)\n  run directory: {d}\n\
+             ↻ resuming: 1 completed effect(s) replayed from the journal, without acting again\n\n\
+             Go on? (y/n):\n  → yes (environment RUNBOOK_ANSWER_GO_ON)\n$ touch finished\n✅ Run completed.\n\
+             \x20 artifacts in {d}: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md\n"
+        ))
+        .expect_stderr_exact("");
     for f in ["ran", "undone", "finished"] {
         assert!(
-            !t.path().join(f).exists(),
+            !resumed.dir.join(f).exists(),
             "a resumed dry-run acted: `{f}` exists\n{}",
-            resumed.stdout
+            resumed.describe()
         );
     }
-    assert!(
-        resumed
-            .stdout
-            .contains("(dry-run: nothing will be executed)"),
-        "{}",
-        resumed.stdout
-    );
     let records = journal(&dir);
     let intents: Vec<_> = records
         .iter()
@@ -143,32 +147,36 @@ const DRY_KILL: &str = "sh(\"echo x >> ran-1\");\n\
 
 #[test]
 fn a_dry_run_killed_after_any_record_and_resumed_acts_on_nothing() {
-    let whole = Test::new().file("deploy.rhai", DRY_KILL);
-    run(&whole, &[], &["deploy.rhai", "--dry-run"]).code(0);
-    let total = journal(&run_dirs(whole.path()).pop().unwrap()).len();
+    let whole = run(
+        Test::new().file("deploy.rhai", DRY_KILL),
+        &[],
+        &["deploy.rhai", "--dry-run"],
+    );
+    whole.expect_status(0);
+    let total = journal(&run_dirs(&whole.dir).pop().unwrap()).len();
     assert!(total > 8, "{total}");
     for k in 1..total {
         let t = Test::new().file("deploy.rhai", DRY_KILL);
         let kill = k.to_string();
         let first = run(
-            &t,
+            t,
             &[("RUNBOOK_FAULT_KILL_AFTER_RECORD", &kill)],
             &["deploy.rhai", "--dry-run"],
         );
-        assert_eq!(first.code, -1, "killed after record {k}\n{}", first.stderr);
-        let dir = run_dirs(t.path()).pop().unwrap();
+        first.expect_status(-1);
+        let dir = run_dirs(&first.dir).pop().unwrap();
         assert!(dir.to_string_lossy().ends_with("-dry-run"), "{dir:?}");
         let resumed = run(
-            &t,
+            first.again(),
             &[("RUNBOOK_ANSWER_RESUME_IN_FLIGHT", "rerun")],
             &["resume", &dir.display().to_string()],
         );
-        resumed.code(0);
+        resumed.expect_status(0);
         for f in ["ran-1", "ran-2", "ran-3", "undone", "written.txt"] {
             assert!(
-                !t.path().join(f).exists(),
+                !resumed.dir.join(f).exists(),
                 "killed after record {k}: the resumed dry-run acted: `{f}` exists\n{}",
-                resumed.stdout
+                resumed.describe()
             );
         }
         let records = journal(&dir);
@@ -209,23 +217,24 @@ sh("false");
 #[test]
 fn a_rollback_killed_midway_is_finished_by_the_next_one_without_redoing_what_it_did() {
     for (answer, want_2) in [("yes", 2), ("no", 1)] {
-        let t = Test::new().file("deploy.rhai", THREE_UNDOS);
-        run(
-            &t,
+        let failed = run(
+            Test::new().file("deploy.rhai", THREE_UNDOS),
             &[],
             &["deploy.rhai", "--set", "rollback.on_failure=never"],
-        )
-        .code(1);
-        let target = run_dirs(t.path()).pop().unwrap();
-        let first = run(&t, &[], &["rollback", "--yes"]);
-        assert_eq!(first.code, -1, "killed during undo 2\n{}", first.stdout);
-        assert_eq!(lines(&t.path().join("undone-3")), 1);
-        assert_eq!(lines(&t.path().join("undone-2")), 1);
-        assert_eq!(lines(&t.path().join("undone-1")), 0);
+        );
+        failed.expect_status(1);
+        let root = failed.dir.clone();
+        let target = run_dirs(&root).pop().unwrap();
+        let first = run(failed.again(), &[], &["rollback", "--yes"]);
+        // Killed during undo 2.
+        first.expect_status(-1);
+        assert_eq!(lines(&root.join("undone-3")), 1);
+        assert_eq!(lines(&root.join("undone-2")), 1);
+        assert_eq!(lines(&root.join("undone-1")), 0);
         // The next rollback (of the newest deployment, not of the killed rollback) runs only what
         // still stands, and asks about the undo that was under way.
         let second = run(
-            &t,
+            first.again(),
             &[("RUNBOOK_ANSWER_ROLLBACK_IN_FLIGHT", answer)],
             &[
                 "rollback",
@@ -234,40 +243,52 @@ fn a_rollback_killed_midway_is_finished_by_the_next_one_without_redoing_what_it_
                 "the first rollback was killed",
             ],
         );
-        second.code(3);
-        assert!(
-            second.stdout.contains(&format!(
-                "Deployment: {}",
-                target.strip_prefix(t.path()).unwrap().display()
-            )),
-            "{}",
-            second.stdout
-        );
-        assert!(
-            second
-                .stdout
-                .contains("The last rollback died while undoing `undo 2`"),
-            "{}",
-            second.stdout
-        );
-        assert_eq!(lines(&t.path().join("undone-3")), 1, "undo 3 ran once");
+        let target_shown = target.strip_prefix(&root).unwrap().display().to_string();
+        let undo_2 = "echo u >> undone-2; [ -f killed ] || { touch killed; kill -9 $PPID; }";
+        let (rerun, undone) = match answer {
+            "yes" => (format!("↩ undo 2 ({undo_2})\n  ✓ undo 2\n"), 2),
+            _ => (String::new(), 1),
+        };
+        second
+            .expect_status(3)
+            .expect_stdout_exact(&format!(
+                "▶ <shipped>/runbooks/rollback.rhai — feature `rollback`\n  run directory: deployments/<date>-rollback-2\n\
+                 Deployment: {target_shown}\nUndo steps, in the order they will run:\n  ↩ undo 2: {undo_2}\n  ↩ undo 1: echo u >> undone-1\n\n\
+                 ⚠\u{fe0f} Roll back {target_shown}? (2 step(s)) (y/n):\n  → yes (--yes)\n\
+                 The last rollback died while undoing `undo 2` (it may or may not have happened). Run it again? (y/n):\n\
+                 \x20 → {answer} (environment RUNBOOK_ANSWER_ROLLBACK_IN_FLIGHT)\n\n{RULE}\nRolling back: manual rollback\n\
+                 {rerun}↩ undo 1 (echo u >> undone-1)\n  ✓ undo 1\nRollback complete: {undone} step(s) undone.\n↩ Rolled back: manual rollback\n\
+                 \x20 artifacts in deployments/<date>-rollback-2: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md, post-mortem.md\n"
+            ))
+            .expect_stderr_like(&took_over(
+                "<shipped>/runbooks/rollback.rhai",
+                "deployments/<date>-rollback",
+            ));
+        assert_eq!(lines(&root.join("undone-3")), 1, "undo 3 ran once");
         assert_eq!(
-            lines(&t.path().join("undone-2")),
+            lines(&root.join("undone-2")),
             want_2,
             "undo 2, answer {answer}"
         );
-        assert_eq!(lines(&t.path().join("undone-1")), 1, "undo 1 ran once");
+        assert_eq!(lines(&root.join("undone-1")), 1, "undo 1 ran once");
         // Nothing stands now.
-        let third = run(&t, &[], &["rollback", "--yes"]);
-        third.code(0);
-        assert!(
-            third.stdout.contains("Nothing stands to be undone"),
-            "{}",
-            third.stdout
-        );
-        assert_eq!(lines(&t.path().join("undone-1")), 1);
-        let v = run(&t, &[], &["verify", &target.display().to_string()]);
-        v.code(0);
+        let third = run(second.again(), &[], &["rollback", "--yes"]);
+        third
+            .expect_status(0)
+            .expect_stdout_exact(&format!(
+                "▶ <shipped>/runbooks/rollback.rhai — feature `rollback`\n  run directory: deployments/<date>-rollback-3\n\
+                 Deployment: {target_shown}\n\
+                 Nothing stands to be undone: the run completed its own rollback, or registered no undo steps.\n✅ Run completed.\n\
+                 \x20 artifacts in deployments/<date>-rollback-3: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md\n"
+            ))
+            .expect_stderr_exact("");
+        assert_eq!(lines(&root.join("undone-1")), 1);
+        run(
+            third.again(),
+            &[],
+            &["verify", &target.display().to_string()],
+        )
+        .expect_status(0);
     }
 }
 
@@ -285,46 +306,55 @@ sh("sleep 1; echo x >> ran-3");
 #[test]
 fn an_empty_or_half_written_lock_is_not_a_live_holder() {
     for junk in ["", "{\n  \"environment\": \"produc"] {
-        let t = Test::new()
-            .file(LOCK, junk)
-            .file("deploy.rhai", "sh(\"touch ran\");\n");
-        let out = run(&t, &[], &["deploy.rhai"]);
-        out.code(2);
-        assert_eq!(
-            out.stderr,
-            format!("error: `production` has a stale lock (the lock file `{LOCK}` is empty or half-written: its writer died before finishing it, so no run holds it)\n  help: take it over with `--take-over \"why it is safe\"` (recorded in the journal)\n"),
+        let out = run(
+            Test::new()
+                .file(LOCK, junk)
+                .file("deploy.rhai", "sh(\"touch ran\");\n"),
+            &[],
+            &["deploy.rhai"],
         );
-        assert!(!t.path().join("ran").exists());
-        run(
-            &t,
+        let root = out.dir.clone();
+        out.expect_status(2)
+            .expect_stderr_exact(&format!("error: `production` has a stale lock (the lock file `{LOCK}` is empty or half-written: its writer died before finishing it, so no run holds it)\n  help: take it over with `--take-over \"why it is safe\"` (recorded in the journal)\n"));
+        assert!(!root.join("ran").exists());
+        let out = run(
+            out.again(),
             &[],
             &["deploy.rhai", "--take-over", "the lock file was empty"],
-        )
-        .code(0);
-        assert!(t.path().join("ran").exists());
-        assert!(!t.path().join(LOCK).exists(), "released");
-        // `runbook unlock` breaks it too.
-        std::fs::write(t.path().join(LOCK), junk).unwrap();
-        let u = run(&t, &[], &["unlock", "production", "--reason", "empty lock"]);
-        u.code(0);
-        assert!(
-            u.stdout
-                .starts_with("ok: `production` unlocked (was: an empty or half-written lock file)"),
-            "{}",
-            u.stdout
         );
-        assert!(!t.path().join(LOCK).exists());
+        out.expect_status(0)
+            .expect_stdout_exact("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n$ touch ran\n✅ Run completed.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md\n")
+            .expect_stderr_exact("warning: took over the stale lock of `production`: its lock file was empty or half-written\n");
+        assert!(root.join("ran").exists());
+        assert!(!root.join(LOCK).exists(), "released");
+        // `runbook unlock` breaks it too.
+        std::fs::write(root.join(LOCK), junk).unwrap();
+        let u = run(
+            out.again(),
+            &[],
+            &["unlock", "production", "--reason", "empty lock"],
+        );
+        u.expect_status(0)
+            .expect_stdout_exact("ok: `production` unlocked (was: an empty or half-written lock file); recorded in deployments/.locks/unlock-log.jsonl\n")
+            .expect_stderr_exact("");
+        assert!(!root.join(LOCK).exists());
         // A run killed while writing its lock: `runbook resume` goes on without a manual unlock.
-        let t = Test::new().file("deploy.rhai", KILLED_AT_2);
-        assert_eq!(run(&t, &[], &["deploy.rhai"]).code, -1);
-        std::fs::write(t.path().join(LOCK), junk).unwrap();
+        let killed = run(
+            Test::new().file("deploy.rhai", KILLED_AT_2),
+            &[],
+            &["deploy.rhai"],
+        );
+        killed.expect_status(-1);
+        let root = killed.dir.clone();
+        std::fs::write(root.join(LOCK), junk).unwrap();
         let r = run(
-            &t,
+            killed.again(),
             &[("RUNBOOK_ANSWER_RESUME_IN_FLIGHT", "skip")],
             &["resume"],
         );
-        r.code(0);
-        assert_eq!(lines(&t.path().join("ran-3")), 1);
+        r.expect_status(0)
+            .expect_stderr_exact("warning: took over the stale lock of `production`: its lock file was empty or half-written\n");
+        assert_eq!(lines(&root.join("ran-3")), 1, "{}", r.describe());
     }
 }
 
@@ -359,10 +389,16 @@ fn the_lock_file_is_never_seen_partly_written_and_no_temporary_file_is_left() {
 
 #[test]
 fn two_resumes_of_one_dead_run_one_wins_and_the_loser_is_told_who() {
-    let t = Test::new().file("deploy.rhai", KILLED_AT_2);
-    assert_eq!(run(&t, &[], &["deploy.rhai"]).code, -1);
+    let killed = run(
+        Test::new().file("deploy.rhai", KILLED_AT_2),
+        &[],
+        &["deploy.rhai"],
+    );
+    killed.expect_status(-1);
+    let t = killed.again();
     // Both read the dead run's stale lock, then pause before taking it over: with a
-    // read-check-write take-over, both would win.
+    // read-check-write take-over, both would win. (Two at once: the builder runs one at a time.)
+    // The winner holds the lock before or after it names its run directory: `run [..]`.
     let spawn = || {
         let mut c = t.command();
         c.args(["resume"])
@@ -375,17 +411,18 @@ fn two_resumes_of_one_dead_run_one_wins_and_the_loser_is_told_who() {
     };
     let (a, b) = (spawn(), spawn());
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
-    let mut codes = [a.status.code(), b.status.code()];
-    codes.sort();
-    assert_eq!(
-        codes,
-        [Some(0), Some(2)],
-        "\n{}\n{}\n{}\n{}",
+    let both = format!(
+        "--- first resume: status {:?}\n--- stdout\n{}--- stderr\n{}--- second resume: status {:?}\n--- stdout\n{}--- stderr\n{}--- end",
+        a.status.code(),
         String::from_utf8_lossy(&a.stdout),
         String::from_utf8_lossy(&a.stderr),
+        b.status.code(),
         String::from_utf8_lossy(&b.stdout),
         String::from_utf8_lossy(&b.stderr)
     );
+    let mut codes = [a.status.code(), b.status.code()];
+    codes.sort();
+    assert_eq!(codes, [Some(0), Some(2)], "\n{both}");
     let (winner, loser) = if a.status.code() == Some(0) {
         (a, b)
     } else {
@@ -394,13 +431,15 @@ fn two_resumes_of_one_dead_run_one_wins_and_the_loser_is_told_who() {
     let _ = winner;
     let err = String::from_utf8_lossy(&loser.stderr);
     assert!(
-        err.starts_with("error: `production` is locked by another deployment: tester on "),
-        "{err}"
+        like(
+            &err,
+            "error: `production` is locked by another deployment: tester on [..] (pid [..]) has held it for [..] (reason: resume of deployments/<date>-deploy: deploy.rhai), run [..]\n  help: wait for it, or if it is truly gone, `runbook unlock production --reason \"...\"`\n"
+        ),
+        "the loser's stderr is not as expected\n{both}"
     );
-    assert!(err.contains("(reason: resume of deployments/"), "{err}");
-    assert_eq!(lines(&t.path().join("ran-3")), 1, "step 3 ran once");
+    assert_eq!(lines(&t.path().join("ran-3")), 1, "step 3 ran once\n{both}");
     let dir = run_dirs(t.path()).pop().unwrap();
-    run(&t, &[], &["verify", &dir.display().to_string()]).code(0);
+    run(t, &[], &["verify", &dir.display().to_string()]).expect_status(0);
 }
 
 #[test]
@@ -408,24 +447,22 @@ fn a_live_run_renews_its_short_lease_so_it_is_never_taken_over() {
     let t = Test::new()
         .file("first.rhai", "sh(\"sleep 4\");\n")
         .file("second.rhai", "sh(\"touch second-ran\");\n");
+    let root = t.path().to_path_buf();
+    // The first run is left running while the second one tries: spawned, not the builder's run.
     let mut first = t.command();
     first
         .args(["first.rhai", "--set", "lock.lease=1500ms"])
         .stdout(std::process::Stdio::null());
     let mut first = first.spawn().unwrap();
-    wait_for_record(t.path(), "lock.acquire", 1);
+    wait_for_record(&root, "lock.acquire", 1);
     std::thread::sleep(Duration::from_millis(2500));
     // Past the first lease: a live run renewed it, so it is not stale.
-    let second = run(&t, &[], &["second.rhai", "--take-over", "it looks stale"]);
-    second.code(2);
-    assert!(
-        second
-            .stderr
-            .starts_with("error: `production` is locked by another deployment: "),
-        "{}",
-        second.stderr
-    );
-    assert!(!t.path().join("second-ran").exists());
+    let second = run(t, &[], &["second.rhai", "--take-over", "it looks stale"]);
+    second
+        .expect_status(2)
+        .expect_stdout_exact("")
+        .expect_stderr_like("error: `production` is locked by another deployment: tester on [..] (pid [..]) has held it for [..] (reason: first.rhai), run deployments/<date>-first\n  help: wait for it, or if it is truly gone, `runbook unlock production --reason \"...\"`\n");
+    assert!(!root.join("second-ran").exists());
     assert_eq!(first.wait().unwrap().code(), Some(0));
 }
 
@@ -466,40 +503,58 @@ sh("touch finished");
 #[test]
 fn a_resume_killed_during_its_rollback_is_resumed_and_finishes_the_rollback() {
     for (answer, want_2) in [("yes", 2), ("no", 1)] {
-        let t = Test::new().file("deploy.rhai", KILLED_AT_3_AND_IN_UNDO_2);
-        assert_eq!(run(&t, &[], &["deploy.rhai"]).code, -1);
+        let killed = run(
+            Test::new().file("deploy.rhai", KILLED_AT_3_AND_IN_UNDO_2),
+            &[],
+            &["deploy.rhai"],
+        );
+        killed.expect_status(-1);
+        let root = killed.dir.clone();
         // Nobody to ask about step 3: roll back (`resume.in_flight`), killed during undo 2.
-        let first = run(&t, &[], &["resume"]);
-        first.code(-1);
-        assert_eq!(lines(&t.path().join("undone-2")), 1);
-        assert_eq!(lines(&t.path().join("undone-1")), 0);
+        let first = run(killed.again(), &[], &["resume"]);
+        first.expect_status(-1);
+        assert_eq!(lines(&root.join("undone-2")), 1);
+        assert_eq!(lines(&root.join("undone-1")), 0);
         let second = run(
-            &t,
+            first.again(),
             &[("RUNBOOK_ANSWER_ROLLBACK_IN_FLIGHT", answer)],
             &["resume"],
         );
-        second.code(3);
-        assert!(
-            second
-                .stdout
-                .contains("The last rollback died while undoing `undo 2`"),
-            "{}",
-            second.stdout
-        );
+        let (rerun, undone) = match answer {
+            "yes" => ("↩ undo 2 (echo u >> undone-2; [ -f killed-u ] || { touch killed-u; kill -9 $PPID; })\n  ✓ undo 2\n", 2),
+            _ => ("", 1),
+        };
+        second
+            .expect_status(3)
+            .expect_stdout_exact(&format!(
+                "▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n\
+                 ↻ the run died while rolling back: finishing its rollback (the script is not run again)\n\
+                 The last rollback died while undoing `undo 2` (it may or may not have happened). Run it again? (y/n):\n\
+                 \x20 → {answer} (environment RUNBOOK_ANSWER_ROLLBACK_IN_FLIGHT)\n\n{RULE}\n\
+                 Rolling back: finishing the rollback the run died in\n{rerun}↩ undo 1 (echo u >> undone-1)\n  ✓ undo 1\n\
+                 Rollback complete: {undone} step(s) undone.\n\
+                 \x20 artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md, post-mortem.md\n"
+            ))
+            .expect_stderr_like(&took_over(
+                "resume of deployments/<date>-deploy: deploy.rhai",
+                "deployments/<date>-deploy",
+            ));
         for k in 1..=3 {
-            assert_eq!(lines(&t.path().join(format!("ran-{k}"))), 1, "step {k}");
+            assert_eq!(lines(&root.join(format!("ran-{k}"))), 1, "step {k}");
         }
-        assert_eq!(
-            lines(&t.path().join("undone-2")),
-            want_2,
-            "undo 2, {answer}"
-        );
-        assert_eq!(lines(&t.path().join("undone-1")), 1, "undo 1 ran once");
-        assert!(!t.path().join("finished").exists());
-        let dir = run_dirs(t.path()).pop().unwrap();
-        run(&t, &[], &["verify", &dir.display().to_string()]).code(0);
-        let again = run(&t, &[], &["resume"]);
-        again.code(2);
+        assert_eq!(lines(&root.join("undone-2")), want_2, "undo 2, {answer}");
+        assert_eq!(lines(&root.join("undone-1")), 1, "undo 1 ran once");
+        assert!(!root.join("finished").exists());
+        let dir = run_dirs(&root).pop().unwrap();
+        let v = run(second.again(), &[], &["verify", &dir.display().to_string()]);
+        v.expect_status(0);
+        let again = run(v.again(), &[], &["resume"]);
+        again
+            .expect_status(2)
+            .expect_stdout_exact("")
+            .expect_stderr_exact(
+                "error: nothing to resume: no unfinished run under `deployments`\n",
+            );
     }
 }
 
@@ -507,29 +562,31 @@ fn a_resume_killed_during_its_rollback_is_resumed_and_finishes_the_rollback() {
 
 #[test]
 fn resume_honours_resume_settings_given_at_resume_time_and_refuses_other_changes() {
-    let t = Test::new().file("deploy.rhai", KILLED_AT_2);
-    assert_eq!(run(&t, &[], &["deploy.rhai"]).code, -1);
+    let killed = run(
+        Test::new().file("deploy.rhai", KILLED_AT_2),
+        &[],
+        &["deploy.rhai"],
+    );
+    killed.expect_status(-1);
+    let root = killed.dir.clone();
     // Another setting changed: refused as a changed config.
-    let refused = run(&t, &[], &["resume", "--set", "vars.region=eu"]);
-    refused.code(2);
-    assert!(
-        refused
-            .stderr
-            .starts_with("error: the config changed since the run in `deployments/"),
-        "{}",
-        refused.stderr
-    );
-    assert_eq!(lines(&t.path().join("ran-3")), 0);
+    let refused = run(killed.again(), &[], &["resume", "--set", "vars.region=eu"]);
+    refused
+        .expect_status(2)
+        .expect_stdout_exact("")
+        .expect_stderr_exact("error: the config changed since the run in `deployments/<date>-deploy` started: replaying it against different inputs could repeat or skip real effects\n  help: put them back as they were, or run `runbook resume --force` to go on anyway\n");
+    assert_eq!(lines(&root.join("ran-3")), 0);
     // How to resume is the resume's to say: re-run the step in flight (not the default rollback).
-    let out = run(&t, &[], &["resume", "--set", "resume.in_flight=rerun"]);
-    out.code(0);
-    assert!(
-        out.stdout.contains("kill -9 $PPID; }`: rerun"),
-        "{}",
-        out.stdout
+    let out = run(
+        refused.again(),
+        &[],
+        &["resume", "--set", "resume.in_flight=rerun"],
     );
-    assert_eq!(lines(&t.path().join("ran-2")), 2, "re-run");
-    assert_eq!(lines(&t.path().join("ran-3")), 1);
+    out.expect_status(0)
+        .expect_stdout_exact("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n↻ resuming: 1 completed effect(s) replayed from the journal, without acting again\n$ echo x >> ran-2; [ -f killed ] || { touch killed; kill -9 $PPID; }\n↻ in flight when the run died: sh `echo x >> ran-2; [ -f killed ] || { touch killed; kill -9 $PPID; }`: rerun\n$ sleep 1; echo x >> ran-3\n✅ Run completed.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md\n")
+        .expect_stderr_like(&took_over("deploy.rhai", "deployments/<date>-deploy"));
+    assert_eq!(lines(&root.join("ran-2")), 2, "re-run");
+    assert_eq!(lines(&root.join("ran-3")), 1);
 }
 
 // ---------------------------------------------------------------- 8: --deployments-dir everywhere
@@ -545,10 +602,12 @@ fn rollback_resume_and_unlock_honour_deployments_dir() {
             "b.rhai",
             "on_rollback(\"undo b\", \"touch undone-b\");\nsh(\"false\");\n",
         );
-    run(&t, &[], &["a.rhai", "--set", "rollback.on_failure=never"]).code(1);
+    let root = t.path().to_path_buf();
+    let a = run(t, &[], &["a.rhai", "--set", "rollback.on_failure=never"]);
+    a.expect_status(1);
     std::thread::sleep(Duration::from_millis(50));
-    run(
-        &t,
+    let b = run(
+        a.again(),
         &[],
         &[
             "b.rhai",
@@ -557,40 +616,51 @@ fn rollback_resume_and_unlock_honour_deployments_dir() {
             "--deployments-dir",
             "team-b",
         ],
-    )
-    .code(1);
+    );
+    b.expect_status(1);
     // The newest run under ./deployments is a's; rolling back team-b's must touch only b's.
     let out = run(
-        &t,
+        b.again(),
         &[],
         &["rollback", "--yes", "--deployments-dir", "team-b"],
     );
-    out.code(3);
-    assert!(out.stdout.contains("Deployment: team-b/"), "{}", out.stdout);
-    assert!(t.path().join("undone-b").exists());
+    out.expect_status(3)
+        .expect_stdout_exact(&format!(
+            "▶ <shipped>/runbooks/rollback.rhai — feature `rollback`\n  run directory: team-b/<date>-rollback\n\
+             Deployment: team-b/<date>-b\nUndo steps, in the order they will run:\n  ↩ undo b: touch undone-b\n\n\
+             ⚠\u{fe0f} Roll back team-b/<date>-b? (1 step(s)) (y/n):\n  → yes (--yes)\n\n{RULE}\nRolling back: manual rollback\n\
+             ↩ undo b (touch undone-b)\n  ✓ undo b\nRollback complete: 1 step(s) undone.\n↩ Rolled back: manual rollback\n\
+             \x20 artifacts in team-b/<date>-rollback: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md, post-mortem.md\n"
+        ))
+        .expect_stderr_exact("");
+    assert!(root.join("undone-b").exists());
     assert!(
-        !t.path().join("undone-a").exists(),
+        !root.join("undone-a").exists(),
         "another team's deployment was rolled back"
     );
     // resume looks for unfinished runs where it is told.
-    let t2 = Test::new().file("deploy.rhai", KILLED_AT_2);
-    assert_eq!(
-        run(&t2, &[], &["deploy.rhai", "--deployments-dir", "team-b"]).code,
-        -1
+    let killed = run(
+        Test::new().file("deploy.rhai", KILLED_AT_2),
+        &[],
+        &["deploy.rhai", "--deployments-dir", "team-b"],
     );
+    killed.expect_status(-1);
+    let root2 = killed.dir.clone();
     let r = run(
-        &t2,
+        killed.again(),
         &[("RUNBOOK_ANSWER_RESUME_IN_FLIGHT", "skip")],
         &["resume", "--deployments-dir", "team-b"],
     );
-    r.code(0);
-    assert_eq!(lines(&t2.path().join("ran-3")), 1);
+    r.expect_status(0)
+        .expect_stdout_lines(&["  run directory: team-b/<date>-deploy"])
+        .expect_stderr_like(&took_over("deploy.rhai", "team-b/<date>-deploy"));
+    assert_eq!(lines(&root2.join("ran-3")), 1);
     // unlock breaks the lock where it is told.
     let stale = r#"{"environment":"production","user":"ghost","host":"elsewhere","pid":4000000,"reason":"old run","started":"2026-01-01T00:00:00.000Z","expires":1,"run_dir":"team-b/old"}"#;
-    std::fs::create_dir_all(t2.path().join("team-b/.locks")).unwrap();
-    std::fs::write(t2.path().join("team-b/.locks/production.lock"), stale).unwrap();
+    std::fs::create_dir_all(root2.join("team-b/.locks")).unwrap();
+    std::fs::write(root2.join("team-b/.locks/production.lock"), stale).unwrap();
     let u = run(
-        &t2,
+        r.again(),
         &[],
         &[
             "unlock",
@@ -601,24 +671,19 @@ fn rollback_resume_and_unlock_honour_deployments_dir() {
             "team-b",
         ],
     );
-    u.code(0);
-    assert!(
-        u.stdout
-            .starts_with("ok: `production` unlocked (was: ghost"),
-        "{}",
-        u.stdout
-    );
-    assert!(!t2.path().join("team-b/.locks/production.lock").exists());
+    u.expect_status(0)
+        .expect_stdout_like("ok: `production` unlocked (was: ghost on elsewhere (pid 4000000) has held it for [..] (reason: old run), run team-b/old); recorded in team-b/.locks/unlock-log.jsonl\n")
+        .expect_stderr_exact("");
+    assert!(!root2.join("team-b/.locks/production.lock").exists());
     // Pointed at a place with no lock, unlock says where it looked.
-    let u = run(&t2, &[], &["unlock", "production", "--reason", "checked"]);
-    u.code(0);
-    assert!(
-        u.stdout.starts_with(
-            "`production` was not locked (no lock under `deployments`: see --deployments-dir)"
-        ),
-        "{}",
-        u.stdout
+    let u = run(
+        u.again(),
+        &[],
+        &["unlock", "production", "--reason", "checked"],
     );
+    u.expect_status(0)
+        .expect_stdout_exact("`production` was not locked (no lock under `deployments`: see --deployments-dir); recorded in deployments/.locks/unlock-log.jsonl\n")
+        .expect_stderr_exact("");
 }
 
 // ---------------------------------------------------------------- 11: a full disk
@@ -640,12 +705,20 @@ fn a_full_disk_leaves_whole_records_and_the_run_stops_before_acting_unrecorded()
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("error: journal `deployments/"), "{stderr}");
-    assert!(stderr.contains("File too large (os error 27)"), "{stderr}");
+    let all = format!(
+        "--- command\n(cd {} && ulimit -f 16; runbook deploy.rhai)\n--- status\n{:?}\n--- stdout\n{}--- stderr\n{stderr}--- end",
+        t.path().display(),
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    // The step it stops at depends on how long the records are: the rest is pinned.
     assert!(
-        stderr.contains("so it was not carried out: the run stops rather than act unrecorded"),
-        "{stderr}"
+        like(
+            &stderr,
+            "error: journal `deployments/<date>-deploy/journal.jsonl`: cannot record sh `echo x >> ran-[..]`: the journal could not be written earlier (File too large (os error 27)), so it was not carried out: the run stops rather than act unrecorded\n"
+        ),
+        "stderr is not as expected\n{all}"
     );
     let dir = run_dirs(t.path()).pop().unwrap();
     let text = std::fs::read_to_string(dir.join("journal.jsonl")).unwrap();
@@ -670,9 +743,10 @@ fn a_full_disk_leaves_whole_records_and_the_run_stops_before_acting_unrecorded()
         ran, intents,
         "no step ran without its intent in the journal"
     );
-    run(&t, &[], &["verify", &dir.display().to_string()]).code(0);
+    let root = t.path().to_path_buf();
+    run(t, &[], &["verify", &dir.display().to_string()]).expect_status(0);
     for k in 1..=40 {
-        assert!(lines(&t.path().join(format!("ran-{k}"))) <= 1, "step {k}");
+        assert!(lines(&root.join(format!("ran-{k}"))) <= 1, "step {k}");
     }
 }
 
@@ -704,39 +778,56 @@ on_rollback("revoke deploy", `echo ${env("DEPLOY_TOKEN")} > revoked-deploy`);
 sh("false");
 "#,
         );
+    let root = t.path().to_path_buf();
     let token = ("DEPLOY_TOKEN", "dtok-55555-secret");
-    run(
-        &t,
+    let failed = run(
+        t,
         &[token],
         &["deploy.rhai", "--set", "rollback.on_failure=never"],
-    )
-    .code(1);
-    let text = all_text(t.path());
+    );
+    failed.expect_status(1);
+    let text = all_text(&root);
     assert!(
         !text.contains("tok-98765-secret") && !text.contains("dtok-55555-secret"),
         "{text}"
     );
     // Without DEPLOY_TOKEN: the undo that needs it fails, naming it; the other runs with its secret.
-    let first = run(&t, &[], &["rollback", "--yes"]);
-    first.code(1);
-    assert!(
-        first.stdout.contains("✗ revoke deploy: the undo needs the secret `DEPLOY_TOKEN`, which this process does not have"),
-        "{}",
-        first.stdout
-    );
+    let first = run(failed.again(), &[], &["rollback", "--yes"]);
+    first
+        .expect_status(1)
+        .expect_stdout_exact(&format!(
+            "▶ <shipped>/runbooks/rollback.rhai — feature `rollback`\n  run directory: deployments/<date>-rollback\n\
+             Deployment: deployments/<date>-deploy\nUndo steps, in the order they will run:\n\
+             \x20 ↩ revoke deploy: echo {{{{secret:DEPLOY_TOKEN}}}} > revoked-deploy\n\
+             \x20 ↩ revoke api: echo {{{{secret:api_token}}}} > revoked-api\n\n\
+             ⚠\u{fe0f} Roll back deployments/<date>-deploy? (2 step(s)) (y/n):\n  → yes (--yes)\n\n{RULE}\nRolling back: manual rollback\n\
+             ↩ revoke deploy (echo {{{{secret:DEPLOY_TOKEN}}}} > revoked-deploy)\n\
+             \x20 ✗ revoke deploy: the undo needs the secret `DEPLOY_TOKEN`, which this process does not have (give it in runbook.yaml `secrets`, with `--set secrets.values.DEPLOY_TOKEN=...`, or in the environment)\n\
+             ↩ revoke api (echo {{{{secret:api_token}}}} > revoked-api)\n  ✓ revoke api\n\
+             Rollback incomplete: 1 of 2 undo step(s) failed: revoke deploy\n✗ Rollback failed: see rollback-plan.md for what still stands\n\
+             \x20 artifacts in deployments/<date>-rollback: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md, post-mortem.md\n"
+        ))
+        .expect_stderr_exact("");
     assert_eq!(
-        std::fs::read_to_string(t.path().join("revoked-api")).unwrap(),
+        std::fs::read_to_string(root.join("revoked-api")).unwrap(),
         "tok-98765-secret\n"
     );
-    assert!(!t.path().join("revoked-deploy").exists());
+    assert!(!root.join("revoked-deploy").exists());
     // Given the secret, the next rollback runs what still stands, with the secret's value.
-    let second = run(&t, &[token], &["rollback", "--yes"]);
-    second.code(3);
+    let second = run(first.again(), &[token], &["rollback", "--yes"]);
+    second
+        .expect_status(3)
+        .expect_stdout_lines(&[
+            "  ↩ revoke deploy: echo {{secret:DEPLOY_TOKEN}} > revoked-deploy",
+            "  ✓ revoke deploy",
+            "Rollback complete: 1 step(s) undone.",
+        ])
+        .expect_stderr_exact("");
     assert_eq!(
-        std::fs::read_to_string(t.path().join("revoked-deploy")).unwrap(),
+        std::fs::read_to_string(root.join("revoked-deploy")).unwrap(),
         "dtok-55555-secret\n"
     );
-    let text = all_text(t.path());
+    let text = all_text(&root);
     assert!(
         !text.contains("tok-98765-secret") && !text.contains("dtok-55555-secret"),
         "{text}"
@@ -753,35 +844,35 @@ sh("echo x >> ran-2; [ -f killed ] || { touch killed; kill -9 $PPID; }");
 sh(`echo ${secret("api_token")} >> used-3`);
 "#,
     );
+    let root = t.path().to_path_buf();
     let secret = "secrets.values.api_token=tok-24680-secret";
-    assert_eq!(run(&t, &[], &["deploy.rhai", "--set", secret]).code, -1);
-    let dir = run_dirs(t.path()).pop().unwrap();
+    let killed = run(t, &[], &["deploy.rhai", "--set", secret]);
+    killed.expect_status(-1);
+    let dir = run_dirs(&root).pop().unwrap();
     let journal_text = std::fs::read_to_string(dir.join("journal.jsonl")).unwrap();
-    assert!(!journal_text.contains("tok-24680-secret"));
+    assert!(!journal_text.contains("tok-24680-secret"), "{journal_text}");
     // Not given again: said before anything runs.
     let without = run(
-        &t,
+        killed.again(),
         &[("RUNBOOK_ANSWER_RESUME_IN_FLIGHT", "skip")],
         &["resume"],
     );
-    without.code(2);
-    assert_eq!(
-        without.stderr,
-        "error: the run was started with the secret `api_token`, which this resume was not given\n  help: give it again: `--set secrets.values.api_token=...`, or in runbook.yaml\n"
+    without.expect_status(2).expect_stderr_exact(
+        "error: the run was started with the secret `api_token`, which this resume was not given\n  help: give it again: `--set secrets.values.api_token=...`, or in runbook.yaml\n",
     );
     // Given again at resume: not a changed input, and the run goes on with it.
     let with = run(
-        &t,
+        without.again(),
         &[("RUNBOOK_ANSWER_RESUME_IN_FLIGHT", "skip")],
         &["resume", "--set", secret],
     );
-    with.code(0);
+    with.expect_status(0);
     assert_eq!(
-        std::fs::read_to_string(t.path().join("used-3")).unwrap(),
+        std::fs::read_to_string(root.join("used-3")).unwrap(),
         "tok-24680-secret\n"
     );
-    assert_eq!(lines(&t.path().join("used-1")), 1);
-    let text = all_text(t.path());
+    assert_eq!(lines(&root.join("used-1")), 1);
+    let text = all_text(&root);
     assert!(!text.contains("tok-24680-secret"), "{text}");
 }
 
@@ -840,34 +931,41 @@ fn killed_after_any_record_and_resumed_every_step_and_undo_runs_exactly_once() {
         ("RUNBOOK_ANSWER_ROLLBACK_IN_FLIGHT", "yes"),
     ];
     // The records of a run nobody kills.
-    let whole = Test::new().file("deploy.rhai", KILL_MATRIX);
-    run(&whole, &answers, &["deploy.rhai"]).code(3);
-    let total = journal(&run_dirs(whole.path()).pop().unwrap()).len();
+    let whole = run(
+        Test::new().file("deploy.rhai", KILL_MATRIX),
+        &answers,
+        &["deploy.rhai"],
+    );
+    whole.expect_status(3);
+    let total = journal(&run_dirs(&whole.dir).pop().unwrap()).len();
     assert!(total > 20, "{total}");
     let (mut kills, mut resume_kills, mut reruns) = (0, 0, 0);
     for k in 1..total {
         let t = Test::new().file("deploy.rhai", KILL_MATRIX);
+        let root = t.path().to_path_buf();
         let kill = k.to_string();
         let mut env = answers.to_vec();
         env.push(("RUNBOOK_FAULT_KILL_AFTER_RECORD", &kill));
-        let first = run(&t, &env, &["deploy.rhai"]);
-        assert_eq!(first.code, -1, "killed after record {k}\n{}", first.stderr);
+        let first = run(t, &env, &["deploy.rhai"]);
+        first.expect_status(-1);
         kills += 1;
-        let mut started = started_when_killed(t.path());
-        let dir = run_dirs(t.path()).pop().unwrap();
+        let mut started = started_when_killed(&root);
+        let dir = run_dirs(&root).pop().unwrap();
         // Every other time, the first resume is killed too, a few records in.
         let mut resume_kill = (k % 2 == 0).then(|| (journal(&dir).len() + 1 + k % 4).to_string());
+        let mut t = first.again();
         let mut last = None;
         for _ in 0..4 {
             let mut env = answers.to_vec();
             if let Some(n) = &resume_kill {
                 env.push(("RUNBOOK_FAULT_KILL_AFTER_RECORD", n));
             }
-            let r = run(&t, &env, &["resume"]);
+            let r = run(t, &env, &["resume"]);
             if r.code == -1 {
                 resume_kills += 1;
                 resume_kill = None;
-                started.extend(started_when_killed(t.path()));
+                started.extend(started_when_killed(&root));
+                t = r.again();
                 continue;
             }
             last = Some(r);
@@ -875,20 +973,19 @@ fn killed_after_any_record_and_resumed_every_step_and_undo_runs_exactly_once() {
         }
         let last = last.expect("the run finished after a few resumes");
         reruns += started.len();
-        last.code(3);
+        last.expect_status(3);
         for f in [
             "ran-1", "ran-2", "ran-3", "undone-1", "undone-2", "undone-3",
         ] {
             let rerun = started.iter().filter(|m| *m == f).count();
             assert_eq!(
-                lines(&t.path().join(f)),
+                lines(&root.join(f)),
                 1 + rerun,
-                "{f}, killed after record {k}\n{}\n{}",
-                last.stdout,
-                last.stderr
+                "{f}, killed after record {k}\n{}",
+                last.describe()
             );
         }
-        run(&t, &[], &["verify", &dir.display().to_string()]).code(0);
+        run(last.again(), &[], &["verify", &dir.display().to_string()]).expect_status(0);
     }
     eprintln!("{kills} runs killed, {resume_kills} resumes killed, all resumed; every step and undo ran once, but {reruns} that had started when killed and were re-run as answered");
 }
@@ -906,33 +1003,35 @@ sh("false");
 "#;
     let answers = [("RUNBOOK_ANSWER_ROLLBACK_IN_FLIGHT", "yes")];
     let never = ["deploy.rhai", "--set", "rollback.on_failure=never"];
-    let whole = Test::new().file("deploy.rhai", deploy);
-    run(&whole, &[], &never).code(1);
-    run(&whole, &answers, &["rollback", "--yes"]).code(3);
-    let rollback_dir = run_dirs(whole.path())
+    let whole = run(Test::new().file("deploy.rhai", deploy), &[], &never);
+    whole.expect_status(1);
+    let whole = run(whole.again(), &answers, &["rollback", "--yes"]);
+    whole.expect_status(3);
+    let rollback_dir = run_dirs(&whole.dir)
         .into_iter()
         .find(|d| d.to_string_lossy().contains("rollback"))
         .unwrap();
     let total = journal(&rollback_dir).len();
     let (mut kills, mut reruns) = (0, 0);
     for k in 1..total {
-        let t = Test::new().file("deploy.rhai", deploy);
-        run(&t, &[], &never).code(1);
-        let target = run_dirs(t.path()).pop().unwrap();
+        let failed = run(Test::new().file("deploy.rhai", deploy), &[], &never);
+        failed.expect_status(1);
+        let root = failed.dir.clone();
+        let target = run_dirs(&root).pop().unwrap();
         let kill = k.to_string();
         let mut env = answers.to_vec();
         env.push(("RUNBOOK_FAULT_KILL_AFTER_RECORD", &kill));
-        let first = run(&t, &env, &["rollback", "--yes"]);
+        let first = run(failed.again(), &env, &["rollback", "--yes"]);
         if first.code != -1 {
             // The deployment's own journal numbers its records higher: no kill this time.
-            first.code(3);
+            first.expect_status(3);
             continue;
         }
         kills += 1;
-        let started = started_when_killed(t.path());
+        let started = started_when_killed(&root);
         reruns += started.len();
         let again = run(
-            &t,
+            first.again(),
             &answers,
             &[
                 "rollback",
@@ -943,22 +1042,26 @@ sh("false");
         );
         assert!(
             again.code == 3 || again.stdout.contains("Nothing stands to be undone"),
-            "killed after record {k}\n{}\n{}",
-            again.stdout,
-            again.stderr
+            "killed after record {k}\n{}",
+            again.describe()
         );
         for f in [
             "ran-1", "ran-2", "ran-3", "undone-1", "undone-2", "undone-3",
         ] {
             let rerun = started.iter().filter(|m| *m == f).count();
             assert_eq!(
-                lines(&t.path().join(f)),
+                lines(&root.join(f)),
                 1 + rerun,
                 "{f}, rollback killed after record {k}\n{}",
-                again.stdout
+                again.describe()
             );
         }
-        run(&t, &[], &["verify", &target.display().to_string()]).code(0);
+        run(
+            again.again(),
+            &[],
+            &["verify", &target.display().to_string()],
+        )
+        .expect_status(0);
     }
     eprintln!("{kills} rollbacks killed, each finished by the next one; every undo ran once, but {reruns} that had started when killed and were re-run as answered");
 }
@@ -976,31 +1079,44 @@ sh("echo x >> ran-2");
 fn resume_waits_for_or_stops_the_command_still_running_from_the_dead_run() {
     for (choice, want_order, want_end) in [("wait", "after\n", true), ("stop", "overlap\n", false)]
     {
-        let t = Test::new().file("deploy.rhai", OUTLIVES_ITS_RUNNER);
-        assert_eq!(run(&t, &[], &["deploy.rhai"]).code, -1);
-        assert!(!t.path().join("long-end").exists(), "still running");
+        let killed = run(
+            Test::new().file("deploy.rhai", OUTLIVES_ITS_RUNNER),
+            &[],
+            &["deploy.rhai"],
+        );
+        killed.expect_status(-1);
+        let root = killed.dir.clone();
+        assert!(!root.join("long-end").exists(), "still running");
         let r = run(
-            &t,
+            killed.again(),
             &[
                 ("RUNBOOK_ANSWER_RESUME_IN_FLIGHT", "rerun"),
                 ("RUNBOOK_ANSWER_RESUME_STILL_RUNNING", choice),
             ],
             &["resume"],
         );
-        r.code(0);
-        assert!(
-            r.stdout.contains("is still running (process group "),
-            "{}",
-            r.stdout
-        );
+        let step = "if [ -f killed ]; then if [ -f long-end ]; then echo after >> order; else echo overlap >> order; fi; exit 0; fi; touch killed; kill -9 $PPID; sleep 1.5; echo end >> long-end";
+        let what = match choice {
+            "wait" => "waiting for it to end (answer `resume-still-running: stop` to stop it)",
+            _ => "stopping it (answer `resume-still-running`)",
+        };
+        r.expect_status(0)
+            .expect_stdout_like(&format!(
+                "▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n\
+                 ↻ resuming: 0 completed effect(s) replayed from the journal, without acting again\n$ {step}\n\
+                 ↻ the command in flight when the run died is still running (process group [..]): {what}\n\
+                 ↻ in flight when the run died: sh `{step}`: rerun\n$ echo x >> ran-2\n✅ Run completed.\n\
+                 \x20 artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md\n"
+            ))
+            .expect_stderr_like(&took_over("deploy.rhai", "deployments/<date>-deploy"));
         assert_eq!(
-            std::fs::read_to_string(t.path().join("order")).unwrap(),
+            std::fs::read_to_string(root.join("order")).unwrap(),
             want_order,
             "{choice}: the re-run and the first copy"
         );
         std::thread::sleep(Duration::from_millis(1700));
-        assert_eq!(t.path().join("long-end").exists(), want_end, "{choice}");
-        assert_eq!(lines(&t.path().join("ran-2")), 1);
+        assert_eq!(root.join("long-end").exists(), want_end, "{choice}");
+        assert_eq!(lines(&root.join("ran-2")), 1);
     }
 }
 
@@ -1009,58 +1125,73 @@ fn resume_waits_for_or_stops_the_command_still_running_from_the_dead_run() {
 #[test]
 fn binary_garbage_as_config_answers_or_runbook_is_a_usage_error() {
     let garbage: Vec<u8> = (0..=255u8).rev().cycle().take(600).collect();
-    let t = Test::new().file("deploy.rhai", "sh(\"touch ran\");\n");
-    std::fs::write(t.path().join("garbage"), &garbage).unwrap();
+    let mut t = Test::new().file("deploy.rhai", "sh(\"touch ran\");\n");
+    let root = t.path().to_path_buf();
+    std::fs::write(root.join("garbage"), &garbage).unwrap();
     for (args, what) in [
         (vec!["deploy.rhai", "--config", "garbage"], "config"),
         (vec!["deploy.rhai", "--answers", "garbage"], "answers"),
         (vec!["garbage"], "runbook"),
         (vec!["check", "garbage"], "runbook"),
     ] {
-        let out = run(&t, &[], &args);
-        out.code(2);
-        assert_eq!(
-            out.stderr,
-            format!("error: cannot read {what} `garbage`: it is not text (not valid UTF-8)\n"),
-            "{args:?}"
-        );
+        let out = run(t, &[], &args);
+        out.expect_status(2)
+            .expect_stdout_exact("")
+            .expect_stderr_exact(&format!(
+                "error: cannot read {what} `garbage`: it is not text (not valid UTF-8)\n"
+            ));
+        t = out.again();
     }
-    assert!(!t.path().join("ran").exists());
+    assert!(!root.join("ran").exists());
 }
 
 #[test]
 fn verify_refuses_an_empty_journal_and_names_a_repaired_record() {
-    let t = Test::new().file("deployments/empty/journal.jsonl", "");
-    let v = run(&t, &[], &["verify", "deployments/empty"]);
-    v.code(1);
-    assert_eq!(
-        v.stderr,
-        "error: journal `deployments/empty/journal.jsonl` is empty: it holds no record to check\n"
+    let v = run(
+        Test::new().file("deployments/empty/journal.jsonl", ""),
+        &[],
+        &["verify", "deployments/empty"],
+    );
+    v.expect_status(1).expect_stderr_exact(
+        "error: journal `deployments/empty/journal.jsonl` is empty: it holds no record to check\n",
     );
     // A run killed mid-record, then resumed: the torn line is repaired, and verify says so.
-    let t = Test::new().file("deploy.rhai", KILLED_AT_2);
-    assert_eq!(run(&t, &[], &["deploy.rhai"]).code, -1);
-    let dir = run_dirs(t.path()).pop().unwrap();
+    let killed = run(
+        Test::new().file("deploy.rhai", KILLED_AT_2),
+        &[],
+        &["deploy.rhai"],
+    );
+    killed.expect_status(-1);
+    let dir = run_dirs(&killed.dir).pop().unwrap();
     let mut text = std::fs::read_to_string(dir.join("journal.jsonl")).unwrap();
     text.push_str("{\"seq\":99,\"ty");
     std::fs::write(dir.join("journal.jsonl"), &text).unwrap();
-    run(
-        &t,
+    let resumed = run(
+        killed.again(),
         &[("RUNBOOK_ANSWER_RESUME_IN_FLIGHT", "skip")],
         &["resume"],
-    )
-    .code(0);
-    let v = run(&t, &[], &["verify", &dir.display().to_string()]);
-    v.code(0);
-    let n = text.lines().count();
-    assert!(
-        v.stdout.starts_with(&format!(
-            "note: record {n} is a `journal.repaired` record: the record after record {} was cut off mid-write (its fragment is kept in it)\n",
-            n - 1
-        )),
-        "{}",
-        v.stdout
     );
+    // The torn line is said to be ignored.
+    resumed.expect_status(0).expect_stderr_like(&format!(
+        "warning: deployments/<date>-deploy/journal.jsonl:{}: the last record is incomplete (the run was cut off while writing it); it was ignored\n{}",
+        text.lines().count(),
+        took_over("deploy.rhai", "deployments/<date>-deploy")
+    ));
+    let v = run(
+        resumed.again(),
+        &[],
+        &["verify", &dir.display().to_string()],
+    );
+    let n = text.lines().count();
+    v.expect_status(0)
+        .expect_stdout_like(&format!(
+            "note: record {n} is a `journal.repaired` record: the record after record {} was cut off mid-write (its fragment is kept in it)\n\
+             ok: deployment-plan.md pins the last record\n\
+             ok: {}/journal.jsonl: [..] records, hash chain intact; final hash [..]\n",
+            n - 1,
+            dir.display()
+        ))
+        .expect_stderr_exact("");
 }
 
 #[test]
@@ -1073,14 +1204,11 @@ fn a_multi_line_secret_is_redacted_line_by_line_and_a_short_one_is_warned_about(
         )
         .file("key.pem", &format!("{key}\n"))
         .file("deploy.rhai", "sh(\"cat key.pem\");\n");
-    let out = run(&t, &[], &["deploy.rhai"]);
-    out.code(0);
-    assert!(
-        out.stderr.contains("warning: the secret `pin` is shorter than 4 characters, so it is not redacted (it would mask ordinary text everywhere): use a longer one\n"),
-        "{}",
-        out.stderr
-    );
-    let everything = format!("{}{}{}", out.stdout, out.stderr, all_text(t.path()));
+    let out = run(t, &[], &["deploy.rhai"]);
+    out.expect_status(0)
+        .expect_stdout_exact("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n$ cat key.pem\n  │ [REDACTED]\n  │ [REDACTED]\n  │ [REDACTED]\n  │ [REDACTED]\n✅ Run completed.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md\n")
+        .expect_stderr_exact("warning: the secret `pin` is shorter than 4 characters, so it is not redacted (it would mask ordinary text everywhere): use a longer one\n");
+    let everything = format!("{}{}{}", out.stdout, out.stderr, all_text(&out.dir));
     for line in ["line-two-secret-abc", "line-three-secret-def"] {
         assert!(!everything.contains(line), "{line} leaked:\n{everything}");
     }
@@ -1111,7 +1239,13 @@ fn the_journal_s_directory_is_synced_after_the_journal_is_created() {
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "--- stdout\n{}--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let trace = std::fs::read_to_string(t.path().join("trace.txt")).unwrap();
     let dir = run_dirs(t.path()).pop().unwrap();
     let dir = dir.strip_prefix(t.path()).unwrap().display().to_string();
@@ -1169,30 +1303,29 @@ fn a_bad_answer_found_after_effects_ran_is_a_failure_that_rolls_back() {
             // literally are checked before the run starts).
             "sh(\"echo x >> ran\");\non_rollback(\"undo\", \"echo u >> undone\");\nlet q = \"Proceed?\";\nif confirm(q) { sh(\"touch finished\"); }\n",
         );
-    let out = run(&t, &[], &["deploy.rhai", "--answers", "answers.yaml"]);
+    let out = run(t, &[], &["deploy.rhai", "--answers", "answers.yaml"]);
     // Something changed already: not "nothing changed" (2), but a broken run, rolled back (5).
-    out.code(5);
-    assert!(
-        out.stderr
-            .starts_with("error: answer `proceed` in `answers.yaml`: "),
-        "{}",
-        out.stderr
-    );
-    assert_eq!(lines(&t.path().join("undone")), 1);
-    assert!(!t.path().join("finished").exists());
+    out.expect_status(5)
+        .expect_stdout_exact(&format!(
+            "▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n$ echo x >> ran\n\nProceed? (y/n):\n\
+             Nobody to ask (no terminal, no answer): rolling back on its own (rollback.on_failure: ask).\n\n{RULE}\n\
+             Rolling back: the run broke (a runbook, stdlib or answer error)\n↩ undo (echo u >> undone)\n  ✓ undo\n\
+             Rollback complete: 1 step(s) undone.\n\
+             ↩ Rolled back after an error in the run itself, not a verdict on the release (exit 5): fix the runbook, config or answers named above.\n\
+             \x20 artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md, post-mortem.md\n"
+        ))
+        .expect_stderr_exact("error: answer `proceed` in `answers.yaml`: `maybe` is not an answer; type y or n\n  help: for example `proceed: yes`\n");
+    assert_eq!(lines(&out.dir.join("undone")), 1);
+    assert!(!out.dir.join("finished").exists());
     // Nothing to undo: exit 1, said so.
     let t = Test::new().file("answers.yaml", "proceed: maybe\n").file(
         "deploy.rhai",
         "sh(\"echo x >> ran\");\nlet q = \"Proceed?\";\nconfirm(q);\n",
     );
-    let out = run(&t, &[], &["deploy.rhai", "--answers", "answers.yaml"]);
-    out.code(1);
-    assert!(
-        out.stdout
-            .contains("✗ Run failed (nothing was registered to undo)."),
-        "{}",
-        out.stdout
-    );
+    let out = run(t, &[], &["deploy.rhai", "--answers", "answers.yaml"]);
+    out.expect_status(1)
+        .expect_stdout_exact("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n$ echo x >> ran\n\nProceed? (y/n):\n✗ Run failed (nothing was registered to undo).\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md, post-mortem.md\n")
+        .expect_stderr_exact("error: answer `proceed` in `answers.yaml`: `maybe` is not an answer; type y or n\n  help: for example `proceed: yes`\n");
 }
 
 #[test]
@@ -1202,61 +1335,59 @@ fn deeply_nested_yaml_is_refused_at_once() {
         .file("deploy.rhai", "sh(\"touch ran\");\n")
         .file("runbook.yaml", &format!("vars:\n  x: {deep}\n"))
         .file("answers.yaml", &format!("x: {deep}\n"));
+    let root = t.path().to_path_buf();
     let started = Instant::now();
-    let out = run(&t, &[], &["check", "deploy.rhai"]);
-    out.code(2);
-    assert!(
-        out.stderr.contains("it nests more than 64 levels deep"),
-        "{}",
-        out.stderr
+    let out = run(t, &[], &["check", "deploy.rhai"]);
+    out.expect_status(2)
+        .expect_stdout_exact("")
+        .expect_stderr_exact("error: invalid config: it nests more than 64 levels deep\n --> runbook.yaml:2:70\n  help: docs/configuration.md lists every key; `runbook init` writes a commented starter\n");
+    std::fs::remove_file(root.join("runbook.yaml")).unwrap();
+    let out = run(
+        out.again(),
+        &[],
+        &["deploy.rhai", "--answers", "answers.yaml"],
     );
-    std::fs::remove_file(t.path().join("runbook.yaml")).unwrap();
-    let out = run(&t, &[], &["deploy.rhai", "--answers", "answers.yaml"]);
-    out.code(2);
-    assert_eq!(
-        out.stderr,
-        "error: answers file `answers.yaml:1:68`: it nests more than 64 levels deep\n  help: an answers file is a YAML map from prompt id to answer, e.g. `strategy: canary`\n"
+    out.expect_status(2).expect_stderr_exact(
+        "error: answers file `answers.yaml:1:68`: it nests more than 64 levels deep\n  help: an answers file is a YAML map from prompt id to answer, e.g. `strategy: canary`\n",
     );
     // One argument holds at most 128 KiB.
     let deep_arg = format!("{}{}", "[".repeat(60_000), "]".repeat(60_000));
     let out = run(
-        &t,
+        out.again(),
         &[],
         &["deploy.rhai", "--set", &format!("vars.x={deep_arg}")],
     );
-    out.code(2);
+    out.expect_status(2);
     // Not a minute of parsing: a fraction of a second each (a debug build).
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "{:?}",
         started.elapsed()
     );
-    assert!(!t.path().join("ran").exists());
+    assert!(!root.join("ran").exists());
 }
 
 #[test]
 fn resume_of_a_killed_rollback_points_at_runbook_rollback() {
-    let t = Test::new().file("deploy.rhai", THREE_UNDOS);
-    run(
-        &t,
+    let failed = run(
+        Test::new().file("deploy.rhai", THREE_UNDOS),
         &[],
         &["deploy.rhai", "--set", "rollback.on_failure=never"],
-    )
-    .code(1);
-    let target = run_dirs(t.path()).pop().unwrap();
-    let target = target.strip_prefix(t.path()).unwrap().display().to_string();
-    assert_eq!(run(&t, &[], &["rollback", "--yes"]).code, -1);
-    let r = run(&t, &[], &["resume"]);
-    r.code(2);
-    assert!(
-        r.stderr.starts_with("error: the run in `deployments/") && r.stderr.contains(&format!(
-            "` was rolling back `{target}` when it died: finish that with `runbook rollback --set vars.deployment={target}` (it runs only what still stands)"
-        )),
-        "{}",
-        r.stderr
     );
-    assert_eq!(lines(&t.path().join("undone-3")), 1);
-    assert_eq!(lines(&t.path().join("undone-1")), 0);
+    failed.expect_status(1);
+    let root = failed.dir.clone();
+    let target = run_dirs(&root).pop().unwrap();
+    let target = target.strip_prefix(&root).unwrap().display().to_string();
+    let killed = run(failed.again(), &[], &["rollback", "--yes"]);
+    killed.expect_status(-1);
+    let r = run(killed.again(), &[], &["resume"]);
+    r.expect_status(2)
+        .expect_stdout_exact("")
+        .expect_stderr_exact(&format!(
+            "error: the run in `deployments/<date>-rollback` was rolling back `{target}` when it died: finish that with `runbook rollback --set vars.deployment={target}` (it runs only what still stands)\n"
+        ));
+    assert_eq!(lines(&root.join("undone-3")), 1);
+    assert_eq!(lines(&root.join("undone-1")), 0);
 }
 
 /// An undo that kills the process running it and outlives it by a second and a half; run again,
@@ -1271,56 +1402,79 @@ sh("false");
 #[test]
 fn an_undo_still_running_from_a_killed_rollback_is_waited_for() {
     // `runbook rollback` killed, run again.
-    let t = Test::new().file("deploy.rhai", UNDO_OUTLIVES_ITS_RUNNER);
-    run(
-        &t,
+    let failed = run(
+        Test::new().file("deploy.rhai", UNDO_OUTLIVES_ITS_RUNNER),
         &[],
         &["deploy.rhai", "--set", "rollback.on_failure=never"],
-    )
-    .code(1);
-    assert_eq!(run(&t, &[], &["rollback", "--yes"]).code, -1);
+    );
+    failed.expect_status(1);
+    let root = failed.dir.clone();
+    let killed = run(failed.again(), &[], &["rollback", "--yes"]);
+    killed.expect_status(-1);
     let again = run(
-        &t,
+        killed.again(),
         &[("RUNBOOK_ANSWER_ROLLBACK_IN_FLIGHT", "yes")],
         &["rollback", "--yes", "--take-over", "killed"],
     );
-    again.code(3);
-    assert!(
-        again.stdout.contains("is still running (process group "),
-        "{}",
-        again.stdout
-    );
+    let undo_2 = "if [ -f killed ]; then if [ -f long-end ]; then echo after >> order; else echo overlap >> order; fi; exit 0; fi; touch killed; kill -9 $PPID; sleep 1.5; echo end >> long-end";
+    again
+        .expect_status(3)
+        .expect_stdout_like(&format!(
+            "▶ <shipped>/runbooks/rollback.rhai — feature `rollback`\n  run directory: deployments/<date>-rollback-2\n\
+             Deployment: deployments/<date>-deploy\nUndo steps, in the order they will run:\n  ↩ undo 2: {undo_2}\n  ↩ undo 1: echo u >> undone-1\n\n\
+             ⚠\u{fe0f} Roll back deployments/<date>-deploy? (2 step(s)) (y/n):\n  → yes (--yes)\n\
+             ↻ the command in flight when the run died is still running (process group [..]): waiting for it to end (answer `resume-still-running: stop` to stop it)\n\
+             The last rollback died while undoing `undo 2` (it may or may not have happened). Run it again? (y/n):\n\
+             \x20 → yes (environment RUNBOOK_ANSWER_ROLLBACK_IN_FLIGHT)\n\n{RULE}\nRolling back: manual rollback\n\
+             ↩ undo 2 ({undo_2})\n  ✓ undo 2\n↩ undo 1 (echo u >> undone-1)\n  ✓ undo 1\nRollback complete: 2 step(s) undone.\n↩ Rolled back: manual rollback\n\
+             \x20 artifacts in deployments/<date>-rollback-2: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md, post-mortem.md\n"
+        ))
+        .expect_stderr_like(&took_over(
+            "<shipped>/runbooks/rollback.rhai",
+            "deployments/<date>-rollback",
+        ));
     assert_eq!(
-        std::fs::read_to_string(t.path().join("order")).unwrap(),
+        std::fs::read_to_string(root.join("order")).unwrap(),
         "after\n"
     );
-    assert_eq!(lines(&t.path().join("undone-1")), 1);
+    assert_eq!(lines(&root.join("undone-1")), 1);
     // A run killed in its own rollback, resumed.
-    let t = Test::new().file("deploy.rhai", UNDO_OUTLIVES_ITS_RUNNER);
-    assert_eq!(run(&t, &[], &["deploy.rhai"]).code, -1);
+    let killed = run(
+        Test::new().file("deploy.rhai", UNDO_OUTLIVES_ITS_RUNNER),
+        &[],
+        &["deploy.rhai"],
+    );
+    killed.expect_status(-1);
+    let root = killed.dir.clone();
     let r = run(
-        &t,
+        killed.again(),
         &[("RUNBOOK_ANSWER_ROLLBACK_IN_FLIGHT", "yes")],
         &["resume"],
     );
-    r.code(3);
-    assert!(
-        r.stdout.contains("is still running (process group "),
-        "{}",
-        r.stdout
-    );
+    r.expect_status(3)
+        .expect_stdout_like(&format!(
+            "▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n\
+             ↻ the run died while rolling back: finishing its rollback (the script is not run again)\n\
+             ↻ the command in flight when the run died is still running (process group [..]): waiting for it to end (answer `resume-still-running: stop` to stop it)\n\
+             The last rollback died while undoing `undo 2` (it may or may not have happened). Run it again? (y/n):\n\
+             \x20 → yes (environment RUNBOOK_ANSWER_ROLLBACK_IN_FLIGHT)\n\n{RULE}\nRolling back: finishing the rollback the run died in\n\
+             ↩ undo 2 ({undo_2})\n  ✓ undo 2\n↩ undo 1 (echo u >> undone-1)\n  ✓ undo 1\nRollback complete: 2 step(s) undone.\n\
+             \x20 artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md, post-mortem.md\n"
+        ))
+        .expect_stderr_like(&took_over("deploy.rhai", "deployments/<date>-deploy"));
     assert_eq!(
-        std::fs::read_to_string(t.path().join("order")).unwrap(),
+        std::fs::read_to_string(root.join("order")).unwrap(),
         "after\n"
     );
-    assert_eq!(lines(&t.path().join("undone-1")), 1);
+    assert_eq!(lines(&root.join("undone-1")), 1);
 }
 
 #[test]
 fn a_runaway_push_is_stopped_by_the_array_limit_at_once() {
     // Each push used to re-measure the whole array (n pushes: O(n^2)); the limit still stops a
     // runaway loop, flat or nested.
-    for (what, body) in [
+    // (Which case failed shows in the failure's command: the script differs.)
+    for (_case, body) in [
         ("flat", "a.push(\"x\");"),
         ("nested", "a.push([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);"),
     ] {
@@ -1328,25 +1482,19 @@ fn a_runaway_push_is_stopped_by_the_array_limit_at_once() {
             .script(&format!("let a = [];\nloop {{ {body} }}\n"))
             .args(&["--set", "limits.array_size=100000"])
             .run();
-        assert_eq!(out.code, 1, "{what}: {}\n{}", out.stdout, out.stderr);
-        assert!(
-            out.stderr.contains(
-                "error: Size of array/BLOB grew past its limit (see `limits` in runbook.yaml)"
-            ),
-            "{what}: {}",
-            out.stderr
-        );
+        out.expect_status(1)
+            .expect_stdout_exact("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n✗ Run failed (nothing was registered to undo).\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md, post-mortem.md\n")
+            .expect_stderr_exact(&format!(
+                "error: Size of array/BLOB grew past its limit (see `limits` in runbook.yaml)\n --> deploy.rhai:2:10\n  |\n2 | loop {{ {body} }}\n  |          ^\n"
+            ));
     }
     // Growing within the limit is whole and correct.
     let out = Test::new()
         .script("let a = [];\nfor i in 0..200000 { a.push(i); }\nprint(`len ${a.len()} last ${a[199999]}`);\n")
         .run();
-    out.expect_status(0);
-    assert!(
-        out.stdout.contains("len 200000 last 199999"),
-        "{}",
-        out.stdout
-    );
+    out.expect_status(0)
+        .expect_stdout_exact("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\nlen 200000 last 199999\n✅ Run completed.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md\n")
+        .expect_stderr_exact("");
 }
 
 #[test]
@@ -1361,7 +1509,7 @@ fn answers_that_cannot_fit_a_declared_prompt_are_found_before_anything_runs() {
         (
             "pre-deployment-checklist: { all-tests-passin: yes }\n",
             "pre-deployment-checklist",
-            "`all-tests-passin` is not one of its items",
+            "`{\"all-tests-passin\":\"yes\"}` is not yes/no per item; `all-tests-passin` is not one of its items (all-tests-passing, security-scan-clean, performance-acceptable, database-migrations-ready, rollback-plan-prepared, monitoring-alerts-configured, team-notified)",
         ),
     ] {
         // `runbook check --answers` says so...
@@ -1369,22 +1517,22 @@ fn answers_that_cannot_fit_a_declared_prompt_are_found_before_anything_runs() {
             .file("answers.yaml", answers)
             .args(&["check", "deploy", "--answers", "answers.yaml"])
             .run();
-        assert_eq!(out.code, 2, "{id}: {}\n{}", out.stdout, out.stderr);
-        assert!(
-            out.stderr.contains(&format!("error: answer `{id}` in `answers.yaml`: "))
-                && out.stderr.contains(says),
-            "{id}: {}",
-            out.stderr
+        let error = format!(
+            "error: answer `{id}` in `answers.yaml`: {says}\n  help: found before the run started, so nothing was changed; fix the answer and run again\n"
         );
+        out.expect_status(2)
+            .expect_stdout_exact("")
+            .expect_stderr_exact(&error);
         // ...and a run refuses before anything changes.
         let out = Test::new()
             .file("runbook.yaml", "adapter: local\nlocal: { url: \"http://127.0.0.1:9\" }\nversion: v2\ncurrent_version: v1\n")
             .file("answers.yaml", answers)
             .args(&["deploy", "--answers", "answers.yaml", "--approve"])
             .run();
-        assert_eq!(out.code, 2, "{id}: {}\n{}", out.stdout, out.stderr);
-        assert!(out.stderr.contains(says), "{id}: {}", out.stderr);
-        assert!(!out.stdout.contains("Prerequisites"), "{id}: the run began\n{}", out.stdout);
+        // Nothing printed on stdout: the run never began.
+        out.expect_status(2)
+            .expect_stdout_exact("")
+            .expect_stderr_exact(&error);
     }
     // Answers that fit are valid.
     let out = Test::new()
@@ -1394,7 +1542,9 @@ fn answers_that_cannot_fit_a_declared_prompt_are_found_before_anything_runs() {
         )
         .args(&["check", "deploy", "--answers", "answers.yaml"])
         .run();
-    out.expect_status(0);
+    out.expect_status(0)
+        .expect_stdout_exact("ok: <shipped>/runbooks/deploy.rhai compiles with 3 module(s); config defaults (no runbook.yaml); answers `answers.yaml` is valid\n")
+        .expect_stderr_exact("");
 }
 
 #[test]
@@ -1427,13 +1577,11 @@ fn a_run_killed_but_not_yet_reaped_does_not_hold_its_lock() {
         stat.contains(") Z "),
         "the killed run should be an unreaped zombie: {stat}"
     );
-    let out = run(&t, &[], &["resume", "--set", "resume.in_flight=rerun"]);
+    let root = t.path().to_path_buf();
+    let out = run(t, &[], &["resume", "--set", "resume.in_flight=rerun"]);
     let _ = child.wait();
-    out.code(0);
-    assert!(
-        out.stderr.contains("took over the stale lock"),
-        "{}",
-        out.stderr
-    );
-    assert_eq!(lines(&t.path().join("steps")), 2);
+    out.expect_status(0)
+        .expect_stdout_like("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n↻ resuming: 1 completed effect(s) replayed from the journal, without acting again\n$ sleep 3\n↻ the command in flight when the run died is still running (process group [..]): waiting for it to end (answer `resume-still-running: stop` to stop it)\n↻ in flight when the run died: sh `sleep 3`: rerun\n$ echo b >> steps\n✅ Run completed.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md\n")
+        .expect_stderr_like(&took_over("deploy.rhai", "deployments/<date>-deploy"));
+    assert_eq!(lines(&root.join("steps")), 2);
 }

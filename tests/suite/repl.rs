@@ -3,7 +3,7 @@
 
 use crate::support;
 
-use crate::support::{pty, Test};
+use crate::support::{pty, Output, Test};
 
 /// Wait for the prompt before typing, as a person would (keys typed before the line editor
 /// reads the next line are not kept).
@@ -149,70 +149,102 @@ fn wait_for_run(root: &std::path::Path, needle: &str) -> std::path::PathBuf {
     }
 }
 
-/// `runbook <args>` with `input` on stdin: (exit code, stdout, stderr).
-fn piped(t: &Test, args: &[&str], input: &str) -> (i32, String, String) {
-    use std::io::Write;
-    let mut child = t
-        .command()
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+/// `runbook <args>` in `t`'s directory with `input` on stdin (a pipe, not a terminal).
+fn piped(t: Test, args: &[&str], input: &str) -> Output {
+    t.args(args).stdin(input).run()
+}
+
+/// The REPL's greeting on stderr, attached to `deployment` (or to none), with the `live` line it
+/// shows when the deployment's journal records one.
+fn greeting(journal: &str, deployment: Option<&str>, live: Option<&str>) -> String {
+    let attached = deployment
+        .map(|d| format!("  attached to {d}: status(), rollback(), metrics()\n"))
+        .unwrap_or_default();
+    let live = live
+        .map(|l| format!("  live: {l}, from the deployment's journal\n"))
+        .unwrap_or_default();
+    format!("runbook repl\n  journal: deployments/<date>-{journal}\n{attached}{live}  :help for the primitives, :quit or Ctrl-D to leave\n")
+}
+
+const RULE: &str = "━━ Rollback ━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━";
+
+/// A deployment left running while a REPL tries to act on it; killed when dropped, so a failed
+/// check does not leave it sleeping.
+struct Alive(std::process::Child);
+
+impl Alive {
+    /// `runbook deploy.rhai` in `t`'s directory, started and left running.
+    fn start(t: &Test) -> Alive {
+        Alive(
+            t.command()
+                .arg("deploy.rhai")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    }
+
+    fn stop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `runbook deploy.rhai` in `t`'s directory, run to its end before the REPL attaches.
+fn deployed(t: Test) -> Output {
+    let out = t.args(&["deploy.rhai"]).run();
+    out.expect_status(0);
+    out
 }
 
 #[test]
 fn repl_refuses_to_roll_back_a_deployment_whose_run_is_alive() {
-    let t = Test::new().file(
+    let mut t = Test::new().file(
         "deploy.rhai",
         "on_rollback(\"remove live.txt\", \"rm -f live.txt\");\nsh(\"touch live.txt\");\nlog(\"waiting\");\nsleep(\"60s\");\n",
     );
-    let mut deploy = t
-        .command()
-        .arg("deploy.rhai")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let dir = wait_for_run(t.path(), "waiting");
-    let shown = dir.strip_prefix(t.path()).unwrap().display().to_string();
-    for call in [
-        "rollback()".to_string(),
-        format!("undo_deployment(\"{shown}\", \"now\")"),
+    // The deployment stays alive while the REPL tries: spawned, not the builder's run.
+    let mut deploy = Alive::start(&t);
+    let root = t.path().to_path_buf();
+    let dir = wait_for_run(&root, "waiting");
+    let shown = dir.strip_prefix(&root).unwrap().display().to_string();
+    let pid = deploy.0.id();
+    for (call, journal) in [
+        ("rollback()".to_string(), "repl"),
+        (format!("undo_deployment(\"{shown}\", \"now\")"), "repl-2"),
     ] {
-        let (_, stdout, stderr) =
-            piped(&t, &["repl", "--deployment", &shown], &format!("{call}\n"));
-        let all = format!("{stdout}{stderr}");
-        assert!(
-            all.contains(&format!(
-                "refused: the run of `{shown}` is still alive: tester on "
-            )) && all.contains(&format!("(pid {})", deploy.id()))
-                && all.contains(&format!(
-                    "help: a journal has one writer at a time: stop that run first (Ctrl-C in its terminal, or `kill -INT {}`",
-                    deploy.id()
-                )),
-            "{all}"
-        );
-        assert!(t.path().join("live.txt").exists(), "{all}");
+        let out = piped(t, &["repl", "--deployment", &shown], &format!("{call}\n"));
+        let name = call.split('(').next().unwrap();
+        out.expect_status(1)
+            .expect_stdout_exact("")
+            .expect_stderr_like(&format!(
+                "{}runbook> {call}\n\
+                 error: `{name}()` refused: the run of `{shown}` is still alive: tester on [..] (pid {pid}) has held it for [..] (reason: deploy.rhai), run {shown}\n\
+                 \x20 help: a journal has one writer at a time: stop that run first (Ctrl-C in its terminal, or `kill -INT {pid}`; it offers its own rollback), then try again here\n\
+                 \x20 help: or ask the run from here: `abort(\"why\")` and it rolls back itself; `pause()`, `resume()`, `promote()`\n\
+                 \x20--> <repl>:1:1\n  |\n1 | {call}\n  | ^\n1 of 1 lines failed: exit 1\n",
+                greeting(journal, Some(&shown), None)
+            ));
+        assert!(root.join("live.txt").exists(), "{}", out.describe());
+        t = out.again();
     }
     // Once the run is gone, its undo steps are the REPL's to run.
-    deploy.kill().unwrap();
-    deploy.wait().unwrap();
-    let (_, stdout, stderr) = piped(&t, &["repl", "--deployment", &shown], "rollback()\n");
-    assert!(!t.path().join("live.txt").exists(), "{stdout}{stderr}");
+    deploy.stop();
+    let out = piped(t, &["repl", "--deployment", &shown], "rollback()\n");
+    out.expect_status(0)
+        .expect_stdout_exact(&format!("\n{RULE}\nRolling back: rolled back from the REPL\n↩ remove live.txt (rm -f live.txt)\n  ✓ remove live.txt\nRollback complete: 1 step(s) undone.\n=> true\n"))
+        .expect_stderr_exact(&format!(
+            "{}runbook> rollback()\n",
+            greeting("repl-3", Some(&shown), None)
+        ));
+    assert!(!root.join("live.txt").exists(), "{}", out.describe());
 }
 
 #[test]
@@ -221,10 +253,10 @@ fn repl_attaching_to_a_tampered_empty_or_garbage_journal_says_so_and_runs_no_und
         "deploy.rhai",
         "on_rollback(\"restore\", \"echo restored > restored.txt\");\nlog(\"deployed\");\n",
     );
-    let out = t.command().arg("deploy.rhai").output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{out:?}");
-    let dir = wait_for_run(t.path(), "deployed");
-    let shown = dir.strip_prefix(t.path()).unwrap().display().to_string();
+    let t = deployed(t).again();
+    let root = t.path().to_path_buf();
+    let dir = wait_for_run(&root, "deployed");
+    let shown = dir.strip_prefix(&root).unwrap().display().to_string();
     // An undo edited by hand: the chain no longer holds.
     let journal = dir.join("journal.jsonl");
     let text = std::fs::read_to_string(&journal).unwrap();
@@ -241,34 +273,33 @@ fn repl_attaching_to_a_tampered_empty_or_garbage_journal_says_so_and_runs_no_und
         ),
     )
     .unwrap();
-    let (_, stdout, stderr) = piped(&t, &["repl", "--deployment", &shown], "rollback()\n");
-    let all = format!("{stdout}{stderr}");
-    assert!(
-        all.contains(&format!(
-            "warning: the journal `{shown}/journal.jsonl` is not intact at line {}: record {} (seq {}) does not follow record {line}",
-            line + 1,
-            line + 1,
-            line + 1
-        )),
-        "{all}"
+    let broken = format!(
+        "the journal `{shown}/journal.jsonl` is not intact at line {next}: record {next} (seq {next}) does not follow record {line}: record {line} was altered, or records between them were removed or reordered; its undo steps do not run unless forced: rollback(#{{ force: \"why it is safe\" }})",
+        next = line + 1
     );
-    assert!(
-        all.contains(
-            "its undo steps do not run unless forced: rollback(#{ force: \"why it is safe\" })"
-        ),
-        "{all}"
-    );
-    assert!(!t.path().join("tampered.txt").exists(), "{all}");
+    let out = piped(t, &["repl", "--deployment", &shown], "rollback()\n");
+    out.expect_status(1)
+        .expect_stdout_exact("")
+        .expect_stderr_exact(&format!(
+            "{}warning: {broken}\nrunbook> rollback()\nerror: `rollback()` refused: {broken}\n --> <repl>:1:1\n  |\n1 | rollback()\n  | ^\n1 of 1 lines failed: exit 1\n",
+            greeting("repl", Some(&shown), None)
+        ));
+    assert!(!root.join("tampered.txt").exists(), "{}", out.describe());
 
     // Forced, with a reason: it runs, and the reason is recorded.
-    let (_, stdout, stderr) = piped(
-        &t,
+    let out = piped(
+        out.again(),
         &["repl", "--deployment", &shown],
         "rollback(#{ force: \"checked the edit with alice\" })\n",
     );
-    let all = format!("{stdout}{stderr}");
-    assert!(t.path().join("tampered.txt").exists(), "{all}");
-    let forced: Vec<serde_json::Value> = std::fs::read_dir(t.path().join("deployments"))
+    out.expect_status(0)
+        .expect_stdout_exact(&format!("\n{RULE}\nRolling back: rolled back from the REPL, forced past a damaged journal: checked the edit with alice\n↩ restore (echo tampered > tampered.txt)\n  ✓ restore\nRollback complete: 1 step(s) undone.\n=> true\n"))
+        .expect_stderr_exact(&format!(
+            "{}warning: {broken}\nrunbook> rollback(#{{ force: \"checked the edit with alice\" }})\nwarning: forced past a damaged journal: checked the edit with alice\n",
+            greeting("repl", Some(&shown), None)
+        ));
+    assert!(root.join("tampered.txt").exists(), "{}", out.describe());
+    let forced: Vec<serde_json::Value> = std::fs::read_dir(root.join("deployments"))
         .unwrap()
         .flat_map(|e| {
             std::fs::read_to_string(e.unwrap().path().join("journal.jsonl"))
@@ -279,35 +310,36 @@ fn repl_attaching_to_a_tampered_empty_or_garbage_journal_says_so_and_runs_no_und
                 .collect::<Vec<_>>()
         })
         .collect();
-    assert_eq!(forced.len(), 1, "{all}");
-    assert_eq!(forced[0]["reason"], "checked the edit with alice");
+    assert_eq!(forced.len(), 1, "{forced:?}");
+    assert_eq!(
+        forced[0]["reason"], "checked the edit with alice",
+        "{forced:?}"
+    );
 
     // Empty and garbage journals are shown as such too.
+    let mut t = out.again();
     for (content, said) in [
         ("", "is empty"),
         (
             "this is not a journal\n",
-            "is not intact at line 1: not a JSON record",
+            "is not intact at line 1: not a JSON record: expected ident at line 1 column 2",
         ),
     ] {
-        std::fs::create_dir_all(t.path().join("deployments/odd")).unwrap();
-        std::fs::write(t.path().join("deployments/odd/journal.jsonl"), content).unwrap();
-        let (_, stdout, stderr) = piped(
-            &t,
+        std::fs::create_dir_all(root.join("deployments/odd")).unwrap();
+        std::fs::write(root.join("deployments/odd/journal.jsonl"), content).unwrap();
+        let out = piped(
+            t,
             &["repl", "--deployment", "deployments/odd"],
             "rollback()\n",
         );
-        let all = format!("{stdout}{stderr}");
-        assert!(
-            all.contains(&format!(
-                "warning: the journal `deployments/odd/journal.jsonl` {said}"
-            )),
-            "{all}"
-        );
-        assert!(
-            all.contains("its undo steps do not run unless forced"),
-            "{all}"
-        );
+        let broken = format!("the journal `deployments/odd/journal.jsonl` {said}; its undo steps do not run unless forced: rollback(#{{ force: \"why it is safe\" }})");
+        out.expect_status(1)
+            .expect_stdout_exact("")
+            .expect_stderr_exact(&format!(
+                "{}warning: {broken}\nrunbook> rollback()\nerror: `rollback()` refused: {broken}\n --> <repl>:1:1\n  |\n1 | rollback()\n  | ^\n1 of 1 lines failed: exit 1\n",
+                greeting("repl-2", Some("deployments/odd"), None)
+            ));
+        t = out.again();
     }
 }
 
@@ -339,16 +371,18 @@ fn today() -> String {
 
 #[test]
 fn repl_each_incident_gets_its_own_report_never_overwritten() {
-    let t = Test::new();
-    let (code, stdout, stderr) = piped(
-        &t,
+    let out = piped(
+        Test::new(),
         &["repl"],
         "incident(\"search 500s\", \"high\")\nresolve(\"bad index\", \"search down\", \"reindexed\", \"alerts\")\n\
          incident(\"checkout slow\")\nresolve(\"db\", \"slow checkouts\", \"failover\", \"capacity\")\n",
     );
-    assert_eq!(code, 0, "{stdout}{stderr}");
+    out.expect_status(0)
+        .expect_stdout_exact("=> incident <date>-incident-1 open: search 500s (high); the session's commands and effects go into its timeline; resolve() writes the report\n=> incident resolved; report: deployments/<date>-incident-1/incident-report.md\n=> incident <date>-incident-2 open: checkout slow (medium); the session's commands and effects go into its timeline; resolve() writes the report\n=> incident resolved; report: deployments/<date>-incident-2/incident-report.md\n")
+        .expect_stderr_exact(&format!("{}runbook> incident(\"search 500s\", \"high\")\nrunbook> resolve(\"bad index\", \"search down\", \"reindexed\", \"alerts\")\nrunbook> incident(\"checkout slow\")\nrunbook> resolve(\"db\", \"slow checkouts\", \"failover\", \"capacity\")\n", greeting("repl", None, None)));
+    let root = out.dir.clone();
     let day = today();
-    let reports = incident_reports(t.path());
+    let reports = incident_reports(&root);
     let names: Vec<&str> = reports.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names,
@@ -356,7 +390,8 @@ fn repl_each_incident_gets_its_own_report_never_overwritten() {
             format!("{day}-incident-1").as_str(),
             format!("{day}-incident-2").as_str()
         ],
-        "{stdout}{stderr}"
+        "{}",
+        out.describe()
     );
     assert!(
         reports[0].1.starts_with(&format!(
@@ -365,7 +400,11 @@ fn repl_each_incident_gets_its_own_report_never_overwritten() {
         "{}",
         reports[0].1
     );
-    assert!(reports[0].1.contains("## Root cause\n\nbad index\n"));
+    assert!(
+        reports[0].1.contains("## Root cause\n\nbad index\n"),
+        "{}",
+        reports[0].1
+    );
     // incident(title) alone: the default severity.
     assert!(
         reports[1].1.contains("- Severity: medium\n"),
@@ -374,46 +413,44 @@ fn repl_each_incident_gets_its_own_report_never_overwritten() {
     );
     let first = reports[0].1.clone();
     // A later session the same day: a third report, the first untouched.
-    let (code, stdout, stderr) = piped(
-        &t,
+    let out = piped(
+        out.again(),
         &["repl"],
         "incident(\"search 500s again\", \"critical\")\nresolve(\"x\", \"y\", \"z\", \"w\")\n",
     );
-    assert_eq!(code, 0, "{stdout}{stderr}");
-    let reports = incident_reports(t.path());
+    out.expect_status(0)
+        .expect_stdout_exact("=> incident <date>-incident-3 open: search 500s again (critical); the session's commands and effects go into its timeline; resolve() writes the report\n=> incident resolved; report: deployments/<date>-incident-3/incident-report.md\n")
+        .expect_stderr_exact(&format!("{}runbook> incident(\"search 500s again\", \"critical\")\nrunbook> resolve(\"x\", \"y\", \"z\", \"w\")\n", greeting("repl-2", None, None)));
+    let reports = incident_reports(&root);
     assert_eq!(reports.len(), 3, "{reports:?}");
     assert_eq!(reports[0].1, first);
     assert_eq!(reports[2].0, format!("{day}-incident-3"));
-    assert!(reports[2].1.contains("- Severity: critical\n"));
     assert!(
-        stdout.contains(&format!(
-            "incident resolved; report: deployments/{day}-incident-3/incident-report.md"
-        )),
-        "{stdout}"
+        reports[2].1.contains("- Severity: critical\n"),
+        "{}",
+        reports[2].1
     );
 }
 
 #[test]
 fn repl_incident_severity_is_checked_and_a_second_incident_is_refused_in_a_pipe() {
-    let t = Test::new();
-    let (_, stdout, stderr) = piped(
-        &t,
+    let out = piped(
+        Test::new(),
         &["repl"],
         "incident(\"x\", \"hgih\")\nincident(\"first\", \"low\")\nincident(\"second\", \"high\")\nresolve(\"a\", \"b\", \"c\", \"d\")\n",
     );
-    let all = format!("{stdout}{stderr}");
-    assert!(
-        all.contains("error: the severity `hgih` is not one of critical, high, medium, low (did you mean `high`?)"),
-        "{all}"
-    );
-    assert!(
-        all.contains(
-            "error: the incident `first` is still open: resolve() it before opening another"
-        ),
-        "{all}"
-    );
-    let reports = incident_reports(t.path());
-    assert_eq!(reports.len(), 1, "{all}");
+    out.expect_status(1)
+        .expect_stdout_exact("=> incident <date>-incident-1 open: first (low); the session's commands and effects go into its timeline; resolve() writes the report\n=> incident resolved; report: deployments/<date>-incident-1/incident-report.md\n")
+        .expect_stderr_exact(&format!(
+            "{}runbook> incident(\"x\", \"hgih\")\n\
+             error: the severity `hgih` is not one of critical, high, medium, low (did you mean `high`?)\n --> <repl>:1:1\n  |\n1 | incident(\"x\", \"hgih\")\n  | ^\n\
+             runbook> incident(\"first\", \"low\")\nrunbook> incident(\"second\", \"high\")\n\
+             error: the incident `first` is still open: resolve() it before opening another\n --> <repl>:1:1\n  |\n1 | incident(\"second\", \"high\")\n  | ^\n\
+             runbook> resolve(\"a\", \"b\", \"c\", \"d\")\n2 of 4 lines failed: exit 1\n",
+            greeting("repl", None, None)
+        ));
+    let reports = incident_reports(&out.dir);
+    assert_eq!(reports.len(), 1, "{reports:?}");
     assert!(
         reports[0].1.starts_with("# Incident Report - first\n"),
         "{}",
@@ -423,14 +460,20 @@ fn repl_incident_severity_is_checked_and_a_second_incident_is_refused_in_a_pipe(
 
 #[test]
 fn repl_an_incident_open_at_the_end_of_input_is_written_as_abandoned() {
-    let t = Test::new();
-    let (_, stdout, stderr) = piped(
-        &t,
+    let out = piped(
+        Test::new(),
         &["repl"],
         "incident(\"search 500s\", \"high\")\n40 + 2\n",
     );
-    let reports = incident_reports(t.path());
-    assert_eq!(reports.len(), 1, "{stdout}{stderr}");
+    out.expect_status(0)
+        .expect_stdout_exact("=> incident <date>-incident-1 open: search 500s (high); the session's commands and effects go into its timeline; resolve() writes the report\n=> 42\n")
+        .expect_stderr_exact(&format!(
+            "{}runbook> incident(\"search 500s\", \"high\")\nrunbook> 40 + 2\n\
+             the incident `search 500s` was still open: written as abandoned to deployments/<date>-incident-1/incident-report.md\n",
+            greeting("repl", None, None)
+        ));
+    let reports = incident_reports(&out.dir);
+    assert_eq!(reports.len(), 1, "{}", out.describe());
     let report = &reports[0].1;
     assert!(
         report.contains("- Status: abandoned (the session ended: end of input)\n"),
@@ -441,13 +484,6 @@ fn repl_an_incident_open_at_the_end_of_input_is_written_as_abandoned() {
     assert!(
         report.contains("## Root cause\n\n(not given: the incident was abandoned)\n"),
         "{report}"
-    );
-    assert!(
-        stderr.contains(&format!(
-            "the incident `search 500s` was still open: written as abandoned to deployments/{}/incident-report.md",
-            reports[0].0
-        )),
-        "{stderr}"
     );
 }
 
@@ -548,8 +584,7 @@ fn repl_ctrl_c_during_rollback_stops_it_and_the_rest_stay_standing() {
          on_rollback(\"drain slowly\", \"sleep 30; touch slow-undone\");\n\
          on_rollback(\"switch back\", \"touch last-undone\");\nlog(\"deployed\");\n",
     );
-    let out = t.command().arg("deploy.rhai").output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let t = deployed(t).again();
     let dir = wait_for_run(t.path(), "deployed");
     let shown = dir.strip_prefix(t.path()).unwrap().display().to_string();
     let mut p = pty(&t, &["repl", "--deployment", &shown]);
@@ -581,21 +616,18 @@ fn repl_ctrl_c_during_rollback_stops_it_and_the_rest_stay_standing() {
 
 #[test]
 fn repl_from_a_pipe_exits_1_when_a_line_failed_and_keeps_stdout_for_results() {
-    let t = Test::new();
-    let (code, stdout, stderr) = piped(&t, &["repl"], "1 + 1\nbogus()\n2 + 2\n");
-    assert_eq!(code, 1, "{stdout}\n---\n{stderr}");
-    assert_eq!(stdout, "=> 2\n=> 4\n", "{stderr}");
-    assert!(stderr.starts_with("runbook repl\n"), "{stderr}");
-    assert!(stderr.contains("runbook> bogus()\n"), "{stderr}");
-    assert!(stderr.contains("error: no function `bogus`"), "{stderr}");
-    assert!(
-        stderr.ends_with("1 of 3 lines failed: exit 1\n"),
-        "{stderr}"
-    );
+    let out = piped(Test::new(), &["repl"], "1 + 1\nbogus()\n2 + 2\n");
+    out.expect_status(1)
+        .expect_stdout_exact("=> 2\n=> 4\n")
+        .expect_stderr_exact(&format!(
+            "{}runbook> 1 + 1\nrunbook> bogus()\nerror: no function `bogus`\n --> <repl>:1:1\n  |\n1 | bogus()\n  | ^\nrunbook> 2 + 2\n1 of 3 lines failed: exit 1\n",
+            greeting("repl", None, None)
+        ));
     // Every line went well: 0.
-    let (code, stdout, stderr) = piped(&t, &["repl"], "1 + 1\n");
-    assert_eq!(code, 0, "{stdout}\n---\n{stderr}");
-    assert_eq!(stdout, "=> 2\n");
+    let out = piped(out.again(), &["repl"], "1 + 1\n");
+    out.expect_status(0)
+        .expect_stdout_exact("=> 2\n")
+        .expect_stderr_exact(&format!("{}runbook> 1 + 1\n", greeting("repl", None, None)));
 }
 
 #[test]
@@ -605,15 +637,19 @@ fn repl_answers_file_answers_the_questions_of_a_piped_session() {
         "who: alice\nincident-root-cause: bad index\nincident-impact: search down\n\
          incident-remediation: reindexed\nincident-prevention: alerts\n",
     );
-    let (code, stdout, stderr) = piped(
-        &t,
+    let out = piped(
+        t,
         &["repl", "--answers", "answers.yaml"],
         "input(\"Who\", \"\", #{ id: \"who\" })\nincident(\"search 500s\", \"high\")\nresolve()\n",
     );
-    assert_eq!(code, 0, "{stdout}\n---\n{stderr}");
-    assert!(stdout.contains("=> alice\n"), "{stdout}");
-    let reports = incident_reports(t.path());
-    assert_eq!(reports.len(), 1, "{stdout}{stderr}");
+    out.expect_status(0)
+        .expect_stdout_exact("  → alice (answers file answers.yaml)\n=> alice\n=> incident <date>-incident-1 open: search 500s (high); the session's commands and effects go into its timeline; resolve() writes the report\n  → bad index (answers file answers.yaml)\n  → search down (answers file answers.yaml)\n  → reindexed (answers file answers.yaml)\n  → alerts (answers file answers.yaml)\n=> incident resolved; report: deployments/<date>-incident-1/incident-report.md\n")
+        .expect_stderr_exact(&format!(
+            "{}runbook> input(\"Who\", \"\", #{{ id: \"who\" }})\nrunbook> incident(\"search 500s\", \"high\")\nrunbook> resolve()\n",
+            greeting("repl", None, None)
+        ));
+    let reports = incident_reports(&out.dir);
+    assert_eq!(reports.len(), 1, "{}", out.describe());
     assert!(
         reports[0]
             .1
@@ -636,70 +672,55 @@ fn repl_status_prints_a_short_summary_before_the_map() {
              verdict(#{ version: \"v2\", verdict: \"success\", reason: \"error rate 0.1% under 1%\" });\n\
              log(\"deployed\");\n",
         );
-    let out = t.command().arg("deploy.rhai").output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{out:?}");
-    let dir = wait_for_run(t.path(), "deployed");
-    let shown = dir.strip_prefix(t.path()).unwrap().display().to_string();
-    let (code, stdout, stderr) = piped(&t, &["repl", "--deployment", &shown], "status()\n");
-    assert_eq!(code, 0, "{stdout}\n---\n{stderr}");
-    let summary: Vec<&str> = stdout.lines().take(5).collect();
-    assert_eq!(
-        summary[0],
-        format!("deployment {shown}: completed"),
-        "{stdout}"
-    );
-    assert!(
-        // What the adapter recorded (`traffic`), never a guess from the command line.
-        summary[1].starts_with("  live: v2 (v2 100%) since 20"),
-        "{stdout}"
-    );
-    assert!(
-        summary[2].starts_with("  last verdict: success (v2): error rate 0.1% under 1%, at 20"),
-        "{stdout}"
-    );
-    assert_eq!(
-        summary[3], "  undo steps standing: 2 (remove v2, switch back to v1): rollback() runs them",
-        "{stdout}"
-    );
-    assert_eq!(summary[4], "  journal: intact", "{stdout}");
-    assert!(
-        stdout.lines().nth(5).unwrap_or("").starts_with("=> #{"),
-        "{stdout}"
-    );
+    let t = deployed(t).again();
+    let root = t.path().to_path_buf();
+    let dir = wait_for_run(&root, "deployed");
+    let shown = dir.strip_prefix(&root).unwrap().display().to_string();
+    let out = piped(t, &["repl", "--deployment", &shown], "status()\n");
+    // The summary, then the map. Live is what the adapter recorded (`traffic`), never a guess
+    // from the command line; the times vary.
+    out.expect_status(0)
+        .expect_stdout_like(&format!(
+            "deployment {shown}: completed\n\
+             \x20 live: v2 (v2 100%) since [..]\n\
+             \x20 last verdict: success (v2): error rate 0.1% under 1%, at [..]\n\
+             \x20 undo steps standing: 2 (remove v2, switch back to v1): rollback() runs them\n\
+             \x20 journal: intact\n\
+             => #{{\"deployment\": \"{shown}\", \"journal\": \"intact\", \"outcome\": \"completed\", \"stage\": (), \"strategy\": (), \"traffic\": #{{\"colour\": (), \"live\": \"v2\", \"stage\": (), \"ts\": \"[..]\", \"weights\": #{{\"v2\": 100}}}}, \"undo_standing\": [#{{\"action\": \"true\", \"label\": \"remove v2\"}}, #{{\"action\": \"./switch-traffic v1\", \"label\": \"switch back to v1\"}}], \"verdicts\": [#{{\"reason\": \"error rate 0.1% under 1%\", \"verdict\": \"success\", \"version\": \"v2\"}}]}}\n"
+        ))
+        .expect_stderr_exact(&format!(
+            "{}runbook> status()\n",
+            greeting("repl", Some(&shown), Some("v2"))
+        ));
 }
 
 #[test]
 fn repl_did_you_mean_knows_every_callable_name() {
-    let t = Test::new();
-    let (_, _, stderr) = piped(
-        &t,
+    let out = piped(
+        Test::new(),
         &["repl"],
         "stauts()\nmetrcs()\nscael(2)\npage_oncal(\"x\")\nrollbak()\nfn drain_all() { 1 }\ndrian_all()\n\
          import \"blue_green\" as bg;\nbg::deplyo(\"local\")\n",
     );
-    for (typed, meant) in [
-        ("stauts", "status"),
-        ("metrcs", "metrics"),
-        ("scael", "scale"),
-        ("page_oncal", "page_oncall"),
-        ("rollbak", "rollback"),
-        ("drian_all", "drain_all"),
-        ("bg::deplyo", "bg::deploy"),
-    ] {
-        let at = stderr
-            .find(&format!("error: no function `{typed}`"))
-            .unwrap_or_else(|| panic!("{typed}: {stderr}"));
-        let rest = &stderr[at..];
-        let next = rest[1..]
-            .find("runbook> ")
-            .map(|i| i + 1)
-            .unwrap_or(rest.len());
-        assert!(
-            rest[..next].contains(&format!("help: did you mean `{meant}`?")),
-            "{typed}: {}",
-            &rest[..next]
-        );
-    }
+    // Each mistyped name, the line it was typed on, and the name it meant.
+    let error = |typed: &str, line: &str, at: usize, meant: &str| {
+        format!(
+            "runbook> {line}\nerror: no function `{typed}`\n --> <repl>:1:{}\n  |\n1 | {line}\n  | {}^\n  help: did you mean `{meant}`?\n",
+            at + 1,
+            " ".repeat(at)
+        )
+    };
+    out.expect_status(1).expect_stdout_exact("").expect_stderr_exact(&format!(
+        "{}{}{}{}{}{}runbook> fn drain_all() {{ 1 }}\n{}runbook> import \"blue_green\" as bg;\n{}7 of 9 lines failed: exit 1\n",
+        greeting("repl", None, None),
+        error("stauts", "stauts()", 0, "status"),
+        error("metrcs", "metrcs()", 0, "metrics"),
+        error("scael", "scael(2)", 0, "scale"),
+        error("page_oncal", "page_oncal(\"x\")", 0, "page_oncall"),
+        error("rollbak", "rollbak()", 0, "rollback"),
+        error("drian_all", "drian_all()", 0, "drain_all"),
+        error("bg::deplyo", "bg::deplyo(\"local\")", 4, "bg::deploy"),
+    ));
 }
 
 /// The REPL run directories under deployments/.
@@ -715,14 +736,33 @@ fn repl_dirs(root: &std::path::Path) -> Vec<String> {
 
 #[test]
 fn repl_that_never_acts_leaves_no_run_directory() {
-    let t = Test::new();
-    let (code, stdout, stderr) = piped(&t, &["repl"], "1 + 1\n:help\nlet x = now();\nbogus()\n");
-    assert_eq!(code, 1, "{stdout}{stderr}");
-    assert_eq!(repl_dirs(t.path()), Vec::<String>::new(), "{stderr}");
+    let out = piped(
+        Test::new(),
+        &["repl"],
+        "1 + 1\n:help\nlet x = now();\nbogus()\n",
+    );
+    // (:help's text is pinned by the tests of :help; here only the session around it.)
+    out.expect_status(1)
+        .expect_stdout_lines(&["=> 2", "Commands:"])
+        .expect_stderr_exact(&format!(
+            "{}runbook> 1 + 1\nrunbook> :help\nrunbook> let x = now();\nrunbook> bogus()\nerror: no function `bogus`\n --> <repl>:1:1\n  |\n1 | bogus()\n  | ^\n1 of 3 lines failed: exit 1\n",
+            greeting("repl", None, None)
+        ));
+    assert_eq!(
+        repl_dirs(&out.dir),
+        Vec::<String>::new(),
+        "{}",
+        out.describe()
+    );
     // One that acts keeps its journal.
-    let (code, stdout, stderr) = piped(&t, &["repl"], "sh(\"true\")\n");
-    assert_eq!(code, 0, "{stdout}{stderr}");
-    assert_eq!(repl_dirs(t.path()).len(), 1, "{stderr}");
+    let out = piped(out.again(), &["repl"], "sh(\"true\")\n");
+    out.expect_status(0)
+        .expect_stdout_like("$ true\n=> #{\"attempts\": 1, \"code\": 0, \"duration\": [..], \"ok\": true, \"stderr\": \"\", \"stdout\": \"\", \"timed_out\": false, \"truncated\": false}\n")
+        .expect_stderr_exact(&format!(
+            "{}runbook> sh(\"true\")\n",
+            greeting("repl", None, None)
+        ));
+    assert_eq!(repl_dirs(&out.dir).len(), 1, "{}", out.describe());
 }
 
 #[test]
@@ -731,27 +771,35 @@ fn repl_a_second_rollback_says_when_and_by_whom_it_was_rolled_back() {
         "deploy.rhai",
         "on_rollback(\"restore v1\", \"touch restored\");\nlog(\"deployed\");\n",
     );
-    let out = t.command().arg("deploy.rhai").output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{out:?}");
-    let dir = wait_for_run(t.path(), "deployed");
-    let shown = dir.strip_prefix(t.path()).unwrap().display().to_string();
-    let (_, stdout, stderr) = piped(&t, &["repl", "--deployment", &shown], "rollback()\n");
-    assert!(t.path().join("restored").exists(), "{stdout}{stderr}");
-    let first = repl_dirs(t.path());
-    assert_eq!(first.len(), 1);
-    let (_, stdout, stderr) = piped(&t, &["repl", "--deployment", &shown], "rollback()\n");
-    let all = format!("{stdout}{stderr}");
-    let at = all
-        .find(&format!("`{shown}` was already rolled back at 20"))
-        .unwrap_or_else(|| panic!("{all}"));
-    assert!(
-        all[at..].contains(&format!(
-            " by tester (run deployments/{}): no undo step is standing",
-            first[0]
-        )),
-        "{all}"
+    let t = deployed(t).again();
+    let root = t.path().to_path_buf();
+    let dir = wait_for_run(&root, "deployed");
+    let shown = dir.strip_prefix(&root).unwrap().display().to_string();
+    let out = piped(t, &["repl", "--deployment", &shown], "rollback()\n");
+    out.expect_status(0)
+        .expect_stdout_exact(&format!("\n{RULE}\nRolling back: rolled back from the REPL\n↩ restore v1 (touch restored)\n  ✓ restore v1\nRollback complete: 1 step(s) undone.\n=> true\n"))
+        .expect_stderr_exact(&format!(
+            "{}runbook> rollback()\n",
+            greeting("repl", Some(&shown), None)
+        ));
+    assert!(root.join("restored").exists(), "{}", out.describe());
+    let first = repl_dirs(&root);
+    assert_eq!(first.len(), 1, "{first:?}");
+    // Not "Nothing to undo": when, by whom, from which run (the time varies).
+    let out = piped(
+        out.again(),
+        &["repl", "--deployment", &shown],
+        "rollback()\n",
     );
-    assert!(!all.contains("Nothing to undo"), "{all}");
+    out.expect_status(0)
+        .expect_stdout_like(&format!(
+            "`{shown}` was already rolled back at [..] by tester (run deployments/{}): no undo step is standing\n=> true\n",
+            first[0]
+        ))
+        .expect_stderr_exact(&format!(
+            "{}runbook> rollback()\n",
+            greeting("repl-2", Some(&shown), None)
+        ));
 }
 
 #[test]
@@ -762,22 +810,30 @@ fn repl_leaving_with_maintenance_mode_on_gets_a_reminder() {
             "adapter: script\nscript:\n  deploy: ./deploy.sh {env}\n  maintenance: ./maint.sh {action}\n",
         )
         .executable("maint.sh", "#!/bin/sh\necho \"$1\" > maintenance-state\n");
-    let (code, stdout, stderr) = piped(&t, &["repl"], "maintenance(true)\n");
-    assert_eq!(code, 0, "{stdout}{stderr}");
+    let out = piped(t, &["repl"], "maintenance(true)\n");
+    out.expect_status(0)
+        .expect_stdout_exact("$ maintenance: ./maint.sh on\n=> maintenance mode on\n")
+        .expect_stderr_exact(&format!(
+            "{}runbook> maintenance(true)\n\
+             reminder: maintenance mode is still on (this session turned it on): maintenance(false) turns it off\n",
+            greeting("repl", None, None)
+        ));
     assert_eq!(
-        std::fs::read_to_string(t.path().join("maintenance-state")).unwrap(),
+        std::fs::read_to_string(out.dir.join("maintenance-state")).unwrap(),
         "on\n"
     );
-    assert!(
-        stderr.contains(
-            "reminder: maintenance mode is still on (this session turned it on): maintenance(false) turns it off"
-        ),
-        "{stderr}"
-    );
     // Turned off again: no reminder.
-    let (code, stdout, stderr) = piped(&t, &["repl"], "maintenance(true)\nmaintenance(false)\n");
-    assert_eq!(code, 0, "{stdout}{stderr}");
-    assert!(!stderr.contains("reminder"), "{stderr}");
+    let out = piped(
+        out.again(),
+        &["repl"],
+        "maintenance(true)\nmaintenance(false)\n",
+    );
+    out.expect_status(0)
+        .expect_stdout_exact("$ maintenance: ./maint.sh on\n=> maintenance mode on\n$ maintenance: ./maint.sh off\n=> maintenance mode off\n")
+        .expect_stderr_exact(&format!(
+            "{}runbook> maintenance(true)\nrunbook> maintenance(false)\n",
+            greeting("repl-2", None, None)
+        ));
 }
 
 #[test]
@@ -810,15 +866,21 @@ fn repl_after_a_rollback_the_deployments_own_record_says_rolled_back() {
         "deploy.rhai",
         "on_rollback(\"restore v1\", \"touch restored\");\nlog(\"deployed\");\n",
     );
-    let out = t.command().arg("deploy.rhai").output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{out:?}");
-    let dir = wait_for_run(t.path(), "deployed");
-    let shown = dir.strip_prefix(t.path()).unwrap().display().to_string();
+    let t = deployed(t).again();
+    let root = t.path().to_path_buf();
+    let dir = wait_for_run(&root, "deployed");
+    let shown = dir.strip_prefix(&root).unwrap().display().to_string();
     let plan = std::fs::read_to_string(dir.join("deployment-plan.md")).unwrap();
     assert!(plan.contains("- Outcome: completed\n"), "{plan}");
-    let (_, stdout, stderr) = piped(&t, &["repl", "--deployment", &shown], "rollback()\n");
-    let repl = repl_dirs(t.path());
-    assert_eq!(repl.len(), 1, "{stdout}{stderr}");
+    let out = piped(t, &["repl", "--deployment", &shown], "rollback()\n");
+    out.expect_status(0)
+        .expect_stdout_exact(&format!("\n{RULE}\nRolling back: rolled back from the REPL\n↩ restore v1 (touch restored)\n  ✓ restore v1\nRollback complete: 1 step(s) undone.\n=> true\n"))
+        .expect_stderr_exact(&format!(
+            "{}runbook> rollback()\n",
+            greeting("repl", Some(&shown), None)
+        ));
+    let repl = repl_dirs(&root);
+    assert_eq!(repl.len(), 1, "{}", out.describe());
     let by = format!("deployments/{}", repl[0]);
     let plan = std::fs::read_to_string(dir.join("deployment-plan.md")).unwrap();
     assert!(
@@ -830,16 +892,24 @@ fn repl_after_a_rollback_the_deployments_own_record_says_rolled_back() {
         log.contains(&format!("rolled back by {by} (tester): restore v1: ok")),
         "{log}"
     );
-    let (_, stdout, _) = piped(&t, &["repl", "--deployment", &shown], "status().outcome\n");
-    let first = stdout.lines().next().unwrap_or("");
-    assert!(
-        first.starts_with(&format!("deployment {shown}: rolled back by {by} at 20")),
-        "{stdout}"
+    // The times vary.
+    let out = piped(
+        out.again(),
+        &["repl", "--deployment", &shown],
+        "status().outcome\n",
     );
-    assert!(
-        stdout.contains(&format!("=> rolled back by {by} at 20")),
-        "{stdout}"
-    );
+    out.expect_status(0)
+        .expect_stdout_like(&format!(
+            "deployment {shown}: rolled back by {by} at [..] (the run itself: completed)\n\
+             \x20 live: no traffic change recorded\n  last verdict: none\n\
+             \x20 rolled back: 1 undo step(s) by {by}, last at [..]\n\
+             \x20 undo steps standing: none\n  journal: intact\n\
+             => rolled back by {by} at [..] (the run itself: completed)\n"
+        ))
+        .expect_stderr_exact(&format!(
+            "{}runbook> status().outcome\n",
+            greeting("repl-2", Some(&shown), None)
+        ));
 }
 
 #[test]
@@ -859,12 +929,11 @@ fn repl_incident_report_tells_the_story() {
              verdict(#{ version: \"v2\", verdict: \"success\", reason: \"error rate 0.1% under 1%\" });\n\
              log(\"deployed\");\n",
         );
-    let out = t.command().arg("deploy.rhai").output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let t = deployed(t).again();
     let dir = wait_for_run(t.path(), "deployed");
     let shown = dir.strip_prefix(t.path()).unwrap().display().to_string();
-    let (_, stdout, stderr) = piped(
-        &t,
+    let out = piped(
+        t,
         &["repl", "--deployment", &shown],
         "1 + 1\nincident(\"checkout errors\", \"high\")\n\
          try { sh(\"./check-lb\"); } catch { }\ntry { sh(\"./check-lb\"); } catch { }\n\
@@ -872,8 +941,24 @@ fn repl_incident_report_tells_the_story() {
          sh(\"false\")\nrollback()\n\
          resolve(\"bad release\", \"5% of checkouts failed\", \"rolled back\", \"canary analysis\")\n",
     );
-    let reports = incident_reports(t.path());
-    assert_eq!(reports.len(), 1, "{stdout}{stderr}");
+    // The session itself (the commands' durations vary: the story is in the report).
+    out.expect_status(1)
+        .expect_stdout_lines(&[
+            "=> 2",
+            "=> incident <date>-incident-1 open: checkout errors (high); the session's commands and effects go into its timeline; resolve() writes the report",
+            "  ✗ command `./check-lb` failed with exit code 1",
+            "  ✗ command `false` failed with exit code 1",
+            "Rollback complete: 1 step(s) undone.",
+            "=> true",
+            "=> incident resolved; report: deployments/<date>-incident-1/incident-report.md",
+        ])
+        .expect_stderr_exact(&format!(
+            "{}runbook> 1 + 1\nrunbook> incident(\"checkout errors\", \"high\")\n{}runbook> sh(\"false\")\nerror: command `false` failed with exit code 1\n --> <repl>:1:1\n  |\n1 | sh(\"false\")\n  | ^\nrunbook> rollback()\nrunbook> resolve(\"bad release\", \"5% of checkouts failed\", \"rolled back\", \"canary analysis\")\n1 of 9 lines failed: exit 1\n",
+            greeting("repl", Some(&shown), Some("v2")),
+            "runbook> try { sh(\"./check-lb\"); } catch { }\n".repeat(4)
+        ));
+    let reports = incident_reports(&out.dir);
+    assert_eq!(reports.len(), 1, "{}", out.describe());
     let report = &reports[0].1;
     let in_order = [
         format!("- Deployment: {shown}, live since 20"),
@@ -929,17 +1014,13 @@ fn repl_metrics_reads_the_teams_configured_series_and_shows_them_against_the_tri
             server.url("/metrics")
         ),
     );
-    let (code, stdout, stderr) = piped(&t, &["repl"], "let m = metrics();\nm.v2.errors\n");
-    assert_eq!(code, 0, "{stdout}\n---\n{stderr}");
-    assert!(
-        stdout.contains("  v1: requests 1000, errors 10, error rate 1% (trigger 5%: ok)\n"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("  v2: requests 200, errors 20, error rate 10% (trigger 5%: OVER)\n"),
-        "{stdout}"
-    );
-    assert!(stdout.contains("=> 20\n"), "{stdout}");
+    let out = piped(t, &["repl"], "let m = metrics();\nm.v2.errors\n");
+    out.expect_status(0)
+        .expect_stdout_exact("  v1: requests 1000, errors 10, error rate 1% (trigger 5%: ok)\n  v2: requests 200, errors 20, error rate 10% (trigger 5%: OVER)\n=> 20\n")
+        .expect_stderr_exact(&format!(
+            "{}runbook> let m = metrics();\nrunbook> m.v2.errors\n",
+            greeting("repl", None, None)
+        ));
 }
 
 #[test]
@@ -956,16 +1037,13 @@ fn repl_metrics_reads_the_configured_prometheus_queries() {
             prom.url
         ),
     );
-    let (code, stdout, stderr) = piped(&t, &["repl"], "metrics()\n");
-    assert_eq!(code, 0, "{stdout}\n---\n{stderr}");
-    assert!(
-        stdout.contains("  v1: error_rate 0.01 (trigger 0.05: ok)\n"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("  v2: error_rate 0.1 (trigger 0.05: OVER)\n"),
-        "{stdout}"
-    );
+    let out = piped(t, &["repl"], "metrics()\n");
+    out.expect_status(0)
+        .expect_stdout_exact("  v1: error_rate 0.01 (trigger 0.05: ok)\n  v2: error_rate 0.1 (trigger 0.05: OVER)\n=> #{\"v1\": #{\"error_rate\": 0.01}, \"v2\": #{\"error_rate\": 0.1}}\n")
+        .expect_stderr_exact(&format!(
+            "{}runbook> metrics()\n",
+            greeting("repl", None, None)
+        ));
 }
 
 #[test]
@@ -980,8 +1058,7 @@ fn repl_emergency_actions_act_on_the_live_side_the_deployments_journal_records()
             "deploy.rhai",
             "import \"script\" as adapter;\nadapter::switch_to(\"v2\");\nlog(\"deployed\");\n",
         );
-    let out = t.command().arg("deploy.rhai").output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let t = deployed(t).again();
     // The adapter journaled the traffic change as a record of its own.
     let dir = wait_for_run(t.path(), "deployed");
     let journal = std::fs::read_to_string(dir.join("journal.jsonl")).unwrap();
@@ -995,21 +1072,20 @@ fn repl_emergency_actions_act_on_the_live_side_the_deployments_journal_records()
     assert_eq!(traffic[0]["colour"], "green");
     assert_eq!(traffic[0]["weights"]["v2"], 100);
 
-    let (code, stdout, stderr) = piped(&t, &["repl", "--last"], "status()\nscale(3)\n");
-    assert_eq!(code, 0, "{stdout}\n---\n{stderr}");
-    // Green is live: the scale goes there, for the live version.
-    let commands = std::fs::read_to_string(t.path().join("commands.txt")).unwrap();
+    let out = piped(t, &["repl", "--last"], "status()\nscale(3)\n");
+    // Green is live: the scale goes there, for the live version. (The times vary.)
+    out.expect_status(0)
+        .expect_stdout_like("deployment deployments/<date>-deploy: completed\n  live: v2 on green (v2 100%) since [..]\n  last verdict: none\n  undo steps standing: none\n  journal: intact\n=> #{\"deployment\": \"deployments/<date>-deploy\", \"journal\": \"intact\", \"outcome\": \"completed\", \"stage\": (), \"strategy\": (), \"traffic\": #{\"colour\": \"green\", \"live\": \"v2\", \"stage\": (), \"ts\": \"[..]\", \"weights\": #{\"v2\": 100}}, \"undo_standing\": [], \"verdicts\": []}\n$ scale: ./record scale production-green 3\n=> scaled: +3 instances\n")
+        .expect_stderr_exact(&format!(
+            "{}runbook> status()\nrunbook> scale(3)\n",
+            greeting("repl", Some("deployments/<date>-deploy"), Some("v2 on green"))
+        ));
+    let commands = std::fs::read_to_string(out.dir.join("commands.txt")).unwrap();
     assert_eq!(
-        commands, "switch blue-to-green\nscale production-green 3\n",
-        "{stdout}{stderr}"
-    );
-    assert!(
-        stdout.contains("  live: v2 on green (v2 100%) since 20"),
-        "{stdout}"
-    );
-    assert!(
-        stderr.contains("  live: v2 on green, from the deployment's journal"),
-        "{stderr}"
+        commands,
+        "switch blue-to-green\nscale production-green 3\n",
+        "{}",
+        out.describe()
     );
 }
 
@@ -1033,28 +1109,29 @@ fn repl_help_covers_every_documented_function() {
     names.dedup();
     assert!(names.len() > 20, "{names:?}");
     let input: String = names.iter().map(|n| format!(":help {n}\n")).collect();
-    let t = Test::new();
-    let (_, stdout, stderr) = piped(&t, &["repl"], &input);
+    let out = piped(Test::new(), &["repl"], &input);
+    out.expect_status(0);
     let missing: Vec<&String> = names
         .iter()
-        .filter(|n| stdout.contains(&format!("no help for `{n}`")))
+        .filter(|n| out.stdout.contains(&format!("no help for `{n}`")))
         .collect();
     assert!(
         missing.is_empty(),
-        "no :help for {missing:?}\n{stdout}{stderr}"
+        "no :help for {missing:?}\n{}",
+        out.describe()
     );
 }
 
 #[test]
 fn repl_a_stdlib_module_not_imported_says_the_import_it_needs() {
     let t = Test::new();
-    let (_, _, stderr) = piped(&t, &["repl"], "blue_green::deploy()\n");
-    assert!(
-        stderr.contains(
-            "error: the module `blue_green` is not imported here: `import \"blue_green\" as blue_green;` first"
-        ),
-        "{stderr}"
-    );
+    let out = piped(t, &["repl"], "blue_green::deploy()\n");
+    out.expect_status(1)
+        .expect_stdout_exact("")
+        .expect_stderr_exact(&format!(
+            "{}runbook> blue_green::deploy()\nerror: the module `blue_green` is not imported here: `import \"blue_green\" as blue_green;` first\n --> <repl>:1:1\n  |\n1 | blue_green::deploy()\n  | ^\n1 of 1 lines failed: exit 1\n",
+            greeting("repl", None, None)
+        ));
 }
 
 #[test]
@@ -1325,39 +1402,47 @@ fn repl_refuses_emergency_changes_to_a_deployment_whose_run_is_alive() {
             "deploy.rhai",
             "on_rollback(\"nothing\", \"true\");\nlog(\"waiting\");\nsleep(\"60s\");\n",
         );
-    let mut deploy = t
-        .command()
-        .arg("deploy.rhai")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let dir = wait_for_run(t.path(), "waiting");
-    let shown = dir.strip_prefix(t.path()).unwrap().display().to_string();
-    let (_, stdout, stderr) = piped(
-        &t,
+    let deploy = Alive::start(&t);
+    let root = t.path().to_path_buf();
+    let dir = wait_for_run(&root, "waiting");
+    let shown = dir.strip_prefix(&root).unwrap().display().to_string();
+    let pid = deploy.0.id();
+    let holder = format!(
+        "tester on [..] (pid {pid}) has held it for [..] (reason: deploy.rhai), run {shown}"
+    );
+    let stop_it = format!("\x20 help: a journal has one writer at a time: stop that run first (Ctrl-C in its terminal, or `kill -INT {pid}`; it offers its own rollback), then try again here\n");
+    let refused = |call: &str| {
+        let name = call.split('(').next().unwrap();
+        format!(
+            "runbook> {call}\nerror: `{name}()` refused: the run of `{shown}` is still alive: {holder}\n{stop_it}\
+             \x20 help: or ask the run from here: `abort(\"why\")` and it rolls back itself; `pause()`, `resume()`, `promote()`\n\
+             \x20--> <repl>:1:1\n  |\n1 | {call}\n  | ^\n"
+        )
+    };
+    let out = piped(
+        t,
         &["repl", "--deployment", &shown],
         "scale(3)\nmaintenance(true)\n",
     );
+    out.expect_status(1)
+        .expect_stdout_exact("")
+        .expect_stderr_like(&format!(
+            "{}{}{}2 of 2 lines failed: exit 1\n",
+            greeting("repl", Some(&shown), None),
+            refused("scale(3)"),
+            refused("maintenance(true)")
+        ));
     // Not attached: the environment's lock still names the live run.
-    let (_, out2, err2) = piped(&t, &["repl"], "scale(3)\n");
-    let _ = deploy.kill();
-    let _ = deploy.wait();
-    let all = format!("{stdout}{stderr}");
-    assert!(
-        all.contains(&format!(
-            "`scale()` refused: the run of `{shown}` is still alive"
-        )) && all.contains(&format!(
-            "`maintenance()` refused: the run of `{shown}` is still alive"
-        )),
-        "{all}"
-    );
-    assert!(
-        err2.contains("`scale()` refused: another run holds the lock of `production`: tester on ")
-            && err2.contains(&format!("run {shown}")),
-        "{out2}{err2}"
-    );
-    assert!(!t.path().join("commands.txt").exists(), "{all}");
+    let out = piped(out.again(), &["repl"], "scale(3)\n");
+    out.expect_status(1)
+        .expect_stdout_exact("")
+        .expect_stderr_like(&format!(
+            "{}runbook> scale(3)\nerror: `scale()` refused: another run holds the lock of `production`: {holder}\n{stop_it}\
+             \x20--> <repl>:1:1\n  |\n1 | scale(3)\n  | ^\n1 of 1 lines failed: exit 1\n",
+            greeting("repl-2", None, None)
+        ));
+    drop(deploy);
+    assert!(!root.join("commands.txt").exists(), "{}", out.describe());
 }
 
 #[test]
@@ -1383,24 +1468,21 @@ fn repl_last_honours_deployments_dir() {
     let t = Test::new().script("sh(\"true\");\non_rollback(\"undo\", \"true\");\n");
     let out = t.args(&["--deployments-dir", "team-b"]).run();
     out.expect_status(0);
-    let again = out.again();
-    let mut cmd = again.command();
-    let child = cmd
-        .args(["repl", "--last", "--deployments-dir", "team-b"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut child = child;
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().unwrap();
-        writeln!(stdin, "status().deployment").unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
-    assert!(stdout.contains("team-b/"), "{stdout}\n{stderr}");
+    let out = piped(
+        out.again(),
+        &["repl", "--last", "--deployments-dir", "team-b"],
+        "status().deployment\n",
+    );
+    // Named by its full path here, where a run under ./deployments is named from the project
+    // (`deployments/...`): which of the two is right is the product's to say, so the prefix is
+    // left open and the rest pinned.
+    out.expect_status(0)
+        .expect_stdout_like(
+            "deployment [..]team-b/<date>-deploy: completed\n  live: no traffic change recorded\n  last verdict: none\n\
+             \x20 undo steps standing: 1 (undo): rollback() runs them\n  journal: intact\n=> [..]team-b/<date>-deploy\n",
+        )
+        .expect_stderr_like(
+            "runbook repl\n  journal: [..]team-b/<date>-repl\n  attached to [..]team-b/<date>-deploy: status(), rollback(), metrics()\n\
+             \x20 :help for the primitives, :quit or Ctrl-D to leave\nrunbook> status().deployment\n",
+        );
 }

@@ -55,7 +55,7 @@ fn hostile_run(strategy: &str) -> (support::Output, Vec<String>) {
         pwned.is_empty(),
         "{strategy}: a value ran as shell code: {pwned:?}\n{calls}"
     );
-    assert_eq!(out.code, 0, "{strategy}\n{}\n{}", out.stdout, out.stderr);
+    out.expect_status(0);
     (out, calls.lines().map(str::to_string).collect())
 }
 
@@ -124,15 +124,11 @@ fn a_script_template_that_quotes_a_placeholder_is_refused_before_anything_runs()
             .file("deploy.rhai", "print(\"ran\");")
             .args(&["check", "deploy.rhai"])
             .run();
-        assert_eq!(out.code, 2, "{template}: {}\n{}", out.stdout, out.stderr);
-        assert!(
-            out.stderr.contains("script.deploy")
-                && out.stderr.contains(&format!(
-                    "the placeholder {shown} is quoted in the template; runbook quotes every value"
-                )),
-            "{template}: {}",
-            out.stderr
-        );
+        out.expect_status(2)
+            .expect_stdout_exact("")
+            .expect_stderr_exact(&format!(
+                "error: invalid config at `script.deploy`: the placeholder {shown} is quoted in the template; runbook quotes every value it substitutes for the shell, so write the placeholder outside quotes\n --> runbook.yaml\n  help: docs/configuration.md lists every key; `runbook init` writes a commented starter\n"
+            ));
     }
     // Quotes around literal text, away from any placeholder, are the team's business.
     let out = Test::new()
@@ -143,7 +139,11 @@ fn a_script_template_that_quotes_a_placeholder_is_refused_before_anything_runs()
         .file("deploy.rhai", "print(\"ran\");")
         .args(&["check", "deploy.rhai"])
         .run();
-    out.expect_status(0);
+    out.expect_status(0)
+        .expect_stdout_exact(
+            "ok: deploy.rhai compiles; config `runbook.yaml` is valid; answers not given\n",
+        )
+        .expect_stderr_exact("");
 }
 
 /// The shipped workflow, blue-green, script adapter (all commands `true`), PromQL from a fake
@@ -231,6 +231,12 @@ fn preflight_run(prometheus: &str, error_query: &str, extra: &str) -> support::O
         .run()
 }
 
+/// What a run stopped by the sources' check prints: the prerequisites, then the stop.
+const STOPPED_AT_PREFLIGHT: &str = "▶ <shipped>/runbooks/deploy.rhai — feature `payments`\n  run directory: deployments/<date>-payments\nDeploying payments v2 (now running: v1) with the script adapter\n\n━━ Prerequisites ━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━\n\nPrerequisites\n- [x] Feature development complete (answers file answers.yaml)\n- [x] All tests passing (answers file answers.yaml)\n- [x] Code review approved (answers file answers.yaml)\n- [x] Documentation updated (answers file answers.yaml)\n✗ Prerequisites ([..])\n  artifacts in deployments/<date>-payments: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md, pre-deployment-checklist.md\n";
+
+/// The warning a run stopped at the sources' check ends with.
+const UNREACHED: &str = "warning: the run ended (stopped) before the prompts of 3 answer(s) in `answers.yaml` were reached: pre-deployment-checklist, staging-deployment-successful-proceed-to-production, strategy\n";
+
 fn nothing_deployed(out: &support::Output) {
     assert!(
         !out.dir.join("calls.log").exists(),
@@ -244,45 +250,38 @@ fn a_dead_prometheus_stops_the_run_before_anything_is_deployed_naming_its_url() 
     let port = support::free_port();
     let url = format!("http://127.0.0.1:{port}");
     let out = preflight_run(&url, "vector(0)", "");
-    out.expect_status(2);
+    out.expect_status(2)
+        .expect_stdout_like(STOPPED_AT_PREFLIGHT)
+        .expect_stderr_like(&format!(
+            "error: monitoring: Error Rate (query vector(0) at {url}) cannot be read: {url}: cannot connect: [..]. Fix the source before deploying: production was not touched.\n{UNREACHED}"
+        ));
     nothing_deployed(&out);
-    assert!(
-        out.stderr.contains(&format!(
-            "error: monitoring: Error Rate (query vector(0) at {url}) cannot be read: {url}: cannot connect"
-        )),
-        "{}",
-        out.stderr
-    );
 }
 
 #[test]
 fn a_mistyped_query_stops_the_run_before_anything_is_deployed() {
     let prom = Server::start(prometheus_by_query);
     let out = preflight_run(&prom.url(""), "bad(", "");
-    out.expect_status(2);
+    let url = prom.url("");
+    out.expect_status(2)
+        .expect_stdout_like(STOPPED_AT_PREFLIGHT)
+        .expect_stderr_exact(&format!(
+            "error: monitoring: Error Rate (query bad( at {url}) cannot be read: {url}: Prometheus answered bad_data (HTTP 400): 1:4: parse error: unexpected end of input. Fix the source before deploying: production was not touched.\n{UNREACHED}"
+        ));
     nothing_deployed(&out);
-    assert!(
-        out.stderr.contains("Error Rate (query bad( at ")
-            && out.stderr.contains("parse error: unexpected end of input"),
-        "{}",
-        out.stderr
-    );
 }
 
 #[test]
 fn an_empty_vector_for_the_running_version_stops_the_run_with_the_or_vector_hint() {
     let prom = Server::start(prometheus_by_query);
     let out = preflight_run(&prom.url(""), "sum(rate(no_errors[1m]))", "");
-    out.expect_status(2);
+    let url = prom.url("");
+    out.expect_status(2)
+        .expect_stdout_like(STOPPED_AT_PREFLIGHT)
+        .expect_stderr_exact(&format!(
+            "error: monitoring: Error Rate returned an empty vector for the running version v1 (query sum(rate(no_errors[1m])) at {url}), so it could never judge the new one. No series matched: a mistyped metric or label, or a counter with no series yet for this version (an error counter has none while a version has had no errors: write the numerator as `(sum(rate(...)) or vector(0))`). Or set the metric's on_empty: pass to accept it.\n{UNREACHED}"
+        ));
     nothing_deployed(&out);
-    assert!(
-        out.stderr
-            .contains("Error Rate returned an empty vector for the running version v1")
-            && out.stderr.contains("or vector(0)")
-            && out.stderr.contains("on_empty: pass"),
-        "{}",
-        out.stderr
-    );
 }
 
 #[test]
@@ -293,14 +292,17 @@ fn an_empty_vector_accepted_by_on_empty_pass_is_said_and_journaled() {
         "sum(rate(no_errors[1m]))",
         "  on_empty: pass\n",
     );
-    out.expect_status(0);
-    assert!(
-        out.stdout
-            .contains("Error Rate: an empty vector for the running version v1")
-            && out.stdout.contains("accepted, as on_empty: pass says"),
-        "{}",
-        out.stdout
-    );
+    out.expect_status(0)
+        .expect_stdout_lines(&[
+            "- [x] Documentation updated (answers file answers.yaml)",
+            &format!(
+                "⚠\u{fe0f} Error Rate: an empty vector for the running version v1 (query sum(rate(no_errors[1m])) at {}); accepted, as on_empty: pass says.",
+                prom.url("")
+            ),
+            "monitoring preflight: Error Rate returned empty for v1, accepted (on_empty: pass)",
+            "✓ 1 metric source(s) answer with a number for the running version v1",
+        ])
+        .expect_stderr_exact("");
     let log = out.artifact("deployment-log.txt");
     assert!(
         log.contains(
@@ -344,30 +346,20 @@ fn criteria_lines(text: &str) -> Vec<String> {
 fn success_criteria_say_what_was_measured_what_was_not_and_what_was_overridden() {
     // Error rate measured and passing; response time with no query: not measured.
     let (out, _) = healthy_script_run("");
-    out.expect_status(0);
+    out.expect_status(0)
+        .expect_stdout_lines(&[
+            "Success Criteria",
+            "- ✅ Deployed successfully: all 7 stage(s) completed",
+            "- ✅ All health checks passing: 3 measurement(s) in 1 window(s), every window passed; last passing",
+            "- ✅ No increase in errors: 3 measurement(s) in 1 window(s), every window passed; last 0.0%",
+            "- ➖ Performance maintained: not measured: no response-time source (`monitoring.prometheus` with `monitoring.queries.response_time`, or `monitoring.metrics_url`)",
+            "- ➖ Users notified: no notification was sent (no channels configured under `notify:`)",
+            "- ✅ Documentation updated: written: deployment-log.txt (no changelog or release notes configured: `documentation.*`)",
+            "✅ Run completed.",
+        ])
+        .expect_stderr_exact("");
     let printed = criteria_lines(&out.stdout);
-    assert_eq!(printed.len(), 6, "{}", out.stdout);
-    assert!(
-        printed[0].starts_with("✅ Deployed successfully: "),
-        "{printed:?}"
-    );
-    assert!(
-        printed[1].starts_with("✅ All health checks passing: "),
-        "{printed:?}"
-    );
-    assert!(
-        printed[2].starts_with("✅ No increase in errors: ")
-            && printed[2].contains("measurement(s) in 1 window(s), every window passed"),
-        "{printed:?}"
-    );
-    assert!(
-        printed[3].starts_with("➖ Performance maintained: not measured: no response-time source"),
-        "{printed:?}"
-    );
-    assert!(
-        printed[4].starts_with("➖ Users notified: no notification was sent"),
-        "{printed:?}"
-    );
+    assert_eq!(printed.len(), 6, "{}", out.describe());
     // deployment-plan.md says the same, from the journal.
     let plan = criteria_lines(&out.artifact("deployment-plan.md"));
     assert_eq!(plan[..4], printed[..4], "plan vs summary");
@@ -391,20 +383,17 @@ fn success_criteria_say_what_was_measured_what_was_not_and_what_was_overridden()
         )
         .args(&["deploy", "--answers", "answers.yaml", "--approve", "--yes"])
         .run();
-    out.expect_status(0);
+    out.expect_status(0)
+        .expect_stdout_lacks(&["✅ No increase in errors"])
+        .expect_stderr_exact("");
+    // The line ends with the time it was overridden: the rest of it is pinned.
     let printed = criteria_lines(&out.stdout);
     assert!(
-        printed[2].starts_with("⚠️ No increase in errors: overridden: ")
-            && printed[2].contains("inconclusive")
-            && printed[2]
-                .contains("continued by the config (monitoring.on_inconclusive: continue) at 20"),
+        printed[2].starts_with("⚠️ No increase in errors: overridden: 100% (switched): inconclusive (error rate: 5 inconclusive measurement(s), more than the 4 tolerated (inconclusive_limit); last: no data (empty result)), continued by the config (monitoring.on_inconclusive: continue) at 20")
+            && printed[2].ends_with('Z')
+            && !printed[2][..printed[2].len() - 1].contains('\n'),
         "{printed:?}\n{}",
-        out.stdout
-    );
-    assert!(
-        !out.stdout.contains("✅ No increase in errors"),
-        "{}",
-        out.stdout
+        out.describe()
     );
 }
 
@@ -451,31 +440,9 @@ fn the_rollback_plan_shows_the_commands_and_a_rollback_says_what_it_skipped() {
     out.expect_status(1);
     // `runbook rollback` lists the steps in the order they will run, then runs them.
     let out = out.again().args(&["rollback", "--yes"]).run();
-    out.expect_status(3);
-    let listed: Vec<&str> = out
-        .stdout
-        .lines()
-        .filter(|l| l.trim_start().starts_with("↩ ") && l.contains(": script::"))
-        .collect();
-    assert_eq!(
-        listed,
-        [
-            "  ↩ all traffic back to v1: script::set_weight(\"v1\", 100, \"v2\")",
-            "  ↩ delete canary v2: script::remove_canary(\"v2\")",
-            "  ↩ remove v2 from staging: script::remove(\"staging\", \"v2\")"
-        ],
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout.contains(
-            "  – delete canary v2: skipped: not configured (no `script.remove` command in runbook.yaml)"
-        ) && out
-            .stdout
-            .contains("Rollback complete: 1 step(s) undone, 2 skipped (nothing to do)."),
-        "{}",
-        out.stdout
-    );
+    out.expect_status(3)
+        .expect_stdout_exact("▶ <shipped>/runbooks/rollback.rhai — feature `payments`\n  run directory: deployments/<date>-payments-2\nDeployment: deployments/<date>-payments\nUndo steps, in the order they will run:\n  ↩ all traffic back to v1: script::set_weight(\"v1\", 100, \"v2\")\n  ↩ delete canary v2: script::remove_canary(\"v2\")\n  ↩ remove v2 from staging: script::remove(\"staging\", \"v2\")\n\n⚠\u{fe0f} Roll back deployments/<date>-payments? (3 step(s)) (y/n):\n  → yes (--yes)\n\n━━ Rollback ━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━\nRolling back: manual rollback\n↩ all traffic back to v1 (script::set_weight(\"v1\", 100, \"v2\"))\n$ weight: ./rec.sh weight v1 100\n  ✓ all traffic back to v1\n↩ delete canary v2 (script::remove_canary(\"v2\"))\n  – delete canary v2: skipped: not configured (no `script.remove` command in runbook.yaml)\n↩ remove v2 from staging (script::remove(\"staging\", \"v2\"))\n  – remove v2 from staging: skipped: not configured (no `script.remove` command in runbook.yaml)\nRollback complete: 1 step(s) undone, 2 skipped (nothing to do).\n↩ Rolled back: manual rollback\n  artifacts in deployments/<date>-payments-2: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md, post-mortem.md\n")
+        .expect_stderr_exact("");
 }
 
 #[test]
@@ -490,13 +457,9 @@ fn runbook_yaml_takes_values_from_the_environment() {
         .env("SAMPLES", "7")
         .env("PROM_HOST", "prom.internal")
         .run();
-    out.expect_status(0);
-    assert!(
-        out.stdout
-            .contains("2|v1.10|8|http://prom.internal:9090|costs ${HOME}"),
-        "{}",
-        out.stdout
-    );
+    out.expect_status(0)
+        .expect_stdout_exact("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n2|v1.10|8|http://prom.internal:9090|costs ${HOME}\n✅ Run completed.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md\n")
+        .expect_stderr_exact("");
     // An unset variable is an error naming the key and the variable, before anything runs.
     let out = Test::new()
         .file("runbook.yaml", config)
@@ -505,14 +468,9 @@ fn runbook_yaml_takes_values_from_the_environment() {
         .env("SAMPLES", "7")
         .env("PROM_HOST", "x")
         .run();
-    out.expect_status(2);
-    assert!(
-        out.stderr.starts_with(
-            "error: invalid config at `current_version`: the environment variable `CURRENT` is not set (the value is \"v${CURRENT}\"); set it, or write `$${` for a literal `${`\n --> runbook.yaml"
-        ),
-        "{}",
-        out.stderr
-    );
+    out.expect_status(2)
+        .expect_stdout_exact("")
+        .expect_stderr_exact("error: invalid config at `current_version`: the environment variable `CURRENT` is not set (the value is \"v${CURRENT}\"); set it, or write `$${` for a literal `${`\n --> runbook.yaml\n  help: docs/configuration.md lists every key; `runbook init` writes a commented starter\n");
 }
 
 #[test]
@@ -530,8 +488,9 @@ fn set_gives_a_value_the_type_its_key_expects() {
             "monitoring.samples=4",
         ])
         .run();
-    out.expect_status(0);
-    assert!(out.stdout.contains("2|123|true|8"), "{}", out.stdout);
+    out.expect_status(0)
+        .expect_stdout_exact("▶ deploy.rhai — feature `123`\n  run directory: deployments/<date>-123\n2|123|true|8\n✅ Run completed.\n  artifacts in deployments/<date>-123: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md\n")
+        .expect_stderr_exact("");
 }
 
 #[test]
@@ -540,20 +499,14 @@ fn a_rolled_back_demo_gets_a_chart_per_metric_with_every_measurement_the_thresho
     let out = Test::new()
         .args(&["demo", "--bad-release", "--unattended"])
         .run();
-    out.expect_status(3);
     // The demo shows every part measured: automated checks that really ran (the binary and the
-    // fleet), and CPU and memory read from the fleet's own process, judged by the triggers.
-    assert!(
-        out.stdout
-            .contains("4 of 6 automated checks configured and passing"),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout.contains("✓ Integration tests (status 200"),
-        "{}",
-        out.stdout
-    );
+    // fleet), and CPU and memory read from the fleet's own process, judged by the triggers. (The
+    // integration tests' line ends with how long they took.)
+    out.expect_status(3)
+        .expect_stdout_lines(&["4 of 6 automated checks configured and passing"])
+        .expect_stdout_contains(&["\n  ✓ Integration tests (status 200, "])
+        .expect_stdout_lacks(&["no source configured"])
+        .expect_stderr_exact("");
     let demo_snapshot: serde_json::Value =
         serde_json::from_str(&out.artifact("monitoring-snapshot.json")).unwrap();
     for metric in ["cpu", "memory"] {
@@ -568,11 +521,6 @@ fn a_rolled_back_demo_gets_a_chart_per_metric_with_every_measurement_the_thresho
             "{metric}: {measured:?}"
         );
     }
-    assert!(
-        !out.stdout.contains("no source configured"),
-        "{}",
-        out.stdout
-    );
     let dir = out.run_dir();
     let svg =
         std::fs::read_to_string(dir.join("chart-error_rate.svg")).expect("an error-rate chart");
@@ -608,7 +556,7 @@ fn a_rolled_back_demo_gets_a_chart_per_metric_with_every_measurement_the_thresho
     std::fs::remove_file(dir.join("chart-error_rate.svg")).unwrap();
     let rel = dir.strip_prefix(&out.dir).unwrap().display().to_string();
     let again = out.again().args(&["report", &rel]).run();
-    again.expect_status(0);
+    again.expect_status(0).expect_stderr_exact("");
     let redrawn =
         std::fs::read_to_string(again.dir.join(&rel).join("chart-error_rate.svg")).unwrap();
     assert_eq!(redrawn, svg, "report draws the same chart");
@@ -666,14 +614,9 @@ fn runbook_rollback_picks_the_newest_run_with_undo_steps_standing() {
         .run();
     out.expect_status(1);
     let out = out.again().args(&["rollback", "--yes"]).run();
-    out.expect_status(3);
-    assert!(
-        out.stdout
-            .contains("left nothing to undo: rolling back deployments/")
-            && out.stdout.contains("-first, the newest one that did."),
-        "{}",
-        out.stdout
-    );
+    out.expect_status(3)
+        .expect_stdout_exact("▶ <shipped>/runbooks/rollback.rhai — feature `rollback`\n  run directory: deployments/<date>-rollback\nThe newest run, deployments/<date>-second, left nothing to undo: rolling back deployments/<date>-first, the newest one that did.\nDeployment: deployments/<date>-first\nUndo steps, in the order they will run:\n  ↩ remove the change: rm changed\n\n⚠\u{fe0f} Roll back deployments/<date>-first? (1 step(s)) (y/n):\n  → yes (--yes)\n\n━━ Rollback ━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━\nRolling back: manual rollback\n↩ remove the change (rm changed)\n  ✓ remove the change\nRollback complete: 1 step(s) undone.\n↩ Rolled back: manual rollback\n  artifacts in deployments/<date>-rollback: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md, post-mortem.md\n")
+        .expect_stderr_exact("");
     assert!(
         !out.dir.join("changed").exists(),
         "the first run's undo ran"
@@ -724,33 +667,20 @@ fn approval_ours(ctx) { print("our approval"); }
 "#,
         ANSWERS_BLUE_GREEN,
     );
-    out.expect_status(0);
-    // Our steps ran with the context the earlier steps built; the shipped summary did not.
-    assert!(
-        out.stdout.contains("our own summary: blue-green v2"),
-        "{}",
-        out.stdout
-    );
-    assert!(!out.stdout.contains("Success Criteria"), "{}", out.stdout);
-    assert!(out.stdout.contains("our notes for v2"), "{}", out.stdout);
-    assert!(out.stdout.contains("our approval"), "{}", out.stdout);
-    assert!(
-        !out.stdout.contains("CRITICAL"),
-        "the shipped approval did not run\n{}",
-        out.stdout
-    );
-    // The shipped steps before it ran: staging, production, post-deployment.
-    for stage in [
-        "Stage 1: Staging Deployment",
-        "Stage 2: Production Deployment (Blue-Green Deployment)",
-        "Post-Deployment",
-    ] {
-        assert!(
-            out.stdout.contains(stage),
-            "missing {stage}\n{}",
-            out.stdout
-        );
-    }
+    // Our steps ran, in their places, with the context the earlier steps built; the shipped
+    // approval and summary did not. The shipped steps around them ran: staging, production,
+    // post-deployment.
+    out.expect_status(0)
+        .expect_stdout_lines(&[
+            "our approval",
+            "━━ Stage 1: Staging Deployment ━━━━━━━━━━━━━━━━━━━━━━━━━━━━━",
+            "━━ Stage 2: Production Deployment (Blue-Green Deployment) ━━━━",
+            "our notes for v2",
+            "━━ Post-Deployment ━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━",
+            "our own summary: blue-green v2",
+        ])
+        .expect_stdout_lacks(&["Success Criteria", "CRITICAL"])
+        .expect_stderr_exact("");
 
     // A step name that does not exist is refused, with the names that do.
     let out = recorded(
@@ -758,14 +688,9 @@ fn approval_ours(ctx) { print("our approval"); }
         "import \"stdlib/workflow\" as workflow;\nworkflow::run(workflow::context(), #{ post_deploy: |ctx| () });\n",
         ANSWERS_BLUE_GREEN,
     );
-    assert_ne!(out.code, 0);
-    assert!(
-        out.stderr.contains(
-            "workflow::run: no step named \"post_deploy\"; the steps are [\"prerequisites\""
-        ),
-        "{}",
-        out.stderr
-    );
+    out.expect_status(1)
+        .expect_stdout_exact("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\nDeploying deploy v2 (now running: v1) with the script adapter\n✗ Run failed (nothing was registered to undo).\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md, post-mortem.md\n")
+        .expect_stderr_exact("error: workflow::run: no step named \"post_deploy\"; the steps are [\"prerequisites\", \"choose_strategy\", \"automated_checks\", \"manual_verification\", \"approval\", \"staging\", \"production\", \"monitoring\", \"post_deployment\", \"summary\"]\n --> <shipped>/stdlib/workflow.rhai:174:13\n    |\n174 |             throw `workflow::run: no step named \"${name}\"; the steps are ${known}`;\n    |             ^\n  note: called from deploy.rhai:2:11\n  |\n2 | workflow::run(workflow::context(), #{ post_deploy: |ctx| () });\n  |           ^\nwarning: the run ended (failed) before the prompts of 4 answer(s) in `answers.yaml` were reached: pre-deployment-checklist, prerequisites, staging-deployment-successful-proceed-to-production, strategy\n");
     let calls = std::fs::read_to_string(out.dir.join("calls.log")).unwrap_or_default();
     assert!(calls.is_empty(), "nothing may run: {calls}");
 }
@@ -789,25 +714,11 @@ fn serving_env() { "production" }
         "import \"stdlib/workflow\" as workflow;\nworkflow::run(workflow::context(), #{});\n",
         ANSWERS_BLUE_GREEN,
     );
-    out.expect_status(0);
-    assert!(
-        out.stdout.contains("old deploy script v2 v1 1"),
-        "{}",
-        out.stdout
-    );
-    assert!(out.stdout.contains("old rollout v2"), "{}", out.stdout);
-    let all = format!("{}{}", out.stdout, out.stderr);
-    assert!(
-        all.contains("`blue_green::deploy(adapter_name, version, current, count)` is deprecated and will be removed: use `blue_green::deploy(ctx)`"),
-        "{all}"
-    );
-    // Said once per form, and journaled.
-    assert_eq!(
-        all.matches("blue_green::deploy(adapter_name, version, current, count)` is deprecated")
-            .count(),
-        1,
-        "{all}"
-    );
+    // Said once per form (on stderr only), and journaled.
+    out.expect_status(0)
+        .expect_stdout_lines(&["old deploy script v2 v1 1", "old rollout v2"])
+        .expect_stdout_lacks(&["is deprecated"])
+        .expect_stderr_exact("warning: `blue_green::deploy(adapter_name, version, current, count)` is deprecated and will be removed: use `blue_green::deploy(ctx)`\nwarning: `blue_green::rollout(adapter_name, version, current)` is deprecated and will be removed: use `blue_green::rollout(ctx)`\n");
     assert_eq!(
         out.records("deprecated").len(),
         2,
@@ -822,11 +733,13 @@ canary::rollout("script", "v2", "v1");
 "#,
         "increase-traffic: a\n",
     );
-    let all = format!("{}{}", out.stdout, out.stderr);
-    assert!(
-        all.contains("`canary::rollout(adapter_name, version, current)` is deprecated and will be removed: use `canary::rollout(ctx), ctx from workflow::context()`"),
-        "{all}"
-    );
+    out.expect_status(0)
+        .expect_stdout_lines(&[
+            "$ weight: ./rec.sh weight v2 100",
+            "→ v2 now gets 100% of traffic",
+            "✅ Run completed.",
+        ])
+        .expect_stderr_exact("warning: `canary::rollout(adapter_name, version, current)` is deprecated and will be removed: use `canary::rollout(ctx), ctx from workflow::context()`\nwarning: answers file `answers.yaml` has an answer for `increase-traffic` that no prompt asked for\n");
 }
 
 #[test]
@@ -868,14 +781,9 @@ fn flag(name, percent) {}
             .file("deploy.rhai", runbook)
             .args(&args)
             .run();
-        assert_eq!(out.code, 2, "{args:?}\n{}\n{}", out.stdout, out.stderr);
-        for want in [
-            "the adapter `payments` (payments.rhai) does not meet the adapter contract",
-            "it does not define smoke_checks(env, version), which the workflow calls for the staging smoke tests",
-            "`flag` takes 2 argument(s); the workflow calls flag(name, version, percent) for the feature flag's shares",
-        ] {
-            assert!(out.stderr.contains(want), "{args:?}: missing {want}\n{}", out.stderr);
-        }
+        out.expect_status(2)
+            .expect_stdout_exact("")
+            .expect_stderr_exact("error: invalid config at `adapter`: the adapter `payments` (payments.rhai) does not meet the adapter contract:\n  - it does not define smoke_checks(env, version), which the workflow calls for the staging smoke tests\n  - `flag` takes 2 argument(s); the workflow calls flag(name, version, percent) for the feature flag's shares\nEvery adapter defines deploy(env, version, count), instances(env, version), smoke_checks(env, version), health_checks(env, version), remove(env, version), cleanup(adapter_name, current, version), switch_to(version), deploy_canary(version), remove_canary(version), set_weight(version, percent, other), promote(version, current), replace_instance(id, version), flag(name, version, percent); see docs/architecture.md, \"The workflow, strategies and adapters\".\n --> runbook.yaml\n  help: docs/configuration.md lists every key; `runbook init` writes a commented starter\n");
         // Refused before a run directory was made.
         assert!(!out.dir.join("deployments").exists(), "{args:?}");
     }
@@ -913,15 +821,13 @@ fn a_rolled_back_canary_is_reported_as_failed_skipped_and_notified() {
         )
         .args(&["deploy", "--answers", "answers.yaml", "--approve", "--yes"])
         .run();
-    out.expect_status(3);
     // The people told of releases are told this one is going back.
-    assert!(
-        out.stdout.contains(
-            "📣 [team] ⚠️ deploy v2 is being rolled back: v2 at 5%: error rate 50.0% > 5.0%"
-        ),
-        "{}",
-        out.stdout
-    );
+    out.expect_status(3)
+        .expect_stdout_lines(&[
+            "📣 [team] ⚠️ deploy v2 is being rolled back: v2 at 5%: error rate 50.0% > 5.0% (2 failed measurement(s), more than the 1 tolerated (failure_limit))",
+            "Rolling back: v2 at 5%: error rate 50.0% > 5.0% (2 failed measurement(s), more than the 1 tolerated (failure_limit))",
+        ])
+        .expect_stderr_exact("");
     let plan = out.artifact("deployment-plan.md");
     assert!(
         plan.contains("❌ No increase in errors: failed: 5%: failure (error rate 50.0% > 5.0%"),
@@ -971,14 +877,14 @@ fn a_deploy_onto_the_colour_the_last_switch_made_live_is_refused() {
     for live in [Some("blue"), None] {
         std::fs::write(dir.join("runbook.yaml"), config("v3", "v2", live)).unwrap();
         out = out.again().args(&deploy).run();
-        assert_eq!(out.code, 2, "{live:?}\n{}\n{}", out.stdout, out.stderr);
-        assert!(
-            out.stderr
-                .contains("but the last switch recorded made green live")
-                && out.stderr.contains("Set `script.live_colour: green`"),
-            "{}",
-            out.stderr
-        );
+        let set = match live {
+            Some(colour) => format!("is {colour}"),
+            None => "is not set, so it is blue".to_string(),
+        };
+        // The switch's time varies: the rest is pinned.
+        out.expect_status(2)
+            .expect_stdout_exact("")
+            .expect_stderr_like(&format!("error: invalid config at `script.live_colour`: `script.live_colour` {set}, but the last switch recorded made green live (deployments/<date>-deploy, at [..]): this deploy would go onto the colour everyone is served from. Set `script.live_colour: green` (or --set script.live_colour=green) after checking which colour serves now\n --> runbook.yaml\n  help: docs/configuration.md lists every key; `runbook init` writes a commented starter\n"));
         let calls = std::fs::read_to_string(dir.join("calls.log")).unwrap();
         assert!(calls.is_empty(), "nothing may run: {calls}");
     }
@@ -1020,17 +926,14 @@ fn the_live_colour_is_checked_under_the_deployments_dir_given() {
         .file("answers.yaml", ANSWERS_BLUE_GREEN)
         .args(&deploy)
         .run();
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    out.expect_status(0);
     assert!(!out.dir.join("deployments").exists());
     std::fs::write(out.dir.join("runbook.yaml"), config("v3", "v2")).unwrap();
     let out = out.again().args(&deploy).run();
-    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
-    assert!(
-        out.stderr
-            .contains("but the last switch recorded made green live"),
-        "{}",
-        out.stderr
-    );
+    // Found under team-a/, where the switch was recorded; its time varies.
+    out.expect_status(2)
+        .expect_stdout_exact("")
+        .expect_stderr_like("error: invalid config at `script.live_colour`: `script.live_colour` is blue, but the last switch recorded made green live (team-a/<date>-deploy, at [..]): this deploy would go onto the colour everyone is served from. Set `script.live_colour: green` (or --set script.live_colour=green) after checking which colour serves now\n --> runbook.yaml\n  help: docs/configuration.md lists every key; `runbook init` writes a commented starter\n");
 }
 
 /// After `runbook rollback` undid a blue-green release, the REPL attached to the deployment
@@ -1056,37 +959,23 @@ fn after_runbook_rollback_the_repl_says_what_the_rollback_made_live() {
     let calls = std::fs::read_to_string(out.dir.join("calls.log")).unwrap();
     assert!(calls.contains("CALL [switch] [blue]"), "{calls}");
 
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_runbook"))
-        .args(["repl", "--last"])
-        .current_dir(&out.dir)
-        .env("NO_COLOR", "1")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"status()\n")
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&o.stdout);
+    let o = out
+        .again()
+        .args(&["repl", "--last"])
+        .stdin("status()\n")
+        .run();
     let name = deployment
         .file_name()
         .unwrap()
         .to_string_lossy()
         .into_owned();
-    assert!(
-        stdout.contains(&format!("deployment deployments/{name}")) || stdout.contains(&name),
-        "--last attaches to the deployment\n{stdout}\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(
-        stdout.contains("live: v1 on blue") && stdout.contains("(set by the rollback in"),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let rollback = name.replace("-deploy", "-rollback");
+    // --last attaches to the deployment (not the rollback run), and says what is live. The
+    // summary's lines end with times: they are pinned up to them.
+    o.expect_status(0)
+        .expect_stderr_exact("runbook repl\n  journal: deployments/<date>-repl\n  attached to deployments/<date>-deploy: status(), rollback(), metrics()\n  live: v1 on blue, from the deployment's journal\n  :help for the primitives, :quit or Ctrl-D to leave\nrunbook> status()\n")
+        .expect_stdout_contains(&[
+            &format!("deployment deployments/{name}: rolled back by deployments/{rollback} at "),
+            &format!("\n  live: v1 on blue (v1 100%) (set by the rollback in deployments/{rollback}) since "),
+        ]);
 }
