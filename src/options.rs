@@ -129,10 +129,16 @@ pub struct ReplOptions {
 pub fn deployments_root(flag: Option<&Path>, cfg: &Loaded) -> PathBuf {
     flag.map(Path::to_path_buf)
         .or_else(|| {
-            cfg.config
-                .deployments_dir
-                .as_ref()
-                .map(|d| cfg.base_dir().join(d))
+            cfg.config.deployments_dir.as_ref().map(|d| {
+                // Beside a runbook.yaml in the working directory (or with none), the path as
+                // written: `team-b/...`, not `./team-b/...`.
+                let base = cfg.base_dir();
+                if base == Path::new(".") {
+                    d.clone()
+                } else {
+                    base.join(d)
+                }
+            })
         })
         .unwrap_or_else(|| PathBuf::from("deployments"))
 }

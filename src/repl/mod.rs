@@ -80,11 +80,18 @@ pub fn run(common: &Common, opts: &ReplOptions, ui: &Ui) -> Result<i32, Error> {
     let mut loaded = crate::config::load(common.config_file.as_deref(), &common.sets)?;
     if let Some(dir) = &opts.deployments_dir {
         // Everything the session finds or writes (the newest deployment, locks, incident
-        // reports) is under it.
-        let absolute = std::env::current_dir()
-            .map(|cwd| cwd.join(dir))
-            .unwrap_or_else(|_| dir.clone());
-        loaded.config.deployments_dir = Some(absolute);
+        // reports) is under it. The flag is read from the working directory, the config's
+        // `deployments_dir` from the config's: made absolute only where the two differ, so runs
+        // are named as the other commands name them.
+        let here = dir.is_absolute() || loaded.base_dir() == std::path::Path::new(".");
+        let given = if here {
+            dir.clone()
+        } else {
+            std::env::current_dir()
+                .map(|cwd| cwd.join(dir))
+                .unwrap_or_else(|_| dir.clone())
+        };
+        loaded.config.deployments_dir = Some(given);
     }
     let root = crate::options::deployments_root(None, &loaded);
     let attached = match (&opts.deployment, opts.last) {

@@ -1473,16 +1473,15 @@ fn repl_last_honours_deployments_dir() {
         &["repl", "--last", "--deployments-dir", "team-b"],
         "status().deployment\n",
     );
-    // Named by its full path here, where a run under ./deployments is named from the project
-    // (`deployments/...`): which of the two is right is the product's to say, so the prefix is
-    // left open and the rest pinned.
+    // Named as the run named it (`team-b/...`), as a run under ./deployments is
+    // (`deployments/...`), not by its full path.
     out.expect_status(0)
         .expect_stdout_like(
-            "deployment [..]team-b/<date>-deploy: completed\n  live: no traffic change recorded\n  last verdict: none\n\
-             \x20 undo steps standing: 1 (undo): rollback() runs them\n  journal: intact\n=> [..]team-b/<date>-deploy\n",
+            "deployment team-b/<date>-deploy: completed\n  live: no traffic change recorded\n  last verdict: none\n\
+             \x20 undo steps standing: 1 (undo): rollback() runs them\n  journal: intact\n=> team-b/<date>-deploy\n",
         )
         .expect_stderr_like(
-            "runbook repl\n  journal: [..]team-b/<date>-repl\n  attached to [..]team-b/<date>-deploy: status(), rollback(), metrics()\n\
+            "runbook repl\n  journal: team-b/<date>-repl\n  attached to team-b/<date>-deploy: status(), rollback(), metrics()\n\
              \x20 :help for the primitives, :quit or Ctrl-D to leave\nrunbook> status().deployment\n",
         );
 }
