@@ -443,12 +443,17 @@ pub fn run_with(
             reason = format!("resume of {}: {reason}", r.dir.display());
         }
         let backend = crate::lock::open(cfg, &root, p.session.rt.clone())?;
+        // A resume knows its run directory already: whoever finds the lock is told which.
+        let run = match &resume {
+            Some(r) => r.dir.display().to_string(),
+            None => "(starting)".to_string(),
+        };
         let l = crate::lock::acquire(
             backend.as_ref(),
             &cfg.lock.environment,
             lease,
             &reason,
-            "(starting)",
+            &run,
             take_over.as_deref(),
         )?;
         p.session.interrupt.hold_lock(l.release_now());

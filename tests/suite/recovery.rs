@@ -398,7 +398,7 @@ fn two_resumes_of_one_dead_run_one_wins_and_the_loser_is_told_who() {
     let t = killed.again();
     // Both read the dead run's stale lock, then pause before taking it over: with a
     // read-check-write take-over, both would win. (Two at once: the builder runs one at a time.)
-    // The winner holds the lock before or after it names its run directory: `run [..]`.
+    // A resume names its run directory as it takes the lock: the loser is told which run.
     let spawn = || {
         let mut c = t.command();
         c.args(["resume"])
@@ -433,7 +433,7 @@ fn two_resumes_of_one_dead_run_one_wins_and_the_loser_is_told_who() {
     assert!(
         like(
             &err,
-            "error: `production` is locked by another deployment: tester on [..] (pid [..]) has held it for [..] (reason: resume of deployments/<date>-deploy: deploy.rhai), run [..]\n  help: wait for it, or if it is truly gone, `runbook unlock production --reason \"...\"`\n"
+            "error: `production` is locked by another deployment: tester on [..] (pid [..]) has held it for [..] (reason: resume of deployments/<date>-deploy: deploy.rhai), run deployments/<date>-deploy\n  help: wait for it, or if it is truly gone, `runbook unlock production --reason \"...\"`\n"
         ),
         "the loser's stderr is not as expected\n{both}"
     );
