@@ -171,11 +171,7 @@ impl Session {
 
     pub fn record(&self, record: Record) {
         // The lock's holder record shows the run's stage, traffic and verdict to other machines.
-        if let Ok(v) = serde_json::to_value(&record) {
-            if let Some(kind) = v["type"].as_str() {
-                self.interrupt.note_record(kind, &v);
-            }
-        }
+        self.interrupt.note_record(&record);
         let _ = self.effects.borrow_mut().record(&record);
     }
 

@@ -299,24 +299,9 @@ fn seen_in(by_run: &str, id: u64) -> Seen {
 /// `runbook rollback` was carrying out (recorded as started, never as finished), if any.
 fn load_standing(dir: &str) -> RhaiResult<(Vec<crate::undo::Undo>, Option<Unfinished>)> {
     let path = std::path::Path::new(dir).join(crate::journal::FILE_NAME);
-    let (records, _) = crate::journal::read(&path).map_err(|e| fail(e.summary()))?;
-    let entries: Vec<crate::journal::Entry> = records
-        .iter()
-        .map(crate::journal::Entry::from_value)
-        .collect();
+    let (entries, _) = crate::journal::read_entries(&path).map_err(|e| fail(e.summary()))?;
     // An undo record whose action this version cannot read would be left out silently.
-    if let Some(e) = entries.iter().find(
-        |e| matches!(&e.record, crate::journal::Record::Other(v) if v["type"] == "undo.register"),
-    ) {
-        let why = match &e.record {
-            crate::journal::Record::Other(v) => {
-                serde_json::from_value::<Action>(v["action"].clone())
-                    .err()
-                    .map(|e| e.to_string())
-                    .unwrap_or_else(|| "its fields do not fit".into())
-            }
-            _ => String::new(),
-        };
+    if let Some(why) = entries.iter().find_map(|e| e.record.unreadable_undo()) {
         return Err(fail(format!(
             "{}: an undo record is not readable: {why}",
             path.display()
