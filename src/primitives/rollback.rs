@@ -530,3 +530,45 @@ fn log_external(
         let _ = writeln!(f, "{}", redactor.redact(&line));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_undo_record_this_version_cannot_read_stops_the_rollback_naming_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(crate::journal::FILE_NAME);
+        let mut j = crate::journal::Journal::create(&path, Default::default()).unwrap();
+        j.append(&Record::UndoRegister {
+            undo: 1,
+            label: "scale back".into(),
+            action: Action::Command {
+                line: "echo undo".into(),
+            },
+            shows: None,
+            stage: None,
+        })
+        .unwrap();
+        drop(j);
+        let shown = dir.path().display().to_string();
+        let (undos, in_flight) = load_standing(&shown).unwrap();
+        assert_eq!(
+            undos.iter().map(|u| u.label.as_str()).collect::<Vec<_>>(),
+            ["scale back"]
+        );
+        assert!(in_flight.is_none());
+
+        // A later version's undo, of a kind this one does not know.
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str(
+            "{\"seq\":2,\"ts\":\"t\",\"type\":\"undo.register\",\"undo\":2,\"label\":\"l\",\"action\":{\"kind\":\"teleport\"}}\n",
+        );
+        std::fs::write(&path, text).unwrap();
+        let err = load_standing(&shown).unwrap_err().to_string();
+        assert!(
+            err.contains("an undo record is not readable: unknown variant `teleport`"),
+            "{err}"
+        );
+    }
+}
