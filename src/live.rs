@@ -6,6 +6,10 @@
 
 use std::path::{Path, PathBuf};
 
+use serde_json::Value;
+
+use crate::journal::Record;
+
 /// A recorded switch of traffic to a colour.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Switch {
@@ -33,16 +37,24 @@ pub fn last_switch(root: &Path) -> Option<Switch> {
     let mut best: Option<Switch> = None;
     // Oldest first, and a later record wins a tie: within a run, the journal's order decides.
     for dir in newest {
-        let Ok((records, _)) = crate::journal::read(&dir.join(crate::journal::FILE_NAME)) else {
+        let Ok((entries, _)) = crate::journal::read_entries(&dir.join(crate::journal::FILE_NAME))
+        else {
             continue;
         };
-        for r in &records {
-            if r["type"] != "traffic" || r["dry_run"].as_bool() == Some(true) {
-                continue;
-            }
-            let (Some(colour), Some(ts)) = (r["colour"].as_str(), r["ts"].as_str()) else {
+        for e in &entries {
+            // A switch to a colour that went out (a dry-run's is only planned), with its time.
+            let Record::Traffic {
+                colour: Some(Value::String(colour)),
+                dry_run: false,
+                ..
+            } = &e.record
+            else {
                 continue;
             };
+            let ts = e.ts.as_str();
+            if ts.is_empty() {
+                continue;
+            }
             if best.as_ref().is_none_or(|b| ts >= b.ts.as_str()) {
                 best = Some(Switch {
                     colour: colour.to_string(),
@@ -111,4 +123,85 @@ pub fn check(
         ),
         location: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::Journal;
+    use serde_json::json;
+
+    /// A run directory under `root` whose journal holds these traffic switches (colour, planned),
+    /// written by the journal's own (typed) writer.
+    fn run(root: &Path, name: &str, switches: &[(&str, bool)]) -> PathBuf {
+        let dir = root.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut j =
+            Journal::create(&dir.join(crate::journal::FILE_NAME), Default::default()).unwrap();
+        j.append(&Record::StageStart {
+            stage: "Deploy".into(),
+        })
+        .unwrap();
+        for (colour, planned) in switches {
+            let mut weights = serde_json::Map::new();
+            weights.insert("v2".into(), json!(100));
+            j.append(&Record::Traffic {
+                live: Some("v2".into()),
+                colour: Some(json!(colour)),
+                weights,
+                dry_run: *planned,
+                stage: Some("Deploy".into()),
+            })
+            .unwrap();
+        }
+        dir
+    }
+
+    /// Long enough that the next record's time stamp (milliseconds) is later.
+    fn tick() {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+
+    #[test]
+    fn the_last_switch_is_the_newest_one_that_went_out() {
+        let root = tempfile::tempdir().unwrap();
+        assert_eq!(last_switch(root.path()), None);
+
+        // Within a run the later switch wins; a dry-run's switch was only planned.
+        let first = run(root.path(), "b-first", &[("blue", false), ("green", false)]);
+        tick();
+        run(root.path(), "c-planned", &[("blue", true)]);
+        let got = last_switch(root.path()).unwrap();
+        assert_eq!((got.colour.as_str(), &got.run), ("green", &first));
+
+        // Across runs the newest record wins, whatever the directories' names sort as.
+        tick();
+        let newest = run(root.path(), "a-newest", &[("blue", false)]);
+        let got = last_switch(root.path()).unwrap();
+        assert_eq!((got.colour.as_str(), &got.run), ("blue", &newest));
+
+        // A journal with only planned switches, or none, says nothing.
+        let alone = tempfile::tempdir().unwrap();
+        run(alone.path(), "r", &[("green", true)]);
+        run(alone.path(), "s", &[]);
+        assert_eq!(last_switch(alone.path()), None);
+    }
+
+    #[test]
+    fn a_switch_in_an_older_journal_still_reads() {
+        // A line as an earlier version wrote it: no stage, no live, no dry_run.
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("old");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join(crate::journal::FILE_NAME),
+            "{\"seq\":1,\"ts\":\"2025-01-01T00:00:00.000Z\",\"type\":\"traffic\",\"colour\":\"green\",\"weights\":{\"v1\":100}}\n",
+        )
+        .unwrap();
+        let got = last_switch(root.path()).unwrap();
+        assert_eq!(
+            (got.colour.as_str(), got.ts.as_str()),
+            ("green", "2025-01-01T00:00:00.000Z")
+        );
+    }
 }

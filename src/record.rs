@@ -494,6 +494,25 @@ impl Record {
         (kind, fields)
     }
 
+    /// An undo registration (`undo.register`) this version cannot read, and why: its action is
+    /// of a kind this version does not know, or its fields do not fit. Such a record reads as
+    /// `Other`, and a reader of the standing undos would leave it out silently: a rollback must
+    /// refuse instead.
+    pub fn unreadable_undo(&self) -> Option<String> {
+        let Record::Other(v) = self else {
+            return None;
+        };
+        if v.get("type").and_then(Value::as_str) != Some("undo.register") {
+            return None;
+        }
+        Some(
+            serde_json::from_value::<Action>(v["action"].clone())
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_else(|| "its fields do not fit".into()),
+        )
+    }
+
     /// The record's `type`.
     pub fn kind(&self) -> String {
         match self {
@@ -651,5 +670,29 @@ mod tests {
         let bad = json!({ "type": "effect.intent", "effect": "one" });
         assert!(matches!(Record::from_value(&bad), Record::Other(_)));
         assert!(matches!(Record::from_value(&json!(3)), Record::Other(_)));
+    }
+
+    #[test]
+    fn an_undo_registration_that_does_not_fit_says_why() {
+        let undo = |action: Value| {
+            Record::from_value(&json!({ "seq": 3, "type": "undo.register", "undo": 1,
+                                        "label": "l", "action": action }))
+        };
+        let good = undo(json!({ "kind": "command", "line": "echo" }));
+        assert!(matches!(good, Record::UndoRegister { .. }));
+        assert_eq!(good.unreadable_undo(), None);
+        let future = undo(json!({ "kind": "teleport", "to": "v1" }));
+        let why = future.unreadable_undo().unwrap();
+        assert!(why.contains("unknown variant `teleport`"), "{why}");
+        // The action reads, another field does not.
+        let misshapen = Record::from_value(&json!({ "type": "undo.register", "undo": "one",
+            "label": "l", "action": { "kind": "command", "line": "echo" } }));
+        assert_eq!(
+            misshapen.unreadable_undo().as_deref(),
+            Some("its fields do not fit")
+        );
+        // Any other record, readable or not, is no undo.
+        let other = Record::from_value(&json!({ "type": "from.the.future", "action": {} }));
+        assert_eq!(other.unreadable_undo(), None);
     }
 }

@@ -171,11 +171,7 @@ impl Session {
 
     pub fn record(&self, record: Record) {
         // The lock's holder record shows the run's stage, traffic and verdict to other machines.
-        if let Ok(v) = serde_json::to_value(&record) {
-            if let Some(kind) = v["type"].as_str() {
-                self.interrupt.note_record(kind, &v);
-            }
-        }
+        self.interrupt.note_record(&record);
         let _ = self.effects.borrow_mut().record(&record);
     }
 
@@ -889,11 +885,21 @@ mod tests {
 
     /// A session whose gate writes to `dir`'s journal, in dry-run or not.
     fn session(dir: &std::path::Path, dry_run: bool, rt: &tokio::runtime::Runtime) -> Shared {
-        let redactor = crate::secrets::Redactor::default();
+        session_with(dir, dry_run, rt, crate::secrets::Redactor::default())
+    }
+
+    /// `session`, with the secrets `redactor` knows; nobody at the terminal, whatever runs the
+    /// tests (a prompt is answered from the answers or the config, never read).
+    fn session_with(
+        dir: &std::path::Path,
+        dry_run: bool,
+        rt: &tokio::runtime::Runtime,
+        redactor: crate::secrets::Redactor,
+    ) -> Shared {
         let journal = Journal::append_to(&dir.join(crate::journal::FILE_NAME), redactor.clone())
             .or_else(|_| Journal::create(&dir.join(crate::journal::FILE_NAME), redactor.clone()))
             .unwrap();
-        Session::new(SessionParts {
+        let s = Session::new(SessionParts {
             ui: Ui::plain(),
             config: crate::config::Loaded {
                 config: Default::default(),
@@ -906,7 +912,10 @@ mod tests {
             answers: Answers::default(),
             feature: "f".into(),
             script: PathBuf::from("deploy.rhai"),
-        })
+        });
+        let mut s = s;
+        Rc::get_mut(&mut s).unwrap().terminal.tty = false;
+        s
     }
 
     fn runtime() -> tokio::runtime::Runtime {
@@ -1061,5 +1070,337 @@ mod tests {
         );
         let f = index.in_flight.unwrap();
         assert_eq!((f.name.as_str(), f.child), ("b", Some((4242, Some(7)))));
+    }
+
+    /// A resume of the run in `dir`: its journal's completed effects queued, as `runbook resume`
+    /// queues them.
+    fn resumed(
+        dir: &std::path::Path,
+        rt: &tokio::runtime::Runtime,
+        redactor: crate::secrets::Redactor,
+    ) -> Shared {
+        let index = replay_from(dir);
+        let r = session_with(dir, false, rt, redactor);
+        r.effects
+            .borrow_mut()
+            .start_replay(index.recorded, index.next_effect, index.in_flight);
+        r
+    }
+
+    /// The journal's effect records: (number, name) of each intent, and of each result.
+    #[allow(clippy::type_complexity)]
+    fn numbered(dir: &std::path::Path) -> (Vec<(u64, String)>, Vec<(u64, String)>) {
+        let (entries, _) =
+            crate::journal::read_entries(&dir.join(crate::journal::FILE_NAME)).unwrap();
+        let mut intents = Vec::new();
+        let mut results = Vec::new();
+        for e in entries {
+            match e.record {
+                Record::EffectIntent { effect, name, .. } => intents.push((effect, name)),
+                Record::EffectResult(r) => results.push((r.effect, r.name)),
+                _ => {}
+            }
+        }
+        (intents, results)
+    }
+
+    fn pairs(list: &[(u64, &str)]) -> Vec<(u64, String)> {
+        list.iter().map(|(n, s)| (*n, s.to_string())).collect()
+    }
+
+    /// Announce `sh name` and die before its result: the effect in flight.
+    fn die_during(s: &Session, name: &str) {
+        let pending = s
+            .effects
+            .borrow_mut()
+            .begin("sh", name, json!({ "command": name }))
+            .unwrap();
+        drop(pending);
+    }
+
+    #[test]
+    fn effects_are_numbered_in_order_and_a_resume_numbers_on_from_the_journal() {
+        let rt = runtime();
+        let acts = Cell::new(0);
+        let dir = tempfile::tempdir().unwrap();
+        let s = session(dir.path(), false, &rt);
+        for name in ["a", "b", "c"] {
+            sh(&s, name, &acts).unwrap();
+        }
+        assert_eq!(s.effects.borrow().current_effect(), 3);
+        let (intents, results) = numbered(dir.path());
+        assert_eq!(intents, pairs(&[(1, "a"), (2, "b"), (3, "c")]));
+        assert_eq!(results, intents, "each result carries its intent's number");
+
+        // The index numbers on from the journal's last effect.
+        assert_eq!(replay_from(dir.path()).next_effect, 3);
+
+        // A resume replays a, b and c under their recorded numbers (nothing is written for
+        // them: the journal's numbers stand) and numbers the first new effect on from 3.
+        let r = resumed(dir.path(), &rt, Default::default());
+        for name in ["a", "b", "c"] {
+            assert!(matches!(sh(&r, name, &acts).unwrap(), Gated::Replayed(_)));
+        }
+        assert_eq!(r.effects.borrow().current_effect(), 3);
+        assert_eq!(numbered(dir.path()).0.len(), 3, "a replay writes no intent");
+        sh(&r, "d", &acts).unwrap();
+        assert_eq!(acts.get(), 4);
+        let (intents, results) = numbered(dir.path());
+        assert_eq!(intents, pairs(&[(1, "a"), (2, "b"), (3, "c"), (4, "d")]));
+        assert_eq!(results, intents);
+
+        // The next number is the journal's largest, not a count of its effects: an effect in
+        // flight (announced, never finished) counts, and a gap in the numbers is kept.
+        let gap = tempfile::tempdir().unwrap();
+        let path = gap.path().join(crate::journal::FILE_NAME);
+        let mut j = Journal::create(&path, Default::default()).unwrap();
+        for (effect, name) in [(2, "a"), (7, "b")] {
+            j.append(&Record::EffectIntent {
+                effect,
+                kind: "sh".into(),
+                name: name.into(),
+                intent: json!({}),
+                dry_run: false,
+            })
+            .unwrap();
+            j.append(&Record::EffectResult(crate::record::EffectResult {
+                effect,
+                kind: "sh".into(),
+                name: name.into(),
+                ok: true,
+                ms: Some(1),
+                result: json!({ "code": 0 }),
+                error: None,
+                dry_run: Some(false),
+            }))
+            .unwrap();
+        }
+        drop(j);
+        let r = resumed(gap.path(), &rt, Default::default());
+        sh(&r, "a", &acts).unwrap();
+        sh(&r, "b", &acts).unwrap();
+        die_during(&r, "c");
+        assert_eq!(replay_from(gap.path()).next_effect, 8);
+        assert_eq!(numbered(gap.path()).0.last(), Some(&(8, "c".to_string())));
+    }
+
+    #[test]
+    fn a_changed_script_stops_the_resume_naming_both_effects() {
+        let rt = runtime();
+        let acts = Cell::new(0);
+        let dir = tempfile::tempdir().unwrap();
+        let s = session(dir.path(), false, &rt);
+        sh(&s, "a", &acts).unwrap();
+        sh(&s, "b", &acts).unwrap();
+        let before = numbered(dir.path());
+
+        let changed = |r: &Session, kind: &str, name: &str| -> String {
+            let got = r.gate(
+                kind,
+                name,
+                json!({}),
+                || json!({ "planned": true }),
+                || panic!("a changed script must not act"),
+            );
+            match got {
+                Err(GateError::Fatal(Error::Journal { message, .. })) => message,
+                other => panic!("{other:?}"),
+            }
+        };
+
+        // Another name at the recorded position.
+        let r = resumed(dir.path(), &rt, Default::default());
+        sh(&r, "a", &acts).unwrap();
+        assert_eq!(
+            changed(&r, "sh", "x"),
+            "the script no longer does what its journal recorded: the journal's next effect is sh `b`, the script now does sh `x`; resume cannot replay a changed script"
+        );
+        // Another kind, same name.
+        let r = resumed(dir.path(), &rt, Default::default());
+        assert_eq!(
+            changed(&r, "http", "a"),
+            "the script no longer does what its journal recorded: the journal's next effect is sh `a`, the script now does http `a`; resume cannot replay a changed script"
+        );
+        assert_eq!(acts.get(), 2);
+        assert_eq!(numbered(dir.path()), before, "nothing is written");
+
+        // The effect in flight, changed, is refused the same way.
+        die_during(&s, "c");
+        let r = resumed(dir.path(), &rt, Default::default());
+        sh(&r, "a", &acts).unwrap();
+        sh(&r, "b", &acts).unwrap();
+        assert_eq!(
+            changed(&r, "sh", "y"),
+            "the script no longer does what its journal recorded: the effect under way when the run died was sh `c`, the script now does sh `y`"
+        );
+    }
+
+    #[test]
+    fn an_effect_named_with_a_secret_is_recorded_redacted_and_replays_by_its_real_name() {
+        let rt = runtime();
+        let acts = Cell::new(0);
+        let secret = "s3cr3t-t0ken";
+        let mut redactor = crate::secrets::Redactor::default();
+        redactor.add(secret);
+        let name = format!("curl -H 'Authorization: {secret}' https://x");
+        let dir = tempfile::tempdir().unwrap();
+        let s = session_with(dir.path(), false, &rt, redactor.clone());
+        sh(&s, &name, &acts).unwrap();
+        die_during(&s, &format!("deploy {secret}"));
+
+        let text = std::fs::read_to_string(dir.path().join(crate::journal::FILE_NAME)).unwrap();
+        assert!(!text.contains(secret), "{text}");
+        let index = replay_from(dir.path());
+        assert_eq!(
+            index.recorded[0].name,
+            "curl -H 'Authorization: [REDACTED]' https://x"
+        );
+        assert_eq!(
+            index.in_flight.as_ref().map(|f| f.name.as_str()),
+            Some("deploy [REDACTED]")
+        );
+
+        // Asked again with the real secret, the recorded effect matches (the name is compared
+        // redacted), and so does the effect in flight.
+        let r = resumed(dir.path(), &rt, redactor.clone());
+        *r.answers.borrow_mut() = Answers::parse("resume-in-flight: skip\n", "a.yaml").unwrap();
+        // Its result comes back as the journal holds it: redacted too.
+        let got = sh(&r, &name, &acts).unwrap();
+        assert_eq!(
+            got,
+            Gated::Replayed(json!({ "code": 0, "stdout": index.recorded[0].name }))
+        );
+        let got = sh(&r, &format!("deploy {secret}"), &acts).unwrap();
+        assert_eq!(got.value()["skipped"], json!(true));
+        assert_eq!(acts.get(), 1);
+
+        // A resume that does not know the secret sees another name: the script "changed".
+        let r = resumed(dir.path(), &rt, Default::default());
+        assert!(matches!(
+            sh(&r, &name, &acts),
+            Err(GateError::Fatal(Error::Journal { .. }))
+        ));
+    }
+
+    /// The run in `dir` completed `a` and died during `b`: resume it answering `choice`.
+    fn resume_in_flight(
+        rt: &tokio::runtime::Runtime,
+        choice: Option<&str>,
+        config: crate::config::InFlight,
+    ) -> (tempfile::TempDir, Shared) {
+        let acts = Cell::new(0);
+        let dir = tempfile::tempdir().unwrap();
+        let s = session(dir.path(), false, rt);
+        sh(&s, "a", &acts).unwrap();
+        die_during(&s, "b");
+        let mut r = resumed(dir.path(), rt, Default::default());
+        Rc::get_mut(&mut r).unwrap().config.config.resume.in_flight = config;
+        if let Some(choice) = choice {
+            *r.answers.borrow_mut() =
+                Answers::parse(&format!("resume-in-flight: {choice}\n"), "a.yaml").unwrap();
+        }
+        assert!(matches!(sh(&r, "a", &acts).unwrap(), Gated::Replayed(_)));
+        (dir, r)
+    }
+
+    fn choice_recorded(dir: &std::path::Path) -> Vec<String> {
+        let (entries, _) =
+            crate::journal::read_entries(&dir.join(crate::journal::FILE_NAME)).unwrap();
+        entries
+            .into_iter()
+            .filter_map(|e| match e.record {
+                Record::ResumeInFlight { kind, name, choice } => {
+                    Some(format!("{kind} {name}: {choice}"))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_effect_in_flight_is_rerun_skipped_or_rolled_back_as_answered() {
+        use crate::config::InFlight;
+        let rt = runtime();
+
+        // rerun: acted again, as a new effect numbered on from the journal.
+        let (dir, r) = resume_in_flight(&rt, Some("rerun"), InFlight::Rollback);
+        let acts = Cell::new(0);
+        let got = sh(&r, "b", &acts).unwrap();
+        assert_eq!(got, Gated::Acted(json!({ "code": 0, "stdout": "b" })));
+        assert_eq!(acts.get(), 1);
+        assert_eq!(choice_recorded(dir.path()), ["sh b: rerun"]);
+        let (intents, results) = numbered(dir.path());
+        assert_eq!(intents, pairs(&[(1, "a"), (2, "b"), (3, "b")]));
+        assert_eq!(results, pairs(&[(1, "a"), (3, "b")]));
+
+        // skip: not acted; the gate says acted, with a result that reads as a success.
+        let (dir, r) = resume_in_flight(&rt, Some("skip"), InFlight::Rollback);
+        let got = sh(&r, "b", &acts).unwrap();
+        assert_eq!(
+            got,
+            Gated::Acted(json!({ "skipped": true, "code": 0, "ok": true, "status": 200 }))
+        );
+        assert_eq!(acts.get(), 1);
+        assert_eq!(choice_recorded(dir.path()), ["sh b: skip"]);
+        assert!(r.stop.borrow().is_none());
+
+        // rollback: not acted; the gate halts the run with the rollback as the reason, and the
+        // effect is closed as not carried out.
+        let (dir, r) = resume_in_flight(&rt, Some("rollback"), InFlight::Skip);
+        assert!(matches!(sh(&r, "b", &acts), Err(GateError::Halt)));
+        assert_eq!(acts.get(), 1);
+        assert!(matches!(
+            r.stop.borrow().as_ref(),
+            Some(Stop::ResumeRollback(why)) if why == "the run died during sh `b`"
+        ));
+        assert_eq!(choice_recorded(dir.path()), ["sh b: rollback"]);
+        let (entries, _) =
+            crate::journal::read_entries(&dir.path().join(crate::journal::FILE_NAME)).unwrap();
+        let last = entries.iter().rev().find_map(|e| match &e.record {
+            Record::EffectResult(r) => Some(r.clone()),
+            _ => None,
+        });
+        let last = last.unwrap();
+        assert_eq!((last.effect, last.ok), (3, false));
+        assert_eq!(
+            last.error.as_deref(),
+            Some("not carried out again: the resume rolled back instead")
+        );
+
+        // Nobody to ask and no answer: `resume.in_flight` decides (rollback by default).
+        let (dir, r) = resume_in_flight(&rt, None, InFlight::Skip);
+        assert!(sh(&r, "b", &acts).unwrap().value()["skipped"] == json!(true));
+        assert_eq!(choice_recorded(dir.path()), ["sh b: skip"]);
+        let (dir, r) = resume_in_flight(&rt, None, InFlight::default());
+        assert!(matches!(sh(&r, "b", &acts), Err(GateError::Halt)));
+        assert_eq!(choice_recorded(dir.path()), ["sh b: rollback"]);
+        // An answer that is none of the three rolls back, and is journaled as given.
+        let (dir, r) = resume_in_flight(&rt, Some("maybe"), InFlight::Rerun);
+        assert!(matches!(sh(&r, "b", &acts), Err(GateError::Halt)));
+        assert_eq!(choice_recorded(dir.path()), ["sh b: maybe"]);
+        assert_eq!(acts.get(), 1);
+    }
+
+    #[test]
+    fn a_dry_run_resumed_skips_the_effect_in_flight_as_a_plan() {
+        let rt = runtime();
+        let acts = Cell::new(0);
+        let dir = tempfile::tempdir().unwrap();
+        let s = session(dir.path(), true, &rt);
+        sh(&s, "a", &acts).unwrap();
+        die_during(&s, "b");
+        let index = replay_from(dir.path());
+        let r = session(dir.path(), true, &rt);
+        r.effects
+            .borrow_mut()
+            .start_replay(index.recorded, index.next_effect, index.in_flight);
+        *r.answers.borrow_mut() = Answers::parse("resume-in-flight: skip\n", "a.yaml").unwrap();
+        assert!(sh(&r, "a", &acts).unwrap().planned());
+        let got = sh(&r, "b", &acts).unwrap();
+        assert_eq!(
+            got,
+            Gated::Planned(json!({ "skipped": true, "code": 0, "ok": true, "status": 200 }))
+        );
+        assert_eq!(acts.get(), 0);
     }
 }

@@ -147,14 +147,15 @@ impl Interrupt {
     }
 
     /// A journal record, for the lock's holder record (stage, traffic, verdict).
-    pub fn note_record(&self, kind: &str, fields: &serde_json::Value) {
-        match kind {
-            "rollback.start" => self.rolling_back.store(true, Ordering::SeqCst),
-            "rollback.end" => self.rolling_back.store(false, Ordering::SeqCst),
+    pub fn note_record(&self, record: &crate::record::Record) {
+        use crate::record::Record;
+        match record {
+            Record::RollbackStart { .. } => self.rolling_back.store(true, Ordering::SeqCst),
+            Record::RollbackEnd { .. } => self.rolling_back.store(false, Ordering::SeqCst),
             _ => {}
         }
         if let Ok(Some(p)) = self.lock_progress.lock().map(|p| p.clone()) {
-            p.note(kind, fields);
+            p.note(record);
         }
     }
 

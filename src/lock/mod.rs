@@ -22,6 +22,7 @@ use serde_json::Value;
 
 use crate::config::{LockBackend, LockCfg};
 use crate::error::Error;
+use crate::record::Record;
 
 pub use file::{path_for, state};
 
@@ -528,37 +529,32 @@ impl Progress {
     }
 
     /// Take what the holder record shows from a journal record.
-    pub fn note(&self, kind: &str, fields: &Value) {
+    pub fn note(&self, record: &Record) {
         let Ok(mut h) = self.holder.lock() else {
             return;
         };
         let before = h.clone();
-        match kind {
-            "stage.start" | "stage.end" => {
+        match record {
+            Record::StageStart { .. } | Record::StageEnd { .. } => {
                 let Ok(mut stages) = self.stages.lock() else {
                     return;
                 };
-                if kind == "stage.start" {
-                    stages.push(fields["stage"].as_str().unwrap_or_default().to_string());
+                if let Record::StageStart { stage } = record {
+                    stages.push(stage.clone());
                 } else {
                     stages.pop();
                 }
                 h.stage = stages.last().cloned();
             }
-            "traffic" => {
-                h.traffic = Some(serde_json::json!({
-                    "weights": fields["weights"], "live": fields["live"]
-                }))
+            Record::Traffic { weights, live, .. } => {
+                h.traffic = Some(serde_json::json!({ "weights": weights, "live": live }))
             }
-            "verdict" => h.verdict = Some(fields["verdict"].clone()),
-            "control"
-                if !fields["done"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .starts_with("ignored") =>
-            {
+            Record::Verdict { verdict, .. } => h.verdict = Some(verdict.clone()),
+            Record::Control {
+                done, by, reason, ..
+            } if !done.starts_with("ignored") => {
                 h.control = Some(serde_json::json!({
-                    "state": fields["done"], "by": fields["by"], "reason": fields["reason"]
+                    "state": done, "by": by, "reason": reason
                 }))
             }
             _ => return,
@@ -720,5 +716,89 @@ mod tests {
         }
         assert_eq!(b64(b"foobar"), "Zm9vYmFy");
         assert_eq!(b64(b"fo"), "Zm8=");
+    }
+
+    #[test]
+    fn the_holder_record_shows_the_stage_traffic_verdict_and_control_from_the_records() {
+        use serde_json::json;
+        let holder = Holder {
+            environment: "production".into(),
+            user: "u".into(),
+            host: "h".into(),
+            pid: 1,
+            reason: String::new(),
+            started: String::new(),
+            expires: 0,
+            run_dir: String::new(),
+            stage: None,
+            traffic: None,
+            verdict: None,
+            control: None,
+        };
+        let (tx, rx) = mpsc::channel();
+        let p = Progress {
+            holder: Arc::new(Mutex::new(holder)),
+            stages: Arc::default(),
+            tx,
+            control: ControlFlag::default(),
+        };
+        let shown = || p.holder.lock().unwrap().clone();
+        let stage = |name: &str| Record::StageStart { stage: name.into() };
+        p.note(&stage("deploy"));
+        p.note(&stage("canary"));
+        assert_eq!(shown().stage.as_deref(), Some("canary"));
+        p.note(&Record::StageEnd {
+            stage: "canary".into(),
+            ok: true,
+            ms: 1,
+            error: None,
+        });
+        assert_eq!(shown().stage.as_deref(), Some("deploy"));
+        let mut weights = serde_json::Map::new();
+        weights.insert("v2".into(), json!(10));
+        p.note(&Record::Traffic {
+            live: Some("v1".into()),
+            colour: None,
+            weights,
+            dry_run: false,
+            stage: None,
+        });
+        assert_eq!(
+            shown().traffic,
+            Some(json!({ "weights": { "v2": 10 }, "live": "v1" }))
+        );
+        p.note(&Record::Verdict {
+            verdict: json!({ "verdict": "success" }),
+            stage: None,
+        });
+        assert_eq!(shown().verdict, Some(json!({ "verdict": "success" })));
+        let control = |done: &str| Record::Control {
+            action: "pause".into(),
+            by: "a@b".into(),
+            reason: "r".into(),
+            sent: String::new(),
+            done: done.into(),
+        };
+        p.note(&control("paused"));
+        p.note(&control("ignored: already paused"));
+        assert_eq!(
+            shown().control,
+            Some(json!({ "state": "paused", "by": "a@b", "reason": "r" }))
+        );
+        // Each change published once; a record that changes nothing is not.
+        let before = rx.try_iter().count();
+        assert_eq!(before, 6);
+        p.note(&Record::Log {
+            message: "m".into(),
+            stage: None,
+        });
+        p.note(&stage("deploy"));
+        p.note(&Record::StageEnd {
+            stage: "deploy".into(),
+            ok: true,
+            ms: 1,
+            error: None,
+        });
+        assert_eq!(rx.try_iter().count(), 0);
     }
 }

@@ -299,24 +299,9 @@ fn seen_in(by_run: &str, id: u64) -> Seen {
 /// `runbook rollback` was carrying out (recorded as started, never as finished), if any.
 fn load_standing(dir: &str) -> RhaiResult<(Vec<crate::undo::Undo>, Option<Unfinished>)> {
     let path = std::path::Path::new(dir).join(crate::journal::FILE_NAME);
-    let (records, _) = crate::journal::read(&path).map_err(|e| fail(e.summary()))?;
-    let entries: Vec<crate::journal::Entry> = records
-        .iter()
-        .map(crate::journal::Entry::from_value)
-        .collect();
+    let (entries, _) = crate::journal::read_entries(&path).map_err(|e| fail(e.summary()))?;
     // An undo record whose action this version cannot read would be left out silently.
-    if let Some(e) = entries.iter().find(
-        |e| matches!(&e.record, crate::journal::Record::Other(v) if v["type"] == "undo.register"),
-    ) {
-        let why = match &e.record {
-            crate::journal::Record::Other(v) => {
-                serde_json::from_value::<Action>(v["action"].clone())
-                    .err()
-                    .map(|e| e.to_string())
-                    .unwrap_or_else(|| "its fields do not fit".into())
-            }
-            _ => String::new(),
-        };
+    if let Some(why) = entries.iter().find_map(|e| e.record.unreadable_undo()) {
         return Err(fail(format!(
             "{}: an undo record is not readable: {why}",
             path.display()
@@ -543,5 +528,47 @@ fn log_external(
             undo.label
         );
         let _ = writeln!(f, "{}", redactor.redact(&line));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_undo_record_this_version_cannot_read_stops_the_rollback_naming_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(crate::journal::FILE_NAME);
+        let mut j = crate::journal::Journal::create(&path, Default::default()).unwrap();
+        j.append(&Record::UndoRegister {
+            undo: 1,
+            label: "scale back".into(),
+            action: Action::Command {
+                line: "echo undo".into(),
+            },
+            shows: None,
+            stage: None,
+        })
+        .unwrap();
+        drop(j);
+        let shown = dir.path().display().to_string();
+        let (undos, in_flight) = load_standing(&shown).unwrap();
+        assert_eq!(
+            undos.iter().map(|u| u.label.as_str()).collect::<Vec<_>>(),
+            ["scale back"]
+        );
+        assert!(in_flight.is_none());
+
+        // A later version's undo, of a kind this one does not know.
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str(
+            "{\"seq\":2,\"ts\":\"t\",\"type\":\"undo.register\",\"undo\":2,\"label\":\"l\",\"action\":{\"kind\":\"teleport\"}}\n",
+        );
+        std::fs::write(&path, text).unwrap();
+        let err = load_standing(&shown).unwrap_err().to_string();
+        assert!(
+            err.contains("an undo record is not readable: unknown variant `teleport`"),
+            "{err}"
+        );
     }
 }

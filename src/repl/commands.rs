@@ -4,6 +4,7 @@ use crate::error::Error;
 use crate::journal::Record;
 
 use super::lines::{Flow, Repl};
+use super::show_error;
 
 pub(super) const COMMANDS: &[(&str, &str)] = &[
     (
@@ -86,10 +87,7 @@ impl Repl {
                         self.session.record(Record::ReplError { error: e });
                     }
                 }
-                Err(e) => self
-                    .session
-                    .ui
-                    .error_text(&Error::io("read", arg, e).render(&self.session.ui)),
+                Err(e) => show_error(&self.session, &Error::io("read", arg, e)),
             },
             other => {
                 let names: Vec<&str> = COMMANDS
@@ -99,9 +97,10 @@ impl Repl {
                 let hint = crate::error::did_you_mean(other, names.iter().copied())
                     .map(|s| format!(" (did you mean `:{s}`?)"))
                     .unwrap_or_default();
-                self.session.ui.error_text(&format!(
-                    "error: no command `:{other}`{hint}; :help lists them\n"
-                ));
+                show_error(
+                    &self.session,
+                    &Error::Usage(format!("no command `:{other}`{hint}; :help lists them")),
+                );
             }
         }
         Flow::Go

@@ -20,7 +20,7 @@ use crate::session::{Shared, Stop};
 use super::editor::{answer_reader, history_path, is_incomplete, LineEditor, Names, ReplHelper};
 use super::incident::close;
 use super::watch::Watch;
-use super::{to_stderr, Ended, State, SOURCE};
+use super::{show_error, to_stderr, Ended, State, SOURCE};
 
 pub(super) struct Repl {
     pub(super) session: Shared,
@@ -292,9 +292,7 @@ impl Repl {
                         );
                     }
                 }
-                self.session
-                    .ui
-                    .error_text(&self.session.redact(&err.render(&self.session.ui)));
+                show_error(&self.session, &err);
                 return Err(err.summary());
             }
         };
@@ -397,9 +395,7 @@ impl Repl {
                 err
             }
         };
-        self.session
-            .ui
-            .error_text(&self.session.redact(&err.render(&self.session.ui)));
+        show_error(&self.session, &err);
         self.session.redact(&err.summary())
     }
 }

@@ -285,7 +285,7 @@ pub fn run(common: &Common, opts: &ReplOptions, ui: &Ui) -> Result<i32, Error> {
         // Looking around changed nothing: no run directory to leave behind.
         let _ = std::fs::remove_dir_all(&dir);
     } else if let Err(e) = crate::artifacts::render(&dir, session.effects.borrow().redactor()) {
-        ui.error_text(&e.render(ui));
+        show_error(&session, &e);
     }
     Ok(code)
 }
@@ -312,6 +312,12 @@ pub(super) fn acted(journal: &Path) -> bool {
 }
 
 /// A line on stderr; a closed stderr is no reason to stop.
+/// Show an error the way the command line shows it (`Error::print`, the session's secrets
+/// redacted): the one way the REPL reports an error. The session goes on after it.
+pub(super) fn show_error(session: &crate::session::Session, err: &Error) {
+    err.print(&session.ui, |text| session.redact(text));
+}
+
 pub(super) fn to_stderr(line: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "{line}");

@@ -1485,3 +1485,42 @@ fn repl_last_honours_deployments_dir() {
              \x20 :help for the primitives, :quit or Ctrl-D to leave\nrunbook> status().deployment\n",
         );
 }
+
+#[test]
+fn repl_errors_look_as_on_the_command_line_and_hide_the_secrets() {
+    let t = Test::new().file(
+        "runbook.yaml",
+        "secrets:\n  values:\n    TOKEN: hunter2-secret\n",
+    );
+    // The command line's error, in colour: its head is the coloured `error`.
+    let out = t
+        .command()
+        .args(["--color", "always", "no-such-runbook"])
+        .output()
+        .unwrap();
+    let cli = String::from_utf8_lossy(&out.stderr).into_owned();
+    let head = cli.split(": ").next().unwrap().to_string();
+    assert!(head.contains("error") && head != "error", "{cli}");
+    let (code, stdout, stderr) = piped(
+        &t,
+        &["repl", "--color", "always"],
+        ":bogus\n:load hunter2-secret/x.rhai\nbogus()\n",
+    );
+    assert_eq!(code, 1, "{stdout}\n---\n{stderr}");
+    for said in [
+        "no command `:bogus`; :help lists them\n",
+        "cannot read `[REDACTED]/x.rhai`\n  caused by: ",
+        "no function `bogus`",
+    ] {
+        assert!(
+            stderr.contains(&format!("{head}: {said}")),
+            "{said}\n{stderr}"
+        );
+    }
+    assert!(!stderr.contains("hunter2-secret"), "{stderr}");
+    // The session went on after each error.
+    assert!(
+        stderr.ends_with("1 of 1 lines failed: exit 1\n"),
+        "{stderr}"
+    );
+}
