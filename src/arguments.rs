@@ -331,7 +331,56 @@ pub fn command() -> clap::Command {
 }
 
 /// Parse the command line. Help and version are returned as `Err` too: clap prints them.
+/// Options every command takes, and whether each takes a value.
+const GLOBAL_OPTIONS: &[(&str, bool)] = &[
+    ("--config", true),
+    ("--set", true),
+    ("--color", true),
+    ("--log-format", true),
+    ("--quiet", false),
+    ("-q", false),
+    ("--verbose", false),
+    ("-v", false),
+];
+
+/// `runbook --color never repl` as `runbook repl --color never`: global options written before
+/// a subcommand are moved after it, where the parser takes them (a runbook's own arguments
+/// would otherwise shut the subcommands out, and `repl` be looked for as a runbook).
+fn globals_after_subcommand(args: Vec<OsString>) -> Vec<OsString> {
+    let subcommands: Vec<String> = Cli::command()
+        .get_subcommands()
+        .flat_map(|c| {
+            std::iter::once(c.get_name().to_string()).chain(c.get_all_aliases().map(str::to_string))
+        })
+        .collect();
+    let mut i = 1;
+    while i < args.len() {
+        let Some(a) = args[i].to_str() else {
+            return args;
+        };
+        let name = a.split('=').next().unwrap_or(a);
+        match GLOBAL_OPTIONS.iter().find(|(o, _)| *o == name) {
+            Some((_, takes_value)) => {
+                i += if *takes_value && !a.contains('=') {
+                    2
+                } else {
+                    1
+                }
+            }
+            None if i > 1 && subcommands.iter().any(|s| s == a) => {
+                let mut moved = vec![args[0].clone(), args[i].clone()];
+                moved.extend_from_slice(&args[1..i]);
+                moved.extend_from_slice(&args[i + 1..]);
+                return moved;
+            }
+            None => return args,
+        }
+    }
+    args
+}
+
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Common, Command), clap::Error> {
+    let args = globals_after_subcommand(args.into_iter().collect());
     let cli = Cli::try_parse_from(args)?;
     let g = cli.global;
     let common = Common {
@@ -469,4 +518,40 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Common, Comman
         }
     };
     Ok((common, command))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(args: &[&str]) -> Vec<String> {
+        globals_after_subcommand(args.iter().map(OsString::from).collect())
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn global_options_before_a_subcommand_move_after_it() {
+        assert_eq!(
+            words(&["runbook", "--color", "never", "-q", "repl", "--last"]),
+            ["runbook", "repl", "--color", "never", "-q", "--last"]
+        );
+        assert_eq!(
+            words(&["runbook", "--config=team.yaml", "list"]),
+            ["runbook", "list", "--config=team.yaml"]
+        );
+        // A runbook, or a value that happens to be a subcommand's name, stays where it is.
+        for args in [
+            &["runbook", "--color", "never", "deploy.rhai"][..],
+            &["runbook", "--set", "list", "deploy"],
+            &["runbook", "list", "--color", "never"],
+            &["runbook", "--dry-run", "list"],
+        ] {
+            assert_eq!(words(args), args, "{args:?}");
+        }
+        let (_, command) =
+            parse(["runbook", "--color", "never", "list"].map(OsString::from)).expect("parses");
+        assert!(matches!(command, Command::List), "{command:?}");
+    }
 }
