@@ -1501,26 +1501,27 @@ fn repl_errors_look_as_on_the_command_line_and_hide_the_secrets() {
     let cli = String::from_utf8_lossy(&out.stderr).into_owned();
     let head = cli.split(": ").next().unwrap().to_string();
     assert!(head.contains("error") && head != "error", "{cli}");
-    let (code, stdout, stderr) = piped(
-        &t,
+    let out = piped(
+        t,
         &["repl", "--color", "always"],
         ":bogus\n:load hunter2-secret/x.rhai\nbogus()\n",
     );
-    assert_eq!(code, 1, "{stdout}\n---\n{stderr}");
-    for said in [
+    let said: Vec<String> = [
         "no command `:bogus`; :help lists them\n",
         "cannot read `[REDACTED]/x.rhai`\n  caused by: ",
         "no function `bogus`",
-    ] {
-        assert!(
-            stderr.contains(&format!("{head}: {said}")),
-            "{said}\n{stderr}"
-        );
-    }
-    assert!(!stderr.contains("hunter2-secret"), "{stderr}");
+    ]
+    .iter()
+    .map(|said| format!("{head}: {said}"))
+    .collect();
+    let said: Vec<&str> = said.iter().map(String::as_str).collect();
+    out.expect_status(1)
+        .expect_stderr_contains(&said)
+        .expect_stderr_lacks(&["hunter2-secret"]);
     // The session went on after each error.
     assert!(
-        stderr.ends_with("1 of 1 lines failed: exit 1\n"),
-        "{stderr}"
+        out.stderr.ends_with("1 of 1 lines failed: exit 1\n"),
+        "{}",
+        out.describe()
     );
 }
