@@ -86,6 +86,25 @@ impl ReplayIndex {
                 _ => {}
             }
         }
+        // An effect a resume found in flight is answered under a new number (rerun, skip or
+        // rollback, recorded by `resume.in_flight`): its old intent stays without a result, but
+        // is settled, and a resume of that resume must not meet it again. The choice settles
+        // the oldest intent still open when it is recorded.
+        let mut open: std::collections::VecDeque<u64> = Default::default();
+        let mut settled: std::collections::HashSet<u64> = Default::default();
+        for e in entries {
+            match &e.record {
+                Record::EffectIntent { effect, .. } if !results.contains_key(effect) => {
+                    open.push_back(*effect);
+                }
+                Record::ResumeInFlight { .. } => {
+                    if let Some(k) = open.pop_front() {
+                        settled.insert(k);
+                    }
+                }
+                _ => {}
+            }
+        }
         let mut index = ReplayIndex::default();
         for e in entries {
             let Record::EffectIntent {
@@ -95,6 +114,9 @@ impl ReplayIndex {
                 continue;
             };
             index.next_effect = index.next_effect.max(*effect);
+            if settled.contains(effect) {
+                continue;
+            }
             match results.get(effect) {
                 Some(r) => {
                     let outcome = if r.ok {

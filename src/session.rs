@@ -1382,6 +1382,70 @@ mod tests {
     }
 
     #[test]
+    fn a_resume_of_a_resume_replays_the_effect_the_first_one_settled() {
+        use crate::config::InFlight;
+        let rt = runtime();
+        for (choice, dies_during_d) in [
+            ("rerun", false),
+            ("skip", false),
+            ("rerun", true),
+            ("skip", true),
+        ] {
+            let at = format!("{choice}, d in flight: {dies_during_d}");
+            // The first resume settles `b` (under a new number) and does `c`; then it dies too,
+            // between two effects (at a prompt, say) or during `d`.
+            let (dir, r) = resume_in_flight(&rt, Some(choice), InFlight::Rollback);
+            let acts = Cell::new(0);
+            sh(&r, "b", &acts).unwrap();
+            sh(&r, "c", &acts).unwrap();
+            if dies_during_d {
+                die_during(&r, "d");
+            }
+            let index = replay_from(dir.path());
+            let names: Vec<&str> = index.recorded.iter().map(|x| x.name.as_str()).collect();
+            assert_eq!(names, ["a", "b", "c"], "{at}");
+            assert_eq!(
+                index.in_flight.as_ref().map(|f| f.name.as_str()),
+                dies_during_d.then_some("d"),
+                "{at}: the old b is not in flight"
+            );
+            // The second resume replays a, b and c, and goes on with d.
+            let r2 = resumed(dir.path(), &rt, Default::default());
+            *r2.answers.borrow_mut() =
+                Answers::parse("resume-in-flight: rerun\n", "a.yaml").unwrap();
+            let acts = Cell::new(0);
+            for name in ["a", "b", "c"] {
+                assert!(
+                    matches!(sh(&r2, name, &acts), Ok(Gated::Replayed(_))),
+                    "{at}: {name}"
+                );
+            }
+            assert_eq!(sh(&r2, "d", &acts).unwrap().value()["stdout"], json!("d"));
+            assert_eq!(acts.get(), 1, "{at}: only d acted");
+        }
+
+        // The rerun itself died, its child started: the old intent is settled, and the rerun's
+        // (the one with the child) is the one in flight.
+        let (dir, r) = resume_in_flight(&rt, Some("rerun"), InFlight::Rollback);
+        die_during(&r, "b");
+        r.record(Record::ResumeInFlight {
+            kind: "sh".into(),
+            name: "b".into(),
+            choice: "rerun".into(),
+        });
+        let rerun = r.effects.borrow().current_effect();
+        r.record(Record::EffectChild {
+            effect: rerun,
+            group: 4242,
+            start: Some(7),
+        });
+        let index = replay_from(dir.path());
+        assert_eq!(index.recorded.len(), 1);
+        let f = index.in_flight.expect("the rerun is in flight");
+        assert_eq!((f.name.as_str(), f.child), ("b", Some((4242, Some(7)))));
+    }
+
+    #[test]
     fn a_dry_run_resumed_skips_the_effect_in_flight_as_a_plan() {
         let rt = runtime();
         let acts = Cell::new(0);
