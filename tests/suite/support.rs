@@ -16,6 +16,8 @@ pub struct Test {
     env: Vec<(String, String)>,
     /// What the run reads on stdin (a pipe); none: stdin is /dev/null.
     stdin: Option<String>,
+    /// Where the run happens when not in `dir`: another test's directory (see `in_dir`).
+    cwd: Option<PathBuf>,
 }
 
 /// What a run of the binary did. The `expect_*` methods check it and, when a check fails, print
@@ -38,11 +40,31 @@ impl Test {
             args: Vec::new(),
             env: Vec::new(),
             stdin: None,
+            cwd: None,
+        }
+    }
+
+    /// Run in `dir` (another test's directory, which outlives this run) instead of this test's
+    /// own: a second process beside a live run, or another command in a runner's directory.
+    pub fn in_dir(mut self, dir: &Path) -> Test {
+        self.cwd = Some(dir.to_path_buf());
+        self
+    }
+
+    /// Another run of this test's command (its arguments and environment) in its directory,
+    /// which this test keeps: a second runner started again, a retry.
+    pub fn another(&self) -> Test {
+        Test {
+            dir: tempfile::tempdir().expect("temp dir"),
+            args: self.args.clone(),
+            env: self.env.clone(),
+            stdin: self.stdin.clone(),
+            cwd: Some(self.path().to_path_buf()),
         }
     }
 
     pub fn file(self, path: &str, text: &str) -> Test {
-        let p = self.dir.path().join(path);
+        let p = self.path().join(path);
         if let Some(parent) = p.parent() {
             std::fs::create_dir_all(parent).unwrap();
         }
@@ -54,7 +76,7 @@ impl Test {
     pub fn executable(self, path: &str, text: &str) -> Test {
         let t = self.file(path, text);
         std::fs::set_permissions(
-            t.dir.path().join(path),
+            t.path().join(path),
             std::os::unix::fs::PermissionsExt::from_mode(0o755),
         )
         .unwrap();
@@ -99,13 +121,13 @@ impl Test {
     }
 
     pub fn path(&self) -> &Path {
-        self.dir.path()
+        self.cwd.as_deref().unwrap_or(self.dir.path())
     }
 
     pub fn command(&self) -> Command {
         let mut cmd = Command::new(BIN);
         cmd.args(&self.args)
-            .current_dir(self.dir.path())
+            .current_dir(self.path())
             .env("NO_COLOR", "1")
             .env("USER", "tester")
             .stdin(Stdio::null());
@@ -135,7 +157,7 @@ impl Test {
         };
         format!(
             "(cd {} && {}){stdin}",
-            self.dir.path().display(),
+            self.path().display(),
             words.join(" ")
         )
     }
@@ -158,7 +180,7 @@ impl Test {
                 child.wait_with_output().expect("run runbook")
             }
         };
-        let dir = self.dir.path().to_path_buf();
+        let dir = self.path().to_path_buf();
         Output {
             command: self.command_line(),
             _temp: self.dir,
@@ -166,6 +188,53 @@ impl Test {
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
             dir,
+        }
+    }
+
+    /// Start the run in the background (a holder, a live run another process talks to);
+    /// `Running::finish` waits for its end and gives its `Output`.
+    pub fn spawn(self) -> Running {
+        let mut cmd = self.command();
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        if self.stdin.is_some() {
+            cmd.stdin(Stdio::piped());
+        }
+        let mut child = cmd.spawn().expect("run runbook");
+        if let Some(text) = &self.stdin {
+            let mut pipe = child.stdin.take().unwrap();
+            pipe.write_all(text.as_bytes()).expect("write stdin");
+        }
+        Running { test: self, child }
+    }
+}
+
+/// A run of the binary going on in the background (see `Test::spawn`).
+pub struct Running {
+    test: Test,
+    pub child: std::process::Child,
+}
+
+impl Running {
+    /// The directory it runs in.
+    pub fn path(&self) -> &Path {
+        self.test.path()
+    }
+
+    /// Its process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Wait for its end: what it did, as `Test::run` gives it.
+    pub fn finish(self) -> Output {
+        let out = self.child.wait_with_output().expect("run runbook");
+        Output {
+            command: format!("{} &", self.test.command_line()),
+            dir: self.test.path().to_path_buf(),
+            _temp: self.test.dir,
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         }
     }
 }
@@ -237,6 +306,8 @@ impl Output {
             args: Vec::new(),
             env: Vec::new(),
             stdin: None,
+            // The run's directory: its own, or the one it ran in (`in_dir`).
+            cwd: Some(self.dir),
         }
     }
 
