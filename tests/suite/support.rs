@@ -204,37 +204,62 @@ impl Test {
             let mut pipe = child.stdin.take().unwrap();
             pipe.write_all(text.as_bytes()).expect("write stdin");
         }
-        Running { test: self, child }
+        Running {
+            test: Some(self),
+            child: Some(child),
+        }
     }
 }
 
-/// A run of the binary going on in the background (see `Test::spawn`).
+/// A run of the binary going on in the background (see `Test::spawn`). Killed when dropped
+/// unfinished (a test that failed before `finish`), so that no run is left waiting.
 pub struct Running {
-    test: Test,
-    pub child: std::process::Child,
+    test: Option<Test>,
+    child: Option<std::process::Child>,
 }
 
 impl Running {
     /// The directory it runs in.
     pub fn path(&self) -> &Path {
-        self.test.path()
+        self.test.as_ref().unwrap().path()
     }
 
     /// Its process id.
     pub fn id(&self) -> u32 {
-        self.child.id()
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Whether it has ended (it is not waited for).
+    pub fn ended(&mut self) -> bool {
+        let child = self.child.as_mut().unwrap();
+        child.try_wait().expect("wait for runbook").is_some()
+    }
+
+    /// SIGKILL it (a runner that dies without a word) and wait for it to be gone.
+    pub fn kill(self) {
+        drop(self)
     }
 
     /// Wait for its end: what it did, as `Test::run` gives it.
-    pub fn finish(self) -> Output {
-        let out = self.child.wait_with_output().expect("run runbook");
+    pub fn finish(mut self) -> Output {
+        let (test, child) = (self.test.take().unwrap(), self.child.take().unwrap());
+        let out = child.wait_with_output().expect("run runbook");
         Output {
-            command: format!("{} &", self.test.command_line()),
-            dir: self.test.path().to_path_buf(),
-            _temp: self.test.dir,
+            command: format!("{} &", test.command_line()),
+            dir: test.path().to_path_buf(),
+            _temp: test.dir,
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 }
