@@ -91,11 +91,15 @@ fn prometheus_bad_canary_is_rolled_back_automatically() {
         rates.iter().any(|(o, c)| o == "value" && c == "failure"),
         "{rates:?}"
     );
-    assert!(snap["verdicts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|v| v["verdict"] == "failure"));
+    assert!(
+        snap["verdicts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["verdict"] == "failure"),
+        "{}",
+        snap["verdicts"]
+    );
 }
 
 #[test]

@@ -304,7 +304,10 @@ fn init_into_a_closed_pipe_writes_every_runbook_and_does_not_panic() {
     assert_eq!(stderr, "", "printing did not stop quietly");
     assert_eq!(code, 0, "{stderr}");
     for dir in ["sub", "other"] {
-        assert!(t.path().join(dir).join("runbook.yaml").is_file());
+        assert!(
+            t.path().join(dir).join("runbook.yaml").is_file(),
+            "{dir}/runbook.yaml was not written"
+        );
         for name in shipped_runbooks() {
             assert!(
                 t.path().join(dir).join("runbooks").join(&name).is_file(),
@@ -337,13 +340,23 @@ fn a_run_into_a_closed_pipe_finishes_its_work() {
     let (stderr, status) = into_head(&t, "x.rhai");
     assert_eq!(stderr, "", "printing did not stop quietly");
     assert_eq!(status, "0", "{stderr}");
-    assert!(t.path().join("after").is_file() && t.path().join("last").is_file());
+    assert!(
+        t.path().join("after").is_file() && t.path().join("last").is_file(),
+        "the work stopped with the printing: after {}, last {}",
+        t.path().join("after").is_file(),
+        t.path().join("last").is_file()
+    );
     std::fs::remove_file(t.path().join("after")).unwrap();
     std::fs::remove_file(t.path().join("last")).unwrap();
     let (stderr, code) = into_closed_pipe(&t, &["x.rhai"]);
     assert_eq!(stderr, "", "printing did not stop quietly");
     assert_eq!(code, 0, "{stderr}");
-    assert!(t.path().join("after").is_file() && t.path().join("last").is_file());
+    assert!(
+        t.path().join("after").is_file() && t.path().join("last").is_file(),
+        "the work stopped with the printing: after {}, last {}",
+        t.path().join("after").is_file(),
+        t.path().join("last").is_file()
+    );
 }
 
 // ---------------------------------------------------------------- README's primitives notes
