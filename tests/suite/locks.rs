@@ -368,9 +368,9 @@ fn a_sigkilled_holder_is_followed_after_the_ttl_and_not_before() {
     wait_for_file(&a.path().join("started"), "the holder's start");
     // Let a renewal (every second) go by, then kill it: nothing is given back.
     std::thread::sleep(Duration::from_millis(1200));
-    let killed_at = std::time::SystemTime::now();
-    let killed = Instant::now();
     ca.kill();
+    let killed = Instant::now();
+    let killed_at = std::time::SystemTime::now();
     // Tried at once: the lock is still held (stale by its pid here, but taken only when asked).
     let early = b.another().run();
     let early_at = killed.elapsed();
@@ -996,8 +996,8 @@ fn the_file_backend_follows_a_sigkilled_holder_after_its_lease() {
     let holder = t.another().spawn();
     let (host, pid) = (host(), holder.id());
     wait_for_file(&t.path().join("started"), "the holder's start");
-    let killed = Instant::now();
     holder.kill();
+    let killed = Instant::now();
     std::fs::write(t.path().join("next.rhai"), "sh(\"touch next\");\n").unwrap();
     let early = in_dir(&t, &["next.rhai"]);
     if killed.elapsed() < Duration::from_millis(1500) {
