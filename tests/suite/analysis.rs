@@ -72,7 +72,7 @@ fn outcomes(snap: &serde_json::Value, metric: &str) -> Vec<(String, String)> {
 #[test]
 fn prometheus_bad_canary_is_rolled_back_automatically() {
     let (out, split) = prometheus_canary(true);
-    out.code(3);
+    out.expect_status(3);
     assert_eq!(split.get("v1"), Some(&100), "{split:?}\n{}", out.stdout);
     let pm = out.artifact("post-mortem.md");
     assert!(pm.contains("error rate") && pm.contains("> 5.0%"), "{pm}");
@@ -91,11 +91,15 @@ fn prometheus_bad_canary_is_rolled_back_automatically() {
         rates.iter().any(|(o, c)| o == "value" && c == "failure"),
         "{rates:?}"
     );
-    assert!(snap["verdicts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|v| v["verdict"] == "failure"));
+    assert!(
+        snap["verdicts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["verdict"] == "failure"),
+        "{}",
+        snap["verdicts"]
+    );
 }
 
 #[test]
@@ -105,7 +109,7 @@ fn prometheus_good_canary_is_promoted() {
         "  judge:\n    range: 10s\n    step: 500ms\n    metrics:\n      - name: latency\n        query: '{RESPONSE_MS}'\n        allowed: 0.5\n"
     );
     let (out, split) = prometheus_canary_with(false, 3, &judge);
-    out.code(0);
+    out.expect_status(0);
     assert_eq!(split.get("v2"), Some(&100), "{split:?}\n{}", out.stdout);
     let snap = snapshot(&out);
     let verdicts = snap["verdicts"].as_array().unwrap();
@@ -148,13 +152,22 @@ fn prometheus_good_canary_is_promoted() {
         !cpu.is_empty() && cpu.iter().all(|(o, c)| o == "value" && c == "success"),
         "{cpu:?}"
     );
-    assert!(outcomes(&snap, "memory").is_empty());
-    assert!(
-        out.stdout.contains("Memory no source configured"),
-        "{}",
-        out.stdout
-    );
-    assert!(out.stdout.contains("CPU Usage 25.0%"), "{}", out.stdout);
+    assert!(outcomes(&snap, "memory").is_empty(), "{snap}");
+    out.expect_stdout_lines(&[
+        "Canary vs baseline (v1) at 5%: canary vs baseline: pass, score 100.0 at or above pass 95",
+        "→ v2 now gets 25% of traffic",
+        "Canary vs baseline (v1) at 25%: canary vs baseline: pass, score 100.0 at or above pass 95",
+        "→ v2 now gets 50% of traffic",
+        "Canary vs baseline (v1) at 50%: canary vs baseline: pass, score 100.0 at or above pass 95",
+        "→ v2 now gets 100% of traffic",
+        "✅ Run completed.",
+    ])
+    // The monitor's lines hold measured values (the error rate, milliseconds).
+    .expect_stdout_contains(&[
+        " · CPU Usage 25.0% ✅ · ",
+        " · Memory no source configured ➖\n",
+    ])
+    .expect_stderr_exact("");
 }
 
 #[test]
@@ -181,19 +194,9 @@ one("real-value", "sum(demo_requests_total)", #{{}});
         url = prom.url
     );
     let out = Test::new().script(&script).run();
-    out.code(0);
-    for want in [
-        "empty-default=inconclusive",
-        "empty-pass=success",
-        "empty-fail=failure",
-        "nan-default=inconclusive",
-        "nan-fail=failure",
-        "multiple-default=inconclusive",
-        "multiple-pass=success",
-        "real-value=success",
-    ] {
-        assert!(out.stdout.contains(want), "{want} missing:\n{}", out.stdout);
-    }
+    out.expect_status(0)
+        .expect_stdout_like("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\nmonitor [Inconclusive] empty-default no data (empty result) ➖\nempty-default=inconclusive\nmonitor [In Progress] empty-pass no data (empty result) ✅\nmonitor [Complete] empty-pass no data (empty result) ✅\nempty-pass=success\nmonitor [Rolling back] empty-fail no data (empty result) ❌\nempty-fail=failure\nmonitor [Inconclusive] nan-default NaN ➖\nnan-default=inconclusive\nmonitor [Rolling back] nan-fail NaN ❌\nnan-fail=failure\nmonitor [Inconclusive] multiple-default 2 series where one was expected ➖\nmultiple-default=inconclusive\nmonitor [In Progress] multiple-pass 2 series where one was expected ✅\nmonitor [Complete] multiple-pass 2 series where one was expected ✅\nmultiple-pass=success\nmonitor [In Progress] real-value [..] ✅\nmonitor [Complete] real-value [..] ✅\nreal-value=success\n✅ Run completed.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, chart-empty-default.svg, chart-empty-pass.svg, chart-empty-fail.svg, chart-nan-default.svg, chart-nan-fail.svg, chart-multiple-default.svg, chart-multiple-pass.svg, chart-real-value.svg, deployment-plan.md, rollback-plan.md, monitoring-snapshot.json\n")
+        .expect_stderr_exact("");
     let snap = snapshot(&out);
     assert_eq!(
         outcomes(&snap, "empty-fail"),
@@ -234,13 +237,8 @@ print(`reason=${{r.reason}}`);
 "#,
         prom.url
     );
-    let t = Test::new().script(&script);
-    let journal_dir = t.path().join("deployments");
-    let child = t
-        .command()
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = Test::new().script(&script).spawn();
+    let journal_dir = child.path().join("deployments");
     // Let a few measurements succeed, then stop Prometheus.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -258,12 +256,14 @@ print(`reason=${{r.reason}}`);
         std::thread::sleep(Duration::from_millis(50));
     }
     prom.kill();
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}");
-    assert!(stdout.contains("verdict=error"), "{stdout}");
-    assert!(stdout.contains("4 provider errors in a row"), "{stdout}");
-    assert!(stdout.contains("consecutive_error_limit"), "{stdout}");
+    let out = child.finish();
+    out.expect_status(0)
+        .expect_stdout_lines(&[
+            "verdict=error",
+            &format!("reason=requests: 4 provider errors in a row, more than the 3 tolerated (consecutive_error_limit); last: error: {}: cannot connect: tcp connect error: Connection refused (os error 111)", prom.url),
+            "✅ Run completed.",
+        ])
+        .expect_stderr_exact("");
     // Each failed read is journaled with what went wrong.
     let dir = std::fs::read_dir(&journal_dir)
         .unwrap()
@@ -360,11 +360,14 @@ fn bad_provider_answers_are_classified_journaled_errors_never_a_pass_or_a_hang()
     let started = Instant::now();
     let out = Test::new().script(&script).run();
     let took = started.elapsed();
-    out.code(0);
+    out.expect_status(0);
     // Two measurements; the slow provider is cut at its 500 ms timeout, in parallel with the rest.
     assert!(took < Duration::from_secs(6), "took {took:?}");
-    assert!(out.stdout.contains("verdict=error"), "{}", out.stdout);
-    assert!(out.stdout.contains("ok=success"), "{}", out.stdout);
+    out.expect_stdout_exact(&format!(
+        "▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\nmonitor [In Progress] ok 0.010 ✅ · down error: {down}: cannot connect: tcp connect error: Connection refused (os error 111) ➖ · slow error: {server}/slow: no answer within 500ms (timeout) ➖ · http500 error: {server}/http500: HTTP 500: internal error ➖ · prom-error error: {server}/prom-error: Prometheus answered bad_data (HTTP 400): 1:5: parse error: unexpected identifier ➖ · garbage error: {server}/garbage: not a Prometheus API answer (not JSON: expected value at line 1 column 1): <html>hello</html> ➖ · huge error: {server}/huge: the answer is larger than 8 MiB (max_bytes); refusing to read on ➖ · scrape-garbage error: {server}/metrics-garbage: not Prometheus text: no sample could be read (first line: `this is {{ not prometheus text`) ➖ · json-text error: `data.value` is \"n/a\", not a number ➖ · command error: `echo not-a-number` printed `not-a-number`, not a number ➖\nmonitor [Rolling back] ok 0.010 ✅ · down error: {down}: cannot connect: tcp connect error: Connection refused (os error 111) ➖ · slow error: {server}/slow: no answer within 500ms (timeout) ➖ · http500 error: {server}/http500: HTTP 500: internal error ➖ · prom-error error: {server}/prom-error: Prometheus answered bad_data (HTTP 400): 1:5: parse error: unexpected identifier ➖ · garbage error: {server}/garbage: not a Prometheus API answer (not JSON: expected value at line 1 column 1): <html>hello</html> ➖ · huge error: {server}/huge: the answer is larger than 8 MiB (max_bytes); refusing to read on ➖ · scrape-garbage error: {server}/metrics-garbage: not Prometheus text: no sample could be read (first line: `this is {{ not prometheus text`) ➖ · json-text error: `data.value` is \"n/a\", not a number ➖ · command error: `echo not-a-number` printed `not-a-number`, not a number ➖\nverdict=error\ncommand=error\ndown=error\ngarbage=error\nhttp500=error\nhuge=error\njson-text=error\nok=success\nprom-error=error\nscrape-garbage=error\nslow=error\n✅ Run completed.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, chart-command.svg, chart-down.svg, chart-garbage.svg, chart-http500.svg, chart-huge.svg, chart-json-text.svg, chart-ok.svg, chart-prom-error.svg, chart-scrape-garbage.svg, chart-slow.svg, deployment-plan.md, rollback-plan.md, monitoring-snapshot.json\n",
+        server = server.url("")
+    ))
+        .expect_stderr_exact("");
     let snap = snapshot(&out);
     let last = snap["measurements"].as_array().unwrap().last().unwrap()["metrics"].clone();
     let expect = [
@@ -382,14 +385,7 @@ fn bad_provider_answers_are_classified_journaled_errors_never_a_pass_or_a_hang()
         let m = &last[name];
         assert_eq!(m["class"], "error", "{name}: {m}");
         assert!(m["why"].as_str().unwrap_or("").contains(why), "{name}: {m}");
-        assert!(
-            out.stdout.contains(&format!("{name}=error")),
-            "{name}\n{}",
-            out.stdout
-        );
     }
-    // The errors are on screen, one line per measurement when not on a terminal.
-    assert!(out.stdout.contains("/http500: HTTP 500"), "{}", out.stdout);
 }
 
 #[test]
@@ -426,9 +422,10 @@ print(j.reason);
         .file("runbook.yaml", &format!("local:\n  url: {}\n", fleet.url()))
         .script(&script)
         .run();
-    out.code(0);
-    assert!(out.stdout.contains("judge=fail"), "{}", out.stdout);
-    assert!(out.stdout.contains("latency=high"), "{}", out.stdout);
+    out.expect_status(0)
+        .expect_stdout_like("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\npoints: [..]\njudge=fail score=0.0\nlatency=high p=[..]
+score 0.0 below marginal 75; failing: latency\n✅ Run completed.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md\n")
+        .expect_stderr_exact("");
     let pts: Vec<usize> = out
         .stdout
         .lines()
@@ -463,17 +460,9 @@ for k in r.metrics.keys() {{ print(`${{k}}=${{r.metrics[k].verdict}} last=${{r.m
         url = fleet.url()
     );
     let out = Test::new().script(&script).run();
-    out.code(0);
-    for want in [
-        "verdict=success",
-        "rps=success",
-        "ghost=success",
-        "instances=success",
-        "printed=success last=42.0",
-        "ratio=success",
-    ] {
-        assert!(out.stdout.contains(want), "{want}\n{}", out.stdout);
-    }
+    out.expect_status(0)
+        .expect_stdout_like("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\nmonitor [In Progress] rps [..] ✅ · ghost no data (no series demo_requests_total{version=\"v9\"} at [..]/metrics) ✅ · instances 2 ✅ · printed 42 ✅ · ratio [..] ✅\nmonitor [In Progress] rps [..] ✅ · ghost no data (no series demo_requests_total{version=\"v9\"} at [..]/metrics) ✅ · instances 2 ✅ · printed 42 ✅ · ratio [..] ✅\nmonitor [Complete] rps [..] ✅ · ghost no data (no series demo_requests_total{version=\"v9\"} at [..]/metrics) ✅ · instances 2 ✅ · printed 42 ✅ · ratio [..] ✅\nverdict=success\nghost=success last=\ninstances=success last=2.0\nprinted=success last=42.0\nratio=success last=[..]\nrps=success last=[..]\n✅ Run completed.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, chart-ghost.svg, chart-instances.svg, chart-printed.svg, chart-ratio.svg, chart-rps.svg, deployment-plan.md, rollback-plan.md, monitoring-snapshot.json\n")
+        .expect_stderr_exact("");
     let snap = snapshot(&out);
     // The rate is requests per second, measured between scrapes of real counters.
     let rps: Vec<f64> = snap["measurements"]
@@ -513,28 +502,18 @@ fn per_trigger_actions_rollback_continue_and_ask() {
         .file("runbook.yaml", ONCALL)
         .script(&failing("rollback"))
         .run();
-    out.code(0);
-    assert!(out.stdout.contains("verdict=failure"), "{}", out.stdout);
-    assert!(
-        out.stdout.contains("reason=error rate 50.0% > 5.0%"),
-        "{}",
-        out.stdout
-    );
-    assert!(out.stdout.contains("measured=1"), "{}", out.stdout);
+    out.expect_status(0)
+        .expect_stdout_exact("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\nmonitor [Rolling back] Error Rate 50.0% ❌ · health 1 ✅\nverdict=failure\nreason=error rate 50.0% > 5.0% (1 failed measurement(s), more than the 0 tolerated (failure_limit))\nmeasured=1\n✅ Run completed.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, chart-errors.svg, chart-health.svg, deployment-plan.md, rollback-plan.md, monitoring-snapshot.json\n")
+        .expect_stderr_exact("");
 
     // continue: notified, and monitoring goes on with the other metrics.
     let out = Test::new()
         .file("runbook.yaml", ONCALL)
         .script(&failing("continue"))
         .run();
-    out.code(0);
-    assert!(out.stdout.contains("verdict=success"), "{}", out.stdout);
-    assert!(
-        out.stdout.contains("failed but continued: Error Rate"),
-        "{}",
-        out.stdout
-    );
-    assert!(out.stdout.contains("measured=3"), "{}", out.stdout);
+    out.expect_status(0)
+        .expect_stdout_exact("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n  ✉ oncall: ⚠\u{fe0f} deploy (actions): Error Rate failure: error rate 50.0% > 5.0% (1 failed measurement(s), more than the 0 tolerated (failure_limit)); monitoring goes on without it (on_failure: continue)\nmonitor [In Progress] Error Rate 50.0% (failed, continued) ❌ · health 1 ✅\nmonitor [In Progress] Error Rate 50.0% (failed, continued) ❌ · health 1 ✅\nmonitor [Complete] Error Rate 50.0% (failed, continued) ❌ · health 1 ✅\nverdict=success\nreason=every metric within its limits after 3 measurement(s) (failed but continued: Error Rate)\nmeasured=3\n✅ Run completed.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, chart-health.svg, deployment-plan.md, rollback-plan.md, monitoring-snapshot.json\n")
+        .expect_stderr_exact("warning: ⚠\u{fe0f} deploy (actions): Error Rate failure: error rate 50.0% > 5.0% (1 failed measurement(s), more than the 0 tolerated (failure_limit)); monitoring goes on without it (on_failure: continue)\n");
     let sent = std::fs::read_to_string(out.dir.join("oncall.jsonl")).unwrap();
     assert!(
         sent.contains("Error Rate failure") && sent.contains("monitoring goes on"),
@@ -547,19 +526,9 @@ fn per_trigger_actions_rollback_continue_and_ask() {
         .env("RUNBOOK_ANSWER_ANALYSIS_ERRORS", "no")
         .script(&failing("ask"))
         .run();
-    out.code(0);
-    assert!(out.stdout.contains("⏸ Error Rate failed"), "{}", out.stdout);
-    assert!(
-        out.stdout.contains("measurement 1: 50.0% → failure"),
-        "{}",
-        out.stdout
-    );
-    assert!(out.stdout.contains("verdict=success"), "{}", out.stdout);
-    assert!(
-        out.stdout.contains("a person chose to go on"),
-        "{}",
-        out.stdout
-    );
+    out.expect_status(0)
+        .expect_stdout_exact("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\nmonitor [Paused: asking] Error Rate 50.0% ❌ · health 1 ✅\n⏸ Error Rate failed: error rate 50.0% > 5.0% (1 failed measurement(s), more than the 0 tolerated (failure_limit))\n  conditions: success none, failure > 5.0%; failure_limit 0\n  measurement 1: 50.0% → failure\nError Rate failed. Roll back? (y/n):\n  → no (environment RUNBOOK_ANSWER_ANALYSIS_ERRORS)\n  ✉ oncall: ⚠\u{fe0f} deploy (actions): Error Rate failure: error rate 50.0% > 5.0% (1 failed measurement(s), more than the 0 tolerated (failure_limit)); monitoring goes on without it (a person chose to go on)\nmonitor [In Progress] Error Rate 50.0% (failed, continued) ❌ · health 1 ✅\nmonitor [In Progress] Error Rate 50.0% (failed, continued) ❌ · health 1 ✅\nmonitor [Complete] Error Rate 50.0% (failed, continued) ❌ · health 1 ✅\nverdict=success\nreason=every metric within its limits after 3 measurement(s) (failed but continued: Error Rate)\nmeasured=3\n✅ Run completed.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, chart-health.svg, deployment-plan.md, rollback-plan.md, monitoring-snapshot.json\n")
+        .expect_stderr_exact("warning: ⚠\u{fe0f} deploy (actions): Error Rate failure: error rate 50.0% > 5.0% (1 failed measurement(s), more than the 0 tolerated (failure_limit)); monitoring goes on without it (a person chose to go on)\n");
 
     // ask, and the person says roll back.
     let out = Test::new()
@@ -567,15 +536,18 @@ fn per_trigger_actions_rollback_continue_and_ask() {
         .env("RUNBOOK_ANSWER_ANALYSIS_ERRORS", "yes")
         .script(&failing("ask"))
         .run();
-    assert!(out.stdout.contains("verdict=failure"), "{}", out.stdout);
+    out.expect_status(0)
+        .expect_stdout_exact("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\nmonitor [Paused: asking] Error Rate 50.0% ❌ · health 1 ✅\n⏸ Error Rate failed: error rate 50.0% > 5.0% (1 failed measurement(s), more than the 0 tolerated (failure_limit))\n  conditions: success none, failure > 5.0%; failure_limit 0\n  measurement 1: 50.0% → failure\nError Rate failed. Roll back? (y/n):\n  → yes (environment RUNBOOK_ANSWER_ANALYSIS_ERRORS)\nmonitor [Rolling back] Error Rate 50.0% ❌ · health 1 ✅\nverdict=failure\nreason=error rate 50.0% > 5.0% (1 failed measurement(s), more than the 0 tolerated (failure_limit))\nmeasured=1\n✅ Run completed.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, chart-errors.svg, chart-health.svg, deployment-plan.md, rollback-plan.md, monitoring-snapshot.json\n")
+        .expect_stderr_exact("");
 
     // ask, with nobody there: the safe choice.
     let out = Test::new()
         .file("runbook.yaml", ONCALL)
         .script(&failing("ask"))
         .run();
-    assert!(out.stdout.contains("verdict=failure"), "{}", out.stdout);
-    assert!(out.stderr.contains("nobody to ask"), "{}", out.stderr);
+    out.expect_status(0)
+        .expect_stdout_exact("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\nmonitor [Paused: asking] Error Rate 50.0% ❌ · health 1 ✅\n⏸ Error Rate failed: error rate 50.0% > 5.0% (1 failed measurement(s), more than the 0 tolerated (failure_limit))\n  conditions: success none, failure > 5.0%; failure_limit 0\n  measurement 1: 50.0% → failure\nmonitor [Rolling back] Error Rate 50.0% ❌ · health 1 ✅\nverdict=failure\nreason=error rate 50.0% > 5.0% (1 failed measurement(s), more than the 0 tolerated (failure_limit))\nmeasured=1\n✅ Run completed.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, chart-errors.svg, chart-health.svg, deployment-plan.md, rollback-plan.md, monitoring-snapshot.json\n")
+        .expect_stderr_exact("warning: nobody to ask (analysis-errors): rolling back, the safe choice for on_failure: ask\n");
 }
 
 #[test]
@@ -583,43 +555,41 @@ fn bad_analysis_specs_are_clear_errors() {
     let cases = [
         (
             r#"analyze(#{ metrics: [#{ name: "x", provider: #{ prometheus: #{ url: "http://h", query: "q", rnage: "1m" } } }] })"#,
-            "unknown field `rnage`",
+            "metric `x`, at `provider.prometheus.rnage`: unknown field `rnage`, expected one of `url`, `query`, `range`, `step`, `aggregate`, `reduce`, `timeout`, `max_bytes`",
         ),
         (
             r#"analyze(#{ metrics: [#{ name: "x", failure: "> 1" }] })"#,
-            "needs a `provider`",
+            "metric `x` needs a `provider` (prometheus, scrape, http, command or check) or a `compute` closure",
         ),
         (
             r#"analyze(#{ metrics: [#{ name: "x", provider: #{ command: #{ run: "echo 1" } }, failure: "over 5" }] })"#,
-            "is not a condition",
+            "metric `x` failure: `over 5` is not a condition: write an operator and a number, e.g. \"< 0.05\" or \">= 2000\"",
         ),
         (
             r#"analyze(#{ metrics: [#{ name: "x", provider: #{ command: #{ run: "echo 1" } }, on_nan: "maybe" }] })"#,
-            "unknown variant `maybe`",
+            "metric `x`, at `on_nan`: unknown variant `maybe`, expected one of `pass`, `fail`, `inconclusive`",
         ),
-        (r#"analyze(#{ metrics: [] })"#, "at least one metric"),
+        (r#"analyze(#{ metrics: [] })"#, "`analyze` needs at least one metric in `metrics`"),
         (
             r#"analyze(#{ count: 0, metrics: [] })"#,
-            "count must be at least 1",
+            "`analyze` count must be at least 1, not 0",
         ),
         (
             r#"analyze(#{ metrics: [#{ name: "x", provider: #{ scrape: #{ url: "localhost:9090", metric: "m" } } }] })"#,
-            "not an http:// or https:// URL",
+            "metric `x` provider: `localhost:9090` is not an http:// or https:// URL",
         ),
         (
             r#"judge(#{ metrics: [#{ name: "x", canary: [1.0], baseline: [1.0] }], pass: 50.0, marginal: 80.0 })"#,
-            "marginal <= pass",
+            "judge: thresholds must satisfy 0 <= marginal <= pass <= 100 (marginal 80, pass 50)",
         ),
     ];
     for (script, want) in cases {
         let out = Test::new().script(script).run();
-        assert_eq!(out.code, 1, "{script}\n{}{}", out.stdout, out.stderr);
-        assert!(
-            out.stderr.contains(want),
-            "{script}: want {want}\n{}",
-            out.stderr
-        );
-        assert!(out.stderr.contains("deploy.rhai:1:"), "{}", out.stderr);
+        out.expect_status(1)
+            .expect_stdout_exact("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n✗ Run failed (nothing was registered to undo).\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md, post-mortem.md\n")
+            .expect_stderr_exact(&format!(
+                "error: {want}\n --> deploy.rhai:1:1\n  |\n1 | {script}\n  | ^\n"
+            ));
     }
 }
 
@@ -637,8 +607,16 @@ fn a_team_metric_in_runbook_yaml_is_judged_beside_the_shipped_triggers() {
         .file("answers.yaml", "strategy: canary\n")
         .args(&["deploy", "--answers", "answers.yaml", "--yes", "--approve"])
         .run();
-    out.code(3);
-    assert!(out.stdout.contains("Queue depth 500 ❌"), "{}", out.stdout);
+    out.expect_status(3)
+        .expect_stdout_lines(&[
+            "Monitoring 5%: failure: queue depth 500 > 100 (2 failed measurement(s), more than the 1 tolerated (failure_limit))",
+            "Rolling back: v2 at 5%: queue depth 500 > 100 (2 failed measurement(s), more than the 1 tolerated (failure_limit))",
+            "Rollback complete: 3 step(s) undone.",
+            "↩ Rolled back: v2 at 5%: queue depth 500 > 100 (2 failed measurement(s), more than the 1 tolerated (failure_limit))",
+        ])
+        // The monitor's lines hold measured values (requests per second).
+        .expect_stdout_contains(&[" · Queue depth 500 ❌ · "])
+        .expect_stderr_exact("");
     let pm = out.artifact("post-mortem.md");
     assert!(pm.contains("queue depth 500 > 100"), "{pm}");
     let split = rt.block_on(runbook::demo::measure_split(&fleet.url(), 50));
@@ -657,9 +635,16 @@ fn prometheus_canary_judge_catches_what_the_thresholds_let_through() {
     );
     // Five measurements: enough canary points in the judge's range for a significant test.
     let (out, split) = prometheus_canary_with(true, 5, &judge);
-    out.code(3);
+    out.expect_status(3);
     assert_eq!(split.get("v1"), Some(&100), "{split:?}\n{}", out.stdout);
-    assert!(out.stdout.contains("latency: high"), "{}", out.stdout);
+    out.expect_stdout_lines(&["Rollback complete: 3 step(s) undone."])
+        // The judge's line holds a p-value and the measured shift; the window it fails in depends
+        // on how many canary points there are by then.
+        .expect_stdout_contains(&[
+            "\n  latency: high (canary higher (p=",
+            ": canary vs baseline: fail, score 0.0 below marginal 75; failing: latency\n",
+        ])
+        .expect_stderr_exact("");
     let pm = out.artifact("post-mortem.md");
     assert!(pm.contains("canary vs baseline: fail"), "{pm}");
     let snap = snapshot(&out);
@@ -690,27 +675,31 @@ sh("[ -f killed ] || { touch killed; kill -9 $PPID; }");
 sh("touch finished");
 "#;
     let first = Test::new().script(script).run();
-    assert_eq!(first.code, -1, "killed: {}", first.stderr);
-    assert!(
-        first.stdout.contains("verdict=success last=3.0"),
-        "{}",
-        first.stdout
-    );
+    // Killed (by its own script): no exit status.
+    first
+        .expect_status(-1)
+        .expect_stdout_exact("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\nmonitor [In Progress] reads 0 ✅\nmonitor [In Progress] reads 1 ✅\nmonitor [In Progress] reads 2 ✅\nmonitor [Complete] reads 3 ✅\nverdict=success last=3.0\n$ [ -f killed ] || { touch killed; kill -9 $PPID; }\n")
+        .expect_stderr_exact("");
     let dir = first.dir.clone();
     let resumed = first
         .again()
         .env("RUNBOOK_ANSWER_RESUME_IN_FLIGHT", "rerun")
         .args(&["resume"])
         .run();
-    resumed.code(0);
-    assert!(dir.join("finished").exists(), "{}", resumed.stdout);
+    resumed
+        .expect_status(0)
+        .expect_stdout_exact("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n↻ resuming: 4 completed effect(s) replayed from the journal, without acting again\nmonitor [Complete] reads 3 ✅\nverdict=success last=3.0\n$ [ -f killed ] || { touch killed; kill -9 $PPID; }\n↻ in flight when the run died: sh `[ -f killed ] || { touch killed; kill -9 $PPID; }`: rerun\n$ touch finished\n✅ Run completed.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, chart-reads.svg, deployment-plan.md, rollback-plan.md, monitoring-snapshot.json\n")
+        .expect_stderr_like("warning: took over the stale lock of `production`: tester on [..] (pid [..]) has held it for [..] (reason: deploy.rhai), run deployments/<date>-deploy\n");
+    assert!(
+        dir.join("finished").exists(),
+        "the resumed run did not finish"
+    );
     // The provider was not read again: the recorded readings were replayed, same verdict.
     let reads = std::fs::read_to_string(dir.join("reads")).unwrap();
-    assert_eq!(reads.lines().count(), 4, "{}", resumed.stdout);
-    assert!(
-        resumed.stdout.contains("verdict=success last=3.0"),
-        "{}",
-        resumed.stdout
+    assert_eq!(
+        reads.lines().count(),
+        4,
+        "the provider was read again: {reads:?}"
     );
 }
 
@@ -778,19 +767,10 @@ fn the_scraped_series_names_are_the_teams_to_set() {
         .file("runbook.yaml", &config)
         .script("import \"stdlib/monitor\" as monitor;\nlet r = monitor::watch(\"local\", \"v2\", \"team names\", \"production\");\nprint(`verdict=${r.verdict} rate=${r.metrics.error_rate.last} ms=${r.metrics.response_time.last}`);\n")
         .run();
-    out.code(0);
     // 3 errors in 10 requests: 30% > 5%, on the team's own series; latency 50 ms.
-    assert!(
-        out.stdout.contains("verdict=failure rate=0.3 ms=50"),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout
-            .contains("no health check for v2 in production: health is not judged"),
-        "{}",
-        out.stdout
-    );
+    out.expect_status(0)
+        .expect_stdout_like("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n⚠\u{fe0f} The adapter has no health check for v2 in production: health is not judged.\nmonitor [In Progress] Error Rate 30.0% ❌ · Avg Response 50ms ✅ · CPU Usage no source configured ➖ · Memory no source configured ➖ · Health Checks no source configured ➖ · Requests/s to v2 [..]\nmonitor [Rolling back] Error Rate 30.0% ❌ · Avg Response 50ms ✅ · CPU Usage no source configured ➖ · Memory no source configured ➖ · Health Checks no source configured ➖ · Requests/s to v2 [..]\nMonitoring team names: failure: error rate 30.0% > 5.0% (2 failed measurement(s), more than the 1 tolerated (failure_limit))\nverdict=failure rate=0.3 ms=50.0\n✅ Run completed.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, chart-error_rate.svg, chart-response_time.svg, deployment-plan.md, rollback-plan.md, monitoring-snapshot.json\n")
+        .expect_stderr_exact("");
 }
 
 #[test]
@@ -819,14 +799,9 @@ try {{ scrape("{down}", #{{ timeout: "1s" }}); }} catch (e) {{ print(`caught: ${
         fleet.url()
     );
     let out = Test::new().script(&script).run();
-    out.code(0);
-    assert!(out.stdout.contains("series=1"), "{}", out.stdout);
-    assert!(
-        out.stdout
-            .contains(&format!("caught: scrape of {down} failed: cannot connect")),
-        "{}",
-        out.stdout
-    );
+    out.expect_status(0)
+        .expect_stdout_exact(&format!("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\nseries=1\ncaught: scrape of {down} failed: cannot connect: tcp connect error: Connection refused (os error 111)\n✅ Run completed.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md\n"))
+        .expect_stderr_exact("");
 }
 
 #[test]
@@ -839,8 +814,9 @@ let r = analyze(#{ name: "timed", interval: "100ms", duration: "500ms", initial_
 print(`measured=${r.metrics.one.measured} took=${timestamp_ms() - started}`);
 "#;
     let out = Test::new().script(script).run();
-    out.code(0);
-    assert!(out.stdout.contains("measured=5 "), "{}", out.stdout);
+    out.expect_status(0)
+        .expect_stdout_like("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\nmonitor [In Progress] one 1 ✅\nmonitor [In Progress] one 1 ✅\nmonitor [In Progress] one 1 ✅\nmonitor [In Progress] one 1 ✅\nmonitor [Complete] one 1 ✅\nmeasured=5 took=[..]\n✅ Run completed.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, chart-one.svg, deployment-plan.md, rollback-plan.md, monitoring-snapshot.json\n")
+        .expect_stderr_exact("");
     let took: i64 = out
         .stdout
         .lines()
@@ -864,19 +840,16 @@ print(`verdict=${r.verdict}`);
 print(`roll_back=${monitor::must_roll_back(r)}`);
 "#;
     let out = Test::new().script(script).run();
-    out.code(0);
-    assert!(
-        out.stdout.contains("verdict=inconclusive"),
-        "{}",
-        out.stdout
-    );
-    assert!(out.stdout.contains("roll_back=true"), "{}", out.stdout);
+    out.expect_status(0)
+        .expect_stdout_exact("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\nmonitor [Inconclusive] ghost no data (`true` printed nothing) ➖\nverdict=inconclusive\nroll_back=true\n✅ Run completed.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, chart-ghost.svg, deployment-plan.md, rollback-plan.md, monitoring-snapshot.json\n")
+        .expect_stderr_exact("");
     let out = Test::new()
         .script(script)
         .args(&["--set", "monitoring.on_inconclusive=continue"])
         .run();
-    out.code(0);
-    assert!(out.stdout.contains("roll_back=false"), "{}", out.stdout);
+    out.expect_status(0)
+        .expect_stdout_exact("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\nmonitor [Inconclusive] ghost no data (`true` printed nothing) ➖\nverdict=inconclusive\nroll_back=false\n✅ Run completed.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, chart-ghost.svg, deployment-plan.md, rollback-plan.md, monitoring-snapshot.json\n")
+        .expect_stderr_exact("");
 }
 
 /// Two metrics that end in the same round (or both at the end): `a` listed first, `b` second.
@@ -911,8 +884,7 @@ fn metrics_ending_together_give_the_worst_verdict_not_the_first_listed() {
     ];
     for (a, b, count, want) in cases {
         let out = Test::new().script(&two_metrics(a, b, count)).run();
-        out.code(0);
-        assert!(out.stdout.contains(want), "want {want}\n{}", out.stdout);
+        out.expect_status(0).expect_stdout_lines(&[want]);
         // The snapshot agrees: the last measurement's classification and the verdict.
         let snap = snapshot(&out);
         let verdict = want
@@ -949,7 +921,7 @@ fn the_shipped_monitor_rolls_back_a_failed_metric_even_when_another_is_inconclus
         .file("answers.yaml", "strategy: canary\n")
         .args(&["deploy", "--answers", "answers.yaml", "--yes", "--approve"])
         .run();
-    out.code(3);
+    out.expect_status(3);
     let pm = out.artifact("post-mortem.md");
     assert!(pm.contains("queue depth 500 > 100"), "{pm}");
     // The post-mortem tells it: the failed metric against its threshold, not the inconclusive
@@ -990,12 +962,8 @@ print(`measured=${{r.metrics.one.measured}}`);
 "#
         );
         let out = Test::new().script(&script).run();
-        out.code(0);
-        assert!(
-            out.stdout.contains(&format!("measured={want}\n")),
-            "{duration}: want {want}\n{}",
-            out.stdout
-        );
+        out.expect_status(0)
+            .expect_stdout_lines(&[&format!("measured={want}")]);
     }
 }
 
@@ -1012,18 +980,9 @@ print(`verdict=${r.verdict} measured=${r.metrics.errors.measured} took=${timesta
 print(`reason=${r.reason}`);
 "#;
     let out = Test::new().script(script).run();
-    out.code(0);
-    assert!(
-        out.stdout.contains("verdict=failure measured=1 "),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout
-            .contains("reason=every metric failed and was continued past"),
-        "{}",
-        out.stdout
-    );
+    out.expect_status(0)
+        .expect_stdout_like("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\nmonitor [Complete] errors 0.500 (failed, continued) ❌\nverdict=failure measured=1 took=[..]\nreason=every metric failed and was continued past (failed but continued: errors)\n✅ Run completed.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md, monitoring-snapshot.json\n")
+        .expect_stderr_exact("warning: ⚠\u{fe0f} deploy (nothing left): errors failure: errors 0.500 > 0.050 (1 failed measurement(s), more than the 0 tolerated (failure_limit)); monitoring goes on without it (on_failure: continue)\n");
     let took: i64 = out
         .stdout
         .lines()
@@ -1048,12 +1007,9 @@ let r = analyze(#{ name: "w", interval: "20ms", count: 3, max_count: 9, metrics:
 print(`verdict=${r.verdict} measured=${r.metrics.error_rate.measured}`);
 "#;
     let out = Test::new().script(script).run();
-    out.code(0);
-    assert!(
-        out.stdout.contains("verdict=failure measured=4"),
-        "{}",
-        out.stdout
-    );
+    out.expect_status(0)
+        .expect_stdout_exact("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\nmonitor [In Progress] error_rate 0.010 ✅\nmonitor [In Progress] error_rate 0.010 ✅\nmonitor [In Progress] error_rate 0.200 ❌\nmonitor [Rolling back] error_rate 0.200 ❌\nverdict=failure measured=4\n✅ Run completed.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, chart-error_rate.svg, deployment-plan.md, rollback-plan.md, monitoring-snapshot.json\n")
+        .expect_stderr_exact("");
     // A failure followed by a success ends the window as usual: success, within the limit.
     let script = r#"
 let r = analyze(#{ name: "w", interval: "20ms", count: 3, max_count: 9, metrics: [
@@ -1063,10 +1019,7 @@ let r = analyze(#{ name: "w", interval: "20ms", count: 3, max_count: 9, metrics:
 print(`verdict=${r.verdict} measured=${r.metrics.error_rate.measured}`);
 "#;
     let out = Test::new().script(script).run();
-    out.code(0);
-    assert!(
-        out.stdout.contains("verdict=success measured=4"),
-        "{}",
-        out.stdout
-    );
+    out.expect_status(0)
+        .expect_stdout_exact("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\nmonitor [In Progress] error_rate 0.010 ✅\nmonitor [In Progress] error_rate 0.010 ✅\nmonitor [In Progress] error_rate 0.200 ❌\nmonitor [Complete] error_rate 0.010 ✅\nverdict=success measured=4\n✅ Run completed.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, chart-error_rate.svg, deployment-plan.md, rollback-plan.md, monitoring-snapshot.json\n")
+        .expect_stderr_exact("");
 }

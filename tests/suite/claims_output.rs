@@ -45,18 +45,9 @@ fn sh_stdout_is_the_bytes_written_a_200kb_json_line_parses() {
             "#,
         )
         .run();
-    out.code(0);
-    assert!(
-        out.stdout.contains("length 200000 lines 1\n"),
-        "{}\n{}",
-        out.stdout,
-        out.stderr
-    );
-    assert!(
-        out.stdout.contains("data 199989 truncated false"),
-        "{}",
-        out.stdout
-    );
+    out.expect_status(0)
+        .expect_stdout_exact("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n$ cat answer.json\nlength 200000 lines 1\ndata 199989 truncated false\n✅ Run completed.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md\n")
+        .expect_stderr_exact("");
 }
 
 #[test]
@@ -72,8 +63,9 @@ fn sh_keeps_carriage_returns_and_adds_no_newline() {
             "#,
         )
         .run();
-    out.code(0);
-    assert!(out.stdout.contains("exact"), "{}", out.stdout);
+    out.expect_status(0)
+        .expect_stdout_exact("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n$ printf 'a\\r\\nb'\n  │ a\n  │ b\n$ printf 'one\r\ntwo' >&2\n  ! one\n  ! two\nexact\n✅ Run completed.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md\n")
+        .expect_stderr_exact("");
 }
 
 #[test]
@@ -90,25 +82,10 @@ fn capture_limit_keeps_exactly_the_first_n_bytes_and_says_it_cut() {
             "#,
         )
         .run();
-    out.code(0);
-    assert!(
-        out.stdout
-            .contains("stdout [0123456789] stderr [abcdefghij]\ntruncated true\n"),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout.contains("short [short] truncated false"),
-        "{}",
-        out.stdout
-    );
     // The live echo still shows every line, whole.
-    assert!(
-        out.stdout.contains("  │ 0123456789ABCDEF\n"),
-        "{}",
-        out.stdout
-    );
-    assert!(out.stdout.contains("  │ xy\n"), "{}", out.stdout);
+    out.expect_status(0)
+        .expect_stdout_exact("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n$ printf '0123456789ABCDEF\nxy\n'; printf 'abcdefghijklmnop' >&2\n  │ 0123456789ABCDEF\n  │ xy\n  ! abcdefghijklmnop\nstdout [0123456789] stderr [abcdefghij]\ntruncated true\n$ printf 'short'\n  │ short\nshort [short] truncated false\n✅ Run completed.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md\n")
+        .expect_stderr_exact("");
     readme_says("`stdout` and `stderr` are the bytes the command wrote, read as UTF-8 (`\\r` and a missing last newline as written), the first `commands.capture_limit` bytes of each");
     readme_says("`truncated` is true when either was cut");
 }
@@ -124,27 +101,23 @@ fn an_unknown_channel_written_in_the_script_is_refused_before_anything_changes()
         .file("runbook.yaml", CONSOLE)
         .script("sh(\"touch changed\");\n\nnotify(\"team\", \"deployed\");\n")
         .run();
-    out.code(2);
+    out.expect_status(2).expect_stdout_exact("");
     assert!(
         !out.dir.join("changed").exists(),
         "the run changed something"
     );
-    assert_eq!(
-        out.stderr,
+    out.expect_stderr_exact(
         "error: no notification channel `team`: the channels defined are audit, console\n \
          --> deploy.rhai:3:1\n  |\n3 | notify(\"team\", \"deployed\");\n  | ^\n  help: add \
          `team` under `notify:` in runbook.yaml (docs/configuration.md, \"Notification \
-         channels\"), or name a channel that is defined\n"
+         channels\"), or name a channel that is defined\n",
     );
     // `runbook check` finds it too.
     let check = out.again().args(&["check", "deploy.rhai"]).run();
-    check.code(2);
-    assert!(
-        check.stderr.contains("no notification channel `team`")
-            && check.stderr.contains("deploy.rhai:3:1"),
-        "{}",
-        check.stderr
-    );
+    check
+        .expect_status(2)
+        .expect_stdout_exact("")
+        .expect_stderr_exact("error: no notification channel `team`: the channels defined are audit, console\n --> deploy.rhai:3:1\n  |\n3 | notify(\"team\", \"deployed\");\n  | ^\n  help: add `team` under `notify:` in runbook.yaml (docs/configuration.md, \"Notification channels\"), or name a channel that is defined\n");
 }
 
 #[test]
@@ -161,15 +134,9 @@ fn an_unknown_channel_in_an_imported_module_is_found_by_check() {
         )
         .args(&["check", "deploy.rhai"])
         .run();
-    out.code(2);
-    assert!(
-        out.stderr.starts_with(
-            "error: no notification channel `pager`: the channels defined are audit, console\n"
-        ),
-        "{}",
-        out.stderr
-    );
-    assert!(out.stderr.contains("lib/tell.rhai:2:"), "{}", out.stderr);
+    out.expect_status(2)
+        .expect_stdout_exact("")
+        .expect_stderr_exact("error: no notification channel `pager`: the channels defined are audit, console\n --> lib/tell.rhai:2:5\n  |\n2 |     notify([\"console\", \"pager\"], m);\n  |     ^\n  help: add `pager` under `notify:` in runbook.yaml (docs/configuration.md, \"Notification channels\"), or name a channel that is defined\n");
 }
 
 #[test]
@@ -185,19 +152,12 @@ fn an_unknown_channel_computed_at_run_time_is_shown_and_journaled_never_fatal() 
             "#,
         )
         .run();
-    out.code(0);
-    assert!(out.dir.join("after").exists());
+    out.expect_status(0)
+        .expect_stdout_exact("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\nnotify returned false\n$ touch after\n✅ Run completed.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md\n")
+        .expect_stderr_exact("warning: notification to `team` failed: no notification channel `team`: the channels defined are audit, console\n");
     assert!(
-        out.stdout.contains("notify returned false"),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stderr.contains(
-            "warning: notification to `team` failed: no notification channel `team`: the channels defined are audit, console"
-        ),
-        "{}",
-        out.stderr
+        out.dir.join("after").exists(),
+        "the run stopped at the notification"
     );
     let results: Vec<_> = out
         .records("effect.result")
@@ -217,13 +177,12 @@ fn a_notification_that_cannot_be_delivered_is_not_fatal() {
         )
         .script("notify(\"audit\", \"deployed\");\nsh(\"touch after\");\n")
         .run();
-    out.code(0);
-    assert!(out.dir.join("after").exists());
+    out.expect_status(0)
+        .expect_stdout_exact("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n$ touch after\n✅ Run completed.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md\n")
+        .expect_stderr_exact("warning: notification to `audit` failed: cannot write `./no/such/dir/audit.jsonl`: No such file or directory (os error 2)\n");
     assert!(
-        out.stderr
-            .contains("warning: notification to `audit` failed: cannot write"),
-        "{}",
-        out.stderr
+        out.dir.join("after").exists(),
+        "the run stopped at the notification"
     );
 }
 
@@ -255,19 +214,22 @@ fn the_readme_runbook_checks_with_the_config_shown_beside_it() {
         .file("deploy.rhai", &script)
         .args(&["check", "deploy.rhai"])
         .run();
-    out.code(0);
+    out.expect_status(0)
+        .expect_stdout_exact("ok: deploy.rhai compiles with 1 module(s); config `runbook.yaml` is valid; answers not given\n")
+        .expect_stderr_exact("");
     // Without the channel, the mistake is found before anything runs, not by a rollback.
     let out = Test::new()
         .file("lib/ops.rhai", "fn noop() {}\n")
         .file("deploy.rhai", &script)
         .args(&["check", "deploy.rhai"])
         .run();
-    out.code(2);
-    assert!(
-        out.stderr.contains("no notification channel `team`"),
-        "{}",
-        out.stderr
-    );
+    out.expect_status(2)
+        .expect_stdout_exact("")
+        // (Where in README's runbook the call is, and so the excerpt, is README's business.)
+        .expect_stderr_lines(&[
+            "error: no notification channel `team`: the config defines none",
+            "  help: add `team` under `notify:` in runbook.yaml (docs/configuration.md, \"Notification channels\"), or name a channel that is defined",
+        ]);
 }
 
 // ---------------------------------------------------------------- a closed stdout
@@ -296,11 +258,9 @@ fn into_head(t: &Test, args: &str) -> (String, String) {
 fn into_closed_pipe(t: &Test, args: &[&str]) -> (String, i32) {
     let (reader, writer) = os_pipe::pipe().unwrap();
     drop(reader);
-    let out = Command::new(BIN)
+    let out = t
+        .command()
         .args(args)
-        .current_dir(t.path())
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
         .stdout(writer)
         .stderr(Stdio::piped())
         .output()
@@ -338,13 +298,16 @@ fn shipped_runbooks() -> Vec<String> {
 fn init_into_a_closed_pipe_writes_every_runbook_and_does_not_panic() {
     let t = Test::new();
     let (stderr, status) = into_head(&t, "init sub");
-    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(stderr, "", "printing did not stop quietly");
     assert_eq!(status, "0", "{stderr}");
     let (stderr, code) = into_closed_pipe(&t, &["init", "other"]);
-    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(stderr, "", "printing did not stop quietly");
     assert_eq!(code, 0, "{stderr}");
     for dir in ["sub", "other"] {
-        assert!(t.path().join(dir).join("runbook.yaml").is_file());
+        assert!(
+            t.path().join(dir).join("runbook.yaml").is_file(),
+            "{dir}/runbook.yaml was not written"
+        );
         for name in shipped_runbooks() {
             assert!(
                 t.path().join(dir).join("runbooks").join(&name).is_file(),
@@ -359,11 +322,11 @@ fn init_into_a_closed_pipe_writes_every_runbook_and_does_not_panic() {
 fn help_and_list_into_a_closed_pipe_do_not_panic() {
     let t = Test::new();
     let (stderr, status) = into_head(&t, "--help");
-    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(stderr, "", "printing did not stop quietly");
     assert_eq!(status, "0", "{stderr}");
     for args in [&["--help"][..], &["list"], &["completions", "bash"]] {
         let (stderr, code) = into_closed_pipe(&t, args);
-        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(stderr, "", "{args:?}: printing did not stop quietly");
         assert_eq!(code, 0, "{args:?}: {stderr}");
     }
 }
@@ -375,15 +338,25 @@ fn a_run_into_a_closed_pipe_finishes_its_work() {
         "for i in 0..1000 { print(`line ${i}`); }\nsh(\"echo done > after\");\nsh(\"seq 1 1000\");\nsh(\"touch last\");\n",
     );
     let (stderr, status) = into_head(&t, "x.rhai");
-    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(stderr, "", "printing did not stop quietly");
     assert_eq!(status, "0", "{stderr}");
-    assert!(t.path().join("after").is_file() && t.path().join("last").is_file());
+    assert!(
+        t.path().join("after").is_file() && t.path().join("last").is_file(),
+        "the work stopped with the printing: after {}, last {}",
+        t.path().join("after").is_file(),
+        t.path().join("last").is_file()
+    );
     std::fs::remove_file(t.path().join("after")).unwrap();
     std::fs::remove_file(t.path().join("last")).unwrap();
     let (stderr, code) = into_closed_pipe(&t, &["x.rhai"]);
-    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(stderr, "", "printing did not stop quietly");
     assert_eq!(code, 0, "{stderr}");
-    assert!(t.path().join("after").is_file() && t.path().join("last").is_file());
+    assert!(
+        t.path().join("after").is_file() && t.path().join("last").is_file(),
+        "the work stopped with the printing: after {}, last {}",
+        t.path().join("after").is_file(),
+        t.path().join("last").is_file()
+    );
 }
 
 // ---------------------------------------------------------------- README's primitives notes
@@ -395,7 +368,7 @@ fn rollback_deployment_ends_the_run() {
             "on_rollback(\"remove the marker\", \"rm -f deployed\");\nsh(\"touch deployed\");\n",
         )
         .run();
-    first.code(0);
+    first.expect_status(0);
     let dir = first.run_dir();
     let out = first
         .again()
@@ -406,7 +379,9 @@ fn rollback_deployment_ends_the_run() {
         .args(&["undo.rhai"])
         .env("TARGET", dir.to_str().unwrap())
         .run();
-    out.code(3);
+    out.expect_status(3)
+        .expect_stdout_exact("▶ undo.rhai — feature `undo`\n  run directory: deployments/<date>-undo\n\n━━ Rollback ━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━\nRolling back: bad release\n↩ remove the marker (rm -f deployed)\n  ✓ remove the marker\nRollback complete: 1 step(s) undone.\n↩ Rolled back: bad release\n  artifacts in deployments/<date>-undo: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md, post-mortem.md\n")
+        .expect_stderr_exact("");
     assert!(!out.dir.join("deployed").exists(), "the undo did not run");
     assert!(
         !out.dir.join("after").exists(),
@@ -417,8 +392,9 @@ fn rollback_deployment_ends_the_run() {
 
 #[test]
 fn sh_reads_no_stdin_and_says_when_it_timed_out() {
-    let t = Test::new().script(
-        r#"
+    let out = Test::new()
+        .script(
+            r#"
         let r = sh("cat");
         print(`stdin gave [${r.stdout}]`);
         let slow = sh("sleep 5", #{ timeout: "200ms", allow_fail: true });
@@ -426,26 +402,12 @@ fn sh_reads_no_stdin_and_says_when_it_timed_out() {
         let quick = sh("true");
         print(`timed_out ${quick.timed_out}`);
         "#,
-    );
-    let mut child = t
-        .command()
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"runbook's own stdin\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}");
-    assert!(stdout.contains("stdin gave []"), "{stdout}");
-    assert!(stdout.contains("timed_out true ok false"), "{stdout}");
-    assert!(stdout.contains("timed_out false"), "{stdout}");
+        )
+        .stdin("runbook's own stdin\n")
+        .run();
+    out.expect_status(0)
+        .expect_stdout_like("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n$ cat\nstdin gave []\n$ sleep 5\n  ✗ command `sleep 5` timed out after [..] (allowed)\ntimed_out true ok false\n$ true\ntimed_out false\n✅ Run completed.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md\n")
+        .expect_stderr_exact("");
     readme_says("Its stdin is /dev/null.");
     readme_says("returns `#{code, stdout, stderr, duration, ok, timed_out, truncated, attempts}`");
     readme_says("a timeout throws, or with `allow_fail` returns `timed_out: true`");
@@ -457,18 +419,17 @@ fn yes_answers_input_with_its_default() {
         .script("let v = input(\"Release name?\", \"spring\");\nprint(`name ${v}`);\n")
         .args(&["--yes"])
         .run();
-    out.code(0);
-    assert!(out.stdout.contains("name spring"), "{}", out.stdout);
+    out.expect_status(0)
+        .expect_stdout_exact("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n  → spring (default)\nname spring\n✅ Run completed.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md\n")
+        .expect_stderr_exact("");
     let empty = Test::new()
         .script("let v = input(\"Release name?\", \"\");\nprint(`name [${v}]`);\n")
         .args(&["--yes"])
         .run();
-    empty.code(2);
-    assert!(
-        empty.stderr.contains("`release-name` needs an answer"),
-        "{}",
-        empty.stderr
-    );
+    empty
+        .expect_status(2)
+        .expect_stdout_exact("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md\n")
+        .expect_stderr_exact("error: input `release-name` needs an answer and there is no terminal to ask\n  question: Release name?\n  help: answer it in a file given with `--answers FILE`, as `release-name: some text`\n  help: or set the environment variable RUNBOOK_ANSWER_RELEASE_NAME\n");
     readme_says("`--yes` answers it with `default` (an empty default still needs an answer)");
 }
 
@@ -481,8 +442,9 @@ fn notify_takes_an_array_of_channels() {
         )
         .script("let ok = notify([\"a\", \"b\"], \"both\");\nprint(`returned ${ok}`);\n")
         .run();
-    out.code(0);
-    assert!(out.stdout.contains("returned true"), "{}", out.stdout);
+    out.expect_status(0)
+        .expect_stdout_exact("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n  ✉ a: both\n  ✉ b: both\nreturned true\n✅ Run completed.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md\n")
+        .expect_stderr_exact("");
     for f in ["a.jsonl", "b.jsonl"] {
         let text = std::fs::read_to_string(out.dir.join(f)).unwrap();
         assert!(text.contains("\"text\":\"both\""), "{f}: {text}");

@@ -9,15 +9,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{Test, BIN};
+use crate::support::{Output, Running, Test};
 use serde_json::Value;
 
 /// The demo canary, unattended, in the background: windows of `samples` measurements every
 /// 500ms (slow enough for a request to land inside one).
-fn start_demo(t: &Test, samples: &str) -> Child {
-    let mut cmd = Test::new().command();
-    cmd.current_dir(t.path())
-        .args([
+fn start_demo(samples: &str) -> Running {
+    Test::new()
+        .args(&[
             "demo",
             "--unattended",
             "--strategy",
@@ -31,9 +30,7 @@ fn start_demo(t: &Test, samples: &str) -> Child {
             "--set",
             "triggers.response_time=30s",
         ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd.spawn().expect("start the demo")
+        .spawn()
 }
 
 fn run_dir(root: &Path) -> Option<PathBuf> {
@@ -52,11 +49,12 @@ fn journal(dir: &Path) -> Vec<Value> {
         .collect()
 }
 
-/// Wait (up to a minute) until the run's journal has a record that `want` accepts.
-fn wait_for(t: &Test, what: &str, want: impl Fn(&Value) -> bool) -> PathBuf {
+/// Wait (up to a minute) until the run's journal (the run in `root`) has a record that `want`
+/// accepts.
+fn wait_for(root: &Path, what: &str, want: impl Fn(&Value) -> bool) -> PathBuf {
     let until = Instant::now() + Duration::from_secs(60);
     loop {
-        if let Some(dir) = run_dir(t.path()) {
+        if let Some(dir) = run_dir(root) {
             if journal(&dir).iter().any(&want) {
                 return dir;
             }
@@ -66,24 +64,14 @@ fn wait_for(t: &Test, what: &str, want: impl Fn(&Value) -> bool) -> PathBuf {
     }
 }
 
-fn control(t: &Test, args: &[&str]) -> std::process::Output {
-    let mut cmd = Command::new(BIN);
-    cmd.current_dir(t.path())
-        .env("NO_COLOR", "1")
+/// `runbook control ARGS` in `dir`, by another person (`operator`).
+fn control(dir: &Path, args: &[&str]) -> Output {
+    Test::new()
+        .in_dir(dir)
         .env("USER", "operator")
-        .arg("control")
-        .args(args);
-    cmd.output().expect("run runbook control")
-}
-
-/// The demo's end: exit code and stdout, within two minutes.
-fn finish(child: Child) -> (i32, String, String) {
-    let out = child.wait_with_output().expect("the demo ends");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+        .args(&["control"])
+        .args(args)
+        .run()
 }
 
 fn position(records: &[Value], want: impl Fn(&Value) -> bool) -> usize {
@@ -93,65 +81,66 @@ fn position(records: &[Value], want: impl Fn(&Value) -> bool) -> usize {
         .unwrap_or_else(|| panic!("no such record in {records:#?}"))
 }
 
+/// This machine's name, as a run names who asked it (`operator@HOST`).
+fn host() -> String {
+    let out = Command::new("hostname").output().expect("hostname");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 fn measuring(r: &Value) -> bool {
     r["type"] == "measurement"
 }
 
 #[test]
 fn abort_from_another_process_makes_the_run_roll_back_itself() {
-    let t = Test::new();
-    let child = start_demo(&t, "3");
-    wait_for(&t, "a measurement", measuring);
-    let sent = control(
-        &t,
+    let host = host();
+    let demo = start_demo("3");
+    wait_for(demo.path(), "a measurement", measuring);
+    control(
+        demo.path(),
         &["production", "abort", "--reason", "support tickets spiking"],
-    );
-    assert_eq!(
-        sent.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&sent.stderr)
-    );
-    let said = String::from_utf8_lossy(&sent.stdout);
-    assert!(
-        said.starts_with("ok: asked the run of `production` to abort (by operator@"),
-        "{said}"
-    );
-    let (code, stdout, stderr) = finish(child);
-    assert_eq!(code, 3, "{stdout}\n{stderr}");
-    assert!(stdout.contains("⏹ aborted by operator@"), "{stdout}");
-    assert!(
-        stdout.contains("Traffic now (measured through the router): v1 100% (200/200)"),
-        "{stdout}"
-    );
-    let dir = run_dir(t.path()).unwrap();
+    )
+    .expect_status(0)
+    .expect_stdout_exact(&format!("ok: asked the run of `production` to abort (by operator@{host}: support tickets spiking; run deployments/<date>-checkout); it acts at its next safe point and journals it\n"))
+    .expect_stderr_exact("");
+    let out = demo.finish();
+    out.expect_status(3)
+        .expect_stdout_lines(&[
+            &format!("⏹ aborted by operator@{host}: support tickets spiking: rolling back"),
+            &format!("Rolling back: aborted by operator@{host}: support tickets spiking"),
+            "Rollback complete: 3 step(s) undone.",
+            "Traffic now (measured through the router): v1 100% (200/200)",
+        ])
+        .expect_stderr_exact("");
+    let dir = out.run_dir();
     let records = journal(&dir);
     let asked = position(&records, |r| r["type"] == "control");
     let rollback = position(&records, |r| r["type"] == "rollback.start");
     let end = position(&records, |r| r["type"] == "run.end");
     assert!(asked < rollback && rollback < end, "{records:#?}");
     let c = &records[asked];
-    assert_eq!(c["action"], "abort");
-    assert_eq!(c["done"], "aborted");
-    assert_eq!(c["reason"], "support tickets spiking");
+    assert_eq!(c["action"], "abort", "{c}");
+    assert_eq!(c["done"], "aborted", "{c}");
+    assert_eq!(c["reason"], "support tickets spiking", "{c}");
     assert!(c["by"].as_str().unwrap().starts_with("operator@"), "{c}");
-    assert!(records[rollback]["reason"]
-        .as_str()
-        .unwrap()
-        .starts_with("aborted by operator@"));
-    assert_eq!(records[end]["exit_code"], 3);
-    // The journal still has one writer: it verifies.
-    let verify = Command::new(BIN)
-        .current_dir(t.path())
-        .args(["verify", dir.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert_eq!(
-        verify.status.code(),
-        Some(0),
+    assert!(
+        records[rollback]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("aborted by operator@"),
         "{}",
-        String::from_utf8_lossy(&verify.stdout)
+        records[rollback]
     );
+    assert_eq!(records[end]["exit_code"], 3, "{}", records[end]);
+    // The journal still has one writer: it verifies.
+    let verify = out.again().args(&["verify", dir.to_str().unwrap()]).run();
+    verify
+        .expect_status(0)
+        .expect_stdout_like(&format!(
+            "ok: deployment-plan.md pins the last record\nok: {}/journal.jsonl: [..] records, hash chain intact; final hash [..]\n",
+            dir.display()
+        ))
+        .expect_stderr_exact("");
     // The post-mortem names who aborted, and why.
     let pm = std::fs::read_to_string(dir.join("post-mortem.md")).unwrap();
     assert!(pm.contains("aborted the run at "), "{pm}");
@@ -163,28 +152,27 @@ fn abort_from_another_process_makes_the_run_roll_back_itself() {
 
 #[test]
 fn pause_holds_the_weight_across_two_windows_and_resume_completes() {
-    let t = Test::new();
-    let child = start_demo(&t, "2");
-    wait_for(&t, "a measurement", measuring);
-    let sent = control(
-        &t,
+    let host = host();
+    let demo = start_demo("2");
+    let pid = demo.id();
+    wait_for(demo.path(), "a measurement", measuring);
+    control(
+        demo.path(),
         &["production", "pause", "--reason", "checking a dashboard"],
-    );
-    assert_eq!(sent.status.code(), Some(0));
-    let dir = wait_for(&t, "the pause", |r| r["done"] == "paused");
+    )
+    .expect_status(0)
+    .expect_stdout_exact(&format!("ok: asked the run of `production` to pause (by operator@{host}: checking a dashboard; run deployments/<date>-checkout); it acts at its next safe point and journals it\n"))
+    .expect_stderr_exact("");
+    let dir = wait_for(demo.path(), "the pause", |r| r["done"] == "paused");
     // Two windows of 2 measurements every 500ms.
     std::thread::sleep(Duration::from_millis(2500));
-    let status = Command::new(BIN)
-        .current_dir(t.path())
-        .env("NO_COLOR", "1")
-        .args(["status", "production"])
-        .output()
-        .unwrap();
-    let status = String::from_utf8_lossy(&status.stdout).into_owned();
-    assert!(
-        status.contains("; paused by operator@") && status.contains(": checking a dashboard"),
-        "{status}"
-    );
+    Test::new()
+        .in_dir(demo.path())
+        .args(&["status", "production"])
+        .run()
+        .expect_status(0)
+        .expect_stdout_like(&format!("production: held by tester@{host} (pid {pid}) since [..], run deployments/<date>-checkout\n  stage: [..]; paused by operator@{host}: checking a dashboard\n"))
+        .expect_stderr_exact("");
     let held = journal(&dir);
     let paused = position(&held, |r| r["done"] == "paused");
     assert!(
@@ -194,30 +182,40 @@ fn pause_holds_the_weight_across_two_windows_and_resume_completes() {
         "the run acted while paused: {:#?}",
         &held[paused..]
     );
-    let sent = control(&t, &["production", "resume"]);
-    assert_eq!(sent.status.code(), Some(0));
-    let (code, stdout, stderr) = finish(child);
-    assert_eq!(code, 0, "{stdout}\n{stderr}");
-    assert!(stdout.contains("⏸ paused by operator@"), "{stdout}");
-    assert!(stdout.contains("▶ resumed by operator@"), "{stdout}");
-    assert!(
-        stdout.contains("Traffic now (measured through the router): v2 100% (200/200)"),
-        "{stdout}"
-    );
+    control(demo.path(), &["production", "resume"])
+        .expect_status(0)
+        .expect_stdout_exact("ok: asked the run of `production` to resume (by operator@vm; run deployments/<date>-checkout); it acts at its next safe point and journals it\n")
+        .expect_stderr_exact("");
+    let out = demo.finish();
+    out.expect_status(0)
+        .expect_stdout_lines(&[
+            &format!("⏸ paused by operator@{host}: checking a dashboard: holding at the current traffic"),
+            "  go on with `runbook control production resume`, or `promote`, or `abort --reason \"...\"`",
+            "→ v2 now gets 100% of traffic",
+            "✅ Run completed.",
+            "Traffic now (measured through the router): v2 100% (200/200)",
+        ])
+        // How long it was paused is a duration.
+        .expect_stdout_contains(&[&format!("\n▶ resumed by operator@{host} (paused for ")])
+        .expect_stderr_exact("");
     let records = journal(&dir);
     let paused = position(&records, |r| r["done"] == "paused");
     let resumed = position(&records, |r| r["done"] == "resumed");
-    assert!(paused < resumed);
+    assert!(paused < resumed, "{records:#?}");
     assert!(
         records[paused..resumed]
             .iter()
             .all(|r| r["type"] != "traffic"),
         "traffic changed while paused"
     );
-    assert!(records[resumed]["by"]
-        .as_str()
-        .unwrap()
-        .starts_with("operator@"));
+    assert!(
+        records[resumed]["by"]
+            .as_str()
+            .unwrap()
+            .starts_with("operator@"),
+        "{}",
+        records[resumed]
+    );
     // The pause held the schedule too: after it the window went on, not a burst of catch-up
     // measurements (each at least most of an interval after the one before).
     let after: Vec<&Value> = records[resumed..]
@@ -239,25 +237,32 @@ fn pause_holds_the_weight_across_two_windows_and_resume_completes() {
 
 #[test]
 fn promote_skips_the_remaining_windows_and_completes_the_rollout() {
-    let t = Test::new();
-    let child = start_demo(&t, "3");
-    wait_for(&t, "a measurement", measuring);
-    let sent = control(
-        &t,
+    let host = host();
+    let demo = start_demo("3");
+    wait_for(demo.path(), "a measurement", measuring);
+    control(
+        demo.path(),
         &["production", "promote", "--reason", "verified by hand"],
-    );
-    assert_eq!(sent.status.code(), Some(0));
-    let (code, stdout, stderr) = finish(child);
-    assert_eq!(code, 0, "{stdout}\n{stderr}");
-    assert!(stdout.contains("⏩ promoted by operator@"), "{stdout}");
-    assert!(
-        stdout.contains("Traffic now (measured through the router): v2 100% (200/200)"),
-        "{stdout}"
-    );
-    let dir = run_dir(t.path()).unwrap();
-    let records = journal(&dir);
+    )
+    .expect_status(0)
+    .expect_stdout_exact(&format!("ok: asked the run of `production` to promote (by operator@{host}: verified by hand; run deployments/<date>-checkout); it acts at its next safe point and journals it\n"))
+    .expect_stderr_exact("");
+    let out = demo.finish();
+    out.expect_status(0)
+        .expect_stdout_lines(&[
+            &format!("⏩ promoted by operator@{host}: verified by hand: the remaining monitoring windows are skipped"),
+            "→ v2 now gets 100% of traffic",
+            "✅ Run completed.",
+            "Traffic now (measured through the router): v2 100% (200/200)",
+        ])
+        .expect_stderr_exact("");
+    let records = journal(&out.run_dir());
     let promoted = position(&records, |r| r["done"] == "promoted");
-    assert_eq!(records[promoted]["reason"], "verified by hand");
+    assert_eq!(
+        records[promoted]["reason"], "verified by hand",
+        "{}",
+        records[promoted]
+    );
     // Straight from the first share to all of it: the 25% and 50% windows were skipped.
     let shares: Vec<String> = records
         .iter()
@@ -276,103 +281,90 @@ fn promote_skips_the_remaining_windows_and_completes_the_rollout() {
 #[test]
 fn a_request_to_an_environment_with_no_live_run_says_so_and_points_to_rollback() {
     let t = Test::new();
-    let out = control(&t, &["production", "abort", "--reason", "x"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert_eq!(
-        String::from_utf8_lossy(&out.stderr),
+    control(t.path(), &["production", "abort", "--reason", "x"])
+        .expect_status(2)
+        .expect_stdout_exact("")
+        .expect_stderr_exact(
         "error: `runbook control production abort`: no live run holds `production` (nothing is locked in `deployments/.locks/production.lock`), so there is nobody to ask\n  help: to undo a run that ended or died, `runbook rollback` (or `runbook repl --last`, then `rollback()`)\n"
     );
 }
 
-/// `runbook repl --deployment DIR` with `input` on stdin: stdout and stderr together.
-fn repl(t: &Test, dir: &str, input: &str) -> String {
-    use std::io::Write;
-    let mut child = Test::new()
-        .command()
-        .current_dir(t.path())
-        .args(["repl", "--deployment", dir])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+/// `runbook repl --deployment RUN` in `dir`, with `input` on stdin.
+fn repl(dir: &Path, run: &str, input: &str) -> Output {
+    Test::new()
+        .in_dir(dir)
+        .args(&["repl", "--deployment", run])
+        .stdin(input)
+        .run()
 }
 
 #[test]
 fn the_repl_attached_to_a_live_run_asks_it_instead_of_acting_and_status_shows_it_live() {
-    let t = Test::new().file(
-        "deploy.rhai",
-        "on_rollback(\"remove live.txt\", \"rm -f live.txt\");\nsh(\"touch live.txt\");\nlog(\"waiting\");\nsleep(\"60s\");\n",
-    );
-    let mut cmd = Test::new().command();
-    let deploy = cmd
-        .current_dir(t.path())
-        .arg("deploy.rhai")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let dir = wait_for(&t, "its sleep", |r| r["message"] == "waiting");
-    let shown = dir.strip_prefix(t.path()).unwrap().display().to_string();
-    let said = repl(&t, &shown, "pause(\"looking at it\")\n");
-    assert!(
-        said.contains(&format!("asked the run of `{shown}` to pause (by tester@")),
-        "{said}"
-    );
-    wait_for(&t, "the pause", |r| r["done"] == "paused");
-    let said = repl(&t, &shown, "status()\n");
-    assert!(
-        said.contains("live: the run is alive (tester@")
-            && said.contains("; paused by tester@")
-            && said.contains(": looking at it"),
-        "{said}"
-    );
+    let deploy = Test::new()
+        .script(
+            "on_rollback(\"remove live.txt\", \"rm -f live.txt\");\nsh(\"touch live.txt\");\nlog(\"waiting\");\nsleep(\"60s\");\n",
+        )
+        .spawn();
+    let (host, pid) = (host(), deploy.id());
+    let root = deploy.path().to_path_buf();
+    let dir = wait_for(&root, "its sleep", |r| r["message"] == "waiting");
+    let shown = dir.strip_prefix(&root).unwrap().display().to_string();
+    repl(&root, &shown, "pause(\"looking at it\")\n")
+        .expect_status(0)
+        .expect_stdout_exact(&format!("asked the run of `{shown}` to pause (by tester@{host}: looking at it); it acts at its next safe point and journals it\n=> asked the run of `{shown}` to pause (by tester@{host}: looking at it); it acts at its next safe point and journals it\n"))
+        .expect_stderr_exact(&format!("runbook repl\n  journal: deployments/<date>-repl\n  attached to {shown}: status(), rollback(), metrics()\n  :help for the primitives, :quit or Ctrl-D to leave\nrunbook> pause(\"looking at it\")\n"));
+    wait_for(&root, "the pause", |r| r["done"] == "paused");
+    repl(&root, &shown, "status()\n")
+        .expect_status(0)
+        .expect_stdout_exact(&format!("deployment {shown}: unfinished (the journal has no end record)\n  live: no traffic change recorded\n  last verdict: none\n  undo steps standing: 1 (remove live.txt): rollback() runs them\n  journal: intact\nlive: the run is alive (tester@{host} pid {pid}), stage -; paused by tester@{host}: looking at it\n=> #{{\"deployment\": \"{shown}\", \"journal\": \"intact\", \"live\": #{{\"alive\": true, \"by\": \"tester@{host}\", \"control\": #{{\"by\": \"tester@{host}\", \"reason\": \"looking at it\", \"state\": \"paused\"}}, \"pending\": (), \"pid\": {pid}, \"stage\": (), \"traffic\": (), \"verdict\": ()}}, \"outcome\": \"unfinished (the journal has no end record)\", \"stage\": (), \"strategy\": (), \"traffic\": (), \"undo_standing\": [#{{\"action\": \"rm -f live.txt\", \"label\": \"remove live.txt\"}}], \"verdicts\": []}}\n"))
+        .expect_stderr_exact("runbook repl\n  journal: deployments/<date>-repl\n  attached to deployments/<date>-deploy: status(), rollback(), metrics()\n  :help for the primitives, :quit or Ctrl-D to leave\nrunbook> status()\n");
     // rollback() is still refused, and points to asking the run.
-    let said = repl(&t, &shown, "rollback()\n");
+    let said = repl(&root, &shown, "rollback()\n");
+    said.expect_status(1)
+        .expect_stdout_exact("")
+        .expect_stderr_like(&format!("runbook repl\n  journal: deployments/<date>-repl\n  attached to {shown}: status(), rollback(), metrics()\n  :help for the primitives, :quit or Ctrl-D to leave\nrunbook> rollback()\nerror: `rollback()` refused: the run of `{shown}` is still alive: tester on {host} (pid {pid}) has held it for [..] (reason: deploy.rhai), run {shown}\n  help: a journal has one writer at a time: stop that run first (Ctrl-C in its terminal, or `kill -INT {pid}`; it offers its own rollback), then try again here\n  help: or ask the run from here: `abort(\"why\")` and it rolls back itself; `pause()`, `resume()`, `promote()`\n --> <repl>:1:1\n  |\n1 | rollback()\n  | ^\n1 of 1 lines failed: exit 1\n"));
     assert!(
-        said.contains("help: or ask the run from here: `abort(\"why\")` and it rolls back itself"),
-        "{said}"
+        root.join("live.txt").exists(),
+        "rollback() undid the live run's work"
     );
-    assert!(t.path().join("live.txt").exists(), "{said}");
     // Another operator's REPL, in another directory, attached by the absolute path: the holder
     // names its run directory relative to its own, and it is the same run (found by the
     // multi-operator trial: "the run ... is not alive; another run holds `production`").
     let elsewhere = Test::new();
     let absolute = dir.canonicalize().unwrap().display().to_string();
-    let said = repl(&elsewhere, &absolute, "resume()\n");
-    assert!(!said.contains("is not alive"), "{said}");
-    assert!(said.contains("to resume (by tester@"), "{said}");
-    wait_for(&t, "the resume", |r| r["done"] == "resumed");
-    let said = repl(&t, &shown, "abort(\"from the repl\")\n");
-    assert!(said.contains("to abort (by tester@"), "{said}");
-    let (code, stdout, stderr) = finish(deploy);
-    assert_eq!(code, 3, "{stdout}\n{stderr}");
-    assert!(!t.path().join("live.txt").exists(), "{stdout}");
+    repl(elsewhere.path(), &absolute, "resume()\n")
+        .expect_status(0)
+        .expect_stdout_exact(&format!("asked the run of `{absolute}` to resume (by tester@{host}); it acts at its next safe point and journals it\n=> asked the run of `{absolute}` to resume (by tester@{host}); it acts at its next safe point and journals it\n"))
+        .expect_stderr_exact(&format!("runbook repl\n  journal: deployments/<date>-repl\n  attached to {absolute}: status(), rollback(), metrics()\n  :help for the primitives, :quit or Ctrl-D to leave\nrunbook> resume()\n"))
+        .expect_stdout_lacks(&["is not alive"])
+        .expect_stderr_lacks(&["is not alive"]);
+    wait_for(&root, "the resume", |r| r["done"] == "resumed");
+    repl(&root, &shown, "abort(\"from the repl\")\n")
+        .expect_status(0)
+        .expect_stdout_exact(&format!("asked the run of `{shown}` to abort (by tester@{host}: from the repl); it acts at its next safe point and journals it\n=> asked the run of `{shown}` to abort (by tester@{host}: from the repl); it acts at its next safe point and journals it\n"))
+        .expect_stderr_exact("runbook repl\n  journal: deployments/<date>-repl-2\n  attached to deployments/<date>-deploy: status(), rollback(), metrics()\n  :help for the primitives, :quit or Ctrl-D to leave\nrunbook> abort(\"from the repl\")\n");
+    let out = deploy.finish();
+    out.expect_status(3)
+        .expect_stdout_like(&format!("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n$ touch live.txt\nwaiting\n⏸ paused by tester@{host}: looking at it: holding at the current traffic\n  go on with `runbook control production resume`, or `promote`, or `abort --reason \"...\"`\n▶ resumed by tester@{host} (paused for [..])\n⏹ aborted by tester@{host}: from the repl: rolling back\n\n━━ Rollback ━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━\nRolling back: aborted by tester@{host}: from the repl\n↩ remove live.txt (rm -f live.txt)\n  ✓ remove live.txt\nRollback complete: 1 step(s) undone.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md, post-mortem.md\n"))
+        .expect_stderr_exact("");
+    assert!(!root.join("live.txt").exists(), "not rolled back");
     let records = journal(&dir);
     let asked = position(&records, |r| r["done"] == "aborted");
     let rollback = position(&records, |r| r["type"] == "rollback.start");
-    assert!(asked < rollback);
-    assert_eq!(records[asked]["reason"], "from the repl");
-    // Once the run is gone, there is nobody to ask.
-    let said = repl(&t, &shown, "pause()\n");
-    assert!(
-        said.contains(&format!(
-            "`pause()`: the run of `{shown}` is not alive: there is nobody to ask"
-        )) && said.contains("help: `rollback()` here undoes what it left standing"),
-        "{said}"
+    assert!(asked < rollback, "{records:#?}");
+    assert_eq!(
+        records[asked]["reason"], "from the repl",
+        "{}",
+        records[asked]
     );
+    // Once the run is gone, there is nobody to ask.
+    out.again()
+        .args(&["repl", "--deployment", &shown])
+        .stdin("pause()\n")
+        .run()
+        .expect_status(1)
+        .expect_stdout_exact("")
+        .expect_stderr_exact("runbook repl\n  journal: deployments/<date>-repl-2\n  attached to deployments/<date>-deploy: status(), rollback(), metrics()\n  :help for the primitives, :quit or Ctrl-D to leave\nrunbook> pause()\nerror: `pause()`: the run of `deployments/<date>-deploy` is not alive: there is nobody to ask\n  help: `rollback()` here undoes what it left standing (or `runbook rollback`)\n --> <repl>:1:1\n  |\n1 | pause()\n  | ^\n1 of 1 lines failed: exit 1\n");
 }
 
 /// An etcd of this test's own (Debian's etcd-server), on loopback ports picked now, its data in
@@ -437,45 +429,43 @@ fn with_etcd_a_request_from_another_machines_directory_reaches_the_run() {
         "lock:\n  backend: etcd\n  lease: 6s\n  etcd:\n    endpoints: [\"{}\"]\n",
         etcd.url
     );
-    let t = Test::new().file("runbook.yaml", &config).file(
-        "deploy.rhai",
-        "on_rollback(\"remove live.txt\", \"rm -f live.txt\");\nsh(\"touch live.txt\");\nlog(\"waiting\");\nsleep(\"60s\");\n",
-    );
-    let mut cmd = Test::new().command();
-    let deploy = cmd
-        .current_dir(t.path())
-        .arg("deploy.rhai")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let dir = wait_for(&t, "its sleep", |r| r["message"] == "waiting");
+    let deploy = Test::new()
+        .file("runbook.yaml", &config)
+        .script(
+            "on_rollback(\"remove live.txt\", \"rm -f live.txt\");\nsh(\"touch live.txt\");\nlog(\"waiting\");\nsleep(\"60s\");\n",
+        )
+        .spawn();
+    let host = host();
+    let dir = wait_for(deploy.path(), "its sleep", |r| r["message"] == "waiting");
     // Another machine: its own working and deployments directory, the same store.
     let other = Test::new().file("runbook.yaml", &config);
-    let sent = control(
-        &other,
+    control(
+        other.path(),
         &["production", "abort", "--reason", "from another machine"],
-    );
-    assert_eq!(
-        sent.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&sent.stderr)
-    );
-    let (code, stdout, stderr) = finish(deploy);
-    assert_eq!(code, 3, "{stdout}\n{stderr}");
-    assert!(!t.path().join("live.txt").exists(), "{stdout}");
+    )
+    .expect_status(0)
+    .expect_stdout_exact(&format!("ok: asked the run of `production` to abort (by operator@{host}: from another machine; run deployments/<date>-deploy); it acts at its next safe point and journals it\n"))
+    .expect_stderr_exact("");
+    let out = deploy.finish();
+    out.expect_status(3)
+        .expect_stdout_exact(&format!("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n$ touch live.txt\nwaiting\n⏹ aborted by operator@{host}: from another machine: rolling back\n\n━━ Rollback ━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━\nRolling back: aborted by operator@{host}: from another machine\n↩ remove live.txt (rm -f live.txt)\n  ✓ remove live.txt\nRollback complete: 1 step(s) undone.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md, post-mortem.md\n"))
+        .expect_stderr_exact("");
+    assert!(!out.dir.join("live.txt").exists(), "not rolled back");
     let records = journal(&dir);
     let asked = position(&records, |r| r["done"] == "aborted");
-    assert_eq!(records[asked]["reason"], "from another machine");
-    assert!(asked < position(&records, |r| r["type"] == "rollback.start"));
+    assert_eq!(
+        records[asked]["reason"], "from another machine",
+        "{}",
+        records[asked]
+    );
+    assert!(
+        asked < position(&records, |r| r["type"] == "rollback.start"),
+        "{records:#?}"
+    );
     // The run took the request out of the store; with nobody holding the lock, another request
     // is refused.
-    let again = control(&other, &["production", "pause"]);
-    assert_eq!(again.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&again.stderr).contains("no live run holds `production`"),
-        "{}",
-        String::from_utf8_lossy(&again.stderr)
-    );
+    control(other.path(), &["production", "pause"])
+        .expect_status(2)
+        .expect_stdout_exact("")
+        .expect_stderr_exact(&format!("error: `runbook control production pause`: no live run holds `production` (nothing is locked in etcd at {}, key `runbook/locks/production`), so there is nobody to ask\n  help: to undo a run that ended or died, `runbook rollback` (or `runbook repl --last`, then `rollback()`)\n", etcd.url));
 }

@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::support::Test;
+use crate::support::{Output, Test};
 
 fn etcd_binary() -> &'static str {
     ["/usr/bin/etcd", "/usr/local/bin/etcd"]
@@ -241,39 +241,9 @@ fn runner(config: &str, script: &str) -> Test {
         .args(&["deploy.rhai"])
 }
 
-fn spawn(t: &Test, args: &[&str]) -> Child {
-    let mut cmd = t.command();
-    if !args.is_empty() {
-        cmd = Command::new(support::BIN);
-        cmd.args(args)
-            .current_dir(t.path())
-            .env("NO_COLOR", "1")
-            .env("USER", "tester")
-            .stdin(Stdio::null());
-    }
-    cmd.stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-struct Done {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn finish(c: Child) -> Done {
-    let out = c.wait_with_output().unwrap();
-    Done {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn run(t: &Test, args: &[&str]) -> Done {
-    finish(spawn(t, args))
+/// `runbook ARGS` in a runner's directory (another command than its run).
+fn in_dir(t: &Test, args: &[&str]) -> Output {
+    Test::new().in_dir(t.path()).args(args).run()
 }
 
 fn wait_for_file(p: &Path, what: &str) {
@@ -327,19 +297,20 @@ fn two_runners_contend_fifty_times_and_exactly_one_proceeds_each_time() {
     };
     let a = runner(&cfg, &script("a"));
     let b = runner(&cfg, &script("b"));
+    let host = host();
     let (tries, mut refusals, mut proceeded) = (50, 0, 0);
     for i in 0..tries {
         std::fs::write(shared.path().join("try"), i.to_string()).unwrap();
-        let mut ca = spawn(&a, &[]);
-        let mut cb = spawn(&b, &[]);
+        let mut ca = a.another().spawn();
+        let mut cb = b.another().spawn();
         let (pa, pb) = (ca.id(), cb.id());
         let deadline = Instant::now() + Duration::from_secs(30);
         // The first to end is the one refused: the holder waits for `go`.
         let first = loop {
-            if ca.try_wait().unwrap().is_some() {
+            if ca.ended() {
                 break 'a';
             }
-            if cb.try_wait().unwrap().is_some() {
+            if cb.ended() {
                 break 'b';
             }
             if Instant::now() > deadline {
@@ -348,27 +319,19 @@ fn two_runners_contend_fifty_times_and_exactly_one_proceeds_each_time() {
             std::thread::sleep(Duration::from_millis(5));
         };
         std::fs::write(shared.path().join(format!("go-{i}")), "").unwrap();
-        let (da, db) = (finish(ca), finish(cb));
+        let (da, db) = (ca.finish(), cb.finish());
         let (refused, won, winner_pid) = match first {
             'a' => (&da, &db, pb),
             'b' => (&db, &da, pa),
             _ => panic!("try {i}: neither runner ended: both proceeded?"),
         };
-        assert_eq!(
-            refused.code, 2,
-            "try {i}: the runner that ended first was not refused\n{}{}",
-            refused.stdout, refused.stderr
-        );
-        assert!(
-            refused.stderr.contains(&format!(
-                "error: `production` is locked by another deployment: tester on {} (pid {winner_pid})",
-                host()
-            )),
-            "try {i}: {}",
-            refused.stderr
-        );
+        // (The runner that ended first was refused, naming the one that proceeded.)
+        refused
+            .expect_status(2)
+            .expect_stdout_exact("")
+            .expect_stderr_like(&format!("error: `production` is locked by another deployment: tester on {host} (pid {winner_pid}) has held it for [..] (reason: deploy.rhai), run [..]\n  help: wait for it, or if it is truly gone, `runbook unlock production --reason \"...\"`\n"));
         refusals += 1;
-        assert_eq!(won.code, 0, "try {i}: {}{}", won.stdout, won.stderr);
+        won.expect_status(0);
         proceeded += 1;
     }
     // Overlaps, counted outside the runners: a start while another run is between its marks.
@@ -400,32 +363,29 @@ fn a_sigkilled_holder_is_followed_after_the_ttl_and_not_before() {
     let cfg = config(url, "sigkill", "3s", "");
     let a = runner(&cfg, "sh(\"touch started; sleep 8\");\n");
     let b = runner(&cfg, "sh(\"touch done\");\n");
-    let mut ca = spawn(&a, &[]);
-    let pid = ca.id();
+    let ca = a.another().spawn();
+    let (host, pid) = (host(), ca.id());
     wait_for_file(&a.path().join("started"), "the holder's start");
     // Let a renewal (every second) go by, then kill it: nothing is given back.
     std::thread::sleep(Duration::from_millis(1200));
-    ca.kill().unwrap();
+    ca.kill();
     let killed = Instant::now();
     let killed_at = std::time::SystemTime::now();
-    ca.wait().unwrap();
     // Tried at once: the lock is still held (stale by its pid here, but taken only when asked).
-    let early = run(&b, &[]);
+    let early = b.another().run();
     let early_at = killed.elapsed();
-    assert_eq!(early.code, 2, "{}{}", early.stdout, early.stderr);
-    assert!(
-        early.stderr.contains(&format!("(pid {pid})")),
-        "{}",
-        early.stderr
-    );
-    assert!(!b.path().join("done").exists());
+    early
+        .expect_status(2)
+        .expect_stdout_exact("")
+        .expect_stderr_like(&format!("error: `production` has a stale lock (its process {pid} is gone): tester on {host} (pid {pid}) has held it for [..] (reason: deploy.rhai), run deployments/<date>-deploy\n  help: take it over with `--take-over \"why it is safe\"` (recorded in the journal)\n"));
+    assert!(!b.path().join("done").exists(), "the refused run ran");
     // Then again until it proceeds.
     let proceeded_at = loop {
-        let r = run(&b, &[]);
+        let r = b.another().run();
         if r.code == 0 {
             break killed.elapsed();
         }
-        assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+        r.expect_status(2);
         assert!(
             killed.elapsed() < Duration::from_secs(10),
             "never proceeded"
@@ -444,9 +404,12 @@ fn a_sigkilled_holder_is_followed_after_the_ttl_and_not_before() {
     );
     assert!(took_at >= Duration::from_millis(1950), "{took_at:?}");
     assert!(took_at <= Duration::from_millis(5500), "{took_at:?}");
-    assert!(b.path().join("done").exists());
+    assert!(
+        b.path().join("done").exists(),
+        "the run that proceeded did not run"
+    );
     let followed = records(b.path(), "lock.expired");
-    assert_eq!(followed.len(), 1);
+    assert_eq!(followed.len(), 1, "{followed:?}");
     assert_eq!(followed[0]["previous"]["pid"], pid);
     assert_eq!(followed[0]["previous"]["user"], "tester");
     // The store says so too.
@@ -468,29 +431,31 @@ fn a_run_longer_than_the_ttl_keeps_its_lock() {
         "sh(\"touch started; sleep 6\");\nsh(\"touch second\");\n",
     );
     let b = runner(&cfg, "sh(\"touch done\");\n");
-    let ca = spawn(&a, &[]);
+    let ca = a.another().spawn();
+    let (host, pid) = (host(), ca.id());
     wait_for_file(&a.path().join("started"), "the holder's start");
     let mut refused = 0;
     let started = Instant::now();
     while started.elapsed() < Duration::from_millis(4000) {
-        let r = run(&b, &[]);
-        assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
-        assert!(
-            r.stderr.contains("is locked by another deployment"),
-            "{}",
-            r.stderr
-        );
+        b.another()
+            .run()
+            .expect_status(2)
+            .expect_stdout_exact("")
+            .expect_stderr_like(&format!("error: `production` is locked by another deployment: tester on {host} (pid {pid}) has held it for [..] (reason: deploy.rhai), run deployments/<date>-deploy\n  help: wait for it, or if it is truly gone, `runbook unlock production --reason \"...\"`\n"));
         refused += 1;
         std::thread::sleep(Duration::from_millis(300));
     }
-    let done = finish(ca);
-    assert_eq!(done.code, 0, "{}{}", done.stdout, done.stderr);
-    assert!(a.path().join("second").exists());
+    ca.finish()
+        .expect_status(0)
+        .expect_stdout_exact("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n$ touch started; sleep 6\n$ touch second\n✅ Run completed.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md\n")
+        .expect_stderr_exact("");
+    assert!(a.path().join("second").exists(), "the holder did not go on");
     assert!(refused >= 3, "{refused}");
-    assert!(records(a.path(), "lock.lost").is_empty());
-    assert!(!b.path().join("done").exists());
+    let lost = records(a.path(), "lock.lost");
+    assert!(lost.is_empty(), "{lost:?}");
+    assert!(!b.path().join("done").exists(), "a refused run ran");
     // Given back: the next run proceeds at once.
-    assert_eq!(run(&b, &[]).code, 0);
+    b.another().run().expect_status(0);
 }
 
 #[test]
@@ -498,29 +463,28 @@ fn the_store_unreachable_at_start_is_exit_2_naming_the_endpoint_before_anything_
     let port = support::free_port();
     let url = format!("http://127.0.0.1:{port}");
     let t = runner(&config(&url, "gone", "2s", ""), "sh(\"touch done\");\n");
-    let r = run(&t, &[]);
-    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    t.another()
+        .run()
+        .expect_status(2)
+        .expect_stdout_exact("")
+        .expect_stderr_exact(&format!("error: cannot reach the lock store of `production`: etcd at {url}: error sending request for url ({url}/v3/lease/grant): client error (Connect): tcp connect error: Connection refused (os error 111)\n  help: check that etcd is up and `lock.etcd.endpoints` ({url}) is right; nothing was changed\n"));
+    assert!(!t.path().join("done").exists(), "the run ran");
     assert!(
-        r.stderr.starts_with(&format!(
-            "error: cannot reach the lock store of `production`: etcd at {url}: "
-        )),
-        "{}",
-        r.stderr
+        !t.path().join("deployments").exists(),
+        "the run left a run directory"
     );
-    assert!(r.stderr.contains("nothing was changed"), "{}", r.stderr);
-    assert!(!t.path().join("done").exists());
-    assert!(!t.path().join("deployments").exists());
     // `runbook status` says the same.
-    let s = run(&t, &["status"]);
-    assert_eq!(s.code, 2, "{}{}", s.stdout, s.stderr);
-    assert!(s.stderr.contains(&format!("etcd at {url}")), "{}", s.stderr);
+    in_dir(&t, &["status"])
+        .expect_status(2)
+        .expect_stdout_exact("")
+        .expect_stderr_exact(&format!("error: cannot reach the lock store of `all environments`: etcd at {url}: error sending request for url ({url}/v3/kv/range): client error (Connect): tcp connect error: Connection refused (os error 111)\n  help: check that etcd is up and `lock.etcd.endpoints` ({url}) is right; nothing was changed\n"));
 }
 
 const STOPPED_MID_RUN: &str = "sh(\"touch first\");\non_rollback(\"undo first\", \"rm first\");\nsh(\"touch ready; while [ ! -e go ]; do sleep 0.05; done\");\nsh(\"touch second\");\n";
 
 /// Run STOPPED_MID_RUN with `on_lost`, stop etcd while its second step runs, and return what
 /// the run did.
-fn etcd_stopped_mid_run(on_lost: Option<&str>) -> (Test, Done) {
+fn etcd_stopped_mid_run(on_lost: Option<&str>) -> Output {
     let mut etcd = OwnEtcd::start();
     let extra = on_lost
         .map(|o| format!("  on_lost: {o}\n"))
@@ -532,23 +496,24 @@ fn etcd_stopped_mid_run(on_lost: Option<&str>) -> (Test, Done) {
         ),
         STOPPED_MID_RUN,
     );
-    let c = spawn(&t, &[]);
-    wait_for_file(&t.path().join("ready"), "the second step");
+    let c = t.spawn();
+    wait_for_file(&c.path().join("ready"), "the second step");
     etcd.stop();
     // A renewal (every 667 ms) finds the store gone.
     std::thread::sleep(Duration::from_millis(1000));
-    std::fs::write(t.path().join("go"), "").unwrap();
-    let done = finish(c);
-    (t, done)
+    std::fs::write(c.path().join("go"), "").unwrap();
+    c.finish()
 }
 
 #[test]
 fn etcd_stopped_mid_run_with_on_lost_rollback_rolls_back_journaled() {
-    let (t, r) = etcd_stopped_mid_run(Some("rollback"));
-    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
-    assert!(!t.path().join("second").exists(), "a step ran blind");
-    assert!(!t.path().join("first").exists(), "not rolled back");
-    let lost = records(t.path(), "lock.lost");
+    let r = etcd_stopped_mid_run(Some("rollback"));
+    r.expect_status(3)
+        .expect_stdout_like("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n$ touch first\n$ touch ready; while [ ! -e go ]; do sleep 0.05; done\n$ touch second\n⚠ the lock on `production` cannot be renewed: its lease could not be renewed: etcd at http://127.0.0.1:[..]: error sending request for url (http://127.0.0.1:[..]/v3/lease/keepalive): client error (Connect): tcp connect error: Connection refused (os error 111)\n\n━━ Rollback ━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━\nRolling back: the lock on `production` was lost: its lease could not be renewed: etcd at http://127.0.0.1:[..]: error sending request for url (http://127.0.0.1:[..]/v3/lease/keepalive): client error (Connect): tcp connect error: Connection refused (os error 111)\n↩ undo first (rm first)\n  ✓ undo first\nRollback complete: 1 step(s) undone.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md, post-mortem.md\n")
+        .expect_stderr_exact("");
+    assert!(!r.dir.join("second").exists(), "a step ran blind");
+    assert!(!r.dir.join("first").exists(), "not rolled back");
+    let lost = records(&r.dir, "lock.lost");
     assert_eq!(lost.len(), 1, "{lost:?}");
     assert_eq!(lost[0]["choice"], "rollback");
     assert!(
@@ -562,37 +527,28 @@ fn etcd_stopped_mid_run_with_on_lost_rollback_rolls_back_journaled() {
 
 #[test]
 fn etcd_stopped_mid_run_with_on_lost_continue_goes_on_journaled() {
-    let (t, r) = etcd_stopped_mid_run(Some("continue"));
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    assert!(t.path().join("second").exists());
-    assert!(
-        r.stderr
-            .contains("going on without the lock on `production`"),
-        "{}",
-        r.stderr
-    );
-    let lost = records(t.path(), "lock.lost");
+    let r = etcd_stopped_mid_run(Some("continue"));
+    r.expect_status(0)
+        .expect_stdout_like("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n$ touch first\n$ touch ready; while [ ! -e go ]; do sleep 0.05; done\n$ touch second\n⚠ the lock on `production` cannot be renewed: its lease could not be renewed: etcd at http://127.0.0.1:[..]: error sending request for url (http://127.0.0.1:[..]/v3/lease/keepalive): client error (Connect): tcp connect error: Connection refused (os error 111)\n✅ Run completed.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md\n")
+        .expect_stderr_exact("warning: going on without the lock on `production` (`lock.on_lost: continue`): another run may act on it too\n");
+    assert!(r.dir.join("second").exists(), "the run did not go on");
+    let lost = records(&r.dir, "lock.lost");
     assert_eq!(lost.len(), 1, "{lost:?}");
     assert_eq!(lost[0]["choice"], "continue");
 }
 
 #[test]
 fn etcd_stopped_mid_run_pauses_and_with_nobody_there_stops_after_one_lease() {
-    let (t, r) = etcd_stopped_mid_run(None);
-    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
-    assert!(!t.path().join("second").exists(), "a step ran blind");
-    assert!(
-        t.path().join("first").exists(),
-        "rolled back without the lock"
-    );
-    assert!(
-        r.stderr.contains("error: the lock on `production` was lost while this run held it: the lock store was unreachable for longer than the lease (2.0s)"),
-        "{}",
-        r.stderr
-    );
-    let lost = records(t.path(), "lock.lost");
-    assert_eq!(lost[0]["choice"], "pause");
-    assert_eq!(records(t.path(), "lock.lost.stopped").len(), 1);
+    let r = etcd_stopped_mid_run(None);
+    r.expect_status(1)
+        .expect_stdout_like("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n$ touch first\n$ touch ready; while [ ! -e go ]; do sleep 0.05; done\n$ touch second\n⚠ the lock on `production` cannot be renewed: its lease could not be renewed: etcd at http://127.0.0.1:[..]: error sending request for url (http://127.0.0.1:[..]/v3/lease/keepalive): client error (Connect): tcp connect error: Connection refused (os error 111)\n  waiting for the lock store (up to 2.0s) …\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md, post-mortem.md\n")
+        .expect_stderr_like("error: the lock on `production` was lost while this run held it: the lock store was unreachable for longer than the lease (2.0s), so the lease has run out: etcd at http://127.0.0.1:[..]: error sending request for url (http://127.0.0.1:[..]/v3/lease/keepalive): client error (Connect): tcp connect error: Connection refused (os error 111)\n  this run stopped before its next step and rolled nothing back (another run may own `production` now); its undo steps stand in rollback-plan.md: run them with `runbook rollback` once you know what the other run did\n");
+    assert!(!r.dir.join("second").exists(), "a step ran blind");
+    assert!(r.dir.join("first").exists(), "rolled back without the lock");
+    let lost = records(&r.dir, "lock.lost");
+    assert_eq!(lost[0]["choice"], "pause", "{lost:?}");
+    let stopped = records(&r.dir, "lock.lost.stopped");
+    assert_eq!(stopped.len(), 1, "{stopped:?}");
 }
 
 #[test]
@@ -634,29 +590,27 @@ fn etcd_back_within_the_lease_while_paused_gives_the_lock_back_and_the_run_goes_
         ),
         STOPPED_MID_RUN,
     );
-    let c = spawn(&t, &[]);
-    wait_for_file(&t.path().join("ready"), "the second step");
+    let c = t.spawn();
+    let dir = c.path().to_path_buf();
+    wait_for_file(&dir.join("ready"), "the second step");
     etcd.stop();
     // A renewal (every 2.7 s) finds the store gone; the next step pauses.
     std::thread::sleep(Duration::from_millis(3000));
-    std::fs::write(t.path().join("go"), "").unwrap();
+    std::fs::write(dir.join("go"), "").unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    assert!(!t.path().join("second").exists(), "a step ran blind");
+    assert!(!dir.join("second").exists(), "a step ran blind");
     etcd.restart();
-    let r = finish(c);
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    assert!(t.path().join("second").exists());
-    let lost = records(t.path(), "lock.lost");
+    let r = c.finish();
+    r.expect_status(0)
+        .expect_stdout_like("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n$ touch first\n$ touch ready; while [ ! -e go ]; do sleep 0.05; done\n$ touch second\n⚠ the lock on `production` cannot be renewed: its lease could not be renewed: etcd at http://127.0.0.1:[..]: error sending request for url (http://127.0.0.1:[..]/v3/lease/keepalive): client error (Connect): tcp connect error: Connection refused (os error 111)\n  waiting for the lock store (up to 8.0s) …\n✓ the lock on `production` is this run's again: going on\n✅ Run completed.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md\n")
+        .expect_stderr_exact("");
+    assert!(dir.join("second").exists(), "the run did not go on");
+    let lost = records(&dir, "lock.lost");
     assert_eq!(lost.len(), 1, "{lost:?}");
-    assert_eq!(lost[0]["choice"], "pause");
-    assert_eq!(lost[0]["gone"], false);
-    assert_eq!(records(t.path(), "lock.regained").len(), 1);
-    assert!(
-        r.stdout
-            .contains("✓ the lock on `production` is this run's again: going on"),
-        "{}",
-        r.stdout
-    );
+    assert_eq!(lost[0]["choice"], "pause", "{lost:?}");
+    assert_eq!(lost[0]["gone"], false, "{lost:?}");
+    let regained = records(&dir, "lock.regained");
+    assert_eq!(regained.len(), 1, "{regained:?}");
 }
 
 #[test]
@@ -668,14 +622,15 @@ fn status_shows_the_holder_its_stage_traffic_and_verdict_from_another_machine() 
         "stage(\"canary\", || {\n  traffic(#{ weights: #{ v2: 10, v1: 90 } });\n  verdict(#{ verdict: \"success\", reason: \"error rate 0.1%\" });\n  sh(\"touch started; while [ ! -e go ]; do sleep 0.05; done\");\n});\n",
     );
     let other = runner(&cfg, "");
-    let c = spawn(&a, &[]);
+    let c = a.another().spawn();
+    let (host, pid) = (host(), c.id());
     wait_for_file(&a.path().join("started"), "the holder's start");
     let deadline = Instant::now() + Duration::from_secs(10);
     let shown = loop {
-        let s = run(&other, &["status", "production"]);
-        assert_eq!(s.code, 0, "{}{}", s.stdout, s.stderr);
+        let s = in_dir(&other, &["status", "production"]);
+        s.expect_status(0);
         if s.stdout.contains("stage: canary") || Instant::now() > deadline {
-            break s.stdout;
+            break s;
         }
         std::thread::sleep(Duration::from_millis(100));
     };
@@ -683,42 +638,15 @@ fn status_shows_the_holder_its_stage_traffic_and_verdict_from_another_machine() 
         .as_str()
         .unwrap()
         .to_string();
-    assert_eq!(
-        shown
-            .lines()
-            .next()
-            .unwrap()
-            .split(" since ")
-            .next()
-            .unwrap(),
-        format!("production: held by tester@{} (pid {})", host(), c.id())
-    );
-    assert!(shown.contains(&format!(", run {run_dir}\n")), "{shown}");
-    assert!(
-        shown.contains(
-            "  stage: canary; traffic: v1 90%, v2 10%; last verdict: success (error rate 0.1%)"
-        ),
-        "{shown}"
-    );
+    shown
+        .expect_stdout_like(&format!("production: held by tester@{host} (pid {pid}) since [..], run {run_dir}\n  stage: canary; traffic: v1 90%, v2 10%; last verdict: success (error rate 0.1%)\n"))
+        .expect_stderr_exact("");
     std::fs::write(a.path().join("go"), "").unwrap();
-    assert_eq!(finish(c).code, 0);
-    let after = run(&other, &["status"]);
-    assert_eq!(after.code, 0);
-    assert!(
-        after
-            .stdout
-            .starts_with(&format!("production: free (last: tester@{} (pid ", host())),
-        "{}",
-        after.stdout
-    );
-    assert!(after.stdout.contains(", released)\n"), "{}", after.stdout);
-    assert!(
-        after
-            .stdout
-            .contains("traffic: v1 90%, v2 10%; last verdict: success (error rate 0.1%)"),
-        "{}",
-        after.stdout
-    );
+    c.finish().expect_status(0);
+    in_dir(&other, &["status"])
+        .expect_status(0)
+        .expect_stdout_like(&format!("production: free (last: tester@{host} (pid {pid}), run {run_dir}, released)\n  stage: -; traffic: v1 90%, v2 10%; last verdict: success (error rate 0.1%)\n"))
+        .expect_stderr_exact("");
 }
 
 #[test]
@@ -731,10 +659,10 @@ fn unlock_and_take_over_work_on_etcd_and_are_recorded_in_the_store_and_the_journ
     );
     let b = runner(&cfg, "sh(\"touch done\");\n");
     // Broken by `runbook unlock` from another machine: the holder stops before its next step.
-    let c = spawn(&a, &[]);
-    let pid = c.id();
+    let c = a.another().spawn();
+    let (host, pid) = (host(), c.id());
     wait_for_file(&a.path().join("started"), "the holder's start");
-    let u = run(
+    in_dir(
         &b,
         &[
             "unlock",
@@ -742,32 +670,19 @@ fn unlock_and_take_over_work_on_etcd_and_are_recorded_in_the_store_and_the_journ
             "--reason",
             "checked the cluster by hand",
         ],
-    );
-    assert_eq!(u.code, 0, "{}{}", u.stdout, u.stderr);
-    assert!(
-        u.stdout.starts_with(&format!(
-            "ok: `production` unlocked (was: tester on {} (pid {pid})",
-            host()
-        )),
-        "{}",
-        u.stdout
-    );
-    assert!(
-        u.stdout.contains(&format!(
-            "recorded in etcd at {url}, under `breakglass/log/production/`"
-        )),
-        "{}",
-        u.stdout
-    );
+    )
+    .expect_status(0)
+    .expect_stdout_like(&format!("ok: `production` unlocked (was: tester on {host} (pid {pid}) has held it for [..] (reason: deploy.rhai), run deployments/<date>-deploy); recorded in etcd at {url}, under `breakglass/log/production/`\n"))
+    .expect_stderr_exact("");
     std::thread::sleep(Duration::from_millis(1000));
     std::fs::write(a.path().join("go"), "").unwrap();
-    let r = finish(c);
-    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
-    assert!(!a.path().join("second").exists());
+    c.finish()
+        .expect_status(1)
+        .expect_stdout_like("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n$ touch started; while [ ! -e go ]; do sleep 0.05; done\n$ touch second\n⚠ the lock on `production` was lost: its lease [..] ran out in etcd (or was revoked): the lock key went with it\n  waiting for the lock store (up to 2.0s) …\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md, post-mortem.md\n")
+        .expect_stderr_like("error: the lock on `production` was lost while this run held it: its lease [..] ran out in etcd (or was revoked): the lock key went with it\n  this run stopped before its next step and rolled nothing back (another run may own `production` now); its undo steps stand in rollback-plan.md: run them with `runbook rollback` once you know what the other run did\n");
     assert!(
-        r.stderr.contains("was lost while this run held it"),
-        "{}",
-        r.stderr
+        !a.path().join("second").exists(),
+        "a step ran without the lock"
     );
     let log = etcd_keys(url, "breakglass/log/production/");
     assert!(
@@ -777,30 +692,30 @@ fn unlock_and_take_over_work_on_etcd_and_are_recorded_in_the_store_and_the_journ
     );
     // A holder killed on this host: its lock is stale at once, and taken over only when asked.
     std::fs::remove_file(a.path().join("go")).unwrap();
-    let mut c = spawn(&a, &[]);
+    let c = a.another().spawn();
     let pid = c.id();
     let _ = std::fs::remove_file(a.path().join("started"));
     wait_for_file(&a.path().join("started"), "the holder's start");
-    c.kill().unwrap();
-    c.wait().unwrap();
-    let refused = run(&b, &[]);
-    assert_eq!(refused.code, 2);
-    assert!(
-        refused.stderr.contains(&format!(
-            "error: `production` has a stale lock (its process {pid} is gone)"
-        )),
-        "{}",
-        refused.stderr
-    );
-    let took = run(&b, &["deploy.rhai", "--take-over", "its runner was killed"]);
-    assert_eq!(took.code, 0, "{}{}", took.stdout, took.stderr);
+    c.kill();
+    b.another()
+        .run()
+        .expect_status(2)
+        .expect_stdout_exact("")
+        .expect_stderr_like(&format!("error: `production` has a stale lock (its process {pid} is gone): tester on {host} (pid {pid}) has held it for [..] (reason: deploy.rhai), run deployments/<date>-deploy-2\n  help: take it over with `--take-over \"why it is safe\"` (recorded in the journal)\n"));
+    in_dir(&b, &["deploy.rhai", "--take-over", "its runner was killed"])
+        .expect_status(0)
+        .expect_stdout_exact("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n$ touch done\n✅ Run completed.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md\n")
+        .expect_stderr_like(&format!("warning: took over the stale lock of `production`: tester on {host} (pid {pid}) has held it for [..] (reason: deploy.rhai), run deployments/<date>-deploy-2\n"));
     let t = records(b.path(), "lock.takeover");
-    assert_eq!(t.len(), 1);
-    assert_eq!(t[0]["previous"]["pid"], pid);
-    assert!(t[0]["reason"]
-        .as_str()
-        .unwrap()
-        .starts_with("its runner was killed (stale: its process"));
+    assert_eq!(t.len(), 1, "{t:?}");
+    assert_eq!(t[0]["previous"]["pid"], pid, "{t:?}");
+    assert!(
+        t[0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("its runner was killed (stale: its process"),
+        "{t:?}"
+    );
     let log = etcd_keys(url, "breakglass/log/production/");
     assert!(
         log.iter()
@@ -868,14 +783,11 @@ fn the_kubernetes_lease_backend_runs_the_exact_kubectl_commands() {
     // A recording kubectl proves the commands and manifests, not contention (the API server's
     // AlreadyExists and Conflict answers are what make it safe; see docs/configuration.md).
     let t = kube_runner("sh(\"touch done\");\n");
-    let mut cmd = t.command();
-    let out = cmd.output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    t.another()
+        .run()
+        .expect_status(0)
+        .expect_stdout_exact("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n$ touch done\n✅ Run completed.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md\n")
+        .expect_stderr_exact("");
     let log = std::fs::read_to_string(t.path().join("bin/kubectl.log")).unwrap();
     assert_eq!(
         log,
@@ -892,11 +804,19 @@ fn the_kubernetes_lease_backend_runs_the_exact_kubectl_commands() {
     assert_eq!(m[0]["kind"], "Lease");
     assert_eq!(m[0]["metadata"]["name"], "runbook-lock-production");
     assert_eq!(m[0]["metadata"]["namespace"], "deploys");
-    assert!(m[0]["metadata"].get("resourceVersion").is_none());
-    assert!(m[0]["spec"]["holderIdentity"]
-        .as_str()
-        .unwrap()
-        .starts_with(&who));
+    assert!(
+        m[0]["metadata"].get("resourceVersion").is_none(),
+        "{}",
+        m[0]
+    );
+    assert!(
+        m[0]["spec"]["holderIdentity"]
+            .as_str()
+            .unwrap()
+            .starts_with(&who),
+        "{}",
+        m[0]
+    );
     assert_eq!(m[0]["spec"]["leaseDurationSeconds"], 30);
     assert_eq!(m[0]["metadata"]["annotations"]["runbook.dev/ended"], "held");
     // The run directory, written as soon as it exists, over the version created.
@@ -907,13 +827,16 @@ fn the_kubernetes_lease_backend_runs_the_exact_kubectl_commands() {
             .unwrap(),
     )
     .unwrap();
-    assert!(holder["run_dir"]
-        .as_str()
-        .unwrap()
-        .starts_with("deployments/"));
+    assert!(
+        holder["run_dir"]
+            .as_str()
+            .unwrap()
+            .starts_with("deployments/"),
+        "{holder}"
+    );
     // Given back: no holder, the record kept, over the version last written.
     assert_eq!(m[2]["metadata"]["resourceVersion"], "2");
-    assert!(m[2]["spec"].get("holderIdentity").is_none());
+    assert!(m[2]["spec"].get("holderIdentity").is_none(), "{}", m[2]);
     assert_eq!(
         m[2]["metadata"]["annotations"]["runbook.dev/ended"],
         "released"
@@ -936,15 +859,11 @@ fn the_kubernetes_lease_backend_runs_the_exact_kubectl_commands() {
     std::fs::write(t.path().join("bin/lease.json"), live(&now)).unwrap();
     std::fs::write(t.path().join("bin/kubectl.log"), "").unwrap();
     std::fs::write(t.path().join("bin/manifests.log"), "").unwrap();
-    let out = t.command().output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains(
-            "error: `production` is locked by another deployment: ci on ci-runner-7 (pid 4242)"
-        ),
-        "{stderr}"
-    );
+    t.another()
+        .run()
+        .expect_status(2)
+        .expect_stdout_exact("")
+        .expect_stderr_like("error: `production` is locked by another deployment: ci on ci-runner-7 (pid 4242) has held it for [..] (reason: deploy.rhai 2.0), run deployments/<date>-checkout\n  help: wait for it, or if it is truly gone, `runbook unlock production --reason \"...\"`\n");
     assert_eq!(
         std::fs::read_to_string(t.path().join("bin/kubectl.log")).unwrap(),
         "kubectl -n deploys get lease runbook-lock-production -o json\n"
@@ -958,19 +877,21 @@ fn the_kubernetes_lease_backend_runs_the_exact_kubectl_commands() {
     )
     .unwrap();
     std::fs::write(t.path().join("bin/kubectl.log"), "").unwrap();
-    let out = t.command().output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    t.another()
+        .run()
+        .expect_status(0)
+        .expect_stdout_exact("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy-2\n$ touch done\n✅ Run completed.\n  artifacts in deployments/<date>-deploy-2: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md\n")
+        .expect_stderr_like("warning: the last holder of `production` let its lease run out without releasing it (it died, or lost the lock store): ci on ci-runner-7 (pid 4242) has held it for [..] (reason: deploy.rhai 2.0), run deployments/<date>-checkout\n");
     let m = manifests(&t);
     assert_eq!(m[0]["metadata"]["resourceVersion"], "77");
-    assert!(m[0]["metadata"]["annotations"]["runbook.dev/event"]
-        .as_str()
-        .unwrap()
-        .contains("\"event\":\"expired\""));
+    assert!(
+        m[0]["metadata"]["annotations"]["runbook.dev/event"]
+            .as_str()
+            .unwrap()
+            .contains("\"event\":\"expired\""),
+        "{}",
+        m[0]
+    );
     assert_eq!(
         std::fs::read_to_string(t.path().join("bin/kubectl.log")).unwrap(),
         "kubectl -n deploys get lease runbook-lock-production -o json\n\
@@ -988,7 +909,7 @@ fn the_kubernetes_lease_backend_runs_the_exact_kubectl_commands() {
     runs.sort();
     let text = std::fs::read_to_string(runs.last().unwrap().join("journal.jsonl")).unwrap();
     assert!(text.contains("\"type\":\"lock.expired\""), "{text}");
-    assert!(text.contains("ci-runner-7"));
+    assert!(text.contains("ci-runner-7"), "{text}");
 }
 
 /// Live control with the Kubernetes backend: `runbook control` leaves the request in a ConfigMap
@@ -1014,37 +935,29 @@ fn the_kubernetes_backend_carries_a_control_request_in_a_configmap() {
         std::env::var("PATH").unwrap()
     );
     let t = t.env("PATH", &path);
-    let running = t
-        .command()
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let running = t.another().spawn();
+    let host = host();
     wait_for_file(&t.path().join("started"), "the run's start");
-    let control = Command::new(support::BIN)
-        .args([
+    Test::new()
+        .in_dir(t.path())
+        .env("USER", "oncall")
+        .env("PATH", &path)
+        .args(&[
             "control",
             "production",
             "abort",
             "--reason",
             "seen in the dashboards",
         ])
-        .current_dir(t.path())
-        .env("NO_COLOR", "1")
-        .env("USER", "oncall")
-        .env("PATH", &path)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert_eq!(
-        control.status.code(),
-        Some(0),
-        "{}{}",
-        String::from_utf8_lossy(&control.stdout),
-        String::from_utf8_lossy(&control.stderr)
-    );
-    let done = finish(running);
-    assert_eq!(done.code, 3, "{}{}", done.stdout, done.stderr);
+        .run()
+        .expect_status(0)
+        .expect_stdout_exact(&format!("ok: asked the run of `production` to abort (by oncall@{host}: seen in the dashboards; run deployments/<date>-deploy); it acts at its next safe point and journals it\n"))
+        .expect_stderr_exact("");
+    running
+        .finish()
+        .expect_status(3)
+        .expect_stdout_exact(&format!("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n$ touch changed\n$ touch started\n⏹ aborted by oncall@{host}: seen in the dashboards: rolling back\n\n━━ Rollback ━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━\nRolling back: aborted by oncall@{host}: seen in the dashboards\n↩ undo (touch undone)\n  ✓ undo\nRollback complete: 1 step(s) undone.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md, post-mortem.md\n"))
+        .expect_stderr_exact("");
     assert!(t.path().join("undone").exists(), "rolled back");
     assert!(
         !t.path().join("finished").exists(),
@@ -1080,51 +993,26 @@ fn the_file_backend_follows_a_sigkilled_holder_after_its_lease() {
         .file("runbook.yaml", "lock:\n  lease: 2s\n")
         .file("deploy.rhai", "sh(\"touch started\");\nsleep(\"30s\");\n")
         .args(&["deploy.rhai"]);
-    let mut holder = t
-        .command()
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let holder = t.another().spawn();
+    let (host, pid) = (host(), holder.id());
     wait_for_file(&t.path().join("started"), "the holder's start");
-    holder.kill().unwrap();
+    holder.kill();
     let killed = Instant::now();
-    holder.wait().unwrap();
     std::fs::write(t.path().join("next.rhai"), "sh(\"touch next\");\n").unwrap();
-    let next = |t: &Test| {
-        Command::new(support::BIN)
-            .args(["next.rhai"])
-            .current_dir(t.path())
-            .env("NO_COLOR", "1")
-            .env("USER", "tester")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    };
-    let early = next(&t);
+    let early = in_dir(&t, &["next.rhai"]);
     if killed.elapsed() < Duration::from_millis(1500) {
-        assert_eq!(
-            early.status.code(),
-            Some(2),
-            "{}",
-            String::from_utf8_lossy(&early.stderr)
-        );
-        assert!(
-            String::from_utf8_lossy(&early.stderr).contains("has a stale lock (its process"),
-            "{}",
-            String::from_utf8_lossy(&early.stderr)
-        );
+        early
+            .expect_status(2)
+            .expect_stdout_exact("")
+            .expect_stderr_like(&format!("error: `production` has a stale lock (its process {pid} is gone): tester on {host} (pid {pid}) has held it for [..] (reason: deploy.rhai), run deployments/<date>-deploy\n  help: take it over with `--take-over \"why it is safe\"` (recorded in the journal)\n"));
     }
     // The lease is kept in whole seconds: up to one more than its length after the last renewal.
     std::thread::sleep(Duration::from_millis(3600).saturating_sub(killed.elapsed()));
-    let late = next(&t);
-    assert_eq!(
-        late.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&late.stderr)
-    );
-    assert!(t.path().join("next").exists());
+    in_dir(&t, &["next.rhai"])
+        .expect_status(0)
+        .expect_stdout_exact("▶ next.rhai — feature `next`\n  run directory: deployments/<date>-next\n$ touch next\n✅ Run completed.\n  artifacts in deployments/<date>-next: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md\n")
+        .expect_stderr_like(&format!("warning: the last holder of `production` let its lease run out without releasing it (it died, or lost the lock store): tester on {host} (pid {pid}) has held it for [..] (reason: deploy.rhai), run deployments/<date>-deploy\n"));
+    assert!(t.path().join("next").exists(), "the next run did not run");
     let expired = records(t.path(), "lock.expired");
     assert_eq!(expired.len(), 1, "{expired:?}");
 }

@@ -16,6 +16,8 @@ pub struct Test {
     env: Vec<(String, String)>,
     /// What the run reads on stdin (a pipe); none: stdin is /dev/null.
     stdin: Option<String>,
+    /// Where the run happens when not in `dir`: another test's directory (see `in_dir`).
+    cwd: Option<PathBuf>,
 }
 
 /// What a run of the binary did. The `expect_*` methods check it and, when a check fails, print
@@ -38,11 +40,31 @@ impl Test {
             args: Vec::new(),
             env: Vec::new(),
             stdin: None,
+            cwd: None,
+        }
+    }
+
+    /// Run in `dir` (another test's directory, which outlives this run) instead of this test's
+    /// own: a second process beside a live run, or another command in a runner's directory.
+    pub fn in_dir(mut self, dir: &Path) -> Test {
+        self.cwd = Some(dir.to_path_buf());
+        self
+    }
+
+    /// Another run of this test's command (its arguments and environment) in its directory,
+    /// which this test keeps: a second runner started again, a retry.
+    pub fn another(&self) -> Test {
+        Test {
+            dir: tempfile::tempdir().expect("temp dir"),
+            args: self.args.clone(),
+            env: self.env.clone(),
+            stdin: self.stdin.clone(),
+            cwd: Some(self.path().to_path_buf()),
         }
     }
 
     pub fn file(self, path: &str, text: &str) -> Test {
-        let p = self.dir.path().join(path);
+        let p = self.path().join(path);
         if let Some(parent) = p.parent() {
             std::fs::create_dir_all(parent).unwrap();
         }
@@ -54,7 +76,7 @@ impl Test {
     pub fn executable(self, path: &str, text: &str) -> Test {
         let t = self.file(path, text);
         std::fs::set_permissions(
-            t.dir.path().join(path),
+            t.path().join(path),
             std::os::unix::fs::PermissionsExt::from_mode(0o755),
         )
         .unwrap();
@@ -99,13 +121,13 @@ impl Test {
     }
 
     pub fn path(&self) -> &Path {
-        self.dir.path()
+        self.cwd.as_deref().unwrap_or(self.dir.path())
     }
 
     pub fn command(&self) -> Command {
         let mut cmd = Command::new(BIN);
         cmd.args(&self.args)
-            .current_dir(self.dir.path())
+            .current_dir(self.path())
             .env("NO_COLOR", "1")
             .env("USER", "tester")
             .stdin(Stdio::null());
@@ -135,7 +157,7 @@ impl Test {
         };
         format!(
             "(cd {} && {}){stdin}",
-            self.dir.path().display(),
+            self.path().display(),
             words.join(" ")
         )
     }
@@ -158,7 +180,7 @@ impl Test {
                 child.wait_with_output().expect("run runbook")
             }
         };
-        let dir = self.dir.path().to_path_buf();
+        let dir = self.path().to_path_buf();
         Output {
             command: self.command_line(),
             _temp: self.dir,
@@ -166,6 +188,78 @@ impl Test {
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
             dir,
+        }
+    }
+
+    /// Start the run in the background (a holder, a live run another process talks to);
+    /// `Running::finish` waits for its end and gives its `Output`.
+    pub fn spawn(self) -> Running {
+        let mut cmd = self.command();
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        if self.stdin.is_some() {
+            cmd.stdin(Stdio::piped());
+        }
+        let mut child = cmd.spawn().expect("run runbook");
+        if let Some(text) = &self.stdin {
+            let mut pipe = child.stdin.take().unwrap();
+            pipe.write_all(text.as_bytes()).expect("write stdin");
+        }
+        Running {
+            test: Some(self),
+            child: Some(child),
+        }
+    }
+}
+
+/// A run of the binary going on in the background (see `Test::spawn`). Killed when dropped
+/// unfinished (a test that failed before `finish`), so that no run is left waiting.
+pub struct Running {
+    test: Option<Test>,
+    child: Option<std::process::Child>,
+}
+
+impl Running {
+    /// The directory it runs in.
+    pub fn path(&self) -> &Path {
+        self.test.as_ref().unwrap().path()
+    }
+
+    /// Its process id.
+    pub fn id(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Whether it has ended (it is not waited for).
+    pub fn ended(&mut self) -> bool {
+        let child = self.child.as_mut().unwrap();
+        child.try_wait().expect("wait for runbook").is_some()
+    }
+
+    /// SIGKILL it (a runner that dies without a word) and wait for it to be gone.
+    pub fn kill(self) {
+        drop(self)
+    }
+
+    /// Wait for its end: what it did, as `Test::run` gives it.
+    pub fn finish(mut self) -> Output {
+        let (test, child) = (self.test.take().unwrap(), self.child.take().unwrap());
+        let out = child.wait_with_output().expect("run runbook");
+        Output {
+            command: format!("{} &", test.command_line()),
+            dir: test.path().to_path_buf(),
+            _temp: test.dir,
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 }
@@ -237,6 +331,8 @@ impl Output {
             args: Vec::new(),
             env: Vec::new(),
             stdin: None,
+            // The run's directory: its own, or the one it ran in (`in_dir`).
+            cwd: Some(self.dir),
         }
     }
 
