@@ -179,6 +179,17 @@ impl Session {
         self.stages.borrow().last().cloned()
     }
 
+    /// Before an effect: a run whose environment lock was lost does not act blind (another run
+    /// may own it now), and a live-control request (`runbook control`) is taken here. The gate
+    /// passes it first; a primitive that shows its effect before the gate (`sh`'s `$ command`)
+    /// passes it before showing, so nothing is shown that the run then does not do.
+    pub fn safe_point(&self) -> Result<(), GateError> {
+        if let Some((environment, loss)) = self.interrupt.lock_lost() {
+            self.lock_lost(environment, loss)?;
+        }
+        self.control_point()
+    }
+
     /// Pass one effect through the gate: intent, then the act (or the plan), then the result.
     /// The gate decides the mode (the run's dry-run, a resume's journal) and says which it took;
     /// a primitive never asks. A failure (acted now, or recorded) is `GateError::Failed`.
@@ -190,12 +201,7 @@ impl Session {
         planned: impl FnOnce() -> Value,
         act: impl FnOnce() -> Result<Value, Failure>,
     ) -> Result<Gated, GateError> {
-        // A run whose environment lock was lost does not act blind: another run may own it now.
-        if let Some((environment, loss)) = self.interrupt.lock_lost() {
-            self.lock_lost(environment, loss)?;
-        }
-        // Between effects is a safe point for live control (`runbook control`).
-        self.control_point()?;
+        self.safe_point()?;
         let mut intent = intent;
         if let (Value::Object(m), Some(stage)) = (&mut intent, self.current_stage()) {
             m.insert("stage".into(), Value::String(stage));

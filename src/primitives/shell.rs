@@ -104,6 +104,10 @@ fn sh(session: &Session, cmd: Dynamic, opts: &Map) -> RhaiResult<Map> {
             "timeout_ms": timeout.map(|t| t.as_millis() as u64),
             "attempt": attempt,
         });
+        // The lock and live control first: `$ command` is shown only when it is about to run.
+        if let Err(e) = session.safe_point() {
+            return Err(gate_error(session, e));
+        }
         session.say_styled(&format!("$ {shown}"), |ui, s| ui.cyan(s));
         let result = session.gate(
             "sh",
