@@ -103,11 +103,17 @@ pub(crate) fn conclude(
             (Outcome::RollbackFailed, reason)
         }
         Some(Stop::Interrupted) => interrupted(session, p),
+        // Rolled back by the runner itself (an abort, a resume's choice, a lost lock): it ends
+        // with the same last line as a rollback the script asked for.
         Some(Stop::ResumeRollback(reason)) => {
             let report = crate::unwind::rollback(session, &p.engine, &reason);
             if report.ok() {
+                session.shout(&ui.yellow(&ui.bold(&format!("↩ Rolled back: {reason}"))));
                 (Outcome::RolledBack, reason)
             } else {
+                session.shout(&ui.red(
+                    &ui.bold("✗ Rollback failed: see rollback-plan.md for what still stands"),
+                ));
                 (Outcome::RollbackFailed, reason)
             }
         }

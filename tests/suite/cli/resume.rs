@@ -135,6 +135,7 @@ fn resume_with_nobody_to_ask_rolls_back_by_default_and_refuses_a_changed_script(
              ━━ Rollback ━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━\n\
              Rolling back: the run died during sh `{step}`\n\
              ↩ undo 1 (echo u >> undone-1)\n  ✓ undo 1\nRollback complete: 1 step(s) undone.\n\
+             ↩ Rolled back: the run died during sh `{step}`\n\
              {ARTIFACTS}, post-mortem.md\n"
         ))
         .expect_stderr_like(&stale_lock_taken_over());
