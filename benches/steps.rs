@@ -9,7 +9,10 @@
 //! of other processes disturbs less than the wall time; and what one `fdatasync` of an appended
 //! line costs on the same file system, measured between the pairs: the journal syncs each
 //! intent before its effect acts, so `steps` syncs are a floor under runbook's time that depends
-//! on the disk (and on what else writes to it), not on runbook.
+//! on the disk (and on what else writes to it), not on runbook. And, interleaved with the same
+//! runs, a minimal durable runner (`minimal_runner`: append an intent, fdatasync it, start the
+//! command, wait, append its result; nothing else): the least any runner that keeps the
+//! journal's promise can take here, so a target below it is a target for the disk.
 //! Run with `cargo bench --bench steps`; `BENCH_RUNS=n` changes the number of runs per case,
 //! `BENCH_RUNBOOK=path` measures another build of runbook.
 
@@ -110,6 +113,48 @@ fn sync_latency(dir: &std::path::Path, n: usize) -> Vec<f64> {
     took
 }
 
+/// The least a runner can do per step and still keep the journal's promise (an effect's intent
+/// is on disk before the effect acts): append an intent line and `fdatasync` it, start the
+/// command as runbook starts it (its own process group, stdin null, output piped), wait for it,
+/// append its result line; one more sync at the end, as `run.end`. In this process: no startup,
+/// no script, nothing else. With `sync` off, the same without the syncs. Its time, in seconds.
+fn minimal_runner(dir: &std::path::Path, steps: usize, sync: bool) -> f64 {
+    use std::io::Write;
+    use std::os::unix::process::CommandExt;
+    let path = dir.join("minimal-runner.jsonl");
+    let mut journal = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .expect("open the minimal runner's journal");
+    let mut intent = vec![b'i'; 300];
+    intent.push(b'\n');
+    let mut result = vec![b'r'; 200];
+    result.push(b'\n');
+    let start = Instant::now();
+    for _ in 0..steps {
+        journal.write_all(&intent).expect("write an intent");
+        if sync {
+            journal.sync_data().expect("sync an intent");
+        }
+        let out = Command::new("/bin/true")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .output()
+            .expect("run /bin/true");
+        assert!(out.status.success());
+        journal.write_all(&result).expect("write a result");
+    }
+    if sync {
+        journal.sync_data().expect("sync the end");
+    }
+    let took = start.elapsed().as_secs_f64();
+    let _ = std::fs::remove_file(&path);
+    took
+}
+
 fn ms(v: &[f64], q: f64) -> f64 {
     quantile(v, q) * 1e3
 }
@@ -142,9 +187,12 @@ fn case(bin: &str, dir: &std::path::Path, steps: usize, busy: bool, runs: usize)
     let (mut r, mut b, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     let (mut rc, mut bc) = (Vec::new(), Vec::new());
     let mut syncs = Vec::new();
+    let (mut floor_synced, mut floor_unsynced) = (Vec::new(), Vec::new());
     for _ in 0..runs {
         let (tr, cr) = time_cpu(runbook());
         let (tb, cb) = time_cpu(bash());
+        floor_synced.push(minimal_runner(dir, steps, true));
+        floor_unsynced.push(minimal_runner(dir, steps, false));
         syncs.extend(sync_latency(dir, 5));
         let (tr, tb) = (tr.as_secs_f64(), tb.as_secs_f64());
         r.push(tr);
@@ -188,17 +236,30 @@ fn case(bin: &str, dir: &std::path::Path, steps: usize, busy: bool, runs: usize)
         (quantile(&r, 0.5) - floor) * 1e3,
         (quantile(&r, 0.5) - floor) / quantile(&b, 0.5)
     );
-    // What durability alone costs against bash: bash's time plus the syncs, with nothing else
-    // of runbook's. A target below this cannot be met on this disk without dropping the syncs.
-    let floor_ratio = (quantile(&b, 0.5) + floor) / quantile(&b, 0.5);
+    // What durability alone costs against bash, measured rather than estimated: the least a
+    // runner can do that syncs each intent before its command (`minimal_runner`). A target below
+    // it cannot be met on this machine without dropping the syncs.
+    let bash_median = quantile(&b, 0.5);
+    for (name, v) in [
+        ("minimal durable runner", &floor_synced),
+        ("the same, no syncs", &floor_unsynced),
+    ] {
+        println!(
+            "  {name:<23} median {:>8.2} ms   p10-p90 {:>8.2} - {:>8.2} ms   = {:.2}x bash{}",
+            ms(v, 0.5),
+            ms(v, 0.1),
+            ms(v, 0.9),
+            quantile(v, 0.5) / bash_median,
+            if name.starts_with("minimal") && quantile(v, 0.5) / bash_median > target {
+                format!("   (above the {target}x target: the target is below what durability costs here)")
+            } else {
+                String::new()
+            }
+        );
+    }
     println!(
-        "  floor: bash + the syncs alone = {:.2} ms = {floor_ratio:.2}x bash{}",
-        (quantile(&b, 0.5) + floor) * 1e3,
-        if floor_ratio > target {
-            format!("   (above the {target}x target: this disk alone misses it)")
-        } else {
-            String::new()
-        }
+        "  runbook / minimal durable runner {:.2}x   (runbook's own part: startup, script, records, output)",
+        quantile(&r, 0.5) / quantile(&floor_synced, 0.5)
     );
     ratio
 }
