@@ -574,7 +574,7 @@ fn config_fills_in_the_documented_defaults() {
         .script(show)
         .run();
     out.expect_status(0)
-        .expect_stdout_lines(&["deployments_dir: ./runs"]);
+        .expect_stdout_lines(&["deployments_dir: runs"]);
     let out = Test::new()
         .script(show)
         .args(&["--deployments-dir", "elsewhere"])
