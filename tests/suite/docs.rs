@@ -980,7 +980,7 @@ fn check_example(line: &str) -> Option<i32> {
         | "runbook control production promote --reason \"verified by hand\""
         | "runbook control production abort --reason \"support tickets spiking\"" => {
             let p = Place::empty();
-            let mut demo = Background(Some(std::process::Command::new(support::BIN)
+            let mut demo = support::Background::new(std::process::Command::new(support::BIN)
                 .args([
                     "demo", "--unattended", "--set", "monitoring.interval=500ms", "--set",
                     "monitoring.samples=3", "--set", "monitoring.min_requests=1", "--set",
@@ -993,7 +993,7 @@ fn check_example(line: &str) -> Option<i32> {
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
                 .spawn()
-                .unwrap()));
+                .unwrap());
             let records = |p: &Place| -> Vec<serde_json::Value> {
                 let Ok(entries) = std::fs::read_dir(p.path().join("deployments")) else {
                     return vec![];
@@ -1021,7 +1021,7 @@ fn check_example(line: &str) -> Option<i32> {
                 wait(&p, "the pause", &|r| r["done"] == "paused");
                 p.run("runbook control production resume").expect_code(0, "resume");
             }
-            let out = demo.0.take().unwrap().wait_with_output().unwrap();
+            let out = demo.take().wait_with_output().unwrap();
             let (code, done) = match action {
                 "pause" => (0, "paused"),
                 "resume" => (0, "ignored: the run was not paused"),
@@ -1765,17 +1765,4 @@ fn the_readme_names_every_example_and_only_those() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(named, present, "the README's examples against examples/");
-}
-
-/// A run left going in the background while an example acts on it: killed if the example's
-/// check fails first, so a failed test leaves no demo running.
-struct Background(Option<std::process::Child>);
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }

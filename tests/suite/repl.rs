@@ -168,35 +168,6 @@ fn greeting(journal: &str, deployment: Option<&str>, live: Option<&str>) -> Stri
 
 const RULE: &str = "━━ Rollback ━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━";
 
-/// A deployment left running while a REPL tries to act on it; killed when dropped, so a failed
-/// check does not leave it sleeping.
-struct Alive(std::process::Child);
-
-impl Alive {
-    /// `runbook deploy.rhai` in `t`'s directory, started and left running.
-    fn start(t: &Test) -> Alive {
-        Alive(
-            t.command()
-                .arg("deploy.rhai")
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .unwrap(),
-        )
-    }
-
-    fn stop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Alive {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 /// `runbook deploy.rhai` in `t`'s directory, run to its end before the REPL attaches.
 fn deployed(t: Test) -> Output {
     let out = t.args(&["deploy.rhai"]).run();
@@ -211,11 +182,11 @@ fn repl_refuses_to_roll_back_a_deployment_whose_run_is_alive() {
         "on_rollback(\"remove live.txt\", \"rm -f live.txt\");\nsh(\"touch live.txt\");\nlog(\"waiting\");\nsleep(\"60s\");\n",
     );
     // The deployment stays alive while the REPL tries: spawned, not the builder's run.
-    let mut deploy = Alive::start(&t);
+    let deploy = t.another().args(&["deploy.rhai"]).spawn();
     let root = t.path().to_path_buf();
     let dir = wait_for_run(&root, "waiting");
     let shown = dir.strip_prefix(&root).unwrap().display().to_string();
-    let pid = deploy.0.id();
+    let pid = deploy.id();
     for (call, journal) in [
         ("rollback()".to_string(), "repl"),
         (format!("undo_deployment(\"{shown}\", \"now\")"), "repl-2"),
@@ -236,7 +207,7 @@ fn repl_refuses_to_roll_back_a_deployment_whose_run_is_alive() {
         t = out.again();
     }
     // Once the run is gone, its undo steps are the REPL's to run.
-    deploy.stop();
+    deploy.kill();
     let out = piped(t, &["repl", "--deployment", &shown], "rollback()\n");
     out.expect_status(0)
         .expect_stdout_exact(&format!("\n{RULE}\nRolling back: rolled back from the REPL\n↩ remove live.txt (rm -f live.txt)\n  ✓ remove live.txt\nRollback complete: 1 step(s) undone.\n=> true\n"))
@@ -1402,11 +1373,11 @@ fn repl_refuses_emergency_changes_to_a_deployment_whose_run_is_alive() {
             "deploy.rhai",
             "on_rollback(\"nothing\", \"true\");\nlog(\"waiting\");\nsleep(\"60s\");\n",
         );
-    let deploy = Alive::start(&t);
+    let deploy = t.another().args(&["deploy.rhai"]).spawn();
     let root = t.path().to_path_buf();
     let dir = wait_for_run(&root, "waiting");
     let shown = dir.strip_prefix(&root).unwrap().display().to_string();
-    let pid = deploy.0.id();
+    let pid = deploy.id();
     let holder = format!(
         "tester on [..] (pid {pid}) has held it for [..] (reason: deploy.rhai), run {shown}"
     );

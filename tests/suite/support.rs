@@ -206,7 +206,7 @@ impl Test {
         }
         Running {
             test: Some(self),
-            child: Some(child),
+            child: Background::new(child),
         }
     }
 }
@@ -215,7 +215,7 @@ impl Test {
 /// unfinished (a test that failed before `finish`), so that no run is left waiting.
 pub struct Running {
     test: Option<Test>,
-    child: Option<std::process::Child>,
+    child: Background,
 }
 
 impl Running {
@@ -226,13 +226,16 @@ impl Running {
 
     /// Its process id.
     pub fn id(&self) -> u32 {
-        self.child.as_ref().unwrap().id()
+        self.child.get().id()
     }
 
     /// Whether it has ended (it is not waited for).
     pub fn ended(&mut self) -> bool {
-        let child = self.child.as_mut().unwrap();
-        child.try_wait().expect("wait for runbook").is_some()
+        self.child
+            .get_mut()
+            .try_wait()
+            .expect("wait for runbook")
+            .is_some()
     }
 
     /// SIGKILL it (a runner that dies without a word) and wait for it to be gone.
@@ -242,7 +245,7 @@ impl Running {
 
     /// Wait for its end: what it did, as `Test::run` gives it.
     pub fn finish(mut self) -> Output {
-        let (test, child) = (self.test.take().unwrap(), self.child.take().unwrap());
+        let (test, child) = (self.test.take().unwrap(), self.child.take());
         let out = child.wait_with_output().expect("run runbook");
         Output {
             command: format!("{} &", test.command_line()),
@@ -255,9 +258,32 @@ impl Running {
     }
 }
 
-impl Drop for Running {
+/// A process left going in the background while a test acts beside it: killed and waited for
+/// when dropped before it was taken back, so a test that fails first leaves nothing running.
+pub struct Background(Option<std::process::Child>);
+
+impl Background {
+    pub fn new(child: std::process::Child) -> Background {
+        Background(Some(child))
+    }
+
+    pub fn get(&self) -> &std::process::Child {
+        self.0.as_ref().expect("still in the background")
+    }
+
+    pub fn get_mut(&mut self) -> &mut std::process::Child {
+        self.0.as_mut().expect("still in the background")
+    }
+
+    /// Take it back, to wait for its end.
+    pub fn take(&mut self) -> std::process::Child {
+        self.0.take().expect("still in the background")
+    }
+}
+
+impl Drop for Background {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
+        if let Some(mut child) = self.0.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
