@@ -330,27 +330,27 @@ pub fn command() -> clap::Command {
     Cli::command()
 }
 
-/// Parse the command line. Help and version are returned as `Err` too: clap prints them.
-/// Options every command takes, and whether each takes a value.
-const GLOBAL_OPTIONS: &[(&str, bool)] = &[
-    ("--config", true),
-    ("--set", true),
-    ("--color", true),
-    ("--log-format", true),
-    ("--quiet", false),
-    ("-q", false),
-    ("--verbose", false),
-    ("-v", false),
-];
-
 /// `runbook --color never repl` as `runbook repl --color never`: global options written before
 /// a subcommand are moved after it, where the parser takes them (a runbook's own arguments
-/// would otherwise shut the subcommands out, and `repl` be looked for as a runbook).
+/// would otherwise shut the subcommands out, and `repl` be looked for as a runbook). The global
+/// options and the subcommands are the parser's own.
 fn globals_after_subcommand(args: Vec<OsString>) -> Vec<OsString> {
-    let subcommands: Vec<String> = Cli::command()
+    let cli = Cli::command();
+    let subcommands: Vec<&str> = cli
         .get_subcommands()
-        .flat_map(|c| {
-            std::iter::once(c.get_name().to_string()).chain(c.get_all_aliases().map(str::to_string))
+        .flat_map(|c| std::iter::once(c.get_name()).chain(c.get_all_aliases()))
+        .collect();
+    // Each global option's spellings (`--color`, `-q`), and whether it takes a value.
+    let globals: Vec<(String, bool)> = cli
+        .get_arguments()
+        .filter(|a| a.is_global_set())
+        .flat_map(|a| {
+            let takes_value = a.get_action().takes_values();
+            a.get_long()
+                .map(|l| format!("--{l}"))
+                .into_iter()
+                .chain(a.get_short().map(|c| format!("-{c}")))
+                .map(move |o| (o, takes_value))
         })
         .collect();
     let mut i = 1;
@@ -359,7 +359,7 @@ fn globals_after_subcommand(args: Vec<OsString>) -> Vec<OsString> {
             return args;
         };
         let name = a.split('=').next().unwrap_or(a);
-        match GLOBAL_OPTIONS.iter().find(|(o, _)| *o == name) {
+        match globals.iter().find(|(o, _)| o == name) {
             Some((_, takes_value)) => {
                 i += if *takes_value && !a.contains('=') {
                     2
@@ -367,7 +367,7 @@ fn globals_after_subcommand(args: Vec<OsString>) -> Vec<OsString> {
                     1
                 }
             }
-            None if i > 1 && subcommands.iter().any(|s| s == a) => {
+            None if i > 1 && subcommands.contains(&a) => {
                 let mut moved = vec![args[0].clone(), args[i].clone()];
                 moved.extend_from_slice(&args[1..i]);
                 moved.extend_from_slice(&args[i + 1..]);
@@ -379,6 +379,7 @@ fn globals_after_subcommand(args: Vec<OsString>) -> Vec<OsString> {
     args
 }
 
+/// Parse the command line. Help and version are returned as `Err` too: clap prints them.
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Common, Command), clap::Error> {
     let args = globals_after_subcommand(args.into_iter().collect());
     let cli = Cli::try_parse_from(args)?;
