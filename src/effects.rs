@@ -69,10 +69,19 @@ impl ReplayIndex {
         use std::collections::HashMap;
         let mut results: HashMap<u64, &crate::record::EffectResult> = HashMap::new();
         let mut children: HashMap<u64, (i32, Option<u64>)> = HashMap::new();
+        // An effect a resume found in flight is answered under a new number (rerun, skip or
+        // rollback, recorded by `resume.in_flight`): its old intent stays without a result, but
+        // is settled, and a resume of that resume must not meet it again. The choice settles
+        // the oldest intent still open when it is recorded.
+        let mut open: std::collections::VecDeque<u64> = Default::default();
+        let mut settled: std::collections::HashSet<u64> = Default::default();
         for e in entries {
             match &e.record {
+                Record::EffectIntent { effect, .. } => open.push_back(*effect),
+                Record::ResumeInFlight { .. } => settled.extend(open.pop_front()),
                 // The first result of an effect is its result.
                 Record::EffectResult(r) => {
+                    open.retain(|k| *k != r.effect);
                     results.entry(r.effect).or_insert(r);
                 }
                 // The last child recorded is the one that ran last.
@@ -82,25 +91,6 @@ impl ReplayIndex {
                     start,
                 } => {
                     children.insert(*effect, (*group, *start));
-                }
-                _ => {}
-            }
-        }
-        // An effect a resume found in flight is answered under a new number (rerun, skip or
-        // rollback, recorded by `resume.in_flight`): its old intent stays without a result, but
-        // is settled, and a resume of that resume must not meet it again. The choice settles
-        // the oldest intent still open when it is recorded.
-        let mut open: std::collections::VecDeque<u64> = Default::default();
-        let mut settled: std::collections::HashSet<u64> = Default::default();
-        for e in entries {
-            match &e.record {
-                Record::EffectIntent { effect, .. } if !results.contains_key(effect) => {
-                    open.push_back(*effect);
-                }
-                Record::ResumeInFlight { .. } => {
-                    if let Some(k) = open.pop_front() {
-                        settled.insert(k);
-                    }
                 }
                 _ => {}
             }
