@@ -81,7 +81,7 @@ pub(crate) fn conclude(
             reason,
             broken: false,
         }) => {
-            session.shout(&ui.yellow(&ui.bold(&format!("↩ Rolled back: {reason}"))));
+            say_rolled_back(session, &reason);
             (Outcome::RolledBack, reason)
         }
         Some(Stop::RolledBack {
@@ -97,9 +97,7 @@ pub(crate) fn conclude(
         Some(Stop::RolledBack {
             ok: false, reason, ..
         }) => {
-            session.shout(
-                &ui.red(&ui.bold("✗ Rollback failed: see rollback-plan.md for what still stands")),
-            );
+            say_rollback_failed(session);
             (Outcome::RollbackFailed, reason)
         }
         Some(Stop::Interrupted) => interrupted(session, p),
@@ -108,12 +106,10 @@ pub(crate) fn conclude(
         Some(Stop::ResumeRollback(reason)) => {
             let report = crate::unwind::rollback(session, &p.engine, &reason);
             if report.ok() {
-                session.shout(&ui.yellow(&ui.bold(&format!("↩ Rolled back: {reason}"))));
+                say_rolled_back(session, &reason);
                 (Outcome::RolledBack, reason)
             } else {
-                session.shout(&ui.red(
-                    &ui.bold("✗ Rollback failed: see rollback-plan.md for what still stands"),
-                ));
+                say_rollback_failed(session);
                 (Outcome::RollbackFailed, reason)
             }
         }
@@ -289,4 +285,17 @@ pub(crate) fn interrupted(session: &Session, p: &Prepared) -> (Outcome, String) 
         ));
     }
     (Outcome::Interrupted, "interrupted".into())
+}
+
+/// The last line of a run that rolled back cleanly, whoever asked for the rollback.
+fn say_rolled_back(session: &Session, reason: &str) {
+    let ui = &session.ui;
+    session.shout(&ui.yellow(&ui.bold(&format!("↩ Rolled back: {reason}"))));
+}
+
+/// The last line of a run whose rollback left something standing.
+fn say_rollback_failed(session: &Session) {
+    let ui = &session.ui;
+    session
+        .shout(&ui.red(&ui.bold("✗ Rollback failed: see rollback-plan.md for what still stands")));
 }
