@@ -179,6 +179,15 @@ impl Session {
         self.stages.borrow().last().cloned()
     }
 
+    /// Where this run's deployments are: as the command was told (`--deployments-dir`), else
+    /// the config's `deployments_dir`.
+    pub fn deployments_root(&self) -> PathBuf {
+        self.deployments_root
+            .borrow()
+            .clone()
+            .unwrap_or_else(|| crate::options::deployments_root(None, &self.config))
+    }
+
     /// Before an effect: a run whose environment lock was lost does not act blind (another run
     /// may own it now), and a live-control request (`runbook control`) is taken here. The gate
     /// passes it first; a primitive that shows its effect before the gate (`sh`'s `$ command`)

@@ -220,11 +220,7 @@ fn on_rollback(
 
 /// Run directories under the deployments directory, oldest first (dry-runs left out).
 pub fn deployments(session: &Session) -> Vec<std::path::PathBuf> {
-    let root = session
-        .deployments_root
-        .borrow()
-        .clone()
-        .unwrap_or_else(|| crate::options::deployments_root(None, &session.config));
+    let root = session.deployments_root();
     let mine = session.run_dir.borrow().clone();
     // A run that rolled another back (`runbook rollback`, the incident runbook, even one killed
     // before it got to its target) is not itself a deployment to roll back: after a killed

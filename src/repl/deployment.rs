@@ -149,7 +149,7 @@ fn live_lock(
         .unwrap_or_else(|| session.config.config.lock.environment.clone());
     let root = match dir {
         Some(d) => d.parent().unwrap_or(Path::new(".")).to_path_buf(),
-        None => crate::options::deployments_root(None, &session.config),
+        None => session.deployments_root(),
     };
     // The team's lock backend: with etcd or Kubernetes, a run on another machine counts too.
     let backend = crate::lock::open(&session.config.config, &root, session.rt.clone()).ok()?;

@@ -44,7 +44,7 @@ pub(super) fn open_incident(
             }
         }
     }
-    let root = crate::options::deployments_root(None, &session.config);
+    let root = session.deployments_root();
     let (id, dir) = crate::incident::claim(&root).map_err(crate::primitives::fail)?;
     let opened = crate::journal::now_rfc3339();
     session.record(Record::IncidentOpen {

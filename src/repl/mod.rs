@@ -78,22 +78,9 @@ fn latest_deployment(root: &Path) -> Option<PathBuf> {
 
 pub fn run(common: &Common, opts: &ReplOptions, ui: &Ui) -> Result<i32, Error> {
     let mut loaded = crate::config::load(common.config_file.as_deref(), &common.sets)?;
-    if let Some(dir) = &opts.deployments_dir {
-        // Everything the session finds or writes (the newest deployment, locks, incident
-        // reports) is under it. The flag is read from the working directory, the config's
-        // `deployments_dir` from the config's: made absolute only where the two differ, so runs
-        // are named as the other commands name them.
-        let here = dir.is_absolute() || loaded.base_dir() == std::path::Path::new(".");
-        let given = if here {
-            dir.clone()
-        } else {
-            std::env::current_dir()
-                .map(|cwd| cwd.join(dir))
-                .unwrap_or_else(|_| dir.clone())
-        };
-        loaded.config.deployments_dir = Some(given);
-    }
-    let root = crate::options::deployments_root(None, &loaded);
+    // Everything the session finds or writes (the newest deployment, locks, incident reports)
+    // is under it.
+    let root = crate::options::deployments_root(opts.deployments_dir.as_deref(), &loaded);
     let attached = match (&opts.deployment, opts.last) {
         (Some(d), _) => {
             if !d.join(crate::journal::FILE_NAME).is_file() {
@@ -145,11 +132,8 @@ pub fn run(common: &Common, opts: &ReplOptions, ui: &Ui) -> Result<i32, Error> {
             }
             sets.push(format!("kubernetes.live_colour={c}"));
         }
-        // Applied to the config loaded above (the file is read once); `--deployments-dir` was
-        // set on the config alone, so it is kept across.
-        let deployments_dir = loaded.config.deployments_dir.clone();
+        // Applied to the config loaded above (the file is read once).
         loaded = loaded.with_sets(&sets)?;
-        loaded.config.deployments_dir = deployments_dir;
     }
     let Built {
         session,
@@ -165,6 +149,7 @@ pub fn run(common: &Common, opts: &ReplOptions, ui: &Ui) -> Result<i32, Error> {
         PathBuf::from("."),
         false,
     )?;
+    *session.deployments_root.borrow_mut() = Some(root.clone());
     let dir = crate::runner::start_journal(&session, &root, false)?;
     session.record(Record::RunStart(crate::record::RunStart {
         script: SOURCE.to_string(),
