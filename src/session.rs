@@ -1047,26 +1047,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(crate::journal::FILE_NAME);
         let mut j = Journal::create(&path, Default::default()).unwrap();
-        let intent = |effect: u64, name: &str| Record::EffectIntent {
-            effect,
-            kind: "sh".into(),
-            name: name.into(),
-            intent: json!({}),
-            dry_run: false,
-        };
-        j.append(&intent(1, "a")).unwrap();
-        j.append(&Record::EffectResult(crate::record::EffectResult {
-            effect: 1,
-            kind: "sh".into(),
-            name: "a".into(),
-            ok: true,
-            ms: Some(1),
-            result: json!({ "code": 0 }),
-            error: None,
-            dry_run: Some(false),
-        }))
-        .unwrap();
-        j.append(&intent(2, "b")).unwrap();
+        j.append(&intent_record(1, "a")).unwrap();
+        j.append(&ok_result(1, "a")).unwrap();
+        j.append(&intent_record(2, "b")).unwrap();
         j.append(&Record::EffectChild {
             effect: 2,
             group: 4242,
@@ -1123,6 +1106,31 @@ mod tests {
         list.iter().map(|(n, s)| (*n, s.to_string())).collect()
     }
 
+    /// An `sh` effect's intent, as the journal holds it.
+    fn intent_record(effect: u64, name: &str) -> Record {
+        Record::EffectIntent {
+            effect,
+            kind: "sh".into(),
+            name: name.into(),
+            intent: json!({}),
+            dry_run: false,
+        }
+    }
+
+    /// Its result: done, exit code 0.
+    fn ok_result(effect: u64, name: &str) -> Record {
+        Record::EffectResult(crate::record::EffectResult {
+            effect,
+            kind: "sh".into(),
+            name: name.into(),
+            ok: true,
+            ms: Some(1),
+            result: json!({ "code": 0 }),
+            error: None,
+            dry_run: Some(false),
+        })
+    }
+
     /// Announce `sh name` and die before its result: the effect in flight.
     fn die_during(s: &Session, name: &str) {
         let pending = s
@@ -1170,25 +1178,8 @@ mod tests {
         let path = gap.path().join(crate::journal::FILE_NAME);
         let mut j = Journal::create(&path, Default::default()).unwrap();
         for (effect, name) in [(2, "a"), (7, "b")] {
-            j.append(&Record::EffectIntent {
-                effect,
-                kind: "sh".into(),
-                name: name.into(),
-                intent: json!({}),
-                dry_run: false,
-            })
-            .unwrap();
-            j.append(&Record::EffectResult(crate::record::EffectResult {
-                effect,
-                kind: "sh".into(),
-                name: name.into(),
-                ok: true,
-                ms: Some(1),
-                result: json!({ "code": 0 }),
-                error: None,
-                dry_run: Some(false),
-            }))
-            .unwrap();
+            j.append(&intent_record(effect, name)).unwrap();
+            j.append(&ok_result(effect, name)).unwrap();
         }
         drop(j);
         let r = resumed(gap.path(), &rt, Default::default());
