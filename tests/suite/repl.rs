@@ -1150,22 +1150,9 @@ fn repl_a_whole_incident_against_a_real_nginx_and_prometheus() {
     let nginx = support::nginx_binary();
     let t = Test::new();
     let dir = t.path().to_path_buf();
-    let blue = support::start_app(dir.join("blue"));
-    let green = support::start_app(dir.join("green"));
-    let staging = support::start_app(dir.join("staging"));
-    std::fs::write(dir.join("blue/version"), "v1\n").unwrap();
-    let _nginx = support::Nginx::start(
-        &dir,
-        "shop",
-        &format!("upstream shop {{ server 127.0.0.1:{blue}; }}\n"),
-    );
-    let port = _nginx.port;
-    let front = format!("http://127.0.0.1:{port}/");
-    assert_eq!(
-        support::wait_for(&front, "v1"),
-        "v1",
-        "nginx serves blue before the deploy"
-    );
+    let shop = support::Shop::start(&dir);
+    let (blue, green, staging) = (shop.blue, shop.green, shop.staging);
+    let front = shop.front.clone();
 
     let exporter = support::Server::start(shop_metrics);
     let prometheus = support::Prometheus::start(std::slice::from_ref(&exporter.addr), "300ms");

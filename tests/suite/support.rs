@@ -865,6 +865,45 @@ impl Drop for Nginx {
     }
 }
 
+/// The example team's shop in `dir`: blue, green and staging instances (each serving its
+/// `version` file), blue at v1, and a real nginx in front sending everything to blue, checked
+/// serving v1 before anything is deployed.
+pub struct Shop {
+    pub blue: u16,
+    pub green: u16,
+    pub staging: u16,
+    pub nginx: Nginx,
+    /// nginx's address: `http://127.0.0.1:<port>/`.
+    pub front: String,
+}
+
+impl Shop {
+    pub fn start(dir: &Path) -> Shop {
+        let blue = start_app(dir.join("blue"));
+        let green = start_app(dir.join("green"));
+        let staging = start_app(dir.join("staging"));
+        std::fs::write(dir.join("blue/version"), "v1\n").unwrap();
+        let nginx = Nginx::start(
+            dir,
+            "shop",
+            &format!("upstream shop {{ server 127.0.0.1:{blue}; }}\n"),
+        );
+        let front = format!("http://127.0.0.1:{}/", nginx.port);
+        assert_eq!(
+            wait_for(&front, "v1"),
+            "v1",
+            "nginx serves blue before the deploy"
+        );
+        Shop {
+            blue,
+            green,
+            staging,
+            nginx,
+            front,
+        }
+    }
+}
+
 /// Fetch `url` until it answers `want` (trimmed) or 5 s pass; what it answered last.
 pub fn wait_for(url: &str, want: &str) -> String {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);

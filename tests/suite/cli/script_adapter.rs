@@ -8,22 +8,9 @@ fn script_adapter_blue_green_behind_a_real_nginx_then_rolled_back_from_the_journ
     let nginx = support::nginx_binary();
     let t = Test::new();
     let dir = t.path().to_path_buf();
-    let blue = support::start_app(dir.join("blue"));
-    let green = support::start_app(dir.join("green"));
-    let staging = support::start_app(dir.join("staging"));
-    std::fs::write(dir.join("blue/version"), "v1\n").unwrap();
-    let _server = support::Nginx::start(
-        &dir,
-        "shop",
-        &format!("upstream shop {{ server 127.0.0.1:{blue}; }}\n"),
-    );
-    let port = _server.port;
-    let front = format!("http://127.0.0.1:{port}/");
-    assert_eq!(
-        support::wait_for(&front, "v1"),
-        "v1",
-        "nginx serves blue before the deploy"
-    );
+    let shop = support::Shop::start(&dir);
+    let (blue, green, staging) = (shop.blue, shop.green, shop.staging);
+    let front = shop.front.clone();
 
     // The example team's own scripts and runbook (examples/blue-green-nginx): deploy writes the
     // version an instance serves, switch rewrites nginx's upstream and reloads it, the health
