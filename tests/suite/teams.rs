@@ -900,6 +900,62 @@ fn a_deploy_onto_the_colour_the_last_switch_made_live_is_refused() {
     assert!(calls.contains("CALL [switch] [blue]"), "{calls}");
 }
 
+/// A canary promoted to 100% made its colour live, as a blue-green switch does: the next deploy
+/// whose config still says blue is stopped before anything runs, and one that says green deploys
+/// to blue (found by the new-team trial: the canary's traffic records had no colour, and the next
+/// deploy went onto the live colour).
+#[test]
+fn a_canary_promoted_to_all_traffic_makes_its_colour_live_for_the_next_deploy() {
+    let prom = Server::start(support::prometheus_at_zero);
+    let config = |version: &str, current: &str, live: &str| {
+        format!(
+            "adapter: script\nversion: {version}\ncurrent_version: {current}\nscript:\n  deploy: ./rec.sh deploy {{env}} {{version}}\n  health: ./rec.sh health {{env}}\n  weight: ./rec.sh weight {{version}} {{percent}}\n  live_colour: {live}\n\
+             rollout:\n  steps: [100]\nmonitoring:\n  interval: 20ms\n  samples: 1\n  prometheus: {}\n  queries:\n    error_rate: 'vector(0)'\n",
+            prom.url("")
+        )
+    };
+    let deploy = ["deploy", "--answers", "answers.yaml", "--approve", "--yes"];
+    let out = Test::new()
+        .executable("rec.sh", RECORDER)
+        .file("runbook.yaml", &config("v2", "v1", "blue"))
+        .file(
+            "answers.yaml",
+            "strategy: canary\nprerequisites: yes\npre-deployment-checklist: yes\nstaging-deployment-successful-proceed-to-production: yes\n",
+        )
+        .args(&deploy)
+        .run();
+    out.expect_status(0);
+    let colours: Vec<serde_json::Value> = out
+        .records("traffic")
+        .iter()
+        .map(|r| r["colour"].clone())
+        .collect();
+    assert_eq!(
+        colours.last(),
+        Some(&serde_json::json!("green")),
+        "the last traffic record names the colour now live: {colours:?}"
+    );
+    let dir = out.dir.clone();
+    std::fs::write(dir.join("calls.log"), "").unwrap();
+
+    std::fs::write(dir.join("runbook.yaml"), config("v3", "v2", "blue")).unwrap();
+    let out = out.again().args(&deploy).run();
+    out.expect_status(2)
+        .expect_stdout_exact("")
+        .expect_stderr_like("error: invalid config at `script.live_colour`: `script.live_colour` is blue, but the last switch recorded made green live (deployments/<date>-deploy, at [..]): this deploy would go onto the colour everyone is served from. Set `script.live_colour: green` (or --set script.live_colour=green) after checking which colour serves now\n --> runbook.yaml\n  help: docs/configuration.md lists every key; `runbook init` writes a commented starter\n");
+    let calls = std::fs::read_to_string(dir.join("calls.log")).unwrap();
+    assert!(calls.is_empty(), "nothing may run: {calls}");
+
+    std::fs::write(dir.join("runbook.yaml"), config("v3", "v2", "green")).unwrap();
+    let out = out.again().args(&deploy).run();
+    out.expect_status(0);
+    let calls = std::fs::read_to_string(dir.join("calls.log")).unwrap();
+    assert!(
+        calls.contains("CALL [deploy] [production-blue] [v3]"),
+        "the canary goes to the idle colour, blue: {calls}"
+    );
+}
+
 /// The live colour is checked against the runs where this run's deployments are: under
 /// `--deployments-dir` when it is given, not under ./deployments.
 #[test]
