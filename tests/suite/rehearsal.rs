@@ -96,6 +96,28 @@ fn init_writes_two_rehearsals_that_pass_as_written() {
     );
 }
 
+/// The team then configures its monitoring as the docs recommend, a `requests` query among
+/// them: the starter rehearsals still pass, their worlds describing the traffic too (found by
+/// the new-team trial: they failed, "the world does not describe the metric `requests`").
+#[test]
+fn the_starter_rehearsals_pass_with_a_requests_query_configured() {
+    let out = Test::new().args(&["init"]).run();
+    out.expect_status(0);
+    let config = out.dir.join("runbook.yaml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("monitoring:\n  queries:\n    requests: sum(rate(http_requests_total[1m]))\n");
+    std::fs::write(&config, text).unwrap();
+    out.again()
+        .args(&["test"])
+        .run()
+        .expect_status(0)
+        .expect_stdout_like(
+            "✓ a bad release is rolled back in the first canary window (exit 3, [..])\n\
+             ✓ a good release is promoted through every canary step (exit 0, [..])\n\
+             2 scenario(s): 2 passed, 0 failed ([..])\n",
+        );
+}
+
 #[test]
 fn the_issue_example_is_rolled_back_and_its_artifacts_are_marked_simulated() {
     let out = Test::new()
