@@ -5,8 +5,7 @@ use crate::support;
 
 use crate::support::{pty, Output, Test};
 
-/// Wait for the prompt before typing, as a person would (keys typed before the line editor
-/// reads the next line are not kept).
+/// Wait for the prompt before typing, as a person would.
 fn prompt(p: &mut rexpect::session::PtySession) {
     p.exp_string("runbook> ").unwrap();
     std::thread::sleep(std::time::Duration::from_millis(200));
@@ -54,6 +53,59 @@ fn repl_after_a_prompt_every_command_typed_runs() {
     prompt(&mut p);
     p.send_line("5+5").unwrap();
     p.exp_string("=> 10").unwrap();
+    prompt(&mut p);
+    p.send_line(":quit").unwrap();
+    p.exp_eof().unwrap();
+}
+
+/// Keys typed ahead of a question (a fast typist, `tmux send-keys`) answer it in order, and the
+/// lines after run in turn: none is lost (found by the new-team trial: the answer and the lines
+/// after it were dropped, the session left waiting at the question).
+#[test]
+fn repl_keys_typed_ahead_answer_the_question_in_order_and_none_is_lost() {
+    let t = Test::new();
+    let mut p = pty(&t, &["repl"]);
+    prompt(&mut p);
+    p.send("let b = confirm(\"Again?\")\rn\rprint(`b=${b}`)\rsh(\"echo third\")\r")
+        .unwrap();
+    p.flush().unwrap();
+    p.exp_string("b=false").unwrap();
+    p.exp_string("third").unwrap();
+    prompt(&mut p);
+    p.send_line(":quit").unwrap();
+    p.exp_eof().unwrap();
+    let journal = repl_journal(t.path());
+    let inputs: Vec<String> = journal
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|r| r["type"] == "repl.input")
+        .map(|r| r["text"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(
+        inputs,
+        [
+            "let b = confirm(\"Again?\")",
+            "print(`b=${b}`)",
+            "sh(\"echo third\")",
+        ],
+        "{journal}"
+    );
+}
+
+/// Lines pasted at once (a bracketed paste) run one statement at a time, and a question one of
+/// them asks is answered at the terminal, never by a later line of the paste: the pasted `n`
+/// runs as a command after the person's `y`.
+#[test]
+fn repl_a_pasted_line_is_a_command_never_an_answer() {
+    let t = Test::new();
+    let mut p = pty(&t, &["repl"]);
+    prompt(&mut p);
+    p.send("\x1b[200~let b = confirm(\"Again?\")\rn\rprint(`b=${b}`)\x1b[201~\r")
+        .unwrap();
+    p.flush().unwrap();
+    answer(&mut p, "Again? (y/n):", "y");
+    p.exp_string("variable `n` is not defined").unwrap();
+    p.exp_string("b=true").unwrap();
     prompt(&mut p);
     p.send_line(":quit").unwrap();
     p.exp_eof().unwrap();
