@@ -22,11 +22,13 @@ use crate::ui::Ui;
 
 mod outcome;
 mod resume;
+mod rundir;
 
 pub use outcome::Outcome;
 use outcome::*;
 use resume::*;
 pub use resume::{resume, Resume};
+pub use rundir::{continue_journal, start_journal};
 
 /// Everything compiled and checked, nothing run yet.
 pub struct Prepared {
@@ -240,64 +242,7 @@ pub fn build(
     })
 }
 
-/// Point the session's gate at a fresh run directory under the deployments directory.
-pub fn start_journal(session: &Shared, root: &Path, dry_run: bool) -> Result<PathBuf, Error> {
-    let dir = make_run_dir(root, &session.feature, dry_run)?;
-    let redactor = session.effects.borrow().redactor().clone();
-    let journal = Journal::create(&dir.join(crate::journal::FILE_NAME), redactor.clone())?
-        .echo(session.ui.format == crate::ui::LogFormat::Json);
-    *session.effects.borrow_mut() = Effects::new(
-        journal,
-        Some(&dir.join(crate::artifacts::LOG)),
-        redactor,
-        dry_run,
-    )?;
-    *session.run_dir.borrow_mut() = Some(dir.clone());
-    Ok(dir)
-}
-
-/// Point the session's gate at an existing run directory, to go on with its journal in the mode
-/// it was started in (a dry-run stays a dry-run).
-pub fn continue_journal(session: &Shared, dir: &Path, dry_run: bool) -> Result<PathBuf, Error> {
-    let redactor = session.effects.borrow().redactor().clone();
-    let journal = Journal::append_to(&dir.join(crate::journal::FILE_NAME), redactor.clone())?
-        .echo(session.ui.format == crate::ui::LogFormat::Json);
-    *session.effects.borrow_mut() = Effects::new(
-        journal,
-        Some(&dir.join(crate::artifacts::LOG)),
-        redactor,
-        dry_run,
-    )?;
-    *session.run_dir.borrow_mut() = Some(dir.to_path_buf());
-    Ok(dir.to_path_buf())
-}
-
 use crate::options::deployments_root;
-
-/// A fresh directory `<deployments>/<date>-<feature>[-N]`.
-fn make_run_dir(root: &Path, feature: &str, dry_run: bool) -> Result<PathBuf, Error> {
-    let date = &crate::journal::now_rfc3339()[..10];
-    let mut base = format!("{date}-{}", crate::answers::slug(feature));
-    if dry_run {
-        base.push_str("-dry-run");
-    }
-    std::fs::create_dir_all(root)
-        .map_err(|e| Error::io("create deployments directory", root, e))?;
-    for n in 1.. {
-        let name = if n == 1 {
-            base.clone()
-        } else {
-            format!("{base}-{n}")
-        };
-        let dir = root.join(name);
-        match std::fs::create_dir(&dir) {
-            Ok(()) => return Ok(dir),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(Error::io("create run directory", &dir, e)),
-        }
-    }
-    unreachable!("an unbounded counter always finds a free name")
-}
 
 /// Config sections that may be given anew when a run is resumed, and are left out of the
 /// changed-input check.
