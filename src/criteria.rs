@@ -54,7 +54,11 @@ impl Criterion {
 /// The six criteria of the documented workflow, from `records` (a journal, possibly unfinished).
 pub fn evaluate(records: &[Value]) -> Vec<Criterion> {
     let entries: Vec<Entry> = records.iter().map(Entry::from_value).collect();
-    let records = entries.as_slice();
+    evaluate_entries(&entries)
+}
+
+/// `evaluate` over records already read typed.
+pub fn evaluate_entries(records: &[Entry]) -> Vec<Criterion> {
     let dry = records.iter().find_map(|e| match &e.record {
         Record::RunStart(s) => Some(s.dry_run),
         _ => None,

@@ -448,11 +448,12 @@ impl Record {
     /// Read one record from its JSON (the envelope is ignored): a known `type` with fields that
     /// fit becomes its variant, anything else `Other`. Never fails.
     pub fn from_value(v: &Value) -> Record {
-        match serde_json::from_value::<Record>(v.clone()) {
+        // From the borrowed value: no copy of the record to read it.
+        match <Record as Deserialize>::deserialize(v) {
             Ok(Record::RunStart(mut s)) => {
                 // A run's start carries its inputs at the top level, beside the common fields.
                 if s.run.is_none() && v.get("inputs").is_some() {
-                    s.run = serde_json::from_value(v.clone()).ok();
+                    s.run = Deserialize::deserialize(v).ok();
                 }
                 Record::RunStart(s)
             }

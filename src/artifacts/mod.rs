@@ -38,8 +38,7 @@ pub const SNAPSHOT: &str = "monitoring-snapshot.json";
 pub const HASH_LINE: &str = "- Journal: ";
 
 /// The line that pins the journal as it stood: its record count and the hash of its last record.
-fn evidence(journal: &Path) -> String {
-    let text = std::fs::read_to_string(journal).unwrap_or_default();
+fn evidence(text: &str) -> String {
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     let last = lines
         .last()
@@ -54,21 +53,26 @@ fn evidence(journal: &Path) -> String {
 /// Render every artifact the journal supports into `dir`.
 pub fn render(dir: &Path, redactor: &Redactor) -> Result<Vec<String>, Error> {
     let journal_path = dir.join(crate::journal::FILE_NAME);
-    let (records, _) = crate::journal::read(&journal_path)?;
-    let pin = evidence(&journal_path);
+    // Read once, typed once: every artifact is a view of the same records.
+    let text =
+        std::fs::read(&journal_path).map_err(|e| Error::io("read journal", &journal_path, e))?;
+    let text = String::from_utf8_lossy(&text);
+    let (records, _) = crate::journal::parse(&text, &journal_path)?;
+    let pin = evidence(&text);
     let typed = entries(&records);
+    drop(records);
     let (outcome, _) = outcome(&typed);
     let mut files: Vec<(&str, String)> = vec![
         (
             PLAN,
-            format!("{}\n\n## Evidence\n\n{pin}", plan(&records).trim_end()),
+            format!("{}\n\n## Evidence\n\n{pin}", plan(&typed).trim_end()),
         ),
-        (ROLLBACK_PLAN, rollback_plan(&records)),
+        (ROLLBACK_PLAN, rollback_plan(&typed)),
     ];
-    if let Some(c) = checklist(&records) {
+    if let Some(c) = checklist(&typed) {
         files.push((CHECKLIST, c));
     }
-    if let Some(m) = snapshot(&records) {
+    if let Some(m) = snapshot(&typed) {
         files.push((SNAPSHOT, m));
     }
     let dry = header(&typed).dry_run;
@@ -84,16 +88,13 @@ pub fn render(dir: &Path, redactor: &Redactor) -> Result<Vec<String>, Error> {
     {
         files.push((
             POST_MORTEM,
-            format!(
-                "{}\n\n## Evidence\n\n{pin}",
-                post_mortem(&records).trim_end()
-            ),
+            format!("{}\n\n## Evidence\n\n{pin}", post_mortem(&typed).trim_end()),
         ));
     }
     // A chart per judged metric, embedded in the plan and the post-mortem.
     let mut charts: Vec<(String, String, String)> = Vec::new();
     if !dry {
-        for series in crate::charts::series(&records) {
+        for series in crate::charts::series_of(&typed) {
             match crate::charts::svg(&series) {
                 Ok(svg) => charts.push((crate::charts::file_name(&series.name), series.label, svg)),
                 Err(e) => eprintln!(

@@ -6,16 +6,17 @@ use serde_json::Value;
 
 use crate::journal::Record;
 
+use crate::journal::Entry;
+
 use super::read::{
-    command_of, entries, header, intents, md_cell, outcome, result_text, results, s,
-    simulated_note, strategy, Intent,
+    command_of, header, intents, md_cell, outcome, result_text, results, s, simulated_note,
+    strategy, Intent,
 };
 
-pub fn plan(records: &[Value]) -> String {
-    let entries = entries(records);
-    let h = header(&entries);
-    let (outcome, _) = outcome(&entries);
-    let res = results(&entries);
+pub fn plan(entries: &[Entry]) -> String {
+    let h = header(entries);
+    let (outcome, _) = outcome(entries);
+    let res = results(entries);
     let mut out = String::new();
     let _ = writeln!(out, "# Deployment Plan - {}\n", h.feature);
     out.push_str(simulated_note(&h));
@@ -32,12 +33,12 @@ pub fn plan(records: &[Value]) -> String {
             "live"
         }
     );
-    let _ = writeln!(out, "- Strategy: {}", strategy(&entries));
+    let _ = writeln!(out, "- Strategy: {}", strategy(entries));
     let _ = writeln!(out, "- Outcome: {outcome}\n");
 
     if !h.dry_run {
         let _ = writeln!(out, "## Success criteria\n");
-        for c in crate::criteria::evaluate(records) {
+        for c in crate::criteria::evaluate_entries(entries) {
             let _ = writeln!(out, "- {}", c.line());
         }
         let _ = writeln!(out);
@@ -57,7 +58,7 @@ pub fn plan(records: &[Value]) -> String {
             _ => None,
         })
         .collect();
-    for e in &entries {
+    for e in entries {
         if let Record::StageStart { stage } = &e.record {
             let ended = ends.iter().any(|(seq, s)| s == stage && *seq > e.seq);
             if !ended {
@@ -74,7 +75,7 @@ pub fn plan(records: &[Value]) -> String {
     let _ = writeln!(out, "| Effect | Stage | Command | Result |");
     let _ = writeln!(out, "|---|---|---|---|");
     let mut any = false;
-    for i in intents(&entries).filter(|i| matches!(i.kind, "sh" | "undo")) {
+    for i in intents(entries).filter(|i| matches!(i.kind, "sh" | "undo")) {
         any = true;
         let e = i.effect;
         let _ = writeln!(
@@ -89,7 +90,7 @@ pub fn plan(records: &[Value]) -> String {
         let _ = writeln!(out, "| | | (no commands) | |");
     }
 
-    let others: Vec<Intent> = intents(&entries)
+    let others: Vec<Intent> = intents(entries)
         .filter(|i| matches!(i.kind, "check" | "check_all" | "notify"))
         .collect();
     if !others.is_empty() {
@@ -107,8 +108,7 @@ pub fn plan(records: &[Value]) -> String {
     out
 }
 
-pub fn checklist(records: &[Value]) -> Option<String> {
-    let entries = entries(records);
+pub fn checklist(entries: &[Entry]) -> Option<String> {
     let answered = |kind: &str| -> Vec<&Value> {
         entries
             .iter()
@@ -123,7 +123,7 @@ pub fn checklist(records: &[Value]) -> Option<String> {
     if lists.is_empty() && approvals.is_empty() {
         return None;
     }
-    let h = header(&entries);
+    let h = header(entries);
     let mut out = format!(
         "# Pre-deployment Checklist - {}\n\n{}",
         h.feature,

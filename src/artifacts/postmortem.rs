@@ -6,8 +6,10 @@ use serde_json::Value;
 
 use crate::journal::Record;
 
+use crate::journal::Entry;
+
 use super::read::{
-    command_of, entries, header, intents, md_cell, outcome, result_text, results, s, simulated_note,
+    command_of, header, intents, md_cell, outcome, result_text, results, s, simulated_note,
 };
 use super::story::{shown, story};
 
@@ -40,11 +42,10 @@ fn measurement_line(m: &Value) -> String {
     line
 }
 
-pub fn post_mortem(records: &[Value]) -> String {
-    let entries = entries(records);
-    let h = header(&entries);
-    let (outcome, error) = outcome(&entries);
-    let res = results(&entries);
+pub fn post_mortem(entries: &[Entry]) -> String {
+    let h = header(entries);
+    let (outcome, error) = outcome(entries);
+    let res = results(entries);
     let mut out = format!("# Post-mortem - {}\n\n{}", h.feature, simulated_note(&h));
     let _ = writeln!(out, "- Runbook: `{}`", h.script);
     let _ = writeln!(out, "- Started: {} by {} on {}", h.started, h.by, h.host);
@@ -52,7 +53,7 @@ pub fn post_mortem(records: &[Value]) -> String {
     if !error.is_empty() {
         let _ = writeln!(out, "- Error: {}", error.trim());
     }
-    let _ = writeln!(out, "\n{}", story(records).trim_end());
+    let _ = writeln!(out, "\n{}", story(entries).trim_end());
     let _ = writeln!(out, "\n## Timeline\n");
     for (e, i) in entries.iter().zip(
         // Each effect's intent, where the record is one.
@@ -192,7 +193,7 @@ mod tests {
 
     #[test]
     fn the_post_mortem_opens_with_the_story() {
-        let pm = post_mortem(&rolled_back_canary());
+        let pm = post_mortem(&crate::artifacts::read::entries(&rolled_back_canary()));
         let order: Vec<usize> = [
             "## What happened",
             "## Impact",

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use super::read::{entries, header, intents, result_text, results, s, simulated_note, Intent};
+use super::read::{header, intents, result_text, results, s, simulated_note, Intent};
 
 /// Undo steps still standing (registered, not discarded, not carried out), newest first.
 /// The undo steps `records` leave standing, last registered first.
@@ -16,12 +16,11 @@ pub fn standing_undos(records: &[Value]) -> Vec<crate::undo::Standing> {
     crate::undo::standing(&entries)
 }
 
-pub fn rollback_plan(records: &[Value]) -> String {
-    let entries = entries(records);
-    let h = header(&entries);
-    let res = results(&entries);
+pub fn rollback_plan(entries: &[crate::journal::Entry]) -> String {
+    let h = header(entries);
+    let res = results(entries);
     let mut out = format!("# Rollback Plan - {}\n\n{}", h.feature, simulated_note(&h));
-    let standing = crate::undo::standing(&entries);
+    let standing = crate::undo::standing(entries);
     let _ = writeln!(out, "## Undo steps standing\n");
     if standing.is_empty() {
         let _ = writeln!(out, "None: nothing this run did is waiting to be undone.\n");
@@ -51,7 +50,7 @@ pub fn rollback_plan(records: &[Value]) -> String {
         }
         out.push('\n');
     }
-    let done: Vec<Intent> = intents(&entries).filter(|i| i.kind == "undo").collect();
+    let done: Vec<Intent> = intents(entries).filter(|i| i.kind == "undo").collect();
     if !done.is_empty() {
         let _ = writeln!(out, "## Rollback carried out\n");
         for i in done {

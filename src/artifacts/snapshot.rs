@@ -4,11 +4,10 @@ use serde_json::Value;
 
 use crate::journal::{Entry, Record};
 
-use super::read::{entries, header, outcome};
+use super::read::{header, outcome};
 
 /// Every measurement and verdict of the run's monitoring, as the journal holds them.
-pub fn snapshot(records: &[Value]) -> Option<String> {
-    let entries = entries(records);
+pub fn snapshot(entries: &[crate::journal::Entry]) -> Option<String> {
     let stamp = |e: &Entry, v: &Value, stage: &Option<String>| {
         let mut v = v.clone();
         if let Value::Object(m) = &mut v {
@@ -19,7 +18,7 @@ pub fn snapshot(records: &[Value]) -> Option<String> {
     };
     let mut measurements = Vec::new();
     let mut verdicts = Vec::new();
-    for e in &entries {
+    for e in entries {
         match &e.record {
             Record::Measurement { measurement, stage } => {
                 measurements.push(stamp(e, measurement, stage))
@@ -31,11 +30,11 @@ pub fn snapshot(records: &[Value]) -> Option<String> {
     if measurements.is_empty() && verdicts.is_empty() {
         return None;
     }
-    let h = header(&entries);
+    let h = header(entries);
     let mut v = serde_json::json!({
         "feature": h.feature,
         "started": h.started,
-        "outcome": outcome(&entries).0,
+        "outcome": outcome(entries).0,
         "measurements": measurements,
         "verdicts": verdicts,
     });

@@ -10,9 +10,7 @@ use std::collections::HashMap;
 use crate::journal::{Entry, Record};
 use crate::record::EffectResult;
 
-use super::read::{
-    entries, header, intents, md_cell, outcome, result_text, results, s, strategy, Intent,
-};
+use super::read::{header, intents, md_cell, outcome, result_text, results, s, strategy, Intent};
 
 /// A duration for a person: "850 ms", "3.5 s", "2 min 5 s".
 fn span(ms: i64) -> String {
@@ -47,11 +45,10 @@ pub(super) fn shown(m: &Value) -> String {
 
 /// The opening of the post-mortem: what happened, impact, detection, response, and what is
 /// still standing, each read from the journal.
-pub(super) fn story(records: &[Value]) -> String {
-    let entries = entries(records);
-    let h = header(&entries);
-    let (outcome, error) = outcome(&entries);
-    let res = results(&entries);
+pub(super) fn story(entries: &[crate::journal::Entry]) -> String {
+    let h = header(entries);
+    let (outcome, error) = outcome(entries);
+    let res = results(entries);
     // Each effect's (last) result record, for its time.
     let res_at: HashMap<u64, &Entry> = entries
         .iter()
@@ -137,7 +134,7 @@ pub(super) fn story(records: &[Value]) -> String {
         } else {
             format!(" {version}")
         },
-        strategy(&entries),
+        strategy(entries),
         h.by,
         h.host
     );
@@ -407,7 +404,7 @@ pub(super) fn story(records: &[Value]) -> String {
     out.push('\n');
 
     let _ = writeln!(out, "## Still standing\n");
-    let standing = crate::undo::standing(&entries);
+    let standing = crate::undo::standing(entries);
     if standing.is_empty() {
         let _ = writeln!(
             out,
