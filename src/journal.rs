@@ -229,12 +229,13 @@ impl Journal {
             self.cut_back()?;
         }
         self.seq += 1;
-        let mut rec = Map::new();
+        // The envelope joins the record's own fields (a sorted map: the line is the same
+        // whichever goes in first).
+        let mut rec = fields;
         rec.insert("seq".into(), json!(self.seq));
         rec.insert("ts".into(), json!(now_rfc3339()));
         rec.insert("type".into(), json!(kind));
         rec.insert("prev".into(), json!(self.last_hash));
-        rec.extend(fields);
         if let Some(file) = &mut self.file {
             let line = self.redactor.redact(&Value::Object(rec).to_string());
             if self.echo {
