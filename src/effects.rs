@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::error::Error;
 use crate::journal::{Entry, Journal, Record};
+use crate::process::Started;
 use crate::secrets::Redactor;
 
 pub struct Effects {
@@ -68,7 +69,7 @@ impl ReplayIndex {
     pub fn build(entries: &[Entry]) -> ReplayIndex {
         use std::collections::HashMap;
         let mut results: HashMap<u64, &crate::record::EffectResult> = HashMap::new();
-        let mut children: HashMap<u64, (i32, Option<u64>)> = HashMap::new();
+        let mut children: HashMap<u64, (i32, Option<Started>)> = HashMap::new();
         // An effect a resume found in flight is answered under a new number (rerun, skip or
         // rollback, recorded by `resume.in_flight`): its old intent stays without a result, but
         // is settled, and a resume of that resume must not meet it again. The choice settles
@@ -89,8 +90,9 @@ impl ReplayIndex {
                     effect,
                     group,
                     start,
+                    start_by,
                 } => {
-                    children.insert(*effect, (*group, *start));
+                    children.insert(*effect, (*group, Started::recorded(*start, *start_by)));
                 }
                 _ => {}
             }
@@ -151,7 +153,7 @@ pub struct Pending {
     /// Resuming: this is the effect that was under way when the earlier process died.
     pub in_flight: bool,
     /// Resuming: the process group that effect started (and its leader's start time).
-    pub in_flight_child: Option<(i32, Option<u64>)>,
+    pub in_flight_child: Option<(i32, Option<Started>)>,
     /// Whether it changes anything outside (see `changes`).
     changes: bool,
 }
@@ -175,7 +177,7 @@ pub struct InFlight {
     pub name: String,
     pub started: String,
     /// The process group it started, if it was a command (and its leader's start time).
-    pub child: Option<(i32, Option<u64>)>,
+    pub child: Option<(i32, Option<Started>)>,
 }
 
 /// Why the journal could not be written, in words.

@@ -202,20 +202,62 @@ fn stat(pid: i32) -> Option<(char, i32, u64)> {
     Some((state, group, start))
 }
 
-/// When process `pid` started (clock ticks since boot), so a reused pid is not taken for it.
-pub fn start_ticks(pid: i32) -> Option<u64> {
+/// When process `pid` started (clock ticks since boot), as `/proc` says.
+#[cfg(test)]
+fn start_ticks(pid: i32) -> Option<u64> {
     stat(pid).map(|(_, _, start)| start)
 }
 
-/// Whether the process group `group`, whose leader started at `start`, still has a live member.
-/// A group id is not handed out again while the group has members; a leader pid reused by a
-/// newer process shows a different start time.
-pub fn group_alive(group: i32, start: Option<u64>) -> bool {
+/// The clock ticks since boot (`/proc/<pid>/stat`'s unit) a process started within: `from`..=`to`.
+/// A command's is read from the boot clock just before and just after it is spawned (the kernel
+/// stamps the child in between), rather than from its `/proc` entry, which is read only once the
+/// child has finished its `exec` (the read waits for it). An older journal's exact tick is a
+/// window of one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Started {
+    pub from: u64,
+    pub to: u64,
+}
+
+impl Started {
+    /// From an `effect.child` record's `start` and `start_by`.
+    pub fn recorded(start: Option<u64>, start_by: Option<u64>) -> Option<Started> {
+        start.map(|from| Started {
+            from,
+            to: start_by.unwrap_or(from).max(from),
+        })
+    }
+
+    fn holds(&self, ticks: u64) -> bool {
+        (self.from..=self.to).contains(&ticks)
+    }
+}
+
+/// The boot clock (`CLOCK_BOOTTIME`, the clock a process's start time is stamped with) in clock
+/// ticks, rounded down as `/proc` rounds.
+fn boot_ticks() -> Option<u64> {
+    // SAFETY: clock_gettime fills the timespec it is given; sysconf reads a constant.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    if unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) } != 0 {
+        return None;
+    }
+    let hz = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).ok()?;
+    if hz == 0 {
+        return None;
+    }
+    let ns = u64::try_from(ts.tv_sec).ok()? * 1_000_000_000 + u64::try_from(ts.tv_nsec).ok()?;
+    Some(ns / (1_000_000_000 / hz))
+}
+
+/// Whether the process group `group`, whose leader started within `start`, still has a live
+/// member. A group id is not handed out again while the group has members; a leader pid reused
+/// by a newer process shows a start time outside the window.
+pub fn group_alive(group: i32, start: Option<Started>) -> bool {
     if group <= 0 {
         return false;
     }
     if let (Some(want), Some((_, _, now))) = (start, stat(group)) {
-        if want != now {
+        if !want.holds(now) {
             return false;
         }
     }
@@ -263,7 +305,7 @@ impl Runner {
                 &interrupt,
                 false,
                 &mut |_: bool, _: &str| {},
-                &mut |_: i32| {},
+                &mut |_: i32, _: Option<Started>| {},
             )
         })
         .await
@@ -272,13 +314,13 @@ impl Runner {
 }
 
 /// Run `spec`, calling `on_line(is_stderr, line)` for each line of output as it arrives and
-/// `on_spawn(group)` once it started, with its process group. It is the command in the
+/// `on_spawn(group, started)` once it started, with its process group and when its leader started. It is the command in the
 /// foreground: Ctrl-C signals its group at once.
 pub fn run(
     spec: &Spec,
     interrupt: &Interrupt,
     on_line: &mut dyn FnMut(bool, &str),
-    on_spawn: &mut dyn FnMut(i32),
+    on_spawn: &mut dyn FnMut(i32, Option<Started>),
 ) -> std::io::Result<Outcome> {
     run_as(spec, interrupt, true, on_line, on_spawn)
 }
@@ -333,7 +375,7 @@ fn run_as(
     interrupt: &Interrupt,
     foreground: bool,
     on_line: &mut dyn FnMut(bool, &str),
-    on_spawn: &mut dyn FnMut(i32),
+    on_spawn: &mut dyn FnMut(i32, Option<Started>),
 ) -> std::io::Result<Outcome> {
     if REFUSE.load(std::sync::atomic::Ordering::SeqCst) {
         return Err(std::io::Error::new(
@@ -371,13 +413,21 @@ fn run_as(
         cmd.current_dir(dir);
     }
     let started = Instant::now();
+    // The kernel stamps the child's start between these two reads of its clock; one tick of
+    // margin each side for the coarser clock it may stamp with.
+    let before = boot_ticks();
     let mut child = cmd.spawn()?;
+    let after = boot_ticks();
+    let leader_started = before.zip(after).map(|(b, a)| Started {
+        from: b.saturating_sub(1),
+        to: a + 1,
+    });
     let group = child.id() as i32;
     let _foreground = Foreground(foreground.then_some(interrupt));
     if foreground {
         interrupt.set_child_group(group);
     }
-    on_spawn(group);
+    on_spawn(group, leader_started);
 
     let mut pipes: [Option<std::fs::File>; 2] = [
         child.stdout.take().map(|p| OwnedFd::from(p).into()),
@@ -584,7 +634,7 @@ mod tests {
         };
         let interrupt = Interrupt::default();
         refuse_spawning(true);
-        let got = run(&spec, &interrupt, &mut |_, _| {}, &mut |_| {});
+        let got = run(&spec, &interrupt, &mut |_, _| {}, &mut |_, _| {});
         refuse_spawning(false);
         let e = got.expect_err("refused");
         assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied);
@@ -594,6 +644,65 @@ mod tests {
             "{e}"
         );
         assert!(!marker.exists(), "the command ran");
+    }
+
+    fn sleeper(seconds: &str) -> Spec {
+        Spec {
+            program: Program::Argv(vec!["/bin/sleep".into(), seconds.into()]),
+            env: vec![],
+            cwd: None,
+            timeout: Some(Duration::from_secs(10)),
+            kill_grace: Duration::from_secs(1),
+            capture_limit: 1024,
+        }
+    }
+
+    /// The window read from the boot clock around a spawn holds the start time the kernel gives
+    /// the child in `/proc`, and a resume finds the group alive by it; a window that misses it
+    /// (a reused pid, started at another time) is not taken for the group.
+    #[test]
+    fn a_commands_start_is_within_the_window_read_around_its_spawn() {
+        let interrupt = Interrupt::default();
+        let mut seen = Vec::new();
+        for _ in 0..20 {
+            let mut on_spawn = |group: i32, started: Option<Started>| {
+                let window = started.expect("the boot clock is readable here");
+                let kernel = start_ticks(group).expect("the child is in /proc");
+                assert!(
+                    window.from <= kernel && kernel <= window.to,
+                    "the kernel's start {kernel} is outside {window:?}"
+                );
+                assert!(window.to - window.from <= 3, "a wide window: {window:?}");
+                assert!(group_alive(group, Some(window)), "alive, by its window");
+                let before = Started {
+                    from: 0,
+                    to: kernel - 1,
+                };
+                let after = Started {
+                    from: kernel + 1,
+                    to: kernel + 100,
+                };
+                assert!(!group_alive(group, Some(before)), "another start: not it");
+                assert!(!group_alive(group, Some(after)), "another start: not it");
+                seen.push(group);
+            };
+            run(&sleeper("0.02"), &interrupt, &mut |_, _| {}, &mut on_spawn).unwrap();
+        }
+        assert_eq!(seen.len(), 20);
+    }
+
+    /// A journal written before the window recorded the exact tick: a window of one.
+    #[test]
+    fn an_exact_start_from_an_older_journal_is_a_window_of_one() {
+        assert_eq!(
+            Started::recorded(Some(7), None),
+            Some(Started { from: 7, to: 7 })
+        );
+        assert_eq!(
+            Started::recorded(Some(7), Some(9)),
+            Some(Started { from: 7, to: 9 })
+        );
+        assert_eq!(Started::recorded(None, Some(9)), None);
     }
 
     #[test]

@@ -97,12 +97,16 @@ pub enum Record {
     #[serde(rename = "effect.result")]
     EffectResult(EffectResult),
     /// The process group (and its leader's start time) the effect under way started.
+    /// `start`..=`start_by`: the clock ticks since boot the leader started within (read from the
+    /// boot clock around the spawn); a journal without `start_by` recorded the exact tick.
     #[serde(rename = "effect.child")]
     EffectChild {
         effect: u64,
         group: i32,
         #[serde(default)]
         start: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        start_by: Option<u64>,
     },
     /// Resuming: the command in flight when the run died was still running.
     #[serde(rename = "resume.still_running")]

@@ -358,7 +358,11 @@ impl Session {
 
     /// Resuming at a command the earlier process died in, which outlived it: wait for it to end
     /// (or stop it, when answered so) before anything is run again, so two copies never run.
-    pub fn settle_in_flight_child(&self, group: i32, start: Option<u64>) -> Result<(), GateError> {
+    pub fn settle_in_flight_child(
+        &self,
+        group: i32,
+        start: Option<crate::process::Started>,
+    ) -> Result<(), GateError> {
         if !crate::process::group_alive(group, start) {
             return Ok(());
         }
@@ -1054,6 +1058,7 @@ mod tests {
             effect: 2,
             group: 4242,
             start: Some(7),
+            start_by: None,
         })
         .unwrap();
         let index = replay_from(dir.path());
@@ -1067,7 +1072,13 @@ mod tests {
             ["a"]
         );
         let f = index.in_flight.unwrap();
-        assert_eq!((f.name.as_str(), f.child), ("b", Some((4242, Some(7)))));
+        assert_eq!(
+            (f.name.as_str(), f.child),
+            (
+                "b",
+                Some((4242, Some(crate::process::Started { from: 7, to: 7 })))
+            )
+        );
     }
 
     /// A resume of the run in `dir`: its journal's completed effects queued, as `runbook resume`
@@ -1444,11 +1455,18 @@ mod tests {
             effect: rerun,
             group: 4242,
             start: Some(7),
+            start_by: None,
         });
         let index = replay_from(dir.path());
         assert_eq!(index.recorded.len(), 1);
         let f = index.in_flight.expect("the rerun is in flight");
-        assert_eq!((f.name.as_str(), f.child), ("b", Some((4242, Some(7)))));
+        assert_eq!(
+            (f.name.as_str(), f.child),
+            (
+                "b",
+                Some((4242, Some(crate::process::Started { from: 7, to: 7 })))
+            )
+        );
     }
 
     #[test]

@@ -251,7 +251,7 @@ enum Seen {
     Failed,
     /// Announced and never finished (or that journal is gone): it may or may not have happened;
     /// the process group its command started, if it did.
-    Unknown(Option<(i32, Option<u64>)>),
+    Unknown(Option<(i32, Option<crate::process::Started>)>),
     /// Never announced there: it did not happen.
     NotStarted,
 }
@@ -285,7 +285,10 @@ fn seen_in(by_run: &str, id: u64) -> Seen {
                 effect: n,
                 group,
                 start,
-            } if *n == effect => Some((*group, *start)),
+                start_by,
+            } if *n == effect => {
+                Some((*group, crate::process::Started::recorded(*start, *start_by)))
+            }
             _ => None,
         })),
     }

@@ -286,12 +286,13 @@ pub fn run_spec(session: &Session, spec: &Spec, quiet: bool) -> Result<Outcome, 
     };
     // Which process group the effect under way started: should this run die, a resume finds it
     // still running and waits for it (or stops it) before anything is run again.
-    let mut on_spawn = |group: i32| {
+    let mut on_spawn = |group: i32, started: Option<crate::process::Started>| {
         let effect = session.effects.borrow().current_effect();
         session.record(crate::journal::Record::EffectChild {
             effect,
             group,
-            start: crate::process::start_ticks(group),
+            start: started.map(|s| s.from),
+            start_by: started.map(|s| s.to),
         });
     };
     crate::process::run(spec, &session.interrupt, &mut on_line, &mut on_spawn)

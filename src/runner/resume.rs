@@ -163,7 +163,7 @@ pub struct Finishing {
     /// (effect number, undo id, effect name) of the undo that has an intent and no result.
     pub in_flight: Option<(u64, u64, String)>,
     /// The process group that undo's command started, if it did (and its leader's start time).
-    pub child: Option<(i32, Option<u64>)>,
+    pub child: Option<(i32, Option<crate::process::Started>)>,
 }
 
 /// Whether the journal's last rollback started and never ended, and what it left.
@@ -208,7 +208,10 @@ pub(crate) fn unfinished_rollback(entries: &[crate::journal::Entry]) -> Option<F
                 effect: n,
                 group,
                 start,
-            } if n == effect => Some((*group, *start)),
+                start_by,
+            } if n == effect => {
+                Some((*group, crate::process::Started::recorded(*start, *start_by)))
+            }
             _ => None,
         })
     });
