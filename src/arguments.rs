@@ -320,6 +320,8 @@ impl RunArgs {
             take_over: self.take_over,
             presets: Default::default(),
             simulation: None,
+            // `runbook run`: the process exits when the run returns.
+            ends_process: true,
         }
     }
 }

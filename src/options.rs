@@ -30,6 +30,10 @@ pub struct RunOptions {
     pub presets: std::collections::BTreeMap<String, String>,
     /// Rehearsed (`runbook test`): effects answered by a world, on the virtual clock.
     pub simulation: Option<Box<Simulation>>,
+    /// The process exits once this run returns (`runbook run` and `runbook resume` from the
+    /// command line, not the demo or a rehearsal, which go on): what the run built (engine,
+    /// session, runtime) is left for the exit to reclaim instead of taken apart piece by piece.
+    pub ends_process: bool,
 }
 
 /// What a rehearsed run is given instead of the outside: the world that answers its effects,

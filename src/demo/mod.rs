@@ -105,6 +105,8 @@ pub fn run(common: &Common, opts: &DemoOptions, ui: &Ui) -> Result<i32, Error> {
         take_over: None,
         presets,
         simulation: None,
+        // The demo measures the traffic after the run: the process goes on.
+        ends_process: false,
     };
     let code = crate::runner::run(&demo_common, &run, ui)?;
 

@@ -114,6 +114,8 @@ pub fn resume(
         take_over: None,
         presets: given.presets.clone(),
         simulation: None,
+        // `runbook resume`: the process exits when the run returns.
+        ends_process: true,
     };
     run_with(
         &common,
