@@ -122,3 +122,47 @@ fn a_torn_last_record_is_reported_by_verify_and_skipped_by_readers() {
         "{journal}"
     );
 }
+
+/// A run's process leaves its state to the exit (it is not taken apart): everything it wrote is
+/// whole when the process has ended. The journal ends with `run.end` and verifies, the log ends
+/// with the artifacts line, and the artifacts pin the journal's last record.
+#[test]
+fn everything_a_run_wrote_is_whole_when_its_process_has_ended() {
+    let out = Test::new()
+        .script("sh(\"echo one\");\nsh(\"echo two\");\n")
+        .run();
+    out.expect_status(0)
+        .expect_stderr_exact("")
+        .expect_stdout_exact("▶ deploy.rhai — feature `deploy`\n  run directory: deployments/<date>-deploy\n$ echo one\n  │ one\n$ echo two\n  │ two\n✅ Run completed.\n  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md\n");
+    let dir = out.run_dir();
+    let journal = std::fs::read_to_string(dir.join("journal.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(journal.lines().last().unwrap()).unwrap();
+    assert_eq!(last["type"], "run.end", "{journal}");
+    assert_eq!(last["outcome"], "completed", "{journal}");
+    let log = std::fs::read_to_string(dir.join("deployment-log.txt")).unwrap();
+    let tail: Vec<&str> = log
+        .lines()
+        .rev()
+        .take(2)
+        .map(|l| &l[l.find("] ").unwrap() + 2..])
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            "  artifacts in deployments/<date>-deploy: deployment-log.txt, journal.jsonl, deployment-plan.md, rollback-plan.md"
+                .replace("<date>-deploy", &dir.file_name().unwrap().to_string_lossy()),
+            "✅ Run completed.".to_string(),
+        ],
+        "{log}"
+    );
+    assert!(log.ends_with('\n'));
+    assert!(out
+        .artifact("rollback-plan.md")
+        .starts_with("# Rollback Plan - deploy"));
+    let d = dir.display().to_string();
+    out.again()
+        .args(&["verify", &d])
+        .run()
+        .expect_status(0)
+        .expect_stdout_lines(&["ok: deployment-plan.md pins the last record"]);
+}
