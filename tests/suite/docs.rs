@@ -1322,6 +1322,11 @@ fn flags_of(cli: &clap::Command, sub: Option<&str>) -> BTreeSet<String> {
         add(cli.find_subcommand(name).unwrap());
     }
     out.insert("--help".into());
+    // clap's own version flag, on the program (not its subcommands).
+    if sub.is_none() && cli.get_version().is_some() {
+        out.insert("--version".into());
+        out.insert("-V".into());
+    }
     out
 }
 
