@@ -15,10 +15,10 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         let _ = runbook::undo::standing(&entries);
         let _ = runbook::incident::live(&entries);
         let _ = runbook::artifacts::status(std::path::Path::new("d"), &records, None);
-        let _ = runbook::artifacts::plan(&records);
-        let _ = runbook::artifacts::rollback_plan(&records);
-        let _ = runbook::artifacts::post_mortem(&records);
-        let _ = runbook::artifacts::checklist(&records);
-        let _ = runbook::artifacts::snapshot(&records);
+        let _ = runbook::artifacts::plan(&entries);
+        let _ = runbook::artifacts::rollback_plan(&entries);
+        let _ = runbook::artifacts::post_mortem(&entries);
+        let _ = runbook::artifacts::checklist(&entries);
+        let _ = runbook::artifacts::snapshot(&entries);
     }
 });
