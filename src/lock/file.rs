@@ -413,10 +413,7 @@ mod tests {
             started: crate::journal::now_rfc3339(),
             expires,
             run_dir: "deployments/run".into(),
-            stage: None,
-            traffic: None,
-            verdict: None,
-            control: None,
+            ..Holder::default()
         }
     }
 

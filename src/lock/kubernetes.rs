@@ -332,17 +332,8 @@ impl Backend for KubeBackend {
         });
         let holder = record.unwrap_or_else(|| Holder {
             environment: environment.to_string(),
-            user: String::new(),
-            host: String::new(),
-            pid: 0,
-            reason: String::new(),
             started: crate::journal::now_rfc3339(),
-            expires: 0,
-            run_dir: String::new(),
-            stage: None,
-            traffic: None,
-            verdict: None,
-            control: None,
+            ..Holder::default()
         });
         let m = self.manifest(
             &holder,

@@ -26,7 +26,7 @@ use crate::record::Record;
 
 pub use file::{path_for, state};
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Holder {
     pub environment: String,
     pub user: String,
@@ -323,10 +323,7 @@ pub fn acquire(
         started: crate::journal::now_rfc3339(),
         expires: lease_end(lease),
         run_dir: run_dir.to_string(),
-        stage: None,
-        traffic: None,
-        verdict: None,
-        control: None,
+        ..Holder::default()
     };
     let got = backend.acquire(&holder, lease, take_over)?;
     let renewer = Renewer::start(got.tenure, holder.clone(), lease);
@@ -726,14 +723,7 @@ mod tests {
             user: "u".into(),
             host: "h".into(),
             pid: 1,
-            reason: String::new(),
-            started: String::new(),
-            expires: 0,
-            run_dir: String::new(),
-            stage: None,
-            traffic: None,
-            verdict: None,
-            control: None,
+            ..Holder::default()
         };
         let (tx, rx) = mpsc::channel();
         let p = Progress {
