@@ -65,6 +65,29 @@ pub struct ReplayIndex {
     pub next_effect: u64,
 }
 
+/// The process group an `effect.child` record names, and the start window of its leader, with
+/// the effect that started it.
+fn child(record: &Record) -> Option<(u64, (i32, Option<Started>))> {
+    match record {
+        Record::EffectChild {
+            effect,
+            group,
+            start,
+            start_by,
+        } => Some((*effect, (*group, Started::recorded(*start, *start_by)))),
+        _ => None,
+    }
+}
+
+/// The process group `effect` started last (and its leader's start window), as `entries` say.
+pub fn child_of(entries: &[Entry], effect: u64) -> Option<(i32, Option<Started>)> {
+    entries
+        .iter()
+        .rev()
+        .find_map(|e| child(&e.record).filter(|(n, _)| *n == effect))
+        .map(|(_, c)| c)
+}
+
 impl ReplayIndex {
     pub fn build(entries: &[Entry]) -> ReplayIndex {
         use std::collections::HashMap;
@@ -86,15 +109,11 @@ impl ReplayIndex {
                     results.entry(r.effect).or_insert(r);
                 }
                 // The last child recorded is the one that ran last.
-                Record::EffectChild {
-                    effect,
-                    group,
-                    start,
-                    start_by,
-                } => {
-                    children.insert(*effect, (*group, Started::recorded(*start, *start_by)));
+                r => {
+                    if let Some((effect, started)) = child(r) {
+                        children.insert(effect, started);
+                    }
                 }
-                _ => {}
             }
         }
         let mut index = ReplayIndex::default();

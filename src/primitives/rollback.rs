@@ -280,17 +280,7 @@ fn seen_in(by_run: &str, id: u64) -> Seen {
     match result {
         Some(r) if r.ok && r.dry_run != Some(true) => Seen::Done,
         Some(_) => Seen::Failed,
-        None => Seen::Unknown(entries.iter().rev().find_map(|e| match &e.record {
-            Record::EffectChild {
-                effect: n,
-                group,
-                start,
-                start_by,
-            } if *n == effect => {
-                Some((*group, crate::process::Started::recorded(*start, *start_by)))
-            }
-            _ => None,
-        })),
+        None => Seen::Unknown(crate::effects::child_of(&entries, effect)),
     }
 }
 

@@ -204,19 +204,9 @@ pub(crate) fn unfinished_rollback(entries: &[crate::journal::Entry]) -> Option<F
             _ => None,
         })
         .next_back();
-    let child = in_flight.as_ref().and_then(|(effect, _, _)| {
-        entries.iter().rev().find_map(|e| match &e.record {
-            Record::EffectChild {
-                effect: n,
-                group,
-                start,
-                start_by,
-            } if n == effect => {
-                Some((*group, crate::process::Started::recorded(*start, *start_by)))
-            }
-            _ => None,
-        })
-    });
+    let child = in_flight
+        .as_ref()
+        .and_then(|(effect, _, _)| crate::effects::child_of(entries, *effect));
     Some(Finishing {
         undos,
         in_flight,
