@@ -46,12 +46,6 @@ pub enum Mark {
     Promoted,
 }
 
-/// `series_of` the journal's records as read (JSON values).
-pub fn series(records: &[Value]) -> Vec<Series> {
-    let entries: Vec<Entry> = records.iter().map(Entry::from_value).collect();
-    series_of(&entries)
-}
-
 /// The series of every judged metric that has at least one measured value, in the order first
 /// measured.
 pub fn series_of(entries: &[Entry]) -> Vec<Series> {
@@ -291,6 +285,12 @@ pub fn file_name(metric: &str) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// `series_of` records as JSON values, typed as the journal's readers type them.
+    fn series(records: &[Value]) -> Vec<Series> {
+        let entries: Vec<Entry> = records.iter().map(Entry::from_value).collect();
+        series_of(&entries)
+    }
 
     fn at(second: u32, record: Value) -> Value {
         let mut v = record;

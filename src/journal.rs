@@ -292,11 +292,16 @@ impl Journal {
 /// Read every record of a journal. A torn last line (the process died mid-write) is skipped with
 /// a warning; a bad line anywhere else is an error that names it.
 pub fn read(path: &Path) -> Result<(Vec<Value>, Option<String>), Error> {
+    parse(&read_text(path)?, path)
+}
+
+/// A journal's text as it stands (bytes that are not UTF-8 replaced), for `parse`.
+pub fn read_text(path: &Path) -> Result<String, Error> {
     let file = File::open(path).map_err(|e| Error::io("read journal", path, e))?;
     let mut bytes = Vec::new();
     std::io::Read::read_to_end(&mut BufReader::new(file), &mut bytes)
         .map_err(|e| Error::io("read journal", path, e))?;
-    parse(&String::from_utf8_lossy(&bytes), path)
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// Every record of a journal, typed (see `read` for the torn last line).

@@ -314,8 +314,8 @@ impl Runner {
 }
 
 /// Run `spec`, calling `on_line(is_stderr, line)` for each line of output as it arrives and
-/// `on_spawn(group, started)` once it started, with its process group and when its leader started. It is the command in the
-/// foreground: Ctrl-C signals its group at once.
+/// `on_spawn(group, started)` once it started, with its process group and when its leader
+/// started. It is the command in the foreground: Ctrl-C signals its group at once.
 pub fn run(
     spec: &Spec,
     interrupt: &Interrupt,

@@ -54,13 +54,10 @@ fn evidence(text: &str) -> String {
 pub fn render(dir: &Path, redactor: &Redactor) -> Result<Vec<String>, Error> {
     let journal_path = dir.join(crate::journal::FILE_NAME);
     // Read once, typed once: every artifact is a view of the same records.
-    let text =
-        std::fs::read(&journal_path).map_err(|e| Error::io("read journal", &journal_path, e))?;
-    let text = String::from_utf8_lossy(&text);
+    let text = crate::journal::read_text(&journal_path)?;
     let (records, _) = crate::journal::parse(&text, &journal_path)?;
     let pin = evidence(&text);
     let typed = entries(&records);
-    drop(records);
     let (outcome, _) = outcome(&typed);
     let mut files: Vec<(&str, String)> = vec![
         (

@@ -4,9 +4,7 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use crate::journal::Record;
-
-use crate::journal::Entry;
+use crate::journal::{Entry, Record};
 
 use super::read::{
     command_of, header, intents, md_cell, outcome, result_text, results, s, simulated_note,

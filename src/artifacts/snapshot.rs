@@ -7,7 +7,7 @@ use crate::journal::{Entry, Record};
 use super::read::{header, outcome};
 
 /// Every measurement and verdict of the run's monitoring, as the journal holds them.
-pub fn snapshot(entries: &[crate::journal::Entry]) -> Option<String> {
+pub fn snapshot(entries: &[Entry]) -> Option<String> {
     let stamp = |e: &Entry, v: &Value, stage: &Option<String>| {
         let mut v = v.clone();
         if let Value::Object(m) = &mut v {

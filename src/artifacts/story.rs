@@ -45,7 +45,7 @@ pub(super) fn shown(m: &Value) -> String {
 
 /// The opening of the post-mortem: what happened, impact, detection, response, and what is
 /// still standing, each read from the journal.
-pub(super) fn story(entries: &[crate::journal::Entry]) -> String {
+pub(super) fn story(entries: &[Entry]) -> String {
     let h = header(entries);
     let (outcome, error) = outcome(entries);
     let res = results(entries);
