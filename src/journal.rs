@@ -301,7 +301,8 @@ pub fn read_text(path: &Path) -> Result<String, Error> {
     let mut bytes = Vec::new();
     std::io::Read::read_to_end(&mut BufReader::new(file), &mut bytes)
         .map_err(|e| Error::io("read journal", path, e))?;
-    Ok(String::from_utf8_lossy(&bytes).into_owned())
+    Ok(String::from_utf8(bytes)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
 }
 
 /// Every record of a journal, typed (see `read` for the torn last line).
