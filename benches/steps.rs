@@ -89,16 +89,21 @@ impl Drop for Spinner {
     }
 }
 
+/// `path` opened to append to, created if need be.
+fn open_append(path: &std::path::Path) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()))
+}
+
 /// Append a journal-sized line to a file in `dir` and `fdatasync` it, `n` times: the time of
 /// each, in seconds.
 fn sync_latency(dir: &std::path::Path, n: usize) -> Vec<f64> {
     use std::io::Write;
     let path = dir.join("sync-probe.jsonl");
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .expect("open the sync probe");
+    let mut f = open_append(&path);
     let mut line = vec![b'x'; 300];
     line.push(b'\n');
     let took = (0..n)
@@ -122,11 +127,7 @@ fn minimal_runner(dir: &std::path::Path, steps: usize, sync: bool) -> f64 {
     use std::io::Write;
     use std::os::unix::process::CommandExt;
     let path = dir.join("minimal-runner.jsonl");
-    let mut journal = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .expect("open the minimal runner's journal");
+    let mut journal = open_append(&path);
     let mut intent = vec![b'i'; 300];
     intent.push(b'\n');
     let mut result = vec![b'r'; 200];
