@@ -79,6 +79,8 @@ pub enum Error {
         kind: &'static str,
         env_var: String,
         example: String,
+        /// There was a terminal, and its input ended (Ctrl-D) before an answer was given.
+        input_ended: bool,
     },
     Declined {
         gate: String,
@@ -303,11 +305,14 @@ impl Error {
                 kind,
                 env_var,
                 example,
+                input_ended,
             } => {
-                head(
-                    &mut out,
-                    &format!("{kind} `{id}` needs an answer and there is no terminal to ask"),
-                );
+                let why = if *input_ended {
+                    "the terminal's input ended (Ctrl-D) before one was given"
+                } else {
+                    "there is no terminal to ask"
+                };
+                head(&mut out, &format!("{kind} `{id}` needs an answer and {why}"));
                 let _ = writeln!(out, "  question: {question}");
                 // A checklist item's id is `<list>.<item>`: in the answers file it is nested
                 // under its list (or the whole list answered at once).

@@ -125,6 +125,14 @@ fn ask<T: Clone>(
     if let Some((value, source)) = flag {
         return Ok(Answered { value, source });
     }
+    let unanswered = |input_ended| Error::PromptUnanswered {
+        id: id.to_string(),
+        question: question.to_string(),
+        kind,
+        env_var: answers::env_var_for(id),
+        example: example.to_string(),
+        input_ended,
+    };
     if !session.terminal.tty {
         if session.simulated() {
             // A checklist's items are answered under the checklist's id.
@@ -145,13 +153,7 @@ fn ask<T: Clone>(
             session.record(crate::journal::Record::SimulationMiss { why: why.clone() });
             *session.world_miss.borrow_mut() = Some(why);
         }
-        return Err(session.stop(Stop::Error(Error::PromptUnanswered {
-            id: id.to_string(),
-            question: question.to_string(),
-            kind,
-            env_var: answers::env_var_for(id),
-            example: example.to_string(),
-        })));
+        return Err(session.stop(Stop::Error(unanswered(false))));
     }
     loop {
         match session
@@ -159,15 +161,8 @@ fn ask<T: Clone>(
             .ask(&format!("{shown} "), &session.interrupt)
         {
             Err(_) => return Err(session.stop(Stop::Interrupted)),
-            Ok(None) => {
-                return Err(session.stop(Stop::Error(Error::PromptUnanswered {
-                    id: id.to_string(),
-                    question: question.to_string(),
-                    kind,
-                    env_var: answers::env_var_for(id),
-                    example: example.to_string(),
-                })))
-            }
+            // Ctrl-D: the terminal's input ended.
+            Ok(None) => return Err(session.stop(Stop::Error(unanswered(true)))),
             Ok(Some(line)) => match parse(&line) {
                 Ok(value) => {
                     return Ok(Answered {

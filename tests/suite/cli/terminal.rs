@@ -130,3 +130,23 @@ fn the_quickstart_example_runs_and_its_module_undo_rolls_back() {
     assert!(!out.dir.join("releases/production").exists());
     assert!(!out.dir.join("releases/staging").exists());
 }
+
+/// Ctrl-D at a question on a real terminal ends its input: the error says so, not that there is
+/// no terminal (found by a new team's trial).
+#[test]
+fn ctrl_d_at_a_question_says_the_terminals_input_ended() {
+    let t =
+        Test::new().script("let ok = confirm(\"Proceed to production?\");\nsh(\"touch never\");\n");
+    let mut p = pty(&t, &[]);
+    p.exp_string("Proceed to production? (y/n):").unwrap();
+    p.send_control('d').unwrap();
+    p.exp_string(
+        "error: confirmation `proceed-to-production` needs an answer and the terminal's input ended (Ctrl-D) before one was given",
+    )
+    .unwrap();
+    p.exp_string("  question: Proceed to production?").unwrap();
+    p.exp_eof().unwrap();
+    let status = p.process().wait().unwrap();
+    assert!(format!("{status:?}").ends_with(", 2)"), "{status:?}");
+    assert!(!t.path().join("never").exists());
+}
